@@ -1,0 +1,79 @@
+# ctxbench build. Portable code is compiled for baseline x86-64; files named *_avx512.c are compiled
+# with AVX-512 (+BF16) enabled and only called after a CPUID check (engines/kernels/cpu.c).
+#   make            build build/ctxbench
+#   make test       install missing packages, build and run the Criterion suite
+#   make demo       install missing packages, run the default workload end to end
+#   make bench      kernel and engine benchmarks (vs OpenBLAS and the measured machine peak)
+#   make asan       ASan + UBSan build of the tests, run
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+CFLAGS_COMMON = -std=c17 $(OPT) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -fno-math-errno \
+                -fno-strict-aliasing -MMD -MP $(SAN)
+AVX512_FLAGS  = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni -mfma -mf16c -mbmi2
+LDLIBS  = -fopenmp -ljansson -lsqlite3 -lpapi -lsde -lm -lpthread -ldl $(SAN)
+CRITERION_LIBS = -lcriterion
+BLAS_LIBS = -lopenblas
+
+ENGINE_SRC  = $(wildcard engines/*.c engines/*/*.c)
+HARNESS_SRC = $(filter-out harness/main.c,$(wildcard harness/*.c))
+LIB_SRC     = $(ENGINE_SRC) $(HARNESS_SRC)
+LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC    = $(wildcard tests/*.c)
+TEST_OBJ    = $(TEST_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC   = $(wildcard bench/*.c)
+BENCH_OBJ   = $(BENCH_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps test demo bench asan clean valgrind
+all: $(BUILD)/ctxbench
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(AVX512_FLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -c $< -o $@
+
+$(BUILD)/ctxbench: $(BUILD)/harness/main.o $(LIB_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+	@ln -sf $(BUILD)/ctxbench ctxbench 2>/dev/null || true
+
+$(BUILD)/ctxbench-tests: $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) -o $@ $^ $(CRITERION_LIBS) $(LDLIBS)
+
+$(BUILD)/ctxbench-bench: $(BENCH_OBJ) $(LIB_OBJ)
+	$(CC) -o $@ $^ $(BLAS_LIBS) $(LDLIBS)
+
+# The suite runs from the repo root (fixtures at tests/fixtures). CTXBENCH_BIN lets tests run the CLI.
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ctxbench $(BUILD)/ctxbench-tests
+	CTXBENCH_BIN=$(BUILD)/ctxbench $(BUILD)/ctxbench-tests $(TEST_ARGS)
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ctxbench
+	scripts/demo.sh $(BUILD)/ctxbench
+
+bench: deps
+	@$(MAKE) --no-print-directory OPT=-O3 BUILD=build-bench build-bench/ctxbench-bench build-bench/ctxbench
+	OPENBLAS_CORETYPE=SkylakeX build-bench/ctxbench-bench $(BENCH_ARGS)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    build-asan/ctxbench build-asan/ctxbench-tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    CTXBENCH_BIN=build-asan/ctxbench build-asan/ctxbench-tests $(TEST_ARGS)
+
+valgrind: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ctxbench
+	scripts/valgrind.sh $(BUILD)/ctxbench
+
+clean:
+	rm -rf build build-asan build-bench ctxbench
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,105 @@
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void cb_err_set(cb_err *err, const char *fmt, ...) {
+    if (!err) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+}
+
+static const struct { const char *name, *st; size_t size; } dtype_info[CB_DTYPE_COUNT] = {
+    [CB_F32] = { "f32", "F32", 4 },  [CB_F16] = { "f16", "F16", 2 },
+    [CB_BF16] = { "bf16", "BF16", 2 }, [CB_I32] = { "i32", "I32", 4 },
+    [CB_I64] = { "i64", "I64", 8 },  [CB_F8_E4M3] = { "fp8", "F8_E4M3", 1 },
+    [CB_I8] = { "int8", "I8", 1 },
+};
+
+size_t cb_dtype_size(cb_dtype t) { return (unsigned)t < CB_DTYPE_COUNT ? dtype_info[t].size : 0; }
+const char *cb_dtype_name(cb_dtype t) { return (unsigned)t < CB_DTYPE_COUNT ? dtype_info[t].name : "?"; }
+const char *cb_dtype_safetensors_name(cb_dtype t) {
+    return (unsigned)t < CB_DTYPE_COUNT ? dtype_info[t].st : "?";
+}
+
+int cb_dtype_parse(const char *s, cb_dtype *out) {
+    static const struct { const char *alias; cb_dtype t; } aliases[] = {
+        { "f32", CB_F32 },   { "fp32", CB_F32 },     { "float32", CB_F32 },  { "float", CB_F32 },
+        { "bf16", CB_BF16 }, { "bfloat16", CB_BF16 }, { "f16", CB_F16 },      { "fp16", CB_F16 },
+        { "float16", CB_F16 }, { "half", CB_F16 },    { "fp8", CB_F8_E4M3 }, { "f8_e4m3", CB_F8_E4M3 },
+        { "int8", CB_I8 },   { "i8", CB_I8 },         { "i32", CB_I32 },      { "i64", CB_I64 },
+    };
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcasecmp(s, aliases[i].alias) == 0) { *out = aliases[i].t; return 0; }
+    return -1;
+}
+
+float cb_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    union { uint32_t u; float f; } v;
+    if (exp == 0) { /* zero / subnormal */
+        float f = ldexpf((float)man, -24);
+        return sign ? -f : f;
+    }
+    if (exp == 31) v.u = sign | 0x7f800000u | (man << 13);
+    else v.u = sign | ((exp + 112) << 23) | (man << 13);
+    return v.f;
+}
+
+uint16_t cb_f32_to_f16(float f) {
+    union { uint32_t u; float f; } v = { .f = f };
+    uint32_t sign = (v.u >> 16) & 0x8000, a = v.u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00);
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* overflow -> inf (rounded) */
+    if (a < 0x38800000u) { /* subnormal or zero in f16: round x * 2^24 to nearest even */
+        float m = fabsf(f) * 16777216.0f;
+        return (uint16_t)(sign | (uint32_t)nearbyintf(m));
+    }
+    uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
+    return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+}
+
+float cb_load_f32(const void *data, cb_dtype t, size_t i) {
+    switch (t) {
+    case CB_F32: return ((const float *)data)[i];
+    case CB_BF16: return cb_bf16_to_f32(((const uint16_t *)data)[i]);
+    case CB_F16: return cb_f16_to_f32(((const uint16_t *)data)[i]);
+    case CB_I32: return (float)((const int32_t *)data)[i];
+    case CB_I64: return (float)((const int64_t *)data)[i];
+    case CB_I8: return (float)((const int8_t *)data)[i];
+    default: return NAN;
+    }
+}
+
+void *cb_alloc(size_t bytes, cb_err *err) {
+    void *p = NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0) rounded = 64;
+    if (posix_memalign(&p, 64, rounded) != 0) {
+        cb_err_set(err, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    return p;
+}
+
+void *cb_calloc(size_t bytes, cb_err *err) {
+    void *p = cb_alloc(bytes, err);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+void cb_free(void *p) { free(p); }
+
+double cb_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,3 @@
+#include "counters.h"
+
+cb_counters cb_ctr;

@@ -1,0 +1,63 @@
+/* Compute kernels shared by every engine. Each has a portable C reference twin (`*_ref`) that tests
+ * compare against; the public entry point dispatches at run time to the AVX-512 (or AVX512-BF16) code
+ * when CPUID reports it. CTXBENCH_KERNELS=portable|avx512|avx512bf16 forces a path (tests, benches).
+ *
+ * Determinism: every output element is produced by the same sequence of operations whatever the
+ * OpenMP thread count (reductions are never split across threads), so 1 and N threads agree. */
+#ifndef CB_KERNELS_H
+#define CB_KERNELS_H
+
+#include "../common.h"
+#include "../model/model.h"
+
+typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16 } cb_kpath;
+
+cb_kpath cb_kernels_path(void);           /* the path in use (CPUID, or the override) */
+cb_kpath cb_kernels_best_path(void);      /* what CPUID allows */
+int cb_kernels_set_path(cb_kpath p);      /* -1 if the CPU cannot run it */
+const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx512" | "avx512-bf16" */
+
+/* ---- GEMM: Y[M, N] (+)= X[M, K] · Wᵀ, W = cb_weight [N rows, K cols] in f32 / f16 / bf16 (fp32
+ * accumulation; weights widened exactly). ldx / ldy are row strides in elements. M = 1 is a GEMV;
+ * small M (decode batches) reads each weight row once for all M rows. OpenMP-parallel over N. */
+void cb_matmul(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate);
+void cb_matmul_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate);
+/* Fast mode: activations rounded to bf16, AVX512_BF16 dot products (vdpbf16ps), fp32 accumulation.
+ * Weights of any dtype are rounded to bf16 too. Falls back to the ref twin (same rounding) elsewhere. */
+void cb_matmul_bf16(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate);
+void cb_matmul_bf16_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate);
+/* Y[m, :] += bias (any dtype vector of length N). */
+void cb_add_bias(int M, float *Y, int64_t ldy, const cb_weight *bias);
+
+/* ---- Elementwise / row ops ---- */
+/* y[r, :] = x[r, :] / sqrt(mean(x²) + eps) * w   (fp32; y may alias x) */
+void cb_rmsnorm(int rows, int n, const float *x, int64_t ldx, const cb_weight *w, double eps, float *y, int64_t ldy);
+void cb_rmsnorm_ref(int rows, int n, const float *x, int64_t ldx, const cb_weight *w, double eps, float *y, int64_t ldy);
+/* out[i] = silu(gate[i]) * up[i] */
+void cb_silu_mul(int64_t n, const float *gate, const float *up, float *out);
+void cb_silu_mul_ref(int64_t n, const float *gate, const float *up, float *out);
+/* in-place softmax of n values */
+void cb_softmax(int n, float *x);
+void cb_softmax_ref(int n, float *x);
+/* y = x + a (residual add, n elements) */
+void cb_add(int64_t n, float *y, const float *a);
+
+/* ---- RoPE (rotate-half convention, pairs (i, i + rot/2) inside the first rot_dim dims of a head) ---- */
+/* inv_freq[rot_dim/2] in double, llama3 scaling applied when cfg->type == CB_ROPE_LLAMA3. */
+void cb_rope_inv_freq(const cb_rope *r, double *inv_freq);
+/* Rotate n_heads heads of head_dim (stride between heads head_dim) of one token at position pos. */
+void cb_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const double *inv_freq, int64_t pos);
+
+/* ---- Causal depthwise conv1d with carried state ----
+ * x [T, C] (row stride ldx), w [C, K], bias [C] or NULL, state [C, K-1] holding the previous K-1 inputs
+ * (oldest first) and updated to the last K-1 inputs. y[t, c] = bias + Σ_k w[c,k]·x̃[t-K+1+k, c]
+ * where x̃ is the input sequence prefixed by the state. No activation. y may not alias x. */
+void cb_conv1d_causal(int T, int C, int K, const float *x, int64_t ldx, const cb_weight *w, const cb_weight *bias,
+                      float *state, float *y, int64_t ldy);
+void cb_conv1d_causal_ref(int T, int C, int K, const float *x, int64_t ldx, const cb_weight *w,
+                          const cb_weight *bias, float *state, float *y, int64_t ldy);
+
+static inline float cb_silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
+static inline float cb_softplus(float x) { return x > 20.0f ? x : __builtin_log1pf(__builtin_expf(x)); }
+
+#endif

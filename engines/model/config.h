@@ -1,0 +1,73 @@
+/* config.json -> typed model description for model_type llama, mamba2 and bamba.
+ * One struct describes all three: a stack of layers, each with a sequence mixer (attention or
+ * Mamba2) and optionally an MLP. Engines read only this struct, never the JSON. */
+#ifndef CB_CONFIG_H
+#define CB_CONFIG_H
+
+#include "../common.h"
+
+typedef enum { CB_MT_LLAMA = 0, CB_MT_MAMBA2, CB_MT_BAMBA } cb_model_type;
+typedef enum { CB_ARCH_TRANSFORMER = 0, CB_ARCH_MAMBA2, CB_ARCH_HYBRID } cb_arch;
+typedef enum { CB_MIXER_ATTENTION = 0, CB_MIXER_MAMBA2 } cb_mixer_kind;
+typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3 } cb_rope_type;
+
+#define CB_MAX_LAYERS 256
+
+typedef struct {
+    cb_rope_type type;
+    double theta;        /* rope_theta (default 10000) */
+    int rot_dim;         /* rotated dims per head: head_dim, or head_dim * partial_rotary_factor */
+    /* llama3 scaling (type == CB_ROPE_LLAMA3) */
+    double factor, low_freq_factor, high_freq_factor;
+    int original_max_pos;
+} cb_rope;
+
+typedef struct {
+    cb_model_type model_type;
+    cb_arch arch;            /* transformer (no mamba layer), mamba2 (no attention layer), hybrid */
+    char model_type_str[16]; /* "llama" | "mamba2" | "bamba" */
+
+    int d_model;    /* hidden_size */
+    int n_layers;   /* num_hidden_layers */
+    int vocab;      /* vocab_size */
+    double eps;     /* rms_norm_eps / layer_norm_epsilon: all RMSNorms */
+    bool tie_embeddings;
+    cb_dtype weights_dtype; /* config "dtype"/"torch_dtype"; the checkpoint's tensors decide in the end */
+
+    cb_mixer_kind mixer[CB_MAX_LAYERS]; /* per layer */
+    bool has_mlp;                       /* llama, bamba: true; mamba2: false */
+    int n_attn_layers, n_mamba_layers;
+
+    /* attention (valid when n_attn_layers > 0) */
+    int n_heads, n_kv_heads, head_dim;
+    bool attn_bias; /* attention_bias: q,k,v,o biases */
+    cb_rope rope;
+
+    /* MLP (valid when has_mlp) */
+    int d_ff;       /* intermediate_size */
+    bool mlp_bias;
+
+    /* Mamba2 mixer (valid when n_mamba_layers > 0). d_inner = m_heads * m_head_dim. */
+    int m_heads, m_head_dim, m_state, m_groups, m_conv, m_chunk;
+    int m_d_inner, m_conv_dim;   /* conv_dim = d_inner + 2 * groups * state */
+    int m_in_proj_rows;          /* 2*d_inner + 2*groups*state + heads (without d_mlp extra rows) */
+    bool m_proj_bias;            /* in_proj / out_proj bias (use_bias / mamba_proj_bias) */
+    bool m_conv_bias;            /* use_conv_bias / mamba_conv_bias */
+    double m_dt_min, m_dt_max;   /* time_step_limit (0, inf) by default */
+} cb_config;
+
+/* Parse dir/config.json (or a path to a .json file). Errors name the file and key. */
+int cb_config_load(const char *path, cb_config *cfg, cb_err *err);
+/* Parse from a JSON text in memory; `origin` names it in errors. Accepts bare Infinity/NaN. */
+int cb_config_parse(const char *json_text, const char *origin, cb_config *cfg, cb_err *err);
+/* Check derived shapes are consistent (heads divide, groups divide heads, ...). Called by the parsers. */
+int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err);
+/* Write an HF-style config.json for this description (used by presets and tests). */
+int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err);
+
+const char *cb_arch_name(cb_arch a); /* "transformer" | "mamba2" | "hybrid" */
+
+/* Parameter count implied by the config (embeddings + lm_head unless tied). */
+int64_t cb_config_param_count(const cb_config *cfg);
+
+#endif

@@ -1,0 +1,72 @@
+/* A loaded model: config + weights bound to the shared layer structs by each model_type's naming.
+ * Weights stay in their storage dtype (mmapped checkpoint or preset buffers); kernels convert on the fly. */
+#ifndef CB_MODEL_H
+#define CB_MODEL_H
+
+#include "config.h"
+#include "safetensors.h"
+
+/* A weight matrix or vector: data in `dtype`, row-major; for matrices rows = out features, cols = in
+ * (PyTorch Linear layout). `scale` is non-NULL only for 8-bit formats (per-row fp32 scale). */
+typedef struct {
+    const void *data;
+    cb_dtype dtype;
+    int64_t rows, cols; /* vectors: rows = 1 */
+    const float *scale;
+} cb_weight;
+
+typedef struct {
+    cb_weight q, k, v, o;          /* q [H*hd, d], k/v [KV*hd, d], o [d, H*hd] */
+    cb_weight q_b, k_b, v_b, o_b;  /* biases (data NULL when absent) */
+} cb_attn_weights;
+
+typedef struct {
+    cb_weight in_proj;   /* [m_in_proj_rows (+2*d_mlp skipped), d]; data already offset past d_mlp rows */
+    cb_weight in_proj_b; /* optional */
+    cb_weight conv_w;    /* [conv_dim, K] (the checkpoint's [conv_dim, 1, K]) */
+    cb_weight conv_b;    /* optional [conv_dim] */
+    cb_weight dt_bias, A_log, D; /* [heads] */
+    cb_weight norm;      /* [d_inner] gated RMSNorm weight */
+    cb_weight out_proj;  /* [d, d_inner] */
+    cb_weight out_proj_b;
+} cb_mamba_weights;
+
+typedef struct {
+    cb_weight gate, up, down;       /* gate/up [d_ff, d], down [d, d_ff] */
+    cb_weight gate_b, up_b, down_b; /* optional */
+} cb_mlp_weights;
+
+typedef struct {
+    cb_mixer_kind kind;
+    cb_weight in_norm;   /* input_layernorm (llama, bamba) / norm (mamba2) */
+    cb_attn_weights attn;
+    cb_mamba_weights mamba;
+    cb_weight ff_norm;   /* post_attention_layernorm (llama) / pre_ff_layernorm (bamba) */
+    cb_mlp_weights mlp;
+} cb_layer_weights;
+
+typedef struct cb_model {
+    cb_config cfg;
+    char name[128];       /* preset name or checkpoint dir */
+    char source[512];     /* path, or "preset:<name> seed=<n>" */
+    cb_weight embed;      /* [vocab, d] */
+    cb_weight final_norm; /* [d] */
+    cb_weight lm_head;    /* [vocab, d]; == embed when tied */
+    cb_layer_weights layers[CB_MAX_LAYERS];
+    size_t weight_bytes;  /* bytes of all bound weights, counted once */
+    /* ownership */
+    cb_safetensors st;    /* when loaded from a checkpoint */
+    bool from_checkpoint;
+    void *owned;          /* preset / converted buffers */
+    size_t owned_bytes;
+} cb_model;
+
+/* Load a checkpoint directory (config.json + model.safetensors[.index.json]): parse the config,
+ * open and validate the tensors, bind every tensor the config implies (error naming tensor, expected
+ * and found shape when missing or wrong), warn on stderr about unexpected extra tensors. */
+int cb_model_load(const char *dir, cb_model *m, cb_err *err);
+/* Bind weights from an already-open safetensors set (used by cb_model_load and tests). */
+int cb_model_bind(cb_model *m, cb_err *err);
+void cb_model_free(cb_model *m);
+
+#endif
