@@ -34,14 +34,12 @@ bool cb_matmul_avx512_supports(const cb_weight *W) {
 }
 
 /* ---- per-thread packing buffers (grown once, reused across calls) ---- */
-static _Thread_local float *t_wbuf, *t_xbuf;
+static _Thread_local float *t_wbuf;
 
-static bool thread_buffers(float **wb, float **xb) {
+static bool thread_buffers(float **wb) {
     if (!t_wbuf) t_wbuf = aligned_alloc(64, (size_t)KC * NC * sizeof(float));
-    if (!t_xbuf) t_xbuf = aligned_alloc(64, (size_t)MC * KC * sizeof(float));
     *wb = t_wbuf;
-    *xb = t_xbuf;
-    return t_wbuf && t_xbuf;
+    return t_wbuf != NULL;
 }
 
 /* fp32 -> bf16 (RNE, as cb_f32_to_bf16 for finite values), 16 lanes, result in the low 16 bits. */
@@ -268,21 +266,58 @@ static inline __mmask16 lane_mask(int valid) {
     return valid >= 16 ? 0xffff : valid <= 0 ? 0 : (__mmask16)((1u << valid) - 1);
 }
 
+/* Packed X for the whole call (all M rows, all K), shared by the threads: packed once, read by every N block.
+ * Layout per KC block starting at column pc: tile t at pc·Mpad + t·kc·MR floats (u32 pairs: pc/2·Mpad + t·kp·MR).
+ * Owned by the calling thread, grown as needed. */
+static _Thread_local void *t_xall;
+static _Thread_local size_t t_xall_cap;
+
 /* mode 0: exact fp32; 1: fp32 FMAs on bf16-rounded operands; 2: vdpbf16ps. */
 static void gemm_blocked(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate,
                          int mode) {
     int64_t N = W->rows, K = W->cols;
     int64_t ntiles = (N + NR - 1) / NR;
+    int Mt = (M + MR - 1) / MR;
+    int64_t Mpad = (int64_t)Mt * MR, npc = (K + KC - 1) / KC;
+    size_t xbytes = (size_t)Mpad * (size_t)(K + 1) * sizeof(float);
+    if (xbytes > t_xall_cap) {
+        free(t_xall);
+        t_xall = aligned_alloc(64, (xbytes + 63) & ~(size_t)63);
+        t_xall_cap = t_xall ? xbytes : 0;
+    }
+    if (!t_xall) { /* out of memory: portable path, same contract */
+        if (mode == 0) cb_matmul_ref(M, X, ldx, W, Y, ldy, accumulate);
+        else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
+        return;
+    }
+    float *xall = t_xall;
     bool par = (double)M * (double)N * (double)K > 2e6 && ntiles > 1;
-    bool ok = true;
-#pragma omp parallel if (par) reduction(&& : ok)
+#pragma omp parallel if (par)
     {
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t p = 0; p < npc; p++)
+            for (int t = 0; t < Mt; t++) {
+                int64_t pc = p * KC;
+                int kc = (int)(K - pc < KC ? K - pc : KC), kp = (kc + 1) / 2;
+                int mr = M - t * MR < MR ? M - t * MR : MR;
+                const float *xs = X + (int64_t)t * MR * ldx;
+                if (mode == 2) pack_x_bf16(xs, ldx, mr, pc, kc, (uint32_t *)xall + pc / 2 * Mpad + (int64_t)t * kp * MR);
+                else pack_x_f32(xs, ldx, mr, pc, kc, mode == 1, xall + pc * Mpad + (int64_t)t * kc * MR);
+            }
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         int64_t n_lo = ntiles * t / T * NR, n_hi = ntiles * (t + 1) / T * NR;
         if (n_hi > N) n_hi = N;
-        float *wb, *xb;
-        if (!thread_buffers(&wb, &xb)) ok = false;
-        for (int64_t jc = n_lo; ok && jc < n_hi; jc += NC) {
+        float *wb = NULL;
+        if (n_lo < n_hi && !thread_buffers(&wb)) {
+            /* out of memory for this thread's W panel: its N slice on the portable path */
+            cb_weight sub = *W;
+            sub.data = (const char *)W->data + (size_t)(n_lo * K) * cb_dtype_size(W->dtype);
+            sub.rows = n_hi - n_lo;
+            if (mode == 0) cb_matmul_ref(M, X, ldx, &sub, Y + n_lo, ldy, accumulate);
+            else cb_matmul_bf16_ref(M, X, ldx, &sub, Y + n_lo, ldy, accumulate);
+            n_hi = n_lo;
+        }
+        for (int64_t jc = n_lo; jc < n_hi; jc += NC) {
             int nc = (int)(n_hi - jc < NC ? n_hi - jc : NC);
             for (int64_t pc = 0; pc < K; pc += KC) {
                 int kc = (int)(K - pc < KC ? K - pc : KC);
@@ -294,32 +329,23 @@ static void gemm_blocked(int M, const float *X, int64_t ldx, const cb_weight *W,
                 }
                 for (int ic = 0; ic < M; ic += MC) {
                     int mc = M - ic < MC ? M - ic : MC;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        const float *xs = X + (int64_t)(ic + ir) * ldx;
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        if (mode == 2) pack_x_bf16(xs, ldx, mr, pc, kc, (uint32_t *)xb + (int64_t)(ir / MR) * kp * MR);
-                        else pack_x_f32(xs, ldx, mr, pc, kc, mode == 1, xb + (int64_t)(ir / MR) * kc * MR);
-                    }
                     for (int jr = 0; jr < nc; jr += NR) {
                         __mmask16 m0 = lane_mask(nc - jr), m1 = lane_mask(nc - jr - 16);
                         for (int ir = 0; ir < mc; ir += MR) {
                             int mr = mc - ir < MR ? mc - ir : MR;
+                            int64_t tile = (ic + ir) / MR;
                             float *C = Y + (int64_t)(ic + ir) * ldy + jc + jr;
                             if (mode == 2)
-                                ukr_bf16(kp, (const uint32_t *)xb + (int64_t)(ir / MR) * kp * MR,
+                                ukr_bf16(kp, (const uint32_t *)xall + pc / 2 * Mpad + tile * kp * MR,
                                          (const uint32_t *)wb + (int64_t)(jr / NR) * kp * NR, C, ldy, mr, m0, m1, load);
                             else
-                                ukr_f32(kc, xb + (int64_t)(ir / MR) * kc * MR, wb + (int64_t)(jr / NR) * kc * NR, C, ldy,
+                                ukr_f32(kc, xall + pc * Mpad + tile * kc * MR, wb + (int64_t)(jr / NR) * kc * NR, C, ldy,
                                         mr, m0, m1, load);
                         }
                     }
                 }
             }
         }
-    }
-    if (!ok) { /* could not allocate packing buffers: portable path, same contract */
-        if (mode == 0) cb_matmul_ref(M, X, ldx, W, Y, ldy, accumulate);
-        else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
     }
 }
 
@@ -329,11 +355,12 @@ static void gemm_blocked(int M, const float *X, int64_t ldx, const cb_weight *W,
 #define SM 4 /* activation rows per block */
 
 /* fp32 FMAs; X already rounded by the caller in mode 1 (rnd then rounds the weights too). */
-static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, int64_t K, const float *const *xr,
-                                                                   const void *const *wr, bool rnd, float out[SM][SN]) {
+static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, int sm, int64_t K,
+                                                                   const float *const *xr, const void *const *wr,
+                                                                   bool rnd, float out[SM][SN]) {
     __m512 acc[SM][SN];
 #pragma GCC unroll 4
-    for (int i = 0; i < SM; i++)
+    for (int i = 0; i < sm; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) acc[i][j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k += 16) {
@@ -345,24 +372,25 @@ static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, 
             if (rnd) w[j] = round_bf16(w[j]);
         }
 #pragma GCC unroll 4
-        for (int i = 0; i < SM; i++) {
+        for (int i = 0; i < sm; i++) {
             __m512 x = _mm512_maskz_loadu_ps(m, xr[i] + k);
 #pragma GCC unroll 4
             for (int j = 0; j < SN; j++) acc[i][j] = _mm512_fmadd_ps(x, w[j], acc[i][j]);
         }
     }
 #pragma GCC unroll 4
-    for (int i = 0; i < SM; i++)
+    for (int i = 0; i < sm; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
 /* vdpbf16ps: xr rows are bf16 (K padded to even with zeros); weights converted/rounded per 32 lanes. */
-static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, int64_t K, const uint16_t *const *xr,
-                                                                  const void *const *wr, float out[SM][SN]) {
+static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, int sm, int64_t K,
+                                                                  const uint16_t *const *xr, const void *const *wr,
+                                                                  float out[SM][SN]) {
     __m512 acc[SM][SN];
 #pragma GCC unroll 4
-    for (int i = 0; i < SM; i++)
+    for (int i = 0; i < sm; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) acc[i][j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k += 32) {
@@ -380,14 +408,14 @@ static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, i
             }
         }
 #pragma GCC unroll 4
-        for (int i = 0; i < SM; i++) {
+        for (int i = 0; i < sm; i++) {
             __m512bh x = (__m512bh)_mm512_maskz_loadu_epi16(m, xr[i] + k);
 #pragma GCC unroll 4
             for (int j = 0; j < SN; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], x, w[j]);
         }
     }
 #pragma GCC unroll 4
-    for (int i = 0; i < SM; i++)
+    for (int i = 0; i < sm; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
 }
@@ -412,20 +440,26 @@ static void gemm_skinny(int M, const void *Xs, int64_t lds, const cb_weight *W, 
             if (mode == 2) {
                 const uint16_t *xr[SM];
                 for (int i = 0; i < SM; i++) xr[i] = (const uint16_t *)Xs + (m0 + (i < mm ? i : 0)) * lds;
+#define DP(D) (mm == 1 ? skinny_block_dp(D, 1, K, xr, wr, out) : mm == 2 ? skinny_block_dp(D, 2, K, xr, wr, out) \
+                                                              : skinny_block_dp(D, 4, K, xr, wr, out))
                 switch (dt) {
-                case CB_BF16: skinny_block_dp(CB_BF16, K, xr, wr, out); break;
-                case CB_F16: skinny_block_dp(CB_F16, K, xr, wr, out); break;
-                default: skinny_block_dp(CB_F32, K, xr, wr, out); break;
+                case CB_BF16: DP(CB_BF16); break;
+                case CB_F16: DP(CB_F16); break;
+                default: DP(CB_F32); break;
                 }
+#undef DP
             } else {
                 const float *xr[SM];
                 for (int i = 0; i < SM; i++) xr[i] = (const float *)Xs + (m0 + (i < mm ? i : 0)) * lds;
                 bool rnd = mode == 1;
+#define FB(D) (mm == 1 ? skinny_block_f32(D, 1, K, xr, wr, rnd, out) \
+               : mm == 2 ? skinny_block_f32(D, 2, K, xr, wr, rnd, out) : skinny_block_f32(D, 4, K, xr, wr, rnd, out))
                 switch (dt) {
-                case CB_BF16: skinny_block_f32(CB_BF16, K, xr, wr, rnd, out); break;
-                case CB_F16: skinny_block_f32(CB_F16, K, xr, wr, rnd, out); break;
-                default: skinny_block_f32(CB_F32, K, xr, wr, rnd, out); break;
+                case CB_BF16: FB(CB_BF16); break;
+                case CB_F16: FB(CB_F16); break;
+                default: FB(CB_F32); break;
                 }
+#undef FB
             }
             for (int i = 0; i < mm; i++)
                 for (int j = 0; j < nn; j++) {
