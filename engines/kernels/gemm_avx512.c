@@ -353,6 +353,9 @@ static void gemm_blocked(int M, const float *X, int64_t ldx, const cb_weight *W,
 
 #define SN 4 /* weight rows per block */
 #define SM 4 /* activation rows per block */
+#ifndef PF_DIST
+#define PF_DIST 4096 /* bytes ahead to prefetch weight rows (streams from DRAM) */
+#endif
 
 /* fp32 FMAs; X already rounded by the caller in mode 1 (rnd then rounds the weights too). */
 static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, int sm, int64_t K,
@@ -368,6 +371,7 @@ static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, 
         __m512 w[SN];
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) {
+            _mm_prefetch((const char *)wr[j] + k * (int64_t)(dt == CB_F32 ? 4 : 2) + PF_DIST, _MM_HINT_T0);
             w[j] = load_w(dt, wr[j], k, m);
             if (rnd) w[j] = round_bf16(w[j]);
         }
@@ -376,6 +380,48 @@ static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, 
             __m512 x = _mm512_maskz_loadu_ps(m, xr[i] + k);
 #pragma GCC unroll 4
             for (int j = 0; j < SN; j++) acc[i][j] = _mm512_fmadd_ps(x, w[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < sm; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < SN; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+/* bf16 weights, exact mode: 32 weights per 64-byte load, split into even (shift) and odd (mask) lanes with no
+ * cross-lane widening; the activations are de-interleaved to match once per 32 columns and shared by the rows. */
+static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, int64_t K, const float *const *xr,
+                                                                      const void *const *wr, float out[SM][SN]) {
+    __m512 acc[SM][SN];
+#pragma GCC unroll 4
+    for (int i = 0; i < sm; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < SN; j++) acc[i][j] = _mm512_setzero_ps();
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
+    for (int64_t k = 0; k < K; k += 32) {
+        int64_t rem = K - k;
+        __mmask32 m = rem >= 32 ? 0xffffffffu : (__mmask32)((1u << rem) - 1);
+        __mmask16 m0 = (__mmask16)m, m1 = (__mmask16)(m >> 16);
+        __m512 xe[SM], xo[SM];
+#pragma GCC unroll 4
+        for (int i = 0; i < sm; i++) {
+            __m512 a = _mm512_maskz_loadu_ps(m0, xr[i] + k), b = _mm512_maskz_loadu_ps(m1, xr[i] + k + 16);
+            xe[i] = _mm512_permutex2var_ps(a, ev, b);
+            xo[i] = _mm512_permutex2var_ps(a, od, b);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < SN; j++) {
+            _mm_prefetch((const char *)((const uint16_t *)wr[j] + k) + PF_DIST, _MM_HINT_T0);
+            __m512i v = _mm512_maskz_loadu_epi16(m, (const uint16_t *)wr[j] + k);
+            __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
+#pragma GCC unroll 4
+            for (int i = 0; i < sm; i++) {
+                acc[i][j] = _mm512_fmadd_ps(xe[i], we, acc[i][j]);
+                acc[i][j] = _mm512_fmadd_ps(xo[i], wo, acc[i][j]);
+            }
         }
     }
 #pragma GCC unroll 4
@@ -399,6 +445,8 @@ static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, i
         __m512bh w[SN];
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) {
+            _mm_prefetch((const char *)wr[j] + k * (int64_t)(dt == CB_F32 ? 4 : 2) + PF_DIST, _MM_HINT_T0);
+            if (dt == CB_F32) _mm_prefetch((const char *)wr[j] + k * 4 + PF_DIST + 64, _MM_HINT_T0);
             if (dt == CB_BF16) {
                 w[j] = (__m512bh)_mm512_maskz_loadu_epi16(m, (const uint16_t *)wr[j] + k);
             } else {
@@ -455,7 +503,12 @@ static void gemm_skinny(int M, const void *Xs, int64_t lds, const cb_weight *W, 
 #define FB(D) (mm == 1 ? skinny_block_f32(D, 1, K, xr, wr, rnd, out) \
                : mm == 2 ? skinny_block_f32(D, 2, K, xr, wr, rnd, out) : skinny_block_f32(D, 4, K, xr, wr, rnd, out))
                 switch (dt) {
-                case CB_BF16: FB(CB_BF16); break;
+                case CB_BF16:
+                    if (rnd) FB(CB_BF16);
+                    else if (mm == 1) skinny_block_bf16eo(1, K, xr, wr, out);
+                    else if (mm == 2) skinny_block_bf16eo(2, K, xr, wr, out);
+                    else skinny_block_bf16eo(4, K, xr, wr, out);
+                    break;
                 case CB_F16: FB(CB_F16); break;
                 default: FB(CB_F32); break;
                 }
