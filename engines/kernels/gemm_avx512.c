@@ -18,12 +18,20 @@
 
 #include "kernels_avx512.h"
 
+#ifndef MR
 #define MR 12
+#endif
 #define NR 32
+#ifndef KC
 #define KC 256
-#define MC 120 /* multiple of MR */
+#endif
+#ifndef MC
+#define MC (MR * 10) /* multiple of MR */
+#endif
+#ifndef NC
 #define NC 512 /* multiple of NR */
-#define SKINNY_MAX_DEFAULT 16
+#endif
+#define SKINNY_MAX_DEFAULT 48 /* measured: the skinny kernel beats packing W up to M ≈ 64 */
 
 static int force_mode = 0;
 void cb_matmul_avx512_force(int mode) { force_mode = mode; }
@@ -63,6 +71,54 @@ static inline __attribute__((always_inline)) __m512 load_w(cb_dtype dt, const vo
 
 /* ================= blocked GEMM, fp32 microkernel ================= */
 
+/* In-register transpose of a 16 × 16 fp32 tile: r[i] = row i in, r[c] = column c out. */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        r[j] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+}
+
+/* Full 16-column steps of the W pack: 16 rows × 16 k widened with contiguous loads, transposed in registers.
+ * Returns how many k were packed (a multiple of 16). */
+static inline __attribute__((always_inline)) int pack_w16_dt(cb_dtype dt, const void *W0, int64_t K, int valid,
+                                                             int64_t k0, int kc, bool rnd, float *d) {
+    size_t esz = dt == CB_F32 ? 4 : 2;
+    int k = 0;
+    for (; k + 16 <= kc; k += 16) {
+        __m512 r[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < valid ? load_w(dt, (const char *)W0 + (size_t)(j * K) * esz, k0 + k, 0xffff) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int c = 0; c < 16; c++) _mm512_store_ps(d + (int64_t)(k + c) * NR, rnd ? round_bf16(r[c]) : r[c]);
+    }
+    return k;
+}
+static int pack_w16(const cb_weight *W, int64_t row0, int valid, int64_t k0, int kc, bool rnd, float *d) {
+    size_t esz = cb_dtype_size(W->dtype);
+    const void *W0 = (const char *)W->data + (size_t)(row0 * W->cols) * esz;
+    switch (W->dtype) {
+    case CB_F32: return pack_w16_dt(CB_F32, W0, W->cols, valid, k0, kc, rnd, d);
+    case CB_BF16: return pack_w16_dt(CB_BF16, W0, W->cols, valid, k0, kc, rnd, d);
+    default: return pack_w16_dt(CB_F16, W0, W->cols, valid, k0, kc, rnd, d);
+    }
+}
+
 /* Pack rows [n0, n0+nr) × cols [k0, k0+kc) of W as [k][NR] fp32 (rows ≥ nr zero). Gathers read one
  * element (f32) or one adjacent pair (16-bit types) of each of the 16 rows per instruction. */
 static void pack_w_f32(const cb_weight *W, int64_t n0, int nr, int64_t k0, int kc, bool rnd, float *dst) {
@@ -78,15 +134,16 @@ static void pack_w_f32(const cb_weight *W, int64_t n0, int nr, int64_t k0, int k
             continue;
         }
         int64_t row0 = n0 + 16 * h;
+        int kdone = pack_w16(W, row0, valid, k0, kc, rnd, d);
         if (W->dtype == CB_F32) {
             const float *base = (const float *)W->data + row0 * K + k0;
-            for (int k = 0; k < kc; k++) {
+            for (int k = kdone; k < kc; k++) {
                 __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base + k, 4);
                 _mm512_store_ps(d + (int64_t)k * NR, rnd ? round_bf16(v) : v);
             }
         } else {
             const uint16_t *base = (const uint16_t *)W->data + row0 * K + k0;
-            int k = 0;
+            int k = kdone;
             for (; k + 1 < kc; k += 2) {
                 __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, base + k, 2);
                 __m512 lo, hi;
@@ -134,7 +191,7 @@ static inline __attribute__((always_inline)) void ukr_f32(int kc, const float *r
                                                           float *C, int64_t ldc, int mr, __mmask16 m0, __mmask16 m1,
                                                           bool load) {
     __m512 c[MR][2];
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
         if (load && i < mr) {
             c[i][0] = _mm512_maskz_loadu_ps(m0, C + i * ldc);
@@ -146,7 +203,7 @@ static inline __attribute__((always_inline)) void ukr_f32(int kc, const float *r
     }
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
-#pragma GCC unroll 12
+#pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             __m512 a = _mm512_set1_ps(A[i]);
             c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
@@ -155,7 +212,7 @@ static inline __attribute__((always_inline)) void ukr_f32(int kc, const float *r
         A += MR;
         B += NR;
     }
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
         if (i < mr) {
             _mm512_mask_storeu_ps(C + i * ldc, m0, c[i][0]);
@@ -232,7 +289,7 @@ static inline __attribute__((always_inline)) void ukr_bf16(int kp, const uint32_
                                                            const uint32_t *restrict B, float *C, int64_t ldc, int mr,
                                                            __mmask16 m0, __mmask16 m1, bool load) {
     __m512 c[MR][2];
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
         if (load && i < mr) {
             c[i][0] = _mm512_maskz_loadu_ps(m0, C + i * ldc);
@@ -244,7 +301,7 @@ static inline __attribute__((always_inline)) void ukr_bf16(int kp, const uint32_
     }
     for (int p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(B), b1 = (__m512bh)_mm512_load_si512(B + 16);
-#pragma GCC unroll 12
+#pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[i]);
             c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
@@ -253,7 +310,7 @@ static inline __attribute__((always_inline)) void ukr_bf16(int kp, const uint32_
         A += MR;
         B += NR;
     }
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
         if (i < mr) {
             _mm512_mask_storeu_ps(C + i * ldc, m0, c[i][0]);
