@@ -172,8 +172,21 @@ static void pack_w_f32(const cb_weight *W, int64_t n0, int nr, int64_t k0, int k
     }
 }
 
-/* Pack rows [m0, m0+mr) × cols [k0, k0+kc) of X as [k][MR] (rows ≥ mr zero). */
+/* Pack rows [m0, m0+mr) × cols [k0, k0+kc) of X as [k][MR] (rows ≥ mr zero): 16 k at a time through the
+ * in-register transpose, ragged tail scalar. */
 static void pack_x_f32(const float *X, int64_t ldx, int mr, int64_t k0, int kc, bool rnd, float *dst) {
+    const __mmask16 out_mask = (__mmask16)((1u << MR) - 1);
+    int kv = 0;
+    for (; kv + 16 <= kc; kv += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < mr ? _mm512_loadu_ps(X + i * ldx + k0 + kv) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps(dst + (kv + c) * MR, out_mask, rnd ? round_bf16(r[c]) : r[c]);
+    }
+    if (kv == kc) return;
+    dst += kv * MR;
+    k0 += kv;
+    kc -= kv;
     for (int i = 0; i < MR; i++) {
         if (i < mr) {
             const float *x = X + i * ldx + k0;
@@ -270,6 +283,27 @@ static void pack_w_bf16(const cb_weight *W, int64_t n0, int nr, int64_t k0, int 
 }
 
 static void pack_x_bf16(const float *X, int64_t ldx, int mr, int64_t k0, int kc, uint32_t *dst) {
+    const __mmask16 out_mask = (__mmask16)((1u << MR) - 1);
+    int kv = 0; /* 32 k (16 pairs) at a time: rows rounded to bf16 pairs, then the pair matrix transposed */
+    for (; kv + 32 <= kc; kv += 32) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) {
+            if (i < mr) {
+                const float *x = X + i * ldx + k0 + kv;
+                __m256i lo = _mm512_cvtepi32_epi16(bf16_bits(_mm512_loadu_ps(x)));
+                __m256i hi = _mm512_cvtepi32_epi16(bf16_bits(_mm512_loadu_ps(x + 16)));
+                r[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+            } else {
+                r[i] = _mm512_setzero_ps();
+            }
+        }
+        transpose16(r);
+        for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps((float *)dst + (kv / 2 + c) * MR, out_mask, r[c]);
+    }
+    if (kv == kc) return;
+    dst += kv / 2 * MR;
+    k0 += kv;
+    kc -= kv;
     int kp = (kc + 1) / 2;
     for (int i = 0; i < MR; i++) {
         const float *x = X + i * ldx + k0;
