@@ -54,6 +54,7 @@ int cb_counters_default_names(const char **names, int max);
 
 /* ---- memory ---- */
 void cb_mem_reset_peak(void);          /* write 5 to /proc/self/clear_refs (VmHWM := VmRSS) */
+const char *cb_mem_peak_note(void);    /* "" if the last reset worked, else why the peak is the process peak */
 int64_t cb_mem_peak_rss_bytes(void);   /* VmHWM */
 int64_t cb_mem_rss_bytes(void);        /* VmRSS */
 int64_t cb_mem_available_bytes(void);  /* MemAvailable from /proc/meminfo */
