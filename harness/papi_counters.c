@@ -83,6 +83,18 @@ __attribute__((format(printf, 2, 3))) static void set_status(cb_counter_value *v
     va_end(ap);
 }
 
+/* PAPI's sde component accepts any name under a library's prefix (a placeholder for a counter that may be
+ * registered later, reading 0 forever): a misspelt ctxbench counter must not pass as ok. */
+static const char *const ctxbench_counters[] = { "flops",       "weight_bytes", "kv_bytes_read", "kv_bytes_written",
+                                                 "state_bytes", "tokens" };
+static bool sde_name_valid(const char *name) {
+    static const char prefix[] = "sde:::ctxbench::";
+    if (strncmp(name, prefix, sizeof prefix - 1) != 0) return true; /* another library's: PAPI decides */
+    for (size_t i = 0; i < sizeof ctxbench_counters / sizeof ctxbench_counters[0]; i++)
+        if (!strcmp(name + sizeof prefix - 1, ctxbench_counters[i])) return true;
+    return false;
+}
+
 /* Add one event; on failure leave ok=false and say why. */
 static void add_event(cb_counter_set *s, int i) {
     cb_counter_value *v = &s->ev[i];
@@ -99,6 +111,11 @@ static void add_event(cb_counter_set *s, int i) {
     }
     if (ci->disabled) {
         set_status(v, "%s component disabled: %s", ci->name, ci->disabled_reason);
+        return;
+    }
+    if (!sde_name_valid(v->name)) {
+        set_status(v, "no such software-defined counter (ctxbench registers flops, weight_bytes, kv_bytes_read, "
+                      "kv_bytes_written, state_bytes, tokens)");
         return;
     }
     int g = 0;
