@@ -188,3 +188,28 @@ Test(probes, info_command_reports_kernel_path_and_perf_event) {
     cr_assert(strstr(out, "usage: ctxbench info"), "%s", out);
     free(out);
 }
+
+Test(probes, second_running_set_reports_instead_of_failing) {
+    const char *names[] = { "sde:::ctxbench::tokens" };
+    cb_counter_set *a = cb_counters_open(names, 1), *b = cb_counters_open(names, 1);
+    cr_assert(a && b);
+    cb_counters_start(a);
+    cb_counters_start(b);
+    cb_ctr.tokens += 4;
+    cb_counter_value va, vb;
+    cb_counters_stop(b, &vb);
+    cb_counters_stop(a, &va);
+    cr_assert(va.ok, "%s", va.status);
+    cr_assert_eq(va.value, 4);
+    /* PAPI runs one set per component per thread: b says why it has no value, and a is unaffected */
+    cr_assert_not(vb.ok);
+    cr_assert(strstr(vb.status, "PAPI_start failed"), "%s", vb.status);
+    /* once a has stopped, b counts normally */
+    cb_counters_start(b);
+    cb_ctr.tokens += 6;
+    cb_counters_stop(b, &vb);
+    cr_assert(vb.ok, "%s", vb.status);
+    cr_assert_eq(vb.value, 6);
+    cb_counters_close(a);
+    cb_counters_close(b);
+}
