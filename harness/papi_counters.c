@@ -203,7 +203,7 @@ void cb_counters_stop(cb_counter_set *s, cb_counter_value *out) {
                 if (s->grp[i] == g) vals[i] = gv[s->pos[i]];
         free(gv);
     }
-    for (int i = 0; i < s->n; i++) {
+    for (int i = 0; out && i < s->n; i++) {
         out[i] = s->ev[i];
         out[i].value = 0;
         int g = s->grp[i];
@@ -223,8 +223,11 @@ void cb_counters_stop(cb_counter_set *s, cb_counter_value *out) {
 void cb_counters_close(cb_counter_set *s) {
     if (!s) return;
     for (int g = 0; g < s->n_groups; g++) {
-        long long scratch[64];
-        if (s->groups[g].running && s->groups[g].n <= 64) PAPI_stop(s->groups[g].eventset, scratch);
+        if (s->groups[g].running) {
+            long long *scratch = calloc((size_t)s->groups[g].n + 1, sizeof *scratch);
+            if (scratch) PAPI_stop(s->groups[g].eventset, scratch); /* closed while running: values discarded */
+            free(scratch);
+        }
         PAPI_cleanup_eventset(s->groups[g].eventset);
         PAPI_destroy_eventset(&s->groups[g].eventset);
     }

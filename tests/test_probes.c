@@ -213,3 +213,22 @@ Test(probes, second_running_set_reports_instead_of_failing) {
     cb_counters_close(a);
     cb_counters_close(b);
 }
+
+Test(probes, close_while_running_then_reopen) {
+    const char *names[] = { "sde:::ctxbench::flops", "PAPI_TOT_INS" };
+    cb_counter_set *s = cb_counters_open(names, 2);
+    cr_assert_not_null(s);
+    cb_counters_start(s);
+    cb_counters_close(s); /* must stop the running set, or the next start would fail */
+    s = cb_counters_open(names, 2);
+    cb_counters_start(s);
+    cb_ctr.flops += 9;
+    cb_counters_stop(s, NULL); /* stops, reports nothing */
+    cb_counters_start(s);
+    cb_ctr.flops += 5;
+    cb_counter_value v[2];
+    cb_counters_stop(s, v);
+    cr_assert(v[0].ok, "%s", v[0].status);
+    cr_assert_eq(v[0].value, 5);
+    cb_counters_close(s);
+}
