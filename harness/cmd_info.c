@@ -39,15 +39,17 @@ static void print_kernel_path(const cb_machine *m) {
             strncat(missing, need[i], sizeof missing - strlen(missing) - 1);
         }
     if (best == CB_PATH_PORTABLE)
-        printf("  why:          CPUID lacks%s: the portable C kernels run (correct, slower)\n", missing);
+        printf("  CPUID:        lacks%s: only the portable C kernels can run (correct, slower)\n", missing);
     else if (best == CB_PATH_AVX512)
-        printf("  why:          CPUID has avx512f/bw/vl/dq + fma but not avx512_bf16: AVX-512 fp32 kernels;\n"
-               "                fast (bf16) mode falls back to its portable twin\n");
+        printf("  CPUID:        avx512f/bw/vl/dq + fma, no avx512_bf16: AVX-512 fp32 kernels; fast (bf16)\n"
+               "                mode falls back to its portable twin\n");
     else
-        printf("  why:          CPUID has avx512f/bw/vl/dq + fma + avx512_bf16: AVX-512 kernels, with\n"
-               "                vdpbf16ps dot products in fast mode\n");
+        printf("  CPUID:        avx512f/bw/vl/dq + fma + avx512_bf16: AVX-512 kernels, with vdpbf16ps\n"
+               "                dot products in fast mode\n");
     if (env && *env)
-        printf("  override:     CTXBENCH_KERNELS=%s (best this CPU allows: %s)\n", env, cb_kpath_name(best));
+        printf("  why:          CTXBENCH_KERNELS=%s is set (the best this CPU allows is %s)\n", env, cb_kpath_name(best));
+    else
+        printf("  why:          the best path CPUID allows (CTXBENCH_KERNELS unset)\n");
     printf("  note:         a CPU without AVX-512 runs the portable kernels; CTXBENCH_KERNELS=portable|avx512|\n"
            "                avx512bf16 forces a path this CPU supports\n");
 }
@@ -140,6 +142,8 @@ static int run_info(int argc, char **argv) {
     printf("pinning:        %s\n", m.pinning);
     printf("memory:         %.2f GiB total, %.2f GiB available\n", (double)m.mem_total_bytes / (1 << 30),
            (double)m.mem_available_bytes / (1 << 30));
+    cb_mem_reset_peak();
+    printf("peak RSS:       VmHWM, %s\n", cb_mem_peak_note()[0] ? cb_mem_peak_note() : "reset per point via /proc/self/clear_refs (works here)");
     print_kernel_path(&m);
     printf("compiler:       %s\n", m.compiler);
     printf("flags (build):  %s\n", m.cflags);

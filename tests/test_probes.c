@@ -178,6 +178,13 @@ Test(probes, info_command_reports_kernel_path_and_perf_event) {
     if (perf_event_disabled()) cr_assert(strstr(out, "hardware counters: UNAVAILABLE"), "%s", out);
     free(out);
 
+    snprintf(cmd, sizeof cmd, "CTXBENCH_KERNELS=portable %s info 2>&1", ctxbench_bin());
+    out = run_capture(cmd, &st);
+    cr_assert_eq(st, 0);
+    cr_assert(strstr(out, "kernel path:    portable"), "%s", out);
+    cr_assert(strstr(out, "CTXBENCH_KERNELS=portable is set"), "%s", out);
+    free(out);
+
     snprintf(cmd, sizeof cmd, "%s info --bogus 2>&1", ctxbench_bin());
     out = run_capture(cmd, &st);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "unknown flag must exit 2: %d\n%s", st, out);
