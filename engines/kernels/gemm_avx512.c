@@ -483,11 +483,11 @@ static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, 
  * cross-lane widening; the activations are de-interleaved to match once per 32 columns and shared by the rows. */
 static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, int64_t K, const float *const *xr,
                                                                       const void *const *wr, float out[SM][SN]) {
-    __m512 acc[SM][SN];
+    __m512 acc[SM][SN], acc2[SM][SN]; /* even / odd columns: two short dependency chains per output */
 #pragma GCC unroll 4
     for (int i = 0; i < sm; i++)
 #pragma GCC unroll 4
-        for (int j = 0; j < SN; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int j = 0; j < SN; j++) acc[i][j] = acc2[i][j] = _mm512_setzero_ps();
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
@@ -511,14 +511,14 @@ static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, in
 #pragma GCC unroll 4
             for (int i = 0; i < sm; i++) {
                 acc[i][j] = _mm512_fmadd_ps(xe[i], we, acc[i][j]);
-                acc[i][j] = _mm512_fmadd_ps(xo[i], wo, acc[i][j]);
+                acc2[i][j] = _mm512_fmadd_ps(xo[i], wo, acc2[i][j]);
             }
         }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < sm; i++)
 #pragma GCC unroll 4
-        for (int j = 0; j < SN; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+        for (int j = 0; j < SN; j++) out[i][j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][j], acc2[i][j]));
 }
 
 /* vdpbf16ps: xr rows are bf16 (K padded to even with zeros); weights converted/rounded per 32 lanes. */
