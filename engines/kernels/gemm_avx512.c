@@ -483,7 +483,8 @@ static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, 
  * cross-lane widening; the activations are de-interleaved to match once per 32 columns and shared by the rows. */
 static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, int64_t K, const float *const *xr,
                                                                       const void *const *wr, float out[SM][SN]) {
-    __m512 acc[SM][SN], acc2[SM][SN]; /* even / odd columns: two short dependency chains per output */
+    /* M = 1: even / odd columns in two accumulators (shorter FMA chains); more rows would run out of registers */
+    __m512 acc[SM][SN], acc2[SM][SN];
 #pragma GCC unroll 4
     for (int i = 0; i < sm; i++)
 #pragma GCC unroll 4
@@ -511,7 +512,8 @@ static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, in
 #pragma GCC unroll 4
             for (int i = 0; i < sm; i++) {
                 acc[i][j] = _mm512_fmadd_ps(xe[i], we, acc[i][j]);
-                acc2[i][j] = _mm512_fmadd_ps(xo[i], wo, acc2[i][j]);
+                if (sm == 1) acc2[i][j] = _mm512_fmadd_ps(xo[i], wo, acc2[i][j]);
+                else acc[i][j] = _mm512_fmadd_ps(xo[i], wo, acc[i][j]);
             }
         }
     }
