@@ -342,3 +342,35 @@ Test(kernels_ops, conv1d_causal_vs_ref) {
                 free_weight(&bias);
             }
 }
+
+/* The row / elementwise ops parallelise over independent rows / channels / elements: 1 and 2 threads must give
+ * bit-identical results (sizes chosen above their OpenMP thresholds). */
+Test(kernels_ops, threads_identical) {
+    need_path(CB_PATH_AVX512);
+    int saved = omp_get_max_threads();
+    const int T = 64, C = 8448, K = 4, n = 4096, rows = 40;
+    test_weight cw = make_weight(CB_BF16, C, K, 1), nw = make_weight(CB_F32, 1, n, 2);
+    float *x = make_floats((size_t)T * C, 3), *st0 = make_floats((size_t)C * (K - 1), 4);
+    float *out[2], *st[2], *nrm[2], *silu[2];
+    for (int r = 0; r < 2; r++) {
+        omp_set_num_threads(r + 1);
+        out[r] = malloc((size_t)T * C * 4);
+        st[r] = malloc((size_t)C * (K - 1) * 4);
+        memcpy(st[r], st0, (size_t)C * (K - 1) * 4);
+        cb_conv1d_causal(T, C, K, x, C, &cw.w, NULL, st[r], out[r], C);
+        nrm[r] = malloc((size_t)rows * n * 4);
+        cb_rmsnorm(rows, n, x, n, &nw.w, 1e-5, nrm[r], n);
+        silu[r] = malloc((size_t)T * C * 4);
+        cb_silu_mul((int64_t)T * C / 2, x, x + (size_t)T * C / 2, silu[r]);
+    }
+    omp_set_num_threads(saved);
+    cr_assert_eq(memcmp(out[0], out[1], (size_t)T * C * 4), 0, "conv1d differs");
+    cr_assert_eq(memcmp(st[0], st[1], (size_t)C * (K - 1) * 4), 0, "conv1d state differs");
+    cr_assert_eq(memcmp(nrm[0], nrm[1], (size_t)rows * n * 4), 0, "rmsnorm differs");
+    cr_assert_eq(memcmp(silu[0], silu[1], (size_t)T * C / 2 * 4), 0, "silu_mul differs");
+    for (int r = 0; r < 2; r++) free(out[r]), free(st[r]), free(nrm[r]), free(silu[r]);
+    free(x);
+    free(st0);
+    free_weight(&cw);
+    free_weight(&nw);
+}
