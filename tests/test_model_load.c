@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <math.h>
 
 #include "../engines/model/model.h"
 
@@ -85,4 +86,208 @@ Test(model_load, bamba_tiny) {
     cr_assert_eq(c->rope.rot_dim, 8);
     for (int i = 0; i < m.st.n_tensors; i++) cr_assert(m.st.tensors[i].used, "%s unused", m.st.tensors[i].name);
     cb_model_free(&m);
+}
+
+/* ---- broken checkpoints: copy a fixture's tensors into a temp dir, minus / plus / reshaped one ---- */
+
+#include <omp.h>
+
+#include "../engines/model/presets.h"
+
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    cr_assert(a && b);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0) cr_assert_eq(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    fclose(b);
+}
+
+/* Write dir/{config.json, model.safetensors} from the llama fixture, editing the tensor list:
+ * drop `drop`, reshape `reshape` to [1, n], add an extra tensor `extra`. */
+static void make_variant(char *dir, const char *drop, const char *reshape, const char *extra) {
+    strcpy(dir, "/tmp/cb_model_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    copy_file("tests/fixtures/llama-tiny/config.json", p);
+    cb_safetensors st;
+    cb_err err;
+    cr_assert_eq(cb_st_open("tests/fixtures/llama-tiny/model.safetensors", &st, &err), 0, "%s", err.msg);
+    cb_st_write_item *items = calloc(st.n_tensors + 1, sizeof *items);
+    int n = 0;
+    for (int i = 0; i < st.n_tensors; i++) {
+        const cb_tensor *t = &st.tensors[i];
+        if (drop && strcmp(t->name, drop) == 0) continue;
+        items[n] = (cb_st_write_item){ t->name, t->dtype, t->ndim, { 0 }, t->data };
+        memcpy(items[n].shape, t->shape, sizeof t->shape);
+        if (reshape && strcmp(t->name, reshape) == 0) {
+            items[n].ndim = 2;
+            items[n].shape[0] = 1;
+            items[n].shape[1] = (int64_t)(t->nbytes / cb_dtype_size(t->dtype));
+        }
+        n++;
+    }
+    static const float extra_data[4] = { 1, 2, 3, 4 };
+    if (extra) items[n++] = (cb_st_write_item){ extra, CB_F32, 1, { 4 }, extra_data };
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    cr_assert_eq(cb_st_write(p, items, n, &err), 0, "%s", err.msg);
+    free(items);
+    cb_st_close(&st);
+}
+
+static void remove_dir(const char *dir) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+Test(model_load, missing_tensor_named) {
+    char dir[64];
+    make_variant(dir, "model.layers.1.self_attn.k_proj.weight", NULL, NULL);
+    cb_model m;
+    cb_err err = { { 0 } };
+    cr_assert_neq(cb_model_load(dir, &m, &err), 0);
+    cr_assert(strstr(err.msg, "model.layers.1.self_attn.k_proj.weight") && strstr(err.msg, "missing") &&
+                  strstr(err.msg, "[32, 128]"),
+              "%s", err.msg);
+    remove_dir(dir);
+}
+
+Test(model_load, wrong_shape_named) {
+    char dir[64];
+    make_variant(dir, NULL, "model.layers.2.mlp.up_proj.weight", NULL);
+    cb_model m;
+    cb_err err = { { 0 } };
+    cr_assert_neq(cb_model_load(dir, &m, &err), 0);
+    cr_assert(strstr(err.msg, "model.safetensors: tensor model.layers.2.mlp.up_proj.weight: expected shape [320, 128], found [1, 40960]"),
+              "%s", err.msg);
+    remove_dir(dir);
+}
+
+Test(model_load, extra_tensor_warned, .init = cr_redirect_stderr) {
+    char dir[64];
+    make_variant(dir, NULL, NULL, "model.layers.0.surprise");
+    cb_model m;
+    cb_err err = { { 0 } };
+    cr_assert_eq(cb_model_load(dir, &m, &err), 0, "%s", err.msg);
+    cb_model_free(&m);
+    remove_dir(dir);
+    fflush(stderr);
+    char want[256];
+    snprintf(want, sizeof want, "warning: %s/model.safetensors: unexpected tensor model.layers.0.surprise ignored\n", dir);
+    cr_assert_stderr_eq_str(want);
+}
+
+/* ---- presets ---- */
+
+Test(presets, all_configs_valid) {
+    cr_assert_eq(cb_preset_count(), 12);
+    for (int i = 0; i < cb_preset_count(); i++) {
+        cb_config c;
+        cb_err err;
+        const char *name = cb_preset_name(i);
+        cr_assert_eq(cb_preset_config(name, &c, &err), 0, "%s: %s", name, err.msg);
+        cr_assert_eq(c.n_layers, strstr(name, "tiny") ? 8 : 32);
+        if (strncmp(name, "bamba", 5) == 0) {
+            cr_assert_eq(c.arch, CB_ARCH_HYBRID, "%s", name);
+            cr_assert_eq(c.n_attn_layers, strstr(name, "tiny") ? 2 : 3);
+            cr_assert_eq(c.rope.rot_dim * 2, c.head_dim);
+        } else if (strncmp(name, "mamba2", 6) == 0) {
+            cr_assert_eq(c.arch, CB_ARCH_MAMBA2);
+            cr_assert_eq(c.model_type, CB_MT_BAMBA);
+            cr_assert(c.has_mlp);
+        } else {
+            cr_assert_eq(c.arch, CB_ARCH_TRANSFORMER);
+            cr_assert_eq(c.model_type, CB_MT_LLAMA);
+            cr_assert_eq(c.rope.rot_dim, c.head_dim);
+        }
+        cr_assert_eq(c.m_heads ? c.m_heads * c.m_head_dim : 2 * c.d_model, 2 * c.d_model);
+    }
+    cb_config c;
+    cr_assert_eq(cb_preset_config("bamba-9b", &c, NULL), 0);
+    int64_t p = cb_config_param_count(&c);
+    /* Bamba-9B: 9.78e9 parameters (embed + untied head 1.05e9, 29 mamba + 3 attention layers + MLPs) */
+    cr_assert(p > 9.0e9 && p < 10.0e9, "bamba-9b params %lld", (long long)p);
+    cr_assert_eq(c.mixer[9], CB_MIXER_ATTENTION);
+    cr_assert_eq(c.mixer[18], CB_MIXER_ATTENTION);
+    cr_assert_eq(c.mixer[27], CB_MIXER_ATTENTION);
+    cr_assert_eq(c.m_in_proj_rows, 2 * 8192 + 2 * 128 + 128);
+    cr_assert_eq(c.head_dim, 128);
+    cr_assert_eq(c.n_kv_heads, 8);
+    cb_err err;
+    cr_assert_neq(cb_preset_config("bamba-huge", &c, &err), 0);
+    cr_assert(strstr(err.msg, "bamba-huge") && strstr(err.msg, "transformer-tiny"), "%s", err.msg);
+}
+
+Test(presets, tiny_deterministic_and_thread_independent) {
+    const char *names[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny" };
+    for (int k = 0; k < 3; k++) {
+        cb_model a, b, c;
+        cb_err err;
+        omp_set_num_threads(1);
+        cr_assert_eq(cb_preset_create(names[k], 7, CB_BF16, &a, &err), 0, "%s", err.msg);
+        omp_set_num_threads(2);
+        cr_assert_eq(cb_preset_create(names[k], 7, CB_BF16, &b, &err), 0, "%s", err.msg);
+        cr_assert_eq(cb_preset_create(names[k], 8, CB_BF16, &c, &err), 0, "%s", err.msg);
+        cr_assert_eq(a.owned_bytes, b.owned_bytes);
+        cr_assert(memcmp(a.owned, b.owned, a.owned_bytes) == 0, "%s: 1 vs 2 threads differ", names[k]);
+        cr_assert(memcmp(a.owned, c.owned, a.owned_bytes) != 0, "%s: seed ignored", names[k]);
+        cr_assert_str_eq(a.source, strcmp(names[k], "bamba-tiny") == 0 ? "preset:bamba-tiny seed=7 dtype=bf16" : a.source);
+        cr_assert_eq(a.cfg.n_layers, 8);
+        cr_assert_eq(a.embed.dtype, CB_BF16);
+        cr_assert_eq(a.embed.rows, 4096);
+        cr_assert(a.weight_bytes > 0 && a.weight_bytes <= a.owned_bytes);
+        cr_assert_eq((int64_t)a.weight_bytes, cb_config_param_count(&a.cfg) * 2);
+        cb_model_free(&a);
+        cb_model_free(&b);
+        cb_model_free(&c);
+    }
+}
+
+Test(presets, value_ranges_f32) {
+    cb_model m;
+    cb_err err;
+    cr_assert_eq(cb_preset_create("bamba-tiny", 1, CB_F32, &m, &err), 0, "%s", err.msg);
+    const cb_mamba_weights *w = &m.layers[0].mamba;
+    for (int h = 0; h < m.cfg.m_heads; h++) {
+        float alog = ((const float *)w->A_log.data)[h], dtb = ((const float *)w->dt_bias.data)[h];
+        cr_assert(alog >= 0 && alog <= logf(16.0f) + 1e-6f, "A_log %g", alog);
+        float dt = log1pf(expf(dtb));
+        cr_assert(dt >= 0.999e-3f && dt <= 0.1001f, "dt %g", dt);
+    }
+    const float *q = m.layers[3].attn.q.data;
+    for (int i = 0; i < 256 * 256; i++) cr_assert(fabsf(q[i]) <= 1.0f / 16.0f + 1e-6f);
+    cb_model_free(&m);
+}
+
+Test(presets, model_open_dispatch) {
+    cb_model m;
+    cb_err err;
+    cr_assert_eq(cb_model_open("tests/fixtures/mamba2-tiny", 0, CB_BF16, &m, &err), 0, "%s", err.msg);
+    cr_assert(m.from_checkpoint);
+    cb_model_free(&m);
+    cr_assert_eq(cb_model_open("transformer-tiny", 3, CB_F16, &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(m.embed.dtype, CB_F16);
+    cr_assert_str_eq(m.name, "transformer-tiny");
+    cb_model_free(&m);
+    cr_assert_neq(cb_model_open("no-such-thing", 0, CB_BF16, &m, &err), 0);
+    cr_assert(strstr(err.msg, "no-such-thing") && strstr(err.msg, "bamba-9b"), "%s", err.msg);
+    cb_config c;
+    cr_assert_eq(cb_model_config("workloads/models/llama3.1-8b", &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.rope.type, CB_ROPE_LLAMA3);
+    cr_assert_eq(c.rope.original_max_pos, 8192);
+    cr_assert_eq(c.rope.theta, 500000.0);
+    cr_assert_eq(c.vocab, 128256);
+    cr_assert_eq(cb_model_config("workloads/models/mamba-codestral-7b", &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.arch, CB_ARCH_MAMBA2);
+    cr_assert_eq(c.n_layers, 64);
+    cr_assert_eq(c.m_groups, 8);
+    cr_assert(isinf(c.m_dt_max));
+    cr_assert_eq(cb_model_config("bamba-s", &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.d_model, 1024);
 }

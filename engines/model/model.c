@@ -201,7 +201,7 @@ int cb_model_load(const char *dir, cb_model *m, cb_err *err) {
 
 void cb_model_free(cb_model *m) {
     if (!m) return;
-    if (m->from_checkpoint) cb_st_close(&m->st);
+    cb_st_close(&m->st); /* checkpoint maps, or a preset's in-memory tensor table */
     cb_free(m->owned);
     memset(m, 0, sizeof *m);
 }
