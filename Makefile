@@ -26,7 +26,7 @@ TEST_OBJ    = $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   = $(wildcard bench/*.c)
 BENCH_OBJ   = $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test demo bench asan clean valgrind
+.PHONY: all deps test demo bench asan clean valgrind FORCE
 all: $(BUILD)/ctxbench
 
 deps:
@@ -39,6 +39,17 @@ $(BUILD)/%_avx512.o: %_avx512.c
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -c $< -o $@
+
+# Build identity (commit, flags) for the machine record: regenerated every make, rewritten only when it
+# changes, so a stale object never carries an old commit and an unchanged tree does not relink.
+$(BUILD)/build_info_gen.h: FORCE
+	@mkdir -p $(BUILD); printf '#define CB_GIT_COMMIT "%s"\n#define CB_CFLAGS "%s"\n#define CB_AVX512_FLAGS "%s"\n' \
+	    "$$(git describe --always --dirty 2>/dev/null || echo unknown)" "$(strip $(CFLAGS_COMMON))" "$(AVX512_FLAGS)" >$@.tmp; \
+	    if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(BUILD)/harness/build_info.o: harness/build_info.c $(BUILD)/build_info_gen.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -I$(BUILD) -c $< -o $@
+FORCE:
 
 $(BUILD)/ctxbench: $(BUILD)/harness/main.o $(LIB_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)

@@ -50,6 +50,9 @@ typedef struct cb_engine_ops {
     void (*memory)(const cb_engine *e, cb_memory_report *out); /* bytes allocated, by category */
     void (*reset)(cb_engine *e, int seq);                       /* seq < 0: all sequences */
     void (*destroy)(cb_engine *e);
+    /* Optional (may be NULL): during the next prefill of n tokens, copy the residual stream after the
+     * embedding and after each layer into buf [n_layers + 1][n][d_model] (verify's per-layer report). */
+    void (*capture_hidden)(cb_engine *e, float *buf);
 } cb_engine_ops;
 
 void cb_engine_register(const cb_engine_ops *ops);

@@ -10,6 +10,9 @@ typedef struct {
 } cb_command;
 
 void cb_command_register(const cb_command *c);
+/* Dispatch argv[1] to its command (used by main; tests may call it in-process). */
+int cb_cli_main(int argc, char **argv);
+
 #define CB_REGISTER_COMMAND(cmd) \
     __attribute__((constructor)) static void cb_register_cmd_##cmd(void) { cb_command_register(&(cmd)); }
 

@@ -1,0 +1,276 @@
+/* ctxbench verify DIR: run the engine registered for a fixture's model_type and compare every produced
+ * logit row with the reference (transformers fp32 full forward): prefill the first P tokens (all-position
+ * logits), then decode the rest one token at a time. With --batch B, B copies of the sequence with
+ * different prefill lengths are decoded together in one batch. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../engines/engine.h"
+#include "../engines/model/model.h"
+#include "cli.h"
+
+typedef struct {
+    const char *dir, *reference;
+    cb_engine_opts o;
+    int prefill, batch;
+    bool layers, kv_given;
+} verify_args;
+
+typedef struct {
+    double prefill_max, decode_max;
+    long argmax_agree, rows;
+} verify_result;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ctxbench verify DIR [options]\n"
+            "  Load the checkpoint in DIR, run the engine for its model_type, prefill the first P tokens of\n"
+            "  DIR/reference.safetensors' input_ids, decode the rest one at a time, and compare every logit row.\n"
+            "  --mode exact|fast      exact: fp32 activations, f32 KV cache, tol 1e-3 (default);\n"
+            "                         fast: bf16 activations, bf16 KV, tol 5e-2 and argmax agreement >= 99%%\n"
+            "  --threads N            OpenMP threads (default: all)\n"
+            "  --prefill P            tokens prefilled before decoding (default 3/4 of T)\n"
+            "  --batch B              decode B sequences together (prefill lengths P, P-d, P-2d, ...)\n"
+            "  --reference FILE       reference file in DIR (default reference.safetensors)\n"
+            "  --ssd-chunk C          Mamba2 SSD chunk size (default: the config's)\n"
+            "  --prefill-chunk C      tokens per prefill step (default 512)\n"
+            "  --kv-dtype f32|bf16|f16  KV cache storage (default: f32 exact, bf16 fast)\n"
+            "  --layers               also compare the residual stream after every layer (prefill)\n"
+            "Last line: verify: model_type=X tokens=T prefill_max_abs=A decode_max_abs=B max_abs=M tol=E result=PASS|FAIL\n");
+}
+
+static int parse_int(const char *flag, const char *v, int lo, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || x < lo || x > 1 << 30) {
+        fprintf(stderr, "ctxbench verify: %s expects an integer >= %d, got '%s'\n", flag, lo, v);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, verify_args *a) {
+    static const struct option opts[] = {
+        { "mode", required_argument, 0, 'm' },    { "threads", required_argument, 0, 't' },
+        { "prefill", required_argument, 0, 'p' }, { "batch", required_argument, 0, 'b' },
+        { "reference", required_argument, 0, 'r' }, { "ssd-chunk", required_argument, 0, 's' },
+        { "prefill-chunk", required_argument, 0, 'c' }, { "kv-dtype", required_argument, 0, 'k' },
+        { "layers", no_argument, 0, 'l' },       { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    cb_engine_opts_default(&a->o);
+    a->reference = "reference.safetensors";
+    a->batch = 1;
+    a->prefill = -1;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            if (!strcmp(optarg, "exact")) a->o.mode = CB_MODE_EXACT;
+            else if (!strcmp(optarg, "fast")) a->o.mode = CB_MODE_FAST;
+            else { fprintf(stderr, "ctxbench verify: --mode expects exact or fast, got '%s'\n", optarg); return 2; }
+            break;
+        case 't': if (parse_int("--threads", optarg, 1, &a->o.threads)) return 2; break;
+        case 'p': if (parse_int("--prefill", optarg, 1, &a->prefill)) return 2; break;
+        case 'b': if (parse_int("--batch", optarg, 1, &a->batch)) return 2; break;
+        case 's': if (parse_int("--ssd-chunk", optarg, 1, &a->o.ssd_chunk)) return 2; break;
+        case 'c': if (parse_int("--prefill-chunk", optarg, 1, &a->o.prefill_chunk)) return 2; break;
+        case 'r': a->reference = optarg; break;
+        case 'k':
+            if (cb_dtype_parse(optarg, &a->o.kv_dtype) || (a->o.kv_dtype != CB_F32 && a->o.kv_dtype != CB_BF16 &&
+                                                           a->o.kv_dtype != CB_F16)) {
+                fprintf(stderr, "ctxbench verify: --kv-dtype expects f32, bf16 or f16, got '%s'\n", optarg);
+                return 2;
+            }
+            a->kv_given = true;
+            break;
+        case 'l': a->layers = true; break;
+        case 'h': usage(stdout); return 1;
+        default:
+            fprintf(stderr, "ctxbench verify: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "ctxbench verify: expected exactly one checkpoint directory\n");
+        usage(stderr);
+        return 2;
+    }
+    a->dir = argv[optind];
+    if (!a->kv_given) a->o.kv_dtype = a->o.mode == CB_MODE_EXACT ? CB_F32 : CB_BF16;
+    return 0;
+}
+
+static const cb_tensor *ref_tensor(const cb_safetensors *st, const char *path, const char *name, cb_dtype dt,
+                                   int ndim, cb_err *err) {
+    const cb_tensor *t = cb_st_find(st, name);
+    if (!t) cb_err_set(err, "%s: tensor '%s' missing", path, name);
+    else if (t->dtype != dt || t->ndim != ndim)
+        cb_err_set(err, "%s: tensor '%s': expected %s with %d dims, found %s with %d dims", path, name,
+                   cb_dtype_safetensors_name(dt), ndim, cb_dtype_safetensors_name(t->dtype), t->ndim);
+    else return t;
+    return NULL;
+}
+
+static void compare_row(const float *got, const float *want, int vocab, double *max_abs, verify_result *r) {
+    int ga = 0, wa = 0;
+    for (int v = 0; v < vocab; v++) {
+        double d = fabs((double)got[v] - (double)want[v]);
+        if (!(d <= *max_abs)) *max_abs = isnan(d) ? INFINITY : d;
+        if (got[v] > got[ga]) ga = v;
+        if (want[v] > want[wa]) wa = v;
+    }
+    r->argmax_agree += ga == wa;
+    r->rows++;
+}
+
+/* Per-layer residual-stream report for the prefill of the first n tokens (debugging aid). */
+static void report_layers(const cb_engine_ops *ops, const cb_model *m, const cb_safetensors *ref, const char *path,
+                          const int32_t *ids, int n) {
+    const cb_tensor *hs = cb_st_find(ref, "hidden_states");
+    int L = m->cfg.n_layers, d = m->cfg.d_model;
+    if (!hs || hs->dtype != CB_F32 || hs->ndim != 3 || hs->shape[0] != L + 1 || hs->shape[2] != d || !ops->capture_hidden) {
+        fprintf(stderr, "verify: --layers: no usable hidden_states in %s or engine cannot capture\n", path);
+        return;
+    }
+    int64_t T = hs->shape[1];
+    cb_engine_opts o;
+    cb_engine_opts_default(&o);
+    o.max_context = n;
+    o.kv_dtype = CB_F32;
+    cb_engine *e;
+    cb_err err = { 0 };
+    float *buf = calloc((size_t)(L + 1) * n * d, sizeof(float));
+    if (!buf || ops->create(m, &o, &e, &err)) {
+        fprintf(stderr, "verify: --layers: %s\n", err.msg);
+        free(buf);
+        return;
+    }
+    ops->capture_hidden(e, buf);
+    if (ops->prefill(e, 0, ids, n, NULL, false, &err) == 0) {
+        const float *want = hs->data;
+        for (int l = 0; l <= L; l++) {
+            double mx = 0;
+            for (int t = 0; t < n; t++)
+                for (int i = 0; i < d; i++) {
+                    double dd = fabs((double)buf[((size_t)l * n + t) * d + i] - want[((size_t)l * T + t) * d + i]);
+                    if (!(dd <= mx)) mx = dd;
+                }
+            printf("layer %2d (%s): hidden max_abs=%.3g\n", l, l == 0 ? "embedding" : (m->cfg.mixer[l - 1] == CB_MIXER_ATTENTION ? "attention" : "mamba2"), mx);
+        }
+    } else fprintf(stderr, "verify: --layers: %s\n", err.msg);
+    ops->destroy(e);
+    free(buf);
+}
+
+static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids,
+                      const float *want, int T, verify_result *r, cb_err *err) {
+    int vocab = m->cfg.vocab, B = a->batch;
+    int P = a->prefill > 0 ? a->prefill : CB_MAX(1, 3 * T / 4);
+    if (P > T) {
+        cb_err_set(err, "--prefill %d exceeds the reference's %d tokens", P, T);
+        return -1;
+    }
+    cb_engine_opts o = a->o;
+    o.max_context = T;
+    o.max_batch = B;
+    cb_engine *e;
+    if (ops->create(m, &o, &e, err)) return -1;
+    int rc = -1;
+    float *logits = malloc((size_t)T * vocab * sizeof(float));
+    int *pos = calloc((size_t)B, sizeof(int)), *seqs = calloc((size_t)B, sizeof(int));
+    int32_t *toks = calloc((size_t)B, sizeof(int32_t));
+    if (!logits || !pos || !seqs || !toks) { cb_err_set(err, "out of memory"); goto done; }
+    /* sequence b prefills P - b*step tokens (at least 1), so the batch mixes depths */
+    int step = B > 1 ? CB_MAX(1, P / (2 * B)) : 0;
+    for (int b = 0; b < B; b++) {
+        int pb = CB_MAX(1, P - b * step);
+        if (ops->prefill(e, b, ids, pb, logits, true, err)) goto done;
+        for (int t = 0; t < pb; t++) compare_row(logits + (size_t)t * vocab, want + (size_t)t * vocab, vocab, &r->prefill_max, r);
+        pos[b] = pb;
+    }
+    for (;;) {
+        int n = 0;
+        for (int b = 0; b < B; b++)
+            if (pos[b] < T) { seqs[n] = b; toks[n] = ids[pos[b]]; n++; }
+        if (n == 0) break;
+        if (ops->decode(e, n, seqs, toks, logits, err)) goto done;
+        for (int i = 0; i < n; i++) {
+            int t = pos[seqs[i]]++;
+            compare_row(logits + (size_t)i * vocab, want + (size_t)t * vocab, vocab, &r->decode_max, r);
+        }
+    }
+    rc = 0;
+done:
+    free(logits); free(pos); free(seqs); free(toks);
+    ops->destroy(e);
+    return rc;
+}
+
+static int cmd_verify(int argc, char **argv) {
+    verify_args a = { 0 };
+    int prc = parse_args(argc, argv, &a);
+    if (prc) return prc == 1 ? 0 : prc;
+    cb_err err = { 0 };
+    cb_model m;
+    memset(&m, 0, sizeof m);
+    if (cb_model_load(a.dir, &m, &err)) {
+        fprintf(stderr, "ctxbench verify: %s\n", err.msg);
+        return 1;
+    }
+    const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
+    if (!ops) {
+        fprintf(stderr, "ctxbench verify: no engine registered for model_type '%s'\n", m.cfg.model_type_str);
+        printf("verify: model_type=%s tokens=0 prefill_max_abs=nan decode_max_abs=nan max_abs=nan tol=nan result=FAIL\n",
+               m.cfg.model_type_str);
+        cb_model_free(&m);
+        return 1;
+    }
+    char path[1024];
+    if (strchr(a.reference, '/')) snprintf(path, sizeof path, "%s", a.reference);
+    else snprintf(path, sizeof path, "%s/%s", a.dir, a.reference);
+    cb_safetensors ref;
+    memset(&ref, 0, sizeof ref);
+    const cb_tensor *ids_t = NULL, *lg_t = NULL;
+    if (cb_st_open(path, &ref, &err) || !(ids_t = ref_tensor(&ref, path, "input_ids", CB_I32, 1, &err)) ||
+        !(lg_t = ref_tensor(&ref, path, "logits", CB_F32, 2, &err))) {
+        fprintf(stderr, "ctxbench verify: %s\n", err.msg);
+        cb_model_free(&m);
+        return 1;
+    }
+    int T = (int)ids_t->shape[0];
+    if (lg_t->shape[0] != T || lg_t->shape[1] != m.cfg.vocab) {
+        fprintf(stderr, "ctxbench verify: %s: logits shape [%lld, %lld], expected [%d, %d]\n", path,
+                (long long)lg_t->shape[0], (long long)lg_t->shape[1], T, m.cfg.vocab);
+        cb_st_close(&ref);
+        cb_model_free(&m);
+        return 1;
+    }
+    double tol = a.o.mode == CB_MODE_EXACT ? 1e-3 : 5e-2;
+    printf("verify: %s engine=%s mode=%s kv=%s threads=%d batch=%d prefill=%d of %d\n", a.dir, ops->name,
+           a.o.mode == CB_MODE_EXACT ? "exact" : "fast", cb_dtype_name(a.o.kv_dtype), a.o.threads, a.batch,
+           a.prefill > 0 ? a.prefill : CB_MAX(1, 3 * T / 4), T);
+    if (a.layers) report_layers(ops, &m, &ref, path, ids_t->data, a.prefill > 0 ? a.prefill : CB_MAX(1, 3 * T / 4));
+    verify_result r = { 0 };
+    int rc = run_verify(&a, &m, ops, ids_t->data, lg_t->data, T, &r, &err);
+    if (rc) fprintf(stderr, "ctxbench verify: %s\n", err.msg);
+    double mx = fmax(r.prefill_max, r.decode_max);
+    double agree = r.rows ? (double)r.argmax_agree / (double)r.rows : 0.0;
+    bool pass = rc == 0 && mx <= tol && (a.o.mode == CB_MODE_EXACT || agree >= 0.99);
+    if (a.o.mode == CB_MODE_FAST) printf("verify: argmax agreement %.4f over %ld rows\n", agree, r.rows);
+    printf("verify: model_type=%s tokens=%d prefill_max_abs=%.3g decode_max_abs=%.3g max_abs=%.3g tol=%g result=%s\n",
+           m.cfg.model_type_str, T, r.prefill_max, r.decode_max, mx, tol, pass ? "PASS" : "FAIL");
+    cb_st_close(&ref);
+    cb_model_free(&m);
+    return pass ? 0 : 1;
+}
+
+static const cb_command verify_command = { "verify", "compare an engine's logits with a fixture's reference, prefill and decode paths", cmd_verify };
+CB_REGISTER_COMMAND(verify_command)
