@@ -190,7 +190,7 @@ static int parse_rope(ctx *c, cb_config *cfg, double default_partial) {
                    partial);
         return -1;
     }
-    cfg->rope.rot_dim = (int)lround(cfg->head_dim * partial);
+    cfg->rope.rot_dim = (int)floor(cfg->head_dim * partial + 1e-9); /* HF: int(head_dim * factor) */
     return 0;
 }
 
@@ -351,7 +351,8 @@ int cb_config_parse(const char *json_text, const char *origin, cb_config *cfg, c
         return -1;
     }
     json_error_t je;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    /* duplicate keys: the last wins, as with Python's json (which wrote these files) */
+    json_t *root = json_loads(text, 0, &je);
     free(text);
     if (!root) {
         cb_err_set(err, "%s: invalid JSON at line %d column %d: %s", origin, je.line, je.column, je.text);
