@@ -89,7 +89,7 @@ static void run_fuzz(const char *dir, uint64_t seed) {
     cr_assert_eq(c.bound, 1, "%s: unmodified fixture does not bind", dir);
 
     /* 2. random byte overwrites / bit flips in the header region */
-    for (int k = 0; k < 1200; k++) {
+    for (int k = 0; k < 1000; k++) {
         int nmut = 1 + (int)(cb_rng_next(&rng) % 4);
         size_t pos[4];
         for (int j = 0; j < nmut; j++) {
@@ -108,7 +108,7 @@ static void run_fuzz(const char *dir, uint64_t seed) {
     int nd = 0;
     for (size_t i = 8; i < hend && nd < 8192; i++)
         if (c.orig[i] >= '0' && c.orig[i] <= '9') digits[nd++] = i;
-    for (int k = 0; k < 1000 && nd > 0; k++) {
+    for (int k = 0; k < 800 && nd > 0; k++) {
         size_t p = digits[cb_rng_next(&rng) % nd];
         uint8_t b = (uint8_t)('0' + cb_rng_next(&rng) % 10);
         cr_assert_eq(pwrite(c.fd, &b, 1, (off_t)p), 1);
@@ -141,7 +141,7 @@ static void run_fuzz(const char *dir, uint64_t seed) {
         cr_assert_eq(ftruncate(c.fd, (off_t)c.size), 0);
         restore(&c, len, c.size - len);
     }
-    cr_assert(c.rejected > 800, "%s: only %d rejected", dir, c.rejected);
+    cr_assert(c.rejected > 700, "%s: only %d rejected", dir, c.rejected);
     cr_assert(c.opened > 10, "%s: only %d opened", dir, c.opened);
     teardown(&c);
 }

@@ -291,3 +291,54 @@ Test(presets, model_open_dispatch) {
     cr_assert_eq(cb_model_config("bamba-s", &c, &err), 0, "%s", err.msg);
     cr_assert_eq(c.d_model, 1024);
 }
+
+/* Mamba2 in_proj with 2*d_mlp prepended rows: bound past them; an odd excess is an error. */
+static int write_mamba2_with_extra_rows(const char *dir, int extra, cb_safetensors *src) {
+    char p[512];
+    snprintf(p, sizeof p, "cp tests/fixtures/mamba2-tiny/config.json %s/", dir);
+    cr_assert_eq(system(p), 0);
+    cb_st_write_item *items = calloc(src->n_tensors, sizeof *items);
+    void **bufs = calloc(src->n_tensors, sizeof *bufs);
+    for (int i = 0; i < src->n_tensors; i++) {
+        const cb_tensor *t = &src->tensors[i];
+        items[i] = (cb_st_write_item){ t->name, t->dtype, t->ndim, { 0 }, t->data };
+        memcpy(items[i].shape, t->shape, sizeof t->shape);
+        if (strstr(t->name, "in_proj.weight")) {
+            size_t row = (size_t)t->shape[1] * cb_dtype_size(t->dtype);
+            bufs[i] = malloc(t->nbytes + extra * row);
+            memset(bufs[i], 0x7f, extra * row); /* garbage rows that must be skipped */
+            memcpy((char *)bufs[i] + extra * row, t->data, t->nbytes);
+            items[i].shape[0] += extra;
+            items[i].data = bufs[i];
+        }
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    cb_err err;
+    int rc = cb_st_write(p, items, src->n_tensors, &err);
+    for (int i = 0; i < src->n_tensors; i++) free(bufs[i]);
+    free(bufs);
+    free(items);
+    return rc;
+}
+
+Test(model_load, mamba2_in_proj_extra_rows) {
+    cb_safetensors src;
+    cb_err err = { { 0 } };
+    cr_assert_eq(cb_st_open("tests/fixtures/mamba2-tiny/model.safetensors", &src, &err), 0, "%s", err.msg);
+    char dir[] = "/tmp/cb_dmlp_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(write_mamba2_with_extra_rows(dir, 16, &src), 0);
+    cb_model m;
+    cr_assert_eq(cb_model_load(dir, &m, &err), 0, "%s", err.msg);
+    const cb_tensor *orig = cb_st_find(&src, "backbone.layers.1.mixer.in_proj.weight");
+    cr_assert_eq(m.layers[1].mamba.in_proj.rows, m.cfg.m_in_proj_rows);
+    cr_assert(memcmp(m.layers[1].mamba.in_proj.data, orig->data, orig->nbytes) == 0);
+    cb_model_free(&m);
+    cr_assert_eq(write_mamba2_with_extra_rows(dir, 3, &src), 0);
+    cr_assert_neq(cb_model_load(dir, &m, &err), 0);
+    cr_assert(strstr(err.msg, "in_proj.weight") && strstr(err.msg, "odd"), "%s", err.msg);
+    cb_st_close(&src);
+    char p[512];
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    cr_assert_eq(system(p), 0);
+}
