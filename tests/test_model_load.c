@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <math.h>
+#include <sys/wait.h>
 
 #include "../engines/model/model.h"
 
@@ -341,4 +342,27 @@ Test(model_load, mamba2_in_proj_extra_rows) {
     char p[512];
     snprintf(p, sizeof p, "rm -rf %s", dir);
     cr_assert_eq(system(p), 0);
+}
+
+/* `ctxbench models` lists presets and real configs with the published parameter counts. */
+Test(presets, models_command) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin) bin = "build/ctxbench";
+    char cmd[512], line[256];
+    snprintf(cmd, sizeof cmd, "%s models 2>&1", bin);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    int rows = 0;
+    bool bamba9b = false, llama = false, codestral = false;
+    while (fgets(line, sizeof line, p)) {
+        rows++;
+        if (strncmp(line, "bamba-9b ", 9) == 0) bamba9b = strstr(line, "hybrid") && strstr(line, "9.780B");
+        if (strncmp(line, "llama3.1-8b ", 12) == 0) llama = strstr(line, "8.030B") != NULL;
+        if (strncmp(line, "mamba-codestral-7b ", 19) == 0) codestral = strstr(line, "7.285B") && strstr(line, "64 (0/64)");
+    }
+    cr_assert_eq(pclose(p), 0);
+    cr_assert_eq(rows, 1 + 12 + 2);
+    cr_assert(bamba9b && llama && codestral);
+    snprintf(cmd, sizeof cmd, "%s models --bogus >/dev/null 2>&1", bin);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 2);
 }

@@ -104,9 +104,11 @@ Test(safetensors, sharded_loads_identically) {
 static void write_raw(const char *path, const char *header, uint64_t len_override, size_t data_bytes) {
     FILE *f = fopen(path, "wb");
     cr_assert_not_null(f);
-    uint64_t hl = len_override ? len_override : strlen(header);
+    size_t padded = (strlen(header) + 7) / 8 * 8; /* as writers do: keeps tensor data aligned */
+    uint64_t hl = len_override ? len_override : padded;
     for (int i = 0; i < 8; i++) fputc((int)((hl >> (8 * i)) & 0xff), f);
     fwrite(header, 1, strlen(header), f);
+    for (size_t i = strlen(header); i < padded; i++) fputc(' ', f);
     for (size_t i = 0; i < data_bytes; i++) fputc(0, f);
     fclose(f);
 }
@@ -155,6 +157,7 @@ Test(safetensors, corrupt_files_give_specific_errors) {
     expect_error("{\"w\": 5}", 0, 0, "tensor w", "not an object");
     expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
                  " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}", 0, 12, "overlaps", "tensor a");
+    expect_error("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [2, 6]}}", 0, 8, "tensor w", "not aligned");
     /* __metadata__ is skipped, zero-size tensors are fine */
     fd = mkstemp(path);
     close(fd);

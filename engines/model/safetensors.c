@@ -171,6 +171,12 @@ static int open_one(cb_safetensors *st, int fi, cb_err *err) {
                        (unsigned long long)(e - b), (unsigned long long)want, json_string_value(jd));
             goto out;
         }
+        /* kernels read elements through typed pointers: a misaligned tensor would be undefined behaviour */
+        if (((uintptr_t)(data + b)) % cb_dtype_size(t.dtype) != 0) {
+            cb_err_set(err, "%s: tensor %s: data at file offset %llu is not aligned to its %zu-byte %s elements", path,
+                       key, (unsigned long long)(8 + hlen + b), cb_dtype_size(t.dtype), json_string_value(jd));
+            goto out;
+        }
         t.name = strdup(key);
         if (!t.name) {
             cb_err_set(err, "%s: out of memory", path);
