@@ -1,5 +1,5 @@
 /* Named random-weight models. Weights go straight into their storage dtype in one allocation; every
- * 64Ki-element chunk of every tensor has its own RNG stream, so the bytes depend only on (name, seed,
+ * 16Ki-element chunk of every tensor has its own RNG stream, so the bytes depend only on (name, seed,
  * dtype), never on the thread count. The tensors are presented as an in-memory safetensors set so the
  * same binder (model.c) that checks real checkpoints checks presets too. */
 #include "presets.h"
@@ -203,7 +203,7 @@ static float special_value(init_kind k, float u) {
     return (float)(dt + log(-expm1(-dt)));
 }
 
-#define CHUNK 65536
+#define CHUNK 16384 /* elements per RNG stream; the fp32 block lives on the thread stack (64 KiB) */
 
 static void fill_tensor(void *base, const spec *s, int tensor_index, uint64_t seed, cb_dtype dt) {
     const size_t nchunks = (s->count + CHUNK - 1) / CHUNK;
