@@ -1,0 +1,207 @@
+/* Checkpoint -> cb_model: each model_type's tensor names bound to the shared layer structs, with the
+ * exact shape the config implies checked for every tensor. */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    cb_model *m;
+    cb_err *err;
+    const char *origin; /* checkpoint dir, for tensors that are missing altogether */
+} binder;
+
+static const char *tensor_file(const cb_model *m, const cb_tensor *t) { return m->st.paths[t->file_index]; }
+
+static void fmt_shape(char *buf, size_t n, const int64_t *shape, int ndim) {
+    size_t o = 0;
+    o += snprintf(buf + o, n - o, "[");
+    for (int i = 0; i < ndim && o < n; i++) o += snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+/* Find `name` and check its shape; ndim 1 -> vector, 2 -> matrix, 3 -> conv [rows, 1, cols]. */
+static int bind_shape(binder *b, const char *name, int ndim, const int64_t *shape, bool optional, cb_weight *w) {
+    memset(w, 0, sizeof *w);
+    cb_tensor *t = (cb_tensor *)cb_st_find(&b->m->st, name);
+    if (!t) {
+        if (optional) return 0;
+        char want[128];
+        fmt_shape(want, sizeof want, shape, ndim);
+        cb_err_set(b->err, "%s: tensor %s: missing (expected shape %s)", b->origin, name, want);
+        return -1;
+    }
+    bool ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char want[128], found[128];
+        fmt_shape(want, sizeof want, shape, ndim);
+        fmt_shape(found, sizeof found, t->shape, t->ndim);
+        cb_err_set(b->err, "%s: tensor %s: expected shape %s, found %s", tensor_file(b->m, t), name, want, found);
+        return -1;
+    }
+    if (t->dtype != CB_F32 && t->dtype != CB_F16 && t->dtype != CB_BF16) {
+        cb_err_set(b->err, "%s: tensor %s: dtype %s not supported for weights (expected F32, F16 or BF16)",
+                   tensor_file(b->m, t), name, cb_dtype_safetensors_name(t->dtype));
+        return -1;
+    }
+    w->data = t->data;
+    w->dtype = t->dtype;
+    w->rows = ndim == 1 ? 1 : shape[0];
+    w->cols = ndim == 1 ? shape[0] : shape[ndim - 1];
+    if (!t->used) b->m->weight_bytes += t->nbytes;
+    t->used = true;
+    return 0;
+}
+
+static int bind_mat(binder *b, const char *name, int64_t rows, int64_t cols, bool optional, cb_weight *w) {
+    int64_t s[2] = { rows, cols };
+    return bind_shape(b, name, 2, s, optional, w);
+}
+static int bind_vec(binder *b, const char *name, int64_t n, bool optional, cb_weight *w) {
+    int64_t s[1] = { n };
+    return bind_shape(b, name, 1, s, optional, w);
+}
+
+static int bind_attn(binder *b, const char *p, cb_attn_weights *a) {
+    const cb_config *c = &b->m->cfg;
+    int64_t d = c->d_model, q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+    char n[512];
+#define N(suffix) (snprintf(n, sizeof n, "%s.%s", p, suffix), n)
+    if (bind_mat(b, N("q_proj.weight"), q, d, false, &a->q) || bind_mat(b, N("k_proj.weight"), kv, d, false, &a->k) ||
+        bind_mat(b, N("v_proj.weight"), kv, d, false, &a->v) || bind_mat(b, N("o_proj.weight"), d, q, false, &a->o))
+        return -1;
+    if (c->attn_bias &&
+        (bind_vec(b, N("q_proj.bias"), q, false, &a->q_b) || bind_vec(b, N("k_proj.bias"), kv, false, &a->k_b) ||
+         bind_vec(b, N("v_proj.bias"), kv, false, &a->v_b) || bind_vec(b, N("o_proj.bias"), d, false, &a->o_b)))
+        return -1;
+    return 0;
+}
+
+static int bind_mlp(binder *b, const char *p, cb_mlp_weights *w) {
+    const cb_config *c = &b->m->cfg;
+    char n[512];
+    if (bind_mat(b, N("gate_proj.weight"), c->d_ff, c->d_model, false, &w->gate) ||
+        bind_mat(b, N("up_proj.weight"), c->d_ff, c->d_model, false, &w->up) ||
+        bind_mat(b, N("down_proj.weight"), c->d_model, c->d_ff, false, &w->down))
+        return -1;
+    if (c->mlp_bias && (bind_vec(b, N("gate_proj.bias"), c->d_ff, false, &w->gate_b) ||
+                        bind_vec(b, N("up_proj.bias"), c->d_ff, false, &w->up_b) ||
+                        bind_vec(b, N("down_proj.bias"), c->d_model, false, &w->down_b)))
+        return -1;
+    return 0;
+}
+
+static int bind_mamba(binder *b, const char *p, cb_mamba_weights *w) {
+    const cb_config *c = &b->m->cfg;
+    char n[512];
+    /* in_proj: a checkpoint may prepend 2*d_mlp rows (unused by this mixer); skip them. */
+    N("in_proj.weight");
+    const cb_tensor *t = cb_st_find(&b->m->st, n);
+    int64_t rows = c->m_in_proj_rows;
+    if (t && t->ndim == 2 && t->shape[1] == c->d_model && t->shape[0] > rows) {
+        int64_t extra = t->shape[0] - rows;
+        if (extra % 2 != 0) {
+            cb_err_set(b->err, "%s: tensor %s: %lld rows, expected %lld (+ an even 2*d_mlp), found odd excess %lld",
+                       tensor_file(b->m, t), n, (long long)t->shape[0], (long long)rows, (long long)extra);
+            return -1;
+        }
+        rows = t->shape[0];
+    }
+    if (bind_mat(b, n, rows, c->d_model, false, &w->in_proj)) return -1;
+    int64_t skip = rows - c->m_in_proj_rows;
+    if (skip > 0) {
+        w->in_proj.data = (const char *)w->in_proj.data + (size_t)skip * c->d_model * cb_dtype_size(w->in_proj.dtype);
+        w->in_proj.rows = c->m_in_proj_rows;
+    }
+    if (c->m_proj_bias) {
+        if (bind_vec(b, N("in_proj.bias"), rows, false, &w->in_proj_b)) return -1;
+        if (skip > 0) {
+            w->in_proj_b.data = (const char *)w->in_proj_b.data + (size_t)skip * cb_dtype_size(w->in_proj_b.dtype);
+            w->in_proj_b.cols = c->m_in_proj_rows;
+        }
+    }
+    int64_t conv_shape[3] = { c->m_conv_dim, 1, c->m_conv };
+    if (bind_shape(b, N("conv1d.weight"), 3, conv_shape, false, &w->conv_w)) return -1;
+    if (c->m_conv_bias && bind_vec(b, N("conv1d.bias"), c->m_conv_dim, false, &w->conv_b)) return -1;
+    if (bind_vec(b, N("dt_bias"), c->m_heads, false, &w->dt_bias) || bind_vec(b, N("A_log"), c->m_heads, false, &w->A_log) ||
+        bind_vec(b, N("D"), c->m_heads, false, &w->D) || bind_vec(b, N("norm.weight"), c->m_d_inner, false, &w->norm) ||
+        bind_mat(b, N("out_proj.weight"), c->d_model, c->m_d_inner, false, &w->out_proj))
+        return -1;
+    if (c->m_proj_bias && bind_vec(b, N("out_proj.bias"), c->d_model, false, &w->out_proj_b)) return -1;
+    return 0;
+#undef N
+}
+
+int cb_model_bind(cb_model *m, cb_err *err) {
+    const cb_config *c = &m->cfg;
+    binder b = { m, err, m->source[0] ? m->source : m->name };
+    for (int i = 0; i < m->st.n_tensors; i++) m->st.tensors[i].used = false;
+    m->weight_bytes = 0;
+    const bool llama = c->model_type == CB_MT_LLAMA, mamba2 = c->model_type == CB_MT_MAMBA2;
+    const char *embed = mamba2 ? "backbone.embeddings.weight" : "model.embed_tokens.weight";
+    const char *norm = mamba2 ? "backbone.norm_f.weight" : llama ? "model.norm.weight" : "model.final_layernorm.weight";
+    if (bind_mat(&b, embed, c->vocab, c->d_model, false, &m->embed) ||
+        bind_vec(&b, norm, c->d_model, false, &m->final_norm))
+        return -1;
+    if (c->tie_embeddings) {
+        m->lm_head = m->embed;
+        const cb_tensor *t = cb_st_find(&m->st, "lm_head.weight");
+        if (t) {
+            fprintf(stderr, "warning: %s: tie_word_embeddings is true: tensor lm_head.weight ignored, using %s\n",
+                    tensor_file(m, t), embed);
+            ((cb_tensor *)t)->used = true;
+        }
+    } else if (bind_mat(&b, "lm_head.weight", c->vocab, c->d_model, false, &m->lm_head)) {
+        return -1;
+    }
+    for (int i = 0; i < c->n_layers; i++) {
+        cb_layer_weights *L = &m->layers[i];
+        memset(L, 0, sizeof *L);
+        L->kind = c->mixer[i];
+        char p[128], n[256];
+        snprintf(p, sizeof p, "%s.layers.%d", mamba2 ? "backbone" : "model", i);
+        snprintf(n, sizeof n, "%s.%s", p, mamba2 ? "norm.weight" : "input_layernorm.weight");
+        if (bind_vec(&b, n, c->d_model, false, &L->in_norm)) return -1;
+        if (L->kind == CB_MIXER_ATTENTION) {
+            snprintf(n, sizeof n, "%s.self_attn", p);
+            if (bind_attn(&b, n, &L->attn)) return -1;
+        } else {
+            snprintf(n, sizeof n, "%s.%s", p, mamba2 ? "mixer" : "mamba");
+            if (bind_mamba(&b, n, &L->mamba)) return -1;
+        }
+        if (c->has_mlp) {
+            snprintf(n, sizeof n, "%s.%s", p, llama ? "post_attention_layernorm.weight" : "pre_ff_layernorm.weight");
+            if (bind_vec(&b, n, c->d_model, false, &L->ff_norm)) return -1;
+            snprintf(n, sizeof n, "%s.%s", p, llama ? "mlp" : "feed_forward");
+            if (bind_mlp(&b, n, &L->mlp)) return -1;
+        }
+    }
+    for (int i = 0; i < m->st.n_tensors; i++)
+        if (!m->st.tensors[i].used)
+            fprintf(stderr, "warning: %s: unexpected tensor %s ignored\n", tensor_file(m, &m->st.tensors[i]),
+                    m->st.tensors[i].name);
+    return 0;
+}
+
+int cb_model_load(const char *dir, cb_model *m, cb_err *err) {
+    memset(m, 0, sizeof *m);
+    if (cb_config_load(dir, &m->cfg, err)) return -1;
+    if (cb_st_open(dir, &m->st, err)) return -1;
+    m->from_checkpoint = true;
+    snprintf(m->name, sizeof m->name, "%s", dir);
+    snprintf(m->source, sizeof m->source, "%s", dir);
+    if (cb_model_bind(m, err)) {
+        cb_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+void cb_model_free(cb_model *m) {
+    if (!m) return;
+    cb_st_close(&m->st); /* checkpoint maps, or a preset's in-memory tensor table */
+    cb_free(m->owned);
+    memset(m, 0, sizeof *m);
+}

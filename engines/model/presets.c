@@ -1,0 +1,340 @@
+/* Named random-weight models. Weights go straight into their storage dtype in one allocation; every
+ * 16Ki-element chunk of every tensor has its own RNG stream, so the bytes depend only on (name, seed,
+ * dtype), never on the thread count. The tensors are presented as an in-memory safetensors set so the
+ * same binder (model.c) that checks real checkpoints checks presets too. */
+#include "presets.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+typedef struct {
+    const char *scale;
+    int d, layers, heads, kv_heads, head_dim, m_heads, m_head_dim, state, d_ff, vocab;
+    int attn[4], n_attn;
+} scale_spec;
+
+static const scale_spec scales[] = {
+    /* 9b: exactly Bamba-9B */
+    { "9b", 4096, 32, 32, 8, 128, 128, 64, 128, 14336, 128256, { 9, 18, 27 }, 3 },
+    { "s", 1024, 32, 8, 2, 128, 32, 64, 128, 3584, 32000, { 9, 18, 27 }, 3 },
+    { "xs", 512, 32, 4, 1, 128, 16, 64, 128, 1792, 32000, { 9, 18, 27 }, 3 },
+    { "tiny", 256, 8, 4, 1, 64, 8, 64, 64, 768, 4096, { 3, 7 }, 2 },
+};
+#define N_SCALES ((int)(sizeof scales / sizeof scales[0]))
+static const char *families[] = { "bamba", "mamba2", "transformer" };
+#define N_FAMILIES 3
+
+int cb_preset_count(void) { return N_SCALES * N_FAMILIES; }
+
+const char *cb_preset_name(int i) {
+    static char names[N_SCALES * N_FAMILIES][32];
+    if (i < 0 || i >= cb_preset_count()) return NULL;
+    if (!names[i][0]) snprintf(names[i], sizeof names[i], "%s-%s", families[i % N_FAMILIES], scales[i / N_FAMILIES].scale);
+    return names[i];
+}
+
+static void list_presets(char *buf, size_t n) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < cb_preset_count() && o < n; i++)
+        o += snprintf(buf + o, n - o, "%s%s", i ? ", " : "", cb_preset_name(i));
+}
+
+int cb_preset_config(const char *name, cb_config *cfg, cb_err *err) {
+    int idx = -1;
+    for (int i = 0; i < cb_preset_count(); i++)
+        if (strcmp(name, cb_preset_name(i)) == 0) idx = i;
+    if (idx < 0) {
+        char list[512];
+        list_presets(list, sizeof list);
+        cb_err_set(err, "unknown preset \"%.64s\" (valid: %s)", name, list);
+        return -1;
+    }
+    const scale_spec *s = &scales[idx / N_FAMILIES];
+    const int fam = idx % N_FAMILIES; /* 0 bamba, 1 mamba2 (model_type bamba), 2 transformer (llama) */
+    memset(cfg, 0, sizeof *cfg);
+    cfg->model_type = fam == 2 ? CB_MT_LLAMA : CB_MT_BAMBA;
+    snprintf(cfg->model_type_str, sizeof cfg->model_type_str, "%s", fam == 2 ? "llama" : "bamba");
+    cfg->d_model = s->d;
+    cfg->n_layers = s->layers;
+    cfg->vocab = s->vocab;
+    cfg->eps = 1e-5;
+    cfg->tie_embeddings = false;
+    cfg->weights_dtype = CB_BF16;
+    cfg->has_mlp = true;
+    cfg->d_ff = s->d_ff;
+    cfg->n_heads = s->heads;
+    cfg->n_kv_heads = s->kv_heads;
+    cfg->head_dim = s->head_dim;
+    cfg->rope.type = CB_ROPE_DEFAULT;
+    cfg->rope.theta = 10000.0;
+    cfg->rope.factor = cfg->rope.low_freq_factor = cfg->rope.high_freq_factor = 1.0;
+    cfg->rope.rot_dim = fam == 2 ? s->head_dim : s->head_dim / 2; /* bamba: partial_rotary_factor 0.5 */
+    for (int i = 0; i < s->layers; i++) cfg->mixer[i] = fam == 2 ? CB_MIXER_ATTENTION : CB_MIXER_MAMBA2;
+    if (fam == 0)
+        for (int k = 0; k < s->n_attn; k++) cfg->mixer[s->attn[k]] = CB_MIXER_ATTENTION;
+    for (int i = 0; i < s->layers; i++) {
+        if (cfg->mixer[i] == CB_MIXER_ATTENTION) cfg->n_attn_layers++;
+        else cfg->n_mamba_layers++;
+    }
+    cfg->arch = cfg->n_mamba_layers == 0 ? CB_ARCH_TRANSFORMER : cfg->n_attn_layers == 0 ? CB_ARCH_MAMBA2 : CB_ARCH_HYBRID;
+    if (fam != 2) {
+        cfg->m_heads = s->m_heads;
+        cfg->m_head_dim = s->m_head_dim;
+        cfg->m_state = s->state;
+        cfg->m_groups = 1;
+        cfg->m_conv = 4;
+        cfg->m_chunk = 256;
+        cfg->m_d_inner = s->m_heads * s->m_head_dim;
+        cfg->m_conv_dim = cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state;
+        cfg->m_in_proj_rows = 2 * cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state + cfg->m_heads;
+        cfg->m_proj_bias = false;
+        cfg->m_conv_bias = true;
+        cfg->m_dt_min = 0.0;
+        cfg->m_dt_max = INFINITY;
+    }
+    return cb_config_validate(cfg, name, err);
+}
+
+/* ---- tensor list implied by a config (the inverse of model.c's binder) ---- */
+
+typedef enum { INIT_UNIFORM, INIT_ONE_PLUS, INIT_A_LOG, INIT_DT_BIAS } init_kind;
+typedef struct {
+    char name[96];
+    int ndim;
+    int64_t shape[3];
+    init_kind init;
+    float scale;
+    size_t offset, count;
+} spec;
+
+typedef struct { spec *v; int n, cap; } spec_list;
+
+static int add(spec_list *l, init_kind k, float scale, int ndim, int64_t a, int64_t b, int64_t c, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+static int add(spec_list *l, init_kind k, float scale, int ndim, int64_t a, int64_t b, int64_t c, const char *fmt, ...) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        spec *nv = realloc(l->v, l->cap * sizeof *nv);
+        if (!nv) return -1;
+        l->v = nv;
+    }
+    spec *s = &l->v[l->n++];
+    memset(s, 0, sizeof *s);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof s->name, fmt, ap);
+    va_end(ap);
+    s->ndim = ndim;
+    s->shape[0] = a, s->shape[1] = b, s->shape[2] = c;
+    s->count = (size_t)a * (ndim > 1 ? (size_t)b : 1) * (ndim > 2 ? (size_t)c : 1);
+    s->init = k;
+    s->scale = scale;
+    return 0;
+}
+
+static int build_specs(const cb_config *c, spec_list *l) {
+    const bool mamba2 = c->model_type == CB_MT_MAMBA2, llama = c->model_type == CB_MT_LLAMA;
+    const char *root = mamba2 ? "backbone" : "model";
+    const int64_t d = c->d_model;
+    /* Output projections feeding the residual are damped by 1/sqrt(2L) so that the residual stream
+     * keeps a plausible magnitude through 32 layers. */
+    const float res = 1.0f / sqrtf(2.0f * (float)c->n_layers);
+    int r = 0;
+    r |= add(l, INIT_UNIFORM, 1.0f, 2, c->vocab, d, 0, "%s", mamba2 ? "backbone.embeddings.weight" : "model.embed_tokens.weight");
+    r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s", mamba2 ? "backbone.norm_f.weight" : llama ? "model.norm.weight" : "model.final_layernorm.weight");
+    if (!c->tie_embeddings) r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->vocab, d, 0, "lm_head.weight");
+    for (int i = 0; i < c->n_layers && !r; i++) {
+        r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.layers.%d.%s", root, i, mamba2 ? "norm.weight" : "input_layernorm.weight");
+        if (c->mixer[i] == CB_MIXER_ATTENTION) {
+            int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+            float s_in = 1.0f / sqrtf((float)d), s_o = res / sqrtf((float)q);
+            r |= add(l, INIT_UNIFORM, s_in, 2, q, d, 0, "%s.layers.%d.self_attn.q_proj.weight", root, i);
+            r |= add(l, INIT_UNIFORM, s_in, 2, kv, d, 0, "%s.layers.%d.self_attn.k_proj.weight", root, i);
+            r |= add(l, INIT_UNIFORM, s_in, 2, kv, d, 0, "%s.layers.%d.self_attn.v_proj.weight", root, i);
+            r |= add(l, INIT_UNIFORM, s_o, 2, d, q, 0, "%s.layers.%d.self_attn.o_proj.weight", root, i);
+            if (c->attn_bias) {
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, q, 0, 0, "%s.layers.%d.self_attn.q_proj.bias", root, i);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, kv, 0, 0, "%s.layers.%d.self_attn.k_proj.bias", root, i);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, kv, 0, 0, "%s.layers.%d.self_attn.v_proj.bias", root, i);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.layers.%d.self_attn.o_proj.bias", root, i);
+            }
+        } else {
+            const char *mx = mamba2 ? "mixer" : "mamba";
+            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->m_in_proj_rows, d, 0, "%s.layers.%d.%s.in_proj.weight", root, i, mx);
+            if (c->m_proj_bias) r |= add(l, INIT_UNIFORM, 0.02f, 1, c->m_in_proj_rows, 0, 0, "%s.layers.%d.%s.in_proj.bias", root, i, mx);
+            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)c->m_conv), 3, c->m_conv_dim, 1, c->m_conv, "%s.layers.%d.%s.conv1d.weight", root, i, mx);
+            if (c->m_conv_bias) r |= add(l, INIT_UNIFORM, 0.1f, 1, c->m_conv_dim, 0, 0, "%s.layers.%d.%s.conv1d.bias", root, i, mx);
+            r |= add(l, INIT_DT_BIAS, 0, 1, c->m_heads, 0, 0, "%s.layers.%d.%s.dt_bias", root, i, mx);
+            r |= add(l, INIT_A_LOG, 0, 1, c->m_heads, 0, 0, "%s.layers.%d.%s.A_log", root, i, mx);
+            r |= add(l, INIT_ONE_PLUS, 0.1f, 1, c->m_heads, 0, 0, "%s.layers.%d.%s.D", root, i, mx);
+            r |= add(l, INIT_ONE_PLUS, 0.05f, 1, c->m_d_inner, 0, 0, "%s.layers.%d.%s.norm.weight", root, i, mx);
+            r |= add(l, INIT_UNIFORM, res / sqrtf((float)c->m_d_inner), 2, d, c->m_d_inner, 0, "%s.layers.%d.%s.out_proj.weight", root, i, mx);
+            if (c->m_proj_bias) r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.layers.%d.%s.out_proj.bias", root, i, mx);
+        }
+        if (c->has_mlp) {
+            const char *mlp = llama ? "mlp" : "feed_forward";
+            r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.layers.%d.%s", root, i, llama ? "post_attention_layernorm.weight" : "pre_ff_layernorm.weight");
+            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->d_ff, d, 0, "%s.layers.%d.%s.gate_proj.weight", root, i, mlp);
+            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->d_ff, d, 0, "%s.layers.%d.%s.up_proj.weight", root, i, mlp);
+            r |= add(l, INIT_UNIFORM, res / sqrtf((float)c->d_ff), 2, d, c->d_ff, 0, "%s.layers.%d.%s.down_proj.weight", root, i, mlp);
+            if (c->mlp_bias) {
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, c->d_ff, 0, 0, "%s.layers.%d.%s.gate_proj.bias", root, i, mlp);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, c->d_ff, 0, 0, "%s.layers.%d.%s.up_proj.bias", root, i, mlp);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.layers.%d.%s.down_proj.bias", root, i, mlp);
+            }
+        }
+    }
+    return r ? -1 : 0;
+}
+
+/* Two uniforms in [-1, 1) per RNG step (the 32-bit halves): the fill is memory-bound, not RNG-bound. */
+static inline float u32_to_uniform(uint32_t x) { return (float)(int32_t)x * (1.0f / 2147483648.0f); }
+
+static float special_value(init_kind k, float u) {
+    if (k == INIT_A_LOG) return logf(1.0f + 7.5f * (u + 1.0f)); /* A in [1, 16] */
+    /* dt log-uniform in [1e-3, 1e-1]; bias = softplus^-1(dt) = dt + log(-expm1(-dt)) */
+    double dt = exp(log(1e-3) + (u + 1.0) * 0.5 * (log(1e-1) - log(1e-3)));
+    return (float)(dt + log(-expm1(-dt)));
+}
+
+#define CHUNK 16384 /* elements per RNG stream; the fp32 block lives on the thread stack (64 KiB) */
+
+static void fill_tensor(void *base, const spec *s, int tensor_index, uint64_t seed, cb_dtype dt) {
+    const size_t nchunks = (s->count + CHUNK - 1) / CHUNK;
+    /* value = shift + scale * u for the affine kinds */
+    const float shift = s->init == INIT_ONE_PLUS ? 1.0f : 0.0f, scale = s->scale;
+    const bool affine = s->init == INIT_UNIFORM || s->init == INIT_ONE_PLUS;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t ch = 0; ch < nchunks; ch++) {
+        cb_rng rng = { seed ^ ((uint64_t)tensor_index * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)ch << 40) };
+        rng.s = cb_rng_next(&rng); /* decorrelate nearby seeds */
+        const size_t i0 = ch * CHUNK, i1 = CB_MIN(s->count, i0 + CHUNK);
+        float buf[CHUNK];
+        const size_t n = i1 - i0;
+        for (size_t i = 0; i < n; i += 2) {
+            uint64_t r = cb_rng_next(&rng);
+            buf[i] = u32_to_uniform((uint32_t)r);
+            if (i + 1 < n) buf[i + 1] = u32_to_uniform((uint32_t)(r >> 32));
+        }
+        if (affine) for (size_t i = 0; i < n; i++) buf[i] = shift + scale * buf[i];
+        else for (size_t i = 0; i < n; i++) buf[i] = special_value(s->init, buf[i]);
+        char *p = (char *)base + s->offset;
+        if (dt == CB_F32) memcpy((float *)p + i0, buf, n * sizeof(float));
+        else if (dt == CB_BF16) for (size_t i = 0; i < n; i++) ((uint16_t *)p)[i0 + i] = cb_f32_to_bf16(buf[i]);
+        else for (size_t i = 0; i < n; i++) ((uint16_t *)p)[i0 + i] = cb_f32_to_f16(buf[i]);
+    }
+}
+
+static int tensor_name_cmp(const void *a, const void *b) {
+    return strcmp(((const cb_tensor *)a)->name, ((const cb_tensor *)b)->name);
+}
+
+int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *m, cb_err *err) {
+    memset(m, 0, sizeof *m);
+    if (dtype != CB_F32 && dtype != CB_F16 && dtype != CB_BF16) {
+        cb_err_set(err, "preset %s: dtype %s not supported (expected f32, f16 or bf16)", name, cb_dtype_name(dtype));
+        return -1;
+    }
+    if (cb_preset_config(name, &m->cfg, err)) return -1;
+    m->cfg.weights_dtype = dtype;
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->source, sizeof m->source, "preset:%s seed=%llu dtype=%s", name, (unsigned long long)seed,
+             cb_dtype_name(dtype));
+    spec_list l = { 0 };
+    if (build_specs(&m->cfg, &l)) {
+        free(l.v);
+        cb_err_set(err, "preset %s: out of memory", name);
+        return -1;
+    }
+    const size_t es = cb_dtype_size(dtype);
+    size_t total = 0;
+    for (int i = 0; i < l.n; i++) {
+        l.v[i].offset = total;
+        total += (l.v[i].count * es + 63) / 64 * 64;
+    }
+    m->owned = cb_alloc(total, err);
+    if (!m->owned) {
+        free(l.v);
+        return -1;
+    }
+    m->owned_bytes = total;
+    /* Huge pages where the kernel allows them: first-touch faults dominate filling GBs of weights. */
+    const uintptr_t hp = (uintptr_t)2 << 20, lo = ((uintptr_t)m->owned + hp - 1) & ~(hp - 1),
+                    hi = ((uintptr_t)m->owned + total) & ~(hp - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    cb_safetensors *st = &m->st;
+    st->tensors = calloc(l.n, sizeof *st->tensors);
+    st->paths = calloc(1, sizeof *st->paths);
+    st->maps = calloc(1, sizeof *st->maps);
+    st->map_sizes = calloc(1, sizeof *st->map_sizes);
+    if (!st->tensors || !st->paths || !st->maps || !st->map_sizes || !(st->paths[0] = strdup(m->source))) {
+        free(l.v);
+        cb_model_free(m);
+        cb_err_set(err, "preset %s: out of memory", name);
+        return -1;
+    }
+    st->n_files = 1;
+    for (int i = 0; i < l.n; i++) {
+        fill_tensor(m->owned, &l.v[i], i, seed, dtype);
+        cb_tensor *t = &st->tensors[st->n_tensors];
+        t->name = strdup(l.v[i].name);
+        if (!t->name) {
+            free(l.v);
+            cb_model_free(m);
+            cb_err_set(err, "preset %s: out of memory", name);
+            return -1;
+        }
+        st->n_tensors++;
+        t->dtype = dtype;
+        t->ndim = l.v[i].ndim;
+        memcpy(t->shape, l.v[i].shape, sizeof l.v[i].shape);
+        t->data = (char *)m->owned + l.v[i].offset;
+        t->nbytes = l.v[i].count * es;
+    }
+    free(l.v);
+    qsort(st->tensors, st->n_tensors, sizeof *st->tensors, tensor_name_cmp);
+    if (cb_model_bind(m, err)) {
+        cb_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+static bool has_config_json(const char *dir) {
+    char p[4096];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    return stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) && stat(p, &sb) == 0;
+}
+
+static int not_found(const char *arg, cb_err *err) {
+    char list[512];
+    list_presets(list, sizeof list);
+    cb_err_set(err, "%.200s: neither a checkpoint directory with config.json nor a preset (valid presets: %s)", arg, list);
+    return -1;
+}
+
+static bool is_preset(const char *name) {
+    for (int i = 0; i < cb_preset_count(); i++)
+        if (strcmp(name, cb_preset_name(i)) == 0) return true;
+    return false;
+}
+
+int cb_model_open(const char *arg, uint64_t seed, cb_dtype preset_dtype, cb_model *m, cb_err *err) {
+    if (has_config_json(arg)) return cb_model_load(arg, m, err);
+    if (is_preset(arg)) return cb_preset_create(arg, seed, preset_dtype, m, err);
+    memset(m, 0, sizeof *m);
+    return not_found(arg, err);
+}
+
+int cb_model_config(const char *arg, cb_config *cfg, cb_err *err) {
+    if (has_config_json(arg)) return cb_config_load(arg, cfg, err);
+    if (is_preset(arg)) return cb_preset_config(arg, cfg, err);
+    return not_found(arg, err);
+}
