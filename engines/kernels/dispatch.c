@@ -1,19 +1,42 @@
 /* Public kernel entry points: pick the AVX-512 implementation when the selected path allows it,
  * else the portable twin. AVX-512 implementations are declared in kernels_avx512.h. */
 #include "kernels.h"
+#include "kernels_avx512.h"
+
+static inline bool avx512(void) { return cb_kernels_path() >= CB_PATH_AVX512; }
 
 void cb_matmul(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {
-    cb_matmul_ref(M, X, ldx, W, Y, ldy, accumulate);
+    if (avx512() && cb_matmul_avx512_supports(W)) cb_matmul_avx512(M, X, ldx, W, Y, ldy, accumulate);
+    else cb_matmul_ref(M, X, ldx, W, Y, ldy, accumulate);
 }
+/* On AVX-512 without BF16 the same rounding (bf16 operands, fp32 accumulation) runs on fp32 FMAs. */
 void cb_matmul_bf16(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {
-    cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
+    if (avx512() && cb_matmul_avx512_supports(W))
+        cb_matmul_bf16_avx512(M, X, ldx, W, Y, ldy, accumulate, cb_kernels_path() >= CB_PATH_AVX512_BF16);
+    else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
+}
+void cb_add_bias(int M, float *Y, int64_t ldy, const cb_weight *bias) {
+    if (avx512()) cb_add_bias_avx512(M, Y, ldy, bias);
+    else cb_add_bias_ref(M, Y, ldy, bias);
 }
 void cb_rmsnorm(int rows, int n, const float *x, int64_t ldx, const cb_weight *w, double eps, float *y, int64_t ldy) {
-    cb_rmsnorm_ref(rows, n, x, ldx, w, eps, y, ldy);
+    if (avx512()) cb_rmsnorm_avx512(rows, n, x, ldx, w, eps, y, ldy);
+    else cb_rmsnorm_ref(rows, n, x, ldx, w, eps, y, ldy);
 }
-void cb_silu_mul(int64_t n, const float *gate, const float *up, float *out) { cb_silu_mul_ref(n, gate, up, out); }
-void cb_softmax(int n, float *x) { cb_softmax_ref(n, x); }
+void cb_silu_mul(int64_t n, const float *gate, const float *up, float *out) {
+    if (avx512()) cb_silu_mul_avx512(n, gate, up, out);
+    else cb_silu_mul_ref(n, gate, up, out);
+}
+void cb_softmax(int n, float *x) {
+    if (avx512()) cb_softmax_avx512(n, x);
+    else cb_softmax_ref(n, x);
+}
+void cb_add(int64_t n, float *y, const float *a) {
+    if (avx512()) cb_add_avx512(n, y, a);
+    else cb_add_ref(n, y, a);
+}
 void cb_conv1d_causal(int T, int C, int K, const float *x, int64_t ldx, const cb_weight *w, const cb_weight *bias,
                       float *state, float *y, int64_t ldy) {
-    cb_conv1d_causal_ref(T, C, K, x, ldx, w, bias, state, y, ldy);
+    if (avx512()) cb_conv1d_causal_avx512(T, C, K, x, ldx, w, bias, state, y, ldy);
+    else cb_conv1d_causal_ref(T, C, K, x, ldx, w, bias, state, y, ldy);
 }

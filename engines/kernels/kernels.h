@@ -28,6 +28,7 @@ void cb_matmul_bf16(int M, const float *X, int64_t ldx, const cb_weight *W, floa
 void cb_matmul_bf16_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate);
 /* Y[m, :] += bias (any dtype vector of length N). */
 void cb_add_bias(int M, float *Y, int64_t ldy, const cb_weight *bias);
+void cb_add_bias_ref(int M, float *Y, int64_t ldy, const cb_weight *bias);
 
 /* ---- Elementwise / row ops ---- */
 /* y[r, :] = x[r, :] / sqrt(mean(x²) + eps) * w   (fp32; y may alias x) */
@@ -41,6 +42,7 @@ void cb_softmax(int n, float *x);
 void cb_softmax_ref(int n, float *x);
 /* y = x + a (residual add, n elements) */
 void cb_add(int64_t n, float *y, const float *a);
+void cb_add_ref(int64_t n, float *y, const float *a);
 
 /* ---- RoPE (rotate-half convention, pairs (i, i + rot/2) inside the first rot_dim dims of a head) ---- */
 /* inv_freq[rot_dim/2] in double, llama3 scaling applied when cfg->type == CB_ROPE_LLAMA3. */

@@ -71,7 +71,7 @@ void cb_matmul_bf16_ref(int M, const float *X, int64_t ldx, const cb_weight *W, 
     }
 }
 
-void cb_add_bias(int M, float *Y, int64_t ldy, const cb_weight *bias) {
+void cb_add_bias_ref(int M, float *Y, int64_t ldy, const cb_weight *bias) {
     if (!bias || !bias->data) return;
     int64_t N = bias->cols * bias->rows;
     for (int m = 0; m < M; m++)
@@ -101,7 +101,7 @@ void cb_softmax_ref(int n, float *x) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-void cb_add(int64_t n, float *y, const float *a) {
+void cb_add_ref(int64_t n, float *y, const float *a) {
     for (int64_t i = 0; i < n; i++) y[i] += a[i];
 }
 

@@ -1,0 +1,30 @@
+/* ctxbench-bench: sections registered by each bench/ source file; `ctxbench-bench [SECTION...]` runs them
+ * (default: kernels), `ctxbench-bench --list` lists them. */
+#ifndef CB_BENCH_H
+#define CB_BENCH_H
+
+#include <stddef.h>
+
+typedef struct {
+    const char *name;
+    const char *help;
+    int (*run)(int argc, char **argv); /* 0 on success */
+} cb_bench_section;
+
+void cb_bench_register(const cb_bench_section *s);
+#define CB_REGISTER_BENCH(sec) \
+    __attribute__((constructor)) static void cb_bench_register_##sec(void) { cb_bench_register(&sec); }
+
+/* Timing helpers. */
+double cb_bench_now(void); /* monotonic seconds */
+/* Median seconds of fn(arg) over repetitions after one warm-up: at least min_reps, more until min_time
+ * seconds have been spent (max max_reps). */
+double cb_bench_median(void (*fn)(void *), void *arg, int min_reps, int max_reps, double min_time);
+
+/* Machine peaks measured by the kernels section (0 until measured); engine sections can reuse them. */
+extern double cb_bench_fma_peak_1t, cb_bench_fma_peak_all, cb_bench_triad_1t, cb_bench_triad_all;
+
+/* From bench/peak_avx512.c: GFLOP/s of a register-resident FMA loop (per calling thread: returns flops). */
+double cb_bench_fma_loop_avx512(long iters);
+
+#endif

@@ -1,0 +1,59 @@
+/* ctxbench-bench entry: runs the registered benchmark sections named on the command line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench.h"
+
+#define MAX_SECTIONS 16
+static const cb_bench_section *sections[MAX_SECTIONS];
+static int n_sections;
+
+void cb_bench_register(const cb_bench_section *s) {
+    if (n_sections < MAX_SECTIONS) sections[n_sections++] = s;
+}
+
+double cb_bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double cb_bench_median(void (*fn)(void *), void *arg, int min_reps, int max_reps, double min_time) {
+    double t[256];
+    if (max_reps > 256) max_reps = 256;
+    fn(arg); /* warm-up */
+    int n = 0;
+    double start = cb_bench_now();
+    while (n < max_reps && (n < min_reps || cb_bench_now() - start < min_time)) {
+        double t0 = cb_bench_now();
+        fn(arg);
+        t[n++] = cb_bench_now() - t0;
+    }
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ctxbench-bench [--list] [SECTION [ARGS...]]   (default section: kernels)\nsections:\n");
+    for (int i = 0; i < n_sections; i++) fprintf(f, "  %-10s %s\n", sections[i]->name, sections[i]->help);
+}
+
+int main(int argc, char **argv) {
+    const char *name = argc > 1 ? argv[1] : "kernels";
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "--list")) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < n_sections; i++)
+        if (!strcmp(sections[i]->name, name)) return sections[i]->run(argc > 1 ? argc - 1 : 0, argv + (argc > 1));
+    fprintf(stderr, "ctxbench-bench: unknown section '%s'\n", name);
+    usage(stderr);
+    return 2;
+}

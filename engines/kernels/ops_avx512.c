@@ -1,0 +1,159 @@
+/* AVX-512 row / elementwise kernels: twins of ops_ref.c (same contracts, see kernels.h). */
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels_avx512.h"
+
+static inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1); }
+
+/* 16 elements of a vector weight (f32 / bf16 / f16) widened to fp32, masked lanes zero. */
+static inline __m512 load_vec(const cb_weight *w, int64_t i, __mmask16 m) {
+    if (w->dtype == CB_F32) return _mm512_maskz_loadu_ps(m, (const float *)w->data + i);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w->data + i);
+    if (w->dtype == CB_BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+static inline bool vec_dtype_ok(const cb_weight *w) {
+    return w->dtype == CB_F32 || w->dtype == CB_BF16 || w->dtype == CB_F16;
+}
+
+/* expf, Cephes-style: exp(x) = 2^n · p(r), r = x − n·ln2 (two-constant Cody–Waite), degree-6 polynomial,
+ * 2^n applied with vscalefps (exact, handles underflow to denormals/0 and overflow to inf).
+ * Inputs clamped to [-110, 89] (beyond that the result is 0 / inf anyway); NaN propagates. */
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-110.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+void cb_expf16_avx512(const float *in, float *out) { _mm512_storeu_ps(out, exp16(_mm512_loadu_ps(in))); }
+
+void cb_rmsnorm_avx512(int rows, int n, const float *x, int64_t ldx, const cb_weight *w, double eps, float *y,
+                       int64_t ldy) {
+    if (!vec_dtype_ok(w)) return cb_rmsnorm_ref(rows, n, x, ldx, w, eps, y, ldy);
+#pragma omp parallel for schedule(static) if ((int64_t)rows * n > (1 << 17))
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        int i = 0;
+        for (; i + 32 <= n; i += 32) {
+            __m512 a = _mm512_loadu_ps(xr + i), b = _mm512_loadu_ps(xr + i + 16);
+            s0 = _mm512_fmadd_ps(a, a, s0);
+            s1 = _mm512_fmadd_ps(b, b, s1);
+        }
+        for (; i < n; i += 16) {
+            __m512 a = _mm512_maskz_loadu_ps(tail_mask(n - i), xr + i);
+            s0 = _mm512_fmadd_ps(a, a, s0);
+        }
+        float ss = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+        __m512 inv = _mm512_set1_ps(1.0f / sqrtf(ss / (float)n + (float)eps));
+        for (i = 0; i < n; i += 16) {
+            __mmask16 m = tail_mask(n - i);
+            __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + i), inv);
+            _mm512_mask_storeu_ps(yr + i, m, _mm512_mul_ps(v, load_vec(w, i, m)));
+        }
+    }
+}
+
+void cb_silu_mul_avx512(int64_t n, const float *gate, const float *up, float *out) {
+    int64_t nb = (n + 15) / 16;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t i = b * 16;
+        __mmask16 m = tail_mask(n - i);
+        __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, u));
+    }
+}
+
+void cb_softmax_avx512(int n, float *x) {
+    if (n <= 0) return;
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(n - i), x + i));
+    __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(x + i, m, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    __m512 s = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s));
+    }
+}
+
+void cb_add_avx512(int64_t n, float *y, const float *a) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, a + i)));
+    }
+}
+
+void cb_add_bias_avx512(int M, float *Y, int64_t ldy, const cb_weight *bias) {
+    if (!bias || !bias->data) return;
+    if (!vec_dtype_ok(bias)) return cb_add_bias_ref(M, Y, ldy, bias);
+    int64_t N = bias->cols * bias->rows;
+    for (int m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n += 16) {
+            __mmask16 k = tail_mask(N - n);
+            float *y = Y + m * ldy + n;
+            _mm512_mask_storeu_ps(y, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, y), load_vec(bias, n, k)));
+        }
+}
+
+/* Same operation order as the ref (bias, then taps oldest first, mul then add — no FMA), so results match it
+ * bit for bit. 16 channels per vector; the K−1 history values live in registers. */
+#define CONV_KMAX 8
+void cb_conv1d_causal_avx512(int T, int C, int K, const float *x, int64_t ldx, const cb_weight *w,
+                             const cb_weight *bias, float *state, float *y, int64_t ldy) {
+    if (K < 1 || K > CONV_KMAX) return cb_conv1d_causal_ref(T, C, K, x, ldx, w, bias, state, y, ldy);
+    int nb = (C + 15) / 16;
+#pragma omp parallel for schedule(static) if ((int64_t)T * C > (1 << 15))
+    for (int b = 0; b < nb; b++) {
+        int c0 = b * 16, nc = C - c0 < 16 ? C - c0 : 16;
+        __mmask16 m = tail_mask(nc);
+        float wt[CONV_KMAX][16] = { { 0 } }, st[CONV_KMAX][16] = { { 0 } }, bb[16] = { 0 };
+        for (int j = 0; j < nc; j++) {
+            int c = c0 + j;
+            for (int k = 0; k < K; k++) wt[k][j] = cb_load_f32(w->data, w->dtype, (size_t)c * K + k);
+            for (int k = 0; k < K - 1; k++) st[k][j] = state[(int64_t)c * (K - 1) + k];
+            bb[j] = bias && bias->data ? cb_load_f32(bias->data, bias->dtype, (size_t)c) : 0.0f;
+        }
+        __m512 wv[CONV_KMAX], h[CONV_KMAX];
+        for (int k = 0; k < K; k++) {
+            wv[k] = _mm512_loadu_ps(wt[k]);
+            h[k] = _mm512_loadu_ps(st[k]);
+        }
+        __m512 bv = _mm512_loadu_ps(bb);
+        for (int t = 0; t < T; t++) {
+            __m512 xt = _mm512_maskz_loadu_ps(m, x + (int64_t)t * ldx + c0);
+            __m512 acc = bv;
+            for (int k = 0; k < K - 1; k++) acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[k], h[k]));
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[K - 1], xt));
+            _mm512_mask_storeu_ps(y + (int64_t)t * ldy + c0, m, acc);
+            for (int k = 0; k + 1 < K - 1; k++) h[k] = h[k + 1];
+            if (K > 1) h[K - 2] = xt;
+        }
+        for (int k = 0; k < K - 1; k++) _mm512_storeu_ps(st[k], h[k]);
+        for (int j = 0; j < nc; j++)
+            for (int k = 0; k < K - 1; k++) state[(int64_t)(c0 + j) * (K - 1) + k] = st[k][j];
+    }
+}

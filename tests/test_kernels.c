@@ -1,0 +1,344 @@
+/* AVX-512 kernels vs their portable twins and vs double-precision references: ragged sizes, misaligned
+ * pointers and strides, every weight dtype, accumulate on/off, 1 vs 2 OpenMP threads. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engines/kernels/kernels.h"
+#include "../engines/kernels/kernels_avx512.h"
+
+static const int RAGGED[] = { 1, 15, 17, 63, 65 };
+#define NRAGGED ((int)(sizeof RAGGED / sizeof RAGGED[0]))
+static const cb_dtype WDT[] = { CB_F32, CB_BF16, CB_F16 };
+
+static float frand(cb_rng *r) { return (float)((cb_rng_next(r) >> 40) * 0x1p-24) * 2.0f - 1.0f; }
+
+static void need_path(cb_kpath p) {
+    if (cb_kernels_best_path() < p) cr_skip_test("CPU lacks %s", cb_kpath_name(p));
+    cr_assert_eq(cb_kernels_set_path(p), 0);
+}
+
+/* A [rows, cols] weight in dtype dt with uniform(-1, 1) values; *wf receives the exactly widened values. */
+typedef struct {
+    cb_weight w;
+    void *buf;
+    float *wf;
+} test_weight;
+
+static test_weight make_weight(cb_dtype dt, int64_t rows, int64_t cols, uint64_t seed) {
+    test_weight t;
+    cb_rng r = { seed };
+    size_t n = (size_t)(rows * cols);
+    t.buf = malloc(n * cb_dtype_size(dt) + 64);
+    t.wf = malloc(n * sizeof(float) + 4);
+    for (size_t i = 0; i < n; i++) {
+        float v = frand(&r);
+        if (dt == CB_F32) ((float *)t.buf)[i] = v;
+        else if (dt == CB_BF16) ((uint16_t *)t.buf)[i] = cb_f32_to_bf16(v);
+        else ((uint16_t *)t.buf)[i] = cb_f32_to_f16(v);
+        t.wf[i] = cb_load_f32(t.buf, dt, i);
+    }
+    t.w = (cb_weight){ .data = t.buf, .dtype = dt, .rows = rows, .cols = cols };
+    return t;
+}
+static void free_weight(test_weight *t) {
+    free(t->buf);
+    free(t->wf);
+}
+
+static float *make_floats(size_t n, uint64_t seed) {
+    cb_rng r = { seed };
+    float *p = malloc(n * sizeof(float) + 64);
+    for (size_t i = 0; i < n; i++) p[i] = frand(&r);
+    return p;
+}
+
+static inline float rbf(float x) { return cb_bf16_to_f32(cb_f32_to_bf16(x)); }
+
+/* Check Y against a double-precision product within the fp32 summation bound 2·(K+2)·u·(Σ|x·w| + |y0|). */
+static void check_vs_double(const char *what, int M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                            const float *wf, bool round_bf16, const float *Y0, const float *Y, int64_t ldy, bool acc) {
+    for (int m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0.0, sa = 0.0;
+            for (int64_t k = 0; k < K; k++) {
+                double x = round_bf16 ? rbf(X[m * ldx + k]) : X[m * ldx + k];
+                double w = round_bf16 ? rbf(wf[n * K + k]) : wf[n * K + k];
+                s += x * w;
+                sa += fabs(x * w);
+            }
+            double y0 = acc ? Y0[m * ldy + n] : 0.0;
+            double want = y0 + s, tol = 2.0 * (double)(K + 2) * 0x1p-24 * (sa + fabs(y0)) + 1e-30;
+            double got = Y[m * ldy + n];
+            if (!(fabs(got - want) <= tol))
+                cr_assert_fail("%s: M=%d N=%ld K=%ld acc=%d at [%d,%ld]: got %.9g want %.9g (tol %.3g)", what, M, (long)N,
+                         (long)K, acc, m, (long)n, got, want, tol);
+        }
+}
+
+typedef void (*matmul_fn)(int, const float *, int64_t, const cb_weight *, float *, int64_t, bool);
+
+/* One GEMM case on misaligned, padded-stride buffers; fills the result into a fresh buffer checked vs double. */
+static void run_case(matmul_fn fn, bool fast, const char *what, int M, int64_t N, int64_t K, cb_dtype dt, bool acc) {
+    test_weight tw = make_weight(dt, N, K, 1000 + (uint64_t)(M * 31 + N * 7 + K));
+    int64_t ldx = K + 3, ldy = N + 5;
+    float *xbuf = make_floats((size_t)(M * ldx) + 1, 7 + (uint64_t)K);
+    float *X = xbuf + 1; /* misaligned by 4 bytes */
+    float *y0 = make_floats((size_t)(M * ldy) + 1, 9);
+    float *ybuf = malloc(((size_t)(M * ldy) + 1) * sizeof(float));
+    memcpy(ybuf, y0, ((size_t)(M * ldy) + 1) * sizeof(float));
+    float *Y = ybuf + 1;
+    fn(M, X, ldx, &tw.w, Y, ldy, acc);
+    check_vs_double(what, M, N, K, X, ldx, tw.wf, fast, y0 + 1, Y, ldy, acc);
+    /* padding between rows untouched */
+    for (int m = 0; m < M; m++)
+        for (int64_t n = N; n < ldy && m * ldy + n < M * ldy; n++)
+            cr_assert_eq(Y[m * ldy + n], y0[1 + m * ldy + n], "%s wrote outside its rows", what);
+    free(xbuf);
+    free(y0);
+    free(ybuf);
+    free_weight(&tw);
+}
+
+static void gemm_sweep(cb_kpath path, bool fast, int force) {
+    need_path(path);
+    cb_matmul_avx512_force(force);
+    const int Ms[] = { 1, 4, 15, 17, 63 };
+    for (size_t a = 0; a < sizeof Ms / sizeof Ms[0]; a++)
+        for (int b = 0; b < NRAGGED; b++)
+            for (int c = 0; c < NRAGGED; c++)
+                for (int d = 0; d < 3; d++)
+                    run_case(fast ? cb_matmul_bf16 : cb_matmul, fast, cb_kpath_name(path), Ms[a], RAGGED[b],
+                             RAGGED[c], WDT[d], (a + b + c) % 2);
+    /* K crossing the KC block and N the NC block, both accumulate modes */
+    for (int d = 0; d < 3; d++) {
+        run_case(fast ? cb_matmul_bf16 : cb_matmul, fast, "large", 37, 545, 513, WDT[d], false);
+        run_case(fast ? cb_matmul_bf16 : cb_matmul, fast, "large", 13, 129, 1027, WDT[d], true);
+    }
+    cb_matmul_avx512_force(0);
+}
+
+Test(kernels_gemm, portable_ref_vs_double) {
+    for (int b = 0; b < NRAGGED; b++)
+        for (int d = 0; d < 3; d++) {
+            run_case(cb_matmul_ref, false, "ref", 3, RAGGED[b], 65, WDT[d], b % 2);
+            run_case(cb_matmul_bf16_ref, true, "bf16_ref", 3, 17, RAGGED[b], WDT[d], b % 2);
+        }
+}
+Test(kernels_gemm, exact_auto) { gemm_sweep(CB_PATH_AVX512, false, 0); }
+Test(kernels_gemm, exact_skinny_all_M) { gemm_sweep(CB_PATH_AVX512, false, 1); }
+Test(kernels_gemm, exact_blocked_all_M) { gemm_sweep(CB_PATH_AVX512, false, 2); }
+Test(kernels_gemm, fast_fp32_fallback_blocked) { gemm_sweep(CB_PATH_AVX512, true, 2); }
+Test(kernels_gemm, fast_fp32_fallback_skinny) { gemm_sweep(CB_PATH_AVX512, true, 1); }
+Test(kernels_gemm, fast_dpbf16_blocked) { gemm_sweep(CB_PATH_AVX512_BF16, true, 2); }
+Test(kernels_gemm, fast_dpbf16_skinny) { gemm_sweep(CB_PATH_AVX512_BF16, true, 1); }
+
+/* The AVX-512 result must agree with the portable twin (both are checked vs double above; here directly). */
+Test(kernels_gemm, avx512_vs_portable_twin) {
+    need_path(CB_PATH_AVX512);
+    for (int d = 0; d < 3; d++) {
+        test_weight tw = make_weight(WDT[d], 127, 513, 5);
+        float *X = make_floats(65 * 513, 6);
+        float *Ya = calloc(65 * 127, 4), *Yr = calloc(65 * 127, 4);
+        cb_matmul(65, X, 513, &tw.w, Ya, 127, false);
+        cb_matmul_ref(65, X, 513, &tw.w, Yr, 127, false);
+        for (int i = 0; i < 65 * 127; i++) cr_assert_float_eq(Ya[i], Yr[i], 2e-4f, "i=%d", i);
+        free(X);
+        free(Ya);
+        free(Yr);
+        free_weight(&tw);
+    }
+}
+
+/* 1 and 2 threads: bit-identical outputs for every path (the K reduction is never split). */
+static void threads_identical(bool fast, cb_kpath path, int force, int M) {
+    need_path(path);
+    cb_matmul_avx512_force(force);
+    for (int d = 0; d < 3; d++) {
+        test_weight tw = make_weight(WDT[d], 1000, 777, 11);
+        float *X = make_floats((size_t)M * 777, 12);
+        float *Y1 = calloc((size_t)M * 1000, 4), *Y2 = calloc((size_t)M * 1000, 4);
+        int saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+        (fast ? cb_matmul_bf16 : cb_matmul)(M, X, 777, &tw.w, Y1, 1000, false);
+        omp_set_num_threads(2);
+        (fast ? cb_matmul_bf16 : cb_matmul)(M, X, 777, &tw.w, Y2, 1000, false);
+        omp_set_num_threads(saved);
+        cr_assert_eq(memcmp(Y1, Y2, (size_t)M * 1000 * 4), 0, "1 vs 2 threads differ (dtype %s, M=%d)",
+                     cb_dtype_name(WDT[d]), M);
+        free(X);
+        free(Y1);
+        free(Y2);
+        free_weight(&tw);
+    }
+    cb_matmul_avx512_force(0);
+}
+Test(kernels_gemm, threads_identical_exact) {
+    threads_identical(false, CB_PATH_AVX512, 2, 70);
+    threads_identical(false, CB_PATH_AVX512, 1, 5);
+}
+Test(kernels_gemm, threads_identical_fast) {
+    threads_identical(true, CB_PATH_AVX512_BF16, 2, 70);
+    threads_identical(true, CB_PATH_AVX512_BF16, 1, 5);
+    threads_identical(true, CB_PATH_AVX512, 2, 70);
+}
+
+/* ---- row / elementwise ops ---- */
+
+Test(kernels_ops, rmsnorm_vs_ref) {
+    need_path(CB_PATH_AVX512);
+    const int ns[] = { 1, 15, 17, 63, 65, 127, 513 };
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+        for (int d = 0; d < 3; d++) {
+            int n = ns[a], rows = 3, ld = n + 2;
+            test_weight tw = make_weight(WDT[d], 1, n, 3);
+            float *x = make_floats((size_t)rows * ld + 1, 4);
+            float *ya = calloc((size_t)rows * ld, 4), *yr = calloc((size_t)rows * ld, 4);
+            cb_rmsnorm(rows, n, x + 1, ld, &tw.w, 1e-6, ya, ld);
+            cb_rmsnorm_ref(rows, n, x + 1, ld, &tw.w, 1e-6, yr, ld);
+            for (int i = 0; i < rows * ld; i++)
+                cr_assert(fabsf(ya[i] - yr[i]) <= 1e-5f * fabsf(yr[i]) + 1e-7f, "n=%d i=%d %g vs %g", n, i, ya[i], yr[i]);
+            /* in place */
+            cb_rmsnorm(rows, n, x + 1, ld, &tw.w, 1e-6, x + 1, ld);
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < n; i++) cr_assert_eq(x[1 + r * ld + i], ya[r * ld + i]);
+            free(x);
+            free(ya);
+            free(yr);
+            free_weight(&tw);
+        }
+}
+
+static double ulp_err(float got, double want) {
+    if (want == 0.0) return got == 0.0f ? 0.0 : INFINITY;
+    int e;
+    frexp(want, &e);
+    double ulp = ldexp(1.0, (e - 24) < -149 ? -149 : e - 24);
+    return fabs((double)got - want) / ulp;
+}
+
+/* Sweep the vectorised expf over [-87, 88] (and the clamped tails) vs double exp. */
+Test(kernels_ops, expf_accuracy) {
+    need_path(CB_PATH_AVX512);
+    double maxulp = 0.0;
+    float in[16], out[16];
+    int cnt = 0;
+    for (float x = -87.0f; x < 88.0f; x += 0.00731f) {
+        in[cnt++] = x;
+        if (cnt == 16) {
+            cb_expf16_avx512(in, out);
+            for (int i = 0; i < 16; i++) {
+                double u = ulp_err(out[i], exp((double)in[i]));
+                if (u > maxulp) maxulp = u;
+            }
+            cnt = 0;
+        }
+    }
+    cr_log_info("vectorised expf: max error %.3f ulp over [-87, 88]", maxulp);
+    cr_assert(maxulp <= 2.0, "expf max error %.3f ulp", maxulp);
+    float sp[16] = { -INFINITY, INFINITY, NAN, -200.0f, 200.0f, 0.0f, -0.0f, 1.0f, -104.0f, 88.7f, 0, 0, 0, 0, 0, 0 };
+    cb_expf16_avx512(sp, out);
+    cr_assert_eq(out[0], 0.0f);
+    cr_assert(isinf(out[1]) && out[1] > 0);
+    cr_assert(isnan(out[2]));
+    cr_assert_eq(out[3], 0.0f);
+    cr_assert(isinf(out[4]));
+    cr_assert_eq(out[5], 1.0f);
+    cr_assert_eq(out[6], 1.0f);
+    cr_assert(ulp_err(out[7], M_E) <= 1.0);
+    cr_assert(ulp_err(out[9], exp((double)88.7f)) <= 2.0, "exp(88.7f) = %g", out[9]);
+}
+
+Test(kernels_ops, silu_mul_vs_ref) {
+    need_path(CB_PATH_AVX512);
+    const int ns[] = { 1, 15, 17, 63, 65, 127, 513, 70001 };
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+        int n = ns[a];
+        float *g = make_floats((size_t)n + 1, 1), *u = make_floats((size_t)n, 2);
+        for (int i = 0; i <= n; i++) g[i] *= 30.0f;
+        float *oa = malloc((size_t)n * 4 + 4), *orf = malloc((size_t)n * 4);
+        cb_silu_mul(n, g + 1, u, oa + 1);
+        cb_silu_mul_ref(n, g + 1, u, orf);
+        for (int i = 0; i < n; i++)
+            cr_assert(fabsf(oa[1 + i] - orf[i]) <= 4e-7f * fabsf(orf[i]) + 1e-30f, "n=%d i=%d %g vs %g", n, i,
+                      oa[1 + i], orf[i]);
+        free(g);
+        free(u);
+        free(oa);
+        free(orf);
+    }
+}
+
+Test(kernels_ops, softmax_vs_ref) {
+    need_path(CB_PATH_AVX512);
+    const int ns[] = { 1, 15, 17, 63, 65, 127, 513 };
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+        int n = ns[a];
+        float *x = make_floats((size_t)n + 1, 5), *r = malloc((size_t)n * 4);
+        for (int i = 0; i <= n; i++) x[i] *= 20.0f;
+        if (n > 3) x[3] = -INFINITY; /* masked position */
+        memcpy(r, x + 1, (size_t)n * 4);
+        cb_softmax(n, x + 1);
+        cb_softmax_ref(n, r);
+        for (int i = 0; i < n; i++)
+            cr_assert(fabsf(x[1 + i] - r[i]) <= 1e-6f * fabsf(r[i]) + 1e-38f, "n=%d i=%d %g vs %g", n, i, x[1 + i], r[i]);
+        if (n > 3) cr_assert_eq(x[3], 0.0f);
+        free(x);
+        free(r);
+    }
+}
+
+Test(kernels_ops, add_and_bias_vs_ref) {
+    need_path(CB_PATH_AVX512);
+    for (int b = 0; b < NRAGGED; b++)
+        for (int d = 0; d < 3; d++) {
+            int n = RAGGED[b], M = 3, ld = n + 1;
+            float *y = make_floats((size_t)M * ld + 1, 1), *yr = malloc(((size_t)M * ld + 1) * 4);
+            memcpy(yr, y, ((size_t)M * ld + 1) * 4);
+            test_weight bias = make_weight(WDT[d], 1, n, 2);
+            cb_add_bias(M, y + 1, ld, &bias.w);
+            cb_add_bias_ref(M, yr + 1, ld, &bias.w);
+            float *a = make_floats((size_t)n, 3);
+            cb_add(n, y + 1, a);
+            cb_add_ref(n, yr + 1, a);
+            cr_assert_eq(memcmp(y, yr, ((size_t)M * ld + 1) * 4), 0, "n=%d dtype %s", n, cb_dtype_name(WDT[d]));
+            free(y);
+            free(yr);
+            free(a);
+            free_weight(&bias);
+        }
+}
+
+/* Same operation order as the ref: bit-identical, including the carried state, over two calls. */
+Test(kernels_ops, conv1d_causal_vs_ref) {
+    need_path(CB_PATH_AVX512);
+    const int Cs[] = { 1, 15, 17, 63, 65, 513 }, Ts[] = { 1, 5, 64 }, Ks[] = { 1, 2, 4 };
+    for (size_t a = 0; a < sizeof Cs / sizeof Cs[0]; a++)
+        for (size_t b = 0; b < sizeof Ts / sizeof Ts[0]; b++)
+            for (size_t c = 0; c < sizeof Ks / sizeof Ks[0]; c++) {
+                int C = Cs[a], T = Ts[b], K = Ks[c], ld = C + 3;
+                cb_dtype dt = WDT[(a + b) % 3];
+                test_weight w = make_weight(dt, C, K, 1), bias = make_weight(dt, 1, C, 2);
+                float *x = make_floats((size_t)T * ld + 1, 3);
+                size_t ns = (size_t)C * (K > 1 ? K - 1 : 1);
+                float *sa = make_floats(ns, 4), *sr = malloc(ns * 4);
+                memcpy(sr, sa, ns * 4);
+                float *ya = calloc((size_t)T * ld, 4), *yr = calloc((size_t)T * ld, 4);
+                for (int call = 0; call < 2; call++) {
+                    const cb_weight *bp = call ? NULL : &bias.w;
+                    cb_conv1d_causal(T, C, K, x + 1, ld, &w.w, bp, sa, ya, ld);
+                    cb_conv1d_causal_ref(T, C, K, x + 1, ld, &w.w, bp, sr, yr, ld);
+                    cr_assert_eq(memcmp(ya, yr, (size_t)T * ld * 4), 0, "y differs C=%d T=%d K=%d", C, T, K);
+                    cr_assert_eq(memcmp(sa, sr, ns * 4), 0, "state differs C=%d T=%d K=%d", C, T, K);
+                }
+                free(x);
+                free(sa);
+                free(sr);
+                free(ya);
+                free(yr);
+                free_weight(&w);
+                free_weight(&bias);
+            }
+}
