@@ -66,26 +66,33 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
                 for (int v = 0; v < nv; v++)
                     _mm512_store_ps(Vf + j * hd + 16 * v, widen16(src + ((size_t)j * hd + 16 * v) * es, kv->dtype, 0xffff));
         }
-        /* S = Q·Kᵀ */
+        /* S = Q·Kᵀ: 4 rows x 4 tiles of 16 keys = 16 accumulators */
         for (int r0 = 0; r0 < R; r0 += 4) {
-            const float *q[4];
-            for (int i = 0; i < 4; i++) q[i] = Q + (int64_t)CB_MIN(r0 + i, R - 1) * hd;
-            __m512 acc[4][4];
-            for (int i = 0; i < 4; i++)
-                for (int t = 0; t < 4; t++) acc[i][t] = _mm512_setzero_ps();
-            for (int d = 0; d < hd; d++) {
-                __m512 kt0 = _mm512_load_ps(Kf + (0 * hd + d) * 16), kt1 = _mm512_load_ps(Kf + (1 * hd + d) * 16);
-                __m512 kt2 = _mm512_load_ps(Kf + (2 * hd + d) * 16), kt3 = _mm512_load_ps(Kf + (3 * hd + d) * 16);
-                for (int i = 0; i < 4; i++) {
-                    __m512 qb = _mm512_set1_ps(q[i][d]);
-                    acc[i][0] = _mm512_fmadd_ps(qb, kt0, acc[i][0]);
-                    acc[i][1] = _mm512_fmadd_ps(qb, kt1, acc[i][1]);
-                    acc[i][2] = _mm512_fmadd_ps(qb, kt2, acc[i][2]);
-                    acc[i][3] = _mm512_fmadd_ps(qb, kt3, acc[i][3]);
-                }
+            const float *q0 = Q + (int64_t)CB_MIN(r0 + 0, R - 1) * hd, *q1 = Q + (int64_t)CB_MIN(r0 + 1, R - 1) * hd;
+            const float *q2 = Q + (int64_t)CB_MIN(r0 + 2, R - 1) * hd, *q3 = Q + (int64_t)CB_MIN(r0 + 3, R - 1) * hd;
+            __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            const float *kp = Kf;
+            for (int d = 0; d < hd; d++, kp += 16) {
+                __m512 k0 = _mm512_load_ps(kp), k1 = _mm512_load_ps(kp + 16 * hd);
+                __m512 k2 = _mm512_load_ps(kp + 32 * hd), k3 = _mm512_load_ps(kp + 48 * hd);
+#define QK_ROW(i)                                                                                                  \
+    {                                                                                                              \
+        __m512 qb = _mm512_set1_ps(q##i[d]);                                                                       \
+        a##i##0 = _mm512_fmadd_ps(qb, k0, a##i##0), a##i##1 = _mm512_fmadd_ps(qb, k1, a##i##1);                    \
+        a##i##2 = _mm512_fmadd_ps(qb, k2, a##i##2), a##i##3 = _mm512_fmadd_ps(qb, k3, a##i##3);                    \
+    }
+                QK_ROW(0) QK_ROW(1) QK_ROW(2) QK_ROW(3)
+#undef QK_ROW
             }
-            for (int i = 0; i < 4 && r0 + i < R; i++)
-                for (int t = 0; t < 4; t++) _mm512_store_ps(S + (r0 + i) * CB_FLASH_BK + 16 * t, acc[i][t]);
+            float *s0 = S + r0 * CB_FLASH_BK;
+#define ST_ROW(i)                                                                                                  \
+    if (r0 + i < R) {                                                                                              \
+        _mm512_store_ps(s0 + i * CB_FLASH_BK, a##i##0), _mm512_store_ps(s0 + i * CB_FLASH_BK + 16, a##i##1);      \
+        _mm512_store_ps(s0 + i * CB_FLASH_BK + 32, a##i##2), _mm512_store_ps(s0 + i * CB_FLASH_BK + 48, a##i##3);  \
+    }
+            ST_ROW(0) ST_ROW(1) ST_ROW(2) ST_ROW(3)
+#undef ST_ROW
         }
         /* online softmax per row; P overwrites S; masked keys get p = 0 */
         for (int r = 0; r < R; r++) {
@@ -93,12 +100,12 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
             float *s = S + r * CB_FLASH_BK;
             if (vis <= 0) {
                 alpha[r] = 1.0f;
-                for (int t = 0; t < 4; t++) _mm512_store_ps(s + 16 * t, _mm512_setzero_ps());
+                                for (int t = 0; t < 4; t++) _mm512_store_ps(s + 16 * t, _mm512_setzero_ps());
                 continue;
             }
             __mmask16 mk[4];
             __m512 mx = _mm512_set1_ps(-INFINITY);
-            for (int t = 0; t < 4; t++) {
+                        for (int t = 0; t < 4; t++) {
                 int64_t c = CB_MAX((int64_t)0, CB_MIN((int64_t)16, vis - 16 * t));
                 mk[t] = (__mmask16)((1u << c) - 1u);
                 mx = _mm512_mask_max_ps(mx, mk[t], mx, _mm512_load_ps(s + 16 * t));
@@ -106,7 +113,7 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
             float m_new = fmaxf(m[r], _mm512_reduce_max_ps(mx));
             float a = expf(m[r] - m_new);
             __m512 mb = _mm512_set1_ps(m_new), sum = _mm512_setzero_ps();
-            for (int t = 0; t < 4; t++) {
+                        for (int t = 0; t < 4; t++) {
                 __m512 p = _mm512_maskz_mov_ps(mk[t], exp512(_mm512_sub_ps(_mm512_load_ps(s + 16 * t), mb)));
                 sum = _mm512_add_ps(sum, p);
                 _mm512_store_ps(s + 16 * t, p);
@@ -118,40 +125,53 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
         /* O = O·α + P·V */
         for (int r0 = 0; r0 < R; r0 += 4) {
             int rr[4];
-            for (int i = 0; i < 4; i++) rr[i] = CB_MIN(r0 + i, R - 1);
+                        for (int i = 0; i < 4; i++) rr[i] = CB_MIN(r0 + i, R - 1);
             int v = 0;
+            const float *p0 = S + rr[0] * CB_FLASH_BK, *p1 = S + rr[1] * CB_FLASH_BK;
+            const float *p2 = S + rr[2] * CB_FLASH_BK, *p3 = S + rr[3] * CB_FLASH_BK;
             for (; v + 4 <= nv; v += 4) {
-                __m512 acc[4][4];
-                for (int i = 0; i < 4; i++) {
-                    __m512 ab = _mm512_set1_ps(alpha[rr[i]]);
-                    for (int c = 0; c < 4; c++)
-                        acc[i][c] = _mm512_mul_ps(_mm512_loadu_ps(O + (int64_t)rr[i] * hd + 16 * (v + c)), ab);
-                }
-                for (int j = 0; j < nb; j++) {
-                    const float *vr = Vf + j * hd + 16 * v;
+#define LD_ROW(i)                                                                                                  \
+    __m512 b##i##0, b##i##1, b##i##2, b##i##3;                                                                     \
+    {                                                                                                              \
+        __m512 ab = _mm512_set1_ps(alpha[rr[i]]);                                                                  \
+        const float *o = O + (int64_t)rr[i] * hd + 16 * v;                                                         \
+        b##i##0 = _mm512_mul_ps(_mm512_loadu_ps(o), ab), b##i##1 = _mm512_mul_ps(_mm512_loadu_ps(o + 16), ab);     \
+        b##i##2 = _mm512_mul_ps(_mm512_loadu_ps(o + 32), ab), b##i##3 = _mm512_mul_ps(_mm512_loadu_ps(o + 48), ab); \
+    }
+                LD_ROW(0) LD_ROW(1) LD_ROW(2) LD_ROW(3)
+#undef LD_ROW
+                const float *vr = Vf + 16 * v;
+                for (int j = 0; j < nb; j++, vr += hd) {
                     __m512 v0 = _mm512_load_ps(vr), v1 = _mm512_load_ps(vr + 16);
                     __m512 v2 = _mm512_load_ps(vr + 32), v3 = _mm512_load_ps(vr + 48);
-                    for (int i = 0; i < 4; i++) {
-                        __m512 pb = _mm512_set1_ps(S[rr[i] * CB_FLASH_BK + j]);
-                        acc[i][0] = _mm512_fmadd_ps(pb, v0, acc[i][0]);
-                        acc[i][1] = _mm512_fmadd_ps(pb, v1, acc[i][1]);
-                        acc[i][2] = _mm512_fmadd_ps(pb, v2, acc[i][2]);
-                        acc[i][3] = _mm512_fmadd_ps(pb, v3, acc[i][3]);
-                    }
+#define PV_ROW(i)                                                                                                  \
+    {                                                                                                              \
+        __m512 pb = _mm512_set1_ps(p##i[j]);                                                                       \
+        b##i##0 = _mm512_fmadd_ps(pb, v0, b##i##0), b##i##1 = _mm512_fmadd_ps(pb, v1, b##i##1);                    \
+        b##i##2 = _mm512_fmadd_ps(pb, v2, b##i##2), b##i##3 = _mm512_fmadd_ps(pb, v3, b##i##3);                    \
+    }
+                    PV_ROW(0) PV_ROW(1) PV_ROW(2) PV_ROW(3)
+#undef PV_ROW
                 }
-                for (int i = 0; i < 4 && r0 + i < R; i++)
-                    for (int c = 0; c < 4; c++) _mm512_storeu_ps(O + (int64_t)(r0 + i) * hd + 16 * (v + c), acc[i][c]);
+#define ST_ROW(i)                                                                                                  \
+    if (r0 + i < R) {                                                                                              \
+        float *o = O + (int64_t)(r0 + i) * hd + 16 * v;                                                            \
+        _mm512_storeu_ps(o, b##i##0), _mm512_storeu_ps(o + 16, b##i##1);                                          \
+        _mm512_storeu_ps(o + 32, b##i##2), _mm512_storeu_ps(o + 48, b##i##3);                                      \
+    }
+                ST_ROW(0) ST_ROW(1) ST_ROW(2) ST_ROW(3)
+#undef ST_ROW
             }
             for (; v < nv; v++) {
                 __m512 acc[4];
-                for (int i = 0; i < 4; i++)
+                                for (int i = 0; i < 4; i++)
                     acc[i] = _mm512_mul_ps(_mm512_loadu_ps(O + (int64_t)rr[i] * hd + 16 * v), _mm512_set1_ps(alpha[rr[i]]));
                 for (int j = 0; j < nb; j++) {
                     __m512 vj = _mm512_load_ps(Vf + j * hd + 16 * v);
-                    for (int i = 0; i < 4; i++)
+                                        for (int i = 0; i < 4; i++)
                         acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(S[rr[i] * CB_FLASH_BK + j]), vj, acc[i]);
                 }
-                for (int i = 0; i < 4 && r0 + i < R; i++) _mm512_storeu_ps(O + (int64_t)(r0 + i) * hd + 16 * v, acc[i]);
+                                for (int i = 0; i < 4 && r0 + i < R; i++) _mm512_storeu_ps(O + (int64_t)(r0 + i) * hd + 16 * v, acc[i]);
             }
         }
     }
