@@ -124,6 +124,13 @@ Test(attention_kernel, low_precision_kv_and_narrow_last_tile) {
             cr_assert_lt(e, 2e-6, "path %d dtype %s: %g", p, cb_dtype_name(ts[i]), e);
             e = kernel_case(2, 5, 0, 16, ts[i], 0);
             cr_assert_lt(e, 2e-6, "path %d dtype %s hd 16: %g", p, cb_dtype_name(ts[i]), e);
+            /* decode-like: few rows, capacity well past the keys (AVX-512 reads K/V straight from the cache) */
+            e = kernel_case(8, 1, 300, 128, ts[i], 100);
+            cr_assert_lt(e, 2e-6, "path %d dtype %s decode 8 rows: %g", p, cb_dtype_name(ts[i]), e);
+            e = kernel_case(1, 3, 250, 64, ts[i], 77);
+            cr_assert_lt(e, 2e-6, "path %d dtype %s decode 3 rows: %g", p, cb_dtype_name(ts[i]), e);
+            e = kernel_case(1, 1, 128, 16, ts[i], 64);
+            cr_assert_lt(e, 2e-6, "path %d dtype %s decode hd 16: %g", p, cb_dtype_name(ts[i]), e);
         }
     }
     cb_kernels_set_path(cb_kernels_best_path());
