@@ -135,8 +135,11 @@ static inline __attribute__((always_inline)) void pv_block(int R, int hd, int nb
     }
 }
 
-/* Online-softmax update of every row; P overwrites S; masked keys get p = 0; alpha[r] = rescale of row r. */
-static void softmax_block(int R, const int64_t *qpos, int64_t kb, int nb, float *S, float *m, float *l, float *alpha) {
+/* Online-softmax update of every row; P overwrites S; masked keys get p = 0; alpha[r] = rescale of row r.
+ * The running sum stays a 16-lane vector per row (lsum) for the whole call: no horizontal add per block. */
+static void softmax_block(int R, const int64_t *qpos, int64_t kb, int nb, float *S, float *m, __m512 *lsum,
+                          float *alpha) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int r = 0; r < R; r++) {
         int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
         float *s = S + r * CB_FLASH_BK;
@@ -145,32 +148,29 @@ static void softmax_block(int R, const int64_t *qpos, int64_t kb, int nb, float 
             for (int t = 0; t < 4; t++) _mm512_store_ps(s + 16 * t, _mm512_setzero_ps());
             continue;
         }
-        __mmask16 mk[4];
-        __m512 mx = _mm512_set1_ps(-INFINITY);
-        for (int t = 0; t < 4; t++) {
-            int64_t c = CB_MAX((int64_t)0, CB_MIN((int64_t)16, vis - 16 * t));
-            mk[t] = (__mmask16)((1u << c) - 1u);
-            mx = _mm512_mask_max_ps(mx, mk[t], mx, _mm512_load_ps(s + 16 * t));
+        __m512 s0 = _mm512_load_ps(s), s1 = _mm512_load_ps(s + 16), s2 = _mm512_load_ps(s + 32), s3 = _mm512_load_ps(s + 48);
+        if (vis < CB_FLASH_BK) { /* masked keys -> -inf: they drop out of the max and exp gives 0 */
+            uint64_t keep = (1ull << vis) - 1ull;
+            s0 = _mm512_mask_mov_ps(ninf, (__mmask16)keep, s0), s1 = _mm512_mask_mov_ps(ninf, (__mmask16)(keep >> 16), s1);
+            s2 = _mm512_mask_mov_ps(ninf, (__mmask16)(keep >> 32), s2), s3 = _mm512_mask_mov_ps(ninf, (__mmask16)(keep >> 48), s3);
         }
-        float m_new = fmaxf(m[r], _mm512_reduce_max_ps(mx));
-        float a = expf(m[r] - m_new);
-        __m512 mb = _mm512_set1_ps(m_new), sum = _mm512_setzero_ps();
-        for (int t = 0; t < 4; t++) {
-            __m512 p = _mm512_maskz_mov_ps(mk[t], exp512(_mm512_sub_ps(_mm512_load_ps(s + 16 * t), mb)));
-            sum = _mm512_add_ps(sum, p);
-            _mm512_store_ps(s + 16 * t, p);
-        }
-        l[r] = l[r] * a + _mm512_reduce_add_ps(sum);
+        float m_new = fmaxf(m[r], _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(s0, s1), _mm512_max_ps(s2, s3))));
+        __m512 mb = _mm512_set1_ps(m_new);
+        __m512 av = exp512(_mm512_sub_ps(_mm512_set1_ps(m[r]), mb));
+        s0 = exp512(_mm512_sub_ps(s0, mb)), s1 = exp512(_mm512_sub_ps(s1, mb));
+        s2 = exp512(_mm512_sub_ps(s2, mb)), s3 = exp512(_mm512_sub_ps(s3, mb));
+        _mm512_store_ps(s, s0), _mm512_store_ps(s + 16, s1), _mm512_store_ps(s + 32, s2), _mm512_store_ps(s + 48, s3);
+        lsum[r] = _mm512_fmadd_ps(lsum[r], av, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
         m[r] = m_new;
-        alpha[r] = a;
+        alpha[r] = _mm512_cvtss_f32(av);
     }
 }
 
 static inline __attribute__((always_inline)) void block(int R, const float *Q, const int64_t *qpos, int hd, int64_t kb,
                                                         int nb, const char *const *kt, const char *vb, cb_dtype t,
-                                                        float *S, float *m, float *l, float *alpha, float *O) {
+                                                        float *S, float *m, __m512 *lsum, float *alpha, float *O) {
     qk_block(R, Q, hd, kt, t, S);
-    softmax_block(R, qpos, kb, nb, S, m, l, alpha);
+    softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
     pv_block(R, hd, nb, vb, t, S, alpha, O);
 }
 
@@ -187,6 +187,8 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
     float Vf[CB_FLASH_BK * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* [64][hd] */
     float S[CB_FLASH_MAX_ROWS * CB_FLASH_BK] __attribute__((aligned(64)));
     float alpha[CB_FLASH_MAX_ROWS + 4];
+    __m512 lsum[CB_FLASH_MAX_ROWS];
+    for (int r = 0; r < R; r++) lsum[r] = _mm512_mask_mov_ps(_mm512_setzero_ps(), 1, _mm512_set1_ps(l[r]));
 
     for (int64_t kb = k0; kb < k1; kb += CB_FLASH_BK) {
         const int nb = (int)CB_MIN((int64_t)CB_FLASH_BK, k1 - kb), nt = (nb + 15) / 16;
@@ -199,9 +201,9 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
             for (int t = 0; t < 4; t++) kt[t] = (const char *)kv->k + (size_t)cb_kv_k_offset(kb + 16 * t, 0, hd, kv->cap) * es;
             const char *vb = (const char *)kv->v + (size_t)kb * hd * es;
             switch (kv->dtype) {
-            case CB_BF16: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_BF16, S, m, l, alpha, O); break;
-            case CB_F16: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_F16, S, m, l, alpha, O); break;
-            default: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_F32, S, m, l, alpha, O); break;
+            case CB_BF16: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_BF16, S, m, lsum, alpha, O); break;
+            case CB_F16: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_F16, S, m, lsum, alpha, O); break;
+            default: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_F32, S, m, lsum, alpha, O); break;
             }
             continue;
         }
@@ -221,6 +223,7 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
             for (int v = 0; v < nv; v++)
                 _mm512_store_ps(Vf + j * hd + 16 * v, widen16(src + ((size_t)j * hd + 16 * v) * es, kv->dtype, 0xffff));
         for (int t = 0; t < 4; t++) kt[t] = (const char *)(Kf + t * hd * 16);
-        block(R, Q, qpos, hd, kb, nb, kt, (const char *)Vf, CB_F32, S, m, l, alpha, O);
+        block(R, Q, qpos, hd, kb, nb, kt, (const char *)Vf, CB_F32, S, m, lsum, alpha, O);
     }
+    for (int r = 0; r < R; r++) l[r] = _mm512_reduce_add_ps(lsum[r]);
 }
