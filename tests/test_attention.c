@@ -445,6 +445,7 @@ Test(attention_layer, exceeding_max_context_is_a_clean_error) {
     cb_rng rng = { 1 };
     cr_assert_eq(cb_attn_fill_synthetic(l, 1, 21, &rng, &err), -1);
     cb_attn_destroy(l);
+    free_model(&m);
     /* an impossible KV cache: the error names the bytes */
     make_model(&m, d, 4, 2, 16, 16, false, CB_F32, (int64_t)1 << 42, 1, 64);
     cb_attn_layer *big = NULL;

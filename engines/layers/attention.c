@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../counters.h"
 #include "../kernels/attention.h"
@@ -125,12 +126,14 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     cb_rope rp = cfg->rope;
     rp.rot_dim = rot;
     cb_rope_inv_freq(&rp, l->inv_freq);
-    /* calloc: untouched pages cost nothing until written, and stale/unused slots are finite zeros */
-    l->kv = cb_calloc(l->kv_bytes, NULL);
+    /* calloc: untouched pages cost nothing until written, and stale/unused slots are finite zeros. A cache
+     * larger than physical memory is refused up front (overcommit would only fail later, mid-run). */
+    size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    l->kv = l->kv_bytes <= phys ? cb_calloc(l->kv_bytes, NULL) : NULL;
     if (!l->kv) {
         cb_err_set(err, "attention: cannot allocate the KV cache: %zu bytes (%d sequences x %lld tokens x %d KV heads x "
-                   "%d x 2 x %s)", l->kv_bytes, o->max_batch, (long long)o->max_context, KV, hd,
-                   cb_dtype_name(o->kv_dtype));
+                   "%d x 2 x %s; physical memory %zu bytes)", l->kv_bytes, o->max_batch, (long long)o->max_context, KV, hd,
+                   cb_dtype_name(o->kv_dtype), phys);
         goto fail;
     }
     if (cb_scratch_reserve(l->scratch_bytes, err)) {
