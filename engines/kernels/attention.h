@@ -1,0 +1,46 @@
+/* Flash-attention block kernel shared by prefill and decode (engines/layers/attention.c).
+ *
+ * KV cache layout of one (sequence, KV head) with capacity `cap` positions, storage dtype f32/f16/bf16:
+ *   K: tiles of 16 positions, each tile stored transposed [head_dim][w] with w = min(16, cap - 16·tile)
+ *      (only the very last tile of the capacity can be narrower), so the 16 scores of a tile are one
+ *      vector FMA chain over head_dim and the size is exactly cap·head_dim elements;
+ *   V: row-major [cap][head_dim].
+ *
+ * cb_attn_flash folds keys [k0, k1) into the online-softmax state of R query rows:
+ *   Q [R][hd] fp32, already multiplied by 1/sqrt(hd); qpos[r]: row r may see key j iff j <= qpos[r];
+ *   m[r] (running max, -INF initially), l[r] (running sum), O[R][hd] (unnormalised output).
+ * Keys are visited in blocks of CB_FLASH_BK starting at k0 (k0 must be a multiple of 16), always in the
+ * same order, so every result is independent of how callers spread work over threads.
+ * Rows that see no key of [k0, k1) are left unchanged. R <= CB_FLASH_MAX_ROWS, hd <= CB_FLASH_MAX_HD. */
+#ifndef CB_KERNELS_ATTENTION_H
+#define CB_KERNELS_ATTENTION_H
+
+#include "../common.h"
+
+#define CB_FLASH_BK 64
+#define CB_FLASH_MAX_ROWS 64
+#define CB_FLASH_MAX_HD 256
+
+typedef struct {
+    const void *k, *v; /* this (sequence, KV head)'s K tiles and V rows */
+    cb_dtype dtype;    /* CB_F32, CB_F16 or CB_BF16 */
+    int hd;
+    int64_t cap;       /* capacity in positions (decides the last tile's width) */
+} cb_kv_view;
+
+/* Offset (elements) of K[pos][d] in the tiled layout. */
+static inline int64_t cb_kv_k_offset(int64_t pos, int d, int hd, int64_t cap) {
+    int64_t t = pos >> 4, base = t * 16 * (int64_t)hd;
+    int64_t w = cap - t * 16 < 16 ? cap - t * 16 : 16;
+    return base + (int64_t)d * w + (pos & 15);
+}
+
+void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                   float *m, float *l, float *O);
+void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                       float *m, float *l, float *O);
+/* AVX-512 twin: requires hd % 16 == 0 (the dispatcher falls back to the ref otherwise). */
+void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
+                          int64_t k1, float *m, float *l, float *O);
+
+#endif

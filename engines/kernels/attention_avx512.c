@@ -1,0 +1,229 @@
+/* AVX-512 flash-attention block kernel (contract in attention.h). Per block of 64 keys: K tiles and V
+ * rows are widened to fp32 once (L1/L2-resident buffers, reused by all R query rows), S = Q·Kᵀ with a
+ * 4-row × 4-tile register block (16 accumulators, one broadcast of q per row and one K-tile load per
+ * tile per head dim), online-softmax update with a vector exp, then O = O·α + P·V with 4 rows × 4 vectors. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "attention.h"
+
+/* exp(x) for x <= 0 (inputs are s - max); |rel err| ~ 2e-7. -inf and very negative -> 0. */
+static inline __m512 exp512(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.0f);
+    __mmask16 tiny = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_max_ps(x, lo);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps((__mmask16)~tiny, p, n);
+}
+
+/* 16 consecutive elements as fp32 (t is a compile-time constant after inlining) */
+static inline __attribute__((always_inline)) __m512 ld16(const char *p, cb_dtype t) {
+    if (t == CB_F32) return _mm512_loadu_ps(p);
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    if (t == CB_BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+
+static inline __m512 widen16(const void *p, cb_dtype t, __mmask16 mk) {
+    if (t == CB_F32) return _mm512_maskz_loadu_ps(mk, p);
+    __m256i h = _mm256_maskz_loadu_epi16(mk, p);
+    if (t == CB_BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+
+/* S[R][64] = Q·Kᵀ for 4 tiles of 16 keys (kt[t]: tile t, [hd][16] in dtype t): 4 rows x 4 tiles per pass */
+static inline __attribute__((always_inline)) void qk_block(int R, const float *Q, int hd, const char *const *kt,
+                                                           cb_dtype t, float *S) {
+    const size_t es = t == CB_F32 ? 4 : 2;
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        const float *q0 = Q + (int64_t)CB_MIN(r0 + 0, R - 1) * hd, *q1 = Q + (int64_t)CB_MIN(r0 + 1, R - 1) * hd;
+        const float *q2 = Q + (int64_t)CB_MIN(r0 + 2, R - 1) * hd, *q3 = Q + (int64_t)CB_MIN(r0 + 3, R - 1) * hd;
+        __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        const char *t0 = kt[0], *t1 = kt[1], *t2 = kt[2], *t3 = kt[3];
+        for (int d = 0; d < hd; d++) {
+            size_t off = (size_t)d * 16 * es;
+            __m512 k0 = ld16(t0 + off, t), k1 = ld16(t1 + off, t), k2 = ld16(t2 + off, t), k3 = ld16(t3 + off, t);
+#define QK_ROW(i)                                                                                                  \
+    {                                                                                                              \
+        __m512 qb = _mm512_set1_ps(q##i[d]);                                                                       \
+        a##i##0 = _mm512_fmadd_ps(qb, k0, a##i##0), a##i##1 = _mm512_fmadd_ps(qb, k1, a##i##1);                    \
+        a##i##2 = _mm512_fmadd_ps(qb, k2, a##i##2), a##i##3 = _mm512_fmadd_ps(qb, k3, a##i##3);                    \
+    }
+            QK_ROW(0) QK_ROW(1) QK_ROW(2) QK_ROW(3)
+#undef QK_ROW
+        }
+        float *s0 = S + r0 * CB_FLASH_BK;
+#define ST_ROW(i)                                                                                                  \
+    if (r0 + i < R) {                                                                                              \
+        _mm512_store_ps(s0 + i * CB_FLASH_BK, a##i##0), _mm512_store_ps(s0 + i * CB_FLASH_BK + 16, a##i##1);      \
+        _mm512_store_ps(s0 + i * CB_FLASH_BK + 32, a##i##2), _mm512_store_ps(s0 + i * CB_FLASH_BK + 48, a##i##3);  \
+    }
+        ST_ROW(0) ST_ROW(1) ST_ROW(2) ST_ROW(3)
+#undef ST_ROW
+    }
+}
+
+/* O[r] = O[r]·alpha[r] + Σ_j P[r][j]·V[j] over nb rows of V (vb: [nb][hd] in dtype t) */
+static inline __attribute__((always_inline)) void pv_block(int R, int hd, int nb, const char *vb, cb_dtype t,
+                                                           const float *S, const float *alpha, float *O) {
+    const size_t es = t == CB_F32 ? 4 : 2, vstride = (size_t)hd * es;
+    const int nv = hd / 16;
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        int rr[4];
+        for (int i = 0; i < 4; i++) rr[i] = CB_MIN(r0 + i, R - 1);
+        const float *p0 = S + rr[0] * CB_FLASH_BK, *p1 = S + rr[1] * CB_FLASH_BK;
+        const float *p2 = S + rr[2] * CB_FLASH_BK, *p3 = S + rr[3] * CB_FLASH_BK;
+        int v = 0;
+        for (; v + 4 <= nv; v += 4) {
+#define LD_ROW(i)                                                                                                  \
+    __m512 b##i##0, b##i##1, b##i##2, b##i##3;                                                                     \
+    {                                                                                                              \
+        __m512 ab = _mm512_set1_ps(alpha[rr[i]]);                                                                  \
+        const float *o = O + (int64_t)rr[i] * hd + 16 * v;                                                         \
+        b##i##0 = _mm512_mul_ps(_mm512_loadu_ps(o), ab), b##i##1 = _mm512_mul_ps(_mm512_loadu_ps(o + 16), ab);     \
+        b##i##2 = _mm512_mul_ps(_mm512_loadu_ps(o + 32), ab), b##i##3 = _mm512_mul_ps(_mm512_loadu_ps(o + 48), ab); \
+    }
+            LD_ROW(0) LD_ROW(1) LD_ROW(2) LD_ROW(3)
+#undef LD_ROW
+            const char *vr = vb + (size_t)16 * v * es;
+            for (int j = 0; j < nb; j++, vr += vstride) {
+                __m512 v0 = ld16(vr, t), v1 = ld16(vr + 16 * es, t), v2 = ld16(vr + 32 * es, t), v3 = ld16(vr + 48 * es, t);
+#define PV_ROW(i)                                                                                                  \
+    {                                                                                                              \
+        __m512 pb = _mm512_set1_ps(p##i[j]);                                                                       \
+        b##i##0 = _mm512_fmadd_ps(pb, v0, b##i##0), b##i##1 = _mm512_fmadd_ps(pb, v1, b##i##1);                    \
+        b##i##2 = _mm512_fmadd_ps(pb, v2, b##i##2), b##i##3 = _mm512_fmadd_ps(pb, v3, b##i##3);                    \
+    }
+                PV_ROW(0) PV_ROW(1) PV_ROW(2) PV_ROW(3)
+#undef PV_ROW
+            }
+#define ST_ROW(i)                                                                                                  \
+    if (r0 + i < R) {                                                                                              \
+        float *o = O + (int64_t)(r0 + i) * hd + 16 * v;                                                            \
+        _mm512_storeu_ps(o, b##i##0), _mm512_storeu_ps(o + 16, b##i##1);                                          \
+        _mm512_storeu_ps(o + 32, b##i##2), _mm512_storeu_ps(o + 48, b##i##3);                                      \
+    }
+            ST_ROW(0) ST_ROW(1) ST_ROW(2) ST_ROW(3)
+#undef ST_ROW
+        }
+        for (; v < nv; v++) {
+            __m512 acc[4];
+            for (int i = 0; i < 4; i++)
+                acc[i] = _mm512_mul_ps(_mm512_loadu_ps(O + (int64_t)rr[i] * hd + 16 * v), _mm512_set1_ps(alpha[rr[i]]));
+            const char *vr = vb + (size_t)16 * v * es;
+            for (int j = 0; j < nb; j++, vr += vstride) {
+                __m512 vj = ld16(vr, t);
+                acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]), vj, acc[0]);
+                acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(p1[j]), vj, acc[1]);
+                acc[2] = _mm512_fmadd_ps(_mm512_set1_ps(p2[j]), vj, acc[2]);
+                acc[3] = _mm512_fmadd_ps(_mm512_set1_ps(p3[j]), vj, acc[3]);
+            }
+            for (int i = 0; i < 4 && r0 + i < R; i++) _mm512_storeu_ps(O + (int64_t)(r0 + i) * hd + 16 * v, acc[i]);
+        }
+    }
+}
+
+/* Online-softmax update of every row; P overwrites S; masked keys get p = 0; alpha[r] = rescale of row r.
+ * The running sum stays a 16-lane vector per row (lsum) for the whole call: no horizontal add per block. */
+static void softmax_block(int R, const int64_t *qpos, int64_t kb, int nb, float *S, float *m, __m512 *lsum,
+                          float *alpha) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int r = 0; r < R; r++) {
+        int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
+        float *s = S + r * CB_FLASH_BK;
+        if (vis <= 0) {
+            alpha[r] = 1.0f;
+            for (int t = 0; t < 4; t++) _mm512_store_ps(s + 16 * t, _mm512_setzero_ps());
+            continue;
+        }
+        __m512 s0 = _mm512_load_ps(s), s1 = _mm512_load_ps(s + 16), s2 = _mm512_load_ps(s + 32), s3 = _mm512_load_ps(s + 48);
+        if (vis < CB_FLASH_BK) { /* masked keys -> -inf: they drop out of the max and exp gives 0 */
+            uint64_t keep = (1ull << vis) - 1ull;
+            s0 = _mm512_mask_mov_ps(ninf, (__mmask16)keep, s0), s1 = _mm512_mask_mov_ps(ninf, (__mmask16)(keep >> 16), s1);
+            s2 = _mm512_mask_mov_ps(ninf, (__mmask16)(keep >> 32), s2), s3 = _mm512_mask_mov_ps(ninf, (__mmask16)(keep >> 48), s3);
+        }
+        float m_new = fmaxf(m[r], _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(s0, s1), _mm512_max_ps(s2, s3))));
+        __m512 mb = _mm512_set1_ps(m_new);
+        __m512 av = exp512(_mm512_sub_ps(_mm512_set1_ps(m[r]), mb));
+        s0 = exp512(_mm512_sub_ps(s0, mb)), s1 = exp512(_mm512_sub_ps(s1, mb));
+        s2 = exp512(_mm512_sub_ps(s2, mb)), s3 = exp512(_mm512_sub_ps(s3, mb));
+        _mm512_store_ps(s, s0), _mm512_store_ps(s + 16, s1), _mm512_store_ps(s + 32, s2), _mm512_store_ps(s + 48, s3);
+        lsum[r] = _mm512_fmadd_ps(lsum[r], av, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+        m[r] = m_new;
+        alpha[r] = _mm512_cvtss_f32(av);
+    }
+}
+
+static inline __attribute__((always_inline)) void block(int R, const float *Q, const int64_t *qpos, int hd, int64_t kb,
+                                                        int nb, const char *const *kt, const char *vb, cb_dtype t,
+                                                        float *S, float *m, __m512 *lsum, float *alpha, float *O) {
+    qk_block(R, Q, hd, kt, t, S);
+    softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
+    pv_block(R, hd, nb, vb, t, S, alpha, O);
+}
+
+/* Few rows (decode, R <= 8): K/V are widened in registers straight from the cache. Many rows (prefill): a
+ * block is widened once into fp32 buffers and reused by every row. Same arithmetic either way. */
+#define DIRECT_MAX_ROWS 8
+
+void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
+                          int64_t k1, float *m, float *l, float *O) {
+    const int hd = kv->hd, nv = hd / 16;
+    const size_t es = cb_dtype_size(kv->dtype);
+    const int64_t full_end = kv->cap & ~(int64_t)15; /* tiles before this are 16 wide */
+    float Kf[4 * CB_FLASH_MAX_HD * 16] __attribute__((aligned(64)));     /* 4 tiles [hd][16] */
+    float Vf[CB_FLASH_BK * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* [64][hd] */
+    float S[CB_FLASH_MAX_ROWS * CB_FLASH_BK] __attribute__((aligned(64)));
+    float alpha[CB_FLASH_MAX_ROWS + 4];
+    __m512 lsum[CB_FLASH_MAX_ROWS];
+    for (int r = 0; r < R; r++) lsum[r] = _mm512_mask_mov_ps(_mm512_setzero_ps(), 1, _mm512_set1_ps(l[r]));
+
+    for (int64_t kb = k0; kb < k1; kb += CB_FLASH_BK) {
+        const int nb = (int)CB_MIN((int64_t)CB_FLASH_BK, k1 - kb), nt = (nb + 15) / 16;
+        int any = 0; /* rows that see at least one key of this block */
+        for (int r = 0; r < R; r++) any |= qpos[r] >= kb;
+        if (!any) continue;
+        const char *kt[4];
+        if (R <= DIRECT_MAX_ROWS && kb + CB_FLASH_BK <= full_end) {
+            /* 4 full tiles in memory (keys past nb are finite and masked) */
+            for (int t = 0; t < 4; t++) kt[t] = (const char *)kv->k + (size_t)cb_kv_k_offset(kb + 16 * t, 0, hd, kv->cap) * es;
+            const char *vb = (const char *)kv->v + (size_t)kb * hd * es;
+            switch (kv->dtype) {
+            case CB_BF16: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_BF16, S, m, lsum, alpha, O); break;
+            case CB_F16: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_F16, S, m, lsum, alpha, O); break;
+            default: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_F32, S, m, lsum, alpha, O); break;
+            }
+            continue;
+        }
+        /* widen K tiles (narrow tiles padded to 16) and V rows into fp32 buffers */
+        for (int t = 0; t < nt; t++) {
+            int64_t p0 = kb + 16 * t;
+            int64_t w = CB_MIN((int64_t)16, kv->cap - p0);
+            const char *src = (const char *)kv->k + (size_t)cb_kv_k_offset(p0, 0, hd, kv->cap) * es;
+            __mmask16 mk = (__mmask16)((1u << w) - 1u);
+            for (int d = 0; d < hd; d++)
+                _mm512_store_ps(Kf + (t * hd + d) * 16, widen16(src + (size_t)d * w * es, kv->dtype, mk));
+        }
+        for (int t = nt; t < 4; t++) /* unused tiles of a short block: zeros (their scores are masked) */
+            for (int d = 0; d < hd; d++) _mm512_store_ps(Kf + (t * hd + d) * 16, _mm512_setzero_ps());
+        const char *src = (const char *)kv->v + (size_t)kb * hd * es;
+        for (int j = 0; j < nb; j++)
+            for (int v = 0; v < nv; v++)
+                _mm512_store_ps(Vf + j * hd + 16 * v, widen16(src + ((size_t)j * hd + 16 * v) * es, kv->dtype, 0xffff));
+        for (int t = 0; t < 4; t++) kt[t] = (const char *)(Kf + t * hd * 16);
+        block(R, Q, qpos, hd, kb, nb, kt, (const char *)Vf, CB_F32, S, m, lsum, alpha, O);
+    }
+    for (int r = 0; r < R; r++) l[r] = _mm512_reduce_add_ps(lsum[r]);
+}

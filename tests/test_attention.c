@@ -1,0 +1,520 @@
+/* Attention layer and flash kernels: kernel vs naive softmax(QKᵀ)V in double, AVX-512 vs portable twins,
+ * the whole layer vs a naive double-precision layer (GQA, partial RoPE, depth), prefill == decode,
+ * batched == alone, 1 == 2 threads, llama3 inv_freq, plan == memory, max_context errors. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engines/counters.h"
+#include "../engines/kernels/attention.h"
+#include "../engines/kernels/kernels.h"
+#include "../engines/layers/attention.h"
+
+static void fill(float *x, size_t n, uint64_t seed, float scale) {
+    cb_rng r = { seed };
+    for (size_t i = 0; i < n; i++) x[i] = scale * cb_rng_uniform(&r);
+}
+
+static double max_rel_err(const float *a, const double *b, size_t n) {
+    double e = 0, mag = 1e-30;
+    for (size_t i = 0; i < n; i++) mag = fmax(mag, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]));
+    return e / mag;
+}
+static double max_diff(const float *a, const float *b, size_t n) {
+    double e = 0, mag = 1e-30;
+    for (size_t i = 0; i < n; i++) mag = fmax(mag, fabs((double)b[i]));
+    for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - (double)b[i]));
+    return e / mag;
+}
+
+/* ---------- kernel level ---------- */
+
+/* A cache of `cap` positions for one KV head holding keys kf/vf ([cap][hd] f32) stored in dtype t;
+ * kf/vf are replaced by the values actually stored (rounded). */
+static void *make_cache(int64_t cap, int hd, cb_dtype t, float *kf, float *vf, void **vout) {
+    size_t es = cb_dtype_size(t);
+    char *k = calloc((size_t)cap * hd, es), *v = calloc((size_t)cap * hd, es);
+    for (int64_t p = 0; p < cap; p++)
+        for (int d = 0; d < hd; d++) {
+            int64_t ko = cb_kv_k_offset(p, d, hd, cap), vo = p * hd + d;
+            float *ks = &kf[p * hd + d], *vs = &vf[p * hd + d];
+            if (t == CB_F32) ((float *)k)[ko] = *ks, ((float *)v)[vo] = *vs;
+            else if (t == CB_BF16) {
+                ((uint16_t *)k)[ko] = cb_f32_to_bf16(*ks), *ks = cb_bf16_to_f32(((uint16_t *)k)[ko]);
+                ((uint16_t *)v)[vo] = cb_f32_to_bf16(*vs), *vs = cb_bf16_to_f32(((uint16_t *)v)[vo]);
+            } else {
+                ((uint16_t *)k)[ko] = cb_f32_to_f16(*ks), *ks = cb_f16_to_f32(((uint16_t *)k)[ko]);
+                ((uint16_t *)v)[vo] = cb_f32_to_f16(*vs), *vs = cb_f16_to_f32(((uint16_t *)v)[vo]);
+            }
+        }
+    *vout = v;
+    return k;
+}
+
+/* R rows: G heads × nq tokens at positions depth..depth+nq-1, keys [0, depth+nq); run the flash kernel
+ * (current path) and the naive double softmax; return the max relative error. */
+static double kernel_case(int G, int nq, int64_t depth, int hd, cb_dtype t, int64_t cap_extra) {
+    int R = G * nq;
+    int64_t nk = depth + nq, cap = nk + cap_extra;
+    float *kf = malloc(sizeof(float) * cap * hd), *vf = malloc(sizeof(float) * cap * hd);
+    float *Q = malloc(sizeof(float) * R * hd), *O = calloc((size_t)R * hd, sizeof(float));
+    double *ref = calloc((size_t)R * hd, sizeof(double));
+    fill(kf, (size_t)cap * hd, 11 + hd, 1.7f);
+    fill(vf, (size_t)cap * hd, 12 + hd, 1.0f);
+    fill(Q, (size_t)R * hd, 13 + nq, 0.3f);
+    void *vc, *kc = make_cache(cap, hd, t, kf, vf, &vc);
+    float m[CB_FLASH_MAX_ROWS], l[CB_FLASH_MAX_ROWS];
+    int64_t qp[CB_FLASH_MAX_ROWS];
+    for (int r = 0; r < R; r++) m[r] = -INFINITY, l[r] = 0, qp[r] = depth + r % nq;
+    cb_kv_view kv = { .k = kc, .v = vc, .dtype = t, .hd = hd, .cap = cap };
+    cb_attn_flash(R, Q, qp, &kv, 0, nk, m, l, O);
+    for (int r = 0; r < R; r++) {
+        for (int d = 0; d < hd; d++) O[r * hd + d] /= l[r];
+        int64_t n = qp[r] + 1;
+        double *s = malloc(sizeof(double) * n), mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double a = 0;
+            for (int d = 0; d < hd; d++) a += (double)Q[r * hd + d] * kf[j * hd + d];
+            s[j] = a, mx = fmax(mx, a);
+        }
+        for (int64_t j = 0; j < n; j++) sum += (s[j] = exp(s[j] - mx));
+        for (int64_t j = 0; j < n; j++)
+            for (int d = 0; d < hd; d++) ref[r * hd + d] += s[j] / sum * vf[j * hd + d];
+        free(s);
+    }
+    double e = max_rel_err(O, ref, (size_t)R * hd);
+    free(kf), free(vf), free(Q), free(O), free(ref), free(kc), free(vc);
+    return e;
+}
+
+static void kernel_sweep(cb_kpath path) {
+    cr_assert_eq(cb_kernels_set_path(path), 0);
+    const int lens[] = { 1, 7, 64, 65, 200, 511 };
+    const int hds[] = { 64, 128 };
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 6; i++)
+            for (int depth = 0; depth <= 77; depth += 77) {
+                int G = lens[i] >= 64 ? 1 : 4, nq = CB_MIN(lens[i], CB_FLASH_MAX_ROWS / G);
+                /* keys = depth + len; query rows are the last nq tokens */
+                double e = kernel_case(G, nq, depth + lens[i] - nq, hds[h], CB_F32, 3);
+                cr_assert_lt(e, 2e-6, "path %s hd %d len %d depth %d: rel err %g", cb_kpath_name(path), hds[h],
+                             lens[i], depth, e);
+            }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+Test(attention_kernel, portable_vs_naive_double) { kernel_sweep(CB_PATH_PORTABLE); }
+
+Test(attention_kernel, avx512_vs_naive_double) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip("no AVX-512");
+    kernel_sweep(CB_PATH_AVX512);
+}
+
+Test(attention_kernel, low_precision_kv_and_narrow_last_tile) {
+    /* cap not a multiple of 16 (narrow last tile) and keys up to the capacity; bf16 / f16 storage: the
+     * naive reference sees the rounded values, so the kernels must still agree to fp32 accuracy. */
+    const cb_dtype ts[] = { CB_BF16, CB_F16, CB_F32 };
+    for (int p = CB_PATH_PORTABLE; p <= (int)CB_MIN(cb_kernels_best_path(), CB_PATH_AVX512); p++) {
+        cb_kernels_set_path((cb_kpath)p);
+        for (int i = 0; i < 3; i++) {
+            double e = kernel_case(8, 8, 93, 64, ts[i], 0);
+            cr_assert_lt(e, 2e-6, "path %d dtype %s: %g", p, cb_dtype_name(ts[i]), e);
+            e = kernel_case(2, 5, 0, 16, ts[i], 0);
+            cr_assert_lt(e, 2e-6, "path %d dtype %s hd 16: %g", p, cb_dtype_name(ts[i]), e);
+            /* decode-like: few rows, capacity well past the keys (AVX-512 reads K/V straight from the cache) */
+            e = kernel_case(8, 1, 300, 128, ts[i], 100);
+            cr_assert_lt(e, 2e-6, "path %d dtype %s decode 8 rows: %g", p, cb_dtype_name(ts[i]), e);
+            e = kernel_case(1, 3, 250, 64, ts[i], 77);
+            cr_assert_lt(e, 2e-6, "path %d dtype %s decode 3 rows: %g", p, cb_dtype_name(ts[i]), e);
+            e = kernel_case(1, 1, 128, 16, ts[i], 64);
+            cr_assert_lt(e, 2e-6, "path %d dtype %s decode hd 16: %g", p, cb_dtype_name(ts[i]), e);
+        }
+    }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+/* ---------- layer level ---------- */
+
+typedef struct {
+    cb_config cfg;
+    cb_attn_weights w;
+    float *buf[8];
+    cb_engine_opts o;
+} model;
+
+static cb_weight mat(float **keep, int64_t rows, int64_t cols, uint64_t seed) {
+    *keep = malloc(sizeof(float) * rows * cols);
+    fill(*keep, (size_t)(rows * cols), seed, 1.0f / sqrtf((float)cols) * 1.7f);
+    return (cb_weight){ .data = *keep, .dtype = CB_F32, .rows = rows, .cols = cols };
+}
+
+static void make_model(model *m, int d, int H, int KV, int hd, int rot, bool bias, cb_dtype kv_dtype, int64_t ctx,
+                       int batch, int chunk) {
+    memset(m, 0, sizeof *m);
+    m->cfg.d_model = d, m->cfg.n_heads = H, m->cfg.n_kv_heads = KV, m->cfg.head_dim = hd;
+    m->cfg.attn_bias = bias;
+    m->cfg.rope = (cb_rope){ .type = CB_ROPE_DEFAULT, .theta = 10000.0, .rot_dim = rot };
+    m->w.q = mat(&m->buf[0], (int64_t)H * hd, d, 1);
+    m->w.k = mat(&m->buf[1], (int64_t)KV * hd, d, 2);
+    m->w.v = mat(&m->buf[2], (int64_t)KV * hd, d, 3);
+    m->w.o = mat(&m->buf[3], d, (int64_t)H * hd, 4);
+    if (bias) {
+        m->w.q_b = mat(&m->buf[4], 1, (int64_t)H * hd, 5), m->w.q_b.cols = (int64_t)H * hd;
+        m->w.k_b = mat(&m->buf[5], 1, (int64_t)KV * hd, 6);
+        m->w.v_b = mat(&m->buf[6], 1, (int64_t)KV * hd, 7);
+        m->w.o_b = mat(&m->buf[7], 1, d, 8);
+    }
+    cb_engine_opts_default(&m->o);
+    m->o.kv_dtype = kv_dtype, m->o.max_context = ctx, m->o.max_batch = batch, m->o.prefill_chunk = chunk;
+}
+static void free_model(model *m) {
+    for (int i = 0; i < 8; i++) free(m->buf[i]);
+}
+
+static cb_attn_layer *layer(const model *m) {
+    cb_attn_layer *l;
+    cb_err err;
+    cr_assert_eq(cb_attn_create(&m->cfg, &m->w, &m->o, &l, &err), 0, "%s", err.msg);
+    return l;
+}
+
+/* Naive double-precision layer over the whole sequence x [T][d] -> y [T][d]. RoPE inv_freq computed
+ * here from the default formula (fp32-rounded base values, as HF). */
+static void naive_layer(const model *m, int T, const float *x, double *y) {
+    const int d = m->cfg.d_model, H = m->cfg.n_heads, KV = m->cfg.n_kv_heads, hd = m->cfg.head_dim;
+    const int rot = m->cfg.rope.rot_dim, G = H / KV;
+    double *q = calloc((size_t)T * H * hd, sizeof(double)), *k = calloc((size_t)T * KV * hd, sizeof(double));
+    double *v = calloc((size_t)T * KV * hd, sizeof(double)), *a = calloc((size_t)T * H * hd, sizeof(double));
+    const float *W[3] = { m->w.q.data, m->w.k.data, m->w.v.data }, *B[3] = { m->w.q_b.data, m->w.k_b.data, m->w.v_b.data };
+    double *dst[3] = { q, k, v };
+    int nout[3] = { H * hd, KV * hd, KV * hd };
+    for (int p = 0; p < 3; p++)
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < nout[p]; o++) {
+                double s = B[p] ? B[p][o] : 0;
+                for (int i = 0; i < d; i++) s += (double)x[t * d + i] * W[p][(size_t)o * d + i];
+                dst[p][(size_t)t * nout[p] + o] = s;
+            }
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < 2; p++)
+            for (int h = 0; h < (p ? KV : H); h++) {
+                double *z = dst[p] + (size_t)t * nout[p] + (size_t)h * hd;
+                for (int i = 0; i < rot / 2; i++) {
+                    double f = (float)(1.0 / pow(10000.0, 2.0 * i / rot)), ang = t * f;
+                    double u = z[i], w = z[i + rot / 2];
+                    z[i] = u * cos(ang) - w * sin(ang);
+                    z[i + rot / 2] = w * cos(ang) + u * sin(ang);
+                }
+            }
+    double *s = malloc(sizeof(double) * T);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++) {
+            int kh = h / G;
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j <= t; j++) {
+                double acc = 0;
+                for (int i = 0; i < hd; i++) acc += q[((size_t)t * H + h) * hd + i] * k[((size_t)j * KV + kh) * hd + i];
+                s[j] = acc / sqrt(hd), mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j <= t; j++) sum += (s[j] = exp(s[j] - mx));
+            for (int j = 0; j <= t; j++)
+                for (int i = 0; i < hd; i++)
+                    a[((size_t)t * H + h) * hd + i] += s[j] / sum * v[((size_t)j * KV + kh) * hd + i];
+        }
+    const float *Wo = m->w.o.data, *Bo = m->w.o_b.data;
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < d; o++) {
+            double acc = Bo ? Bo[o] : 0;
+            for (int i = 0; i < H * hd; i++) acc += a[(size_t)t * H * hd + i] * Wo[(size_t)o * H * hd + i];
+            y[(size_t)t * d + o] = acc;
+        }
+    free(q), free(k), free(v), free(a), free(s);
+}
+
+/* prefill in chunks of `chunk` tokens, then decode `dec` tokens one by one; y [T][d] */
+static void run_layer(cb_attn_layer *l, int seq, int d, int T, int first, int chunk, const float *x, float *y) {
+    cb_err err;
+    int t = 0;
+    while (t < first) {
+        int n = CB_MIN(chunk, first - t);
+        cr_assert_eq(cb_attn_prefill(l, seq, x + (size_t)t * d, n, y + (size_t)t * d, &err), 0, "%s", err.msg);
+        t += n;
+    }
+    for (; t < T; t++)
+        cr_assert_eq(cb_attn_decode(l, 1, &seq, x + (size_t)t * d, y + (size_t)t * d, &err), 0, "%s", err.msg);
+}
+
+static void layer_vs_naive(int H, int KV, int hd, int rot, bool bias, int T, int first, int chunk, double tol) {
+    model m;
+    const int d = 48;
+    make_model(&m, d, H, KV, hd, rot, bias, CB_F32, T + 5, 1, chunk);
+    float *x = malloc(sizeof(float) * T * d), *y = malloc(sizeof(float) * T * d);
+    double *ref = malloc(sizeof(double) * T * d);
+    fill(x, (size_t)T * d, 99, 1.0f);
+    naive_layer(&m, T, x, ref);
+    cb_attn_layer *l = layer(&m);
+    run_layer(l, 0, d, T, first, chunk, x, y);
+    cr_assert_eq(cb_attn_seq_len(l, 0), T);
+    double e = max_rel_err(y, ref, (size_t)T * d);
+    cr_assert_lt(e, tol, "H %d KV %d hd %d rot %d T %d first %d chunk %d: rel err %g", H, KV, hd, rot, T, first, chunk, e);
+    cb_attn_destroy(l);
+    free(x), free(y), free(ref), free_model(&m);
+}
+
+Test(attention_layer, prefill_gqa_ratios_vs_naive) {
+    layer_vs_naive(8, 8, 16, 16, false, 70, 70, 512, 1e-5);  /* MHA */
+    layer_vs_naive(8, 2, 16, 16, true, 70, 70, 512, 1e-5);   /* GQA 4, biases */
+    layer_vs_naive(8, 1, 64, 64, false, 70, 70, 512, 1e-5);  /* MQA / GQA 8 */
+    layer_vs_naive(4, 1, 128, 128, false, 33, 33, 512, 1e-5); /* transformer-xs head shape */
+}
+
+Test(attention_layer, chunked_prefill_at_depth_and_decode_vs_naive) {
+    layer_vs_naive(8, 2, 16, 16, false, 150, 150, 37, 1e-5); /* chunks of 37: prefill at depth */
+    layer_vs_naive(8, 2, 16, 16, false, 150, 20, 512, 1e-5); /* decode 130 tokens */
+}
+
+Test(attention_layer, partial_rope_vs_naive) {
+    layer_vs_naive(8, 2, 16, 8, false, 60, 40, 512, 1e-5);
+    layer_vs_naive(4, 2, 64, 32, true, 60, 60, 16, 1e-5);
+}
+
+Test(attention_layer, prefill_equals_prefill_then_decode) {
+    model m;
+    const int d = 64, T = 120;
+    make_model(&m, d, 8, 2, 32, 32, false, CB_F32, 256, 2, 512);
+    float *x = malloc(sizeof(float) * T * d), *a = malloc(sizeof(float) * T * d), *b = malloc(sizeof(float) * T * d);
+    fill(x, (size_t)T * d, 5, 1.0f);
+    cb_attn_layer *l = layer(&m);
+    run_layer(l, 0, d, T, T, 512, x, a);
+    run_layer(l, 1, d, T, 45, 512, x, b);
+    double e = max_diff(b, a, (size_t)T * d);
+    cr_assert_lt(e, 1e-5, "rel diff %g", e);
+    cb_attn_destroy(l);
+    free(x), free(a), free(b), free_model(&m);
+}
+
+/* Batched decode of 3 sequences of different lengths (more than one 1024-key partition, several waves)
+ * equals each decoded alone; 1 and 2 threads agree. */
+static void batched(int threads, float *out, const float *x, int d, model *m) {
+    omp_set_num_threads(threads);
+    cb_attn_layer *l = layer(m);
+    const int lens[3] = { 2100, 700, 1030 };
+    cb_err err;
+    for (int s = 0; s < 3; s++)
+        for (int t = 0; t < lens[s]; t += 512)
+            cr_assert_eq(cb_attn_prefill(l, s, x + (size_t)t * d, CB_MIN(512, lens[s] - t), out, &err), 0, "%s", err.msg);
+    int seqs[3] = { 2, 0, 1 };
+    for (int step = 0; step < 3; step++)
+        cr_assert_eq(cb_attn_decode(l, 3, seqs, x + (size_t)step * 3 * d, out + (size_t)step * 3 * d, &err), 0, "%s",
+                     err.msg);
+    for (int s = 0; s < 3; s++) cr_assert_eq(cb_attn_seq_len(l, s), lens[s] + 3);
+    /* alone: reset and redo sequence by sequence */
+    cb_attn_reset(l, -1);
+    for (int s = 0; s < 3; s++) cr_assert_eq(cb_attn_seq_len(l, s), 0);
+    float *alone = out + 9 * (size_t)d;
+    for (int s = 0; s < 3; s++) {
+        for (int t = 0; t < lens[s]; t += 512)
+            cr_assert_eq(cb_attn_prefill(l, s, x + (size_t)t * d, CB_MIN(512, lens[s] - t), alone, &err), 0);
+    }
+    for (int step = 0; step < 3; step++)
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(cb_attn_decode(l, 1, &seqs[i], x + (size_t)(step * 3 + i) * d, alone + (size_t)(step * 3 + i) * d,
+                                        &err), 0);
+    cb_attn_destroy(l);
+    omp_set_num_threads(omp_get_num_procs());
+}
+
+Test(attention_layer, batched_decode_equals_alone_and_threads_agree) {
+    model m;
+    const int d = 32;
+    make_model(&m, d, 16, 8, 16, 16, false, CB_BF16, 2200, 3, 512);
+    float *x = malloc(sizeof(float) * 2200 * d);
+    fill(x, (size_t)2200 * d, 17, 1.0f);
+    float *o1 = calloc(18 * (size_t)d + 512 * d, sizeof(float)), *o2 = calloc(18 * (size_t)d + 512 * d, sizeof(float));
+    batched(1, o1, x, d, &m);
+    batched(2, o2, x, d, &m);
+    double e = max_diff(o1, o1 + 9 * d, 9 * (size_t)d);
+    cr_assert_lt(e, 1e-6, "batched vs alone: %g", e);
+    e = max_diff(o1, o2, 18 * (size_t)d);
+    cr_assert_lt(e, 1e-6, "1 vs 2 threads: %g", e);
+    free(x), free(o1), free(o2), free_model(&m);
+}
+
+Test(attention_layer, prefill_threads_agree) {
+    model m;
+    const int d = 64, T = 300;
+    make_model(&m, d, 4, 1, 128, 128, false, CB_BF16, 400, 1, 512);
+    float *x = malloc(sizeof(float) * T * d), *a = malloc(sizeof(float) * T * d), *b = malloc(sizeof(float) * T * d);
+    fill(x, (size_t)T * d, 3, 1.0f);
+    float *outs[2] = { a, b };
+    for (int th = 1; th <= 2; th++) {
+        omp_set_num_threads(th);
+        cb_attn_layer *l = layer(&m);
+        run_layer(l, 0, d, T, 250, 100, x, outs[th - 1]);
+        cb_attn_destroy(l);
+    }
+    omp_set_num_threads(omp_get_num_procs());
+    double e = max_diff(a, b, (size_t)T * d);
+    cr_assert_lt(e, 1e-6, "1 vs 2 threads: %g", e);
+    free(x), free(a), free(b), free_model(&m);
+}
+
+Test(attention_layer, bf16_kv_close_to_f32) {
+    model m;
+    const int d = 48, T = 90;
+    make_model(&m, d, 8, 2, 16, 16, false, CB_BF16, 128, 1, 512);
+    float *x = malloc(sizeof(float) * T * d), *y = malloc(sizeof(float) * T * d);
+    double *ref = malloc(sizeof(double) * T * d);
+    fill(x, (size_t)T * d, 7, 1.0f);
+    naive_layer(&m, T, x, ref);
+    cb_attn_layer *l = layer(&m);
+    run_layer(l, 0, d, T, 50, 512, x, y);
+    double e = max_rel_err(y, ref, (size_t)T * d);
+    cr_assert_lt(e, 2e-2, "bf16 KV rel err %g", e);
+    cr_assert_gt(e, 1e-6, "bf16 KV should round (err %g)", e); /* it really is stored as bf16 */
+    cb_attn_destroy(l);
+    free(x), free(y), free(ref), free_model(&m);
+}
+
+Test(attention_layer, llama3_inv_freq_matches_formula) {
+    cb_rope r = { .type = CB_ROPE_LLAMA3, .theta = 500000.0, .rot_dim = 128, .factor = 8, .low_freq_factor = 1,
+                  .high_freq_factor = 4, .original_max_pos = 8192 };
+    double got[64];
+    cb_rope_inv_freq(&r, got);
+    int low = 0, high = 0, mid = 0;
+    for (int i = 0; i < 64; i++) {
+        double f = (float)(1.0 / pow(500000.0, 2.0 * i / 128)), wl = 2 * M_PI / f, want;
+        if (wl > 8192.0 / 1) want = f / 8, low++;
+        else if (wl < 8192.0 / 4) want = f, high++;
+        else {
+            double s = (8192.0 / wl - 1) / (4 - 1);
+            want = (1 - s) * f / 8 + s * f, mid++;
+        }
+        cr_assert_lt(fabs(got[i] - want) / want, 1e-6, "i %d got %g want %g", i, got[i], want);
+    }
+    cr_assert(low && high && mid, "all three regimes exercised (%d %d %d)", low, high, mid);
+}
+
+Test(attention_layer, plan_equals_memory_to_the_byte) {
+    const cb_dtype ts[] = { CB_BF16, CB_F16, CB_F32 };
+    for (int i = 0; i < 3; i++)
+        for (int64_t ctx = 1; ctx < 5000; ctx = ctx * 7 + 3) {
+            model m;
+            make_model(&m, 32, 8, 2, 16, 16, false, ts[i], ctx, 3, 64);
+            size_t kv, sc, pkv, psc;
+            cb_attn_layer *l = layer(&m);
+            cb_attn_memory(l, &kv, &sc);
+            cb_attn_plan(&m.cfg, &m.o, ctx, 3, &pkv, &psc);
+            cr_assert_eq(kv, pkv);
+            cr_assert_eq(sc, psc);
+            cr_assert_eq(kv, (size_t)3 * 2 * 2 * 16 * (size_t)ctx * cb_dtype_size(ts[i]));
+            cb_attn_destroy(l);
+            free_model(&m);
+        }
+    /* scratch does not grow with context */
+    cb_config cfg = { .d_model = 4096, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .rope = { .rot_dim = 128 } };
+    cb_engine_opts o;
+    cb_engine_opts_default(&o);
+    size_t kv1, sc1, kv2, sc2;
+    cb_attn_plan(&cfg, &o, 4096, 1, &kv1, &sc1);
+    cb_attn_plan(&cfg, &o, 1 << 20, 1, &kv2, &sc2);
+    cr_assert_eq(sc1, sc2);
+    cr_assert_eq(kv2, (size_t)2 * 8 * 128 * (1 << 20) * 2);
+}
+
+Test(attention_layer, exceeding_max_context_is_a_clean_error) {
+    model m;
+    const int d = 32;
+    make_model(&m, d, 4, 2, 16, 16, false, CB_BF16, 20, 2, 64);
+    cb_attn_layer *l = layer(&m);
+    float x[25 * 32], y[25 * 32];
+    fill(x, 25 * 32, 1, 1.0f);
+    cb_err err = { 0 };
+    cr_assert_eq(cb_attn_prefill(l, 0, x, 25, y, &err), -1);
+    cr_assert(strstr(err.msg, "max_context 20"), "%s", err.msg);
+    cr_assert_eq(cb_attn_prefill(l, 0, x, 20, y, &err), 0);
+    int s = 0;
+    cr_assert_eq(cb_attn_decode(l, 1, &s, x, y, &err), -1);
+    cr_assert(strstr(err.msg, "max_context"), "%s", err.msg);
+    cr_assert_eq(cb_attn_prefill(l, 2, x, 1, y, &err), -1); /* seq out of range */
+    int dup[2] = { 1, 1 };
+    cr_assert_eq(cb_attn_decode(l, 2, dup, x, y, &err), -1);
+    cb_rng rng = { 1 };
+    cr_assert_eq(cb_attn_fill_synthetic(l, 1, 21, &rng, &err), -1);
+    cb_attn_destroy(l);
+    free_model(&m);
+    /* an impossible KV cache: the error names the bytes */
+    make_model(&m, d, 4, 2, 16, 16, false, CB_F32, (int64_t)1 << 42, 1, 64);
+    cb_attn_layer *big = NULL;
+    cr_assert_eq(cb_attn_create(&m.cfg, &m.w, &m.o, &big, &err), -1);
+    cr_assert(strstr(err.msg, "bytes"), "%s", err.msg);
+    cr_assert_null(big);
+    free_model(&m);
+}
+
+Test(attention_layer, synthetic_fill_then_decode_and_counters) {
+    model m;
+    const int d = 32;
+    make_model(&m, d, 4, 1, 128, 128, false, CB_BF16, 5000, 1, 64);
+    cb_attn_layer *l = layer(&m);
+    cb_rng rng = { 42 };
+    cb_err err;
+    cr_assert_eq(cb_attn_fill_synthetic(l, 0, 4100, &rng, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_attn_seq_len(l, 0), 4100);
+    float x[32], y[32];
+    fill(x, 32, 9, 1.0f);
+    cb_counters before = cb_ctr;
+    int s = 0;
+    cr_assert_eq(cb_attn_decode(l, 1, &s, x, y, &err), 0, "%s", err.msg);
+    for (int i = 0; i < d; i++) cr_assert(isfinite(y[i]));
+    cr_assert_eq(cb_attn_seq_len(l, 0), 4101);
+    long long ctx = 4101, proj = 2LL * d * (4 + 2) * 128 + 2LL * 4 * 128 * d;
+    cr_assert_eq(cb_ctr.kv_bytes_read - before.kv_bytes_read, ctx * 2 * 128 * 2);
+    cr_assert_eq(cb_ctr.kv_bytes_written - before.kv_bytes_written, 2 * 128 * 2);
+    cr_assert_eq(cb_ctr.flops - before.flops, proj + 4LL * 128 * 4 * ctx);
+    cr_assert_eq(cb_ctr.weight_bytes - before.weight_bytes, (long long)(proj / 2) * 4);
+    cb_attn_destroy(l);
+    free_model(&m);
+}
+
+/* The AVX-512 kernel against its portable twin on identical inputs (prefill-sized and decode-sized rows,
+ * all KV dtypes, a narrow last tile, online state carried across two calls). */
+Test(attention_kernel, avx512_matches_portable_twin) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip("no AVX-512");
+    const cb_dtype ts[] = { CB_F32, CB_F16, CB_BF16 };
+    const int rows[] = { 64, 4, 1 };
+    const int hd = 128;
+    const int64_t cap = 1000, split = 512, nk = 999;
+    float *kf = malloc(sizeof(float) * cap * hd), *vf = malloc(sizeof(float) * cap * hd);
+    fill(kf, (size_t)cap * hd, 21, 1.7f);
+    fill(vf, (size_t)cap * hd, 22, 1.0f);
+    float Q[64 * 128], O[2][64 * 128], m[2][64], l[2][64];
+    int64_t qp[64];
+    fill(Q, 64 * 128, 23, 0.3f);
+    for (int ti = 0; ti < 3; ti++)
+        for (int ri = 0; ri < 3; ri++) {
+            int R = rows[ri];
+            void *vc, *kc = make_cache(cap, hd, ts[ti], kf, vf, &vc);
+            cb_kv_view kv = { .k = kc, .v = vc, .dtype = ts[ti], .hd = hd, .cap = cap };
+            for (int p = 0; p < 2; p++) {
+                cb_kernels_set_path(p ? CB_PATH_AVX512 : CB_PATH_PORTABLE);
+                memset(O[p], 0, sizeof O[p]);
+                for (int r = 0; r < R; r++) m[p][r] = -INFINITY, l[p][r] = 0, qp[r] = nk - 1 - (R - 1 - r);
+                cb_attn_flash(R, Q, qp, &kv, 0, split, m[p], l[p], O[p]);
+                cb_attn_flash(R, Q, qp, &kv, split, nk, m[p], l[p], O[p]);
+            }
+            for (int r = 0; r < R; r++) {
+                cr_assert_lt(fabsf(m[0][r] - m[1][r]), 1e-5f * fmaxf(1.0f, fabsf(m[0][r])));
+                cr_assert_lt(fabsf(l[0][r] - l[1][r]) / l[0][r], 1e-5f, "dtype %s R %d row %d l %g vs %g",
+                             cb_dtype_name(ts[ti]), R, r, (double)l[0][r], (double)l[1][r]);
+            }
+            double e = max_diff(O[1], O[0], (size_t)R * hd);
+            cr_assert_lt(e, 1e-5, "dtype %s R %d: rel diff %g", cb_dtype_name(ts[ti]), R, e);
+            free(kc), free(vc);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+    free(kf), free(vf);
+}
