@@ -1,0 +1,43 @@
+/* Mamba2 state-space kernels: the chunked SSD ("state space duality") form for prefill and the
+ * one-token recurrence for decode. Both work on one head at a time; callers parallelise over heads
+ * (so every output element is produced by the same operations whatever the thread count).
+ *
+ * Recurrence (per head, state S [P, N]):  S_t = exp(dt_t·A)·S_{t-1} + dt_t·x_t ⊗ B_t;  y_t = S_t·C_t + D·x_t.
+ * Chunked form, per chunk of q tokens with a_i = Σ_{k≤i} dt_k·A (a ≤ 0, decreasing):
+ *   y_i = Σ_{j≤i} exp(a_i − a_j)(C_i·B_j) dt_j x_j + exp(a_i)·S_prev·C_i + D·x_i
+ *   S   = exp(a_{q−1})·S_prev + Σ_j exp(a_{q−1} − a_j) dt_j x_j ⊗ B_j
+ * Only exp of differences a_i − a_j with i ≥ j (≤ 0) is ever taken. */
+#ifndef CB_SSD_H
+#define CB_SSD_H
+
+#include <stdint.h>
+
+/* One head's inputs for T tokens: x row t at x + t·ldx (P values), B/C rows at B + t·ldbc (N values),
+ * dt[t·lddt] (already softplus'd and clamped), A = −exp(A_log) < 0, D the skip. */
+typedef struct {
+    int T, P, N;
+    const float *x; int64_t ldx;
+    const float *B, *C; int64_t ldbc;
+    const float *dt; int64_t lddt;
+    float A, D;
+    float *y; int64_t ldy;   /* output rows (P values) */
+    float *S;                /* state [P, N], row-major; read and updated */
+} cb_ssd_head;
+
+/* Floats of workspace one cb_ssd_chunked_* call needs for chunk size Q (per concurrently running head). */
+size_t cb_ssd_workspace_floats(int Q, int P, int N);
+
+/* Chunked SSD over T tokens in chunks of Q (last chunk may be partial). ws: cb_ssd_workspace_floats. */
+void cb_ssd_chunked(const cb_ssd_head *h, int Q, float *ws);
+void cb_ssd_chunked_ref(const cb_ssd_head *h, int Q, float *ws);
+void cb_ssd_chunked_avx512(const cb_ssd_head *h, int Q, float *ws);
+
+/* One decode step for one head (T is ignored: one token, rows x[0], B[0], C[0], dt[0]). */
+void cb_ssd_step(const cb_ssd_head *h);
+void cb_ssd_step_ref(const cb_ssd_head *h);
+void cb_ssd_step_avx512(const cb_ssd_head *h);
+
+/* Analytic FLOPs of cb_ssd_chunked for one head (what the kernels compute, masked halves included). */
+long long cb_ssd_chunked_flops(int T, int Q, int P, int N);
+
+#endif
