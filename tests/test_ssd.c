@@ -58,12 +58,18 @@ static void recurrence(const ssd_case *c, double *y, double *S) {
 }
 
 /* Run the chunked kernel over the case in pieces of `split` tokens (continuing the state). */
-static void run_chunked(const ssd_case *c, int Q, int split, float *y, float *S, bool step) {
+static void run_chunked(const ssd_case *c, int Q, int split, float *y, float *S, bool step, bool shared_cb) {
     const int H = c->H, P = c->P, N = c->N, G = c->G;
     for (size_t i = 0; i < (size_t)H * P * N; i++) S[i] = c->S0[i];
     float *ws = malloc(sizeof(float) * cb_ssd_workspace_floats(Q, P, N));
+    size_t per_group = (size_t)((split + Q - 1) / Q) * Q * Q;
+    float *cbuf = malloc(sizeof(float) * per_group * G);
     for (int t0 = 0; t0 < c->T; t0 += split) {
         int T = CB_MIN(split, c->T - t0);
+        for (int g = 0; g < G && shared_cb; g++) {
+            const float *B = c->bc + (size_t)t0 * 2 * G * N + (size_t)g * N;
+            cb_ssd_cb(T, Q, N, B, B + (size_t)G * N, 2 * G * N, cbuf + g * per_group, ws);
+        }
         for (int h = 0; h < H; h++) {
             int g = h / (H / G);
             cb_ssd_head hv = { .T = T, .P = P, .N = N, .x = c->x + (size_t)t0 * H * P + (size_t)h * P, .ldx = H * P,
@@ -71,12 +77,14 @@ static void run_chunked(const ssd_case *c, int Q, int split, float *y, float *S,
                                .C = c->bc + (size_t)t0 * 2 * G * N + (size_t)G * N + (size_t)g * N, .ldbc = 2 * G * N,
                                .dt = c->dt + (size_t)t0 * H + h, .lddt = H, .A = c->A[h], .D = c->D[h],
                                .y = y + (size_t)t0 * H * P + (size_t)h * P, .ldy = H * P,
-                               .S = S + (size_t)h * P * N };
+                               .S = S + (size_t)h * P * N,
+                               .CB = shared_cb ? cbuf + (h / (H / G)) * per_group : NULL };
             if (step) cb_ssd_step(&hv);
             else cb_ssd_chunked(&hv, Q, ws);
         }
     }
     free(ws);
+    free(cbuf);
 }
 
 static double max_rel(const float *a, const double *ref, size_t n) {
@@ -96,11 +104,14 @@ static void check(int T, int H, int P, int N, int G, float a_log_hi, float dt_lo
     const cb_kpath paths[] = { CB_PATH_PORTABLE, CB_PATH_AVX512 };
     for (int pi = 0; pi < 2; pi++) {
         if (cb_kernels_set_path(paths[pi])) continue; /* CPU without AVX-512: portable only */
-        run_chunked(&c, Q, split, y, S, step);
-        double ey = max_rel(y, yr, ny), es = max_rel(S, Sr, ns);
-        cr_expect(ey <= 1e-4 && es <= 1e-4,
-                  "%s T=%d H=%d P=%d N=%d G=%d A_log<=%g dt[%g,%g] Q=%d split=%d step=%d: y rel %.3g, state rel %.3g",
-                  cb_kpath_name(paths[pi]), T, H, P, N, G, a_log_hi, dt_lo, dt_hi, Q, split, step, ey, es);
+        for (int shared = 0; shared <= (step ? 0 : 1); shared++) {
+            run_chunked(&c, Q, split, y, S, step, shared);
+            double ey = max_rel(y, yr, ny), es = max_rel(S, Sr, ns);
+            cr_expect(ey <= 1e-4 && es <= 1e-4,
+                      "%s T=%d H=%d P=%d N=%d G=%d A_log<=%g dt[%g,%g] Q=%d split=%d step=%d shared C·Bᵀ=%d: y rel %.3g, "
+                      "state rel %.3g",
+                      cb_kpath_name(paths[pi]), T, H, P, N, G, a_log_hi, dt_lo, dt_hi, Q, split, step, shared, ey, es);
+        }
     }
     cb_kernels_set_path(cb_kernels_best_path());
     free(yr); free(Sr); free(y); free(S);

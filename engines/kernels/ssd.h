@@ -10,6 +10,7 @@
 #ifndef CB_SSD_H
 #define CB_SSD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* One head's inputs for T tokens: x row t at x + t·ldx (P values), B/C rows at B + t·ldbc (N values),
@@ -22,7 +23,15 @@ typedef struct {
     float A, D;
     float *y; int64_t ldy;   /* output rows (P values) */
     float *S;                /* state [P, N], row-major; read and updated */
+    /* Optional C·Bᵀ of every chunk (heads of one group share it; cb_ssd_cb computes it once):
+     * chunk k (tokens [kQ, kQ+q)) at CB + k·Q·Q, row stride q. NULL: computed per head. */
+    const float *CB;
 } cb_ssd_head;
+
+/* C·Bᵀ for every chunk of Q tokens of T (the layout cb_ssd_head.CB expects): out [ceil(T/Q)·Q·Q].
+ * ws: N·Q floats. Rows of B and C are N values at stride ldbc. */
+void cb_ssd_cb(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws);
+long long cb_ssd_cb_flops(int T, int Q, int N);
 
 /* Floats of workspace one cb_ssd_chunked_* call needs for chunk size Q (per concurrently running head). */
 size_t cb_ssd_workspace_floats(int Q, int P, int N);
@@ -37,7 +46,8 @@ void cb_ssd_step(const cb_ssd_head *h);
 void cb_ssd_step_ref(const cb_ssd_head *h);
 void cb_ssd_step_avx512(const cb_ssd_head *h);
 
-/* Analytic FLOPs of cb_ssd_chunked for one head (what the kernels compute, masked halves included). */
-long long cb_ssd_chunked_flops(int T, int Q, int P, int N);
+/* Analytic FLOPs of cb_ssd_chunked for one head (what the kernels compute, masked halves included;
+ * without the C·Bᵀ term when h->CB is given: count cb_ssd_cb_flops once per group then). */
+long long cb_ssd_chunked_flops(int T, int Q, int P, int N, bool shared_cb);
 
 #endif

@@ -84,10 +84,11 @@ static void gemm_avx512(int m, int n, int k, const float *A, int64_t lda, const 
     }
 }
 
-static void decay_mask_avx512(int q, const float *a, float *G, int64_t ldg) {
+static void decay_mask_avx512(int q, const float *a, const float *src, float *G, int64_t ldg) {
     const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     for (int i = 0; i < q; i++) {
         float *g = G + (int64_t)i * ldg;
+        const float *sr = src + (int64_t)i * ldg;
         __m512 ai = _mm512_set1_ps(a[i]);
         for (int j = 0; j < q; j += 16) {
             __mmask16 in = tail_mask(q - j);
@@ -96,13 +97,15 @@ static void decay_mask_avx512(int q, const float *a, float *G, int64_t ldg) {
                                                           _mm512_set1_epi32(i));
             __m512 aj = _mm512_maskz_loadu_ps(keep, a + j);
             __m512 d = _mm512_maskz_sub_ps(keep, ai, aj);
-            __m512 gv = _mm512_maskz_loadu_ps(keep, g + j);
+            __m512 gv = _mm512_maskz_loadu_ps(keep, sr + j);
             _mm512_mask_storeu_ps(g + j, in, _mm512_maskz_mul_ps(keep, gv, exp512(d)));
         }
     }
 }
 
 static const cb_ssd_ops avx512_ops = { gemm_avx512, decay_mask_avx512 };
+
+const cb_ssd_ops *cb_ssd_ops_avx512(void) { return &avx512_ops; }
 
 void cb_ssd_chunked_avx512(const cb_ssd_head *h, int Q, float *ws) { cb_ssd_chunked_with(h, Q, ws, &avx512_ops); }
 

@@ -14,11 +14,20 @@ size_t cb_ssd_workspace_floats(int Q, int P, int N) {
            round16((size_t)N * P);
 }
 
-long long cb_ssd_chunked_flops(int T, int Q, int P, int N) {
+long long cb_ssd_cb_flops(int T, int Q, int N) {
     long long f = 0;
     for (int c0 = 0; c0 < T; c0 += Q) {
         long long q = CB_MIN(Q, T - c0);
-        f += 2 * q * q * N + 2 * q * q * P + 4 * q * (long long)N * P + 2 * q * P;
+        f += 2 * q * q * N;
+    }
+    return f;
+}
+
+long long cb_ssd_chunked_flops(int T, int Q, int P, int N, bool shared_cb) {
+    long long f = shared_cb ? 0 : cb_ssd_cb_flops(T, Q, N);
+    for (int c0 = 0; c0 < T; c0 += Q) {
+        long long q = CB_MIN(Q, T - c0);
+        f += 2 * q * q * P + 4 * q * (long long)N * P + 2 * q * P;
     }
     return f;
 }
@@ -39,10 +48,11 @@ void cb_ssd_gemm_ref(int m, int n, int k, const float *A, int64_t lda, const flo
 }
 
 /* G[i][j] ← exp(a_i − a_j)·G[i][j] for j ≤ i, 0 above the diagonal (never exp of a positive number). */
-void cb_ssd_decay_mask_ref(int q, const float *a, float *G, int64_t ldg) {
+void cb_ssd_decay_mask_ref(int q, const float *a, const float *src, float *G, int64_t ldg) {
     for (int i = 0; i < q; i++) {
         float *g = G + (int64_t)i * ldg;
-        for (int j = 0; j <= i; j++) g[j] *= expf(a[i] - a[j]);
+        const float *s = src + (int64_t)i * ldg;
+        for (int j = 0; j <= i; j++) g[j] = s[j] * expf(a[i] - a[j]);
         for (int j = i + 1; j < q; j++) g[j] = 0.0f;
     }
 }
@@ -80,8 +90,12 @@ void cb_ssd_chunked_with(const cb_ssd_head *h, int Q, float *ws, const cb_ssd_op
             const float *xi = x + (int64_t)i * h->ldx;
             for (int p = 0; p < P; p++) yi[p] = e * yi[p] + h->D * xi[p];
         }
-        ops->gemm(q, q, N, C, h->ldbc, BT, q, G, q, false, false);
-        ops->decay_mask(q, a, G, q);
+        if (h->CB) {
+            ops->decay_mask(q, a, h->CB + (int64_t)c0 * Q, G, q);
+        } else {
+            ops->gemm(q, q, N, C, h->ldbc, BT, q, G, q, false, false);
+            ops->decay_mask(q, a, G, G, q);
+        }
         ops->gemm(q, P, q, G, q, Xd, P, y, h->ldy, true, true);
         /* carry: S ← exp(a_last)·S + Σ_j exp(a_last − a_j)·B_j ⊗ dt_j·x_j */
         const float alast = a[q - 1], elast = expf(alast);
@@ -100,6 +114,16 @@ void cb_ssd_chunked_ref(const cb_ssd_head *h, int Q, float *ws) { cb_ssd_chunked
 void cb_ssd_chunked(const cb_ssd_head *h, int Q, float *ws) {
     if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_chunked_avx512(h, Q, ws);
     else cb_ssd_chunked_ref(h, Q, ws);
+}
+
+void cb_ssd_cb(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws) {
+    const cb_ssd_ops *ops = cb_kernels_path() >= CB_PATH_AVX512 ? cb_ssd_ops_avx512() : &ref_ops;
+    for (int c0 = 0; c0 < T; c0 += Q) {
+        const int q = CB_MIN(Q, T - c0);
+        for (int i = 0; i < q; i++)
+            for (int n = 0; n < N; n++) ws[(int64_t)n * q + i] = B[(int64_t)(c0 + i) * ldbc + n];
+        ops->gemm(q, q, N, C + (int64_t)c0 * ldbc, ldbc, ws, q, out + (int64_t)c0 * Q, q, false, false);
+    }
 }
 
 void cb_ssd_step_ref(const cb_ssd_head *h) {

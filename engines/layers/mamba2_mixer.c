@@ -38,13 +38,20 @@ static mixer_shape shape_of(const cb_config *cfg, const cb_engine_opts *o) {
     return s;
 }
 
+static int ssd_q(const mixer_shape *s) { return CB_MIN(s->chunk, s->rows); }
+static size_t cb_floats(const mixer_shape *s) {
+    size_t q = (size_t)ssd_q(s), nch = ((size_t)s->rows + q - 1) / q;
+    return nch * q * q;
+}
+
 /* Scratch floats: zxbcdt [rows, in_rows], xBC after conv [rows, conv_dim], dt [rows, H], y [rows, d_in],
- * conv state widened to f32 [conv_dim, K−1] (one sequence at a time), SSD workspace per thread. */
+ * conv state widened to f32 [conv_dim, K−1] (one sequence at a time), C·Bᵀ per group and chunk (shared
+ * by the group's heads), SSD workspace per thread. */
 static size_t scratch_floats(const cb_config *c, const mixer_shape *s) {
     size_t r = (size_t)s->rows;
     return r * c->m_in_proj_rows + r * c->m_conv_dim + r * c->m_heads + r * c->m_d_inner +
-           (size_t)c->m_conv_dim * (c->m_conv > 1 ? c->m_conv - 1 : 0) +
-           (size_t)s->nthr * cb_ssd_workspace_floats(CB_MIN(s->chunk, s->rows), c->m_head_dim, c->m_state);
+           (size_t)c->m_conv_dim * (c->m_conv > 1 ? c->m_conv - 1 : 0) + (size_t)c->m_groups * cb_floats(s) +
+           (size_t)s->nthr * cb_ssd_workspace_floats(ssd_q(s), c->m_head_dim, c->m_state);
 }
 
 static size_t ssm_bytes_per_seq(const cb_config *c) {
@@ -189,7 +196,8 @@ static void linear(cb_mode mode, int n, const float *x, int64_t ldx, const cb_we
 }
 
 typedef struct {
-    float *zx, *xbc, *dt, *y, *convf, *ws;
+    float *zx, *xbc, *dt, *y, *convf, *cb, *ws;
+    size_t cb_group; /* floats per group in cb */
 } scratch_views;
 
 static scratch_views views(const cb_mamba_layer *l) {
@@ -201,7 +209,10 @@ static scratch_views views(const cb_mamba_layer *l) {
     v.dt = v.xbc + r * c->m_conv_dim;
     v.y = v.dt + r * c->m_heads;
     v.convf = v.y + r * c->m_d_inner;
-    v.ws = v.convf + conv_elems_per_seq(c);
+    mixer_shape s = { l->rows, l->chunk, l->nthr };
+    v.cb = v.convf + conv_elems_per_seq(c);
+    v.cb_group = cb_floats(&s);
+    v.ws = v.cb + (size_t)c->m_groups * v.cb_group;
     return v;
 }
 
@@ -247,7 +258,8 @@ static void gate_norm_out(cb_mamba_layer *l, int n, const scratch_views *v, floa
     linear(l->mode, n, v->y, Di, &l->w.out_proj, c->m_proj_bias ? &l->w.out_proj_b : NULL, out, c->d_model);
 }
 
-static cb_ssd_head head_view(const cb_mamba_layer *l, const scratch_views *v, int h, int t0, int T, float *S) {
+static cb_ssd_head head_view(const cb_mamba_layer *l, const scratch_views *v, int h, int t0, int T, float *S,
+                             bool shared_cb) {
     const cb_config *c = l->cfg;
     const int P = c->m_head_dim, N = c->m_state, Di = c->m_d_inner, C = c->m_conv_dim;
     const int g = h / (c->m_heads / c->m_groups);
@@ -256,7 +268,8 @@ static cb_ssd_head head_view(const cb_mamba_layer *l, const scratch_views *v, in
                           .B = row + Di + (int64_t)g * N, .C = row + Di + (int64_t)c->m_groups * N + (int64_t)g * N,
                           .ldbc = C, .dt = v->dt + (int64_t)t0 * c->m_heads + h, .lddt = c->m_heads,
                           .A = l->A[h], .D = wload(&l->w.D, h), .y = v->y + (int64_t)t0 * Di + (int64_t)h * P,
-                          .ldy = Di, .S = S + (size_t)h * P * N };
+                          .ldy = Di, .S = S + (size_t)h * P * N,
+                          .CB = shared_cb ? v->cb + (size_t)g * v->cb_group : NULL };
 }
 
 static size_t weight_bytes(const cb_weight *w) {
@@ -287,20 +300,30 @@ int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *o
     conv_rows(l, seq, &v, 0, n);
     post_proj(l, n, &v);
     float *S = ssm_of(l, seq);
-    const int H = c->m_heads, Q = CB_MIN(l->chunk, l->rows);
-    const size_t wsf = cb_ssd_workspace_floats(Q, c->m_head_dim, c->m_state);
+    const int H = c->m_heads, G = c->m_groups, N = c->m_state, Cd = c->m_conv_dim, Q = CB_MIN(l->chunk, l->rows);
+    const int nch = (n + Q - 1) / Q;
+    const size_t wsf = cb_ssd_workspace_floats(Q, c->m_head_dim, N);
     const int nthr = CB_MIN(l->nthr, omp_get_max_threads());
 #pragma omp parallel num_threads(nthr)
     {
         float *ws = v.ws + (size_t)omp_get_thread_num() * wsf;
+        /* C·Bᵀ once per group and chunk, shared by the group's H/G heads */
+#pragma omp for schedule(static)
+        for (int i = 0; i < G * nch; i++) {
+            int g = i / nch, c0 = (i % nch) * Q;
+            const float *B = v.xbc + (int64_t)c0 * Cd + c->m_d_inner + (int64_t)g * N;
+            cb_ssd_cb(CB_MIN(Q, n - c0), Q, N, B, B + (int64_t)G * N, Cd, v.cb + (size_t)g * v.cb_group + (size_t)c0 * Q,
+                      ws);
+        }
 #pragma omp for schedule(static)
         for (int h = 0; h < H; h++) {
-            cb_ssd_head hv = head_view(l, &v, h, 0, n, S);
+            cb_ssd_head hv = head_view(l, &v, h, 0, n, S, true);
             cb_ssd_chunked(&hv, Q, ws);
         }
     }
     gate_norm_out(l, n, &v, out);
-    count(l, n, 1, (long long)H * cb_ssd_chunked_flops(n, Q, c->m_head_dim, c->m_state));
+    count(l, n, 1,
+          (long long)H * cb_ssd_chunked_flops(n, Q, c->m_head_dim, N, true) + (long long)G * cb_ssd_cb_flops(n, Q, N));
     return 0;
 }
 
@@ -330,7 +353,7 @@ int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < batch * H; i++) {
         int b = i / H, h = i % H;
-        cb_ssd_head hv = head_view(l, &v, h, b, 1, ssm_of(l, seqs[b]));
+        cb_ssd_head hv = head_view(l, &v, h, b, 1, ssm_of(l, seqs[b]), false);
         cb_ssd_step(&hv);
     }
     gate_norm_out(l, batch, &v, out);
