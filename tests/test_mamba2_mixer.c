@@ -177,15 +177,20 @@ Test(mamba2_mixer, matches_naive_for_every_prefill_decode_split) {
             double *ref = malloc(sizeof(double) * T_LEN * d);
             naive_mixer(&m, T_LEN, x, ref);
             const int ks[] = { 0, 1, 15, 16, 17, 64, T_LEN }, chunks[] = { 1, 8, 16, 64, 256 };
-            for (int ki = 0; ki < 7; ki++)
-                for (int ci = 0; ci < 5; ci++) {
-                    cb_mamba_layer *l = create(&m, 1, chunks[ci], CB_F32, CB_MODE_EXACT);
-                    run_seq(l, 0, &m, T_LEN, x, ks[ki], 64, out);
-                    double e = rel_err(out, ref, (size_t)T_LEN * d);
-                    cr_expect(e <= 1e-4, "G=%d bias=%d prefill %d + decode, ssd chunk %d: rel err %.3g", Gs[gi],
-                              biases[bi], ks[ki], chunks[ci], e);
-                    cb_mamba_destroy(l);
-                }
+            const cb_kpath paths[] = { CB_PATH_PORTABLE, cb_kernels_best_path() };
+            for (int pi = 0; pi < 2; pi++) {
+                cb_kernels_set_path(paths[pi]);
+                for (int ki = 0; ki < 7; ki++)
+                    for (int ci = 0; ci < 5; ci++) {
+                        cb_mamba_layer *l = create(&m, 1, chunks[ci], CB_F32, CB_MODE_EXACT);
+                        run_seq(l, 0, &m, T_LEN, x, ks[ki], 64, out);
+                        double e = rel_err(out, ref, (size_t)T_LEN * d);
+                        cr_expect(e <= 1e-4, "%s G=%d bias=%d prefill %d + decode, ssd chunk %d: rel err %.3g",
+                                  cb_kpath_name(paths[pi]), Gs[gi], biases[bi], ks[ki], chunks[ci], e);
+                        cb_mamba_destroy(l);
+                    }
+            }
+            cb_kernels_set_path(cb_kernels_best_path());
             free(x); free(out); free(ref);
             free_model(&m);
         }

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../engines/kernels/kernels.h"
 #include "../engines/kernels/ssd.h"
@@ -149,4 +150,19 @@ Test(ssd, continues_state_across_calls) {
 Test(ssd, decode_step_matches_recurrence) {
     check(40, 4, 16, 32, 2, 1.0f, 0.01f, 0.5f, 1, 1, true, 61);
     check(40, 2, 20, 24, 1, 1.0f, 0.01f, 0.5f, 1, 1, true, 62); /* N not a multiple of 16 */
+}
+
+Test(ssd, silu_paths_agree) {
+    float x[100], a[100], b[100];
+    for (int i = 0; i < 100; i++) x[i] = (float)(i - 50) * (i % 2 ? 0.1f : 3.0f); /* up to ±150 */
+    memcpy(a, x, sizeof x);
+    memcpy(b, x, sizeof x);
+    cb_ssd_silu_ref(100, a);
+    if (cb_kernels_best_path() >= CB_PATH_AVX512) cb_ssd_silu_avx512(100, b);
+    else cb_ssd_silu_ref(100, b);
+    for (int i = 0; i < 100; i++) {
+        double ref = x[i] / (1.0 + exp(-(double)x[i]));
+        cr_expect(fabs(a[i] - ref) <= 1e-6 * fmax(1.0, fabs(ref)) && fabs(b[i] - ref) <= 1e-6 * fmax(1.0, fabs(ref)),
+                  "silu(%g): ref %g avx512 %g exact %g", (double)x[i], (double)a[i], (double)b[i], ref);
+    }
 }

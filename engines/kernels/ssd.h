@@ -46,6 +46,11 @@ void cb_ssd_step(const cb_ssd_head *h);
 void cb_ssd_step_ref(const cb_ssd_head *h);
 void cb_ssd_step_avx512(const cb_ssd_head *h);
 
+/* x ← silu(x) in place (the activation after the conv, before the SSD). */
+void cb_ssd_silu(int64_t n, float *x);
+void cb_ssd_silu_ref(int64_t n, float *x);
+void cb_ssd_silu_avx512(int64_t n, float *x);
+
 /* Analytic FLOPs of cb_ssd_chunked for one head (what the kernels compute, masked halves included;
  * without the C·Bᵀ term when h->CB is given: count cb_ssd_cb_flops once per group then). */
 long long cb_ssd_chunked_flops(int T, int Q, int P, int N, bool shared_cb);

@@ -8,7 +8,7 @@
 #include "ssd.h"
 #include "ssd_internal.h"
 
-/* exp(x) for x ≤ 0 (any x works; huge negatives give 0): 2^n · p(r), |r| ≤ ln2/2, degree-6 polynomial,
+/* exp(x) (huge negatives give 0, above ≈ 88.7 inf): 2^n · p(r), |r| ≤ ln2/2, degree-6 polynomial,
  * relative error ≈ 2 ulp. scalef handles underflow without a branch. */
 static inline __m512 exp512(__m512 x) {
     const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
@@ -125,5 +125,15 @@ void cb_ssd_step_avx512(const cb_ssd_head *h) {
             acc = _mm512_fmadd_ps(sv, _mm512_maskz_loadu_ps(m, h->C + n), acc);
         }
         h->y[p] = _mm512_reduce_add_ps(acc) + h->D * h->x[p];
+    }
+}
+
+void cb_ssd_silu_avx512(int64_t n, float *x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask((int)CB_MIN(n - i, 16));
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)); /* inf for v < −88.7: v/inf = −0 */
+        _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, e)));
     }
 }

@@ -145,3 +145,12 @@ void cb_ssd_step(const cb_ssd_head *h) {
     if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_step_avx512(h);
     else cb_ssd_step_ref(h);
 }
+
+void cb_ssd_silu_ref(int64_t n, float *x) {
+    for (int64_t i = 0; i < n; i++) x[i] = cb_silu(x[i]);
+}
+
+void cb_ssd_silu(int64_t n, float *x) {
+    if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_silu_avx512(n, x);
+    else cb_ssd_silu_ref(n, x);
+}

@@ -235,7 +235,7 @@ static void post_proj(cb_mamba_layer *l, int n, const scratch_views *v) {
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < n; t++) {
         float *xb = v->xbc + (int64_t)t * C;
-        for (int i = 0; i < C; i++) xb[i] = cb_silu(xb[i]);
+        cb_ssd_silu(C, xb);
         const float *dtr = v->zx + (int64_t)t * R + c->m_d_inner + C;
         for (int h = 0; h < H; h++) {
             float d = cb_softplus(dtr[h] + wload(&l->w.dt_bias, h));
@@ -252,7 +252,7 @@ static void gate_norm_out(cb_mamba_layer *l, int n, const scratch_views *v, floa
     for (int t = 0; t < n; t++) {
         float *y = v->y + (int64_t)t * Di;
         const float *z = v->zx + (int64_t)t * R;
-        for (int i = 0; i < Di; i++) y[i] *= cb_silu(z[i]);
+        cb_silu_mul(Di, z, y, y);
     }
     cb_rmsnorm(n, Di, v->y, Di, &l->w.norm, c->eps, v->y, Di);
     linear(l->mode, n, v->y, Di, &l->w.out_proj, c->m_proj_bias ? &l->w.out_proj_b : NULL, out, c->d_model);
