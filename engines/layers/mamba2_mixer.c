@@ -232,7 +232,7 @@ static void post_proj(cb_mamba_layer *l, int n, const scratch_views *v) {
     const cb_config *c = l->cfg;
     const int H = c->m_heads, C = c->m_conv_dim, R = c->m_in_proj_rows;
     const float lo = (float)c->m_dt_min, hi = (float)c->m_dt_max;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 4)
     for (int t = 0; t < n; t++) {
         float *xb = v->xbc + (int64_t)t * C;
         cb_ssd_silu(C, xb);
@@ -248,7 +248,7 @@ static void post_proj(cb_mamba_layer *l, int n, const scratch_views *v) {
 static void gate_norm_out(cb_mamba_layer *l, int n, const scratch_views *v, float *out) {
     const cb_config *c = l->cfg;
     const int Di = c->m_d_inner, R = c->m_in_proj_rows;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 4)
     for (int t = 0; t < n; t++) {
         float *y = v->y + (int64_t)t * Di;
         const float *z = v->zx + (int64_t)t * R;
