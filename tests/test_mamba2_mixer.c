@@ -2,6 +2,7 @@
  * BRIEF §2, and its invariances (prefill split, prefill+decode, batching, threads, chunk size), plus
  * memory plan == allocation to the byte (Bamba-9B shapes included). */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -356,4 +357,90 @@ Test(mamba2_mixer, plan_equals_memory_to_the_byte) {
         cb_mamba_plan(&c, &o, 1, NULL, NULL, &sc_ctx);
         cr_expect_eq(sc, sc_ctx);
     }
+}
+
+/* ---- The real fixture (tests/fixtures/mamba2-tiny, HF transformers fp32): each layer's mixer on the
+ * reference residual stream, hidden_states[i+1] = hidden_states[i] + Mixer(RMSNorm(hidden_states[i])).
+ * A minimal safetensors reader (F32/I32 only) keeps this test independent of the model loader. */
+typedef struct {
+    char *buf;
+    json_t *hdr;
+    size_t base;
+} st_file;
+
+static void st_read(st_file *s, const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s (run from the repository root)", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    s->buf = malloc((size_t)n);
+    cr_assert_eq(fread(s->buf, 1, (size_t)n, f), (size_t)n, "short read of %s", path);
+    fclose(f);
+    uint64_t hl;
+    memcpy(&hl, s->buf, 8);
+    json_error_t e;
+    s->hdr = json_loadb(s->buf + 8, hl, 0, &e);
+    cr_assert(s->hdr, "%s: bad header: %s", path, e.text);
+    s->base = 8 + hl;
+}
+
+static const void *st_tensor(st_file *s, const char *name) {
+    json_t *t = json_object_get(s->hdr, name);
+    cr_assert(t, "tensor %s missing", name);
+    return s->buf + s->base + json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+}
+
+static cb_weight st_weight(st_file *s, int layer, const char *what, int64_t rows, int64_t cols) {
+    char name[160];
+    snprintf(name, sizeof name, "backbone.layers.%d.%s", layer, what);
+    return (cb_weight){ .data = st_tensor(s, name), .dtype = CB_F32, .rows = rows, .cols = cols, .scale = NULL };
+}
+
+Test(mamba2_mixer, fixture_layers_match_transformers) {
+    st_file m, r;
+    st_read(&m, "tests/fixtures/mamba2-tiny/model.safetensors");
+    st_read(&r, "tests/fixtures/mamba2-tiny/reference.safetensors");
+    /* mamba2-tiny: d 128, 3 layers, 8 heads x 32, state 16, groups 2, conv 4, chunk 16, T 160 */
+    const int d = 128, L = 3, T = 160;
+    cb_config c = { 0 };
+    c.model_type = CB_MT_MAMBA2;
+    c.d_model = d; c.eps = 1e-5;
+    c.m_heads = 8; c.m_head_dim = 32; c.m_state = 16; c.m_groups = 2; c.m_conv = 4; c.m_chunk = 16;
+    c.m_d_inner = 256; c.m_conv_dim = 256 + 2 * 2 * 16; c.m_in_proj_rows = 2 * 256 + 2 * 2 * 16 + 8;
+    c.m_conv_bias = true; c.m_dt_min = 0; c.m_dt_max = INFINITY;
+    const float *hs = st_tensor(&r, "hidden_states");
+    float *h = malloc(sizeof(float) * T * d), *y = malloc(sizeof(float) * T * d);
+    const int prefills[] = { 1, 17, 100, T }, chunks[] = { 8, 16, 256 };
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (int i = 0; i < L; i++) {
+        cb_mamba_weights w = { 0 };
+        w.in_proj = st_weight(&m, i, "mixer.in_proj.weight", c.m_in_proj_rows, d);
+        w.conv_w = st_weight(&m, i, "mixer.conv1d.weight", c.m_conv_dim, c.m_conv);
+        w.conv_b = st_weight(&m, i, "mixer.conv1d.bias", 1, c.m_conv_dim);
+        w.dt_bias = st_weight(&m, i, "mixer.dt_bias", 1, c.m_heads);
+        w.A_log = st_weight(&m, i, "mixer.A_log", 1, c.m_heads);
+        w.D = st_weight(&m, i, "mixer.D", 1, c.m_heads);
+        w.norm = st_weight(&m, i, "mixer.norm.weight", 1, c.m_d_inner);
+        w.out_proj = st_weight(&m, i, "mixer.out_proj.weight", d, c.m_d_inner);
+        cb_weight norm = st_weight(&m, i, "norm.weight", 1, d);
+        const float *in = hs + (size_t)i * T * d, *want = hs + (size_t)(i + 1) * T * d;
+        cb_rmsnorm(T, d, in, d, &norm, c.eps, h, d);
+        for (int pi = 0; pi < 4; pi++)
+            for (int ci = 0; ci < 3; ci++) {
+                mixer_model mm = { .cfg = c, .w = w };
+                cb_mamba_layer *l = create(&mm, 1, chunks[ci], CB_F32, CB_MODE_EXACT);
+                run_seq(l, 0, &mm, T, h, prefills[pi], 64, y);
+                double e = 0;
+                for (size_t k = 0; k < (size_t)T * d; k++) e = fmax(e, fabs(in[k] + y[k] - want[k]));
+                cr_expect(e <= 1e-4, "layer %d, prefill %d + decode, ssd chunk %d: max abs %.3g", i, prefills[pi],
+                          chunks[ci], e);
+                cb_mamba_destroy(l);
+            }
+    }
+    omp_set_num_threads(saved);
+    free(h); free(y);
+    json_decref(m.hdr); json_decref(r.hdr);
+    free(m.buf); free(r.buf);
 }
