@@ -10,6 +10,7 @@
 
 #include "../engines/kernels/kernels.h"
 #include "../engines/layers/mamba2_mixer.h"
+#include "../engines/layers/mlp.h"
 
 typedef struct {
     cb_config cfg;
@@ -391,40 +392,59 @@ static const void *st_tensor(st_file *s, const char *name) {
     return s->buf + s->base + json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
 }
 
-static cb_weight st_weight(st_file *s, int layer, const char *what, int64_t rows, int64_t cols) {
+typedef struct {
+    const char *dir, *layer_prefix, *mixer, *in_norm; /* tensor naming of the model type */
+    cb_dtype dtype;
+    int n_layers, T, mamba_layers[4], n_mamba;
+    bool mlp; /* bamba: x += MLP(RMSNorm_pre_ff(x)) after the mixer */
+} fixture;
+
+static cb_weight st_weight(st_file *s, const fixture *fx, int layer, const char *what, int64_t rows, int64_t cols) {
     char name[160];
-    snprintf(name, sizeof name, "backbone.layers.%d.%s", layer, what);
-    return (cb_weight){ .data = st_tensor(s, name), .dtype = CB_F32, .rows = rows, .cols = cols, .scale = NULL };
+    snprintf(name, sizeof name, "%s.%d.%s", fx->layer_prefix, layer, what);
+    return (cb_weight){ .data = st_tensor(s, name), .dtype = fx->dtype, .rows = rows, .cols = cols, .scale = NULL };
 }
 
-Test(mamba2_mixer, fixture_layers_match_transformers) {
+static void check_fixture(const fixture *fx, const cb_config *cfg) {
+    char path[256];
     st_file m, r;
-    st_read(&m, "tests/fixtures/mamba2-tiny/model.safetensors");
-    st_read(&r, "tests/fixtures/mamba2-tiny/reference.safetensors");
-    /* mamba2-tiny: d 128, 3 layers, 8 heads x 32, state 16, groups 2, conv 4, chunk 16, T 160 */
-    const int d = 128, L = 3, T = 160;
-    cb_config c = { 0 };
-    c.model_type = CB_MT_MAMBA2;
-    c.d_model = d; c.eps = 1e-5;
-    c.m_heads = 8; c.m_head_dim = 32; c.m_state = 16; c.m_groups = 2; c.m_conv = 4; c.m_chunk = 16;
-    c.m_d_inner = 256; c.m_conv_dim = 256 + 2 * 2 * 16; c.m_in_proj_rows = 2 * 256 + 2 * 2 * 16 + 8;
-    c.m_conv_bias = true; c.m_dt_min = 0; c.m_dt_max = INFINITY;
+    snprintf(path, sizeof path, "%s/model.safetensors", fx->dir);
+    st_read(&m, path);
+    snprintf(path, sizeof path, "%s/reference.safetensors", fx->dir);
+    st_read(&r, path);
+    const cb_config c = *cfg;
+    const int d = c.d_model, T = fx->T;
     const float *hs = st_tensor(&r, "hidden_states");
-    float *h = malloc(sizeof(float) * T * d), *y = malloc(sizeof(float) * T * d);
+    float *h = malloc(sizeof(float) * T * d), *y = malloc(sizeof(float) * T * d), *x1 = malloc(sizeof(float) * T * d);
+    float *mlp_scratch = fx->mlp ? malloc(sizeof(float) * cb_mlp_scratch_floats(&c, T)) : NULL;
     const int prefills[] = { 1, 17, 100, T }, chunks[] = { 8, 16, 256 };
     int saved = omp_get_max_threads();
     omp_set_num_threads(1);
-    for (int i = 0; i < L; i++) {
+    for (int li = 0; li < fx->n_mamba; li++) {
+        int i = fx->mamba_layers[li];
+        char mx[64];
         cb_mamba_weights w = { 0 };
-        w.in_proj = st_weight(&m, i, "mixer.in_proj.weight", c.m_in_proj_rows, d);
-        w.conv_w = st_weight(&m, i, "mixer.conv1d.weight", c.m_conv_dim, c.m_conv);
-        w.conv_b = st_weight(&m, i, "mixer.conv1d.bias", 1, c.m_conv_dim);
-        w.dt_bias = st_weight(&m, i, "mixer.dt_bias", 1, c.m_heads);
-        w.A_log = st_weight(&m, i, "mixer.A_log", 1, c.m_heads);
-        w.D = st_weight(&m, i, "mixer.D", 1, c.m_heads);
-        w.norm = st_weight(&m, i, "mixer.norm.weight", 1, c.m_d_inner);
-        w.out_proj = st_weight(&m, i, "mixer.out_proj.weight", d, c.m_d_inner);
-        cb_weight norm = st_weight(&m, i, "norm.weight", 1, d);
+#define MW(field, what, rows, cols) \
+    snprintf(mx, sizeof mx, "%s.%s", fx->mixer, what); \
+    w.field = st_weight(&m, fx, i, mx, rows, cols)
+        MW(in_proj, "in_proj.weight", c.m_in_proj_rows, d);
+        MW(conv_w, "conv1d.weight", c.m_conv_dim, c.m_conv);
+        MW(conv_b, "conv1d.bias", 1, c.m_conv_dim);
+        MW(dt_bias, "dt_bias", 1, c.m_heads);
+        MW(A_log, "A_log", 1, c.m_heads);
+        MW(D, "D", 1, c.m_heads);
+        MW(norm, "norm.weight", 1, c.m_d_inner);
+        MW(out_proj, "out_proj.weight", d, c.m_d_inner);
+#undef MW
+        cb_weight norm = st_weight(&m, fx, i, fx->in_norm, 1, d);
+        cb_mlp_weights mw = { 0 };
+        cb_weight ffn = { 0 };
+        if (fx->mlp) {
+            mw.gate = st_weight(&m, fx, i, "feed_forward.gate_proj.weight", c.d_ff, d);
+            mw.up = st_weight(&m, fx, i, "feed_forward.up_proj.weight", c.d_ff, d);
+            mw.down = st_weight(&m, fx, i, "feed_forward.down_proj.weight", d, c.d_ff);
+            ffn = st_weight(&m, fx, i, "pre_ff_layernorm.weight", 1, d);
+        }
         const float *in = hs + (size_t)i * T * d, *want = hs + (size_t)(i + 1) * T * d;
         cb_rmsnorm(T, d, in, d, &norm, c.eps, h, d);
         for (int pi = 0; pi < 4; pi++)
@@ -432,15 +452,51 @@ Test(mamba2_mixer, fixture_layers_match_transformers) {
                 mixer_model mm = { .cfg = c, .w = w };
                 cb_mamba_layer *l = create(&mm, 1, chunks[ci], CB_F32, CB_MODE_EXACT);
                 run_seq(l, 0, &mm, T, h, prefills[pi], 64, y);
+                for (size_t k = 0; k < (size_t)T * d; k++) x1[k] = in[k] + y[k];
+                if (fx->mlp) {
+                    cb_rmsnorm(T, d, x1, d, &ffn, c.eps, y, d);
+                    cb_mlp_forward(&c, &mw, CB_MODE_EXACT, T, y, y, mlp_scratch);
+                    for (size_t k = 0; k < (size_t)T * d; k++) x1[k] += y[k];
+                }
                 double e = 0;
-                for (size_t k = 0; k < (size_t)T * d; k++) e = fmax(e, fabs(in[k] + y[k] - want[k]));
-                cr_expect(e <= 1e-4, "layer %d, prefill %d + decode, ssd chunk %d: max abs %.3g", i, prefills[pi],
-                          chunks[ci], e);
+                for (size_t k = 0; k < (size_t)T * d; k++) e = fmax(e, fabs(x1[k] - want[k]));
+                cr_expect(e <= 1e-4, "%s layer %d, prefill %d + decode, ssd chunk %d: max abs %.3g", fx->dir, i,
+                          prefills[pi], chunks[ci], e);
                 cb_mamba_destroy(l);
             }
     }
     omp_set_num_threads(saved);
-    free(h); free(y);
+    free(h); free(y); free(x1); free(mlp_scratch);
     json_decref(m.hdr); json_decref(r.hdr);
     free(m.buf); free(r.buf);
+}
+
+static cb_config tiny_config(int groups, int heads, int head_dim, int state) {
+    cb_config c = { 0 };
+    c.d_model = 128; c.eps = 1e-5;
+    c.m_heads = heads; c.m_head_dim = head_dim; c.m_state = state; c.m_groups = groups; c.m_conv = 4; c.m_chunk = 16;
+    c.m_d_inner = heads * head_dim; c.m_conv_dim = c.m_d_inner + 2 * groups * state;
+    c.m_in_proj_rows = c.m_d_inner + c.m_conv_dim + heads;
+    c.m_conv_bias = true; c.m_dt_min = 0; c.m_dt_max = INFINITY;
+    return c;
+}
+
+Test(mamba2_mixer, fixture_mamba2_tiny_layers_match_transformers) {
+    /* f32, 3 layers, 8 heads x 32, state 16, groups 2, T 160 */
+    cb_config c = tiny_config(2, 8, 32, 16);
+    c.model_type = CB_MT_MAMBA2;
+    fixture fx = { "tests/fixtures/mamba2-tiny", "backbone.layers", "mixer", "norm.weight", CB_F32, 3, 160,
+                   { 0, 1, 2 }, 3, false };
+    check_fixture(&fx, &c);
+}
+
+Test(mamba2_mixer, fixture_bamba_tiny_mamba_layers_match_transformers) {
+    /* bf16 weights, Mamba layers 0 and 2 (attention at 1, 3), groups 1, SwiGLU MLP d_ff 320, T 160 */
+    cb_config c = tiny_config(1, 8, 32, 16);
+    c.model_type = CB_MT_BAMBA;
+    c.has_mlp = true;
+    c.d_ff = 320;
+    fixture fx = { "tests/fixtures/bamba-tiny", "model.layers", "mamba", "input_layernorm.weight", CB_BF16, 4, 160,
+                   { 0, 2 }, 2, true };
+    check_fixture(&fx, &c);
 }
