@@ -36,8 +36,11 @@ static inline __attribute__((always_inline)) void tile(const int R, int k, const
     __m512 acc[4][4];
     __mmask16 m[4];
     int nv = (ncols + 15) / 16;
+    _Pragma("GCC unroll 4")
     for (int v = 0; v < 4; v++) m[v] = v < nv ? tail_mask(ncols - 16 * v) : 0;
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4")
         for (int v = 0; v < 4; v++)
             acc[r][v] = accumulate && v < nv ? _mm512_maskz_loadu_ps(m[v], C + r * ldc + 16 * v) : _mm512_setzero_ps();
     if (nv == 4) {
@@ -45,6 +48,7 @@ static inline __attribute__((always_inline)) void tile(const int R, int k, const
             const float *b = B + (int64_t)l * ldb;
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),
                    b3 = _mm512_maskz_loadu_ps(m[3], b + 48);
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
                 __m512 av = _mm512_set1_ps(A[r * lda + l]);
                 acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
@@ -57,15 +61,20 @@ static inline __attribute__((always_inline)) void tile(const int R, int k, const
         for (int l = 0; l < k; l++) {
             const float *b = B + (int64_t)l * ldb;
             __m512 bv[4];
+            _Pragma("GCC unroll 4")
             for (int v = 0; v < 4; v++) bv[v] = v < nv ? _mm512_maskz_loadu_ps(m[v], b + 16 * v) : _mm512_setzero_ps();
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
                 __m512 av = _mm512_set1_ps(A[r * lda + l]);
-                for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+                _Pragma("GCC unroll 4")
+                for (int v = 0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]); /* zero columns past nv */
             }
         }
     }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++)
-        for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, m[v], acc[r][v]);
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, m[v], acc[r][v]); /* m[v] = 0 past nv */
 }
 
 static void gemm_avx512(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
