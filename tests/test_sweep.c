@@ -226,7 +226,28 @@ Test(sweep, shards_partition_the_points) {
     cr_assert_eq(cb_sweep_run(&w, &o, &r1, &err), 0, "%s", err.msg);
     cr_assert_eq(r0.total + r1.total, 36);
     cr_assert_eq(r0.total, 18);
-    cleanup(a); cleanup(b);
+    /* ctxbench merge OUT a b: both runs and all their rows, renumbered, nothing lost */
+    char out[256], cmd[1024];
+    tmp_db(out, sizeof out);
+    const char *bin = getenv("CTXBENCH_BIN") ? getenv("CTXBENCH_BIN") : "build/ctxbench";
+    snprintf(cmd, sizeof cmd, "%s merge %s %s %s >/dev/null", bin, out, a, b);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(out, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs"), 2);
+    cr_assert_eq(q1(db, "SELECT COUNT(DISTINCT point_key) FROM points"), 36);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points p JOIN runs r ON r.id = p.run_id"), 36);
+    cr_assert_eq(q1(db, "SELECT COUNT(DISTINCT shard) FROM runs"), 2);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM samples s LEFT JOIN points p ON p.id = s.point_id WHERE p.id IS NULL"), 0);
+    cb_store_close(db);
+    /* merging a again appends (a third run), ids stay unique */
+    snprintf(cmd, sizeof cmd, "%s merge %s %s >/dev/null", bin, out, a);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(cb_store_open(out, &db, &err), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs"), 3);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 54);
+    cb_store_close(db);
+    cleanup(a); cleanup(b); cleanup(out);
 }
 
 Test(sweep, sampled_estimate_integrates_a_linear_cost_exactly) {
