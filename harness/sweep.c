@@ -270,6 +270,18 @@ out:
     return rc;
 }
 
+/* The largest measured prefill per engine/model: where the sampling method is validated. */
+static void remember_measured_prefill(sweep_ctx *c, const point_def *p, double seconds) {
+    int i;
+    for (i = 0; i < c->n_val; i++) if (c->val[i].ops == p->ops && c->val[i].model == p->model) break;
+    if (i == c->n_val) {
+        if (c->n_val >= 64) return;
+        c->n_val++;
+    } else if (c->val[i].ctx >= p->ctx) return;
+    c->val[i].ops = p->ops; c->val[i].model = p->model; c->val[i].ctx = p->ctx;
+    c->val[i].measured = seconds; c->val[i].done = false;
+}
+
 static int ensure_model(sweep_ctx *c, int mi) {
     if (c->open_model == mi) return c->model_ok ? 0 : -1;
     if (c->open_model >= 0 && c->model_ok) c->src->close(&c->model);
@@ -331,8 +343,10 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     double *lsec = last_slot(c, p, &lctx);
     if (lsec && *lsec > 0 && *lctx > 0) {
         double ratio = (double)p->ctx / (double)*lctx;
-        double est = p->phase == CB_PH_PREFILL ? *lsec * ratio * ratio : *lsec * ratio;
-        if (sampled) est = *lsec * ratio * w->sample_depths * w->prefill_chunk / (double)p->ctx * ratio;
+        /* whole prefill and real fills grow up to quadratically with N; sampled chunks and synthetic
+         * fills linearly (the chunk's attention cost is linear in depth) */
+        bool quadratic = (p->phase == CB_PH_PREFILL && !sampled) || (p->phase != CB_PH_PREFILL && r->fill == CB_FILL_REAL);
+        double est = quadratic ? *lsec * ratio * ratio : *lsec * ratio;
         double elapsed = cb_now_seconds() - c->t_start;
         bool over_point = c->time_budget_point > 0 && est > c->time_budget_point;
         bool over_run = w->time_budget_run > 0 && elapsed + est > w->time_budget_run;
@@ -402,15 +416,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
             else if (p->phase == CB_PH_PREFILL_CHUNK) r->tokens_per_s = w->prefill_chunk / m;
             else if (p->phase == CB_PH_DECODE) r->tokens_per_s = 1 / m;
             else r->tokens_per_s = B / m;
-            if (p->phase == CB_PH_PREFILL && c->n_val < 63) {
-                int i;
-                for (i = 0; i < c->n_val; i++) if (c->val[i].ops == p->ops && c->val[i].model == p->model) break;
-                if (i == c->n_val) c->n_val++;
-                if (p->ctx >= w->prefill_chunk * 2) {
-                    c->val[i].ops = p->ops; c->val[i].model = p->model; c->val[i].ctx = p->ctx;
-                    c->val[i].measured = m; c->val[i].done = false;
-                } else if (i == c->n_val - 1 && c->val[i].ops == NULL) c->n_val--;
-            }
+            if (p->phase == CB_PH_PREFILL && p->ctx >= 2 * (int64_t)w->prefill_chunk) remember_measured_prefill(c, p, m);
         }
     }
     r->seconds_total = cb_now_seconds() - t0;
