@@ -695,8 +695,8 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
             double eta = done < mine ? el / done * (mine - done) : 0;
             fprintf(stderr, "[%d/%d] %-11s %-18s %s@%lld%s%s  %-8s %s%.4g  elapsed %.0fs  ETA %.0fs\n", done, mine,
                     p->ops ? p->ops->name : "-", w->models[p->model], cb_phase_name(p->phase), (long long)p->ctx,
-                    p->phase == CB_PH_THROUGHPUT ? "x" : "", "", r.label, r.have_stats ? "median " : "",
-                    r.have_stats ? r.st.median : 0.0, el, eta);
+                    p->phase == CB_PH_THROUGHPUT ? "x" : "", "", r.label, r.have_stats ? "median " : r.have_plan ? "plan bytes " : "",
+                    r.have_stats ? r.st.median : (double)r.plan.total, el, eta);
             if (!strcmp(r.label, "failed") || !strcmp(r.label, "refused")) fprintf(stderr, "    %s\n", r.status);
         }
         point_free(&r);
