@@ -4,6 +4,7 @@
 #include "sweep.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,6 +643,7 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
                             point_def *p = &pts[np++];
                             p->ops = ops; p->model = mi; p->phase = w->phases[ph]; p->ctx = w->contexts[ci];
                             p->threads = o->threads_override > 0 ? o->threads_override : w->threads[ti];
+                            if (p->threads <= 0) p->threads = omp_get_max_threads(); /* record what "all" meant */
                             p->batch = w->phases[ph] == CB_PH_THROUGHPUT ? w->batches[bi] : 1;
                             p->error = perr;
                         }
