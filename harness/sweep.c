@@ -342,6 +342,12 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     /* time estimate from the previous point of the same engine/model/phase */
     int64_t *lctx = NULL;
     double *lsec = last_slot(c, p, &lctx);
+    double spent = cb_now_seconds() - c->t_start;
+    if (w->time_budget_run > 0 && spent >= w->time_budget_run) {
+        r->label = "refused"; /* no estimate needed: nothing is left of the run budget */
+        snprintf(r->status, sizeof r->status, "run time budget %.0f s spent (%.0f s elapsed)", w->time_budget_run, spent);
+        return;
+    }
     if (lsec && *lsec > 0 && *lctx > 0) {
         double ratio = (double)p->ctx / (double)*lctx;
         /* whole prefill and real fills grow up to quadratically with N; sampled chunks and synthetic
