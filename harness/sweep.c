@@ -380,7 +380,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     double t0 = cb_now_seconds();
     if (p->ops->create(&c->model, &eo, &e, &err)) {
         r->label = "failed";
-        snprintf(r->status, sizeof r->status, "create: %s", err.msg);
+        snprintf(r->status, sizeof r->status, "create: %.480s", err.msg);
         return;
     }
     p->ops->memory(e, &r->engine);
@@ -628,7 +628,7 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     for (int mi = 0; mi < w->n_models; mi++) {
         cb_err e = { "" };
         c.cfg_ok[mi] = c.src->config(w->models[mi], &c.cfgs[mi], &e) == 0;
-        snprintf(c.cfg_err[mi], sizeof c.cfg_err[mi], "model %s: %s", w->models[mi], e.msg);
+        snprintf(c.cfg_err[mi], sizeof c.cfg_err[mi], "model %.200s: %.290s", w->models[mi], e.msg);
         int ne = w->n_engines ? w->n_engines : 1;
         for (int ei = 0; ei < ne; ei++) {
             const cb_engine_ops *ops = NULL;
