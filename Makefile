@@ -13,7 +13,7 @@ SAN     ?=
 CFLAGS_COMMON = -std=c17 $(OPT) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -fno-math-errno \
                 -fno-strict-aliasing -MMD -MP $(SAN)
 AVX512_FLAGS  = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni -mfma -mf16c -mbmi2
-LDLIBS  = -fopenmp -ljansson -lsqlite3 -lpapi -lsde -lm -lpthread -ldl $(SAN)
+LDLIBS  = -fopenmp -ljansson -lsqlite3 -lpapi -lsde -lm -lpthread -ldl -lyaml $(SAN)
 CRITERION_LIBS = -lcriterion
 BLAS_LIBS = -lopenblas
 

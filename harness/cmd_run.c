@@ -1,0 +1,94 @@
+/* `ctxbench run WORKLOAD`: a workload file -> a sweep -> rows in the results database. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "sweep.h"
+#include "workload.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ctxbench run WORKLOAD [--db PATH] [--resume] [--shard I/N] [--quiet] [--threads N]\n"
+            "                    [--memory-budget BYTES|PCT%%] [--time-budget SECONDS]\n\n"
+            "Run the sweep a workload file describes (workloads/quick, workloads/claims, workloads/full; see\n"
+            "docs/usage.md) and store every point, labelled measured | sampled | analytic | refused | failed.\n"
+            "  --db PATH             results database (default results/ctxbench.db; created if missing)\n"
+            "  --resume              skip points already stored for the same workload text and commit\n"
+            "  --shard I/N           run only points with index %% N == I (0 <= I < N), for job arrays\n"
+            "  --quiet               no progress line on stderr\n"
+            "  --threads N           override the workload's thread list\n"
+            "  --memory-budget B     bytes (16G) or percent of MemAvailable (85%%); overrides the workload\n"
+            "  --time-budget S       per-point time budget in seconds; overrides the workload\n");
+}
+
+static int run(int argc, char **argv) {
+    static const struct option opts[] = {
+        { "help", no_argument, NULL, 'h' },           { "db", required_argument, NULL, 'd' },
+        { "resume", no_argument, NULL, 'r' },         { "shard", required_argument, NULL, 's' },
+        { "quiet", no_argument, NULL, 'q' },          { "threads", required_argument, NULL, 't' },
+        { "memory-budget", required_argument, NULL, 'm' }, { "time-budget", required_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 }
+    };
+    cb_sweep_opts o = { 0 };
+    o.db_path = "results/ctxbench.db";
+    o.shard_n = 1;
+    optind = 1; opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'd': o.db_path = optarg; break;
+        case 'r': o.resume = true; break;
+        case 'q': o.quiet = true; break;
+        case 's':
+            if (sscanf(optarg, "%d/%d", &o.shard_i, &o.shard_n) != 2 || o.shard_n < 1 || o.shard_i < 0 || o.shard_i >= o.shard_n) {
+                fprintf(stderr, "ctxbench run: bad --shard '%s' (expected I/N with 0 <= I < N)\n", optarg);
+                return 2;
+            }
+            break;
+        case 't':
+            o.threads_override = (int)strtol(optarg, &end, 10);
+            if (*end || o.threads_override < 1) { fprintf(stderr, "ctxbench run: bad --threads '%s'\n", optarg); return 2; }
+            break;
+        case 'm':
+            if (cb_parse_memory_budget(optarg, &o.memory_budget_fraction, &o.memory_budget_bytes)) {
+                fprintf(stderr, "ctxbench run: bad --memory-budget '%s' (expected bytes like 16G or a percentage like 85%%)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'T':
+            o.time_budget_point = strtod(optarg, &end);
+            if (*end || o.time_budget_point <= 0) { fprintf(stderr, "ctxbench run: bad --time-budget '%s'\n", optarg); return 2; }
+            break;
+        default:
+            fprintf(stderr, "ctxbench run: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) { usage(stderr); return 2; }
+    cb_workload w;
+    char *text = NULL;
+    cb_err err = { "" };
+    if (cb_workload_load(argv[optind], &w, &text, &err)) { fprintf(stderr, "ctxbench run: %s\n", err.msg); return 1; }
+    o.workload_text = text;
+    /* results/ by default: create the directory of the database when it is missing */
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", o.db_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) { *slash = 0; mkdir(dir, 0777); }
+    cb_sweep_result r;
+    int rc = cb_sweep_run(&w, &o, &r, &err);
+    free(text);
+    if (rc) { fprintf(stderr, "ctxbench run: %s\n", err.msg); return 1; }
+    printf("run %lld: %d points (%d measured, %d sampled, %d analytic, %d refused, %d failed, %d already done) -> %s\n",
+           (long long)r.run_id, r.total, r.measured, r.sampled, r.analytic, r.refused, r.failed, r.skipped_resume, o.db_path);
+    return r.failed ? 3 : 0;
+}
+
+static const cb_command cmd_run = { "run", "run a workload (sweep) into the results database", run };
+CB_REGISTER_COMMAND(cmd_run)

@@ -1,0 +1,717 @@
+/* The sweep runner. Every point ends with exactly one row in `points` and one label:
+ * measured | sampled | analytic | refused | failed (an engine error, with its message in status).
+ * Refusals happen before anything is allocated, from ops->plan (memory) or a time estimate. */
+#include "sweep.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engines/model/presets.h"
+#include "build_info.h"
+#include "probes.h"
+#include "stats.h"
+#include "store.h"
+
+static void default_close(cb_model *m) { cb_model_free(m); }
+static const cb_model_source default_source = { cb_model_config, cb_model_open, default_close };
+
+void cb_workload_hash(const char *text, char out[17]) {
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) { h ^= *p; h *= 1099511628211ull; }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+double cb_sampled_prefill_estimate(const double *d, const double *t, int k, int64_t n, double *fit_err) {
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int i = 0; i < k; i++) { sx += d[i]; sy += t[i]; sxx += d[i] * d[i]; sxy += d[i] * t[i]; }
+    double den = k * sxx - sx * sx;
+    double b = den != 0 ? (k * sxy - sx * sy) / den : 0;
+    double a = (sy - b * sx) / k;
+    double worst = 0;
+    for (int i = 0; i < k; i++) {
+        double r = fabs(a + b * d[i] - t[i]) / (t[i] > 0 ? t[i] : 1);
+        if (r > worst) worst = r;
+    }
+    if (fit_err) *fit_err = worst;
+    double N = (double)n;
+    return a * N + b * N * N / 2; /* integral of a + b*d over [0, N) */
+}
+
+/* ---- points ---- */
+typedef struct {
+    const cb_engine_ops *ops;
+    int model;
+    cb_phase phase;
+    int64_t ctx;
+    int threads, batch; /* batch 0: largest that fits (throughput) */
+    const char *error;  /* set when the point cannot even be planned (no engine, bad model) */
+} point_def;
+
+typedef struct {
+    const char *label;
+    char status[512];
+    const char *unit;
+    cb_fill fill;
+    int batch;
+    double *samples; int n_samples;
+    cb_stats st; bool have_stats;
+    double tokens_per_s;
+    int samples_k; double fit_error, validation; bool have_fit, have_validation;
+    int64_t refused_bytes; double refused_seconds;
+    cb_memory_report plan, engine; bool have_plan, have_engine;
+    int64_t peak_rss, minor, major;
+    cb_counter_value *counters; int n_counters;
+    double seconds_total;
+} point_result;
+
+typedef struct {
+    const cb_workload *w;
+    const cb_sweep_opts *o;
+    const cb_model_source *src;
+    cb_config *cfgs; bool *cfg_ok; char (*cfg_err)[512];
+    int64_t mem_budget;
+    double time_budget_point;
+    cb_counter_set *cs;
+    const char **event_names; int n_events;
+    /* the model currently open */
+    int open_model; cb_model model; bool model_ok; char model_err[512];
+    /* last timing per (engine, model, phase) for the time estimate */
+    struct { const cb_engine_ops *ops; int model; cb_phase phase; int64_t ctx; double sec; } last[256];
+    int n_last;
+    /* sampled-prefill validation per (engine, model) */
+    struct { const cb_engine_ops *ops; int model; int64_t ctx; double measured, rel_err; bool done; } val[64];
+    int n_val;
+    double t_start;
+} sweep_ctx;
+
+static double *last_slot(sweep_ctx *c, const point_def *p, int64_t **ctx_out) {
+    for (int i = 0; i < c->n_last; i++)
+        if (c->last[i].ops == p->ops && c->last[i].model == p->model && c->last[i].phase == p->phase) {
+            *ctx_out = &c->last[i].ctx;
+            return &c->last[i].sec;
+        }
+    if (c->n_last >= 256) return NULL;
+    int i = c->n_last++;
+    c->last[i].ops = p->ops; c->last[i].model = p->model; c->last[i].phase = p->phase;
+    c->last[i].ctx = 0; c->last[i].sec = -1;
+    *ctx_out = &c->last[i].ctx;
+    return &c->last[i].sec;
+}
+
+static void opts_for(const sweep_ctx *c, const point_def *p, int64_t max_ctx, int batch, cb_engine_opts *eo) {
+    cb_engine_opts_default(eo);
+    eo->threads = p->threads;
+    eo->mode = c->w->mode;
+    eo->kv_dtype = c->w->kv_dtype;
+    eo->max_context = max_ctx;
+    eo->max_batch = batch;
+    eo->prefill_chunk = c->w->prefill_chunk;
+}
+
+static int64_t extra_tokens(const sweep_ctx *c, cb_phase ph, int reps) {
+    switch (ph) {
+    case CB_PH_DECODE: case CB_PH_THROUGHPUT: return (int64_t)c->w->decode_tokens * reps;
+    case CB_PH_PREFILL_CHUNK: return (int64_t)c->w->prefill_chunk * reps;
+    default: return 0;
+    }
+}
+
+static void fill_tokens(int32_t *t, int64_t n, int vocab, uint64_t seed) {
+    cb_rng r = { seed };
+    for (int64_t i = 0; i < n; i++) t[i] = (int32_t)(cb_rng_next(&r) % (uint64_t)(vocab > 0 ? vocab : 1));
+}
+
+/* Bring sequence seq to `depth` tokens: a real prefill in chunks, or a synthetic fill. */
+static int fill_depth(const sweep_ctx *c, cb_engine *e, const cb_engine_ops *ops, int seq, int64_t depth, cb_fill fill,
+                      int vocab, cb_err *err) {
+    ops->reset(e, seq);
+    if (depth == 0) return 0;
+    if (fill == CB_FILL_SYNTHETIC) return ops->fill_synthetic(e, seq, depth, c->w->seed + (uint64_t)seq, err);
+    int chunk = c->w->prefill_chunk;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)chunk);
+    if (!tok) { cb_err_set(err, "out of memory for %d tokens", chunk); return -1; }
+    int rc = 0;
+    for (int64_t done = 0; done < depth && rc == 0; done += chunk) {
+        int n = (int)CB_MIN((int64_t)chunk, depth - done);
+        fill_tokens(tok, n, vocab, c->w->seed + (uint64_t)done);
+        rc = ops->prefill(e, seq, tok, n, NULL, false, err);
+    }
+    free(tok);
+    return rc;
+}
+
+static void summarise(sweep_ctx *c, point_result *r, uint64_t seed) {
+    (void)c;
+    cb_stats_compute(r->samples, r->n_samples, seed, &r->st);
+    r->have_stats = true;
+}
+
+/* Run the timed part of one point. Engine e is created for the point. */
+static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_result *r, cb_err *err) {
+    const cb_workload *w = c->w;
+    const cb_engine_ops *ops = p->ops;
+    int vocab = c->model.cfg.vocab;
+    int reps = w->repetitions, total = w->warmups + reps;
+    r->samples = calloc((size_t)reps + (size_t)w->sample_depths * (size_t)reps + 1, sizeof(double));
+    float *logits = malloc(sizeof(float) * (size_t)vocab * (size_t)CB_MAX(r->batch, 1));
+    int64_t tok_n = CB_MAX(CB_MAX(p->ctx, (int64_t)w->prefill_chunk), (int64_t)CB_MAX(r->batch, 1));
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)tok_n);
+    int *seqs = malloc(sizeof(int) * (size_t)CB_MAX(r->batch, 1));
+    int rc = -1;
+    if (!r->samples || !logits || !tok || !seqs) { cb_err_set(err, "out of memory for the point's buffers"); goto out; }
+    for (int i = 0; i < CB_MAX(r->batch, 1); i++) seqs[i] = i;
+    volatile bool counting = false;
+    switch (p->phase) {
+    case CB_PH_PREFILL:
+        fill_tokens(tok, p->ctx, vocab, w->seed);
+        r->unit = "seconds";
+        for (int i = 0; i < total; i++) {
+            ops->reset(e, 0);
+            if (i == w->warmups && c->cs) { cb_counters_start(c->cs); counting = true; }
+            double t0 = cb_now_seconds();
+            if (ops->prefill(e, 0, tok, (int)p->ctx, logits, false, err)) goto out;
+            double dt = cb_now_seconds() - t0;
+            if (i >= w->warmups) r->samples[r->n_samples++] = dt;
+        }
+        break;
+    case CB_PH_PREFILL_CHUNK: case CB_PH_DECODE: {
+        bool chunk = p->phase == CB_PH_PREFILL_CHUNK;
+        int n = chunk ? w->prefill_chunk : w->decode_tokens;
+        r->unit = chunk ? "seconds" : "seconds_per_token";
+        /* synthetic: refill every repetition so each starts at depth N exactly; real: fill once, and
+         * repetitions start at N + i*n (the drift is recorded in status). */
+        if (fill_depth(c, e, ops, 0, p->ctx, r->fill, vocab, err)) goto out;
+        for (int i = 0; i < total; i++) {
+            if (i > 0 && r->fill == CB_FILL_SYNTHETIC && fill_depth(c, e, ops, 0, p->ctx, r->fill, vocab, err)) goto out;
+            fill_tokens(tok, n, vocab, w->seed + 7 + (uint64_t)i);
+            if (i == w->warmups && c->cs) { cb_counters_start(c->cs); counting = true; }
+            double t0 = cb_now_seconds();
+            if (chunk) {
+                if (ops->prefill(e, 0, tok, n, logits, false, err)) goto out;
+            } else {
+                for (int g = 0; g < n; g++)
+                    if (ops->decode(e, 1, seqs, &tok[g], logits, err)) goto out;
+            }
+            double dt = cb_now_seconds() - t0;
+            if (i >= w->warmups) r->samples[r->n_samples++] = chunk ? dt : dt / n;
+        }
+        if (r->fill == CB_FILL_REAL)
+            snprintf(r->status, sizeof r->status, "ok; real fill: repetition i starts at depth N + i*%d", n);
+        break;
+    }
+    case CB_PH_THROUGHPUT: {
+        int B = r->batch, G = w->decode_tokens;
+        r->unit = "seconds_per_step";
+        for (int s = 0; s < B; s++)
+            if (fill_depth(c, e, ops, s, p->ctx, r->fill, vocab, err)) goto out;
+        for (int i = 0; i < total; i++) {
+            fill_tokens(tok, B, vocab, w->seed + 11 + (uint64_t)i);
+            if (i == w->warmups && c->cs) { cb_counters_start(c->cs); counting = true; }
+            double t0 = cb_now_seconds();
+            for (int g = 0; g < G; g++)
+                if (ops->decode(e, B, seqs, tok, logits, err)) goto out;
+            double dt = cb_now_seconds() - t0;
+            if (i >= w->warmups) r->samples[r->n_samples++] = dt / G;
+        }
+        break;
+    }
+    default: cb_err_set(err, "phase %s is not timed", cb_phase_name(p->phase)); goto out;
+    }
+    rc = 0;
+out:
+    if (counting) {
+        r->n_counters = c->n_events;
+        r->counters = calloc((size_t)c->n_events + 1, sizeof *r->counters);
+        cb_counters_stop(c->cs, r->counters);
+    }
+    free(logits); free(tok); free(seqs);
+    return rc;
+}
+
+/* Sampled prefill of p->ctx: k chunk timings at depths spread over [0, ctx - c], integrated. */
+static int sample_prefill(sweep_ctx *c, const point_def *p, cb_engine *e, int64_t n, point_result *r, double *est_out,
+                          double *est_lo, double *est_hi, cb_err *err) {
+    const cb_workload *w = c->w;
+    int k = w->sample_depths, chunk = w->prefill_chunk, vocab = c->model.cfg.vocab;
+    double d[64], t[64], tlo[64], thi[64];
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)chunk);
+    double *reps = malloc(sizeof(double) * (size_t)w->repetitions);
+    int rc = -1;
+    if (!tok || !reps) { cb_err_set(err, "out of memory"); goto out; }
+    for (int j = 0; j < k; j++) {
+        int64_t depth = (int64_t)((double)(n - chunk) * j / (k - 1));
+        depth -= depth % 64;
+        d[j] = (double)depth + chunk / 2.0; /* the chunk's mid-point depth */
+        int m = 0;
+        for (int i = 0; i < w->warmups + w->repetitions; i++) {
+            if (fill_depth(c, e, p->ops, 0, depth, CB_FILL_SYNTHETIC, vocab, err)) goto out;
+            fill_tokens(tok, chunk, vocab, w->seed + 13 + (uint64_t)i);
+            double t0 = cb_now_seconds();
+            if (p->ops->prefill(e, 0, tok, chunk, NULL, false, err)) goto out;
+            double dt = cb_now_seconds() - t0;
+            if (i >= w->warmups) reps[m++] = dt;
+        }
+        cb_stats s;
+        cb_stats_compute(reps, m, w->seed + (uint64_t)j, &s);
+        t[j] = s.median / chunk; tlo[j] = s.ci_lo / chunk; thi[j] = s.ci_hi / chunk;
+        if (r) r->samples[r->n_samples++] = s.median;
+    }
+    double fe;
+    double est = cb_sampled_prefill_estimate(d, t, k, n, &fe);
+    *est_lo = cb_sampled_prefill_estimate(d, tlo, k, n, NULL);
+    *est_hi = cb_sampled_prefill_estimate(d, thi, k, n, NULL);
+    if (r) { r->samples_k = k; r->fit_error = fe; r->have_fit = true; }
+    *est_out = est;
+    rc = 0;
+out:
+    free(tok); free(reps);
+    return rc;
+}
+
+/* The largest measured prefill per engine/model: where the sampling method is validated. */
+static void remember_measured_prefill(sweep_ctx *c, const point_def *p, double seconds) {
+    int i;
+    for (i = 0; i < c->n_val; i++) if (c->val[i].ops == p->ops && c->val[i].model == p->model) break;
+    if (i == c->n_val) {
+        if (c->n_val >= 64) return;
+        c->n_val++;
+    } else if (c->val[i].ctx >= p->ctx) return;
+    c->val[i].ops = p->ops; c->val[i].model = p->model; c->val[i].ctx = p->ctx;
+    c->val[i].measured = seconds; c->val[i].done = false;
+}
+
+static int ensure_model(sweep_ctx *c, int mi) {
+    if (c->open_model == mi) return c->model_ok ? 0 : -1;
+    if (c->open_model >= 0 && c->model_ok) c->src->close(&c->model);
+    memset(&c->model, 0, sizeof c->model);
+    c->open_model = mi;
+    cb_err err = { "" };
+    c->model_ok = c->src->open(c->w->models[mi], c->w->seed, c->w->weight_dtype, &c->model, &err) == 0;
+    snprintf(c->model_err, sizeof c->model_err, "%s", err.msg);
+    return c->model_ok ? 0 : -1;
+}
+
+static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
+    const cb_workload *w = c->w;
+    cb_err err = { "" };
+    snprintf(r->status, sizeof r->status, "ok");
+    r->batch = p->batch;
+    if (p->error) { r->label = "failed"; snprintf(r->status, sizeof r->status, "%s", p->error); return; }
+    const cb_config *cfg = &c->cfgs[p->model];
+    bool sampled = p->phase == CB_PH_PREFILL && p->ctx > w->max_measured_prefill;
+    r->fill = w->fill == CB_FILL_AUTO ? (p->ctx > w->max_measured_prefill ? CB_FILL_SYNTHETIC : CB_FILL_REAL) : w->fill;
+    if (p->phase == CB_PH_PREFILL) r->fill = sampled ? CB_FILL_SYNTHETIC : CB_FILL_REAL;
+    int reps = w->warmups + w->repetitions;
+    cb_engine_opts eo;
+    /* throughput with batch 0: the largest batch whose plan fits the memory budget */
+    if (p->phase == CB_PH_THROUGHPUT && p->batch == 0) {
+        int lo = 0, hi = 1;
+        for (;;) {
+            opts_for(c, p, p->ctx + extra_tokens(c, p->phase, reps), hi, &eo);
+            cb_memory_report m;
+            p->ops->plan(cfg, &eo, eo.max_context, hi, &m);
+            if ((int64_t)m.total > c->mem_budget || hi >= 4096) break;
+            lo = hi; hi *= 2;
+        }
+        while (hi - lo > 1) {
+            int mid = (lo + hi) / 2;
+            opts_for(c, p, p->ctx + extra_tokens(c, p->phase, reps), mid, &eo);
+            cb_memory_report m;
+            p->ops->plan(cfg, &eo, eo.max_context, mid, &m);
+            if ((int64_t)m.total <= c->mem_budget) lo = mid; else hi = mid;
+        }
+        r->batch = CB_MAX(lo, 1);
+    }
+    int B = CB_MAX(r->batch, 1);
+    int64_t max_ctx = sampled ? p->ctx : p->ctx + extra_tokens(c, p->phase, reps);
+    if (p->phase == CB_PH_MEMORY) max_ctx = p->ctx;
+    opts_for(c, p, max_ctx, B, &eo);
+    p->ops->plan(cfg, &eo, max_ctx, B, &r->plan);
+    r->have_plan = true;
+    if (p->phase == CB_PH_MEMORY) { r->label = "analytic"; r->unit = "bytes"; return; }
+    if ((int64_t)r->plan.total > c->mem_budget) {
+        r->label = "refused";
+        r->refused_bytes = (int64_t)r->plan.total;
+        snprintf(r->status, sizeof r->status, "plan needs %zu bytes > memory budget %lld bytes", r->plan.total,
+                 (long long)c->mem_budget);
+        return;
+    }
+    /* time estimate from the previous point of the same engine/model/phase */
+    int64_t *lctx = NULL;
+    double *lsec = last_slot(c, p, &lctx);
+    if (lsec && *lsec > 0 && *lctx > 0) {
+        double ratio = (double)p->ctx / (double)*lctx;
+        /* whole prefill and real fills grow up to quadratically with N; sampled chunks and synthetic
+         * fills linearly (the chunk's attention cost is linear in depth) */
+        bool quadratic = (p->phase == CB_PH_PREFILL && !sampled) || (p->phase != CB_PH_PREFILL && r->fill == CB_FILL_REAL);
+        double est = quadratic ? *lsec * ratio * ratio : *lsec * ratio;
+        double elapsed = cb_now_seconds() - c->t_start;
+        bool over_point = c->time_budget_point > 0 && est > c->time_budget_point;
+        bool over_run = w->time_budget_run > 0 && elapsed + est > w->time_budget_run;
+        if (over_point || over_run) {
+            r->label = "refused";
+            r->refused_seconds = est;
+            snprintf(r->status, sizeof r->status, "estimated %.1f s > %s time budget %.1f s", est,
+                     over_point ? "point" : "run", over_point ? c->time_budget_point : w->time_budget_run - elapsed);
+            return;
+        }
+    }
+    if (ensure_model(c, p->model)) {
+        r->label = "failed";
+        snprintf(r->status, sizeof r->status, "model %.200s: %.290s", w->models[p->model], c->model_err);
+        return;
+    }
+    int64_t min0, maj0, min1, maj1;
+    cb_mem_reset_peak();
+    cb_mem_page_faults(&min0, &maj0);
+    cb_engine *e = NULL;
+    double t0 = cb_now_seconds();
+    if (p->ops->create(&c->model, &eo, &e, &err)) {
+        r->label = "failed";
+        snprintf(r->status, sizeof r->status, "create: %s", err.msg);
+        return;
+    }
+    p->ops->memory(e, &r->engine);
+    r->have_engine = true;
+    int rc;
+    if (sampled) {
+        double est = 0, lo, hi;
+        r->unit = "seconds";
+        r->samples = calloc((size_t)w->sample_depths + 1, sizeof(double));
+        rc = r->samples ? sample_prefill(c, p, e, p->ctx, r, &est, &lo, &hi, &err) : -1;
+        if (rc == 0) {
+            memset(&r->st, 0, sizeof r->st);
+            r->st.n = r->n_samples; r->st.median = est; r->st.q1 = r->st.q3 = est;
+            r->st.ci_lo = lo; r->st.ci_hi = hi;
+            r->have_stats = true;
+            r->label = "sampled";
+            r->tokens_per_s = (double)p->ctx / est;
+            /* validation: the same method at the largest measured prefill of this engine/model */
+            for (int i = 0; i < c->n_val; i++)
+                if (c->val[i].ops == p->ops && c->val[i].model == p->model) {
+                    if (!c->val[i].done) {
+                        double vest, vlo, vhi;
+                        cb_err verr = { "" };
+                        if (sample_prefill(c, p, e, c->val[i].ctx, NULL, &vest, &vlo, &vhi, &verr) == 0)
+                            c->val[i].rel_err = (vest - c->val[i].measured) / c->val[i].measured;
+                        else c->val[i].rel_err = NAN;
+                        c->val[i].done = true;
+                    }
+                    if (!isnan(c->val[i].rel_err)) {
+                        r->validation = c->val[i].rel_err; r->have_validation = true;
+                        snprintf(r->status, sizeof r->status, "ok; sampled method vs measured prefill at %lld: %+.1f%%",
+                                 (long long)c->val[i].ctx, 100 * c->val[i].rel_err);
+                    }
+                }
+        }
+    } else {
+        rc = time_point(c, p, e, r, &err);
+        if (rc == 0) {
+            summarise(c, r, w->seed);
+            r->label = "measured";
+            double m = r->st.median;
+            if (p->phase == CB_PH_PREFILL) r->tokens_per_s = (double)p->ctx / m;
+            else if (p->phase == CB_PH_PREFILL_CHUNK) r->tokens_per_s = w->prefill_chunk / m;
+            else if (p->phase == CB_PH_DECODE) r->tokens_per_s = 1 / m;
+            else r->tokens_per_s = B / m;
+            if (p->phase == CB_PH_PREFILL && p->ctx >= 2 * (int64_t)w->prefill_chunk) remember_measured_prefill(c, p, m);
+        }
+    }
+    r->seconds_total = cb_now_seconds() - t0;
+    if (rc) { r->label = "failed"; snprintf(r->status, sizeof r->status, "%.500s", err.msg); }
+    else if (lsec && lctx) { *lsec = r->seconds_total; *lctx = p->ctx; } /* whole point, fill included */
+    p->ops->destroy(e);
+    r->peak_rss = cb_mem_peak_rss_bytes();
+    cb_mem_page_faults(&min1, &maj1);
+    r->minor = min1 - min0; r->major = maj1 - maj0;
+}
+
+/* ---- storing ---- */
+static int bind_text(sqlite3_stmt *s, int i, const char *v) { return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT); }
+
+static int64_t insert_run(sqlite3 *db, const cb_workload *w, const cb_sweep_opts *o, const cb_machine *m,
+                          const char *hash, int64_t budget, double tbp, cb_err *err) {
+    const char *sql = "INSERT INTO runs (started_utc, workload_name, workload_text, workload_hash, shard, git_commit,"
+                      " compiler, cflags, cpu_model, cpu_flags, cores_online, threads_used, pinning, mem_total_bytes,"
+                      " mem_available_bytes, kernel_path, papi_version, papi_components, os, hostname,"
+                      " memory_budget_bytes, time_budget_point, time_budget_run, peak_gflops, peak_gbps, peak_source)"
+                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) { cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db)); return -1; }
+    char shard[32];
+    snprintf(shard, sizeof shard, "%d/%d", o->shard_i, o->shard_n);
+    int i = 1;
+    bind_text(s, i++, m->date_utc); bind_text(s, i++, w->name); bind_text(s, i++, o->workload_text ? o->workload_text : "");
+    bind_text(s, i++, hash); bind_text(s, i++, shard);
+    bind_text(s, i++, o->commit_override ? o->commit_override : m->git_commit);
+    bind_text(s, i++, m->compiler); bind_text(s, i++, m->cflags); bind_text(s, i++, m->cpu_model);
+    bind_text(s, i++, m->cpu_flags); sqlite3_bind_int(s, i++, m->cores_online); sqlite3_bind_int(s, i++, m->threads_used);
+    bind_text(s, i++, m->pinning); sqlite3_bind_int64(s, i++, m->mem_total_bytes);
+    sqlite3_bind_int64(s, i++, m->mem_available_bytes); bind_text(s, i++, m->kernel_path);
+    bind_text(s, i++, m->papi_version); bind_text(s, i++, m->papi_components); bind_text(s, i++, m->os);
+    bind_text(s, i++, m->hostname); sqlite3_bind_int64(s, i++, budget); sqlite3_bind_double(s, i++, tbp);
+    sqlite3_bind_double(s, i++, w->time_budget_run);
+    if (w->peak_gflops > 0) sqlite3_bind_double(s, i++, w->peak_gflops); else sqlite3_bind_null(s, i++);
+    if (w->peak_gbps > 0) sqlite3_bind_double(s, i++, w->peak_gbps); else sqlite3_bind_null(s, i++);
+    bind_text(s, i++, w->peak_gflops > 0 || w->peak_gbps > 0 ? "workload (peak_gflops/peak_gbps)" : "none given");
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) { cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db)); return -1; }
+    return sqlite3_last_insert_rowid(db);
+}
+
+static void point_key(const sweep_ctx *c, const point_def *p, char *out, size_t n) {
+    const cb_workload *w = c->w;
+    snprintf(out, n, "%s|%s|%s|%lld|%d|%d|%s|%s|%s|%s", p->ops ? p->ops->name : "none", w->models[p->model],
+             cb_phase_name(p->phase), (long long)p->ctx, p->batch, p->threads, w->mode == CB_MODE_FAST ? "fast" : "exact",
+             cb_dtype_name(w->weight_dtype), cb_dtype_name(w->kv_dtype), cb_fill_name(w->fill));
+}
+
+static void bind_opt(sqlite3_stmt *s, int i, bool have, double v) {
+    if (have && !isnan(v)) sqlite3_bind_double(s, i, v); else sqlite3_bind_null(s, i);
+}
+
+static const char *sde_suffix(const char *name) {
+    const char *p = strstr(name, "ctxbench::");
+    return p ? p + 10 : NULL;
+}
+
+static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_def *p, const char *key, point_result *r,
+                       cb_err *err) {
+    const cb_workload *w = c->w;
+    if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) return -1;
+    const char *sql =
+        "INSERT INTO points (run_id, point_key, engine, model, arch, phase, context, batch, threads, mode, weight_dtype,"
+        " kv_dtype, fill, label, status, unit, n_samples, median, q1, q3, iqr, ci_lo, ci_hi, cv, noisy, tokens_per_s,"
+        " samples_k, fit_error, validation_rel_error, refused_bytes, refused_seconds, peak_rss_bytes, minor_faults,"
+        " major_faults, gflops_per_s, gbytes_per_s, arith_intensity, pct_peak_flops, pct_peak_bw, seconds_total)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) goto fail;
+    /* derived rates from the SDE counters over the timed repetitions */
+    double flops = -1, bytes = 0;
+    bool have_bytes = false;
+    for (int i = 0; i < r->n_counters; i++) {
+        const char *sfx = sde_suffix(r->counters[i].name);
+        if (!sfx || !r->counters[i].ok) continue;
+        if (!strcmp(sfx, "flops")) flops = (double)r->counters[i].value;
+        else if (strcmp(sfx, "tokens")) { bytes += (double)r->counters[i].value; have_bytes = true; }
+    }
+    double timed = 0;
+    for (int i = 0; i < r->n_samples; i++) timed += r->samples[i];
+    if (p->phase == CB_PH_DECODE) timed *= w->decode_tokens;
+    if (p->phase == CB_PH_THROUGHPUT) timed *= w->decode_tokens;
+    bool have_rates = r->n_counters > 0 && timed > 0 && flops >= 0;
+    double gf = have_rates ? flops / timed / 1e9 : NAN, gb = have_rates && have_bytes ? bytes / timed / 1e9 : NAN;
+    int i = 1;
+    sqlite3_bind_int64(s, i++, run_id); bind_text(s, i++, key);
+    bind_text(s, i++, p->ops ? p->ops->name : "none"); bind_text(s, i++, w->models[p->model]);
+    bind_text(s, i++, c->cfg_ok[p->model] ? cb_arch_name(c->cfgs[p->model].arch) : "unknown");
+    bind_text(s, i++, cb_phase_name(p->phase)); sqlite3_bind_int64(s, i++, p->ctx); sqlite3_bind_int(s, i++, r->batch ? r->batch : p->batch);
+    sqlite3_bind_int(s, i++, p->threads); bind_text(s, i++, w->mode == CB_MODE_FAST ? "fast" : "exact");
+    bind_text(s, i++, cb_dtype_name(w->weight_dtype)); bind_text(s, i++, cb_dtype_name(w->kv_dtype));
+    bind_text(s, i++, p->phase == CB_PH_MEMORY ? "none" : cb_fill_name(r->fill));
+    bind_text(s, i++, r->label); bind_text(s, i++, r->status);
+    if (r->unit) bind_text(s, i++, r->unit); else sqlite3_bind_null(s, i++);
+    if (r->have_stats) {
+        sqlite3_bind_int(s, i++, r->st.n); sqlite3_bind_double(s, i++, r->st.median); sqlite3_bind_double(s, i++, r->st.q1);
+        sqlite3_bind_double(s, i++, r->st.q3); sqlite3_bind_double(s, i++, r->st.q3 - r->st.q1);
+        sqlite3_bind_double(s, i++, r->st.ci_lo); sqlite3_bind_double(s, i++, r->st.ci_hi);
+        sqlite3_bind_double(s, i++, r->st.cv); sqlite3_bind_int(s, i++, r->st.noisy);
+        sqlite3_bind_double(s, i++, r->tokens_per_s);
+    } else for (int k = 0; k < 10; k++) sqlite3_bind_null(s, i++);
+    if (r->have_fit) sqlite3_bind_int(s, i++, r->samples_k); else sqlite3_bind_null(s, i++);
+    bind_opt(s, i++, r->have_fit, r->fit_error);
+    bind_opt(s, i++, r->have_validation, r->validation);
+    if (r->refused_bytes) sqlite3_bind_int64(s, i++, r->refused_bytes); else sqlite3_bind_null(s, i++);
+    bind_opt(s, i++, r->refused_seconds > 0, r->refused_seconds);
+    bool ran = r->have_engine;
+    if (ran) { sqlite3_bind_int64(s, i++, r->peak_rss); sqlite3_bind_int64(s, i++, r->minor); sqlite3_bind_int64(s, i++, r->major); }
+    else for (int k = 0; k < 3; k++) sqlite3_bind_null(s, i++);
+    bind_opt(s, i++, have_rates, gf); bind_opt(s, i++, have_rates && have_bytes, gb);
+    bind_opt(s, i++, have_rates && have_bytes && bytes > 0, flops / bytes);
+    bind_opt(s, i++, have_rates && w->peak_gflops > 0, 100 * gf / w->peak_gflops);
+    bind_opt(s, i++, have_rates && have_bytes && w->peak_gbps > 0, 100 * gb / w->peak_gbps);
+    bind_opt(s, i++, ran, r->seconds_total);
+    if (sqlite3_step(s) != SQLITE_DONE) goto fail;
+    sqlite3_finalize(s); s = NULL;
+    int64_t pid = sqlite3_last_insert_rowid(db);
+    if (sqlite3_prepare_v2(db, "INSERT INTO samples (point_id, rep, seconds) VALUES (?,?,?)", -1, &s, NULL) != SQLITE_OK) goto fail;
+    for (int k = 0; k < r->n_samples; k++) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, pid); sqlite3_bind_int(s, 2, k); sqlite3_bind_double(s, 3, r->samples[k]);
+        if (sqlite3_step(s) != SQLITE_DONE) goto fail;
+    }
+    sqlite3_finalize(s); s = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO memory (point_id, category, bytes, source) VALUES (?,?,?,?)", -1, &s, NULL) != SQLITE_OK) goto fail;
+    for (int src = 0; src < 3; src++) {
+        const cb_memory_report *m = src == 0 ? &r->plan : &r->engine;
+        if ((src == 0 && !r->have_plan) || (src == 1 && !r->have_engine) || (src == 2 && !ran)) continue;
+        const char *names[] = { "weights", "kv_cache", "ssm_state", "conv_state", "scratch", "total" };
+        size_t vals[] = { m->weights, m->kv_cache, m->ssm_state, m->conv_state, m->scratch, m->total };
+        for (int k = 0; k < 6; k++) {
+            if (src == 2 && k > 0) break;
+            sqlite3_reset(s);
+            sqlite3_bind_int64(s, 1, pid);
+            bind_text(s, 2, src == 2 ? "peak_rss" : names[k]);
+            sqlite3_bind_int64(s, 3, src == 2 ? r->peak_rss : (int64_t)vals[k]);
+            bind_text(s, 4, src == 0 ? "analytic" : src == 1 ? "engine" : "rss");
+            if (sqlite3_step(s) != SQLITE_DONE) goto fail;
+        }
+    }
+    sqlite3_finalize(s); s = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO counters (point_id, event, value, status) VALUES (?,?,?,?)", -1, &s, NULL) != SQLITE_OK) goto fail;
+    for (int k = 0; k < r->n_counters; k++) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, pid); bind_text(s, 2, r->counters[k].name);
+        if (r->counters[k].ok) sqlite3_bind_int64(s, 3, r->counters[k].value); else sqlite3_bind_null(s, 3);
+        bind_text(s, 4, r->counters[k].status);
+        if (sqlite3_step(s) != SQLITE_DONE) goto fail;
+    }
+    sqlite3_finalize(s);
+    return cb_store_exec(db, "COMMIT", err);
+fail:
+    cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    cb_store_exec(db, "ROLLBACK", NULL);
+    return -1;
+}
+
+static bool already_done(sqlite3 *db, const char *hash, const char *commit, const char *key) {
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM points p JOIN runs r ON r.id = p.run_id WHERE r.workload_hash = ?"
+                               " AND r.git_commit = ? AND p.point_key = ? LIMIT 1", -1, &s, NULL) != SQLITE_OK) return false;
+    bind_text(s, 1, hash); bind_text(s, 2, commit); bind_text(s, 3, key);
+    bool done = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return done;
+}
+
+static void point_free(point_result *r) { free(r->samples); free(r->counters); }
+
+int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *res, cb_err *err) {
+    memset(res, 0, sizeof *res);
+    sweep_ctx c = { 0 };
+    c.w = w; c.o = o; c.src = o->source ? o->source : &default_source;
+    c.open_model = -1;
+    c.t_start = cb_now_seconds();
+    int shard_n = o->shard_n > 0 ? o->shard_n : 1;
+    int64_t avail = cb_mem_available_bytes();
+    double frac = w->memory_budget_fraction;
+    int64_t bytes = w->memory_budget_bytes;
+    if (o->memory_budget_bytes > 0 || o->memory_budget_fraction > 0) { frac = o->memory_budget_fraction; bytes = o->memory_budget_bytes; }
+    c.mem_budget = bytes > 0 ? bytes : (int64_t)(frac * (double)avail);
+    c.time_budget_point = o->time_budget_point > 0 ? o->time_budget_point : w->time_budget_point;
+
+    c.cfgs = calloc((size_t)w->n_models, sizeof *c.cfgs);
+    c.cfg_ok = calloc((size_t)w->n_models, sizeof *c.cfg_ok);
+    c.cfg_err = calloc((size_t)w->n_models, sizeof *c.cfg_err);
+    int max_points = w->n_models * CB_MAX(w->n_engines, 1) * w->n_phases * w->n_contexts * w->n_threads * w->n_batches + 1;
+    point_def *pts = calloc((size_t)max_points, sizeof *pts);
+    if (!c.cfgs || !c.cfg_ok || !c.cfg_err || !pts) { cb_err_set(err, "out of memory"); return -1; }
+    int np = 0;
+    int n_thr = o->threads_override > 0 ? 1 : w->n_threads;
+    for (int mi = 0; mi < w->n_models; mi++) {
+        cb_err e = { "" };
+        c.cfg_ok[mi] = c.src->config(w->models[mi], &c.cfgs[mi], &e) == 0;
+        snprintf(c.cfg_err[mi], sizeof c.cfg_err[mi], "model %s: %s", w->models[mi], e.msg);
+        int ne = w->n_engines ? w->n_engines : 1;
+        for (int ei = 0; ei < ne; ei++) {
+            const cb_engine_ops *ops = NULL;
+            const char *perr = NULL;
+            if (!c.cfg_ok[mi]) perr = c.cfg_err[mi];
+            else if (w->n_engines == 0) {
+                ops = cb_engine_for_config(&c.cfgs[mi]);
+                if (!ops) perr = "no engine registered for this model_type";
+            } else {
+                ops = cb_engine_find(w->engines[ei]);
+                if (!ops) { cb_err_set(err, "unknown engine '%s'", w->engines[ei]); return -1; }
+                if (!ops->supports(&c.cfgs[mi])) {
+                    if (!o->quiet) fprintf(stderr, "ctxbench: note: engine %s does not run %s (model_type %s); no points\n",
+                                           ops->name, w->models[mi], c.cfgs[mi].model_type_str);
+                    continue;
+                }
+            }
+            for (int ph = 0; ph < w->n_phases; ph++)
+                for (int ci = 0; ci < w->n_contexts; ci++)
+                    for (int ti = 0; ti < n_thr; ti++) {
+                        int nb = w->phases[ph] == CB_PH_THROUGHPUT ? w->n_batches : 1;
+                        for (int bi = 0; bi < nb; bi++) {
+                            point_def *p = &pts[np++];
+                            p->ops = ops; p->model = mi; p->phase = w->phases[ph]; p->ctx = w->contexts[ci];
+                            p->threads = o->threads_override > 0 ? o->threads_override : w->threads[ti];
+                            if (p->threads <= 0) p->threads = omp_get_max_threads(); /* record what "all" meant */
+                            p->batch = w->phases[ph] == CB_PH_THROUGHPUT ? w->batches[bi] : 1;
+                            p->error = perr;
+                        }
+                    }
+        }
+    }
+
+    sqlite3 *db;
+    if (cb_store_open(o->db_path, &db, err)) return -1;
+    cb_machine m;
+    int thr0 = np ? pts[0].threads : 0;
+    cb_machine_collect(&m, thr0);
+    const char *commit = o->commit_override ? o->commit_override : m.git_commit;
+    char hash[17];
+    cb_workload_hash(o->workload_text ? o->workload_text : "", hash);
+    res->run_id = insert_run(db, w, o, &m, hash, c.mem_budget, c.time_budget_point, err);
+    if (res->run_id < 0) { cb_store_close(db); return -1; }
+
+    char why[256] = "";
+    static const char *names[CB_WL_MAX_LIST + 16];
+    int n_ev = 0;
+    if (cb_papi_init(why, sizeof why) == 0) {
+        if (w->n_events) for (int i = 0; i < w->n_events; i++) names[n_ev++] = w->events[i];
+        else n_ev = cb_counters_default_names(names, CB_WL_MAX_LIST + 16);
+        c.cs = cb_counters_open(names, n_ev);
+        c.n_events = n_ev;
+    } else if (!o->quiet) fprintf(stderr, "ctxbench: PAPI unavailable (%s): no counters this run\n", why);
+
+    int mine = 0;
+    for (int i = 0; i < np; i++) if (i % shard_n == o->shard_i) mine++;
+    res->total = mine;
+    int done = 0;
+    for (int i = 0; i < np; i++) {
+        if (i % shard_n != o->shard_i) continue;
+        point_def *p = &pts[i];
+        char key[768];
+        point_key(&c, p, key, sizeof key);
+        done++;
+        if (o->resume && already_done(db, hash, commit, key)) { res->skipped_resume++; continue; }
+        point_result r = { 0 };
+        run_point(&c, p, &r);
+        if (store_point(db, &c, res->run_id, p, key, &r, err)) { point_free(&r); cb_store_close(db); return -1; }
+        res->run++;
+        if (!strcmp(r.label, "measured")) res->measured++;
+        else if (!strcmp(r.label, "sampled")) res->sampled++;
+        else if (!strcmp(r.label, "analytic")) res->analytic++;
+        else if (!strcmp(r.label, "refused")) res->refused++;
+        else res->failed++;
+        if (!o->quiet) {
+            double el = cb_now_seconds() - c.t_start;
+            double eta = done < mine ? el / done * (mine - done) : 0;
+            fprintf(stderr, "[%d/%d] %-11s %-18s %s@%lld%s%s  %-8s %s%.4g  elapsed %.0fs  ETA %.0fs\n", done, mine,
+                    p->ops ? p->ops->name : "-", w->models[p->model], cb_phase_name(p->phase), (long long)p->ctx,
+                    p->phase == CB_PH_THROUGHPUT ? "x" : "", "", r.label, r.have_stats ? "median " : r.have_plan ? "plan bytes " : "",
+                    r.have_stats ? r.st.median : (double)r.plan.total, el, eta);
+            if (!strcmp(r.label, "failed") || !strcmp(r.label, "refused")) fprintf(stderr, "    %s\n", r.status);
+        }
+        point_free(&r);
+    }
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, "UPDATE runs SET finished_utc = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?", -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, res->run_id);
+        sqlite3_step(s);
+        sqlite3_finalize(s);
+    }
+    if (c.cs) cb_counters_close(c.cs);
+    if (c.open_model >= 0 && c.model_ok) c.src->close(&c.model);
+    cb_store_close(db);
+    free(pts); free(c.cfgs); free(c.cfg_ok); free(c.cfg_err);
+    return 0;
+}

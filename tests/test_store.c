@@ -1,0 +1,101 @@
+/* The store: schema creation, migration from an empty / version-0 file, refusal of a newer one,
+ * and docs/schema.md documents exactly the tables, views and columns the database has. */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../harness/store.h"
+
+static void tmp_path(char *p, size_t n) {
+    snprintf(p, n, "/tmp/ctxbench-store-%d-XXXXXX", (int)getpid());
+    int fd = mkstemp(p);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(p);
+}
+
+static int user_version(sqlite3 *db) {
+    sqlite3_stmt *s;
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+    int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    sqlite3_finalize(s);
+    return v;
+}
+
+Test(store, create_migrate_and_refuse_newer) {
+    char p[256];
+    tmp_path(p, sizeof p);
+    sqlite3 *db;
+    cb_err err = { "" };
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(user_version(db), CB_SCHEMA_VERSION);
+    cb_store_close(db);
+    /* opening again is a no-op migration */
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_exec(db, "PRAGMA user_version = 99", &err), 0);
+    cb_store_close(db);
+    cr_assert_eq(cb_store_open(p, &db, &err), -1);
+    cr_assert(strstr(err.msg, "newer") != NULL, "%s", err.msg);
+    unlink(p);
+}
+
+/* docs/schema.md: "### name (table|view)" then rows "| `column` | ..." */
+Test(store, schema_doc_matches_database) {
+    FILE *f = fopen("docs/schema.md", "r");
+    cr_assert(f != NULL, "docs/schema.md not found (run from the repo root)");
+    char p[256];
+    tmp_path(p, sizeof p);
+    sqlite3 *db;
+    cb_err err = { "" };
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    char line[1024], cur[64] = "", kind[16];
+    char doc_cols[4096] = "";
+    int n_objects = 0;
+    /* for each documented object compare its column list (in order) with pragma table_info */
+#define CHECK_OBJECT()                                                                                   \
+    if (cur[0]) {                                                                                        \
+        char db_cols[4096] = "", q[256];                                                                 \
+        snprintf(q, sizeof q, "SELECT name FROM pragma_table_info('%s')", cur);                       \
+        sqlite3_stmt *s;                                                                                 \
+        cr_assert_eq(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);                                \
+        while (sqlite3_step(s) == SQLITE_ROW) {                                                          \
+            strcat(db_cols, (const char *)sqlite3_column_text(s, 0));                                   \
+            strcat(db_cols, " ");                                                                        \
+        }                                                                                                \
+        sqlite3_finalize(s);                                                                             \
+        cr_assert_str_eq(doc_cols, db_cols, "docs/schema.md columns of %s differ from the database", cur); \
+        n_objects++;                                                                                     \
+    }
+    while (fgets(line, sizeof line, f)) {
+        char name[64];
+        if (sscanf(line, "### %63s (%15[a-z])", name, kind) == 2) {
+            CHECK_OBJECT();
+            snprintf(cur, sizeof cur, "%s", name);
+            doc_cols[0] = 0;
+            char q[256];
+            snprintf(q, sizeof q, "SELECT COUNT(*) FROM sqlite_master WHERE name='%s' AND type='%s'", name, kind);
+            sqlite3_stmt *s;
+            sqlite3_prepare_v2(db, q, -1, &s, NULL);
+            cr_assert(sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 1, "documented %s %s is not in the DB", kind, name);
+            sqlite3_finalize(s);
+        } else if (cur[0] && !strncmp(line, "| `", 3)) {
+            char *end = strchr(line + 3, '`');
+            cr_assert(end != NULL);
+            strncat(doc_cols, line + 3, (size_t)(end - line - 3));
+            strcat(doc_cols, " ");
+        }
+    }
+    CHECK_OBJECT();
+    fclose(f);
+    /* and every table/view in the DB is documented */
+    sqlite3_stmt *s;
+    sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE type IN ('table','view') AND name NOT LIKE 'sqlite_%'", -1, &s, NULL);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(s, 0), n_objects, "the DB has objects docs/schema.md does not document");
+    sqlite3_finalize(s);
+    cb_store_close(db);
+    unlink(p);
+}

@@ -1,0 +1,262 @@
+/* End-to-end sweeps with a mock engine (registered only in this test binary): it spins for a time
+ * proportional to the work (tokens x depth), so the harness sees real, context-dependent timings. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../engines/engine.h"
+#include "../harness/store.h"
+#include "../harness/sweep.h"
+
+#define MOCK_D 7 /* the mock model's d_model marks it */
+
+typedef struct cb_engine { int64_t len[4096]; cb_memory_report mem; } mock_engine;
+
+static bool mock_supports(const cb_config *c) { return c->d_model == MOCK_D; }
+static void mock_plan(const cb_config *c, const cb_engine_opts *o, int64_t ctx, int b, cb_memory_report *m) {
+    (void)c; (void)o;
+    memset(m, 0, sizeof *m);
+    m->weights = 4096;
+    m->kv_cache = (size_t)ctx * (size_t)b * 16;
+    m->scratch = 1024;
+    m->total = m->weights + m->kv_cache + m->scratch;
+}
+static void spin(double s) { double t = cb_now_seconds() + s; while (cb_now_seconds() < t) { } }
+static int mock_create(const cb_model *md, const cb_engine_opts *o, cb_engine **out, cb_err *err) {
+    (void)err;
+    mock_engine *e = calloc(1, sizeof *e);
+    mock_plan(&md->cfg, o, o->max_context, o->max_batch, &e->mem);
+    *out = e;
+    return 0;
+}
+static int mock_prefill(cb_engine *e, int seq, const int32_t *t, int n, float *lg, bool all, cb_err *err) {
+    (void)t; (void)lg; (void)all; (void)err;
+    spin(n * 2e-7 * (1 + (double)e->len[seq] / 4096));
+    e->len[seq] += n;
+    return 0;
+}
+static int mock_decode(cb_engine *e, int b, const int *s, const int32_t *t, float *lg, cb_err *err) {
+    (void)t; (void)lg; (void)err;
+    for (int i = 0; i < b; i++) { spin(5e-6 * (1 + 2 * (double)e->len[s[i]] / 4096)); e->len[s[i]]++; }
+    return 0;
+}
+static int mock_fill(cb_engine *e, int seq, int64_t d, uint64_t seed, cb_err *err) { (void)seed; (void)err; e->len[seq] = d; return 0; }
+static int64_t mock_len(const cb_engine *e, int s) { return e->len[s]; }
+static void mock_memory(const cb_engine *e, cb_memory_report *m) { *m = e->mem; }
+static void mock_reset(cb_engine *e, int s) { if (s < 0) memset(e->len, 0, sizeof e->len); else e->len[s] = 0; }
+static void mock_destroy(cb_engine *e) { free(e); }
+static const cb_engine_ops mock_ops = {
+    .name = "mock", .description = "test engine: spins in proportion to tokens x depth", .supports = mock_supports,
+    .plan = mock_plan, .create = mock_create, .prefill = mock_prefill, .decode = mock_decode,
+    .fill_synthetic = mock_fill, .seq_len = mock_len, .memory = mock_memory, .reset = mock_reset, .destroy = mock_destroy };
+CB_REGISTER_ENGINE(mock_ops)
+
+static int mock_config(const char *name, cb_config *c, cb_err *err) {
+    if (strncmp(name, "mock-", 5)) { cb_err_set(err, "no mock model %s", name); return -1; }
+    memset(c, 0, sizeof *c);
+    c->d_model = MOCK_D; c->vocab = 32; c->n_layers = 1;
+    snprintf(c->model_type_str, sizeof c->model_type_str, "mock");
+    return 0;
+}
+static int mock_open(const char *name, uint64_t seed, cb_dtype dt, cb_model *m, cb_err *err) {
+    (void)seed; (void)dt;
+    memset(m, 0, sizeof *m);
+    return mock_config(name, &m->cfg, err);
+}
+static void mock_close(cb_model *m) { (void)m; }
+static const cb_model_source mock_source = { mock_config, mock_open, mock_close };
+
+static const char *wl_text =
+    "name: mocktest\nengines: [mock]\nmodels: [mock-s, mock-xs]\ncontexts: 1K..4K\n"
+    "phases: [prefill, decode, prefill_chunk, throughput, memory]\nbatch: [2, max]\n"
+    "repetitions: 3\nwarmups: 1\ndecode_tokens: 4\nprefill_chunk: 256\nsample_depths: 3\n"
+    "max_measured_prefill: 2K\nmemory_budget: 1M\n";
+
+static int64_t q1(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    return v;
+}
+
+static void tmp_db(char *path, size_t n) {
+    snprintf(path, n, "/tmp/ctxbench-test-%d-XXXXXX", (int)getpid());
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(path);
+}
+
+static void cleanup(const char *p) {
+    char b[512];
+    unlink(p);
+    snprintf(b, sizeof b, "%s-wal", p); unlink(b);
+    snprintf(b, sizeof b, "%s-shm", p); unlink(b);
+}
+
+static void opts_init(cb_sweep_opts *o, const char *db) {
+    memset(o, 0, sizeof *o);
+    o->db_path = db; o->workload_text = wl_text; o->quiet = true; o->shard_n = 1;
+    o->source = &mock_source; o->commit_override = "test-commit";
+}
+
+Test(sweep, end_to_end_rows_labels_stats) {
+    char db_path[256];
+    tmp_db(db_path, sizeof db_path);
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(wl_text, "mock", &w, &err), 0, "%s", err.msg);
+    cb_sweep_opts o;
+    opts_init(&o, db_path);
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    /* 2 models x 3 contexts x (prefill, decode, chunk, 2 throughput, memory) = 36 points */
+    cr_assert_eq(r.total, 36);
+    cr_assert_eq(r.failed, 0);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 36);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label='analytic' AND phase='memory'"), 6);
+    /* prefill above max_measured_prefill (2K) is sampled, with k and a fit error */
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label='sampled' AND context=4096 AND samples_k=3 AND fit_error IS NOT NULL"), 2);
+    /* validation of the sampled method against the measured prefill at 2K */
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label='sampled' AND validation_rel_error IS NOT NULL"), 2);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label='sampled' AND ABS(validation_rel_error) < 0.5"), 2);
+    /* 1M budget: throughput at batch 2 of 4K+ tokens (16 B/token) fits; 'max' batch found from the plan */
+    cr_assert_eq(q1(db, "SELECT MIN(batch) FROM points WHERE phase='throughput' AND label='measured' AND batch > 2"), 15);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label='measured' AND (median IS NULL OR ci_lo > median OR ci_hi < median OR n_samples <> 3)"), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM samples s JOIN points p ON p.id=s.point_id WHERE p.label='measured' AND p.phase='decode'"), 18);
+    cr_assert(q1(db, "SELECT COUNT(*) FROM memory WHERE source='analytic'") >= 36 * 6 - 0);
+    cr_assert(q1(db, "SELECT COUNT(*) FROM memory WHERE source='engine'") > 0);
+    cr_assert(q1(db, "SELECT COUNT(*) FROM memory WHERE source='rss' AND bytes > 0") > 0);
+    /* decode at depth 4K costs more per token than at 1K (the mock spins 2.5x longer); the fastest
+     * repetition is compared, as preemption by other processes on a shared machine only adds time */
+    cr_assert(q1(db, "SELECT (SELECT MIN(s.seconds) FROM samples s JOIN points p ON p.id=s.point_id WHERE p.model='mock-s' AND p.phase='decode' AND p.context=4096) >"
+                     " (SELECT MIN(s.seconds) FROM samples s JOIN points p ON p.id=s.point_id WHERE p.model='mock-s' AND p.phase='decode' AND p.context=1024)") == 1);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs WHERE finished_utc IS NOT NULL AND git_commit='test-commit'"), 1);
+    cb_store_close(db);
+
+    /* a tiny budget refuses before starting, with the bytes it would need */
+    cleanup(db_path);
+    cb_workload w2 = w;
+    w2.memory_budget_bytes = 8000;
+    cr_assert_eq(cb_sweep_run(&w2, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0);
+    cr_assert(q1(db, "SELECT COUNT(*) FROM points WHERE label='refused' AND refused_bytes > 8000 AND median IS NULL") >= 12);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 36);
+    cb_store_close(db);
+    cleanup(db_path);
+}
+
+Test(sweep, kill9_then_resume_loses_nothing_duplicates_nothing) {
+    char db_path[256];
+    tmp_db(db_path, sizeof db_path);
+    static const char *slow =
+        "name: slow\nengines: [mock]\nmodels: [mock-a]\ncontexts: [1K, 2K, 4K, 8K, 16K, 32K]\n"
+        "phases: [prefill, decode]\nrepetitions: 3\nwarmups: 0\ndecode_tokens: 200\nmemory_budget: 1G\n";
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(slow, "slow", &w, &err), 0, "%s", err.msg);
+    cb_sweep_opts o;
+    opts_init(&o, db_path);
+    o.workload_text = slow;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        cb_sweep_result r;
+        _exit(cb_sweep_run(&w, &o, &r, &err) == 0 ? 0 : 1);
+    }
+    /* wait for at least two finished points, then kill -9 */
+    int64_t n = 0;
+    for (int i = 0; i < 2000 && n < 2; i++) {
+        usleep(5000);
+        sqlite3 *db;
+        if (access(db_path, F_OK) == 0 && sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+            sqlite3_busy_timeout(db, 1000);
+            sqlite3_stmt *s;
+            if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM points", -1, &s, NULL) == SQLITE_OK) {
+                if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+                sqlite3_finalize(s);
+            }
+            sqlite3_close(db);
+        }
+    }
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFSIGNALED(st), "the sweep finished before it could be killed");
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0, "%s", err.msg);
+    int64_t before = q1(db, "SELECT COUNT(*) FROM points");
+    cr_assert(before >= 2 && before < 12, "%lld points before resume", (long long)before);
+    cb_store_close(db);
+    o.resume = true;
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.skipped_resume, before);
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 12);
+    cr_assert_eq(q1(db, "SELECT COUNT(DISTINCT point_key) FROM points"), 12);
+    cb_store_close(db);
+    /* another commit does not count as done */
+    o.commit_override = "other-commit";
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.skipped_resume, 0);
+    cleanup(db_path);
+}
+
+Test(sweep, shards_partition_the_points) {
+    char a[256], b[256];
+    tmp_db(a, sizeof a);
+    tmp_db(b, sizeof b);
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(wl_text, "mock", &w, &err), 0);
+    w.repetitions = 1; w.warmups = 0;
+    cb_sweep_opts o;
+    cb_sweep_result r0, r1;
+    opts_init(&o, a); o.shard_i = 0; o.shard_n = 2;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r0, &err), 0, "%s", err.msg);
+    opts_init(&o, b); o.shard_i = 1; o.shard_n = 2;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r1, &err), 0, "%s", err.msg);
+    cr_assert_eq(r0.total + r1.total, 36);
+    cr_assert_eq(r0.total, 18);
+    /* ctxbench merge OUT a b: both runs and all their rows, renumbered, nothing lost */
+    char out[256], cmd[1024];
+    tmp_db(out, sizeof out);
+    const char *bin = getenv("CTXBENCH_BIN") ? getenv("CTXBENCH_BIN") : "build/ctxbench";
+    snprintf(cmd, sizeof cmd, "%s merge %s %s %s >/dev/null", bin, out, a, b);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(out, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs"), 2);
+    cr_assert_eq(q1(db, "SELECT COUNT(DISTINCT point_key) FROM points"), 36);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points p JOIN runs r ON r.id = p.run_id"), 36);
+    cr_assert_eq(q1(db, "SELECT COUNT(DISTINCT shard) FROM runs"), 2);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM samples s LEFT JOIN points p ON p.id = s.point_id WHERE p.id IS NULL"), 0);
+    cb_store_close(db);
+    /* merging a again appends (a third run), ids stay unique */
+    snprintf(cmd, sizeof cmd, "%s merge %s %s >/dev/null", bin, out, a);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(cb_store_open(out, &db, &err), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs"), 3);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 54);
+    cb_store_close(db);
+    cleanup(a); cleanup(b); cleanup(out);
+}
+
+Test(sweep, sampled_estimate_integrates_a_linear_cost_exactly) {
+    /* t(d) = 1e-6 + 1e-9 d per token: total over N = 1e-6 N + 1e-9 N^2 / 2 */
+    double d[4] = { 0, 1000, 2000, 3000 }, t[4];
+    for (int i = 0; i < 4; i++) t[i] = 1e-6 + 1e-9 * d[i];
+    double fe;
+    double est = cb_sampled_prefill_estimate(d, t, 4, 4096, &fe);
+    cr_assert_float_eq(est, 1e-6 * 4096 + 1e-9 * 4096.0 * 4096 / 2, 1e-12);
+    cr_assert(fe < 1e-9);
+}
