@@ -200,7 +200,7 @@ static double col(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
-/* Rows: arch, label, x, y, ylo, yhi, needed_bytes, needed_seconds. Refused rows become labels at the top. */
+/* Rows: arch, label, x, y, ylo, yhi, refused_bytes, refused_seconds. Refused rows become labels at the top. */
 static int panel_query(ctx_t *c, const char *sql, panel_data *p, FILE *b, int *labels, cb_err *err) {
     sqlite3_stmt *st = prepare(c, sql, err);
     if (!st) return -1;
@@ -417,7 +417,7 @@ static int render(const cb_plot_opts *o, const char *gnuplot, figure *f, const c
 
 #define FILTER " (?1 = 0 OR p.run_id = ?1) AND p.model LIKE ?2 AND COALESCE(p.weight_dtype,'') NOT IN ('int8','fp8') "
 #define TIMED_COLS "p.arch, p.label, p.context, "
-#define NEED_COLS ", p.needed_bytes, p.needed_seconds "
+#define NEED_COLS ", p.refused_bytes, p.refused_seconds "
 
 typedef struct {
     const char *name, *title, *caption;
@@ -497,10 +497,10 @@ static int xy_figure(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_e
 
 static int fig_prefill(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
     panel_spec ps[2] = {
-        {"SELECT " TIMED_COLS "p.median_s, p.ci_lo_s, p.ci_hi_s" NEED_COLS "FROM points p WHERE p.phase = 'prefill' "
+        {"SELECT " TIMED_COLS "p.median, p.ci_lo, p.ci_hi" NEED_COLS "FROM points p WHERE p.phase = 'prefill' "
          "AND p.batch = 1 AND" FILTER,
          "Prefill time (s)", "%g", "Context (tokens)", NULL, "Time to first token", true, 0.35, 0, 0, NULL, 0},
-        {"SELECT " TIMED_COLS "p.context / p.median_s, p.context / p.ci_hi_s, p.context / p.ci_lo_s" NEED_COLS
+        {"SELECT " TIMED_COLS "p.context / p.median, p.context / p.ci_hi, p.context / p.ci_lo" NEED_COLS
          "FROM points p WHERE p.phase = 'prefill' AND p.batch = 1 AND" FILTER,
          "Prefill throughput (tokens/s)", "%g", "Context (tokens)", NULL, "Prefill tokens/s", true, 0.6, 0, 0, NULL, 0},
     };
@@ -508,7 +508,7 @@ static int fig_prefill(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry
 }
 
 static int fig_decode(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
-    panel_spec ps[1] = {{"SELECT " TIMED_COLS "1000 * p.median_s, 1000 * p.ci_lo_s, 1000 * p.ci_hi_s" NEED_COLS
+    panel_spec ps[1] = {{"SELECT " TIMED_COLS "1000 * p.median, 1000 * p.ci_lo, 1000 * p.ci_hi" NEED_COLS
                          "FROM points p WHERE p.phase = 'decode' AND p.batch = 1 AND" FILTER,
                          "Decode latency (ms/token)", "%g", "Context depth (tokens)", NULL, NULL, true, 0.6, 0, 0, NULL, 0}};
     return xy_figure(c, o, g, e, ps, 1, 3.5, log, err);
@@ -518,8 +518,8 @@ static int fig_speedup(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry
 #define SPEEDUP(PHASE)                                                                                               \
     "SELECT p.arch, CASE WHEN p.label = 'refused' OR t.label = 'refused' THEN 'refused' "                            \
     "WHEN p.label = 'analytic' OR t.label = 'analytic' THEN 'analytic' WHEN p.label = 'sampled' OR t.label = "       \
-    "'sampled' THEN 'sampled' ELSE 'measured' END, p.context, t.median_s / p.median_s, t.ci_lo_s / p.ci_hi_s, "        \
-    "t.ci_hi_s / p.ci_lo_s, NULL, NULL FROM points p JOIN points t ON t.arch = 'transformer' AND t.phase = p.phase " \
+    "'sampled' THEN 'sampled' ELSE 'measured' END, p.context, t.median / p.median, t.ci_lo / p.ci_hi, "        \
+    "t.ci_hi / p.ci_lo, NULL, NULL FROM points p JOIN points t ON t.arch = 'transformer' AND t.phase = p.phase " \
     "AND t.context = p.context AND t.batch = p.batch AND t.threads = p.threads AND t.run_id = p.run_id AND "         \
     "COALESCE(t.weight_dtype,'') = COALESCE(p.weight_dtype,'') AND COALESCE(t.mode,'') = COALESCE(p.mode,'') AND "    \
     "t.model LIKE ?2 WHERE p.arch != 'transformer' AND p.phase = '" PHASE "' AND p.batch = 1 AND" FILTER
@@ -558,7 +558,7 @@ static int fig_throughput(ctx_t *c, const cb_plot_opts *o, const char *g, fig_en
         cb_plot_context_label(ctxs[i], l, sizeof l);
         snprintf(title[i], sizeof title[i], "Context %s", l);
         snprintf(sql[i], sizeof sql[i],
-                 "SELECT p.arch, p.label, p.batch, p.batch / p.median_s, p.batch / p.ci_hi_s, p.batch / p.ci_lo_s" NEED_COLS
+                 "SELECT p.arch, p.label, p.batch, p.batch / p.median, p.batch / p.ci_hi, p.batch / p.ci_lo" NEED_COLS
                  "FROM points p WHERE p.phase = 'throughput' AND p.context = %lld AND" FILTER,
                  (long long)ctxs[i]);
         ps[i] = (panel_spec){sql[i], "Decode throughput (tokens/s)", "%g", "Batch size (sequences)", NULL, title[i], false, 0.6, 0, 0, NULL, 0};
@@ -680,13 +680,11 @@ static int fig_memory(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_
 
 /* Figure 6: roofline from the SDE counters (flops and bytes per point) against the run's measured peaks. */
 static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_entry *e, FILE *log, cb_err *err) {
+    /* the harness stores GFLOP/s and FLOP/byte per point from the SDE counters (docs/schema.md) */
     sqlite3_stmt *st = prepare(c,
-                               "SELECT p.arch, p.phase, f.v / p.median_s / 1e9, f.v / b.v FROM points p "
-                               "JOIN (SELECT point_id, SUM(value) v FROM counters WHERE event LIKE '%flop%' AND "
-                               "status = 'ok' AND value > 0 GROUP BY point_id) f ON f.point_id = p.id "
-                               "JOIN (SELECT point_id, SUM(value) v FROM counters WHERE event LIKE '%bytes%' AND "
-                               "status = 'ok' AND value > 0 GROUP BY point_id) b ON b.point_id = p.id "
-                               "WHERE p.median_s > 0 AND p.label IN ('measured', 'sampled') AND" FILTER,
+                               "SELECT p.arch, p.phase, p.gflops_per_s, p.arith_intensity FROM points p WHERE "
+                               "p.gflops_per_s > 0 AND p.arith_intensity > 0 AND p.label IN ('measured', 'sampled') AND"
+                               FILTER,
                                err);
     if (!st) return -1;
     series s[N_ARCH][2]; /* prefill, decode-like (decode/throughput/chunk) */
@@ -704,7 +702,7 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     }
     sqlite3_finalize(st);
     if (!n) {
-        skip(e, log, "no SDE flop and byte counters with timed points in the database");
+        skip(e, log, "no timed points with SDE GFLOP/s and arithmetic intensity in the database");
         return 0;
     }
     double peak = 0, bw = 0;
@@ -818,7 +816,7 @@ static void gallery(const cb_plot_opts *o, ctx_t *c, fig_entry *figs, int nf) {
           "figcaption{font-size:0.9em}.skip{color:#a00}</style></head><body>\n<h1>ctxbench figures</h1>\n",
           f);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT id, started_at, cpu_model, threads, git_commit, kernel_path, workload FROM runs "
+    if (sqlite3_prepare_v2(c->db, "SELECT id, started_utc, cpu_model, threads_used, git_commit, kernel_path, workload_name FROM runs "
                                   "WHERE (?1 = 0 OR id = ?1) ORDER BY id", -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, c->run);
         fputs("<p>Runs drawn:</p><ul>\n", f);

@@ -54,7 +54,7 @@ static const char *txt(sqlite3_stmt *st, int i) {
 
 /* ---- what ran: machine lines ---- */
 static void runs_section(sqlite3 *db, FILE *md, char *summary, size_t n) {
-    sqlite3_stmt *st = q(db, "SELECT id, started_at, cpu_model, threads, kernel_path, compiler, git_commit, workload FROM runs "
+    sqlite3_stmt *st = q(db, "SELECT id, started_utc, cpu_model, threads_used, kernel_path, compiler, git_commit, workload_name FROM runs "
                              "ORDER BY id");
     summary[0] = 0;
     fputs("## Runs in this database\n\n| run | date | machine | threads | kernel path | compiler | commit | workload |\n"
@@ -185,13 +185,13 @@ static void claim_c1(sqlite3 *db, FILE *md, claim_row *c) {
 
 /* ---- C2: speed-ups ---- */
 #define PAIR_SQL                                                                                                      \
-    "SELECT p.model, p.phase, p.context, t.median_s / p.median_s, t.ci_lo_s / p.ci_hi_s, t.ci_hi_s / p.ci_lo_s, p.id, " \
+    "SELECT p.model, p.phase, p.context, t.median / p.median, t.ci_lo / p.ci_hi, t.ci_hi / p.ci_lo, p.id, " \
     "t.id, p.label, t.label, p.threads, p.weight_dtype, t.model FROM points p JOIN points t ON t.arch = 'transformer' " \
     "AND t.phase = p.phase AND t.context = p.context AND t.batch = p.batch AND t.threads = p.threads AND t.run_id = "  \
     "p.run_id AND COALESCE(t.weight_dtype,'') = COALESCE(p.weight_dtype,'') AND COALESCE(t.mode,'') = "               \
     "COALESCE(p.mode,'') AND substr(t.model, instr(t.model, '-')) = substr(p.model, instr(p.model, '-')) WHERE "       \
     "p.arch = ?1 AND p.phase IN ('prefill', 'decode') AND p.batch = 1 AND p.label IN ('measured', 'sampled') AND "    \
-    "t.label IN ('measured', 'sampled') AND p.median_s > 0 AND t.median_s > 0 ORDER BY p.phase DESC, p.context"
+    "t.label IN ('measured', 'sampled') AND p.median > 0 AND t.median > 0 ORDER BY p.phase DESC, p.context"
 
 static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
     fputs("## C2 — speed-up over a similar-size transformer\n\n> *Bamba runs ~2× faster than a similar-size transformer, "

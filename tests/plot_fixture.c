@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../harness/store.h"
+
 char *cb_test_slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -23,24 +25,31 @@ char *cb_test_slurp(const char *path, size_t *n) {
 }
 
 int cb_test_fixture_db(const char *path, bool schema_only) {
-    char *sql = cb_test_slurp("tests/data/fixture.sql", NULL);
-    if (!sql) {
-        fprintf(stderr, "tests/data/fixture.sql: cannot read (run the tests from the repository root)\n");
-        return -1;
-    }
-    if (schema_only) { /* everything before the first INSERT/WITH block is the schema */
-        char *cut = strstr(sql, "\nINSERT INTO runs");
-        if (cut) *cut = 0;
-    }
     unlink(path);
     sqlite3 *db = NULL;
-    char *msg = NULL;
-    int rc = sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK;
-    if (rc) fprintf(stderr, "fixture DB %s: %s\n", path, msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    sqlite3_close(db);
-    free(sql);
-    return rc ? -1 : 0;
+    cb_err err = {0};
+    if (cb_store_open(path, &db, &err)) { /* the harness's schema, exactly as `ctxbench run` creates it */
+        fprintf(stderr, "fixture DB %s: %s\n", path, err.msg);
+        return -1;
+    }
+    int rc = 0;
+    if (!schema_only) {
+        char *sql = cb_test_slurp("tests/data/fixture.sql", NULL);
+        if (!sql) {
+            fprintf(stderr, "tests/data/fixture.sql: cannot read (run the tests from the repository root)\n");
+            cb_store_close(db);
+            return -1;
+        }
+        char *msg = NULL;
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+            fprintf(stderr, "tests/data/fixture.sql: %s\n", msg ? msg : sqlite3_errmsg(db));
+            rc = -1;
+        }
+        sqlite3_free(msg);
+        free(sql);
+    }
+    cb_store_close(db);
+    return rc;
 }
 
 char *cb_test_tmpdir(void) {

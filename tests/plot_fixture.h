@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Create path from tests/data/fixture.sql; with schema_only, keep the CREATE statements and no rows.
+/* Create path with the harness schema (cb_store_open) and, unless schema_only, the rows of tests/data/fixture.sql.
  * Returns 0 or -1 (message on stderr). */
 int cb_test_fixture_db(const char *path, bool schema_only);
 /* mkdtemp under /tmp; returns a malloc'd path. */
