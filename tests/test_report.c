@@ -56,6 +56,12 @@ Test(report, every_claim_with_verdict_and_point_ids) {
     /* C4: the int8 point against the bf16 twin */
     cr_assert(strstr(md, "| 900 | bamba-xs | int8 | 250000000 | 490000000 (11) | 0.510 |"), "%s", md);
     cr_assert(strstr(md, "accuracy not measured"));
+    /* C1: KV bytes of the 9b presets at 1M, analytic (from this build's plan, or the DB's analytic rows when the
+     * build has no presets), bamba = 3/32 of the transformer */
+    const char *c1 = strstr(summary, "| C1: ");
+    cr_assert(c1 && (strstr(c1, "**reproduced**") || strstr(c1, "**partly**")), "C1 verdict:\n%s", c1);
+    cr_assert(strstr(md, "(ratio 0.0938)"), "C1 ratio missing:\n%s", md);
+    cr_assert(strstr(md, "| 1M | bamba-9b | 12.00 GiB (12884901888 B"), "C1 bamba 1M row:\n%s", md);
     /* LaTeX: a tabular with the four claims, specials escaped */
     cr_assert(strstr(tex, "\\begin{tabular}") && strstr(tex, "\\end{tabular}"));
     cr_assert(strstr(tex, "\\textasciitilde{}2x"), "%s", tex);

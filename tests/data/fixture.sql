@@ -79,3 +79,20 @@ INSERT INTO points (point_key, id, run_id, engine, model, arch, phase, context, 
   'seconds_per_token', 0.007, 0.0068, 0.0073);
 INSERT INTO memory (point_id, category, source, bytes) VALUES (900, 'weights', 'engine', 250000000),
   (900, 'weights', 'analytic', 250000000);
+
+-- C1: analytic memory points of the 9b presets (what `ctxbench run workloads/claims` stores for phase memory):
+-- KV bytes/token = layers_with_kv x 8 KV heads x 128 x 2 (K and V) x 2 (bf16); SSM state 128 x 64 x 128 x 4 B per layer.
+WITH ctx(c) AS (VALUES (4096), (32768), (131072), (1048576)),
+m(e, model, a, kvl, ssml) AS (VALUES ('transformer', 'transformer-9b', 'transformer', 32, 0),
+                                   ('mamba2', 'mamba2-9b', 'mamba2', 0, 32), ('bamba', 'bamba-9b', 'hybrid', 3, 29))
+INSERT INTO points (point_key, run_id, engine, model, arch, phase, context, batch, threads, mode, weight_dtype, kv_dtype,
+  fill, label, status, unit, median)
+SELECT 'fixture-c1', 1, e, model, a, 'memory', c, 1, 2, 'fast', 'bf16', 'bf16', 'none', 'analytic', 'ok', 'bytes',
+       kvl * 4096 * c + ssml * 4194304
+FROM ctx, m;
+INSERT INTO memory (point_id, category, source, bytes)
+SELECT p.id, 'kv_cache', 'analytic', CASE p.arch WHEN 'transformer' THEN 32 WHEN 'hybrid' THEN 3 ELSE 0 END * 4096 * p.context
+FROM points p WHERE p.point_key = 'fixture-c1'
+UNION ALL
+SELECT p.id, 'ssm_state', 'analytic', CASE p.arch WHEN 'mamba2' THEN 32 WHEN 'hybrid' THEN 29 ELSE 0 END * 4194304
+FROM points p WHERE p.point_key = 'fixture-c1';
