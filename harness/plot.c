@@ -626,6 +626,7 @@ static int fig_memory(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_
     for (int a = 0; a < N_ARCH; a++) {
         fprintf(f.b, "unset label\nset title '%s' offset 0,-0.7\n", ARCH_TITLE[a]);
         layout(f.b, 7.0, N_ARCH, a, true, a == 0);
+        fprintf(f.b, "set lmargin at screen %.4f\n", a / 3.0 + 0.125); /* "256 MiB" tic labels are wide */
         if (a == 0) {
             legend_item it[6] = {{"weights (analytic)", "#bbbbbb", 5, 0}, {"+ SSM/conv state", "#E69F00", 5, 0},
                                  {"+ KV cache", "#56B4E9", 5, 0},         {"+ scratch", "#F0E442", 5, 0},
@@ -735,7 +736,7 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     if (roof) {
         fprintf(f.b, "set label 'peak %.0f GFLOP/s' at first %g, first %g right offset 0,0.7 font ',6' front\n", peak,
                 x1 / 1.3, peak);
-        fprintf(f.b, "set label '%.0f GB/s' at first %g, first %g left offset 0.5,0.9 font ',6' front\n", bw, x0 * 1.5,
+        fprintf(f.b, "set label '%.0f GB/s' at first %g, first %g left offset -0.5,1.6 font ',6' front\n", bw, x0 * 1.5,
                 bw * x0 * 1.5);
     } else {
         fprintf(log, "ctxbench plot: roofline drawn without roof: the run rows carry no measured peak_gflops/peak_gbps\n");
@@ -836,7 +837,7 @@ static void gallery(const cb_plot_opts *o, ctx_t *c, fig_entry *figs, int nf) {
     fprintf(f, "<p>Database <code>");
     html_escape(f, o->db);
     fprintf(f, "</code>, model scale <code>%s</code>. Markers: filled = measured (line, error bars = 95%% bootstrap CI "
-               "of the median), hollow = sampled, dashed = analytic, ▲ at the top edge = refused (with what it needed)."
+               "of the median), hollow = sampled, dashed = analytic, ▼ at the top edge = refused (with what it needed); failed points are not drawn (the claims report lists them)."
                "</p>\n", c->pattern + 2);
     for (int i = 0; i < nf; i++) {
         fprintf(f, "<figure id=\"%s\"><h2>%d. %s</h2>\n", figs[i].name, i + 1, figs[i].title);
