@@ -298,7 +298,7 @@ static int legend_items(const legend_set *l, legend_item *it) {
         }
     if (l->label[L_SAMPLED]) it[n++] = (legend_item){"sampled (hollow)", "black", 6, 0};
     if (l->label[L_ANALYTIC]) it[n++] = (legend_item){"analytic (dashed)", "black", 0, 2};
-    if (l->label[L_REFUSED]) it[n++] = (legend_item){"refused (at top, with need)", "black", 11, 0};
+    if (l->label[L_REFUSED]) it[n++] = (legend_item){"refused (top edge)", "black", 11, 0};
     return n;
 }
 
@@ -519,7 +519,8 @@ static int fig_speedup(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry
     "SELECT p.arch, CASE WHEN p.label = 'refused' OR t.label = 'refused' THEN 'refused' "                            \
     "WHEN p.label = 'analytic' OR t.label = 'analytic' THEN 'analytic' WHEN p.label = 'sampled' OR t.label = "       \
     "'sampled' THEN 'sampled' ELSE 'measured' END, p.context, t.median / p.median, t.ci_lo / p.ci_hi, "        \
-    "t.ci_hi / p.ci_lo, NULL, NULL FROM points p JOIN points t ON t.arch = 'transformer' AND t.phase = p.phase " \
+    "t.ci_hi / p.ci_lo, COALESCE(p.refused_bytes, t.refused_bytes), COALESCE(p.refused_seconds, "               \
+    "t.refused_seconds) FROM points p JOIN points t ON t.arch = 'transformer' AND t.phase = p.phase " \
     "AND t.context = p.context AND t.batch = p.batch AND t.threads = p.threads AND t.run_id = p.run_id AND "         \
     "COALESCE(t.weight_dtype,'') = COALESCE(p.weight_dtype,'') AND COALESCE(t.mode,'') = COALESCE(p.mode,'') AND "    \
     "t.model LIKE ?2 WHERE p.arch != 'transformer' AND p.phase = '" PHASE "' AND p.batch = 1 AND" FILTER
