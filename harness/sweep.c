@@ -79,7 +79,7 @@ typedef struct {
     /* the model currently open */
     int open_model; cb_model model; bool model_ok; char model_err[512];
     /* last timing per (engine, model, phase) for the time estimate */
-    struct { const cb_engine_ops *ops; int model; cb_phase phase; int64_t ctx; double sec; } last[256];
+    struct { const cb_engine_ops *ops; int model; cb_phase phase; int64_t ctx; double sec; bool sampled; } last[256];
     int n_last;
     /* sampled-prefill validation per (engine, model) */
     struct { const cb_engine_ops *ops; int model; int64_t ctx; double measured, rel_err; bool done; } val[64];
@@ -87,18 +87,15 @@ typedef struct {
     double t_start;
 } sweep_ctx;
 
-static double *last_slot(sweep_ctx *c, const point_def *p, int64_t **ctx_out) {
+/* The slot remembering the last point of this engine/model/phase (for time estimates); -1 if full. */
+static int last_slot(sweep_ctx *c, const point_def *p) {
     for (int i = 0; i < c->n_last; i++)
-        if (c->last[i].ops == p->ops && c->last[i].model == p->model && c->last[i].phase == p->phase) {
-            *ctx_out = &c->last[i].ctx;
-            return &c->last[i].sec;
-        }
-    if (c->n_last >= 256) return NULL;
+        if (c->last[i].ops == p->ops && c->last[i].model == p->model && c->last[i].phase == p->phase) return i;
+    if (c->n_last >= 256) return -1;
     int i = c->n_last++;
     c->last[i].ops = p->ops; c->last[i].model = p->model; c->last[i].phase = p->phase;
-    c->last[i].ctx = 0; c->last[i].sec = -1;
-    *ctx_out = &c->last[i].ctx;
-    return &c->last[i].sec;
+    c->last[i].ctx = 0; c->last[i].sec = -1; c->last[i].sampled = false;
+    return i;
 }
 
 static void opts_for(const sweep_ctx *c, const point_def *p, int64_t max_ctx, int batch, cb_engine_opts *eo) {
@@ -340,14 +337,26 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
         return;
     }
     /* time estimate from the previous point of the same engine/model/phase */
-    int64_t *lctx = NULL;
-    double *lsec = last_slot(c, p, &lctx);
-    if (lsec && *lsec > 0 && *lctx > 0) {
-        double ratio = (double)p->ctx / (double)*lctx;
+    int li = last_slot(c, p);
+    double spent = cb_now_seconds() - c->t_start;
+    if (w->time_budget_run > 0 && spent >= w->time_budget_run) {
+        r->label = "refused"; /* no estimate needed: nothing is left of the run budget */
+        snprintf(r->status, sizeof r->status, "run time budget %.0f s spent (%.0f s elapsed)", w->time_budget_run, spent);
+        return;
+    }
+    if (li >= 0 && c->last[li].sec > 0 && c->last[li].ctx > 0) {
+        double prev = c->last[li].sec;
+        double ratio = (double)p->ctx / (double)c->last[li].ctx;
         /* whole prefill and real fills grow up to quadratically with N; sampled chunks and synthetic
          * fills linearly (the chunk's attention cost is linear in depth) */
         bool quadratic = (p->phase == CB_PH_PREFILL && !sampled) || (p->phase != CB_PH_PREFILL && r->fill == CB_FILL_REAL);
-        double est = quadratic ? *lsec * ratio * ratio : *lsec * ratio;
+        double est = quadratic ? prev * ratio * ratio : prev * ratio;
+        if (sampled && !c->last[li].sampled) {
+            /* from a whole prefill: its per-token cost x k chunks of c tokens, x (warm-ups + repetitions),
+             * x the depth ratio (attention chunks cost more deeper), x 2 for the one-off validation */
+            double per_token = prev / ((double)reps * (double)c->last[li].ctx);
+            est = per_token * w->prefill_chunk * w->sample_depths * reps * ratio * 2;
+        }
         double elapsed = cb_now_seconds() - c->t_start;
         bool over_point = c->time_budget_point > 0 && est > c->time_budget_point;
         bool over_run = w->time_budget_run > 0 && elapsed + est > w->time_budget_run;
@@ -371,7 +380,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     double t0 = cb_now_seconds();
     if (p->ops->create(&c->model, &eo, &e, &err)) {
         r->label = "failed";
-        snprintf(r->status, sizeof r->status, "create: %s", err.msg);
+        snprintf(r->status, sizeof r->status, "create: %.480s", err.msg);
         return;
     }
     p->ops->memory(e, &r->engine);
@@ -422,7 +431,9 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     }
     r->seconds_total = cb_now_seconds() - t0;
     if (rc) { r->label = "failed"; snprintf(r->status, sizeof r->status, "%.500s", err.msg); }
-    else if (lsec && lctx) { *lsec = r->seconds_total; *lctx = p->ctx; } /* whole point, fill included */
+    else if (li >= 0) { /* whole point, fill included */
+        c->last[li].sec = r->seconds_total; c->last[li].ctx = p->ctx; c->last[li].sampled = sampled;
+    }
     p->ops->destroy(e);
     r->peak_rss = cb_mem_peak_rss_bytes();
     cb_mem_page_faults(&min1, &maj1);
@@ -617,7 +628,7 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     for (int mi = 0; mi < w->n_models; mi++) {
         cb_err e = { "" };
         c.cfg_ok[mi] = c.src->config(w->models[mi], &c.cfgs[mi], &e) == 0;
-        snprintf(c.cfg_err[mi], sizeof c.cfg_err[mi], "model %s: %s", w->models[mi], e.msg);
+        snprintf(c.cfg_err[mi], sizeof c.cfg_err[mi], "model %.200s: %.290s", w->models[mi], e.msg);
         int ne = w->n_engines ? w->n_engines : 1;
         for (int ei = 0; ei < ne; ei++) {
             const cb_engine_ops *ops = NULL;

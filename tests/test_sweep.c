@@ -260,3 +260,22 @@ Test(sweep, sampled_estimate_integrates_a_linear_cost_exactly) {
     cr_assert_float_eq(est, 1e-6 * 4096 + 1e-9 * 4096.0 * 4096 / 2, 1e-12);
     cr_assert(fe < 1e-9);
 }
+
+Test(sweep, spent_run_budget_refuses_the_rest_with_reason) {
+    char p[256];
+    tmp_db(p, sizeof p);
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(wl_text, "mock", &w, &err), 0);
+    w.time_budget_run = 1e-9;
+    cb_sweep_opts o;
+    opts_init(&o, p);
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(p, &db, &err), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 36);
+    cr_assert(q1(db, "SELECT COUNT(*) FROM points WHERE label='refused' AND status LIKE 'run time budget%'") >= 30);
+    cb_store_close(db);
+    cleanup(p);
+}
