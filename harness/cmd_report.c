@@ -1,0 +1,69 @@
+/* ctxbench report: the Bamba claims C1-C4 checked against a results database (see harness/report.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "report.h"
+
+static void usage(FILE *f) {
+    fputs("usage: ctxbench report [--db results/ctxbench.db] [--out results/claims.md] [--tex results/claims.tex]\n"
+          "  For each claim C1-C4 (KV memory, speed-up, context reach, 8-bit weights): what was measured, the number\n"
+          "  with its CI, the analytic expectation, a verdict and the point ids it rests on. Markdown plus a LaTeX\n"
+          "  table fragment.\n"
+          "  --db FILE    results database (default results/ctxbench.db)\n"
+          "  --out FILE   Markdown report (default results/claims.md; '-' = stdout)\n"
+          "  --tex FILE   LaTeX tabular fragment (default results/claims.tex; '' = none)\n",
+          f);
+}
+
+static int run(int argc, char **argv) {
+    const char *db = "results/ctxbench.db", *out = "results/claims.md", *texp = "results/claims.tex";
+    static const struct option lo[] = {{"db", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
+                                       {"tex", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'd': db = optarg; break;
+        case 'o': out = optarg; break;
+        case 't': texp = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            fprintf(stderr, "ctxbench report: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ctxbench report: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    FILE *md = strcmp(out, "-") ? fopen(out, "w") : stdout;
+    if (!md) {
+        fprintf(stderr, "ctxbench report: cannot write %s: %s\n", out, strerror(errno));
+        return 1;
+    }
+    FILE *tex = NULL;
+    if (*texp && !(tex = fopen(texp, "w"))) {
+        fprintf(stderr, "ctxbench report: cannot write %s: %s\n", texp, strerror(errno));
+        if (md != stdout) fclose(md);
+        return 1;
+    }
+    cb_err err = {0};
+    int rc = cb_report_write(db, md, tex, &err);
+    if (md != stdout) fclose(md);
+    if (tex) fclose(tex);
+    if (rc) {
+        fprintf(stderr, "ctxbench report: %s\n", err.msg);
+        return 1;
+    }
+    if (md != stdout) fprintf(stderr, "ctxbench report: wrote %s%s%s\n", out, tex ? " and " : "", tex ? texp : "");
+    return 0;
+}
+
+static const cb_command report_cmd = {"report", "check the Bamba claims C1-C4 against a results database", run};
+CB_REGISTER_COMMAND(report_cmd)

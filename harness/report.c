@@ -1,0 +1,451 @@
+/* The claims report (see report.h). Each claim gets a section built from SQL over the results DB; the
+ * verdict rules are stated in the report itself so a reader can check them. */
+#include "report.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engines/engine.h"
+#include "../engines/model/presets.h"
+#include "plot.h"
+
+static const char *const VERDICT[] = {"reproduced", "partly", "not reproduced", "not measured"};
+const char *cb_verdict_name(cb_verdict v) { return v <= CB_VERDICT_NOT_MEASURED ? VERDICT[v] : "?"; }
+
+static const int64_t POINTS[] = {4096, 32768, 131072, 1048576};
+enum { N_POINTS = 4 };
+
+typedef struct {
+    const char *claim, *short_claim;
+    char measured[1024], number[1024], analytic[1024], reason[1024];
+    cb_verdict verdict;
+} claim_row;
+
+/* Growable string for point-id lists. */
+typedef struct {
+    char *s;
+    size_t n;
+    FILE *f;
+} sbuf;
+static void sb_open(sbuf *b) { b->s = NULL, b->n = 0, b->f = open_memstream(&b->s, &b->n); }
+static const char *sb_str(sbuf *b) { fflush(b->f); return b->s ? b->s : ""; }
+static void sb_close(sbuf *b) { fclose(b->f), free(b->s); }
+
+static void bytes_str(double b, char *buf, size_t n) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    double v = b;
+    while (v >= 1024 && i < 4) v /= 1024, i++;
+    snprintf(buf, n, "%.2f %s", v, u[i]);
+}
+
+static sqlite3_stmt *q(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+    return st;
+}
+static const char *txt(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? (const char *)t : "?";
+}
+
+/* ---- what ran: machine lines ---- */
+static void runs_section(sqlite3 *db, FILE *md, char *summary, size_t n) {
+    sqlite3_stmt *st = q(db, "SELECT id, started_utc, cpu_model, threads_used, kernel_path, compiler, git_commit, workload_name FROM runs "
+                             "ORDER BY id");
+    summary[0] = 0;
+    fputs("## Runs in this database\n\n| run | date | machine | threads | kernel path | compiler | commit | workload |\n"
+          "|---|---|---|---|---|---|---|---|\n",
+          md);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        fprintf(md, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), txt(st, 3), txt(st, 4),
+                txt(st, 5), txt(st, 6), txt(st, 7));
+        if (!summary[0]) snprintf(summary, n, "%s, %s threads, %s", txt(st, 2), txt(st, 3), txt(st, 4));
+    }
+    sqlite3_finalize(st);
+    fputs("\n", md);
+}
+
+/* ---- C1: KV memory ---- */
+typedef struct {
+    bool ok;
+    cb_memory_report r;
+    char err[256];
+} plan_result;
+
+
+static plan_result plan_for(const char *preset, int64_t ctx) {
+    plan_result p;
+    memset(&p, 0, sizeof p);
+    cb_config cfg;
+    cb_err err = {0};
+    if (cb_model_config(preset, &cfg, &err)) {
+        snprintf(p.err, sizeof p.err, "%.200s", err.msg);
+        return p;
+    }
+    const cb_engine_ops *ops = cb_engine_for_config(&cfg);
+    if (!ops || !ops->plan) {
+        snprintf(p.err, sizeof p.err, "no engine with a memory plan for %s", preset);
+        return p;
+    }
+    cb_engine_opts o;
+    cb_engine_opts_default(&o);
+    o.max_context = ctx, o.max_batch = 1;
+    ops->plan(&cfg, &o, ctx, 1, &p.r);
+    p.ok = true;
+    return p;
+}
+
+static void claim_c1(sqlite3 *db, FILE *md, claim_row *c) {
+    static const char *presets[3] = {"transformer-9b", "mamba2-9b", "bamba-9b"};
+    fputs("## C1 — KV-cache memory\n\n> *Bamba cuts KV-cache memory: only 3 of 32 layers keep a KV cache; the SSM state "
+          "does not grow with context.*\n\n",
+          md);
+    fputs("Analytic bytes per sequence from each engine's memory plan (`ops->plan`, batch 1, default options: bf16 KV "
+          "cache, f32 SSM state) on the 9b presets; measured = bytes the engine allocated (memory rows, source "
+          "`engine`) where the DB has them.\n\n| context | model | KV cache (analytic) | SSM+conv state (analytic) | "
+          "KV cache (measured) | point ids |\n|---|---|---|---|---|---|\n",
+          md);
+    double kv_t[N_POINTS] = {0}, kv_b[N_POINTS] = {0}, st_b[N_POINTS] = {0};
+    bool analytic_ok = true, measured_any = false, measured_match = true;
+    char plan_err[256] = "";
+    sbuf ids;
+    sb_open(&ids);
+    sqlite3_stmt *st = q(db, "SELECT m.bytes, p.id FROM memory m JOIN points p ON p.id = m.point_id WHERE p.model = ?1 "
+                             "AND p.context = ?2 AND p.batch = 1 AND m.category = 'kv_cache' AND m.source = 'engine' "
+                             "ORDER BY p.id LIMIT 1");
+    sqlite3_stmt *an = q(db, "SELECT MAX(CASE WHEN m.category = 'kv_cache' THEN m.bytes END), SUM(CASE WHEN m.category "
+                             "IN ('ssm_state', 'conv_state') THEN m.bytes ELSE 0 END), p.id FROM memory m JOIN points p ON "
+                             "p.id = m.point_id WHERE p.model = ?1 AND p.context = ?2 AND p.batch = 1 AND m.source = "
+                             "'analytic' GROUP BY p.id HAVING MAX(CASE WHEN m.category = 'kv_cache' THEN 1 END) = 1 "
+                             "ORDER BY p.id LIMIT 1");
+    for (int i = 0; i < N_POINTS; i++) {
+        char cl[16];
+        cb_plot_context_label(POINTS[i], cl, sizeof cl);
+        for (int m = 0; m < 3; m++) {
+            plan_result p = plan_for(presets[m], POINTS[i]);
+            char kv[32] = "—", ss[32] = "—", meas[32] = "—", pid[32] = "—";
+            if (p.ok) {
+                bytes_str((double)p.r.kv_cache, kv, sizeof kv);
+                snprintf(kv + strlen(kv), sizeof kv - strlen(kv), " (%zu B)", p.r.kv_cache);
+                bytes_str((double)(p.r.ssm_state + p.r.conv_state), ss, sizeof ss);
+                if (m == 0) kv_t[i] = (double)p.r.kv_cache;
+                if (m == 2) kv_b[i] = (double)p.r.kv_cache, st_b[i] = (double)(p.r.ssm_state + p.r.conv_state);
+            } else if (an && (sqlite3_reset(an), sqlite3_bind_text(an, 1, presets[m], -1, SQLITE_STATIC),
+                              sqlite3_bind_int64(an, 2, POINTS[i]), sqlite3_step(an) == SQLITE_ROW)) {
+                /* this build has no plan for the preset: use the analytic rows the sweep stored */
+                double kvb = sqlite3_column_double(an, 0), stb = sqlite3_column_double(an, 1);
+                bytes_str(kvb, kv, sizeof kv);
+                snprintf(kv + strlen(kv), sizeof kv - strlen(kv), " (%.0f B, DB point %lld)", kvb,
+                         (long long)sqlite3_column_int64(an, 2));
+                bytes_str(stb, ss, sizeof ss);
+                if (m == 0) kv_t[i] = kvb;
+                if (m == 2) kv_b[i] = kvb, st_b[i] = stb;
+            } else {
+                analytic_ok = false;
+                snprintf(plan_err, sizeof plan_err, "%s", p.err);
+            }
+            if (st) {
+                sqlite3_reset(st);
+                sqlite3_bind_text(st, 1, presets[m], -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, POINTS[i]);
+                if (sqlite3_step(st) == SQLITE_ROW) {
+                    double b = sqlite3_column_double(st, 0);
+                    bytes_str(b, meas, sizeof meas);
+                    snprintf(pid, sizeof pid, "%lld", (long long)sqlite3_column_int64(st, 1));
+                    fprintf(ids.f, "%s%s", measured_any ? ", " : "", pid);
+                    measured_any = true;
+                    if (p.ok && fabs(b - (double)p.r.kv_cache) > 0.5) measured_match = false;
+                }
+            }
+            fprintf(md, "| %s | %s | %s | %s | %s | %s |\n", cl, presets[m], kv, ss, meas, pid);
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_finalize(an);
+    c->claim = "Bamba cuts KV-cache memory (3 of 32 layers keep a KV cache; the SSM state does not grow with context)";
+    c->short_claim = "C1: KV-cache memory cut";
+    snprintf(c->measured, sizeof c->measured, "analytic plan of transformer-9b, mamba2-9b, bamba-9b at 4K/32K/128K/1M%s",
+             measured_any ? "; engine-allocated KV bytes where the DB has them" : "; no measured 9b memory rows in the DB");
+    if (analytic_ok && kv_t[N_POINTS - 1] > 0) {
+        char a[32], b[32], s[32];
+        bytes_str(kv_t[N_POINTS - 1], a, sizeof a), bytes_str(kv_b[N_POINTS - 1], b, sizeof b);
+        bytes_str(st_b[N_POINTS - 1], s, sizeof s);
+        double ratio = kv_b[N_POINTS - 1] / kv_t[N_POINTS - 1];
+        snprintf(c->number, sizeof c->number, "KV at 1M: bamba-9b %s vs transformer-9b %s (ratio %.4f); bamba state %s, "
+                 "constant in context", b, a, ratio, s);
+        snprintf(c->analytic, sizeof c->analytic, "3/32 = %.4f of the transformer's KV (same KV heads and head_dim)", 3.0 / 32);
+        bool state_const = true;
+        for (int i = 1; i < N_POINTS; i++) state_const &= st_b[i] == st_b[0];
+        bool cut = ratio < 0.2 && state_const;
+        if (cut && measured_any && measured_match) c->verdict = CB_VERDICT_REPRODUCED;
+        else if (cut) c->verdict = CB_VERDICT_PARTLY;
+        else c->verdict = CB_VERDICT_NOT_REPRODUCED;
+        snprintf(c->reason, sizeof c->reason, "%s%s%s", cut ? "the plan gives the cut and a context-independent state" :
+                 "the plan does not show the cut", measured_any ? (measured_match ? "; measured allocations equal the plan "
+                 "to the byte" : "; measured allocations differ from the plan") : "; analytic only (no 9b allocation "
+                 "measured)", "");
+    } else {
+        snprintf(c->number, sizeof c->number, "—");
+        snprintf(c->analytic, sizeof c->analytic, "unavailable: %s", plan_err[0] ? plan_err : "no plan");
+        c->verdict = measured_any ? CB_VERDICT_PARTLY : CB_VERDICT_NOT_MEASURED;
+        snprintf(c->reason, sizeof c->reason, "the engines' memory plan for the 9b presets is not available in this build (%s)",
+                 plan_err);
+    }
+    fprintf(md, "\nPoint ids: %s.\n\n", measured_any ? sb_str(&ids) : "none (analytic only)");
+    sb_close(&ids);
+}
+
+/* ---- C2: speed-ups ---- */
+#define PAIR_SQL                                                                                                      \
+    "SELECT p.model, p.phase, p.context, t.median / p.median, t.ci_lo / p.ci_hi, t.ci_hi / p.ci_lo, p.id, " \
+    "t.id, p.label, t.label, p.threads, p.weight_dtype, t.model FROM points p JOIN points t ON t.arch = 'transformer' " \
+    "AND t.phase = p.phase AND t.context = p.context AND t.batch = p.batch AND t.threads = p.threads AND t.run_id = "  \
+    "p.run_id AND COALESCE(t.weight_dtype,'') = COALESCE(p.weight_dtype,'') AND COALESCE(t.mode,'') = "               \
+    "COALESCE(p.mode,'') AND substr(t.model, instr(t.model, '-')) = substr(p.model, instr(p.model, '-')) WHERE "       \
+    "p.arch = ?1 AND p.phase IN ('prefill', 'decode') AND p.batch = 1 AND p.label IN ('measured', 'sampled') AND "    \
+    "t.label IN ('measured', 'sampled') AND p.median > 0 AND t.median > 0 ORDER BY p.phase DESC, p.context"
+
+static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
+    fputs("## C2 — speed-up over a similar-size transformer\n\n> *Bamba runs ~2× faster than a similar-size transformer, "
+          "\"up to 5×\" at long context.*\n\nSpeed-up = transformer median time / engine median time at equal context, "
+          "batch 1, threads, dtypes and model scale; CI = [t_lo/e_hi, t_hi/e_lo] from the two 95% bootstrap CIs "
+          "(conservative). Only measured or sampled points on both sides.\n\n",
+          md);
+    static const char *arch[2] = {"hybrid", "mamba2"};
+    double bamba_best = 0, bamba_best_hi = 0;
+    double sum_log = 0;
+    int n_b = 0;
+    char best_at[96] = "";
+    sbuf ids;
+    sb_open(&ids);
+    for (int a = 0; a < 2; a++) {
+        fprintf(md, "### %s vs transformer\n\n| phase | context | engine model | speed-up | 95%% CI | labels | point ids "
+                    "(engine, transformer) |\n|---|---|---|---|---|---|---|\n",
+                a == 0 ? "bamba (hybrid)" : "mamba2");
+        sqlite3_stmt *st = q(db, PAIR_SQL);
+        if (!st) {
+            fprintf(md, "(query failed: %s)\n\n", sqlite3_errmsg(db));
+            continue;
+        }
+        sqlite3_bind_text(st, 1, arch[a], -1, SQLITE_STATIC);
+        int rows = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            char cl[16];
+            cb_plot_context_label(sqlite3_column_int64(st, 2), cl, sizeof cl);
+            double s = sqlite3_column_double(st, 3), lo = sqlite3_column_double(st, 4), hi = sqlite3_column_double(st, 5);
+            bool has_ci = sqlite3_column_type(st, 4) != SQLITE_NULL && sqlite3_column_type(st, 5) != SQLITE_NULL;
+            char ci[48] = "—";
+            if (has_ci) snprintf(ci, sizeof ci, "[%.2f, %.2f]", lo, hi);
+            fprintf(md, "| %s | %s | %s | **%.2f×** | %s | %s / %s | %lld, %lld |\n", txt(st, 1), cl, txt(st, 0), s, ci,
+                    txt(st, 8), txt(st, 9), (long long)sqlite3_column_int64(st, 6), (long long)sqlite3_column_int64(st, 7));
+            if (a == 0) {
+                fprintf(ids.f, "%s%lld/%lld", n_b ? ", " : "", (long long)sqlite3_column_int64(st, 6),
+                        (long long)sqlite3_column_int64(st, 7));
+                sum_log += log(s), n_b++;
+                if (s > bamba_best) {
+                    bamba_best = s, bamba_best_hi = has_ci ? hi : s;
+                    snprintf(best_at, sizeof best_at, "%s at %s", txt(st, 1), cl);
+                }
+            }
+            rows++;
+        }
+        sqlite3_finalize(st);
+        if (!rows) fputs("| — | — | — | — | — | — | no pairs in the DB |\n", md);
+        fputs("\n", md);
+    }
+    c->claim = "Bamba runs ~2x faster than a similar-size transformer, up to 5x at long context";
+    c->short_claim = "C2: ~2x, up to 5x faster";
+    snprintf(c->measured, sizeof c->measured, "prefill and decode, bamba vs transformer at equal scale, batch 1; %d pairs",
+             n_b);
+    snprintf(c->analytic, sizeof c->analytic, "—: speed depends on kernels; the work ratio is in the roofline figure");
+    if (!n_b) {
+        snprintf(c->number, sizeof c->number, "—");
+        c->verdict = CB_VERDICT_NOT_MEASURED;
+        snprintf(c->reason, sizeof c->reason, "no bamba/transformer pairs (measured or sampled) in the DB");
+    } else {
+        double geo = exp(sum_log / n_b);
+        snprintf(c->number, sizeof c->number, "geometric mean %.2fx over %d pairs; best %.2fx (CI upper %.2f) %s", geo, n_b,
+                 bamba_best, bamba_best_hi, best_at);
+        bool two = geo >= 1.7, five = bamba_best_hi >= 4.5;
+        c->verdict = two && five ? CB_VERDICT_REPRODUCED : two || five ? CB_VERDICT_PARTLY : CB_VERDICT_NOT_REPRODUCED;
+        snprintf(c->reason, sizeof c->reason, "rule: ~2x holds if the geometric mean is >= 1.7 (%s); up to 5x holds if the "
+                 "best CI upper bound is >= 4.5 (%s). Pairs (bamba/transformer ids): %.600s", two ? "yes" : "no",
+                 five ? "yes" : "no", sb_str(&ids));
+    }
+    sb_close(&ids);
+}
+
+/* ---- C3: context reach ---- */
+static void claim_c3(sqlite3 *db, FILE *md, claim_row *c) {
+    fputs("## C3 — context reach\n\n> *Bamba was trained at 4K, runs at 32K, and scales to 1M tokens.*\n\nEvery "
+          "context in the DB per engine and phase, with its label (measured / sampled / analytic / refused) and the "
+          "point ids.\n\n| engine | phase | context | label | point ids |\n|---|---|---|---|---|\n",
+          md);
+    sqlite3_stmt *st = q(db, "SELECT arch, phase, context, label, group_concat(id, ', ') FROM points WHERE batch = 1 "
+                             "GROUP BY arch, phase, context, label ORDER BY arch, phase, context");
+    int64_t best = 0;
+    bool refused_1m = false;
+    char best_ids[256] = "";
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        char cl[16];
+        int64_t ctx = sqlite3_column_int64(st, 2);
+        cb_plot_context_label(ctx, cl, sizeof cl);
+        fprintf(md, "| %s | %s | %s | %s | %.200s |\n", txt(st, 0), txt(st, 1), cl, txt(st, 3), txt(st, 4));
+        if (!strcmp(txt(st, 0), "hybrid")) {
+            bool ran = !strcmp(txt(st, 3), "measured") || !strcmp(txt(st, 3), "sampled");
+            if (ran && ctx > best) best = ctx, snprintf(best_ids, sizeof best_ids, "%.200s", txt(st, 4));
+            if (!strcmp(txt(st, 3), "refused") && ctx >= 1048576) refused_1m = true;
+        }
+    }
+    sqlite3_finalize(st);
+    fputs("\n", md);
+    c->claim = "Bamba is trained at 4K, runs at 32K, and scales to 1M tokens";
+    c->short_claim = "C3: 4K train, 32K run, 1M scale";
+    char bl[16];
+    cb_plot_context_label(best, bl, sizeof bl);
+    snprintf(c->measured, sizeof c->measured, "which contexts the bamba engine actually ran (measured or sampled), random "
+             "weights");
+    snprintf(c->number, sizeof c->number, best ? "longest bamba context run: %s (points %s)" : "no bamba point ran", bl,
+             best_ids);
+    snprintf(c->analytic, sizeof c->analytic, "memory plan: KV grows only in 3 of 32 layers (C1)");
+    if (!best) c->verdict = CB_VERDICT_NOT_MEASURED, snprintf(c->reason, sizeof c->reason, "no bamba point ran");
+    else if (best >= 1048576)
+        c->verdict = CB_VERDICT_PARTLY,
+        snprintf(c->reason, sizeof c->reason, "runs at 1M; the quality part (trained at 4K, useful at 32K/1M) needs real "
+                 "weights and is not assessed by a speed benchmark");
+    else if (best >= 32768)
+        c->verdict = CB_VERDICT_PARTLY,
+        snprintf(c->reason, sizeof c->reason, "runs to %s but not 1M%s; quality not assessed (random weights)", bl,
+                 refused_1m ? " (1M refused over the budget)" : "");
+    else
+        c->verdict = CB_VERDICT_NOT_REPRODUCED,
+        snprintf(c->reason, sizeof c->reason, "did not run past %s%s", bl, refused_1m ? " (1M refused)" : "");
+}
+
+/* ---- C4: 8-bit weights ---- */
+static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
+    fputs("## C4 — 8-bit weights\n\n> *8-bit weights halve storage without losing accuracy.*\n\n", md);
+    c->claim = "8-bit weights halve storage without losing accuracy";
+    c->short_claim = "C4: 8-bit weights";
+    sqlite3_stmt *st = q(db, "SELECT p.id, p.model, p.weight_dtype, m.bytes, (SELECT m2.bytes FROM memory m2 JOIN points "
+                             "p2 ON p2.id = m2.point_id WHERE p2.model = p.model AND p2.weight_dtype = 'bf16' AND "
+                             "m2.category = 'weights' AND m2.source = m.source LIMIT 1), (SELECT p2.id FROM memory m2 JOIN "
+                             "points p2 ON p2.id = m2.point_id WHERE p2.model = p.model AND p2.weight_dtype = 'bf16' AND "
+                             "m2.category = 'weights' AND m2.source = m.source LIMIT 1) FROM points p JOIN memory m ON "
+                             "m.point_id = p.id AND m.category = 'weights' AND m.source = 'engine' WHERE p.weight_dtype IN "
+                             "('int8', 'fp8') ORDER BY p.id");
+    int n = 0;
+    double ratio = 0;
+    char ids[256] = "";
+    fputs("| point id | model | weights dtype | weight bytes | bf16 weight bytes (point) | ratio |\n|---|---|---|---|---|---|\n",
+          md);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        double b8 = sqlite3_column_double(st, 3), b16 = sqlite3_column_double(st, 4);
+        bool has16 = sqlite3_column_type(st, 4) != SQLITE_NULL && b16 > 0;
+        char r[32] = "—";
+        if (has16) snprintf(r, sizeof r, "%.3f", b8 / b16), ratio = b8 / b16;
+        fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
+                has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r);
+        size_t l = strlen(ids);
+        snprintf(ids + l, sizeof ids - l, "%s%s", n ? ", " : "", txt(st, 0));
+        n++;
+    }
+    sqlite3_finalize(st);
+    /* accuracy: a perplexity table written by `ctxbench ppl`, if the DB has one */
+    st = q(db, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND (name LIKE '%ppl%' OR name LIKE "
+               "'%perplex%') LIMIT 1");
+    char ppl[64] = "";
+    if (st && sqlite3_step(st) == SQLITE_ROW) snprintf(ppl, sizeof ppl, "%s", txt(st, 0));
+    sqlite3_finalize(st);
+    fputs("\n", md);
+    snprintf(c->analytic, sizeof c->analytic, "8-bit / bf16 storage = 0.5 (plus per-channel scales)");
+    if (!n) {
+        snprintf(c->measured, sizeof c->measured, "no 8-bit weight points in the DB");
+        snprintf(c->number, sizeof c->number, "—");
+        c->verdict = CB_VERDICT_NOT_MEASURED;
+        snprintf(c->reason, sizeof c->reason, "the DB has no points with weight_dtype int8 or fp8 (run with --weights-dtype)");
+        return;
+    }
+    snprintf(c->measured, sizeof c->measured, "engine-allocated weight bytes of 8-bit points vs bf16 of the same model%s",
+             ppl[0] ? "; a perplexity table is present" : "");
+    if (ratio > 0) snprintf(c->number, sizeof c->number, "weights ratio %.3f (points %s)", ratio, ids);
+    else snprintf(c->number, sizeof c->number, "no bf16 twin (points %s)", ids);
+    if (ratio > 0 && ratio <= 0.55)
+        c->verdict = CB_VERDICT_PARTLY,
+        snprintf(c->reason, sizeof c->reason, "storage halves; accuracy %s", ppl[0] ? "table present but not interpreted "
+                 "by this report version" : "not measured (no perplexity rows in the DB)");
+    else if (ratio > 0)
+        c->verdict = CB_VERDICT_NOT_REPRODUCED, snprintf(c->reason, sizeof c->reason, "storage ratio %.3f > 0.55", ratio);
+    else c->verdict = CB_VERDICT_NOT_MEASURED, snprintf(c->reason, sizeof c->reason, "no bf16 weights row to compare with");
+}
+
+/* ---- LaTeX ---- */
+static void tex_escape(FILE *f, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '%': case '&': case '#': case '_': case '$': case '{': case '}': fprintf(f, "\\%c", *s); break;
+        case '~': fputs("\\textasciitilde{}", f); break;
+        case '^': fputs("\\textasciicircum{}", f); break;
+        case '\\': fputs("\\textbackslash{}", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+int cb_report_write(const char *db_path, FILE *md, FILE *tex, cb_err *err) {
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        cb_err_set(err, "%s: cannot open the results database: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_stmt *chk = q(db, "SELECT count(*) FROM points");
+    if (!chk || sqlite3_step(chk) != SQLITE_ROW) {
+        cb_err_set(err, "%s: not a ctxbench results database (no points table: %s)", db_path, sqlite3_errmsg(db));
+        sqlite3_finalize(chk);
+        sqlite3_close(db);
+        return -1;
+    }
+    long long npoints = sqlite3_column_int64(chk, 0);
+    sqlite3_finalize(chk);
+    fprintf(md, "# Bamba claims, checked by ctxbench\n\nDatabase `%s`, %lld points. Every number below names the "
+                "point ids it comes from (`sqlite3 %s 'select * from points where id = N'`).\n\n",
+            db_path, npoints, db_path);
+    char machine[512];
+    runs_section(db, md, machine, sizeof machine);
+    claim_row c[4];
+    memset(c, 0, sizeof c);
+    claim_c1(db, md, &c[0]);
+    claim_c2(db, md, &c[1]);
+    claim_c3(db, md, &c[2]);
+    claim_c4(db, md, &c[3]);
+    fputs("## Summary\n\n| claim | measured | number | analytic expectation | verdict | reason |\n|---|---|---|---|---|---|\n",
+          md);
+    for (int i = 0; i < 4; i++)
+        fprintf(md, "| C%d: %s | %s | %s | %s | **%s** | %s |\n", i + 1, c[i].claim, c[i].measured, c[i].number,
+                c[i].analytic, cb_verdict_name(c[i].verdict), c[i].reason);
+    fprintf(md, "\nMachine: %s.\n", machine[0] ? machine : "no run rows");
+    if (tex) {
+        fputs("% ctxbench report: Bamba claims (generated; include with \\input)\n"
+              "\\begin{tabular}{p{0.2\\linewidth}p{0.32\\linewidth}p{0.22\\linewidth}p{0.14\\linewidth}}\n\\hline\n"
+              "Claim & Measured & Analytic & Verdict \\\\\n\\hline\n",
+              tex);
+        for (int i = 0; i < 4; i++) {
+            tex_escape(tex, c[i].short_claim);
+            fputs(" & ", tex);
+            tex_escape(tex, c[i].number);
+            fputs(" & ", tex);
+            tex_escape(tex, c[i].analytic);
+            fputs(" & \\textbf{", tex);
+            tex_escape(tex, cb_verdict_name(c[i].verdict));
+            fputs("} \\\\\n", tex);
+        }
+        fputs("\\hline\n\\end{tabular}\n", tex);
+    }
+    sqlite3_close(db);
+    return 0;
+}

@@ -1,0 +1,95 @@
+/* ctxbench report: each claim, a verdict, numbers with CIs and the point ids they come from. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness/cli.h"
+#include "../harness/report.h"
+#include "plot_fixture.h"
+
+static char *report_for(bool schema_only, char **tex_out) {
+    char *dir = cb_test_tmpdir();
+    char db[256];
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    cr_assert_eq(cb_test_fixture_db(db, schema_only), 0);
+    char *md = NULL, *tex = NULL;
+    size_t mn = 0, tn = 0;
+    FILE *f = open_memstream(&md, &mn), *t = open_memstream(&tex, &tn);
+    cb_err err = {0};
+    cr_assert_eq(cb_report_write(db, f, t, &err), 0, "%s", err.msg);
+    fclose(f), fclose(t);
+    cb_test_rmdir(dir);
+    free(dir);
+    if (tex_out) *tex_out = tex;
+    else free(tex);
+    return md;
+}
+
+Test(report, every_claim_with_verdict_and_point_ids) {
+    char *tex = NULL, *md = report_for(false, &tex);
+    for (int i = 1; i <= 4; i++) {
+        char h[8];
+        snprintf(h, sizeof h, "## C%d", i);
+        cr_assert(strstr(md, h), "no section %s", h);
+    }
+    /* the summary row of every claim carries one of the four verdicts */
+    const char *summary = strstr(md, "## Summary");
+    cr_assert(summary);
+    int verdicts = 0;
+    for (const char *p = summary; (p = strstr(p, "| **")); p += 4) {
+        cr_assert(!strncmp(p + 4, "reproduced**", 12) || !strncmp(p + 4, "partly**", 8) ||
+                      !strncmp(p + 4, "not reproduced**", 16) || !strncmp(p + 4, "not measured**", 14),
+                  "bad verdict near %.40s", p);
+        verdicts++;
+    }
+    cr_assert_eq(verdicts, 4);
+    /* C2 from the fixture: bamba-xs prefill at 4K is points 11 (bamba) vs 1 (transformer), 2e-4*4096+... */
+    cr_assert(strstr(md, "| prefill | 4K | bamba-xs | **1.87×** | [1.75, 2.01] | measured / measured | 11, 1 |"),
+              "C2 row missing:\n%s", md);
+    /* sampled pairs are used and labelled; refused/analytic never enter a speed-up */
+    cr_assert(strstr(md, "sampled / sampled | 32, 31"));
+    cr_assert_null(strstr(md, "| 37, "), "refused point 37 used in a speed-up");
+    /* C3 lists the refused 1M transformer point and the bamba 1M run */
+    cr_assert(strstr(md, "| transformer | prefill | 1M | refused | 36 |"));
+    cr_assert(strstr(md, "longest bamba context run: 1M (points 38)"));
+    /* C4: the int8 point against the bf16 twin */
+    cr_assert(strstr(md, "| 900 | bamba-xs | int8 | 250000000 | 490000000 (11) | 0.510 |"), "%s", md);
+    cr_assert(strstr(md, "accuracy not measured"));
+    /* C1: KV bytes of the 9b presets at 1M, analytic (from this build's plan, or the DB's analytic rows when the
+     * build has no presets), bamba = 3/32 of the transformer */
+    const char *c1 = strstr(summary, "| C1: ");
+    cr_assert(c1 && (strstr(c1, "**reproduced**") || strstr(c1, "**partly**")), "C1 verdict:\n%s", c1);
+    cr_assert(strstr(md, "(ratio 0.0938)"), "C1 ratio missing:\n%s", md);
+    cr_assert(strstr(md, "| 1M | bamba-9b | 12.00 GiB (12884901888 B"), "C1 bamba 1M row:\n%s", md);
+    /* LaTeX: a tabular with the four claims, specials escaped */
+    cr_assert(strstr(tex, "\\begin{tabular}") && strstr(tex, "\\end{tabular}"));
+    cr_assert(strstr(tex, "\\textasciitilde{}2x"), "%s", tex);
+    cr_assert_eq(strstr(tex, "C4") != NULL, true);
+    free(md), free(tex);
+}
+
+Test(report, empty_db_says_not_measured) {
+    char *md = report_for(true, NULL);
+    const char *summary = strstr(md, "## Summary");
+    cr_assert(summary);
+    cr_assert(strstr(summary, "| C2: ") && strstr(strstr(summary, "| C2: "), "**not measured**"));
+    cr_assert(strstr(strstr(summary, "| C4: "), "**not measured**"));
+    cr_assert(strstr(md, "no points with weight_dtype int8 or fp8"));
+    free(md);
+}
+
+Test(report, not_a_results_db) {
+    cb_err err = {0};
+    FILE *f = fopen("/dev/null", "w");
+    cr_assert_eq(cb_report_write("/nonexistent/x.db", f, NULL, &err), -1);
+    fclose(f);
+    cr_assert(strstr(err.msg, "/nonexistent/x.db"), "%s", err.msg);
+}
+
+Test(report, cli_flags) {
+    char *bad[] = {"ctxbench", "report", "--nope", NULL};
+    cr_assert_eq(cb_cli_main(3, bad), 2);
+    char *help[] = {"ctxbench", "report", "--help", NULL};
+    cr_assert_eq(cb_cli_main(3, help), 0);
+}
