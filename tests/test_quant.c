@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,4 +214,90 @@ Test(quant, gemm_vs_fp32_within_format_bound) {
         free(X);
         free_q(&q);
     }
+}
+
+#include "../engines/model/quantize.h"
+
+/* A hand-built one-layer model: linear weights become 8-bit, embeddings / norms / SSM parameters stay,
+ * a tied lm_head stays with the embedding, bytes by dtype add up, release frees everything. */
+Test(quant, model_quantize_scope_and_bytes) {
+    cb_model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "hand");
+    m.cfg.n_layers = 2;
+    const int d = 32, ff = 48;
+    uint16_t *buf = calloc(100000, 2);
+    cb_rng rng = { 3 };
+    for (int i = 0; i < 100000; i++) buf[i] = cb_f32_to_bf16(frand(&rng));
+    size_t off = 0;
+#define W(r, c) ((cb_weight){ .data = buf + (off += (size_t)(r) * (c)) - (size_t)(r) * (c), .dtype = CB_BF16, .rows = (r), .cols = (c) })
+    m.embed = W(64, d);
+    m.lm_head = m.embed;
+    m.final_norm = W(1, d);
+    m.layers[0].kind = CB_MIXER_ATTENTION;
+    m.layers[0].in_norm = W(1, d);
+    m.layers[0].attn.q = W(d, d); m.layers[0].attn.k = W(16, d); m.layers[0].attn.v = W(16, d); m.layers[0].attn.o = W(d, d);
+    m.layers[0].ff_norm = W(1, d);
+    m.layers[0].mlp.gate = W(ff, d); m.layers[0].mlp.up = W(ff, d); m.layers[0].mlp.down = W(d, ff);
+    m.layers[1].kind = CB_MIXER_MAMBA2;
+    m.layers[1].in_norm = W(1, d);
+    m.layers[1].mamba.in_proj = W(150, d); m.layers[1].mamba.out_proj = W(d, 64);
+    m.layers[1].mamba.conv_w = W(96, 4); m.layers[1].mamba.A_log = W(1, 4); m.layers[1].mamba.D = W(1, 4);
+    m.layers[1].mamba.dt_bias = W(1, 4); m.layers[1].mamba.norm = W(1, 64);
+#undef W
+    size_t before[CB_DTYPE_COUNT], after[CB_DTYPE_COUNT];
+    cb_weight_bytes_by_dtype(&m, before);
+    m.weight_bytes = before[CB_BF16];
+    cr_assert_eq(before[CB_BF16], off * 2);
+    cr_assert_eq(cb_model_quantize(&m, CB_F8_E4M3, NULL), 0);
+    cb_weight_bytes_by_dtype(&m, after);
+    size_t lin = (size_t)d * d * 2 + 16 * d * 2 + ff * d * 3 + 150 * d + d * 64;
+    size_t rows = d * 2 + 32 + ff * 2 + d + 150 + d;
+    cr_assert_eq(after[CB_F8_E4M3], lin + rows * 4);
+    cr_assert_eq(after[CB_BF16], (off - lin) * 2, "embeddings, norms and SSM parameters stay bf16");
+    cr_assert_eq(m.weight_bytes, after[CB_BF16] + after[CB_F8_E4M3]);
+    cr_assert_eq(m.lm_head.dtype, CB_BF16, "tied lm_head stays the embedding");
+    cr_assert_eq(m.layers[1].mamba.A_log.dtype, CB_BF16);
+    cr_assert_eq(m.layers[0].attn.q.dtype, CB_F8_E4M3);
+    cr_assert_not_null(m.layers[0].attn.q.scale);
+    /* idempotent for the same format, refused for the other */
+    cr_assert_eq(cb_model_quantize(&m, CB_F8_E4M3, NULL), 0);
+    cb_err e;
+    cr_assert_eq(cb_model_quantize(&m, CB_I8, &e), -1);
+    cr_assert(strstr(e.msg, "layer 0 q_proj"), "%s", e.msg);
+    cr_assert_eq(cb_model_quantize(&m, CB_BF16, &e), -1);
+    cb_model_quant_release(&m);
+    cr_assert_null(m.quant_owned);
+    free(buf);
+}
+
+/* Pre-quantised F8_E4M3 checkpoint tensors: per-channel [out, 1] and per-tensor scalar scales. */
+Test(quant, quantized_bind_layouts) {
+    cb_model m;
+    memset(&m, 0, sizeof m);
+    uint8_t codes[6] = { 0x38, 0x40, 0xb8, 0x00, 0x7e, 0x01 };
+    float sc[3] = { 0.5f, 2.0f, 0.25f };
+    uint16_t sc1 = cb_f32_to_bf16(3.0f);
+    cb_tensor w = { .name = "x.weight", .dtype = CB_F8_E4M3, .ndim = 2, .shape = { 3, 2 }, .data = codes };
+    cb_tensor s = { .name = "x.weight_scale", .dtype = CB_F32, .ndim = 2, .shape = { 3, 1 }, .data = sc };
+    cb_tensor s1 = { .name = "x.weight_scale", .dtype = CB_BF16, .ndim = 0, .data = &sc1 };
+    cb_weight out;
+    cr_assert_eq(cb_quantized_bind(&m, &w, &s, "x.weight", &out, NULL), 0);
+    cr_assert_eq(out.rows, 3); cr_assert_eq(out.cols, 2);
+    cr_assert_eq(out.scale[1], 2.0f);
+    cr_assert(w.used && s.used);
+    cr_assert_eq(cb_quantized_bind(&m, &w, &s1, "x.weight", &out, NULL), 0);
+    cr_assert_eq(out.scale[2], 3.0f);
+    /* y = scale · Σ x·q through the GEMM: row 0 codes 1.0, 2.0 → 0.5·(1 + 2·2)... with per-tensor 3 */
+    float x[2] = { 1.0f, 2.0f }, y[3];
+    cb_matmul_q8(1, x, 2, &out, y, 3, false);
+    cr_assert_float_eq(y[0], 3.0f * (1.0f + 2.0f * 2.0f), 1e-6);
+    cr_assert_float_eq(y[2], 3.0f * (448.0f + 2.0f * 0x1p-9f), 1e-3);
+    cb_err e;
+    cb_tensor bad = s;
+    bad.shape[0] = 2;
+    cr_assert_eq(cb_quantized_bind(&m, &w, &bad, "x.weight", &out, &e), -1);
+    cr_assert(strstr(e.msg, "x.weight_scale"), "%s", e.msg);
+    cr_assert_eq(cb_quantized_bind(&m, &w, NULL, "x.weight", &out, &e), -1);
+    cb_model_quant_release(&m);
 }
