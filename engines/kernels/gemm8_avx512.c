@@ -4,7 +4,7 @@
  * f16 converter (code bits placed in an f16 give the value / 256, exactly; the 256 is folded into the
  * per-row scale), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
  * handed to the fp32 / bf16 GEMM of kernels.h, scale applied in the epilogue.
- * int8 fast path: u8 (xq + 128) × s8 with vpdpbusd, corrected by 128·Σw — exact int32 arithmetic.
+ * int8 fast path: |xq| (u8) × ±w (s8) with vpdpbusd — exact int32 arithmetic.
  * Parallel over output rows only: results do not depend on the thread count. */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -14,10 +14,11 @@
 static inline __m512 dec16(const uint8_t *p, __mmask16 mk, bool fp8) {
     __m128i b = _mm_maskz_loadu_epi8(mk, p);
     if (fp8) {
-        __m256i w = _mm256_cvtepu8_epi16(b);
-        __m256i s = _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x80)), 8);
-        __m256i r = _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x7f)), 7);
-        return _mm512_cvtph_ps(_mm256_or_si256(s, r));
+        /* byte s.eeee.mmm → f16 s.0eeee.mmm0000000: shift to the top, arithmetic shift right by one
+         * (copies s into bit 14), clear bit 14 */
+        __m256i w = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8);
+        w = _mm256_and_si256(_mm256_srai_epi16(w, 1), _mm256_set1_epi16((short)0xbfff));
+        return _mm512_cvtph_ps(w);
     }
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
 }
@@ -102,48 +103,57 @@ void cb_matmul_q8_avx512(int M, const float *X, int64_t ldx, const cb_weight *W,
     else panels(M, X, ldx, W, Y, ldy, accumulate, false);
 }
 
-/* ---- int8 × int8 (VNNI) ---- */
+/* ---- int8 × int8 (VNNI) ----
+ * vpdpbusd multiplies unsigned by signed bytes: feed |xq| as the unsigned operand and negate the weight
+ * bytes where xq < 0 (weights are within ±127, so negation is exact). No correction pass over W. */
 static inline __mmask64 tail64(int64_t left) { return left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1); }
 
-static int32_t dot_u8s8(const uint8_t *xu, const int8_t *w, int64_t K) {
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
-    int64_t k = 0;
-    for (; k + 128 <= K; k += 128) {
-        a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xu + k), _mm512_loadu_si512(w + k));
-        a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(xu + k + 64), _mm512_loadu_si512(w + k + 64));
-    }
-    for (; k < K; k += 64) {
-        __mmask64 mk = tail64(K - k);
-        a0 = _mm512_dpbusd_epi32(a0, _mm512_maskz_loadu_epi8(mk, xu + k), _mm512_maskz_loadu_epi8(mk, w + k));
-    }
-    return _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
+static inline __m512i signed_w(const int8_t *w, __mmask64 neg, __mmask64 mk) {
+    __m512i v = _mm512_maskz_loadu_epi8(mk, w);
+    return _mm512_mask_sub_epi8(v, neg, _mm512_setzero_si512(), v);
 }
 
-static int32_t sum_s8(const int8_t *w, int64_t K) {
-    __m512i a = _mm512_setzero_si512();
-    const __m512i ones = _mm512_set1_epi8(1);
-    for (int64_t k = 0; k < K; k += 64) a = _mm512_dpbusd_epi32(a, ones, _mm512_maskz_loadu_epi8(tail64(K - k), w + k));
-    return _mm512_reduce_add_epi32(a);
+static int32_t dot_abs(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t k = 0, c = 0;
+    const __mmask64 all = ~(__mmask64)0;
+    for (; k + 256 <= K; k += 256, c += 4) {
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xa + k), signed_w(w + k, neg[c], all));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(xa + k + 64), signed_w(w + k + 64, neg[c + 1], all));
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(xa + k + 128), signed_w(w + k + 128, neg[c + 2], all));
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(xa + k + 192), signed_w(w + k + 192, neg[c + 3], all));
+    }
+    for (; k < K; k += 64, c++) {
+        __mmask64 mk = tail64(K - k);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_maskz_loadu_epi8(mk, xa + k), signed_w(w + k, neg[c], mk));
+    }
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
 }
 
 static void int8_vnni(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
-    const int64_t N = W->rows, K = W->cols;
+    const int64_t N = W->rows, K = W->cols, KC = (K + 63) / 64;
     int8_t *xq = malloc((size_t)M * (size_t)K + 64);
     float *sx = malloc((size_t)M * sizeof(float) + 64);
-    if (!xq || !sx) abort();
+    __mmask64 *neg = malloc((size_t)M * (size_t)KC * sizeof(__mmask64) + 64);
+    if (!xq || !sx || !neg) abort();
     cb_q8_quantize_activations(M, X, ldx, K, xq, sx);
-    uint8_t *xu = (uint8_t *)xq; /* xq + 128 as unsigned: flip the sign bit in place */
-    for (size_t i = 0; i < (size_t)M * (size_t)K; i++) xu[i] ^= 0x80u;
+    for (int m = 0; m < M; m++) /* |xq| in place, sign bits as masks */
+        for (int64_t c = 0; c < KC; c++) {
+            int8_t *p = xq + (size_t)m * K + c * 64;
+            __mmask64 mk = tail64(K - c * 64);
+            __m512i v = _mm512_maskz_loadu_epi8(mk, p);
+            neg[m * KC + c] = _mm512_movepi8_mask(v) & mk;
+            _mm512_mask_storeu_epi8(p, mk, _mm512_abs_epi8(v));
+        }
+    const uint8_t *xa = (const uint8_t *)xq;
     const int64_t NB = 8; /* a block of weight rows stays in L1/L2 while every activation row passes */
 #pragma omp parallel for schedule(static)
     for (int64_t n0 = 0; n0 < N; n0 += NB) {
-        int32_t corr[8];
         const int64_t cnt = CB_MIN(NB, N - n0);
-        for (int64_t j = 0; j < cnt; j++) corr[j] = 128 * sum_s8((const int8_t *)W->data + (size_t)(n0 + j) * K, K);
         for (int m = 0; m < M; m++)
             for (int64_t j = 0; j < cnt; j++) {
                 const int8_t *w = (const int8_t *)W->data + (size_t)(n0 + j) * (size_t)K;
-                int32_t d = dot_u8s8(xu + (size_t)m * K, w, K) - corr[j];
+                int32_t d = dot_abs(xa + (size_t)m * K, neg + m * KC, w, K);
                 float v = (float)d * (sx[m] * W->scale[n0 + j]);
                 float *y = &Y[m * ldy + n0 + j];
                 *y = acc ? *y + v : v;
@@ -151,6 +161,7 @@ static void int8_vnni(int M, const float *X, int64_t ldx, const cb_weight *W, fl
     }
     free(xq);
     free(sx);
+    free(neg);
 }
 
 void cb_matmul_q8_fast_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
