@@ -219,3 +219,18 @@ static void fixture_quality(const fixture_bounds *fx) {
 Test(ppl, fixture_llama) { fixture_quality(&FIX[0]); }
 Test(ppl, fixture_mamba2) { fixture_quality(&FIX[1]); }
 Test(ppl, fixture_bamba) { fixture_quality(&FIX[2]); }
+
+#include "../harness/cli.h"
+
+Test(ppl, cli_rejects_bad_arguments) {
+    char *a1[] = { "ctxbench", "ppl", "--bogus", NULL };
+    cr_assert_eq(cb_cli_main(3, a1), 2);
+    char *a2[] = { "ctxbench", "ppl", "--model", "x", "--tokens", "y", "--compare", "fp16", NULL };
+    cr_assert_eq(cb_cli_main(8, a2), 2);
+    char *a3[] = { "ctxbench", "ppl", "--model", "x", NULL };
+    cr_assert_eq(cb_cli_main(4, a3), 2, "--tokens is required");
+    char *a4[] = { "ctxbench", "ppl", "--model", "x", "--tokens", "y", "--context", "1", NULL };
+    cr_assert_eq(cb_cli_main(8, a4), 2);
+    char *a5[] = { "ctxbench", "ppl", "--help", NULL };
+    cr_assert_eq(cb_cli_main(3, a5), 0);
+}
