@@ -59,6 +59,10 @@ typedef struct cb_model {
     bool from_checkpoint;
     void *owned;          /* preset / converted buffers */
     size_t owned_bytes;
+    /* 8-bit weights (engines/model/quantize.h): chain of buffers owned by the model (quantised codes and
+     * scales); cb_model_free must call cb_model_quant_release(m). */
+    void *quant_owned;
+    size_t quant_owned_bytes;
 } cb_model;
 
 /* Load a checkpoint directory (config.json + model.safetensors[.index.json]): parse the config,

@@ -1,0 +1,180 @@
+/* AVX-512 GEMMs for 8-bit weights (see quant.h for the semantics).
+ * Decode (M <= CB_Q8_SKINNY_MAX): weight-streaming dot products, each weight row read from memory once
+ * (it stays in L1 for the other activation rows), codes decoded to fp32 in registers: fp8 through the
+ * f16 converter (code bits placed in an f16 give the value / 256, exactly; the 256 is folded into the
+ * per-row scale), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
+ * handed to the fp32 / bf16 GEMM of kernels.h, scale applied in the epilogue.
+ * int8 fast path: |xq| (u8) × ±w (s8) with vpdpbusd — exact int32 arithmetic.
+ * Parallel over output rows only: results do not depend on the thread count. */
+#include <immintrin.h>
+#include <stdlib.h>
+
+#include "quant.h"
+
+static inline __m512 dec16(const uint8_t *p, __mmask16 mk, bool fp8) {
+    __m128i b = _mm_maskz_loadu_epi8(mk, p);
+    if (fp8) {
+        /* byte s.eeee.mmm → f16 s.0eeee.mmm0000000: shift to the top, arithmetic shift right by one
+         * (copies s into bit 14), clear bit 14 */
+        __m256i w = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8);
+        w = _mm256_and_si256(_mm256_srai_epi16(w, 1), _mm256_set1_epi16((short)0xbfff));
+        return _mm512_cvtph_ps(w);
+    }
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+}
+
+static float dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t k = 0;
+    for (; k + 64 <= K; k += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), dec16(w + k, 0xffff, fp8), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), dec16(w + k + 16, 0xffff, fp8), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), dec16(w + k + 32, 0xffff, fp8), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), dec16(w + k + 48, 0xffff, fp8), a3);
+    }
+    for (; k < K; k += 16) {
+        __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + k), dec16(w + k, mk, fp8), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
+    const bool fp8 = W->dtype == CB_F8_E4M3;
+    const float unit = fp8 ? 256.0f : 1.0f;
+    const int64_t N = W->rows, K = W->cols;
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)n * (size_t)K;
+        const float s = W->scale[n] * unit;
+        for (int m = 0; m < M; m++) {
+            float v = s * dot_q8(X + m * ldx, w, K, fp8);
+            Y[m * ldy + n] = acc ? Y[m * ldy + n] + v : v;
+        }
+    }
+}
+
+/* Decode rows [n0, n0+nb) of W to exact fp32 values (unscaled) into P [nb, K]. */
+static void decode_panel(const cb_weight *W, int64_t n0, int64_t nb, float *P) {
+    const bool fp8 = W->dtype == CB_F8_E4M3;
+    const float unit = fp8 ? 256.0f : 1.0f;
+    const int64_t K = W->cols;
+    const __m512 vu = _mm512_set1_ps(unit);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < nb; r++) {
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)(n0 + r) * (size_t)K;
+        float *p = P + r * K;
+        for (int64_t k = 0; k < K; k += 16) {
+            __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+            _mm512_mask_storeu_ps(p + k, mk, _mm512_mul_ps(dec16(w + k, mk, fp8), vu));
+        }
+    }
+}
+
+static void panels(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc,
+                   bool bf16) {
+    const int64_t N = W->rows, K = W->cols;
+    int64_t nb = ((int64_t)(4u << 20) / (K * 4)) / 16 * 16; /* ~4 MiB of fp32 panel */
+    nb = CB_MAX(16, CB_MIN(256, nb));
+    float *P = malloc((size_t)nb * (size_t)K * sizeof(float));
+    float *T = malloc((size_t)M * (size_t)nb * sizeof(float));
+    if (!P || !T) abort(); /* a few MiB: out of memory */
+    for (int64_t n0 = 0; n0 < N; n0 += nb) {
+        const int64_t cnt = CB_MIN(nb, N - n0);
+        decode_panel(W, n0, cnt, P);
+        cb_weight pw = { .data = P, .dtype = CB_F32, .rows = cnt, .cols = K, .scale = NULL };
+        if (bf16) cb_matmul_bf16(M, X, ldx, &pw, T, nb, false);
+        else cb_matmul(M, X, ldx, &pw, T, nb, false);
+#pragma omp parallel for schedule(static)
+        for (int m = 0; m < M; m++)
+            for (int64_t j = 0; j < cnt; j++) {
+                float v = W->scale[n0 + j] * T[m * nb + j];
+                float *y = &Y[m * ldy + n0 + j];
+                *y = acc ? *y + v : v;
+            }
+    }
+    free(P);
+    free(T);
+}
+
+void cb_matmul_q8_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
+                         bool accumulate) {
+    if (M <= CB_Q8_SKINNY_MAX) skinny(M, X, ldx, W, Y, ldy, accumulate);
+    else panels(M, X, ldx, W, Y, ldy, accumulate, false);
+}
+
+/* ---- int8 × int8 (VNNI) ----
+ * vpdpbusd multiplies unsigned by signed bytes: feed |xq| as the unsigned operand and negate the weight
+ * bytes where xq < 0 (weights are within ±127, so negation is exact). No correction pass over W. */
+static inline __mmask64 tail64(int64_t left) { return left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1); }
+
+static inline __m512i signed_w(const int8_t *w, __mmask64 neg, __mmask64 mk) {
+    __m512i v = _mm512_maskz_loadu_epi8(mk, w);
+    return _mm512_mask_sub_epi8(v, neg, _mm512_setzero_si512(), v);
+}
+
+static int32_t dot_abs(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t k = 0, c = 0;
+    const __mmask64 all = ~(__mmask64)0;
+    for (; k + 256 <= K; k += 256, c += 4) {
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xa + k), signed_w(w + k, neg[c], all));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(xa + k + 64), signed_w(w + k + 64, neg[c + 1], all));
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(xa + k + 128), signed_w(w + k + 128, neg[c + 2], all));
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(xa + k + 192), signed_w(w + k + 192, neg[c + 3], all));
+    }
+    for (; k < K; k += 64, c++) {
+        __mmask64 mk = tail64(K - k);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_maskz_loadu_epi8(mk, xa + k), signed_w(w + k, neg[c], mk));
+    }
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
+}
+
+static void int8_vnni(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
+    const int64_t N = W->rows, K = W->cols, KC = (K + 63) / 64;
+    int8_t *xq = malloc((size_t)M * (size_t)K + 64);
+    float *sx = malloc((size_t)M * sizeof(float) + 64);
+    __mmask64 *neg = malloc((size_t)M * (size_t)KC * sizeof(__mmask64) + 64);
+    if (!xq || !sx || !neg) abort();
+    cb_q8_quantize_activations(M, X, ldx, K, xq, sx);
+    for (int m = 0; m < M; m++) /* |xq| in place, sign bits as masks */
+        for (int64_t c = 0; c < KC; c++) {
+            int8_t *p = xq + (size_t)m * K + c * 64;
+            __mmask64 mk = tail64(K - c * 64);
+            __m512i v = _mm512_maskz_loadu_epi8(mk, p);
+            neg[m * KC + c] = _mm512_movepi8_mask(v) & mk;
+            _mm512_mask_storeu_epi8(p, mk, _mm512_abs_epi8(v));
+        }
+    const uint8_t *xa = (const uint8_t *)xq;
+    const int64_t NB = 8; /* a block of weight rows stays in L1/L2 while every activation row passes */
+#pragma omp parallel for schedule(static)
+    for (int64_t n0 = 0; n0 < N; n0 += NB) {
+        const int64_t cnt = CB_MIN(NB, N - n0);
+        for (int m = 0; m < M; m++)
+            for (int64_t j = 0; j < cnt; j++) {
+                const int8_t *w = (const int8_t *)W->data + (size_t)(n0 + j) * (size_t)K;
+                int32_t d = dot_abs(xa + (size_t)m * K, neg + m * KC, w, K);
+                float v = (float)d * (sx[m] * W->scale[n0 + j]);
+                float *y = &Y[m * ldy + n0 + j];
+                *y = acc ? *y + v : v;
+            }
+    }
+    free(xq);
+    free(sx);
+    free(neg);
+}
+
+void cb_matmul_q8_fast_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
+                              bool accumulate) {
+    if (W->dtype == CB_I8) { int8_vnni(M, X, ldx, W, Y, ldy, accumulate); return; }
+    if (M > CB_Q8_SKINNY_MAX) { panels(M, X, ldx, W, Y, ldy, accumulate, true); return; }
+    /* fp8 decode: bf16-rounded activations through the exact weight-streaming kernel (same semantics as
+     * vdpbf16ps with fp32 accumulation; decode is bandwidth-bound, the dot-product unit is not the limit). */
+    const int64_t K = W->cols;
+    float *xr = malloc((size_t)M * (size_t)K * sizeof(float) + 64);
+    if (!xr) abort();
+    for (int m = 0; m < M; m++)
+        for (int64_t k = 0; k < K; k++) xr[m * K + k] = cb_bf16_to_f32(cb_f32_to_bf16(X[m * ldx + k]));
+    skinny(M, xr, K, W, Y, ldy, accumulate);
+    free(xr);
+}

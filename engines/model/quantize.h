@@ -1,0 +1,34 @@
+/* 8-bit weights for a loaded model (issue 8, docs/quantization.md): quantise the linear projections of a
+ * cb_model at load time, bind checkpoints already stored in F8_E4M3, and count weight bytes by dtype. */
+#ifndef CB_QUANTIZE_H
+#define CB_QUANTIZE_H
+
+#include "model.h"
+
+/* Quantise every linear projection (attention q/k/v/o, MLP gate/up/down, Mamba2 in_proj/out_proj,
+ * lm_head unless tied) from f32/f16/bf16 to `to` (CB_F8_E4M3 or CB_I8), per output channel. Embeddings,
+ * norms, biases and SSM parameters (A_log, D, dt_bias, conv1d) keep their precision. Weights already
+ * in `to` are left alone; weights in the other 8-bit format are an error. Updates m->weight_bytes
+ * (the original buffers are no longer counted: mmapped checkpoint pages are not touched again).
+ * The new buffers are owned by the model (released by cb_model_quant_release). */
+int cb_model_quantize(cb_model *m, cb_dtype to, cb_err *err);
+
+/* For the checkpoint loader, when it meets an F8_E4M3 weight `name` (e.g.
+ * "model.layers.0.self_attn.q_proj.weight"): `w` is that tensor [out, in]; `scale` is its companion
+ * (`<prefix>.weight_scale`, or `<name>_scale`; F32/BF16/F16, shape [out, 1], [out], [1] or [] (per
+ * tensor)); NULL is an error naming the tensor. Fills *out with data = w->data (mmapped, not copied),
+ * dtype CB_F8_E4M3 and an fp32 per-row scale owned by m. Marks both tensors used. */
+int cb_quantized_bind(cb_model *m, cb_tensor *w, cb_tensor *scale, const char *name, cb_weight *out, cb_err *err);
+/* Find the scale tensor for weight `name` in m->st: "<x>.weight" → "<x>.weight_scale", else "<name>_scale".
+ * NULL when neither exists. */
+cb_tensor *cb_quantized_find_scale(const cb_model *m, const char *name);
+
+/* Bytes of every bound weight by storage dtype (scales counted with their 8-bit weight's dtype; the
+ * tied lm_head counted once). */
+void cb_weight_bytes_by_dtype(const cb_model *m, size_t out[CB_DTYPE_COUNT]);
+
+/* Free the buffers cb_model_quantize / cb_quantized_bind allocated (safe to call twice, or on a model
+ * that has none). */
+void cb_model_quant_release(cb_model *m);
+
+#endif

@@ -1,0 +1,174 @@
+/* ctxbench ppl: teacher-forced NLL per context-length bucket on a token file, optionally with 8-bit
+ * weights, or comparing the original model with its 8-bit twin (KL, top-1 agreement, ΔNLL). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engines/model/presets.h"
+#include "../engines/model/quantize.h"
+#include "cli.h"
+#include "quality.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ctxbench ppl --model DIR|PRESET --tokens FILE [options]\n"
+            "  Teacher-forced negative log-likelihood per context-length bucket (log-softmax in double).\n"
+            "  --tokens FILE          raw little-endian int32 ids (*.bin, *.i32) or whitespace-separated decimal ids\n"
+            "  --context N            window length (default: whole file, at most 4096)\n"
+            "  --stride S             window stride when the file is longer than N (default N/2; S <= N); each\n"
+            "                         window rescoring only tokens the previous ones did not score\n"
+            "  --weights-dtype orig|fp8|int8   weights of the evaluated model (default orig)\n"
+            "  --compare fp8|int8     also run the 8-bit twin on the same tokens: KL(orig||q), top-1, dNLL\n"
+            "  --buckets LIST         upper bounds of context-length buckets, e.g. 16,64,256 (default powers of 4)\n"
+            "  --mode exact|fast      activations fp32 (default) or bf16 / int8 (fast)\n"
+            "  --threads N            OpenMP threads (default all)\n"
+            "  --seed N               preset weight seed (default 1)\n"
+            "  --db FILE              store into the harness database (needs harness/store; see report)\n");
+}
+
+static int parse_q8(const char *flag, const char *v, cb_dtype *out, bool allow_orig) {
+    if (allow_orig && strcmp(v, "orig") == 0) { *out = CB_DTYPE_COUNT; return 0; }
+    if (strcmp(v, "fp8") == 0) { *out = CB_F8_E4M3; return 0; }
+    if (strcmp(v, "int8") == 0) { *out = CB_I8; return 0; }
+    fprintf(stderr, "ctxbench ppl: %s expects %sfp8 or int8, got '%s'\n", flag, allow_orig ? "orig, " : "", v);
+    return -1;
+}
+
+static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t *out) {
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || x < lo) {
+        fprintf(stderr, "ctxbench ppl: %s expects an integer >= %lld, got '%s'\n", flag, (long long)lo, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int run_ppl(int argc, char **argv) {
+    static const struct option opts[] = {
+        { "model", required_argument, 0, 'm' },   { "tokens", required_argument, 0, 't' },
+        { "context", required_argument, 0, 'c' }, { "stride", required_argument, 0, 's' },
+        { "weights-dtype", required_argument, 0, 'w' }, { "compare", required_argument, 0, 'q' },
+        { "buckets", required_argument, 0, 'b' }, { "mode", required_argument, 0, 'M' },
+        { "threads", required_argument, 0, 'T' }, { "seed", required_argument, 0, 'S' },
+        { "db", required_argument, 0, 'd' },      { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 } };
+    const char *model = NULL, *tokens = NULL, *buckets = NULL, *db = NULL;
+    int64_t context = 0, stride = 0, threads = 0, seed = 1;
+    cb_dtype wdt = CB_DTYPE_COUNT, cmp = CB_DTYPE_COUNT;
+    cb_engine_opts o;
+    cb_engine_opts_default(&o);
+    o.mode = CB_MODE_EXACT;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 't': tokens = optarg; break;
+        case 'c': if (parse_i64("--context", optarg, 2, &context)) return 2; break;
+        case 's': if (parse_i64("--stride", optarg, 1, &stride)) return 2; break;
+        case 'w': if (parse_q8("--weights-dtype", optarg, &wdt, true)) return 2; break;
+        case 'q': if (parse_q8("--compare", optarg, &cmp, false)) return 2; break;
+        case 'b': buckets = optarg; break;
+        case 'M':
+            if (strcmp(optarg, "exact") == 0) o.mode = CB_MODE_EXACT;
+            else if (strcmp(optarg, "fast") == 0) o.mode = CB_MODE_FAST;
+            else { fprintf(stderr, "ctxbench ppl: --mode expects exact or fast, got '%s'\n", optarg); return 2; }
+            break;
+        case 'T': if (parse_i64("--threads", optarg, 0, &threads)) return 2; break;
+        case 'S': if (parse_i64("--seed", optarg, 0, &seed)) return 2; break;
+        case 'd': db = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            fprintf(stderr, "ctxbench ppl: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || !model || !tokens) {
+        fprintf(stderr, "ctxbench ppl: --model and --tokens are required (and no positional arguments)\n");
+        usage(stderr);
+        return 2;
+    }
+    if (cmp != CB_DTYPE_COUNT && wdt != CB_DTYPE_COUNT) {
+        fprintf(stderr, "ctxbench ppl: --compare runs the original weights against the 8-bit ones; drop --weights-dtype\n");
+        return 2;
+    }
+    if (db) {
+        fprintf(stderr, "ctxbench ppl: --db: this build has no harness store API (harness/store.h); results are printed only\n");
+        return 2;
+    }
+    o.threads = (int)threads;
+    o.kv_dtype = o.mode == CB_MODE_EXACT ? CB_F32 : CB_BF16;
+    cb_err err = { "" };
+    cb_model m, mq;
+    memset(&m, 0, sizeof m);
+    memset(&mq, 0, sizeof mq);
+    int32_t *ids = NULL;
+    int64_t T = 0;
+    int rc = 1;
+    cb_quality_bucket b[64];
+    if (cb_model_open(model, (uint64_t)seed, CB_BF16, &m, &err)) goto fail;
+    if (wdt != CB_DTYPE_COUNT && cb_model_quantize(&m, wdt, &err)) goto fail;
+    if (cmp != CB_DTYPE_COUNT &&
+        (cb_model_open(model, (uint64_t)seed, CB_BF16, &mq, &err) || cb_model_quantize(&mq, cmp, &err)))
+        goto fail;
+    if (cb_tokens_read(tokens, m.cfg.vocab, &ids, &T, &err)) goto fail;
+    if (context == 0) context = CB_MIN(T, 4096);
+    if (stride == 0) stride = CB_MAX(1, context / 2);
+    if (stride > context) {
+        fprintf(stderr, "ctxbench ppl: --stride %lld > --context %lld would leave tokens unscored\n",
+                (long long)stride, (long long)context);
+        rc = 2;
+        goto out;
+    }
+    int nb = cb_quality_buckets(buckets, context, b, 64, &err);
+    if (nb < 0) { fprintf(stderr, "ctxbench ppl: %s\n", err.msg); rc = 2; goto out; }
+    if (cb_ppl_eval(&m, cmp != CB_DTYPE_COUNT ? &mq : NULL, &o, ids, T, context, stride, b, nb, &err)) goto fail;
+
+    bool q = cmp != CB_DTYPE_COUNT;
+    printf("ppl: model=%s weights=%s tokens=%lld context=%lld stride=%lld mode=%s%s%s\n", m.name,
+           wdt == CB_DTYPE_COUNT ? "orig" : cb_dtype_name(wdt), (long long)T, (long long)context, (long long)stride,
+           o.mode == CB_MODE_EXACT ? "exact" : "fast", q ? " compare=" : "", q ? cb_dtype_name(cmp) : "");
+    printf("%-15s %8s %10s %10s", "context", "tokens", "nll", "ppl");
+    if (q) printf(" %10s %10s %10s %8s", "nll_q", "dnll", "kl", "top1");
+    printf("\n");
+    cb_quality_bucket all = { .lo = 1, .hi = context };
+    for (int i = 0; i <= nb; i++) {
+        cb_quality_bucket *k = i < nb ? &b[i] : &all;
+        if (i < nb) {
+            all.n += k->n; all.nll += k->nll; all.nll_q += k->nll_q; all.kl += k->kl; all.top1_agree += k->top1_agree;
+        }
+        if (k->n == 0) continue;
+        char label[40];
+        if (i < nb) snprintf(label, sizeof label, "%lld-%lld", (long long)k->lo, (long long)k->hi);
+        else snprintf(label, sizeof label, "all");
+        double nll = k->nll / (double)k->n;
+        printf("%-15s %8lld %10.6f %10.4f", label, (long long)k->n, nll, exp(nll));
+        if (q) {
+            double nq = k->nll_q / (double)k->n;
+            printf(" %10.6f %+10.6f %10.3e %7.3f%%", nq, nq - nll, k->kl / (double)k->n,
+                   100.0 * (double)k->top1_agree / (double)k->n);
+        }
+        printf("\n");
+    }
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "ctxbench ppl: %s\n", err.msg);
+out:
+    free(ids);
+    cb_model_quant_release(&m);
+    cb_model_quant_release(&mq);
+    cb_model_free(&m);
+    cb_model_free(&mq);
+    return rc;
+}
+
+static const cb_command ppl_cmd = { "ppl", "teacher-forced NLL per context bucket; 8-bit vs original (KL, top-1)",
+                                    run_ppl };
+CB_REGISTER_COMMAND(ppl_cmd);

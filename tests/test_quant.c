@@ -1,0 +1,303 @@
+/* 8-bit weights: exact fp8 E4M3 codes (all 256), int8 rounding, per-row quantisation bounds, and the
+ * 8-bit GEMMs: AVX-512 vs portable twins on ragged sizes for both formats and both modes, 1 vs 2
+ * threads bit-identical, and the dequantised GEMM vs the fp32 GEMM within each format's error bound. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engines/kernels/quant.h"
+
+/* Independent fp8 decoder from the OCP definition (bias 7, subnormal step 2^-9, S.1111.111 NaN). */
+static double fp8_spec(int c) {
+    int s = c >> 7, e = (c >> 3) & 15, m = c & 7;
+    if (e == 15 && m == 7) return NAN;
+    double v = e == 0 ? m * pow(2, -9) : (1 + m / 8.0) * pow(2, e - 7);
+    return s ? -v : v;
+}
+
+Test(quant, fp8_decode_all_codes) {
+    for (int c = 0; c < 256; c++) {
+        double want = fp8_spec(c);
+        float got = cb_fp8_to_f32((uint8_t)c);
+        if (isnan(want)) cr_assert(isnan(got), "code %#x must be NaN", c);
+        else cr_assert_eq((double)got, want, "code %#x: %g != %g", c, (double)got, want);
+    }
+    cr_assert_eq(cb_fp8_to_f32(0x7e), 448.0f);
+    cr_assert_eq(cb_fp8_to_f32(0x01), 0x1p-9f);
+}
+
+Test(quant, fp8_roundtrip_and_rne) {
+    for (int c = 0; c < 256; c++) {
+        float v = cb_fp8_to_f32((uint8_t)c);
+        if (isnan(v)) { cr_assert_eq(cb_f32_to_fp8(v) & 0x7f, CB_FP8_NAN); continue; }
+        if (c == 0x80) { cr_assert_eq(cb_f32_to_fp8(v), 0x80); continue; } /* -0 keeps its sign */
+        cr_assert_eq(cb_f32_to_fp8(v), c, "code %#x does not round-trip", c);
+    }
+    /* Every finite code pair (a < b adjacent): values strictly between go to the nearer, the midpoint to
+     * the even code (even mantissa). Checked on the positive codes 0..0x7e. */
+    for (int c = 0; c < 0x7e; c++) {
+        float a = cb_fp8_to_f32((uint8_t)c), b = cb_fp8_to_f32((uint8_t)(c + 1));
+        float mid = (a + b) / 2; /* exact in fp32 */
+        int even = (c & 1) ? c + 1 : c;
+        cr_assert_eq(cb_f32_to_fp8(mid), even, "midpoint of %#x/%#x", c, c + 1);
+        cr_assert_eq(cb_f32_to_fp8(nextafterf(mid, 0)), c);
+        cr_assert_eq(cb_f32_to_fp8(nextafterf(mid, 1000)), c + 1);
+        cr_assert_eq(cb_f32_to_fp8(-nextafterf(mid, 0)), c | 0x80);
+    }
+    /* Saturation, never NaN for finite or infinite inputs. */
+    cr_assert_eq(cb_f32_to_fp8(449.0f), 0x7e);
+    cr_assert_eq(cb_f32_to_fp8(1e30f), 0x7e);
+    cr_assert_eq(cb_f32_to_fp8(-INFINITY), 0xfe);
+    cr_assert_eq(cb_f32_to_fp8(NAN) & 0x7f, 0x7f);
+    cr_assert_eq(cb_f32_to_fp8(1e-30f), 0x00);
+    cr_assert_eq(cb_f32_to_fp8(0x1p-10f), 0x00);                  /* half the smallest subnormal: tie to even 0 */
+    cr_assert_eq(cb_f32_to_fp8(nextafterf(0x1p-10f, 1)), 0x01);
+}
+
+Test(quant, int8_rounding) {
+    cr_assert_eq(cb_f32_to_i8(0.5f), 0);
+    cr_assert_eq(cb_f32_to_i8(1.5f), 2);
+    cr_assert_eq(cb_f32_to_i8(2.5f), 2);
+    cr_assert_eq(cb_f32_to_i8(-2.5f), -2);
+    cr_assert_eq(cb_f32_to_i8(126.6f), 127);
+    cr_assert_eq(cb_f32_to_i8(300.0f), 127);
+    cr_assert_eq(cb_f32_to_i8(-300.0f), -127);
+    cr_assert_eq(cb_f32_to_i8(NAN), 0);
+}
+
+static float frand(cb_rng *r) { return cb_rng_uniform(r); }
+
+/* Per-row quantisation: error of each element within half a quantisation step of its row. */
+Test(quant, quantize_rows_bounds) {
+    const int64_t R = 37, C = 101;
+    cb_rng rng = { 7 };
+    uint16_t *src = malloc(R * C * 2);
+    for (int64_t i = 0; i < R * C; i++) src[i] = cb_f32_to_bf16(frand(&rng) * (float)(1 + i % 5));
+    memset(src + 3 * C, 0, C * 2); /* an all-zero row */
+    uint8_t *q = malloc(R * C);
+    float *s = malloc(R * sizeof(float));
+    cb_dtype fmts[] = { CB_F8_E4M3, CB_I8 };
+    for (int f = 0; f < 2; f++) {
+        cr_assert_eq(cb_quantize_rows(src, CB_BF16, R, C, fmts[f], q, s, NULL), 0);
+        for (int64_t r = 0; r < R; r++) {
+            float amax = 0;
+            for (int64_t k = 0; k < C; k++) amax = fmaxf(amax, fabsf(cb_bf16_to_f32(src[r * C + k])));
+            for (int64_t k = 0; k < C; k++) {
+                float w = cb_bf16_to_f32(src[r * C + k]);
+                float dq = fmts[f] == CB_I8 ? s[r] * (int8_t)q[r * C + k] : s[r] * cb_fp8_to_f32(q[r * C + k]);
+                /* int8: half a step (amax/254); fp8: half an ulp of 3 mantissa bits (2^-4 relative) or half
+                 * the subnormal step (scale·2^-10) */
+                double bound = fmts[f] == CB_I8 ? amax / 254.0 * 1.0001 : fmax(fabs(w) / 16.0, s[r] * 0x1p-10) * 1.0001;
+                cr_assert_leq(fabs(dq - w), bound + 1e-12, "fmt %d row %lld col %lld: %g vs %g", f, (long long)r,
+                              (long long)k, (double)dq, (double)w);
+            }
+        }
+        cr_assert_eq(s[3], 1.0f);
+    }
+    float bad[2] = { 1.0f, NAN };
+    cb_err e;
+    cr_assert_eq(cb_quantize_rows(bad, CB_F32, 1, 2, CB_I8, q, s, &e), -1);
+    cr_assert(strstr(e.msg, "row 0"), "%s", e.msg);
+    cr_assert_eq(cb_quantize_rows(bad, CB_I32, 1, 2, CB_I8, q, s, &e), -1);
+    free(src); free(q); free(s);
+}
+
+typedef struct {
+    cb_weight w;
+    uint8_t *q;
+    float *s, *wf; /* original fp32 weights */
+} qweight;
+
+static qweight make_q(cb_dtype fmt, int64_t N, int64_t K, uint64_t seed) {
+    qweight o;
+    cb_rng rng = { seed };
+    o.wf = malloc(N * K * sizeof(float));
+    o.q = malloc(N * K + 1);
+    o.s = malloc(N * sizeof(float));
+    for (int64_t i = 0; i < N * K; i++) o.wf[i] = frand(&rng) * (float)(1 + (i / K) % 3);
+    cr_assert_eq(cb_quantize_rows(o.wf, CB_F32, N, K, fmt, o.q, o.s, NULL), 0);
+    o.w = (cb_weight){ .data = o.q, .dtype = fmt, .rows = N, .cols = K, .scale = o.s };
+    return o;
+}
+static void free_q(qweight *o) { free(o->wf); free(o->q); free(o->s); }
+
+typedef void (*gemm_fn)(int, const float *, int64_t, const cb_weight *, float *, int64_t, bool);
+
+static float *run(gemm_fn f, int M, const float *X, int64_t ldx, const cb_weight *W, int threads, bool acc) {
+    float *Y = malloc((size_t)M * (W->rows + 3) * sizeof(float));
+    for (int64_t i = 0; i < M * (W->rows + 3); i++) Y[i] = 0.25f;
+    omp_set_num_threads(threads);
+    f(M, X, ldx, W, Y, W->rows + 3, acc);
+    omp_set_num_threads(2);
+    return Y;
+}
+
+static const int MS[] = { 1, 3, 17, 40 };
+static const int64_t NS[] = { 1, 17, 65 };
+static const int64_t KS[] = { 1, 15, 63, 130, 257 };
+
+static void twins(bool fast) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
+    if (fast && !__builtin_cpu_supports("avx512vnni")) cr_skip_test("CPU lacks AVX512_VNNI");
+    cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
+    cb_dtype fmts[] = { CB_F8_E4M3, CB_I8 };
+    cb_rng rng = { 11 };
+    for (int f = 0; f < 2; f++)
+        for (size_t a = 0; a < sizeof MS / sizeof *MS; a++)
+            for (size_t b = 0; b < sizeof NS / sizeof *NS; b++)
+                for (size_t c = 0; c < sizeof KS / sizeof *KS; c++) {
+                    int M = MS[a];
+                    int64_t N = NS[b], K = KS[c], ldx = K + 5;
+                    qweight q = make_q(fmts[f], N, K, 100 + a * 31 + b * 7 + c);
+                    float *X = malloc(M * ldx * sizeof(float));
+                    for (int64_t i = 0; i < M * ldx; i++) X[i] = frand(&rng);
+                    bool acc = (a + c) % 2;
+                    float *yr = run(fast ? cb_matmul_q8_fast_ref : cb_matmul_q8_ref, M, X, ldx, &q.w, 2, acc);
+                    float *y1 = run(fast ? cb_matmul_q8_fast_avx512 : cb_matmul_q8_avx512, M, X, ldx, &q.w, 1, acc);
+                    float *y2 = run(fast ? cb_matmul_q8_fast_avx512 : cb_matmul_q8_avx512, M, X, ldx, &q.w, 2, acc);
+                    for (int m = 0; m < M; m++)
+                        for (int64_t n = 0; n < N; n++) {
+                            int64_t i = m * (N + 3) + n;
+                            cr_assert_eq(memcmp(&y1[i], &y2[i], 4), 0, "1 vs 2 threads differ");
+                            /* bound: fp32 reassociation, relative to Σ|x||w| */
+                            double mag = 0.25;
+                            for (int64_t k = 0; k < K; k++) mag += fabs(X[m * ldx + k] * q.wf[n * K + k]) * 1.1;
+                            bool exact_int = fast && fmts[f] == CB_I8;
+                            double tol = exact_int ? 0 : 1e-6 * mag;
+                            cr_assert_leq(fabs(y1[i] - yr[i]), tol, "fmt %d fast %d M %d N %lld K %lld: %g vs %g",
+                                          f, fast, M, (long long)N, (long long)K, (double)y1[i], (double)yr[i]);
+                        }
+                    free(yr); free(y1); free(y2); free(X); free_q(&q);
+                }
+}
+
+Test(quant, gemm_exact_avx512_vs_portable) { twins(false); }
+Test(quant, gemm_fast_avx512_vs_portable) { twins(true); }
+
+/* Dequantised GEMM vs the fp32 GEMM on the original weights: |Δy| ≤ Σ_k |x_k|·|Δw_k|, with the per-element
+ * weight bound of the format (checked in quantize_rows_bounds) + fp32 slack; fast modes add the
+ * activation rounding (bf16: 2^-9 relative; int8: half a step max|x|/254). */
+Test(quant, gemm_vs_fp32_within_format_bound) {
+    cb_kernels_set_path(cb_kernels_best_path());
+    const int M = 5;
+    const int64_t N = 33, K = 300;
+    cb_rng rng = { 5 };
+    cb_dtype fmts[] = { CB_F8_E4M3, CB_I8 };
+    for (int f = 0; f < 2; f++) {
+        qweight q = make_q(fmts[f], N, K, 77 + f);
+        float *X = malloc(M * K * sizeof(float));
+        for (int64_t i = 0; i < M * K; i++) X[i] = frand(&rng);
+        for (int fast = 0; fast < 2; fast++) {
+            float *Y = run(fast ? cb_matmul_q8_fast : cb_matmul_q8, M, X, K, &q.w, 2, false);
+            for (int m = 0; m < M; m++) {
+                float xmax = 0;
+                for (int64_t k = 0; k < K; k++) xmax = fmaxf(xmax, fabsf(X[m * K + k]));
+                for (int64_t n = 0; n < N; n++) {
+                    double exact = 0, bound = 0, amax = 0;
+                    for (int64_t k = 0; k < K; k++) amax = fmax(amax, fabs(q.wf[n * K + k]));
+                    for (int64_t k = 0; k < K; k++) {
+                        double x = X[m * K + k], w = q.wf[n * K + k];
+                        exact += x * w;
+                        double dw = fmts[f] == CB_I8 ? amax / 254 : fmax(fabs(w) / 16, amax / 448 * 0x1p-10);
+                        double dx = !fast ? 0 : fmts[f] == CB_I8 ? xmax / 254.0 : fabs(x) * 0x1p-9;
+                        bound += fabs(x) * dw + dx * (fabs(w) + dw) + 1e-6 * fabs(x * w);
+                    }
+                    cr_assert_leq(fabs(Y[m * (N + 3) + n] - exact), bound, "fmt %d fast %d", f, fast);
+                    /* and not trivially: the bound is far below the output scale */
+                }
+            }
+            free(Y);
+        }
+        free(X);
+        free_q(&q);
+    }
+}
+
+#include "../engines/model/quantize.h"
+
+/* A hand-built one-layer model: linear weights become 8-bit, embeddings / norms / SSM parameters stay,
+ * a tied lm_head stays with the embedding, bytes by dtype add up, release frees everything. */
+Test(quant, model_quantize_scope_and_bytes) {
+    cb_model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "hand");
+    m.cfg.n_layers = 2;
+    const int d = 32, ff = 48;
+    uint16_t *buf = calloc(100000, 2);
+    cb_rng rng = { 3 };
+    for (int i = 0; i < 100000; i++) buf[i] = cb_f32_to_bf16(frand(&rng));
+    size_t off = 0;
+#define W(r, c) ((cb_weight){ .data = buf + (off += (size_t)(r) * (c)) - (size_t)(r) * (c), .dtype = CB_BF16, .rows = (r), .cols = (c) })
+    m.embed = W(64, d);
+    m.lm_head = m.embed;
+    m.final_norm = W(1, d);
+    m.layers[0].kind = CB_MIXER_ATTENTION;
+    m.layers[0].in_norm = W(1, d);
+    m.layers[0].attn.q = W(d, d); m.layers[0].attn.k = W(16, d); m.layers[0].attn.v = W(16, d); m.layers[0].attn.o = W(d, d);
+    m.layers[0].ff_norm = W(1, d);
+    m.layers[0].mlp.gate = W(ff, d); m.layers[0].mlp.up = W(ff, d); m.layers[0].mlp.down = W(d, ff);
+    m.layers[1].kind = CB_MIXER_MAMBA2;
+    m.layers[1].in_norm = W(1, d);
+    m.layers[1].mamba.in_proj = W(150, d); m.layers[1].mamba.out_proj = W(d, 64);
+    m.layers[1].mamba.conv_w = W(96, 4); m.layers[1].mamba.A_log = W(1, 4); m.layers[1].mamba.D = W(1, 4);
+    m.layers[1].mamba.dt_bias = W(1, 4); m.layers[1].mamba.norm = W(1, 64);
+#undef W
+    size_t before[CB_DTYPE_COUNT], after[CB_DTYPE_COUNT];
+    cb_weight_bytes_by_dtype(&m, before);
+    m.weight_bytes = before[CB_BF16];
+    cr_assert_eq(before[CB_BF16], off * 2);
+    cr_assert_eq(cb_model_quantize(&m, CB_F8_E4M3, NULL), 0);
+    cb_weight_bytes_by_dtype(&m, after);
+    size_t lin = (size_t)d * d * 2 + 16 * d * 2 + ff * d * 3 + 150 * d + d * 64;
+    size_t rows = d * 2 + 32 + ff * 2 + d + 150 + d;
+    cr_assert_eq(after[CB_F8_E4M3], lin + rows * 4);
+    cr_assert_eq(after[CB_BF16], (off - lin) * 2, "embeddings, norms and SSM parameters stay bf16");
+    cr_assert_eq(m.weight_bytes, after[CB_BF16] + after[CB_F8_E4M3]);
+    cr_assert_eq(m.lm_head.dtype, CB_BF16, "tied lm_head stays the embedding");
+    cr_assert_eq(m.layers[1].mamba.A_log.dtype, CB_BF16);
+    cr_assert_eq(m.layers[0].attn.q.dtype, CB_F8_E4M3);
+    cr_assert_not_null(m.layers[0].attn.q.scale);
+    /* idempotent for the same format, refused for the other */
+    cr_assert_eq(cb_model_quantize(&m, CB_F8_E4M3, NULL), 0);
+    cb_err e;
+    cr_assert_eq(cb_model_quantize(&m, CB_I8, &e), -1);
+    cr_assert(strstr(e.msg, "layer 0 q_proj"), "%s", e.msg);
+    cr_assert_eq(cb_model_quantize(&m, CB_BF16, &e), -1);
+    cb_model_quant_release(&m);
+    cr_assert_null(m.quant_owned);
+    free(buf);
+}
+
+/* Pre-quantised F8_E4M3 checkpoint tensors: per-channel [out, 1] and per-tensor scalar scales. */
+Test(quant, quantized_bind_layouts) {
+    cb_model m;
+    memset(&m, 0, sizeof m);
+    uint8_t codes[6] = { 0x38, 0x40, 0xb8, 0x00, 0x7e, 0x01 };
+    float sc[3] = { 0.5f, 2.0f, 0.25f };
+    uint16_t sc1 = cb_f32_to_bf16(3.0f);
+    cb_tensor w = { .name = "x.weight", .dtype = CB_F8_E4M3, .ndim = 2, .shape = { 3, 2 }, .data = codes };
+    cb_tensor s = { .name = "x.weight_scale", .dtype = CB_F32, .ndim = 2, .shape = { 3, 1 }, .data = sc };
+    cb_tensor s1 = { .name = "x.weight_scale", .dtype = CB_BF16, .ndim = 0, .data = &sc1 };
+    cb_weight out;
+    cr_assert_eq(cb_quantized_bind(&m, &w, &s, "x.weight", &out, NULL), 0);
+    cr_assert_eq(out.rows, 3); cr_assert_eq(out.cols, 2);
+    cr_assert_eq(out.scale[1], 2.0f);
+    cr_assert(w.used && s.used);
+    cr_assert_eq(cb_quantized_bind(&m, &w, &s1, "x.weight", &out, NULL), 0);
+    cr_assert_eq(out.scale[2], 3.0f);
+    /* y = scale · Σ x·q through the GEMM: row 0 codes 1.0, 2.0 → 0.5·(1 + 2·2)... with per-tensor 3 */
+    float x[2] = { 1.0f, 2.0f }, y[3];
+    cb_matmul_q8(1, x, 2, &out, y, 3, false);
+    cr_assert_float_eq(y[0], 3.0f * (1.0f + 2.0f * 2.0f), 1e-6);
+    cr_assert_float_eq(y[2], 3.0f * (448.0f + 2.0f * 0x1p-9f), 1e-3);
+    cb_err e;
+    cb_tensor bad = s;
+    bad.shape[0] = 2;
+    cr_assert_eq(cb_quantized_bind(&m, &w, &bad, "x.weight", &out, &e), -1);
+    cr_assert(strstr(e.msg, "x.weight_scale"), "%s", e.msg);
+    cr_assert_eq(cb_quantized_bind(&m, &w, NULL, "x.weight", &out, &e), -1);
+    cb_model_quant_release(&m);
+}
