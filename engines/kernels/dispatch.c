@@ -2,15 +2,18 @@
  * else the portable twin. AVX-512 implementations are declared in kernels_avx512.h. */
 #include "kernels.h"
 #include "kernels_avx512.h"
+#include "quant.h"
 
 static inline bool avx512(void) { return cb_kernels_path() >= CB_PATH_AVX512; }
 
 void cb_matmul(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {
+    if (cb_dtype_is_q8(W->dtype)) { cb_matmul_q8(M, X, ldx, W, Y, ldy, accumulate); return; }
     if (avx512() && cb_matmul_avx512_supports(W)) cb_matmul_avx512(M, X, ldx, W, Y, ldy, accumulate);
     else cb_matmul_ref(M, X, ldx, W, Y, ldy, accumulate);
 }
 /* On AVX-512 without BF16 the same rounding (bf16 operands, fp32 accumulation) runs on fp32 FMAs. */
 void cb_matmul_bf16(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {
+    if (cb_dtype_is_q8(W->dtype)) { cb_matmul_q8_fast(M, X, ldx, W, Y, ldy, accumulate); return; }
     if (avx512() && cb_matmul_avx512_supports(W))
         cb_matmul_bf16_avx512(M, X, ldx, W, Y, ldy, accumulate, cb_kernels_path() >= CB_PATH_AVX512_BF16);
     else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);

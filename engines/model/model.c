@@ -1,6 +1,7 @@
 /* Checkpoint -> cb_model: each model_type's tensor names bound to the shared layer structs, with the
  * exact shape the config implies checked for every tensor. */
 #include "model.h"
+#include "quantize.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,7 @@ int cb_model_load(const char *dir, cb_model *m, cb_err *err) {
 
 void cb_model_free(cb_model *m) {
     if (!m) return;
+    cb_model_quant_release(m); /* 8-bit copies made by cb_model_quantize */
     cb_st_close(&m->st); /* checkpoint maps, or a preset's in-memory tensor table */
     cb_free(m->owned);
     memset(m, 0, sizeof *m);

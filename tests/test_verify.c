@@ -1,0 +1,94 @@
+/* Fidelity: every engine against the fixtures' transformers logits, through the CLI exactly as a user
+ * runs it (`ctxbench verify`), over the prefill lengths, SSD chunk sizes, thread counts and batch
+ * shapes the engine issues list. Each case checks the exit status and the PASS line. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void verify_ok(const char *args) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin) bin = "build/ctxbench";
+    char cmd[1024], line[1024], last[1024] = "";
+    snprintf(cmd, sizeof cmd, "%s verify %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "cannot run %s", cmd);
+    while (fgets(line, sizeof line, p))
+        if (!strncmp(line, "verify: model_type=", 19)) snprintf(last, sizeof last, "%s", line);
+    int st = pclose(p);
+    cr_assert(strstr(last, "result=PASS") != NULL, "`ctxbench verify %s` did not pass: '%s'", args, last);
+    cr_assert_eq(st, 0, "`ctxbench verify %s` exited with status %d", args, st);
+}
+
+#define LLAMA "tests/fixtures/llama-tiny"
+#define MAMBA "tests/fixtures/mamba2-tiny"
+#define BAMBA "tests/fixtures/bamba-tiny"
+
+Test(verify_llama, prefill_lengths_one_thread) {
+    const char *p[] = { "1", "37", "120", "159" };
+    for (int i = 0; i < 4; i++) {
+        char a[256];
+        snprintf(a, sizeof a, LLAMA " --threads 1 --prefill %s", p[i]);
+        verify_ok(a);
+    }
+}
+Test(verify_llama, prefill_lengths_two_threads) {
+    verify_ok(LLAMA " --threads 2 --prefill 1");
+    verify_ok(LLAMA " --threads 2 --prefill 37");
+    verify_ok(LLAMA " --threads 2 --prefill 159");
+}
+Test(verify_llama, batch_of_three) { verify_ok(LLAMA " --batch 3 --prefill 120"); }
+Test(verify_llama, small_prefill_chunks) { verify_ok(LLAMA " --prefill 150 --prefill-chunk 16"); }
+Test(verify_llama, fast_mode) { verify_ok(LLAMA " --mode fast"); }
+
+Test(verify_mamba2, prefill_lengths) {
+    const char *p[] = { "1", "15", "16", "17", "100", "159" };
+    for (int i = 0; i < 6; i++) {
+        char a[256];
+        snprintf(a, sizeof a, MAMBA " --threads %d --prefill %s", 1 + i % 2, p[i]);
+        verify_ok(a);
+    }
+}
+Test(verify_mamba2, ssd_chunk_sizes) {
+    const char *c[] = { "8", "16", "64", "256" };
+    for (int i = 0; i < 4; i++) {
+        char a[256];
+        snprintf(a, sizeof a, MAMBA " --prefill 100 --ssd-chunk %s", c[i]);
+        verify_ok(a);
+    }
+}
+Test(verify_mamba2, prefill_in_pieces_and_threads) {
+    verify_ok(MAMBA " --prefill 150 --prefill-chunk 17 --threads 1");
+    verify_ok(MAMBA " --prefill 150 --prefill-chunk 17 --threads 2");
+}
+Test(verify_mamba2, batch_of_three) { verify_ok(MAMBA " --batch 3 --prefill 100"); }
+/* Fast mode (bf16 activations in every projection) is verified for llama only: on mamba2-tiny it
+ * measures max_abs 0.052 and on bamba-tiny 0.148 (argmax 99.4% / 97.5%) against the 5e-2 tolerance —
+ * a known open issue in the Mamba2 mixer's bf16 projections (docs/performance.md). */
+
+Test(verify_bamba, prefill_lengths) {
+    const char *p[] = { "1", "16", "100", "159" };
+    for (int i = 0; i < 4; i++) {
+        char a[256];
+        snprintf(a, sizeof a, BAMBA " --threads %d --prefill %s", 1 + i % 2, p[i]);
+        verify_ok(a);
+    }
+}
+Test(verify_bamba, ssd_chunk_sizes) {
+    verify_ok(BAMBA " --prefill 100 --ssd-chunk 8");
+    verify_ok(BAMBA " --prefill 100 --ssd-chunk 256");
+}
+Test(verify_bamba, batch_of_three) { verify_ok(BAMBA " --batch 3 --prefill 100 --threads 2"); }
+Test(verify_bamba, long_reference) {
+    verify_ok(BAMBA " --reference reference-long.safetensors --prefill 1472");
+}
+
+Test(verify_cli, rejects_unknown_flags_and_missing_dirs) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin) bin = "build/ctxbench";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s verify --no-such-flag " LLAMA " >/dev/null 2>&1", bin);
+    cr_assert_neq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s verify /nonexistent/dir >/dev/null 2>&1", bin);
+    cr_assert_neq(system(cmd), 0);
+}
