@@ -1,0 +1,81 @@
+/* Issue 5: the memory plan of the bamba-9b preset equals the analytic formula to the byte, for several
+ * context lengths, computed from the config alone (no 9B weights allocated). */
+#include <criterion/criterion.h>
+
+#include "../engines/engine.h"
+#include "../engines/model/presets.h"
+
+static void plan_9b(const char *preset, cb_dtype kv, cb_dtype state, int64_t n, int batch, cb_memory_report *r) {
+    cb_config cfg;
+    cb_err err = { 0 };
+    cr_assert_eq(cb_preset_config(preset, &cfg, &err), 0, "%s", err.msg);
+    const cb_engine_ops *ops = cb_engine_for_config(&cfg);
+    cr_assert_not_null(ops, "no engine for %s", preset);
+    cb_engine_opts o;
+    cb_engine_opts_default(&o);
+    o.kv_dtype = kv;
+    o.state_dtype = state;
+    ops->plan(&cfg, &o, n, batch, r);
+}
+
+Test(memory_plan, bamba_9b_matches_the_formula_to_the_byte) {
+    const int64_t contexts[] = { 4096, 32768, 131072, 1048576 };
+    for (int i = 0; i < 4; i++) {
+        for (int kvi = 0; kvi < 2; kvi++) {
+            cb_dtype kv = kvi ? CB_F32 : CB_BF16;
+            cb_memory_report r;
+            int64_t N = contexts[i];
+            plan_9b("bamba-9b", kv, CB_F32, N, 1, &r);
+            cr_assert_eq(r.kv_cache, (size_t)(2LL * 3 * 8 * 128 * N * (int64_t)cb_dtype_size(kv)), "KV at N=%lld", (long long)N);
+            cr_assert_eq(r.ssm_state, (size_t)(29LL * 128 * 64 * 128 * 4));
+            cr_assert_eq(r.conv_state, (size_t)(29LL * (8192 + 2 * 128) * 3 * 4));
+            cr_assert_eq(r.total, r.weights + r.kv_cache + r.ssm_state + r.conv_state + r.scratch);
+        }
+    }
+    /* batch scales per-sequence state linearly; bf16 conv state halves it */
+    cb_memory_report one, four, half;
+    plan_9b("bamba-9b", CB_BF16, CB_F32, 32768, 1, &one);
+    plan_9b("bamba-9b", CB_BF16, CB_F32, 32768, 4, &four);
+    plan_9b("bamba-9b", CB_BF16, CB_BF16, 32768, 1, &half);
+    cr_assert_eq(four.kv_cache, 4 * one.kv_cache);
+    cr_assert_eq(four.ssm_state, 4 * one.ssm_state);
+    cr_assert_eq(half.conv_state, (size_t)(29LL * (8192 + 2 * 128) * 3 * 2));
+}
+
+Test(memory_plan, transformer_9b_keeps_kv_in_all_32_layers) {
+    cb_memory_report r;
+    plan_9b("transformer-9b", CB_BF16, CB_F32, 1048576, 1, &r);
+    cr_assert_eq(r.kv_cache, (size_t)(2LL * 32 * 8 * 128 * 1048576 * 2));
+    cr_assert_eq(r.ssm_state, 0);
+    plan_9b("mamba2-9b", CB_BF16, CB_F32, 1048576, 1, &r);
+    cr_assert_eq(r.kv_cache, 0);
+    cr_assert_eq(r.ssm_state, (size_t)(32LL * 128 * 64 * 128 * 4));
+}
+
+/* plan() is what create() + memory() report, category by category, for every built-in architecture. */
+Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
+    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny" };
+    for (int i = 0; i < 3; i++) {
+        cb_model m;
+        cb_err err = { 0 };
+        cr_assert_eq(cb_preset_create(presets[i], 1, CB_BF16, &m, &err), 0, "%s", err.msg);
+        const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
+        cb_engine_opts o;
+        cb_engine_opts_default(&o);
+        o.max_context = 3000;
+        o.max_batch = 3;
+        o.threads = 2;
+        cb_engine *e;
+        cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
+        cb_memory_report want, got;
+        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
+        ops->memory(e, &got);
+        cr_assert_eq(got.weights, want.weights, "%s weights", presets[i]);
+        cr_assert_eq(got.kv_cache, want.kv_cache, "%s kv", presets[i]);
+        cr_assert_eq(got.ssm_state, want.ssm_state, "%s ssm", presets[i]);
+        cr_assert_eq(got.conv_state, want.conv_state, "%s conv", presets[i]);
+        cr_assert_eq(got.scratch, want.scratch, "%s scratch", presets[i]);
+        ops->destroy(e);
+        cb_model_free(&m);
+    }
+}
