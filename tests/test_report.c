@@ -29,7 +29,7 @@ static char *report_for(bool schema_only, char **tex_out) {
 Test(report, every_claim_with_verdict_and_point_ids) {
     char *tex = NULL, *md = report_for(false, &tex);
     for (int i = 1; i <= 4; i++) {
-        char h[8];
+        char h[24];
         snprintf(h, sizeof h, "## C%d", i);
         cr_assert(strstr(md, h), "no section %s", h);
     }
