@@ -6,26 +6,8 @@
 #include <math.h>
 
 #include "attention.h"
+#include "vexp_avx512.h"
 
-/* exp(x) for x <= 0 (inputs are s - max); |rel err| ~ 2e-7. -inf and very negative -> 0. */
-static inline __m512 exp512(__m512 x) {
-    const __m512 lo = _mm512_set1_ps(-87.0f);
-    __mmask16 tiny = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    x = _mm512_max_ps(x, lo);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps((__mmask16)~tiny, p, n);
-}
 
 /* 16 consecutive elements as fp32 (t is a compile-time constant after inlining) */
 static inline __attribute__((always_inline)) __m512 ld16(const char *p, cb_dtype t) {
@@ -156,9 +138,9 @@ static void softmax_block(int R, const int64_t *qpos, int64_t kb, int nb, float 
         }
         float m_new = fmaxf(m[r], _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(s0, s1), _mm512_max_ps(s2, s3))));
         __m512 mb = _mm512_set1_ps(m_new);
-        __m512 av = exp512(_mm512_sub_ps(_mm512_set1_ps(m[r]), mb));
-        s0 = exp512(_mm512_sub_ps(s0, mb)), s1 = exp512(_mm512_sub_ps(s1, mb));
-        s2 = exp512(_mm512_sub_ps(s2, mb)), s3 = exp512(_mm512_sub_ps(s3, mb));
+        __m512 av = cb_exp512(_mm512_sub_ps(_mm512_set1_ps(m[r]), mb));
+        s0 = cb_exp512(_mm512_sub_ps(s0, mb)), s1 = cb_exp512(_mm512_sub_ps(s1, mb));
+        s2 = cb_exp512(_mm512_sub_ps(s2, mb)), s3 = cb_exp512(_mm512_sub_ps(s3, mb));
         _mm512_store_ps(s, s0), _mm512_store_ps(s + 16, s1), _mm512_store_ps(s + 32, s2), _mm512_store_ps(s + 48, s3);
         lsum[r] = _mm512_fmadd_ps(lsum[r], av, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
         m[r] = m_new;

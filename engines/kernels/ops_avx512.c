@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "kernels_avx512.h"
+#include "vexp_avx512.h"
 
 static inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1); }
 
@@ -17,27 +18,8 @@ static inline bool vec_dtype_ok(const cb_weight *w) {
     return w->dtype == CB_F32 || w->dtype == CB_BF16 || w->dtype == CB_F16;
 }
 
-/* expf, Cephes-style: exp(x) = 2^n · p(r), r = x − n·ln2 (two-constant Cody–Waite), degree-6 polynomial,
- * 2^n applied with vscalefps (exact, handles underflow to denormals/0 and overflow to inf).
- * Inputs clamped to [-110, 89] (beyond that the result is 0 / inf anyway); NaN propagates. */
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-110.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 r2 = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
 
-void cb_expf16_avx512(const float *in, float *out) { _mm512_storeu_ps(out, exp16(_mm512_loadu_ps(in))); }
+void cb_expf16_avx512(const float *in, float *out) { _mm512_storeu_ps(out, cb_exp512(_mm512_loadu_ps(in))); }
 
 void cb_rmsnorm_avx512(int rows, int n, const float *x, int64_t ldx, const cb_weight *w, double eps, float *y,
                        int64_t ldy) {
@@ -74,7 +56,7 @@ void cb_silu_mul_avx512(int64_t n, const float *gate, const float *up, float *ou
         int64_t i = b * 16;
         __mmask16 m = tail_mask(n - i);
         __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        __m512 e = cb_exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
         __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, u));
     }
@@ -88,7 +70,7 @@ void cb_softmax_avx512(int n, float *x) {
     __m512 sum = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) {
         __mmask16 m = tail_mask(n - i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax));
+        __m512 e = cb_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax));
         e = _mm512_maskz_mov_ps(m, e);
         _mm512_mask_storeu_ps(x + i, m, e);
         sum = _mm512_add_ps(sum, e);

@@ -7,25 +7,8 @@
 #include "kernels.h"
 #include "ssd.h"
 #include "ssd_internal.h"
+#include "vexp_avx512.h"
 
-/* exp(x) (huge negatives give 0, above ≈ 88.7 inf): 2^n · p(r), |r| ≤ ln2/2, degree-6 polynomial,
- * relative error ≈ 2 ulp. scalef handles underflow without a branch. */
-static inline __m512 exp512(__m512 x) {
-    const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
-    const __m512 ln2hi = _mm512_set1_ps(0.693359375f), ln2lo = _mm512_set1_ps(-2.12194440e-4f);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, ln2hi, x);
-    r = _mm512_fnmadd_ps(n, ln2lo, r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
 
 static inline __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
 
@@ -107,7 +90,7 @@ static void decay_mask_avx512(int q, const float *a, const float *src, float *G,
             __m512 aj = _mm512_maskz_loadu_ps(keep, a + j);
             __m512 d = _mm512_maskz_sub_ps(keep, ai, aj);
             __m512 gv = _mm512_maskz_loadu_ps(keep, sr + j);
-            _mm512_mask_storeu_ps(g + j, in, _mm512_maskz_mul_ps(keep, gv, exp512(d)));
+            _mm512_mask_storeu_ps(g + j, in, _mm512_maskz_mul_ps(keep, gv, cb_exp512(d)));
         }
     }
 }
@@ -142,7 +125,7 @@ void cb_ssd_silu_avx512(int64_t n, float *x) {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = tail_mask((int)CB_MIN(n - i, 16));
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)); /* inf for v < −88.7: v/inf = −0 */
+        __m512 e = cb_exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)); /* inf for v < −88.7: v/inf = −0 */
         _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, e)));
     }
 }
