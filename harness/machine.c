@@ -86,22 +86,6 @@ static void affinity_text(char *out, size_t cap) {
     }
 }
 
-static int64_t meminfo_bytes(const char *key) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return -1;
-    char line[256];
-    int64_t v = -1;
-    size_t klen = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, klen) && line[klen] == ':') {
-            long long kb;
-            if (sscanf(line + klen + 1, "%lld", &kb) == 1) v = (int64_t)kb * 1024;
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
 static void papi_description(cb_machine *m) {
     char why[160];
     if (cb_papi_init(why, sizeof why) != 0) {
@@ -143,8 +127,8 @@ void cb_machine_collect(cb_machine *m, int threads_used) {
     snprintf(m->pinning, sizeof m->pinning, "OMP_PROC_BIND=%s OMP_PLACES=%s affinity=%s", bind && *bind ? bind : "unset",
              places && *places ? places : "unset", mask);
 
-    m->mem_total_bytes = meminfo_bytes("MemTotal");
-    m->mem_available_bytes = meminfo_bytes("MemAvailable");
+    m->mem_total_bytes = cb_proc_kb_bytes("/proc/meminfo", "MemTotal");
+    m->mem_available_bytes = cb_proc_kb_bytes("/proc/meminfo", "MemAvailable");
     copy_str(m->kernel_path, sizeof m->kernel_path, cb_kpath_name(cb_kernels_path()));
     copy_str(m->compiler, sizeof m->compiler, cb_build_compiler);
     copy_str(m->cflags, sizeof m->cflags, cb_build_cflags);

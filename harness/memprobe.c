@@ -23,7 +23,7 @@ void cb_mem_reset_peak(void) {
 }
 
 /* "Key:   123 kB" from a /proc file, in bytes; -1 if absent */
-static int64_t proc_kb(const char *path, const char *key) {
+int64_t cb_proc_kb_bytes(const char *path, const char *key) {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     char line[256];
@@ -39,9 +39,9 @@ static int64_t proc_kb(const char *path, const char *key) {
     return v;
 }
 
-int64_t cb_mem_peak_rss_bytes(void) { return proc_kb("/proc/self/status", "VmHWM"); }
-int64_t cb_mem_rss_bytes(void) { return proc_kb("/proc/self/status", "VmRSS"); }
-int64_t cb_mem_available_bytes(void) { return proc_kb("/proc/meminfo", "MemAvailable"); }
+int64_t cb_mem_peak_rss_bytes(void) { return cb_proc_kb_bytes("/proc/self/status", "VmHWM"); }
+int64_t cb_mem_rss_bytes(void) { return cb_proc_kb_bytes("/proc/self/status", "VmRSS"); }
+int64_t cb_mem_available_bytes(void) { return cb_proc_kb_bytes("/proc/meminfo", "MemAvailable"); }
 
 void cb_mem_page_faults(int64_t *minor, int64_t *major) {
     struct rusage ru;

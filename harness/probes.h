@@ -59,5 +59,7 @@ int64_t cb_mem_peak_rss_bytes(void);   /* VmHWM */
 int64_t cb_mem_rss_bytes(void);        /* VmRSS */
 int64_t cb_mem_available_bytes(void);  /* MemAvailable from /proc/meminfo */
 void cb_mem_page_faults(int64_t *minor, int64_t *major); /* getrusage, cumulative */
+/* "Key:   123 kB" from a /proc file (status, meminfo), in bytes; -1 if absent */
+int64_t cb_proc_kb_bytes(const char *path, const char *key);
 
 #endif
