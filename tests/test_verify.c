@@ -62,9 +62,13 @@ Test(verify_mamba2, prefill_in_pieces_and_threads) {
     verify_ok(MAMBA " --prefill 150 --prefill-chunk 17 --threads 2");
 }
 Test(verify_mamba2, batch_of_three) { verify_ok(MAMBA " --batch 3 --prefill 100"); }
-/* Fast mode (bf16 activations in every projection) is verified for llama only: on mamba2-tiny it
- * measures max_abs 0.052 and on bamba-tiny 0.148 (argmax 99.4% / 97.5%) against the 5e-2 tolerance —
- * a known open issue in the Mamba2 mixer's bf16 projections (docs/performance.md). */
+/* Fast mode: bf16 activations into the z/x in_proj rows, out_proj, MLP, attention and LM head; B, C and dt
+ * rows stay fp32 (engines/layers/mamba2_mixer.c). mamba2-tiny meets the transformer's bar (5e-2, 99%):
+ * measured 0.046 / 99.4%. */
+Test(verify_mamba2, fast_mode) {
+    verify_ok(MAMBA " --mode fast --threads 1");
+    verify_ok(MAMBA " --mode fast --threads 2 --batch 3 --prefill 100");
+}
 
 Test(verify_bamba, prefill_lengths) {
     const char *p[] = { "1", "16", "100", "159" };
@@ -81,6 +85,14 @@ Test(verify_bamba, ssd_chunk_sizes) {
 Test(verify_bamba, batch_of_three) { verify_ok(BAMBA " --batch 3 --prefill 100 --threads 2"); }
 Test(verify_bamba, long_reference) {
     verify_ok(BAMBA " --reference reference-long.safetensors --prefill 1472");
+}
+
+/* bamba-tiny fast mode does not meet 5e-2: measured max_abs 0.056 and argmax 98.1% (3 of 160 rows flip, all
+ * where the reference's top-2 margin is <= 0.011, i.e. ties within the tolerance). The bound asserted here is
+ * the measured one with headroom, so a regression is caught; the 5e-2 gap is reported in docs/performance.md. */
+Test(verify_bamba, fast_mode_measured_bound) {
+    verify_ok(BAMBA " --mode fast --tol 0.07 --min-agree 0.98");
+    verify_ok(BAMBA " --mode fast --threads 1 --batch 3 --prefill 100 --tol 0.07 --min-agree 0.98");
 }
 
 Test(verify_cli, rejects_unknown_flags_and_missing_dirs) {
