@@ -11,6 +11,7 @@
 
 #include "../engines/model/presets.h"
 #include "build_info.h"
+#include "estimate.h"
 #include "probes.h"
 #include "stats.h"
 #include "store.h"
@@ -65,6 +66,8 @@ typedef struct {
     int64_t peak_rss, minor, major;
     cb_counter_value *counters; int n_counters;
     double seconds_total;
+    double fill_seconds, timed_seconds; /* inside time_point: depth fills; timed calls incl. warm-ups */
+    double estimated_seconds;           /* the estimate the budget check used (0: none) */
 } point_result;
 
 typedef struct {
@@ -79,8 +82,12 @@ typedef struct {
     /* the model currently open */
     int open_model; cb_model model; bool model_ok; char model_err[512];
     /* last timing per (engine, model, phase) for the time estimate */
-    struct { const cb_engine_ops *ops; int model; cb_phase phase; int64_t ctx; double sec; bool sampled; } last[256];
+    struct {
+        const cb_engine_ops *ops; int model; cb_phase phase; int64_t ctx; double sec; bool sampled;
+        int threads; cb_fill fill; double compute_s, compute_work, fill_s, fill_work, other_s;
+    } last[256];
     int n_last;
+    double best_rate[2]; /* highest FLOP/s [0] and byte/s [1] per thread seen in this run: first-point estimates */
     /* sampled-prefill validation per (engine, model) */
     struct { const cb_engine_ops *ops; int model; int64_t ctx; double measured, rel_err; bool done; } val[64];
     int n_val;
@@ -171,6 +178,7 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
             double t0 = cb_now_seconds();
             if (ops->prefill(e, 0, tok, (int)p->ctx, logits, false, err)) goto out;
             double dt = cb_now_seconds() - t0;
+            r->timed_seconds += dt;
             if (i >= w->warmups) r->samples[r->n_samples++] = dt;
         }
         break;
@@ -180,9 +188,13 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
         r->unit = chunk ? "seconds" : "seconds_per_token";
         /* synthetic: refill every repetition so each starts at depth N exactly; real: fill once, and
          * repetitions start at N + i*n (the drift is recorded in status). */
+        double f0 = cb_now_seconds();
         if (fill_depth(c, e, ops, 0, p->ctx, r->fill, vocab, err)) goto out;
+        r->fill_seconds += cb_now_seconds() - f0;
         for (int i = 0; i < total; i++) {
+            f0 = cb_now_seconds();
             if (i > 0 && r->fill == CB_FILL_SYNTHETIC && fill_depth(c, e, ops, 0, p->ctx, r->fill, vocab, err)) goto out;
+            r->fill_seconds += cb_now_seconds() - f0;
             fill_tokens(tok, n, vocab, w->seed + 7 + (uint64_t)i);
             if (i == w->warmups && c->cs) { cb_counters_start(c->cs); counting = true; }
             double t0 = cb_now_seconds();
@@ -193,6 +205,7 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
                     if (ops->decode(e, 1, seqs, &tok[g], logits, err)) goto out;
             }
             double dt = cb_now_seconds() - t0;
+            r->timed_seconds += dt;
             if (i >= w->warmups) r->samples[r->n_samples++] = chunk ? dt : dt / n;
         }
         if (r->fill == CB_FILL_REAL)
@@ -202,8 +215,10 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
     case CB_PH_THROUGHPUT: {
         int B = r->batch, G = w->decode_tokens;
         r->unit = "seconds_per_step";
+        double f0 = cb_now_seconds();
         for (int s = 0; s < B; s++)
             if (fill_depth(c, e, ops, s, p->ctx, r->fill, vocab, err)) goto out;
+        r->fill_seconds += cb_now_seconds() - f0;
         for (int i = 0; i < total; i++) {
             fill_tokens(tok, B, vocab, w->seed + 11 + (uint64_t)i);
             if (i == w->warmups && c->cs) { cb_counters_start(c->cs); counting = true; }
@@ -211,6 +226,7 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
             for (int g = 0; g < G; g++)
                 if (ops->decode(e, B, seqs, tok, logits, err)) goto out;
             double dt = cb_now_seconds() - t0;
+            r->timed_seconds += dt;
             if (i >= w->warmups) r->samples[r->n_samples++] = dt / G;
         }
         break;
@@ -291,6 +307,31 @@ static int ensure_model(sweep_ctx *c, int mi) {
     return c->model_ok ? 0 : -1;
 }
 
+/* The point's compute work (FLOPs of every timed call, warm-ups included; for decode, which is bound by
+ * memory traffic, bytes of weights, cache and state read) and depth-fill work (FLOPs of a real prefill, or
+ * bytes of cache and state written by synthetic fills), for the time estimates. Returns whether the
+ * compute work is in bytes. */
+static bool point_work(const sweep_ctx *c, const point_def *p, const point_result *r, const cb_config *cfg,
+                       bool sampled, double *compute, double *fill) {
+    const cb_workload *w = c->w;
+    double total = (double)(w->warmups + w->repetitions), B = CB_MAX(r->batch, 1), G = w->decode_tokens;
+    double cache = (double)(r->plan.kv_cache + r->plan.ssm_state + r->plan.conv_state);
+    *fill = 0;
+    switch (p->phase) {
+    case CB_PH_PREFILL:
+        *compute = sampled ? w->sample_depths * total * cb_est_flops(cfg, w->prefill_chunk, p->ctx / 2, 1)
+                           : total * cb_est_flops(cfg, p->ctx, 0, 1);
+        if (sampled) *fill = w->sample_depths * total * cache / 2;
+        return false;
+    case CB_PH_PREFILL_CHUNK: *compute = total * cb_est_flops(cfg, w->prefill_chunk, p->ctx, 1); break;
+    case CB_PH_DECODE: case CB_PH_THROUGHPUT: *compute = total * G * ((double)r->plan.weights + cache); break;
+    default: *compute = 0; return false;
+    }
+    if (r->fill == CB_FILL_REAL) *fill = B * cb_est_flops(cfg, p->ctx, 0, 0);
+    else *fill = (p->phase == CB_PH_THROUGHPUT ? 1 : total) * cache;
+    return p->phase == CB_PH_DECODE || p->phase == CB_PH_THROUGHPUT;
+}
+
 static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     const cb_workload *w = c->w;
     cb_err err = { "" };
@@ -344,19 +385,40 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
         snprintf(r->status, sizeof r->status, "run time budget %.0f s spent (%.0f s elapsed)", w->time_budget_run, spent);
         return;
     }
+    double work_c, work_f;
+    bool bytes_bound = point_work(c, p, r, cfg, sampled, &work_c, &work_f);
+    double est = 0;
+    bool have_est = false;
     if (li >= 0 && c->last[li].sec > 0 && c->last[li].ctx > 0) {
-        double prev = c->last[li].sec;
-        double ratio = (double)p->ctx / (double)c->last[li].ctx;
-        /* whole prefill and real fills grow up to quadratically with N; sampled chunks and synthetic
-         * fills linearly (the chunk's attention cost is linear in depth) */
-        bool quadratic = (p->phase == CB_PH_PREFILL && !sampled) || (p->phase != CB_PH_PREFILL && r->fill == CB_FILL_REAL);
-        double est = quadratic ? prev * ratio * ratio : prev * ratio;
+        have_est = true;
         if (sampled && !c->last[li].sampled) {
             /* from a whole prefill: its per-token cost x k chunks of c tokens, x (warm-ups + repetitions),
              * x the depth ratio (attention chunks cost more deeper), x 2 for the one-off validation */
+            double prev = c->last[li].sec, ratio = (double)p->ctx / (double)c->last[li].ctx;
             double per_token = prev / ((double)reps * (double)c->last[li].ctx);
             est = per_token * w->prefill_chunk * w->sample_depths * reps * ratio * 2;
+        } else {
+            /* compute scales with FLOPs, fills with their work; a real fill after a synthetic one (or the
+             * reverse) is converted through the previous point's compute rate (FLOPs) or 2 GB/s per thread */
+            double fill_s = c->last[li].fill_s, fill_work = c->last[li].fill_work;
+            if (c->last[li].fill != r->fill) {
+                if (r->fill == CB_FILL_REAL && c->last[li].compute_work > 0) {
+                    fill_s = c->last[li].compute_s; fill_work = c->last[li].compute_work;
+                } else {
+                    fill_s = 1; fill_work = 2e9 * c->last[li].threads;
+                }
+            }
+            est = cb_est_seconds(c->last[li].compute_s, c->last[li].compute_work, fill_s, fill_work,
+                                 c->last[li].other_s, c->last[li].threads, work_c, work_f, p->threads);
         }
+    } else if (c->best_rate[bytes_bound] > 0 && work_c > 0) {
+        /* first point of its series: an optimistic estimate from the fastest rate seen in this run */
+        double rate = c->best_rate[bytes_bound] * p->threads;
+        est = work_c / rate + (r->fill == CB_FILL_REAL ? work_f / rate : work_f / (2e9 * p->threads));
+        have_est = true;
+    }
+    if (have_est) {
+        r->estimated_seconds = est;
         double elapsed = cb_now_seconds() - c->t_start;
         bool over_point = c->time_budget_point > 0 && est > c->time_budget_point;
         bool over_run = w->time_budget_run > 0 && elapsed + est > w->time_budget_run;
@@ -433,6 +495,16 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     if (rc) { r->label = "failed"; snprintf(r->status, sizeof r->status, "%.500s", err.msg); }
     else if (li >= 0) { /* whole point, fill included */
         c->last[li].sec = r->seconds_total; c->last[li].ctx = p->ctx; c->last[li].sampled = sampled;
+        c->last[li].threads = p->threads; c->last[li].fill = r->fill;
+        c->last[li].compute_work = work_c; c->last[li].fill_work = work_f;
+        if (sampled) { /* sample_prefill times fills and chunks together */
+            c->last[li].compute_s = r->seconds_total; c->last[li].fill_s = 0; c->last[li].other_s = 0;
+        } else {
+            c->last[li].compute_s = r->timed_seconds; c->last[li].fill_s = r->fill_seconds;
+            c->last[li].other_s = CB_MAX(0.0, r->seconds_total - r->timed_seconds - r->fill_seconds);
+            if (r->timed_seconds > 0 && p->threads > 0)
+                c->best_rate[bytes_bound] = CB_MAX(c->best_rate[bytes_bound], work_c / r->timed_seconds / p->threads);
+        }
     }
     p->ops->destroy(e);
     r->peak_rss = cb_mem_peak_rss_bytes();
@@ -704,6 +776,7 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
         else if (!strcmp(r.label, "refused")) res->refused++;
         else res->failed++;
         if (!o->quiet) {
+            char estbuf[32];
             double el = cb_now_seconds() - c.t_start;
             double eta = done < mine ? el / done * (mine - done) : 0;
             fprintf(stderr, "[%d/%d] %-11s %-18s %s@%lld%s%s  %-8s %s%.4g  elapsed %.0fs  ETA %.0fs\n", done, mine,
@@ -711,6 +784,9 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
                     p->phase == CB_PH_THROUGHPUT ? "x" : "", "", r.label, r.have_stats ? "median " : r.have_plan ? "plan bytes " : "",
                     r.have_stats ? r.st.median : (double)r.plan.total, el, eta);
             if (!strcmp(r.label, "failed") || !strcmp(r.label, "refused")) fprintf(stderr, "    %s\n", r.status);
+            else if (r.have_stats)
+                fprintf(stderr, "    point took %.1f s (estimated %s)\n", r.seconds_total,
+                        r.estimated_seconds > 0 ? (snprintf(estbuf, sizeof estbuf, "%.1f s", r.estimated_seconds), estbuf) : "- : first of its kind");
         }
         point_free(&r);
     }
