@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../engines/model/presets.h"
+#include "../engines/kernels/quant.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
 #include "quality.h"
@@ -19,7 +20,8 @@ static void usage(FILE *f) {
             "  --context N            window length (default: whole file, at most 4096)\n"
             "  --stride S             window stride when the file is longer than N (default N/2; S <= N); each\n"
             "                         window rescoring only tokens the previous ones did not score\n"
-            "  --weights-dtype orig|fp8|int8   weights of the evaluated model (default orig)\n"
+            "  --weights-dtype D      orig|bf16|f16|f32|fp8|int8: weights of the evaluated model (default orig: a\n"
+            "                         preset in bf16, a checkpoint as stored; fp8/int8 quantise the linear layers)\n"
             "  --compare fp8|int8     also run the 8-bit twin on the same tokens: KL(orig||q), top-1, dNLL\n"
             "  --buckets LIST         upper bounds of context-length buckets, e.g. 16,64,256 (default powers of 4)\n"
             "  --mode exact|fast      activations fp32 (default) or bf16 / int8 (fast)\n"
@@ -28,11 +30,16 @@ static void usage(FILE *f) {
             "  --db FILE              store into the harness database (needs harness/store; see report)\n");
 }
 
+/* --compare: fp8 | int8. --weights-dtype (allow_orig): also orig (a preset in bf16, a checkpoint as
+ * stored) and bf16 / f16 / f32 (a preset's dtype). */
 static int parse_q8(const char *flag, const char *v, cb_dtype *out, bool allow_orig) {
     if (allow_orig && strcmp(v, "orig") == 0) { *out = CB_DTYPE_COUNT; return 0; }
-    if (strcmp(v, "fp8") == 0) { *out = CB_F8_E4M3; return 0; }
-    if (strcmp(v, "int8") == 0) { *out = CB_I8; return 0; }
-    fprintf(stderr, "ctxbench ppl: %s expects %sfp8 or int8, got '%s'\n", flag, allow_orig ? "orig, " : "", v);
+    cb_dtype t;
+    if (cb_dtype_parse(v, &t) == 0 && (cb_dtype_is_q8(t) || (allow_orig && (t == CB_F32 || t == CB_F16 || t == CB_BF16)))) {
+        *out = t;
+        return 0;
+    }
+    fprintf(stderr, "ctxbench ppl: %s expects %sfp8 or int8, got '%s'\n", flag, allow_orig ? "orig, bf16, f16, f32, " : "", v);
     return -1;
 }
 
@@ -94,8 +101,9 @@ static int run_ppl(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (cmp != CB_DTYPE_COUNT && wdt != CB_DTYPE_COUNT) {
-        fprintf(stderr, "ctxbench ppl: --compare runs the original weights against the 8-bit ones; drop --weights-dtype\n");
+    if (cmp != CB_DTYPE_COUNT && cb_dtype_is_q8(wdt)) {
+        fprintf(stderr, "ctxbench ppl: --compare runs the original weights against the 8-bit ones; --weights-dtype %s "
+                "is already 8-bit\n", cb_dtype_name(wdt));
         return 2;
     }
     if (db) {
@@ -112,11 +120,9 @@ static int run_ppl(int argc, char **argv) {
     int64_t T = 0;
     int rc = 1;
     cb_quality_bucket b[64];
-    if (cb_model_open(model, (uint64_t)seed, CB_BF16, &m, &err)) goto fail;
-    if (wdt != CB_DTYPE_COUNT && cb_model_quantize(&m, wdt, &err)) goto fail;
-    if (cmp != CB_DTYPE_COUNT &&
-        (cb_model_open(model, (uint64_t)seed, CB_BF16, &mq, &err) || cb_model_quantize(&mq, cmp, &err)))
-        goto fail;
+    /* 8-bit presets are generated as the quantisation of the bf16 preset: mq is m's 8-bit twin */
+    if (cb_model_open(model, (uint64_t)seed, wdt == CB_DTYPE_COUNT ? CB_BF16 : wdt, &m, &err)) goto fail;
+    if (cmp != CB_DTYPE_COUNT && cb_model_open(model, (uint64_t)seed, cmp, &mq, &err)) goto fail;
     if (cb_tokens_read(tokens, m.cfg.vocab, &ids, &T, &err)) goto fail;
     if (context == 0) context = CB_MIN(T, 4096);
     if (stride == 0) stride = CB_MAX(1, context / 2);

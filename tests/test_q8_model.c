@@ -115,3 +115,47 @@ Test(q8_model, weight_split_9b) {
                  "norms + SSM parameters are under 1%% of 9B");
     cr_assert_lt((double)q.total / (double)b16.total, 0.56);
 }
+
+/* `ctxbench run` with weight_dtype fp8: the point records it, and the memory rows split the weights into
+ * 8-bit codes, scales and kept tensors, the analytic plan equal to the engine's allocation. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "../harness/sweep.h"
+
+Test(q8_model, sweep_records_weight_dtype_and_split) {
+    char db[] = "/tmp/ctxbench-q8-XXXXXX";
+    int fd = mkstemp(db);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    const char *text = "name: q8\nmodels: [bamba-tiny]\ncontexts: 64\nphases: [decode]\nthreads: [1]\n"
+                       "repetitions: 1\nwarmups: 0\ndecode_tokens: 2\nprefill_chunk: 64\nweight_dtype: fp8\n";
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(text, "q8.yaml", &w, &err), 0, "%s", err.msg);
+    cb_sweep_opts o = { .db_path = db, .workload_text = text, .quiet = true, .shard_n = 1 };
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.measured, 1);
+    sqlite3 *s;
+    cr_assert_eq(sqlite3_open(db, &s), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(s, "SELECT p.weight_dtype, m.category, m.source, m.bytes FROM points p JOIN memory m "
+                                       "ON m.point_id = p.id WHERE m.category LIKE 'weights%' ORDER BY m.category, m.source",
+                                    -1, &st, NULL), SQLITE_OK);
+    long long v[8] = { 0 };
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n < 8) {
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "fp8");
+        v[n++] = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(s);
+    unlink(db);
+    /* weights, weights_kept, weights_q8, weights_scales; each analytic then engine */
+    cr_assert_eq(n, 8);
+    for (int i = 0; i < 8; i += 2) cr_assert_eq(v[i], v[i + 1], "row %d: analytic %lld != engine %lld", i, v[i], v[i + 1]);
+    cr_assert_eq(v[0], v[2] + v[4] + v[6]);
+    cr_assert_gt(v[4], 2 * v[2], "the 8-bit codes dominate");
+}

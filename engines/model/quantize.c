@@ -105,6 +105,30 @@ int cb_model_quantize(cb_model *m, cb_dtype to, cb_err *err) {
     return rc;
 }
 
+int cb_model_dequantize(cb_model *m, cb_err *err) {
+    linear_ref *refs = malloc(sizeof(linear_ref) * (9 * CB_MAX_LAYERS + 1));
+    if (!refs) { cb_err_set(err, "%s: out of memory", m->name); return -1; }
+    int n = list_linears(m, refs), rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        cb_weight *w = refs[i].w;
+        if (!cb_dtype_is_q8(w->dtype)) continue;
+        const size_t cnt = (size_t)w->rows * (size_t)w->cols, old = weight_bytes(w);
+        float *f = own(m, cnt * sizeof(float), err);
+        if (!f) { rc = -1; break; }
+        const uint8_t *q = w->data;
+        for (int64_t r = 0; r < w->rows; r++)
+            for (int64_t k = 0; k < w->cols; k++) {
+                size_t j = (size_t)r * (size_t)w->cols + (size_t)k;
+                f[j] = w->scale[r] * (w->dtype == CB_F8_E4M3 ? cb_fp8_to_f32(q[j]) : (float)(int8_t)q[j]);
+            }
+        *w = (cb_weight){ .data = f, .dtype = CB_F32, .rows = w->rows, .cols = w->cols };
+        m->weight_bytes = m->weight_bytes - old + weight_bytes(w);
+    }
+    free(refs);
+    if (rc == 0) m->cfg.q8 = CB_F32; /* no 8-bit projection left */
+    return rc;
+}
+
 int cb_model_note_q8(cb_model *m, cb_err *err) {
     linear_ref *refs = malloc(sizeof(linear_ref) * (9 * CB_MAX_LAYERS + 1));
     if (!refs) { cb_err_set(err, "%s: out of memory", m->name); return -1; }

@@ -32,6 +32,10 @@ void cb_weight_bytes_by_dtype(const cb_model *m, size_t out[CB_DTYPE_COUNT]);
  * same split cb_config_weight_split computes from a config). */
 void cb_model_weight_split(const cb_model *m, cb_weight_split *out);
 
+/* Replace every 8-bit projection by an fp32 copy of what it means (scale[r] · code), owned by m: the
+ * reference `ctxbench verify --weights-dtype` checks the 8-bit kernels against. */
+int cb_model_dequantize(cb_model *m, cb_err *err);
+
 /* After binding: set m->cfg.q8 (and q8_keep_lm_head) from the linear weights actually bound; a model
  * mixing F8_E4M3 and I8 projections is an error naming both. */
 int cb_model_note_q8(cb_model *m, cb_err *err);
