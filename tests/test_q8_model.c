@@ -2,6 +2,7 @@
  * quantisation of the bf16 preset bit for bit; the memory plan counts 8-bit bytes exactly as the engine
  * allocates them; weight bytes split into codes, scales and kept-precision tensors. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <string.h>
 
 #include "../engines/engine.h"
@@ -158,4 +159,120 @@ Test(q8_model, sweep_records_weight_dtype_and_split) {
     for (int i = 0; i < 8; i += 2) cr_assert_eq(v[i], v[i + 1], "row %d: analytic %lld != engine %lld", i, v[i], v[i + 1]);
     cr_assert_eq(v[0], v[2] + v[4] + v[6]);
     cr_assert_gt(v[4], 2 * v[2], "the 8-bit codes dominate");
+}
+
+/* ---- pre-quantised checkpoints: `ctxbench quantize` writes them, the loader binds them ---- */
+#include "../harness/cli.h"
+#include "../engines/model/safetensors.h"
+
+static char *tmpdir_q8(void) {
+    char *d = strdup("/tmp/ctxbench-q8dir-XXXXXX");
+    cr_assert_not_null(mkdtemp(d));
+    return d;
+}
+static void rm_rf(const char *d) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static float *all_logits(const cb_model *m, const int32_t *ids, int T) {
+    const cb_engine_ops *ops = cb_engine_for_config(&m->cfg);
+    cb_engine_opts o;
+    cb_engine_opts_default(&o);
+    o.max_context = T;
+    o.kv_dtype = CB_F32;
+    cb_engine *e;
+    cb_err err = { "" };
+    float *out = malloc(sizeof(float) * (size_t)T * (size_t)m->cfg.vocab);
+    cr_assert_eq(ops->create(m, &o, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(ops->prefill(e, 0, ids, T, out, true, &err), 0, "%s", err.msg);
+    ops->destroy(e);
+    return out;
+}
+
+/* Load-time quantisation and loading the written checkpoint give identical logits, bit for bit. */
+static void roundtrip(const char *fixture, const char *fmt, cb_dtype to) {
+    char *dir = tmpdir_q8(), out[512];
+    snprintf(out, sizeof out, "%s/q", dir);
+    char *argv[] = { "ctxbench", "quantize", (char *)fixture, "--to", (char *)fmt, "--out", out, NULL };
+    cr_assert_eq(cb_cli_main(7, argv), 0);
+    cb_model a, b;
+    cb_err err = { "" };
+    cr_assert_eq(cb_model_open(fixture, 1, to, &a, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_model_load(out, &b, &err), 0, "%s", err.msg);
+    cr_assert_eq(b.cfg.q8, to, "the loader notes the 8-bit format");
+    cr_assert_eq(a.weight_bytes, b.weight_bytes);
+    cb_config planned;
+    cr_assert_eq(cb_model_config(out, &planned, &err), 0, "%s", err.msg);
+    cr_assert_eq(planned.q8, to, "quantization_config read for planning");
+    cb_weight_split ps, bs;
+    cb_config_weight_split(&planned, &ps);
+    cb_model_weight_split(&b, &bs);
+    cr_assert_eq(ps.total, bs.total, "plan of the written checkpoint = what it binds");
+    int32_t ids[48];
+    for (int i = 0; i < 48; i++) ids[i] = (i * 37 + 5) % a.cfg.vocab;
+    float *la = all_logits(&a, ids, 48), *lb = all_logits(&b, ids, 48);
+    cr_assert_eq(memcmp(la, lb, sizeof(float) * 48 * (size_t)a.cfg.vocab), 0, "%s %s: logits differ", fixture, fmt);
+    /* fp8 on fp8 is a no-op; the other format is refused, naming the tensor */
+    cr_assert_eq(cb_model_quantize(&b, to, &err), 0);
+    cr_assert_eq(cb_model_quantize(&b, to == CB_I8 ? CB_F8_E4M3 : CB_I8, &err), -1);
+    cr_assert(strstr(err.msg, "layer 0"), "%s", err.msg);
+    free(la), free(lb);
+    cb_model_free(&a), cb_model_free(&b);
+    rm_rf(dir);
+    free(dir);
+}
+Test(q8_checkpoint, roundtrip_bamba_fp8) { roundtrip("tests/fixtures/bamba-tiny", "fp8", CB_F8_E4M3); }
+Test(q8_checkpoint, roundtrip_llama_int8) { roundtrip("tests/fixtures/llama-tiny", "int8", CB_I8); }
+
+/* Rewrite dir/model.safetensors with tensor `name` dropped or given `rows` x `cols` F32 zeros... */
+static void rewrite(const char *dir, const char *drop, const char *reshape, int64_t r0, int64_t r1) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    cb_safetensors st;
+    cb_err err = { "" };
+    cr_assert_eq(cb_st_open(p, &st, &err), 0, "%s", err.msg);
+    cb_st_write_item *it = calloc((size_t)st.n_tensors, sizeof *it);
+    void **copies = calloc((size_t)st.n_tensors, sizeof *copies);
+    int n = 0;
+    for (int i = 0; i < st.n_tensors; i++) {
+        const cb_tensor *t = &st.tensors[i];
+        if (drop && !strcmp(t->name, drop)) continue;
+        copies[n] = malloc(t->nbytes + 64);
+        memcpy(copies[n], t->data, t->nbytes);
+        it[n] = (cb_st_write_item){ t->name, t->dtype, t->ndim, { 0 }, copies[n] };
+        memcpy(it[n].shape, t->shape, sizeof t->shape);
+        if (reshape && !strcmp(t->name, reshape)) { it[n].shape[0] = r0; it[n].shape[1] = r1; }
+        n++;
+    }
+    char *names[512];
+    for (int i = 0; i < n && i < 512; i++) names[i] = strdup(it[i].name), it[i].name = names[i];
+    cb_st_close(&st);
+    cr_assert_eq(cb_st_write(p, it, n, &err), 0, "%s", err.msg);
+    for (int i = 0; i < n; i++) free(copies[i]), free(names[i]);
+    free(copies), free(it);
+}
+
+Test(q8_checkpoint, scale_errors_name_the_tensor, .init = cr_redirect_stderr) {
+    char *dir = tmpdir_q8(), out[512];
+    snprintf(out, sizeof out, "%s/q", dir);
+    char *argv[] = { "ctxbench", "quantize", "tests/fixtures/bamba-tiny", "--to", "fp8", "--out", out, NULL };
+    cr_assert_eq(cb_cli_main(7, argv), 0);
+    const char *w = "model.layers.1.feed_forward.up_proj.weight";
+    char sc[128];
+    snprintf(sc, sizeof sc, "%s_scale", w);
+    cb_model m;
+    cb_err err = { "" };
+    rewrite(out, sc, NULL, 0, 0);
+    cr_assert_eq(cb_model_load(out, &m, &err), -1);
+    cr_assert(strstr(err.msg, w) && strstr(err.msg, "without a scale"), "%s", err.msg);
+    /* a scale with the wrong row count: restore by re-quantising, then reshape [320, 1] -> [160, 2] */
+    rm_rf(out);
+    cr_assert_eq(cb_cli_main(7, argv), 0);
+    rewrite(out, NULL, sc, 160, 2);
+    cr_assert_eq(cb_model_load(out, &m, &err), -1);
+    cr_assert(strstr(err.msg, sc) && strstr(err.msg, "[320, 1]"), "%s", err.msg);
+    rm_rf(dir);
+    free(dir);
 }

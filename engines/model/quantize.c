@@ -239,3 +239,10 @@ void cb_model_weight_split(const cb_model *m, cb_weight_split *out) {
     out->q8 -= out->scales; /* by-dtype counts the scales with their weights */
     out->total = out->q8 + out->scales + out->kept;
 }
+
+int cb_model_linears(cb_model *m, cb_weight **out, int max) {
+    linear_ref refs[9 * CB_MAX_LAYERS + 1];
+    int n = list_linears(m, refs);
+    for (int i = 0; i < n && i < max; i++) out[i] = refs[i].w;
+    return n < max ? n : max;
+}

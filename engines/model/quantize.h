@@ -40,6 +40,10 @@ int cb_model_dequantize(cb_model *m, cb_err *err);
  * mixing F8_E4M3 and I8 projections is an error naming both. */
 int cb_model_note_q8(cb_model *m, cb_err *err);
 
+/* Pointers to the model's quantisable linear projections (attention q/k/v/o, Mamba2 in/out_proj, MLP,
+ * untied lm_head) that are bound; returns how many (at most max). */
+int cb_model_linears(cb_model *m, cb_weight **out, int max);
+
 /* Free the buffers cb_model_quantize / cb_quantized_bind allocated (safe to call twice, or on a model
  * that has none). */
 void cb_model_quant_release(cb_model *m);
