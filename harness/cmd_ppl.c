@@ -27,7 +27,8 @@ static void usage(FILE *f) {
             "  --mode exact|fast      activations fp32 (default) or bf16 / int8 (fast)\n"
             "  --threads N            OpenMP threads (default all)\n"
             "  --seed N               preset weight seed (default 1)\n"
-            "  --db FILE              store into the harness database (needs harness/store; see report)\n");
+            "  --db FILE              also store the results in the results database (tables ppl_runs and\n"
+            "                         ppl_buckets, docs/schema.md), for `ctxbench report` (C4)\n");
 }
 
 /* --compare: fp8 | int8. --weights-dtype (allow_orig): also orig (a preset in bf16, a checkpoint as
@@ -106,10 +107,6 @@ static int run_ppl(int argc, char **argv) {
                 "is already 8-bit\n", cb_dtype_name(wdt));
         return 2;
     }
-    if (db) {
-        fprintf(stderr, "ctxbench ppl: --db: this build has no harness store API (harness/store.h); results are printed only\n");
-        return 2;
-    }
     o.threads = (int)threads;
     o.kv_dtype = o.mode == CB_MODE_EXACT ? CB_F32 : CB_BF16;
     cb_err err = { "" };
@@ -161,6 +158,17 @@ static int run_ppl(int argc, char **argv) {
                    100.0 * (double)k->top1_agree / (double)k->n);
         }
         printf("\n");
+    }
+    if (db) {
+        char wname[16];
+        snprintf(wname, sizeof wname, "%s", cb_dtype_name(cb_config_is_q8(&m.cfg) ? m.cfg.q8 : m.cfg.weights_dtype));
+        cb_ppl_record rec = { .model = model, .weight_dtype = wname, .compare_dtype = q ? cb_dtype_name(cmp) : NULL,
+                              .mode = o.mode == CB_MODE_EXACT ? "exact" : "fast", .tokens_file = tokens, .seed = seed,
+                              .n_tokens = T, .context = context, .stride = stride, .weight_bytes = m.weight_bytes,
+                              .compare_weight_bytes = q ? mq.weight_bytes : 0 };
+        int64_t id = cb_ppl_store(db, &rec, b, nb, &err);
+        if (id < 0) goto fail;
+        printf("stored: ppl_runs.id = %lld in %s\n", (long long)id, db);
     }
     rc = 0;
     goto out;
