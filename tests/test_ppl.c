@@ -283,3 +283,30 @@ Test(ppl, db_stores_buckets_and_comparison) {
     sqlite3_close(s);
     unlink(db);
 }
+
+/* ctxbench merge carries ppl_runs / ppl_buckets, renumbered. */
+#include "../harness/store.h"
+Test(ppl, merge_carries_ppl_tables) {
+    char a[] = "/tmp/ctxbench-pplm-a-XXXXXX", out[] = "/tmp/ctxbench-pplm-o-XXXXXX";
+    close(mkstemp(a)), close(mkstemp(out));
+    unlink(out);
+    sqlite3 *db;
+    cb_err e = { "" };
+    cr_assert_eq(cb_store_open(a, &db, &e), 0, "%s", e.msg);
+    cr_assert_eq(cb_store_exec(db, "INSERT INTO ppl_runs VALUES (1, 't', 'c', 'm', 'bf16', 'fp8', 'exact', 1, 'f', 10, 10, 5, 2, 1);"
+                                   "INSERT INTO ppl_buckets VALUES (1, 1, 10, 1, 9, 1.0, 2.7, 1.1, 0.1, 0.01, 0.9);", &e), 0, "%s", e.msg);
+    cb_store_close(db);
+    char *m1[] = { "ctxbench", "merge", out, a, NULL };
+    cr_assert_eq(cb_cli_main(4, m1), 0);
+    cr_assert_eq(cb_cli_main(4, m1), 0);
+    cr_assert_eq(cb_store_open(out, &db, &e), 0, "%s", e.msg);
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*), COUNT(DISTINCT r.id) FROM ppl_runs r JOIN ppl_buckets b ON b.run_id = r.id",
+                                    -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(q, 0), 2);
+    cr_assert_eq(sqlite3_column_int(q, 1), 2);
+    sqlite3_finalize(q);
+    cb_store_close(db);
+    unlink(a), unlink(out);
+}
