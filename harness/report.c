@@ -330,13 +330,16 @@ static void claim_c3(sqlite3 *db, FILE *md, claim_row *c) {
 /* Speed: each measured 8-bit point against the latest measured bf16 point of the same model, phase, depth,
  * batch, threads, mode and KV dtype. Fills `out` with the median speed-up per (phase, format). */
 static void c4_speed(sqlite3 *db, FILE *md, char *out, size_t n) {
-    sqlite3_stmt *st = q(db, "SELECT q.id, q.model, q.weight_dtype, q.phase, q.context, q.median, b.id, b.median FROM points q "
+    sqlite3_stmt *st = q(db, "SELECT q.id, q.model, q.weight_dtype, q.phase, q.context, q.median, b.id, b.median, q.mode FROM points q "
                              "JOIN points b ON b.id = (SELECT MAX(x.id) FROM points x WHERE x.model = q.model AND x.phase = "
                              "q.phase AND x.context = q.context AND x.batch = q.batch AND x.threads = q.threads AND x.mode = "
                              "q.mode AND x.kv_dtype = q.kv_dtype AND x.weight_dtype = 'bf16' AND x.label = 'measured') WHERE "
                              "q.weight_dtype IN ('fp8', 'int8') AND q.label = 'measured' AND q.phase IN ('decode', "
-                             "'prefill_chunk', 'prefill') AND q.median > 0 AND b.median > 0 ORDER BY q.phase, q.weight_dtype, "
-                             "q.model, q.context");
+                             "'prefill_chunk', 'prefill') AND q.median > 0 AND b.median > 0 AND q.id = (SELECT MAX(y.id) FROM "
+                             "points y WHERE y.model = q.model AND y.phase = q.phase AND y.context = q.context AND y.batch = "
+                             "q.batch AND y.threads = q.threads AND y.mode = q.mode AND y.kv_dtype = q.kv_dtype AND "
+                             "y.weight_dtype = q.weight_dtype AND y.label = 'measured') ORDER BY q.phase, q.mode, q.model, "
+                             "q.context, q.weight_dtype");
     out[0] = 0;
     bool head = false;
     double r[2][3][64];
@@ -344,12 +347,13 @@ static void c4_speed(sqlite3 *db, FILE *md, char *out, size_t n) {
     const char *phases[3] = { "decode", "prefill_chunk", "prefill" };
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         if (!head)
-            fputs("Speed: bf16 time / 8-bit time at equal depth (> 1: 8-bit faster); decode s/token, prefill_chunk s/chunk.\n\n"
-                  "| phase | model | weights | context | 8-bit s | bf16 s | speed-up | points (8-bit, bf16) |\n"
-                  "|---|---|---|---|---|---|---|---|\n", md), head = true;
+            fputs("Speed: bf16 time / 8-bit time at equal depth, mode and threads (> 1: 8-bit faster; the latest point of "
+                  "each); decode s/token, prefill_chunk s/chunk.\n\n"
+                  "| phase | mode | model | weights | context | 8-bit s | bf16 s | speed-up | points (8-bit, bf16) |\n"
+                  "|---|---|---|---|---|---|---|---|---|\n", md), head = true;
         double sq = sqlite3_column_double(st, 5), sb = sqlite3_column_double(st, 7), x = sb / sq;
-        fprintf(md, "| %s | %s | %s | %s | %.4g | %.4g | **%.2f×** | %s, %s |\n", txt(st, 3), txt(st, 1), txt(st, 2),
-                txt(st, 4), sq, sb, x, txt(st, 0), txt(st, 6));
+        fprintf(md, "| %s | %s | %s | %s | %s | %.4g | %.4g | **%.2f×** | %s, %s |\n", txt(st, 3), txt(st, 8), txt(st, 1),
+                txt(st, 2), txt(st, 4), sq, sb, x, txt(st, 0), txt(st, 6));
         int f = strcmp(txt(st, 2), "fp8") == 0 ? 0 : 1, ph = 0;
         for (int i = 0; i < 3; i++) if (!strcmp(txt(st, 3), phases[i])) ph = i;
         if (nr[f][ph] < 64) r[f][ph][nr[f][ph]++] = x;
@@ -435,27 +439,28 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
     fputs("## C4 — 8-bit weights\n\n> *8-bit weights halve storage without losing accuracy.*\n\n", md);
     c->claim = "8-bit weights halve storage without losing accuracy";
     c->short_claim = "C4: 8-bit weights";
-    sqlite3_stmt *st = q(db, "SELECT p.id, p.model, p.weight_dtype, m.bytes, (SELECT m2.bytes FROM memory m2 JOIN points "
+    /* one row per model, 8-bit format and byte count (the first point that has it) */
+    sqlite3_stmt *st = q(db, "SELECT MIN(p.id), p.model, p.weight_dtype, m.bytes, (SELECT m2.bytes FROM memory m2 JOIN points "
                              "p2 ON p2.id = m2.point_id WHERE p2.model = p.model AND p2.weight_dtype = 'bf16' AND "
                              "m2.category = 'weights' AND m2.source = m.source LIMIT 1), (SELECT p2.id FROM memory m2 JOIN "
                              "points p2 ON p2.id = m2.point_id WHERE p2.model = p.model AND p2.weight_dtype = 'bf16' AND "
-                             "m2.category = 'weights' AND m2.source = m.source LIMIT 1) FROM points p JOIN memory m ON "
-                             "m.point_id = p.id AND m.category = 'weights' AND m.source = 'engine' WHERE p.weight_dtype IN "
-                             "('int8', 'fp8') ORDER BY p.id");
+                             "m2.category = 'weights' AND m2.source = m.source LIMIT 1), COUNT(*) FROM points p JOIN memory m "
+                             "ON m.point_id = p.id AND m.category = 'weights' AND m.source = 'engine' WHERE p.weight_dtype IN "
+                             "('int8', 'fp8') GROUP BY p.model, p.weight_dtype, m.bytes ORDER BY MIN(p.id)");
     int n = 0;
     double ratio = 0;
     char ids[256] = "";
-    fputs("| point id | model | weights dtype | weight bytes | bf16 weight bytes (point) | ratio |\n|---|---|---|---|---|---|\n",
-          md);
+    fputs("| point id | model | weights dtype | weight bytes | bf16 weight bytes (point) | ratio | points with it |\n"
+          "|---|---|---|---|---|---|---|\n", md);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         double b8 = sqlite3_column_double(st, 3), b16 = sqlite3_column_double(st, 4);
         bool has16 = sqlite3_column_type(st, 4) != SQLITE_NULL && b16 > 0;
         char r[32] = "—";
-        if (has16) snprintf(r, sizeof r, "%.3f", b8 / b16), ratio = b8 / b16;
-        fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
-                has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r);
+        if (has16) snprintf(r, sizeof r, "%.3f", b8 / b16), ratio = fmax(ratio, b8 / b16); /* the least saving */
+        fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
+                has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r, txt(st, 6));
         size_t l = strlen(ids);
-        snprintf(ids + l, sizeof ids - l, "%s%s", n ? ", " : "", txt(st, 0));
+        if (l < sizeof ids - 24) snprintf(ids + l, sizeof ids - l, "%s%s", n ? ", " : "", txt(st, 0));
         n++;
     }
     sqlite3_finalize(st);
@@ -491,7 +496,7 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
         snprintf(c->reason, sizeof c->reason, "storage halves; accuracy not measured (no ppl --compare rows in the DB)");
     } else if (worst_dnll > 0.01) {
         c->verdict = random_only ? CB_VERDICT_PARTLY : CB_VERDICT_NOT_REPRODUCED;
-        snprintf(c->reason, sizeof c->reason, "storage halves; 8-bit ΔNLL up to %+.4f nats > 0.01%s", worst_dnll,
+        snprintf(c->reason, sizeof c->reason, "storage halves; 8-bit |ΔNLL| up to %.4f nats > 0.01%s", worst_dnll,
                  random_only ? " on random-weight models only (no trained checkpoint measured)" : "");
     } else if (random_only) {
         c->verdict = CB_VERDICT_PARTLY;
