@@ -449,7 +449,7 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
                              "('int8', 'fp8') GROUP BY p.model, p.weight_dtype, m.bytes ORDER BY MIN(p.id)");
     int n = 0;
     double ratio = 0;
-    char ids[256] = "";
+    char ids[120] = "";
     fputs("| point id | model | weights dtype | weight bytes | bf16 weight bytes (point) | ratio | points with it |\n"
           "|---|---|---|---|---|---|---|\n", md);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
@@ -460,7 +460,7 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
         fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
                 has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r, txt(st, 6));
         size_t l = strlen(ids);
-        if (l < sizeof ids - 24) snprintf(ids + l, sizeof ids - l, "%s%s", n ? ", " : "", txt(st, 0));
+        if (l < sizeof ids - 24) snprintf(ids + l, sizeof ids - l, "%s%.20s", n ? ", " : "", txt(st, 0));
         n++;
     }
     sqlite3_finalize(st);
@@ -473,7 +473,7 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
         snprintf(c->reason, sizeof c->reason, "the DB has no points with weight_dtype int8 or fp8 (run with --weights-dtype)");
         return;
     }
-    char speed[320] = "", quality[400] = "", reach[256] = "";
+    char speed[256] = "", quality[300] = "", reach[200] = ""; /* with st_part: fits c->number (1024) */
     c4_speed(db, md, speed, sizeof speed);
     bool random_only = true, any_q = false;
     double worst_dnll = c4_quality(db, md, quality, sizeof quality, &any_q, &random_only);
@@ -481,7 +481,7 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
     snprintf(c->measured, sizeof c->measured, "engine-allocated weight bytes of 8-bit vs bf16 points of the same model%s%s",
              speed[0] ? "; decode / prefill time bf16 over 8-bit at equal depth" : "",
              any_q ? "; ppl KL / top-1 / ΔNLL of the 8-bit twin on the same tokens" : "");
-    char st_part[320];
+    char st_part[200];
     if (ratio > 0) snprintf(st_part, sizeof st_part, "weights ratio %.3f (points %s)", ratio, ids);
     else snprintf(st_part, sizeof st_part, "no bf16 twin (points %s)", ids);
     snprintf(c->number, sizeof c->number, "%s%s%s%s%s%s%s", st_part, speed[0] ? "; " : "", speed, quality[0] ? "; " : "",
