@@ -209,25 +209,41 @@ static void int8_vnni_blocked(int M, const float *X, int64_t ldx, const cb_weigh
             const int mc = CB_MIN(4, M - m0);
             for (int64_t j0 = 0; j0 < cnt; j0 += 4) {
                 const int64_t jc = CB_MIN(4, cnt - j0);
-                __m512i a[4][4];
-                for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) a[i][j] = _mm512_setzero_si512();
-                const uint8_t *xr[4];
-                const int8_t *wr[4];
-                for (int i = 0; i < 4; i++) xr[i] = xu + (size_t)(m0 + CB_MIN(i, mc - 1)) * (size_t)K;
-                for (int j = 0; j < 4; j++) wr[j] = (const int8_t *)W->data + (size_t)(n0 + j0 + CB_MIN(j, jc - 1)) * (size_t)K;
+                const uint8_t *x0 = xu + (size_t)(m0 + 0) * (size_t)K, *x1 = xu + (size_t)(m0 + CB_MIN(1, mc - 1)) * (size_t)K,
+                              *x2 = xu + (size_t)(m0 + CB_MIN(2, mc - 1)) * (size_t)K, *x3 = xu + (size_t)(m0 + CB_MIN(3, mc - 1)) * (size_t)K;
+                const int8_t *wb = (const int8_t *)W->data + (size_t)(n0 + j0) * (size_t)K;
+                const int8_t *w0 = wb, *w1 = wb + (size_t)CB_MIN(1, jc - 1) * (size_t)K,
+                             *w2 = wb + (size_t)CB_MIN(2, jc - 1) * (size_t)K, *w3 = wb + (size_t)CB_MIN(3, jc - 1) * (size_t)K;
+                /* 16 named accumulators: GCC keeps them in registers (an indexed array would be spilled) */
+                __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,
+                        a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
                 for (int64_t k = 0; k < K; k += 64) {
                     const __mmask64 mk = tail64(K - k);
-                    __m512i xv[4], wv[4];
-                    for (int i = 0; i < 4; i++) xv[i] = _mm512_maskz_loadu_epi8(mk, xr[i] + k);
-                    for (int j = 0; j < 4; j++) wv[j] = _mm512_maskz_loadu_epi8(mk, wr[j] + k);
-                    for (int i = 0; i < 4; i++)
-                        for (int j = 0; j < 4; j++) a[i][j] = _mm512_dpbusd_epi32(a[i][j], xv[i], wv[j]);
+                    const __m512i v0 = _mm512_maskz_loadu_epi8(mk, w0 + k), v1 = _mm512_maskz_loadu_epi8(mk, w1 + k),
+                                  v2 = _mm512_maskz_loadu_epi8(mk, w2 + k), v3 = _mm512_maskz_loadu_epi8(mk, w3 + k);
+                    __m512i u = _mm512_maskz_loadu_epi8(mk, x0 + k);
+                    a00 = _mm512_dpbusd_epi32(a00, u, v0); a01 = _mm512_dpbusd_epi32(a01, u, v1);
+                    a02 = _mm512_dpbusd_epi32(a02, u, v2); a03 = _mm512_dpbusd_epi32(a03, u, v3);
+                    u = _mm512_maskz_loadu_epi8(mk, x1 + k);
+                    a10 = _mm512_dpbusd_epi32(a10, u, v0); a11 = _mm512_dpbusd_epi32(a11, u, v1);
+                    a12 = _mm512_dpbusd_epi32(a12, u, v2); a13 = _mm512_dpbusd_epi32(a13, u, v3);
+                    u = _mm512_maskz_loadu_epi8(mk, x2 + k);
+                    a20 = _mm512_dpbusd_epi32(a20, u, v0); a21 = _mm512_dpbusd_epi32(a21, u, v1);
+                    a22 = _mm512_dpbusd_epi32(a22, u, v2); a23 = _mm512_dpbusd_epi32(a23, u, v3);
+                    u = _mm512_maskz_loadu_epi8(mk, x3 + k);
+                    a30 = _mm512_dpbusd_epi32(a30, u, v0); a31 = _mm512_dpbusd_epi32(a31, u, v1);
+                    a32 = _mm512_dpbusd_epi32(a32, u, v2); a33 = _mm512_dpbusd_epi32(a33, u, v3);
                 }
+                const int32_t d[4][4] = {
+                    { _mm512_reduce_add_epi32(a00), _mm512_reduce_add_epi32(a01), _mm512_reduce_add_epi32(a02), _mm512_reduce_add_epi32(a03) },
+                    { _mm512_reduce_add_epi32(a10), _mm512_reduce_add_epi32(a11), _mm512_reduce_add_epi32(a12), _mm512_reduce_add_epi32(a13) },
+                    { _mm512_reduce_add_epi32(a20), _mm512_reduce_add_epi32(a21), _mm512_reduce_add_epi32(a22), _mm512_reduce_add_epi32(a23) },
+                    { _mm512_reduce_add_epi32(a30), _mm512_reduce_add_epi32(a31), _mm512_reduce_add_epi32(a32), _mm512_reduce_add_epi32(a33) } };
                 for (int i = 0; i < mc; i++)
                     for (int j = 0; j < jc; j++) {
                         const int64_t n = n0 + j0 + j;
-                        int32_t d = _mm512_reduce_add_epi32(a[i][j]) - 128 * rs[j0 + j];
-                        float v = (float)d * (sx[m0 + i] * W->scale[n]);
+                        const int32_t dot = d[i][j] - 128 * rs[j0 + j];
+                        float v = (float)dot * (sx[m0 + i] * W->scale[n]);
                         float *y = &Y[(m0 + i) * ldy + n];
                         *y = acc ? *y + v : v;
                     }
