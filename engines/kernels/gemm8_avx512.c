@@ -3,7 +3,8 @@
  * (it stays in L1 for the other activation rows), codes decoded to fp32 in registers: fp8 through the
  * f16 converter (code bits placed in an f16 give the value / 256, exactly; the 256 is folded into the
  * per-row scale), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
- * handed to the fp32 GEMM (bf16 panels to the bf16 GEMM in fast mode), scale applied in the epilogue.
+ * as exact bf16 panels handed to the GEMMs of kernels.h (cb_matmul exact, cb_matmul_bf16 fast), scale
+ * applied in the epilogue.
  * int8 fast path: |xq| (u8) × ±w (s8) with vpdpbusd for decode, (xq + 128) (u8) × w (s8) minus 128·Σw in
  * 4 x 4 register blocks for M >= 4 — exact int32 arithmetic either way.
  * Parallel over output rows only: results do not depend on the thread count. */
@@ -55,35 +56,20 @@ static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float
     }
 }
 
-/* Decode rows [n0, n0+nb) of W to exact fp32 values (unscaled) into P [nb, K]. */
-static void decode_panel(const cb_weight *W, int64_t n0, int64_t nb, float *P) {
-    const bool fp8 = W->dtype == CB_F8_E4M3;
-    const float unit = fp8 ? 256.0f : 1.0f;
-    const int64_t K = W->cols;
-    const __m512 vu = _mm512_set1_ps(unit);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < nb; r++) {
-        const uint8_t *w = (const uint8_t *)W->data + (size_t)(n0 + r) * (size_t)K;
-        float *p = P + r * K;
-        for (int64_t k = 0; k < K; k += 16) {
-            __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-            _mm512_mask_storeu_ps(p + k, mk, _mm512_mul_ps(dec16(w + k, mk, fp8), vu));
-        }
-    }
-}
-
-/* fp8 rows [n0, n0+nb) as bf16 (code value x 256 has <= 4 significant bits: bf16 holds it exactly, so the
- * top half of the fp32 bits is the bf16) into P [nb, K]: the bf16 GEMM then reads 2 bytes per weight. */
+/* Rows [n0, n0+nb) of W as unscaled code values in bf16 into P [nb, K]. Exact: an fp8 code value (x 256
+ * after dec16) has <= 4 significant bits and an int8 one <= 7, so the top half of the fp32 bits is the
+ * bf16. The GEMMs then read 2 bytes per weight (half of an fp32 panel) and widen exactly. */
 static void decode_panel_bf16(const cb_weight *W, int64_t n0, int64_t nb, uint16_t *P) {
+    const bool fp8 = W->dtype == CB_F8_E4M3;
     const int64_t K = W->cols;
-    const __m512 vu = _mm512_set1_ps(256.0f);
+    const __m512 vu = _mm512_set1_ps(fp8 ? 256.0f : 1.0f);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < nb; r++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)(n0 + r) * (size_t)K;
         uint16_t *p = P + r * K;
         for (int64_t k = 0; k < K; k += 16) {
             __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-            __m512i v = _mm512_castps_si512(_mm512_mul_ps(dec16(w + k, mk, true), vu));
+            __m512i v = _mm512_castps_si512(_mm512_mul_ps(dec16(w + k, mk, fp8), vu));
             _mm256_mask_storeu_epi16(p + k, mk, _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
         }
     }
@@ -92,16 +78,15 @@ static void decode_panel_bf16(const cb_weight *W, int64_t n0, int64_t nb, uint16
 static void panels(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc,
                    bool bf16) {
     const int64_t N = W->rows, K = W->cols;
-    int64_t nb = ((int64_t)(4u << 20) / (K * 4)) / 16 * 16; /* ~4 MiB of fp32 panel */
+    int64_t nb = ((int64_t)(4u << 20) / (K * 2)) / 16 * 16; /* ~4 MiB of bf16 panel */
     nb = CB_MAX(16, CB_MIN(256, nb));
-    void *P = malloc((size_t)nb * (size_t)K * sizeof(float));
+    uint16_t *P = malloc((size_t)nb * (size_t)K * sizeof(uint16_t));
     float *T = malloc((size_t)M * (size_t)nb * sizeof(float));
     if (!P || !T) abort(); /* a few MiB: out of memory */
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         const int64_t cnt = CB_MIN(nb, N - n0);
-        if (bf16) decode_panel_bf16(W, n0, cnt, P); /* fast mode (fp8 only): a bf16 panel */
-        else decode_panel(W, n0, cnt, P);
-        cb_weight pw = { .data = P, .dtype = bf16 ? CB_BF16 : CB_F32, .rows = cnt, .cols = K, .scale = NULL };
+        decode_panel_bf16(W, n0, cnt, P);
+        cb_weight pw = { .data = P, .dtype = CB_BF16, .rows = cnt, .cols = K, .scale = NULL };
         if (bf16) cb_matmul_bf16(M, X, ldx, &pw, T, nb, false);
         else cb_matmul(M, X, ldx, &pw, T, nb, false);
 #pragma omp parallel for schedule(static)
