@@ -11,10 +11,12 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctxbench memory --model PRESET|DIR [--contexts 4K..1M] [--kv-dtype bf16|f16|f32]\n"
-               "                       [--batch B] [--engine NAME]\n\n"
+               "                       [--batch B] [--engine NAME] [--weights-dtype bf16|f16|f32|fp8|int8]\n\n"
                "Print the analytic memory (weights, KV cache, SSM state, conv state, scratch, total) per sequence\n"
                "and at batch B, from the engine's plan: no weights are loaded and nothing is allocated, so it\n"
-               "works for the 9b presets on any machine. Bytes, and GiB in parentheses for the totals.\n");
+               "works for the 9b presets on any machine. Bytes, and GiB in parentheses for the totals.\n"
+               "--weights-dtype fp8|int8 plans 8-bit linear projections (per-row fp32 scales; embeddings, norms and\n"
+               "SSM parameters kept) and prints the weight bytes by storage and the saving over the original.\n");
 }
 
 static int run(int argc, char **argv) {
@@ -22,10 +24,10 @@ static int run(int argc, char **argv) {
         { "help", no_argument, NULL, 'h' },          { "model", required_argument, NULL, 'm' },
         { "contexts", required_argument, NULL, 'c' }, { "kv-dtype", required_argument, NULL, 'k' },
         { "batch", required_argument, NULL, 'b' },    { "engine", required_argument, NULL, 'e' },
-        { NULL, 0, NULL, 0 }
+        { "weights-dtype", required_argument, NULL, 'w' }, { NULL, 0, NULL, 0 }
     };
     const char *model = NULL, *ctxs = "4K..1M", *engine = NULL;
-    cb_dtype kv = CB_BF16;
+    cb_dtype kv = CB_BF16, wdt = CB_DTYPE_COUNT;
     int batch = 1;
     optind = 1; opterr = 0;
     int c;
@@ -39,6 +41,12 @@ static int run(int argc, char **argv) {
         case 'k':
             if (cb_dtype_parse(optarg, &kv) || (kv != CB_F32 && kv != CB_F16 && kv != CB_BF16)) {
                 fprintf(stderr, "ctxbench memory: bad --kv-dtype '%s' (expected bf16, f16 or f32)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (cb_dtype_parse(optarg, &wdt) || wdt == CB_I32 || wdt == CB_I64) {
+                fprintf(stderr, "ctxbench memory: bad --weights-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
                 return 2;
             }
             break;
@@ -65,8 +73,20 @@ static int run(int argc, char **argv) {
     const cb_engine_ops *ops = engine ? cb_engine_find(engine) : cb_engine_for_config(&cfg);
     if (!ops) { fprintf(stderr, "ctxbench memory: no engine %s for %s\n", engine ? engine : "registered", model); return 1; }
     if (!ops->supports(&cfg)) { fprintf(stderr, "ctxbench memory: engine %s does not run %s\n", ops->name, model); return 1; }
+    cb_weight_split orig, ws;
+    cb_config_weight_split(&cfg, &orig);
+    const cb_dtype odt = cb_config_is_q8(&cfg) ? cfg.q8 : cfg.weights_dtype;
+    if (wdt != CB_DTYPE_COUNT) cb_config_for_weights(model, wdt, &cfg);
+    cb_config_weight_split(&cfg, &ws);
     printf("model %s  engine %s  arch %s  kv %s  (analytic: from %s's plan, nothing allocated)\n", model, ops->name,
            cb_arch_name(cfg.arch), cb_dtype_name(kv), ops->name);
+    printf("weights %s: %zu bytes = 8-bit codes %zu + fp32 scales %zu + kept in %s %zu", cb_config_is_q8(&cfg) ?
+           cb_dtype_name(cfg.q8) : cb_dtype_name(cfg.weights_dtype), ws.total, ws.q8, ws.scales,
+           cb_dtype_name(cfg.weights_dtype), ws.kept);
+    if (ws.total != orig.total)
+        printf("\n  vs %s weights %zu bytes: saving %zu bytes (%.3f GiB), ratio %.4f", cb_dtype_name(odt), orig.total, orig.total - ws.total,
+               (double)(orig.total - ws.total) / 1073741824.0, (double)ws.total / (double)orig.total);
+    printf("\n");
     printf("%10s %15s %15s %13s %12s %12s %15s %10s", "context", "weights", "kv_cache", "ssm_state", "conv_state",
            "scratch", "total", "GiB");
     if (batch > 1) printf(" %15s %10s", "total@B", "GiB@B");

@@ -8,7 +8,8 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctxbench merge OUT.db IN.db...\n\n"
-               "Append every run of each IN.db (with its points, samples, memory and counters rows) to OUT.db,\n"
+               "Append every run of each IN.db (with its points, samples, memory and counters rows, and its\n"
+               "ppl_runs / ppl_buckets) to OUT.db,\n"
                "creating OUT.db if missing. Ids are renumbered; nothing in IN.db changes.\n");
 }
 
@@ -47,12 +48,24 @@ static int merge_one(sqlite3 *db, const char *in, cb_err *err) {
              "INSERT INTO main.memory SELECT pm.new, m.category, m.bytes, m.source FROM src.memory m JOIN point_map pm ON pm.old = m.point_id;"
              "INSERT INTO main.counters SELECT pm.new, c.event, c.value, c.status FROM src.counters c JOIN point_map pm ON pm.old = c.point_id;");
     if (cb_store_exec(db, sql, err)) goto rollback;
+    /* `ctxbench ppl --db` results (schema v2), renumbered the same way */
+    if (cb_store_exec(db,
+                      "CREATE TEMP TABLE ppl_map AS SELECT id AS old, id + (SELECT COALESCE(MAX(id), 0) FROM main.ppl_runs)"
+                      " AS new FROM src.ppl_runs;"
+                      "INSERT INTO main.ppl_runs SELECT m.new, r.started_utc, r.git_commit, r.model, r.weight_dtype,"
+                      " r.compare_dtype, r.mode, r.seed, r.tokens_file, r.n_tokens, r.context, r.stride, r.weight_bytes,"
+                      " r.compare_weight_bytes FROM src.ppl_runs r JOIN ppl_map m ON m.old = r.id ORDER BY r.id;"
+                      "INSERT INTO main.ppl_buckets SELECT m.new, b.ctx_lo, b.ctx_hi, b.is_total, b.n_scored, b.nll, b.ppl,"
+                      " b.nll_q, b.dnll, b.kl, b.top1_agree FROM src.ppl_buckets b JOIN ppl_map m ON m.old = b.run_id;"
+                      "DROP TABLE temp.ppl_map", err))
+        goto rollback;
     if (cb_store_exec(db, "DROP TABLE temp.run_map; DROP TABLE temp.point_map; COMMIT", err)) goto rollback;
     return cb_store_exec(db, "DETACH DATABASE src", err);
 rollback:
     cb_store_exec(db, "ROLLBACK", NULL);
 detach:
-    cb_store_exec(db, "DROP TABLE IF EXISTS temp.run_map; DROP TABLE IF EXISTS temp.point_map; DETACH DATABASE src", NULL);
+    cb_store_exec(db, "DROP TABLE IF EXISTS temp.run_map; DROP TABLE IF EXISTS temp.point_map; DROP TABLE IF EXISTS "
+                      "temp.ppl_map; DETACH DATABASE src", NULL);
     return -1;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../engines/model/presets.h"
+#include "../engines/kernels/quant.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
 #include "quality.h"
@@ -19,20 +20,27 @@ static void usage(FILE *f) {
             "  --context N            window length (default: whole file, at most 4096)\n"
             "  --stride S             window stride when the file is longer than N (default N/2; S <= N); each\n"
             "                         window rescoring only tokens the previous ones did not score\n"
-            "  --weights-dtype orig|fp8|int8   weights of the evaluated model (default orig)\n"
+            "  --weights-dtype D      orig|bf16|f16|f32|fp8|int8: weights of the evaluated model (default orig: a\n"
+            "                         preset in bf16, a checkpoint as stored; fp8/int8 quantise the linear layers)\n"
             "  --compare fp8|int8     also run the 8-bit twin on the same tokens: KL(orig||q), top-1, dNLL\n"
             "  --buckets LIST         upper bounds of context-length buckets, e.g. 16,64,256 (default powers of 4)\n"
             "  --mode exact|fast      activations fp32 (default) or bf16 / int8 (fast)\n"
             "  --threads N            OpenMP threads (default all)\n"
             "  --seed N               preset weight seed (default 1)\n"
-            "  --db FILE              store into the harness database (needs harness/store; see report)\n");
+            "  --db FILE              also store the results in the results database (tables ppl_runs and\n"
+            "                         ppl_buckets, docs/schema.md), for `ctxbench report` (C4)\n");
 }
 
+/* --compare: fp8 | int8. --weights-dtype (allow_orig): also orig (a preset in bf16, a checkpoint as
+ * stored) and bf16 / f16 / f32 (a preset's dtype). */
 static int parse_q8(const char *flag, const char *v, cb_dtype *out, bool allow_orig) {
     if (allow_orig && strcmp(v, "orig") == 0) { *out = CB_DTYPE_COUNT; return 0; }
-    if (strcmp(v, "fp8") == 0) { *out = CB_F8_E4M3; return 0; }
-    if (strcmp(v, "int8") == 0) { *out = CB_I8; return 0; }
-    fprintf(stderr, "ctxbench ppl: %s expects %sfp8 or int8, got '%s'\n", flag, allow_orig ? "orig, " : "", v);
+    cb_dtype t;
+    if (cb_dtype_parse(v, &t) == 0 && (cb_dtype_is_q8(t) || (allow_orig && (t == CB_F32 || t == CB_F16 || t == CB_BF16)))) {
+        *out = t;
+        return 0;
+    }
+    fprintf(stderr, "ctxbench ppl: %s expects %sfp8 or int8, got '%s'\n", flag, allow_orig ? "orig, bf16, f16, f32, " : "", v);
     return -1;
 }
 
@@ -94,12 +102,9 @@ static int run_ppl(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (cmp != CB_DTYPE_COUNT && wdt != CB_DTYPE_COUNT) {
-        fprintf(stderr, "ctxbench ppl: --compare runs the original weights against the 8-bit ones; drop --weights-dtype\n");
-        return 2;
-    }
-    if (db) {
-        fprintf(stderr, "ctxbench ppl: --db: this build has no harness store API (harness/store.h); results are printed only\n");
+    if (cmp != CB_DTYPE_COUNT && cb_dtype_is_q8(wdt)) {
+        fprintf(stderr, "ctxbench ppl: --compare runs the original weights against the 8-bit ones; --weights-dtype %s "
+                "is already 8-bit\n", cb_dtype_name(wdt));
         return 2;
     }
     o.threads = (int)threads;
@@ -112,11 +117,9 @@ static int run_ppl(int argc, char **argv) {
     int64_t T = 0;
     int rc = 1;
     cb_quality_bucket b[64];
-    if (cb_model_open(model, (uint64_t)seed, CB_BF16, &m, &err)) goto fail;
-    if (wdt != CB_DTYPE_COUNT && cb_model_quantize(&m, wdt, &err)) goto fail;
-    if (cmp != CB_DTYPE_COUNT &&
-        (cb_model_open(model, (uint64_t)seed, CB_BF16, &mq, &err) || cb_model_quantize(&mq, cmp, &err)))
-        goto fail;
+    /* 8-bit presets are generated as the quantisation of the bf16 preset: mq is m's 8-bit twin */
+    if (cb_model_open(model, (uint64_t)seed, wdt == CB_DTYPE_COUNT ? CB_BF16 : wdt, &m, &err)) goto fail;
+    if (cmp != CB_DTYPE_COUNT && cb_model_open(model, (uint64_t)seed, cmp, &mq, &err)) goto fail;
     if (cb_tokens_read(tokens, m.cfg.vocab, &ids, &T, &err)) goto fail;
     if (context == 0) context = CB_MIN(T, 4096);
     if (stride == 0) stride = CB_MAX(1, context / 2);
@@ -155,6 +158,17 @@ static int run_ppl(int argc, char **argv) {
                    100.0 * (double)k->top1_agree / (double)k->n);
         }
         printf("\n");
+    }
+    if (db) {
+        char wname[16];
+        snprintf(wname, sizeof wname, "%s", cb_dtype_name(cb_config_is_q8(&m.cfg) ? m.cfg.q8 : m.cfg.weights_dtype));
+        cb_ppl_record rec = { .model = model, .weight_dtype = wname, .compare_dtype = q ? cb_dtype_name(cmp) : NULL,
+                              .mode = o.mode == CB_MODE_EXACT ? "exact" : "fast", .tokens_file = tokens, .seed = seed,
+                              .n_tokens = T, .context = context, .stride = stride, .weight_bytes = m.weight_bytes,
+                              .compare_weight_bytes = q ? mq.weight_bytes : 0 };
+        int64_t id = cb_ppl_store(db, &rec, b, nb, &err);
+        if (id < 0) goto fail;
+        printf("stored: ppl_runs.id = %lld in %s\n", (long long)id, db);
     }
     rc = 0;
     goto out;

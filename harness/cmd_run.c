@@ -12,7 +12,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ctxbench run WORKLOAD [--db PATH] [--resume] [--shard I/N] [--quiet] [--threads N]\n"
-            "                    [--memory-budget BYTES|PCT%%] [--time-budget SECONDS]\n\n"
+            "                    [--memory-budget BYTES|PCT%%] [--time-budget SECONDS] [--weights-dtype D]\n"
+            "                    [--mode exact|fast]\n\n"
             "Run the sweep a workload file describes (workloads/quick, workloads/claims, workloads/full; see\n"
             "docs/usage.md) and store every point, labelled measured | sampled | analytic | refused | failed.\n"
             "  --db PATH             results database (default results/ctxbench.db; created if missing)\n"
@@ -21,7 +22,11 @@ static void usage(FILE *f) {
             "  --quiet               no progress line on stderr\n"
             "  --threads N           override the workload's thread list\n"
             "  --memory-budget B     bytes (16G) or percent of MemAvailable (85%%); overrides the workload\n"
-            "  --time-budget S       per-point time budget in seconds; overrides the workload\n");
+            "  --time-budget S       per-point time budget in seconds; overrides the workload\n"
+            "  --mode exact|fast     overrides the workload's mode\n"
+            "  --weights-dtype D     bf16 | f16 | f32 | fp8 | int8: overrides the workload's weight_dtype. fp8/int8:\n"
+            "                        linear projections in 8 bits with per-row scales (presets generated so,\n"
+            "                        checkpoints quantised at load; docs/quantization.md)\n");
 }
 
 static int run(int argc, char **argv) {
@@ -30,9 +35,12 @@ static int run(int argc, char **argv) {
         { "resume", no_argument, NULL, 'r' },         { "shard", required_argument, NULL, 's' },
         { "quiet", no_argument, NULL, 'q' },          { "threads", required_argument, NULL, 't' },
         { "memory-budget", required_argument, NULL, 'm' }, { "time-budget", required_argument, NULL, 'T' },
+        { "weights-dtype", required_argument, NULL, 'w' }, { "mode", required_argument, NULL, 'M' },
         { NULL, 0, NULL, 0 }
     };
     cb_sweep_opts o = { 0 };
+    cb_dtype wdt = CB_DTYPE_COUNT; /* none given */
+    int mode = -1;
     o.db_path = "results/ctxbench.db";
     o.shard_n = 1;
     optind = 1; opterr = 0;
@@ -60,6 +68,19 @@ static int run(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'w':
+            if (cb_dtype_parse(optarg, &wdt) || wdt == CB_I32 || wdt == CB_I64) {
+                fprintf(stderr, "ctxbench run: bad --weights-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'M':
+            if (strcmp(optarg, "exact") && strcmp(optarg, "fast")) {
+                fprintf(stderr, "ctxbench run: bad --mode '%s' (expected exact or fast)\n", optarg);
+                return 2;
+            }
+            mode = optarg[0] == 'f' ? CB_MODE_FAST : CB_MODE_EXACT;
+            break;
         case 'T':
             o.time_budget_point = strtod(optarg, &end);
             if (*end || o.time_budget_point <= 0) { fprintf(stderr, "ctxbench run: bad --time-budget '%s'\n", optarg); return 2; }
@@ -76,6 +97,8 @@ static int run(int argc, char **argv) {
     cb_err err = { "" };
     if (cb_workload_load(argv[optind], &w, &text, &err)) { fprintf(stderr, "ctxbench run: %s\n", err.msg); return 1; }
     o.workload_text = text;
+    if (wdt != CB_DTYPE_COUNT) w.weight_dtype = wdt; /* recorded in points.weight_dtype and the point key */
+    if (mode >= 0) w.mode = (cb_mode)mode;
     /* results/ by default: create the directory of the database when it is missing */
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", o.db_path);

@@ -11,6 +11,8 @@
 
 #include "../engines/engine.h"
 #include "../engines/model/model.h"
+#include "../engines/kernels/quant.h"
+#include "../engines/model/quantize.h"
 #include "cli.h"
 
 typedef struct {
@@ -19,6 +21,7 @@ typedef struct {
     int prefill, batch;
     double tol, min_agree; /* < 0: the mode's default */
     bool layers, kv_given;
+    cb_dtype wdt; /* CB_DTYPE_COUNT: as stored; fp8 / int8: quantised at load */
 } verify_args;
 
 typedef struct {
@@ -44,6 +47,9 @@ static void usage(FILE *f) {
             "  --tol X                max |logit difference| accepted (default: the mode's)\n"
             "  --min-agree F          fast mode: least argmax agreement accepted, 0..1 (default 0.99)\n"
             "  --layers               also compare the residual stream after every layer (prefill)\n"
+            "  --weights-dtype fp8|int8  quantise the linear projections at load; the 8-bit path is judged against\n"
+            "                         its dequantised fp32 twin (same tolerances); the error against the\n"
+            "                         reference is printed, not judged (bf16/f16/f32: the stored weights)\n"
             "Last line: verify: model_type=X tokens=T prefill_max_abs=A decode_max_abs=B max_abs=M tol=E result=PASS|FAIL\n");
 }
 
@@ -76,13 +82,15 @@ static int parse_args(int argc, char **argv, verify_args *a) {
         { "reference", required_argument, 0, 'r' }, { "ssd-chunk", required_argument, 0, 's' },
         { "prefill-chunk", required_argument, 0, 'c' }, { "kv-dtype", required_argument, 0, 'k' },
         { "tol", required_argument, 0, 'T' },     { "min-agree", required_argument, 0, 'A' },
-        { "layers", no_argument, 0, 'l' },       { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "layers", no_argument, 0, 'l' },       { "help", no_argument, 0, 'h' },
+        { "weights-dtype", required_argument, 0, 'w' }, { 0, 0, 0, 0 },
     };
     cb_engine_opts_default(&a->o);
     a->reference = "reference.safetensors";
     a->batch = 1;
     a->prefill = -1;
     a->tol = a->min_agree = -1;
+    a->wdt = CB_DTYPE_COUNT;
     int c;
     optind = 1;
     opterr = 0;
@@ -110,6 +118,13 @@ static int parse_args(int argc, char **argv, verify_args *a) {
             a->kv_given = true;
             break;
         case 'l': a->layers = true; break;
+        case 'w':
+            if (cb_dtype_parse(optarg, &a->wdt) || a->wdt == CB_I32 || a->wdt == CB_I64) {
+                fprintf(stderr, "ctxbench verify: --weights-dtype expects bf16, f16, f32, fp8 or int8, got '%s'\n", optarg);
+                return 2;
+            }
+            if (!cb_dtype_is_q8(a->wdt)) a->wdt = CB_DTYPE_COUNT; /* a checkpoint keeps its stored precision */
+            break;
         case 'h': usage(stdout); return 1;
         default:
             fprintf(stderr, "ctxbench verify: unknown or incomplete option '%s'\n", argv[optind - 1]);
@@ -123,6 +138,11 @@ static int parse_args(int argc, char **argv, verify_args *a) {
         return 2;
     }
     a->dir = argv[optind];
+    if (cb_dtype_is_q8(a->wdt) && a->o.mode == CB_MODE_FAST) {
+        fprintf(stderr, "ctxbench verify: --weights-dtype %s is verified in exact mode (fast mode also rounds or "
+                "quantises activations; measure its accuracy with ctxbench ppl --mode fast)\n", cb_dtype_name(a->wdt));
+        return 2;
+    }
     if (!a->kv_given) a->o.kv_dtype = a->o.mode == CB_MODE_EXACT ? CB_F32 : CB_BF16;
     return 0;
 }
@@ -238,6 +258,26 @@ done:
     return rc;
 }
 
+/* Logits [T, vocab] of m's dequantised twin (a fresh load of the same checkpoint, quantised the same
+ * way, then every 8-bit projection expanded to fp32), all positions from one prefill. */
+static float *dequantised_logits(const verify_args *a, const cb_model *m, const cb_engine_ops *ops, const int32_t *ids,
+                                 int T, cb_err *err) {
+    cb_model d;
+    memset(&d, 0, sizeof d);
+    float *out = malloc((size_t)T * (size_t)m->cfg.vocab * sizeof(float));
+    cb_engine *e = NULL;
+    cb_engine_opts o = a->o;
+    o.max_context = T;
+    o.max_batch = 1;
+    int rc = !out || cb_model_load(a->dir, &d, err) || cb_model_quantize(&d, a->wdt, err) || cb_model_dequantize(&d, err) ||
+             ops->create(&d, &o, &e, err) || ops->prefill(e, 0, ids, T, out, true, err);
+    if (!out) cb_err_set(err, "out of memory for %d logit rows", T);
+    if (e) ops->destroy(e);
+    cb_model_free(&d);
+    if (rc) { free(out); return NULL; }
+    return out;
+}
+
 static int cmd_verify(int argc, char **argv) {
     verify_args a = { 0 };
     int prc = parse_args(argc, argv, &a);
@@ -245,8 +285,9 @@ static int cmd_verify(int argc, char **argv) {
     cb_err err = { 0 };
     cb_model m;
     memset(&m, 0, sizeof m);
-    if (cb_model_load(a.dir, &m, &err)) {
+    if (cb_model_load(a.dir, &m, &err) || (cb_dtype_is_q8(a.wdt) && cb_model_quantize(&m, a.wdt, &err))) {
         fprintf(stderr, "ctxbench verify: %s\n", err.msg);
+        cb_model_free(&m);
         return 1;
     }
     const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
@@ -284,7 +325,28 @@ static int cmd_verify(int argc, char **argv) {
            a.prefill > 0 ? a.prefill : CB_MAX(1, 3 * T / 4), T);
     if (a.layers) report_layers(ops, &m, &a.o, &ref, path, ids_t->data, a.prefill > 0 ? a.prefill : CB_MAX(1, 3 * T / 4));
     verify_result r = { 0 };
-    int rc = run_verify(&a, &m, ops, ids_t->data, lg_t->data, T, &r, &err);
+    const float *want = lg_t->data;
+    float *twin = NULL;
+    if (cb_dtype_is_q8(a.wdt)) {
+        /* 8-bit: the quantisation error against the reference is reported, not judged; the pass criterion
+         * is the engine's 8-bit path against its dequantised fp32 twin (scale · code) on the same tokens. */
+        verify_result q = { 0 };
+        if (run_verify(&a, &m, ops, ids_t->data, lg_t->data, T, &q, &err) == 0)
+            printf("verify: %s weights vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
+                   "%.4f over %ld rows\n", cb_dtype_name(a.wdt), fmax(q.prefill_max, q.decode_max),
+                   q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
+        twin = dequantised_logits(&a, &m, ops, ids_t->data, T, &err);
+        if (!twin) {
+            fprintf(stderr, "ctxbench verify: dequantised twin: %s\n", err.msg);
+            cb_st_close(&ref);
+            cb_model_free(&m);
+            return 1;
+        }
+        want = twin;
+        printf("verify: judging the %s path against its dequantised fp32 twin\n", cb_dtype_name(a.wdt));
+    }
+    int rc = run_verify(&a, &m, ops, ids_t->data, want, T, &r, &err);
+    free(twin);
     if (rc) fprintf(stderr, "ctxbench verify: %s\n", err.msg);
     double mx = fmax(r.prefill_max, r.decode_max);
     double agree = r.rows ? (double)r.argmax_agree / (double)r.rows : 0.0;

@@ -46,4 +46,15 @@ int64_t cb_quality_windows(int64_t T, int64_t N, int64_t S, int64_t *begin, int6
 #include "../engines/engine.h"
 int cb_ppl_eval(const cb_model *m, const cb_model *mq, const cb_engine_opts *o, const int32_t *ids, int64_t T,
                 int64_t N, int64_t S, cb_quality_bucket *b, int nb, cb_err *err);
+
+/* `ctxbench ppl --db`: what was evaluated, for the ppl_runs row (docs/schema.md). compare_dtype NULL: no
+ * comparison model (nll_q, dnll, kl, top1_agree stored as NULL). */
+typedef struct {
+    const char *model, *weight_dtype, *compare_dtype, *mode, *tokens_file;
+    int64_t seed, n_tokens, context, stride;
+    size_t weight_bytes, compare_weight_bytes;
+} cb_ppl_record;
+/* Store the record and its buckets (plus a total row, is_total = 1) into the results DB at db_path
+ * (created or migrated). Returns the ppl_runs id, -1 on error. */
+int64_t cb_ppl_store(const char *db_path, const cb_ppl_record *r, const cb_quality_bucket *b, int nb, cb_err *err);
 #endif

@@ -327,42 +327,145 @@ static void claim_c3(sqlite3 *db, FILE *md, claim_row *c) {
 }
 
 /* ---- C4: 8-bit weights ---- */
+/* Speed: each measured 8-bit point against the latest measured bf16 point of the same model, phase, depth,
+ * batch, threads, mode and KV dtype. Fills `out` with the median speed-up per (phase, format). */
+static void c4_speed(sqlite3 *db, FILE *md, char *out, size_t n) {
+    sqlite3_stmt *st = q(db, "SELECT q.id, q.model, q.weight_dtype, q.phase, q.context, q.median, b.id, b.median, q.mode FROM points q "
+                             "JOIN points b ON b.id = (SELECT MAX(x.id) FROM points x WHERE x.model = q.model AND x.phase = "
+                             "q.phase AND x.context = q.context AND x.batch = q.batch AND x.threads = q.threads AND x.mode = "
+                             "q.mode AND x.kv_dtype = q.kv_dtype AND x.weight_dtype = 'bf16' AND x.label = 'measured') WHERE "
+                             "q.weight_dtype IN ('fp8', 'int8') AND q.label = 'measured' AND q.phase IN ('decode', "
+                             "'prefill_chunk', 'prefill') AND q.median > 0 AND b.median > 0 AND q.id = (SELECT MAX(y.id) FROM "
+                             "points y WHERE y.model = q.model AND y.phase = q.phase AND y.context = q.context AND y.batch = "
+                             "q.batch AND y.threads = q.threads AND y.mode = q.mode AND y.kv_dtype = q.kv_dtype AND "
+                             "y.weight_dtype = q.weight_dtype AND y.label = 'measured') ORDER BY q.phase, q.mode, q.model, "
+                             "q.context, q.weight_dtype");
+    out[0] = 0;
+    bool head = false;
+    double r[2][3][64];
+    int nr[2][3] = { { 0 } };
+    const char *phases[3] = { "decode", "prefill_chunk", "prefill" };
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        if (!head)
+            fputs("Speed: bf16 time / 8-bit time at equal depth, mode and threads (> 1: 8-bit faster; the latest point of "
+                  "each); decode s/token, prefill_chunk s/chunk.\n\n"
+                  "| phase | mode | model | weights | context | 8-bit s | bf16 s | speed-up | points (8-bit, bf16) |\n"
+                  "|---|---|---|---|---|---|---|---|---|\n", md), head = true;
+        double sq = sqlite3_column_double(st, 5), sb = sqlite3_column_double(st, 7), x = sb / sq;
+        fprintf(md, "| %s | %s | %s | %s | %s | %.4g | %.4g | **%.2f×** | %s, %s |\n", txt(st, 3), txt(st, 8), txt(st, 1),
+                txt(st, 2), txt(st, 4), sq, sb, x, txt(st, 0), txt(st, 6));
+        int f = strcmp(txt(st, 2), "fp8") == 0 ? 0 : 1, ph = 0;
+        for (int i = 0; i < 3; i++) if (!strcmp(txt(st, 3), phases[i])) ph = i;
+        if (nr[f][ph] < 64) r[f][ph][nr[f][ph]++] = x;
+    }
+    sqlite3_finalize(st);
+    if (head) fputs("\n", md);
+    size_t o = 0;
+    for (int ph = 0; ph < 3; ph++)
+        for (int f = 0; f < 2; f++) {
+            if (!nr[f][ph] || o >= n) continue;
+            double lo = r[f][ph][0], hi = lo;
+            for (int i = 1; i < nr[f][ph]; i++) lo = fmin(lo, r[f][ph][i]), hi = fmax(hi, r[f][ph][i]);
+            o += snprintf(out + o, n - o, "%s%s %s ×%.2f", o ? ", " : "", phases[ph], f ? "int8" : "fp8", lo);
+            if (hi > lo && o < n) o += snprintf(out + o, n - o, "–%.2f", hi);
+        }
+}
+
+/* Accuracy: the total rows of `ctxbench ppl --compare ... --db` (ppl_runs / ppl_buckets). Returns the worst
+ * ΔNLL; *any: rows exist; *random_only: every model is a preset or a test fixture (random weights). */
+static double c4_quality(sqlite3 *db, FILE *md, char *out, size_t n, bool *any, bool *random_only) {
+    sqlite3_stmt *st = q(db, "SELECT r.id, r.model, r.compare_dtype, b.n_scored, b.nll, b.dnll, b.kl, b.top1_agree, r.mode, "
+                             "r.weight_bytes, r.compare_weight_bytes FROM ppl_runs r JOIN ppl_buckets b ON b.run_id = r.id "
+                             "AND b.is_total = 1 WHERE r.compare_dtype IS NOT NULL ORDER BY r.compare_dtype, r.model, r.id");
+    double worst = -INFINITY, kl_max = 0, top1_min = 1;
+    size_t o = 0;
+    out[0] = 0;
+    char ids[128] = "";
+    *any = false;
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        if (!*any)
+            fputs("Accuracy (`ctxbench ppl --compare`, all positions): the 8-bit twin against the original weights on the "
+                  "same tokens.\n\n| ppl run | model | 8-bit | mode | positions | NLL | ΔNLL | KL | top-1 agreement | weight "
+                  "bytes (orig → 8-bit) |\n|---|---|---|---|---|---|---|---|---|---|\n", md);
+        *any = true;
+        const char *model = txt(st, 1);
+        bool preset = false;
+        for (int i = 0; i < cb_preset_count(); i++) preset |= !strcmp(model, cb_preset_name(i));
+        if (!preset && !strstr(model, "fixtures/")) *random_only = false;
+        double dnll = sqlite3_column_double(st, 5), kl = sqlite3_column_double(st, 6), t1 = sqlite3_column_double(st, 7);
+        fprintf(md, "| %s | %s | %s | %s | %s | %.5f | %+.5f | %.3e | %.1f%% | %s → %s |\n", txt(st, 0), model, txt(st, 2),
+                txt(st, 8), txt(st, 3), sqlite3_column_double(st, 4), dnll, kl, 100 * t1, txt(st, 9), txt(st, 10));
+        worst = fmax(worst, fabs(dnll)), kl_max = fmax(kl_max, kl), top1_min = fmin(top1_min, t1);
+        size_t l = strlen(ids);
+        if (l < sizeof ids - 16) snprintf(ids + l, sizeof ids - l, "%s%s", l ? ", " : "", txt(st, 0));
+    }
+    sqlite3_finalize(st);
+    if (*any) {
+        fputs("\n", md);
+        o += snprintf(out + o, n - o, "|ΔNLL| <= %.4f nats, KL <= %.2e, top-1 >= %.1f%% (ppl runs %s%s)", worst, kl_max,
+                      100 * top1_min, ids, *random_only ? "; random weights" : "");
+    }
+    return *any ? worst : 0;
+}
+
+/* Reach at 8 bits: deepest measured 8-bit decode per 9b model, and the first refused depth. */
+static void c4_reach(sqlite3 *db, FILE *md, char *out, size_t n) {
+    sqlite3_stmt *st = q(db, "SELECT p.model, p.weight_dtype, MAX(CASE WHEN p.label = 'measured' THEN p.context END), "
+                             "MIN(CASE WHEN p.label = 'refused' THEN p.context END), MAX(CASE WHEN p.label = 'measured' THEN "
+                             "p.id END), MIN(CASE WHEN p.label = 'refused' THEN p.id END) FROM points p WHERE p.phase = "
+                             "'decode' AND p.weight_dtype IN ('fp8', 'int8') AND p.model LIKE '%-9b' GROUP BY p.model, "
+                             "p.weight_dtype ORDER BY p.model");
+    size_t o = 0;
+    out[0] = 0;
+    bool head = false;
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        if (!head)
+            fputs("Reach at 8 bits (decode, within the run's memory budget):\n\n| model | weights | deepest measured | "
+                  "first refused | points (measured, refused) |\n|---|---|---|---|---|\n", md), head = true;
+        char a[16] = "—", b[16] = "—";
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL) cb_plot_context_label(sqlite3_column_int64(st, 2), a, sizeof a);
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL) cb_plot_context_label(sqlite3_column_int64(st, 3), b, sizeof b);
+        fprintf(md, "| %s | %s | %s | %s | %s, %s |\n", txt(st, 0), txt(st, 1), a, b,
+                sqlite3_column_type(st, 4) != SQLITE_NULL ? txt(st, 4) : "—",
+                sqlite3_column_type(st, 5) != SQLITE_NULL ? txt(st, 5) : "—");
+        if (o < n) o += snprintf(out + o, n - o, "%s%s %s: decodes to %s, refused from %s", o ? "; " : "", txt(st, 0),
+                                 txt(st, 1), a, b);
+    }
+    if (head) fputs("\n", md);
+    sqlite3_finalize(st);
+}
+
 static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
     fputs("## C4 — 8-bit weights\n\n> *8-bit weights halve storage without losing accuracy.*\n\n", md);
     c->claim = "8-bit weights halve storage without losing accuracy";
     c->short_claim = "C4: 8-bit weights";
-    sqlite3_stmt *st = q(db, "SELECT p.id, p.model, p.weight_dtype, m.bytes, (SELECT m2.bytes FROM memory m2 JOIN points "
+    /* one row per model, 8-bit format and byte count (the first point that has it) */
+    sqlite3_stmt *st = q(db, "SELECT MIN(p.id), p.model, p.weight_dtype, m.bytes, (SELECT m2.bytes FROM memory m2 JOIN points "
                              "p2 ON p2.id = m2.point_id WHERE p2.model = p.model AND p2.weight_dtype = 'bf16' AND "
                              "m2.category = 'weights' AND m2.source = m.source LIMIT 1), (SELECT p2.id FROM memory m2 JOIN "
                              "points p2 ON p2.id = m2.point_id WHERE p2.model = p.model AND p2.weight_dtype = 'bf16' AND "
-                             "m2.category = 'weights' AND m2.source = m.source LIMIT 1) FROM points p JOIN memory m ON "
-                             "m.point_id = p.id AND m.category = 'weights' AND m.source = 'engine' WHERE p.weight_dtype IN "
-                             "('int8', 'fp8') ORDER BY p.id");
+                             "m2.category = 'weights' AND m2.source = m.source LIMIT 1), COUNT(*) FROM points p JOIN memory m "
+                             "ON m.point_id = p.id AND m.category = 'weights' AND m.source = 'engine' WHERE p.weight_dtype IN "
+                             "('int8', 'fp8') GROUP BY p.model, p.weight_dtype, m.bytes ORDER BY MIN(p.id)");
     int n = 0;
     double ratio = 0;
-    char ids[256] = "";
-    fputs("| point id | model | weights dtype | weight bytes | bf16 weight bytes (point) | ratio |\n|---|---|---|---|---|---|\n",
-          md);
+    char ids[120] = "";
+    fputs("| point id | model | weights dtype | weight bytes | bf16 weight bytes (point) | ratio | points with it |\n"
+          "|---|---|---|---|---|---|---|\n", md);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         double b8 = sqlite3_column_double(st, 3), b16 = sqlite3_column_double(st, 4);
         bool has16 = sqlite3_column_type(st, 4) != SQLITE_NULL && b16 > 0;
         char r[32] = "—";
-        if (has16) snprintf(r, sizeof r, "%.3f", b8 / b16), ratio = b8 / b16;
-        fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
-                has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r);
+        if (has16) snprintf(r, sizeof r, "%.3f", b8 / b16), ratio = fmax(ratio, b8 / b16); /* the least saving */
+        fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
+                has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r, txt(st, 6));
         size_t l = strlen(ids);
-        snprintf(ids + l, sizeof ids - l, "%s%s", n ? ", " : "", txt(st, 0));
+        if (l < sizeof ids - 24) snprintf(ids + l, sizeof ids - l, "%s%.20s", n ? ", " : "", txt(st, 0));
         n++;
     }
     sqlite3_finalize(st);
-    /* accuracy: a perplexity table written by `ctxbench ppl`, if the DB has one */
-    st = q(db, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND (name LIKE '%ppl%' OR name LIKE "
-               "'%perplex%') LIMIT 1");
-    char ppl[64] = "";
-    if (st && sqlite3_step(st) == SQLITE_ROW) snprintf(ppl, sizeof ppl, "%s", txt(st, 0));
-    sqlite3_finalize(st);
     fputs("\n", md);
-    snprintf(c->analytic, sizeof c->analytic, "8-bit / bf16 storage = 0.5 (plus per-channel scales)");
+    snprintf(c->analytic, sizeof c->analytic, "8-bit / bf16 storage = 0.5 (plus per-channel scales; embeddings kept)");
     if (!n) {
         snprintf(c->measured, sizeof c->measured, "no 8-bit weight points in the DB");
         snprintf(c->number, sizeof c->number, "—");
@@ -370,17 +473,39 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
         snprintf(c->reason, sizeof c->reason, "the DB has no points with weight_dtype int8 or fp8 (run with --weights-dtype)");
         return;
     }
-    snprintf(c->measured, sizeof c->measured, "engine-allocated weight bytes of 8-bit points vs bf16 of the same model%s",
-             ppl[0] ? "; a perplexity table is present" : "");
-    if (ratio > 0) snprintf(c->number, sizeof c->number, "weights ratio %.3f (points %s)", ratio, ids);
-    else snprintf(c->number, sizeof c->number, "no bf16 twin (points %s)", ids);
-    if (ratio > 0 && ratio <= 0.55)
-        c->verdict = CB_VERDICT_PARTLY,
-        snprintf(c->reason, sizeof c->reason, "storage halves; accuracy %s", ppl[0] ? "table present but not interpreted "
-                 "by this report version" : "not measured (no perplexity rows in the DB)");
-    else if (ratio > 0)
+    char speed[256] = "", quality[300] = "", reach[200] = ""; /* with st_part: fits c->number (1024) */
+    c4_speed(db, md, speed, sizeof speed);
+    bool random_only = true, any_q = false;
+    double worst_dnll = c4_quality(db, md, quality, sizeof quality, &any_q, &random_only);
+    c4_reach(db, md, reach, sizeof reach);
+    snprintf(c->measured, sizeof c->measured, "engine-allocated weight bytes of 8-bit vs bf16 points of the same model%s%s",
+             speed[0] ? "; decode / prefill time bf16 over 8-bit at equal depth" : "",
+             any_q ? "; ppl KL / top-1 / ΔNLL of the 8-bit twin on the same tokens" : "");
+    char st_part[200];
+    if (ratio > 0) snprintf(st_part, sizeof st_part, "weights ratio %.3f (points %s)", ratio, ids);
+    else snprintf(st_part, sizeof st_part, "no bf16 twin (points %s)", ids);
+    snprintf(c->number, sizeof c->number, "%s%s%s%s%s%s%s", st_part, speed[0] ? "; " : "", speed, quality[0] ? "; " : "",
+             quality, reach[0] ? "; " : "", reach);
+    const bool halves = ratio > 0 && ratio <= 0.55;
+    if (ratio <= 0) {
+        c->verdict = CB_VERDICT_NOT_MEASURED, snprintf(c->reason, sizeof c->reason, "no bf16 weights row to compare with");
+    } else if (!halves) {
         c->verdict = CB_VERDICT_NOT_REPRODUCED, snprintf(c->reason, sizeof c->reason, "storage ratio %.3f > 0.55", ratio);
-    else c->verdict = CB_VERDICT_NOT_MEASURED, snprintf(c->reason, sizeof c->reason, "no bf16 weights row to compare with");
+    } else if (!any_q) {
+        c->verdict = CB_VERDICT_PARTLY;
+        snprintf(c->reason, sizeof c->reason, "storage halves; accuracy not measured (no ppl --compare rows in the DB)");
+    } else if (worst_dnll > 0.01) {
+        c->verdict = random_only ? CB_VERDICT_PARTLY : CB_VERDICT_NOT_REPRODUCED;
+        snprintf(c->reason, sizeof c->reason, "storage halves; 8-bit |ΔNLL| up to %.4f nats > 0.01%s", worst_dnll,
+                 random_only ? " on random-weight models only (no trained checkpoint measured)" : "");
+    } else if (random_only) {
+        c->verdict = CB_VERDICT_PARTLY;
+        snprintf(c->reason, sizeof c->reason, "storage halves; |ΔNLL| <= 0.01 nats but only on random-weight models "
+                 "(presets / fixtures), which say nothing about a trained checkpoint's accuracy");
+    } else {
+        c->verdict = CB_VERDICT_REPRODUCED;
+        snprintf(c->reason, sizeof c->reason, "storage halves and |ΔNLL| <= 0.01 nats on a checkpoint");
+    }
 }
 
 /* ---- LaTeX ---- */

@@ -86,6 +86,23 @@ static const char schema_v1[] =
     "   AND t.mode = e.mode AND t.weight_dtype = e.weight_dtype AND t.kv_dtype = e.kv_dtype\n"
     "  WHERE e.label = 'measured' AND t.label = 'measured';\n";
 
+/* Version 2 (issue 8): `ctxbench ppl --db` results, one row per invocation and one per context bucket. */
+static const char schema_v2_ppl[] =
+    "CREATE TABLE ppl_runs (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  started_utc TEXT NOT NULL, git_commit TEXT NOT NULL,\n"
+    "  model TEXT NOT NULL, weight_dtype TEXT NOT NULL, compare_dtype TEXT,\n"
+    "  mode TEXT NOT NULL, seed INTEGER NOT NULL, tokens_file TEXT NOT NULL, n_tokens INTEGER NOT NULL,\n"
+    "  context INTEGER NOT NULL, stride INTEGER NOT NULL,\n"
+    "  weight_bytes INTEGER NOT NULL, compare_weight_bytes INTEGER\n"
+    ");\n"
+    "CREATE TABLE ppl_buckets (\n"
+    "  run_id INTEGER NOT NULL REFERENCES ppl_runs(id),\n"
+    "  ctx_lo INTEGER NOT NULL, ctx_hi INTEGER NOT NULL, is_total INTEGER NOT NULL,\n"
+    "  n_scored INTEGER NOT NULL, nll REAL NOT NULL, ppl REAL NOT NULL,\n"
+    "  nll_q REAL, dnll REAL, kl REAL, top1_agree REAL\n"
+    ");\n";
+
 const char *cb_store_schema_sql(void) { return schema_v1; }
 
 int cb_store_exec(sqlite3 *db, const char *sql, cb_err *err) {
@@ -99,7 +116,7 @@ int cb_store_exec(sqlite3 *db, const char *sql, cb_err *err) {
 }
 
 /* migrations[v] takes a database at user_version v to v+1. */
-static const char *const migrations[] = { schema_v1 };
+static const char *const migrations[] = { schema_v1, schema_v2_ppl };
 
 int cb_store_migrate(sqlite3 *db, cb_err *err) {
     sqlite3_stmt *st;

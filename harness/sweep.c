@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../engines/model/presets.h"
+#include "../engines/model/quantize.h"
 #include "build_info.h"
 #include "estimate.h"
 #include "probes.h"
@@ -63,6 +64,7 @@ typedef struct {
     int samples_k; double fit_error, validation; bool have_fit, have_validation;
     int64_t refused_bytes; double refused_seconds;
     cb_memory_report plan, engine; bool have_plan, have_engine;
+    cb_weight_split wplan, wengine; /* weights by storage: 8-bit codes, scales, kept precision (issue 8) */
     int64_t peak_rss, minor, major;
     cb_counter_value *counters; int n_counters;
     double seconds_total;
@@ -368,6 +370,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     if (p->phase == CB_PH_MEMORY) max_ctx = p->ctx;
     opts_for(c, p, max_ctx, B, &eo);
     p->ops->plan(cfg, &eo, max_ctx, B, &r->plan);
+    cb_config_weight_split(cfg, &r->wplan);
     r->have_plan = true;
     if (p->phase == CB_PH_MEMORY) { r->label = "analytic"; r->unit = "bytes"; return; }
     if ((int64_t)r->plan.total > c->mem_budget) {
@@ -446,6 +449,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
         return;
     }
     p->ops->memory(e, &r->engine);
+    cb_model_weight_split(&c->model, &r->wengine);
     r->have_engine = true;
     int rc;
     if (sampled) {
@@ -645,6 +649,20 @@ static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_de
             if (sqlite3_step(s) != SQLITE_DONE) goto fail;
         }
     }
+    for (int src = 0; src < 2; src++) { /* weight bytes by storage, under the weights total */
+        const cb_weight_split *ws = src == 0 ? &r->wplan : &r->wengine;
+        if (!(src == 0 ? r->have_plan : r->have_engine)) continue;
+        const char *names[] = { "weights_q8", "weights_scales", "weights_kept" };
+        size_t vals[] = { ws->q8, ws->scales, ws->kept };
+        for (int k = 0; k < 3; k++) {
+            sqlite3_reset(s);
+            sqlite3_bind_int64(s, 1, pid);
+            bind_text(s, 2, names[k]);
+            sqlite3_bind_int64(s, 3, (int64_t)vals[k]);
+            bind_text(s, 4, src == 0 ? "analytic" : "engine");
+            if (sqlite3_step(s) != SQLITE_DONE) goto fail;
+        }
+    }
     sqlite3_finalize(s); s = NULL;
     if (sqlite3_prepare_v2(db, "INSERT INTO counters (point_id, event, value, status) VALUES (?,?,?,?)", -1, &s, NULL) != SQLITE_OK) goto fail;
     for (int k = 0; k < r->n_counters; k++) {
@@ -700,6 +718,7 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     for (int mi = 0; mi < w->n_models; mi++) {
         cb_err e = { "" };
         c.cfg_ok[mi] = c.src->config(w->models[mi], &c.cfgs[mi], &e) == 0;
+        if (c.cfg_ok[mi]) cb_config_for_weights(w->models[mi], w->weight_dtype, &c.cfgs[mi]); /* 8-bit plans */
         snprintf(c.cfg_err[mi], sizeof c.cfg_err[mi], "model %.200s: %.290s", w->models[mi], e.msg);
         int ne = w->n_engines ? w->n_engines : 1;
         for (int ei = 0; ei < ne; ei++) {

@@ -195,3 +195,19 @@ Test(config, write_json_roundtrip) {
     }
     cr_assert_str_eq(cb_arch_name(CB_ARCH_HYBRID), "hybrid");
 }
+
+/* quantization_config (issue 8): vLLM fp8 and compressed-tensors float/int-quantized are read for planning;
+ * other methods are refused naming the key. */
+Test(config, quantization_config) {
+    cb_config c = parse_ok("{" LLAMA_BASE ",\"quantization_config\":{\"quant_method\":\"fp8\",\"ignored_layers\":[\"lm_head\"]}}");
+    cr_assert_eq(c.q8, CB_F8_E4M3);
+    cr_assert(c.q8_keep_lm_head);
+    c = parse_ok("{" LLAMA_BASE ",\"quantization_config\":{\"quant_method\":\"compressed-tensors\",\"format\":\"int-quantized\"}}");
+    cr_assert_eq(c.q8, CB_I8);
+    cr_assert(!c.q8_keep_lm_head);
+    c = parse_ok("{" LLAMA_BASE "}");
+    cr_assert(!cb_config_is_q8(&c));
+    parse_fails("{" LLAMA_BASE ",\"quantization_config\":{\"quant_method\":\"gptq\",\"bits\":4}}", "quantization_config", "gptq");
+    parse_fails("{" LLAMA_BASE ",\"quantization_config\":{\"quant_method\":\"compressed-tensors\",\"format\":\"pack-quantized\"}}",
+                "quantization_config", "pack-quantized");
+}

@@ -150,3 +150,17 @@ static void run_fuzz(const char *dir, uint64_t seed) {
 Test(fuzz_checkpoint, bamba_tiny, .init = cr_redirect_stderr, .timeout = 60) { run_fuzz("tests/fixtures/bamba-tiny", 1); }
 Test(fuzz_checkpoint, mamba2_tiny, .init = cr_redirect_stderr, .timeout = 60) { run_fuzz("tests/fixtures/mamba2-tiny", 2); }
 Test(fuzz_checkpoint, llama_tiny, .init = cr_redirect_stderr, .timeout = 60) { run_fuzz("tests/fixtures/llama-tiny", 3); }
+
+/* A pre-quantised checkpoint (F8_E4M3 weights + <name>_scale tensors, written by `ctxbench quantize`): mutants
+ * reach the 8-bit binder (scale shapes, dtypes, missing companions). */
+#include "../harness/cli.h"
+Test(fuzz_checkpoint, bamba_tiny_fp8, .init = cr_redirect_stderr, .timeout = 60) {
+    char dir[] = "/tmp/ctxbench-fuzz8-XXXXXX", out[64], cmd[96];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/q", dir);
+    char *argv[] = { "ctxbench", "quantize", "tests/fixtures/bamba-tiny", "--to", "fp8", "--out", out, NULL };
+    cr_assert_eq(cb_cli_main(7, argv), 0);
+    run_fuzz(out, 4);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -234,3 +234,79 @@ Test(ppl, cli_rejects_bad_arguments) {
     char *a5[] = { "ctxbench", "ppl", "--help", NULL };
     cr_assert_eq(cb_cli_main(3, a5), 0);
 }
+
+/* `ctxbench ppl --db`: the run and its buckets land in ppl_runs / ppl_buckets, the total row consistent with
+ * the buckets, the comparison columns filled only with --compare. */
+#include <sqlite3.h>
+Test(ppl, db_stores_buckets_and_comparison) {
+    cb_safetensors st;
+    cb_err e = { "" };
+    cr_assert_eq(cb_st_open("tests/fixtures/bamba-tiny/reference.safetensors", &st, &e), 0, "%s", e.msg);
+    const cb_tensor *ti = cb_st_find(&st, "input_ids");
+    char *tok = tmpfile_with(".i32", ti->data, (size_t)ti->shape[0] * 4);
+    const int64_t T = ti->shape[0];
+    cb_st_close(&st);
+    char db[] = "/tmp/ctxbench-ppldb-XXXXXX";
+    int fd = mkstemp(db);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    unlink(db);
+    char *a[] = { "ctxbench", "ppl", "--model", "tests/fixtures/bamba-tiny", "--tokens", tok, "--compare", "fp8",
+                  "--db", db, NULL };
+    cr_assert_eq(cb_cli_main(10, a), 0);
+    char *b[] = { "ctxbench", "ppl", "--model", "tests/fixtures/bamba-tiny", "--tokens", tok, "--db", db, NULL };
+    cr_assert_eq(cb_cli_main(8, b), 0);
+    unlink(tok);
+    sqlite3 *s;
+    cr_assert_eq(sqlite3_open(db, &s), SQLITE_OK);
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(s, "SELECT r.compare_dtype, r.weight_bytes, r.compare_weight_bytes, b.n_scored, b.nll, "
+                                       "b.nll_q, b.dnll, b.kl, b.top1_agree, (SELECT SUM(n_scored) FROM ppl_buckets x WHERE "
+                                       "x.run_id = r.id AND x.is_total = 0), r.n_tokens FROM ppl_runs r JOIN ppl_buckets b "
+                                       "ON b.run_id = r.id AND b.is_total = 1 ORDER BY r.id", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(q, 0), "fp8");
+    cr_assert_gt(sqlite3_column_int64(q, 1), sqlite3_column_int64(q, 2), "the 8-bit twin has fewer weight bytes");
+    cr_assert_eq(sqlite3_column_int64(q, 3), T - 1);
+    cr_assert_eq(sqlite3_column_int64(q, 9), T - 1, "buckets add up to the total");
+    cr_assert_eq(sqlite3_column_int64(q, 10), T);
+    double nll = sqlite3_column_double(q, 4), nq = sqlite3_column_double(q, 5);
+    cr_assert_float_eq(sqlite3_column_double(q, 6), nq - nll, 1e-12);
+    cr_assert_gt(sqlite3_column_double(q, 7), 0.0);
+    cr_assert_leq(sqlite3_column_double(q, 7), FIX[2].kl_max[0], "stored KL within the fp8 bound");
+    cr_assert_geq(sqlite3_column_double(q, 8), FIX[2].top1_min[0]);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_type(q, 0), SQLITE_NULL, "no comparison: compare_dtype NULL");
+    cr_assert_eq(sqlite3_column_type(q, 7), SQLITE_NULL);
+    cr_assert_float_eq(sqlite3_column_double(q, 4), nll, 1e-12, "same model, same NLL");
+    sqlite3_finalize(q);
+    sqlite3_close(s);
+    unlink(db);
+}
+
+/* ctxbench merge carries ppl_runs / ppl_buckets, renumbered. */
+#include "../harness/store.h"
+Test(ppl, merge_carries_ppl_tables) {
+    char a[] = "/tmp/ctxbench-pplm-a-XXXXXX", out[] = "/tmp/ctxbench-pplm-o-XXXXXX";
+    close(mkstemp(a)), close(mkstemp(out));
+    unlink(out);
+    sqlite3 *db;
+    cb_err e = { "" };
+    cr_assert_eq(cb_store_open(a, &db, &e), 0, "%s", e.msg);
+    cr_assert_eq(cb_store_exec(db, "INSERT INTO ppl_runs VALUES (1, 't', 'c', 'm', 'bf16', 'fp8', 'exact', 1, 'f', 10, 10, 5, 2, 1);"
+                                   "INSERT INTO ppl_buckets VALUES (1, 1, 10, 1, 9, 1.0, 2.7, 1.1, 0.1, 0.01, 0.9);", &e), 0, "%s", e.msg);
+    cb_store_close(db);
+    char *m1[] = { "ctxbench", "merge", out, a, NULL };
+    cr_assert_eq(cb_cli_main(4, m1), 0);
+    cr_assert_eq(cb_cli_main(4, m1), 0);
+    cr_assert_eq(cb_store_open(out, &db, &e), 0, "%s", e.msg);
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*), COUNT(DISTINCT r.id) FROM ppl_runs r JOIN ppl_buckets b ON b.run_id = r.id",
+                                    -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(q, 0), 2);
+    cr_assert_eq(sqlite3_column_int(q, 1), 2);
+    sqlite3_finalize(q);
+    cb_store_close(db);
+    unlink(a), unlink(out);
+}

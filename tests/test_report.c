@@ -54,7 +54,7 @@ Test(report, every_claim_with_verdict_and_point_ids) {
     cr_assert(strstr(md, "| transformer | prefill | 1M | refused | 36 |"));
     cr_assert(strstr(md, "longest bamba context run: 1M (points 38)"));
     /* C4: the int8 point against the bf16 twin */
-    cr_assert(strstr(md, "| 900 | bamba-xs | int8 | 250000000 | 490000000 (11) | 0.510 |"), "%s", md);
+    cr_assert(strstr(md, "| 900 | bamba-xs | int8 | 250000000 | 490000000 (11) | 0.510 | 1 |"), "%s", md);
     cr_assert(strstr(md, "accuracy not measured"));
     /* C1: KV bytes of the 9b presets at 1M, analytic (from this build's plan, or the DB's analytic rows when the
      * build has no presets), bamba = 3/32 of the transformer */
@@ -92,4 +92,49 @@ Test(report, cli_flags) {
     cr_assert_eq(cb_cli_main(3, bad), 2);
     char *help[] = {"ctxbench", "report", "--help", NULL};
     cr_assert_eq(cb_cli_main(3, help), 0);
+}
+
+/* C4 filled from the DB: speed-up of the int8 point over its bf16 twin, the ppl comparison rows and the 9b reach;
+ * random-weight models cap the verdict at partly. */
+#include <sqlite3.h>
+Test(report, c4_speed_quality_and_reach) {
+    char *dir = cb_test_tmpdir();
+    char db[256];
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    cr_assert_eq(cb_test_fixture_db(db, false), 0);
+    sqlite3 *s;
+    cr_assert_eq(sqlite3_open(db, &s), SQLITE_OK);
+    const char *sql =
+        "INSERT INTO ppl_runs (id, started_utc, git_commit, model, weight_dtype, compare_dtype, mode, seed, tokens_file, n_tokens,"
+        " context, stride, weight_bytes, compare_weight_bytes) VALUES (7, 't', 'c', 'bamba-xs', 'bf16', 'fp8', 'exact', 1, 'x.i32',"
+        " 160, 160, 80, 490000000, 250000000);"
+        "INSERT INTO ppl_buckets (run_id, ctx_lo, ctx_hi, is_total, n_scored, nll, ppl, nll_q, dnll, kl, top1_agree) VALUES"
+        " (7, 1, 160, 1, 159, 8.3, 4023.9, 8.302, 0.002, 0.0013, 0.91), (7, 1, 16, 0, 15, 8.2, 3641.0, 8.21, 0.01, 0.002, 0.9);"
+        "INSERT INTO points (id, point_key, run_id, engine, model, arch, phase, context, batch, threads, mode, weight_dtype, kv_dtype,"
+        " fill, label, status, unit, median) VALUES"
+        " (950, 'k', 1, 'bamba', 'bamba-9b', 'hybrid', 'decode', 262144, 1, 1, 'exact', 'fp8', 'bf16', 'synthetic', 'measured', 'ok', 'seconds_per_token', 0.9),"
+        " (951, 'k', 1, 'bamba', 'bamba-9b', 'hybrid', 'decode', 524288, 1, 1, 'exact', 'fp8', 'bf16', 'synthetic', 'refused', 'plan', 'seconds_per_token', NULL),"
+        " (952, 'k', 1, 'transformer', 'transformer-9b', 'transformer', 'decode', 65536, 1, 1, 'exact', 'fp8', 'bf16', 'synthetic', 'refused', 'plan', 'seconds_per_token', NULL);";
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(s, sql, NULL, NULL, &msg), SQLITE_OK, "%s", msg);
+    sqlite3_close(s);
+    char *md = NULL;
+    size_t mn = 0;
+    FILE *f = open_memstream(&md, &mn);
+    cb_err err = {0};
+    cr_assert_eq(cb_report_write(db, f, NULL, &err), 0, "%s", err.msg);
+    fclose(f);
+    cb_test_rmdir(dir);
+    free(dir);
+    const char *c4 = strstr(md, "## C4");
+    cr_assert(c4);
+    /* bf16 twin of point 900: bamba-xs decode@4K, 0.01 + 3e-10 * 2000 * 4096 s = 0.0124576 s, vs 0.007 s */
+    cr_assert(strstr(c4, "| decode | fast | bamba-xs | int8 | 4096 | 0.007 | 0.01246 | **1.78×** | 900, "), "%s", c4);
+    cr_assert(strstr(c4, "| 7 | bamba-xs | fp8 | exact | 159 | 8.30000 | +0.00200 | 1.300e-03 | 91.0% |"), "%s", c4);
+    cr_assert(strstr(c4, "| bamba-9b | fp8 | 256K | 512K | 950, 951 |"), "%s", c4);
+    cr_assert(strstr(c4, "| transformer-9b | fp8 | — | 64K | —, 952 |"), "%s", c4);
+    const char *row = strstr(strstr(md, "## Summary"), "| C4: ");
+    cr_assert(row && strstr(row, "**partly**") && strstr(row, "random-weight"), "%s", row);
+    cr_assert(strstr(row, "decode int8 ×1.78") && strstr(row, "|ΔNLL| <= 0.0020"), "%s", row);
+    free(md);
 }

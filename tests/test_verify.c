@@ -104,3 +104,11 @@ Test(verify_cli, rejects_unknown_flags_and_missing_dirs) {
     snprintf(cmd, sizeof cmd, "%s verify /nonexistent/dir >/dev/null 2>&1", bin);
     cr_assert_neq(system(cmd), 0);
 }
+
+/* 8-bit weights (issue 8): the 8-bit kernels against the dequantised fp32 twin of the same weights, exact mode
+ * (prefill and decode; a batch mixes depths). A scale applied twice, a wrong row or a mis-decoded code fails. */
+Test(verify_q8, fp8_and_int8_against_dequantised_twin) {
+    verify_ok(BAMBA " --weights-dtype fp8 --batch 2");
+    verify_ok(LLAMA " --weights-dtype int8");
+    verify_ok(MAMBA " --weights-dtype fp8 --threads 2");
+}

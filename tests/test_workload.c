@@ -97,3 +97,17 @@ Test(workload, shipped_workloads_parse) {
         cr_assert_eq(cb_workload_load(files[i], &w, NULL, &err), 0, "%s", err.msg);
     }
 }
+
+/* weight_dtype takes the 8-bit formats (issue 8); kv_dtype does not. */
+Test(workload, weight_dtype_8bit) {
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nweight_dtype: fp8\n", "w", &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(w.weight_dtype, CB_F8_E4M3);
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nweight_dtype: int8\n", "w", &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(w.weight_dtype, CB_I8);
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nkv_dtype: fp8\n", "w", &w, &err), -1);
+    cr_assert(strstr(err.msg, "w:3") && strstr(err.msg, "kv_dtype"), "%s", err.msg);
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nweight_dtype: int4\n", "w", &w, &err), -1);
+    cr_assert(strstr(err.msg, "fp8 / int8"), "%s", err.msg);
+}

@@ -3,8 +3,10 @@
  * (it stays in L1 for the other activation rows), codes decoded to fp32 in registers: fp8 through the
  * f16 converter (code bits placed in an f16 give the value / 256, exactly; the 256 is folded into the
  * per-row scale), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
- * handed to the fp32 / bf16 GEMM of kernels.h, scale applied in the epilogue.
- * int8 fast path: |xq| (u8) × ±w (s8) with vpdpbusd — exact int32 arithmetic.
+ * as exact bf16 panels handed to the GEMMs of kernels.h (cb_matmul exact, cb_matmul_bf16 fast), scale
+ * applied in the epilogue.
+ * int8 fast path: |xq| (u8) × ±w (s8) with vpdpbusd for decode, (xq + 128) (u8) × w (s8) minus 128·Σw in
+ * 4 x 4 register blocks for M >= 4 — exact int32 arithmetic either way.
  * Parallel over output rows only: results do not depend on the thread count. */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -54,19 +56,21 @@ static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float
     }
 }
 
-/* Decode rows [n0, n0+nb) of W to exact fp32 values (unscaled) into P [nb, K]. */
-static void decode_panel(const cb_weight *W, int64_t n0, int64_t nb, float *P) {
+/* Rows [n0, n0+nb) of W as unscaled code values in bf16 into P [nb, K]. Exact: an fp8 code value (x 256
+ * after dec16) has <= 4 significant bits and an int8 one <= 7, so the top half of the fp32 bits is the
+ * bf16. The GEMMs then read 2 bytes per weight (half of an fp32 panel) and widen exactly. */
+static void decode_panel_bf16(const cb_weight *W, int64_t n0, int64_t nb, uint16_t *P) {
     const bool fp8 = W->dtype == CB_F8_E4M3;
-    const float unit = fp8 ? 256.0f : 1.0f;
     const int64_t K = W->cols;
-    const __m512 vu = _mm512_set1_ps(unit);
+    const __m512 vu = _mm512_set1_ps(fp8 ? 256.0f : 1.0f);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < nb; r++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)(n0 + r) * (size_t)K;
-        float *p = P + r * K;
+        uint16_t *p = P + r * K;
         for (int64_t k = 0; k < K; k += 16) {
             __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-            _mm512_mask_storeu_ps(p + k, mk, _mm512_mul_ps(dec16(w + k, mk, fp8), vu));
+            __m512i v = _mm512_castps_si512(_mm512_mul_ps(dec16(w + k, mk, fp8), vu));
+            _mm256_mask_storeu_epi16(p + k, mk, _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
         }
     }
 }
@@ -74,15 +78,15 @@ static void decode_panel(const cb_weight *W, int64_t n0, int64_t nb, float *P) {
 static void panels(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc,
                    bool bf16) {
     const int64_t N = W->rows, K = W->cols;
-    int64_t nb = ((int64_t)(4u << 20) / (K * 4)) / 16 * 16; /* ~4 MiB of fp32 panel */
+    int64_t nb = ((int64_t)(4u << 20) / (K * 2)) / 16 * 16; /* ~4 MiB of bf16 panel */
     nb = CB_MAX(16, CB_MIN(256, nb));
-    float *P = malloc((size_t)nb * (size_t)K * sizeof(float));
+    uint16_t *P = malloc((size_t)nb * (size_t)K * sizeof(uint16_t));
     float *T = malloc((size_t)M * (size_t)nb * sizeof(float));
     if (!P || !T) abort(); /* a few MiB: out of memory */
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         const int64_t cnt = CB_MIN(nb, N - n0);
-        decode_panel(W, n0, cnt, P);
-        cb_weight pw = { .data = P, .dtype = CB_F32, .rows = cnt, .cols = K, .scale = NULL };
+        decode_panel_bf16(W, n0, cnt, P);
+        cb_weight pw = { .data = P, .dtype = CB_BF16, .rows = cnt, .cols = K, .scale = NULL };
         if (bf16) cb_matmul_bf16(M, X, ldx, &pw, T, nb, false);
         else cb_matmul(M, X, ldx, &pw, T, nb, false);
 #pragma omp parallel for schedule(static)
@@ -164,8 +168,80 @@ static void int8_vnni(int M, const float *X, int64_t ldx, const cb_weight *W, fl
     free(neg);
 }
 
+/* Prefill (M >= 4): xu = xq + 128 as the unsigned operand against the signed weights, corrected by
+ * 128 * sum(w): sum(xu * w) - 128 * sum(w) = sum(xq * w) exactly in int32 (|sum| <= 255 * 127 * K), so the
+ * result is bit-identical to the per-pair kernel while 4 x 4 rows share their loads (16 accumulators). */
+static void int8_vnni_blocked(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
+    const int64_t N = W->rows, K = W->cols;
+    uint8_t *xu = malloc((size_t)M * (size_t)K + 64);
+    float *sx = malloc((size_t)M * sizeof(float) + 64);
+    if (!xu || !sx) abort();
+    cb_q8_quantize_activations(M, X, ldx, K, (int8_t *)xu, sx);
+    for (size_t i = 0; i < (size_t)M * (size_t)K; i++) xu[i] = (uint8_t)((int)(int8_t)xu[i] + 128);
+    const int64_t NB = 16; /* weight rows per task: 16 x K bytes stay in L2 while all activation rows pass */
+#pragma omp parallel for schedule(static)
+    for (int64_t n0 = 0; n0 < N; n0 += NB) {
+        const int64_t cnt = CB_MIN(NB, N - n0);
+        int32_t rs[16];
+        const __m512i ones = _mm512_set1_epi8(1);
+        for (int64_t j = 0; j < cnt; j++) { /* row sums of w through the same instruction */
+            const int8_t *w = (const int8_t *)W->data + (size_t)(n0 + j) * (size_t)K;
+            __m512i a = _mm512_setzero_si512();
+            for (int64_t k = 0; k < K; k += 64) a = _mm512_dpbusd_epi32(a, ones, _mm512_maskz_loadu_epi8(tail64(K - k), w + k));
+            rs[j] = _mm512_reduce_add_epi32(a);
+        }
+        for (int m0 = 0; m0 < M; m0 += 4) {
+            const int mc = CB_MIN(4, M - m0);
+            for (int64_t j0 = 0; j0 < cnt; j0 += 4) {
+                const int64_t jc = CB_MIN(4, cnt - j0);
+                const uint8_t *x0 = xu + (size_t)(m0 + 0) * (size_t)K, *x1 = xu + (size_t)(m0 + CB_MIN(1, mc - 1)) * (size_t)K,
+                              *x2 = xu + (size_t)(m0 + CB_MIN(2, mc - 1)) * (size_t)K, *x3 = xu + (size_t)(m0 + CB_MIN(3, mc - 1)) * (size_t)K;
+                const int8_t *wb = (const int8_t *)W->data + (size_t)(n0 + j0) * (size_t)K;
+                const int8_t *w0 = wb, *w1 = wb + (size_t)CB_MIN(1, jc - 1) * (size_t)K,
+                             *w2 = wb + (size_t)CB_MIN(2, jc - 1) * (size_t)K, *w3 = wb + (size_t)CB_MIN(3, jc - 1) * (size_t)K;
+                /* 16 named accumulators: GCC keeps them in registers (an indexed array would be spilled) */
+                __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,
+                        a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+                for (int64_t k = 0; k < K; k += 64) {
+                    const __mmask64 mk = tail64(K - k);
+                    const __m512i v0 = _mm512_maskz_loadu_epi8(mk, w0 + k), v1 = _mm512_maskz_loadu_epi8(mk, w1 + k),
+                                  v2 = _mm512_maskz_loadu_epi8(mk, w2 + k), v3 = _mm512_maskz_loadu_epi8(mk, w3 + k);
+                    __m512i u = _mm512_maskz_loadu_epi8(mk, x0 + k);
+                    a00 = _mm512_dpbusd_epi32(a00, u, v0); a01 = _mm512_dpbusd_epi32(a01, u, v1);
+                    a02 = _mm512_dpbusd_epi32(a02, u, v2); a03 = _mm512_dpbusd_epi32(a03, u, v3);
+                    u = _mm512_maskz_loadu_epi8(mk, x1 + k);
+                    a10 = _mm512_dpbusd_epi32(a10, u, v0); a11 = _mm512_dpbusd_epi32(a11, u, v1);
+                    a12 = _mm512_dpbusd_epi32(a12, u, v2); a13 = _mm512_dpbusd_epi32(a13, u, v3);
+                    u = _mm512_maskz_loadu_epi8(mk, x2 + k);
+                    a20 = _mm512_dpbusd_epi32(a20, u, v0); a21 = _mm512_dpbusd_epi32(a21, u, v1);
+                    a22 = _mm512_dpbusd_epi32(a22, u, v2); a23 = _mm512_dpbusd_epi32(a23, u, v3);
+                    u = _mm512_maskz_loadu_epi8(mk, x3 + k);
+                    a30 = _mm512_dpbusd_epi32(a30, u, v0); a31 = _mm512_dpbusd_epi32(a31, u, v1);
+                    a32 = _mm512_dpbusd_epi32(a32, u, v2); a33 = _mm512_dpbusd_epi32(a33, u, v3);
+                }
+                const int32_t d[4][4] = {
+                    { _mm512_reduce_add_epi32(a00), _mm512_reduce_add_epi32(a01), _mm512_reduce_add_epi32(a02), _mm512_reduce_add_epi32(a03) },
+                    { _mm512_reduce_add_epi32(a10), _mm512_reduce_add_epi32(a11), _mm512_reduce_add_epi32(a12), _mm512_reduce_add_epi32(a13) },
+                    { _mm512_reduce_add_epi32(a20), _mm512_reduce_add_epi32(a21), _mm512_reduce_add_epi32(a22), _mm512_reduce_add_epi32(a23) },
+                    { _mm512_reduce_add_epi32(a30), _mm512_reduce_add_epi32(a31), _mm512_reduce_add_epi32(a32), _mm512_reduce_add_epi32(a33) } };
+                for (int i = 0; i < mc; i++)
+                    for (int j = 0; j < jc; j++) {
+                        const int64_t n = n0 + j0 + j;
+                        const int32_t dot = d[i][j] - 128 * rs[j0 + j];
+                        float v = (float)dot * (sx[m0 + i] * W->scale[n]);
+                        float *y = &Y[(m0 + i) * ldy + n];
+                        *y = acc ? *y + v : v;
+                    }
+            }
+        }
+    }
+    free(xu);
+    free(sx);
+}
+
 void cb_matmul_q8_fast_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                               bool accumulate) {
+    if (W->dtype == CB_I8 && M >= 4) { int8_vnni_blocked(M, X, ldx, W, Y, ldy, accumulate); return; }
     if (W->dtype == CB_I8) { int8_vnni(M, X, ldx, W, Y, ldy, accumulate); return; }
     if (M > CB_Q8_SKINNY_MAX) { panels(M, X, ldx, W, Y, ldy, accumulate, true); return; }
     /* fp8 decode: bf16-rounded activations through the exact weight-streaming kernel (same semantics as

@@ -43,7 +43,9 @@ static size_t mlp_scratch_bytes(const cb_config *cfg, const cb_engine_opts *o) {
 }
 
 static size_t param_bytes(const cb_config *cfg) {
-    return (size_t)cb_config_param_count(cfg) * cb_dtype_size(cfg->weights_dtype);
+    cb_weight_split w; /* 8-bit projections + scales + kept-precision tensors (issue 8) */
+    cb_config_weight_split(cfg, &w);
+    return w.total;
 }
 
 void cb_stack_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t context, int batch, cb_memory_report *out) {

@@ -211,6 +211,42 @@ static int parse_dtype(ctx *c, cb_config *cfg) {
     return 0;
 }
 
+/* quantization_config of a pre-quantised checkpoint (docs/quantization.md): vLLM "fp8", or
+ * compressed-tensors (llm-compressor) "float-quantized" / "int-quantized". The tensors decide in the
+ * end (the loader); this only lets plans count 8-bit weights without opening them. */
+static bool list_has(const json_t *a, const char *s) {
+    size_t i;
+    const json_t *v;
+    if (!json_is_array(a)) return false;
+    json_array_foreach(a, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) return true;
+    return false;
+}
+
+static int parse_quant(ctx *c, cb_config *cfg) {
+    const json_t *q = json_object_get(c->root, "quantization_config");
+    if (is_absent(q)) return 0;
+    const json_t *m = json_is_object(q) ? json_object_get(q, "quant_method") : NULL;
+    const char *method = json_is_string(m) ? json_string_value(m) : NULL, *fmt = NULL;
+    if (method && strcmp(method, "fp8") == 0) {
+        cfg->q8 = CB_F8_E4M3;
+        cfg->q8_keep_lm_head = list_has(json_object_get(q, "ignored_layers"), "lm_head");
+        return 0;
+    }
+    if (method && strcmp(method, "compressed-tensors") == 0) {
+        const json_t *f = json_object_get(q, "format");
+        fmt = json_is_string(f) ? json_string_value(f) : "";
+        if (strcmp(fmt, "float-quantized") == 0 || strcmp(fmt, "int-quantized") == 0) {
+            cfg->q8 = fmt[0] == 'f' ? CB_F8_E4M3 : CB_I8;
+            cfg->q8_keep_lm_head = list_has(json_object_get(q, "ignore"), "lm_head");
+            return 0;
+        }
+    }
+    cb_err_set(c->err, "%s: key \"quantization_config\": quant_method \"%.40s\"%s%.40s%s not supported (expected \"fp8\", "
+               "or \"compressed-tensors\" with format \"float-quantized\" or \"int-quantized\")", c->origin,
+               method ? method : "(missing)", fmt ? " format \"" : "", fmt ? fmt : "", fmt ? "\"" : "");
+    return -1;
+}
+
 static int parse_attention(ctx *c, cb_config *cfg, bool bamba) {
     if (get_int(c, c->root, "num_attention_heads", true, 0, &cfg->n_heads)) return -1;
     if (get_int(c, c->root, "num_key_value_heads", false, cfg->n_heads, &cfg->n_kv_heads)) return -1;
@@ -383,7 +419,8 @@ int cb_config_parse(const char *json_text, const char *origin, cb_config *cfg, c
     if (get_int(&c, root, "hidden_size", true, 0, &cfg->d_model) ||
         get_int(&c, root, "num_hidden_layers", true, 0, &cfg->n_layers) ||
         get_int(&c, root, "vocab_size", true, 0, &cfg->vocab) ||
-        get_bool(&c, root, "tie_word_embeddings", tie_default, &cfg->tie_embeddings) || parse_dtype(&c, cfg))
+        get_bool(&c, root, "tie_word_embeddings", tie_default, &cfg->tie_embeddings) || parse_dtype(&c, cfg) ||
+        parse_quant(&c, cfg))
         goto out;
     if (cfg->n_layers <= 0 || cfg->n_layers > CB_MAX_LAYERS) {
         cb_err_set(err, "%s: key \"num_hidden_layers\": expected 1..%d, found %d", origin, CB_MAX_LAYERS,
@@ -625,4 +662,38 @@ int64_t cb_config_param_count(const cb_config *c) {
         }
     }
     return n;
+}
+
+void cb_config_weight_split(const cb_config *c, cb_weight_split *out) {
+    memset(out, 0, sizeof *out);
+    const int64_t d = c->d_model;
+    int64_t lin = 0, rows = 0; /* elements and output rows of the quantisable linear projections */
+    for (int i = 0; i < c->n_layers; i++) {
+        if (c->mixer[i] == CB_MIXER_ATTENTION) {
+            int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+            lin += q * d + 2 * kv * d + d * q;
+            rows += q + 2 * kv + d;
+        } else {
+            lin += (int64_t)c->m_in_proj_rows * d + d * (int64_t)c->m_d_inner;
+            rows += c->m_in_proj_rows + d;
+        }
+        if (c->has_mlp) {
+            lin += 3 * (int64_t)c->d_ff * d;
+            rows += 2 * (int64_t)c->d_ff + d;
+        }
+    }
+    if (!c->tie_embeddings && !c->q8_keep_lm_head) {
+        lin += (int64_t)c->vocab * d;
+        rows += c->vocab;
+    }
+    const int64_t all = cb_config_param_count(c);
+    const size_t es = cb_dtype_size(c->weights_dtype);
+    if (cb_config_is_q8(c)) {
+        out->q8 = (size_t)lin;
+        out->scales = (size_t)rows * sizeof(float);
+        out->kept = (size_t)(all - lin) * es;
+    } else {
+        out->kept = (size_t)all * es;
+    }
+    out->total = out->q8 + out->scales + out->kept;
 }

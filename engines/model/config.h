@@ -33,6 +33,12 @@ typedef struct {
     double eps;     /* rms_norm_eps / layer_norm_epsilon: all RMSNorms */
     bool tie_embeddings;
     cb_dtype weights_dtype; /* config "dtype"/"torch_dtype"; the checkpoint's tensors decide in the end */
+    /* 8-bit linear projections (issue 8, docs/quantization.md): CB_F8_E4M3 or CB_I8 when the linear
+     * projections are stored in 8 bits with one fp32 scale per output row (a checkpoint's
+     * quantization_config, --weights-dtype, or what the loader bound); any other value (the zero
+     * default included): every weight is in weights_dtype. */
+    cb_dtype q8;
+    bool q8_keep_lm_head; /* with q8: lm_head stays in weights_dtype (llm-compressor's ignore: [lm_head]) */
 
     cb_mixer_kind mixer[CB_MAX_LAYERS]; /* per layer */
     bool has_mlp;                       /* llama, bamba: true; mamba2: false */
@@ -69,5 +75,12 @@ const char *cb_arch_name(cb_arch a); /* "transformer" | "mamba2" | "hybrid" */
 
 /* Parameter count implied by the config (embeddings + lm_head unless tied). */
 int64_t cb_config_param_count(const cb_config *cfg);
+
+/* Weight bytes implied by the config, by storage: 8-bit codes (q8), their fp32 per-row scales, and
+ * the tensors kept in weights_dtype (embeddings, norms, biases, SSM parameters, and every linear
+ * projection when cfg->q8 is not an 8-bit format). total = q8 + scales + kept. */
+typedef struct { size_t q8, scales, kept, total; } cb_weight_split;
+void cb_config_weight_split(const cb_config *cfg, cb_weight_split *out);
+static inline bool cb_config_is_q8(const cb_config *cfg) { return cfg->q8 == CB_F8_E4M3 || cfg->q8 == CB_I8; }
 
 #endif

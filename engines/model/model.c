@@ -65,13 +65,36 @@ static int bind_vec(binder *b, const char *name, int64_t n, bool optional, cb_we
     return bind_shape(b, name, 1, s, optional, w);
 }
 
+/* A linear projection [rows, cols]: f32/f16/bf16 as any weight, or already 8-bit (F8_E4M3 / I8 with its
+ * `<name>_scale` companion, docs/quantization.md), bound through cb_quantized_bind. */
+static int bind_lin(binder *b, const char *name, int64_t rows, int64_t cols, cb_weight *w) {
+    cb_tensor *t = (cb_tensor *)cb_st_find(&b->m->st, name);
+    if (!t || (t->dtype != CB_F8_E4M3 && t->dtype != CB_I8)) return bind_mat(b, name, rows, cols, false, w);
+    memset(w, 0, sizeof *w);
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols) {
+        int64_t s[2] = { rows, cols };
+        char want[128], found[128];
+        fmt_shape(want, sizeof want, s, 2);
+        fmt_shape(found, sizeof found, t->shape, t->ndim);
+        cb_err_set(b->err, "%s: tensor %s: expected shape %s, found %s", tensor_file(b->m, t), name, want, found);
+        return -1;
+    }
+    cb_err inner = { "" };
+    if (cb_quantized_bind(b->m, t, cb_quantized_find_scale(b->m, name), name, w, &inner)) {
+        cb_err_set(b->err, "%s: %s", tensor_file(b->m, t), inner.msg);
+        return -1;
+    }
+    b->m->weight_bytes += t->nbytes + (size_t)rows * sizeof(float);
+    return 0;
+}
+
 static int bind_attn(binder *b, const char *p, cb_attn_weights *a) {
     const cb_config *c = &b->m->cfg;
     int64_t d = c->d_model, q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
     char n[512];
 #define N(suffix) (snprintf(n, sizeof n, "%s.%s", p, suffix), n)
-    if (bind_mat(b, N("q_proj.weight"), q, d, false, &a->q) || bind_mat(b, N("k_proj.weight"), kv, d, false, &a->k) ||
-        bind_mat(b, N("v_proj.weight"), kv, d, false, &a->v) || bind_mat(b, N("o_proj.weight"), d, q, false, &a->o))
+    if (bind_lin(b, N("q_proj.weight"), q, d, &a->q) || bind_lin(b, N("k_proj.weight"), kv, d, &a->k) ||
+        bind_lin(b, N("v_proj.weight"), kv, d, &a->v) || bind_lin(b, N("o_proj.weight"), d, q, &a->o))
         return -1;
     if (c->attn_bias &&
         (bind_vec(b, N("q_proj.bias"), q, false, &a->q_b) || bind_vec(b, N("k_proj.bias"), kv, false, &a->k_b) ||
@@ -83,9 +106,9 @@ static int bind_attn(binder *b, const char *p, cb_attn_weights *a) {
 static int bind_mlp(binder *b, const char *p, cb_mlp_weights *w) {
     const cb_config *c = &b->m->cfg;
     char n[512];
-    if (bind_mat(b, N("gate_proj.weight"), c->d_ff, c->d_model, false, &w->gate) ||
-        bind_mat(b, N("up_proj.weight"), c->d_ff, c->d_model, false, &w->up) ||
-        bind_mat(b, N("down_proj.weight"), c->d_model, c->d_ff, false, &w->down))
+    if (bind_lin(b, N("gate_proj.weight"), c->d_ff, c->d_model, &w->gate) ||
+        bind_lin(b, N("up_proj.weight"), c->d_ff, c->d_model, &w->up) ||
+        bind_lin(b, N("down_proj.weight"), c->d_model, c->d_ff, &w->down))
         return -1;
     if (c->mlp_bias && (bind_vec(b, N("gate_proj.bias"), c->d_ff, false, &w->gate_b) ||
                         bind_vec(b, N("up_proj.bias"), c->d_ff, false, &w->up_b) ||
@@ -110,11 +133,12 @@ static int bind_mamba(binder *b, const char *p, cb_mamba_weights *w) {
         }
         rows = t->shape[0];
     }
-    if (bind_mat(b, n, rows, c->d_model, false, &w->in_proj)) return -1;
+    if (bind_lin(b, n, rows, c->d_model, &w->in_proj)) return -1;
     int64_t skip = rows - c->m_in_proj_rows;
     if (skip > 0) {
         w->in_proj.data = (const char *)w->in_proj.data + (size_t)skip * c->d_model * cb_dtype_size(w->in_proj.dtype);
         w->in_proj.rows = c->m_in_proj_rows;
+        if (w->in_proj.scale) w->in_proj.scale += skip;
     }
     if (c->m_proj_bias) {
         if (bind_vec(b, N("in_proj.bias"), rows, false, &w->in_proj_b)) return -1;
@@ -128,7 +152,7 @@ static int bind_mamba(binder *b, const char *p, cb_mamba_weights *w) {
     if (c->m_conv_bias && bind_vec(b, N("conv1d.bias"), c->m_conv_dim, false, &w->conv_b)) return -1;
     if (bind_vec(b, N("dt_bias"), c->m_heads, false, &w->dt_bias) || bind_vec(b, N("A_log"), c->m_heads, false, &w->A_log) ||
         bind_vec(b, N("D"), c->m_heads, false, &w->D) || bind_vec(b, N("norm.weight"), c->m_d_inner, false, &w->norm) ||
-        bind_mat(b, N("out_proj.weight"), c->d_model, c->m_d_inner, false, &w->out_proj))
+        bind_lin(b, N("out_proj.weight"), c->d_model, c->m_d_inner, &w->out_proj))
         return -1;
     if (c->m_proj_bias && bind_vec(b, N("out_proj.bias"), c->d_model, false, &w->out_proj_b)) return -1;
     return 0;
@@ -154,7 +178,7 @@ int cb_model_bind(cb_model *m, cb_err *err) {
                     tensor_file(m, t), embed);
             ((cb_tensor *)t)->used = true;
         }
-    } else if (bind_mat(&b, "lm_head.weight", c->vocab, c->d_model, false, &m->lm_head)) {
+    } else if (bind_lin(&b, "lm_head.weight", c->vocab, c->d_model, &m->lm_head)) {
         return -1;
     }
     for (int i = 0; i < c->n_layers; i++) {
@@ -179,6 +203,7 @@ int cb_model_bind(cb_model *m, cb_err *err) {
             if (bind_mlp(&b, n, &L->mlp)) return -1;
         }
     }
+    if (cb_model_note_q8(m, err)) return -1;
     for (int i = 0; i < m->st.n_tensors; i++)
         if (!m->st.tensors[i].used)
             fprintf(stderr, "warning: %s: unexpected tensor %s ignored\n", tensor_file(m, &m->st.tensors[i]),

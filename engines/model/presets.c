@@ -4,6 +4,9 @@
  * same binder (model.c) that checks real checkpoints checks presets too. */
 #include "presets.h"
 
+#include "../kernels/quant.h"
+#include "quantize.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +114,8 @@ typedef struct {
     init_kind init;
     float scale;
     size_t offset, count;
+    cb_dtype dt;      /* storage: the preset dtype, or 8-bit for linear projections (F32 for their scales) */
+    int scale_of;     /* a `<weight>_scale` [rows, 1] tensor: index of its weight spec; else -1 */
 } spec;
 
 typedef struct { spec *v; int n, cap; } spec_list;
@@ -231,18 +236,88 @@ static void fill_tensor(void *base, const spec *s, int tensor_index, uint64_t se
     }
 }
 
+/* The values fill_tensor writes for elements [start, start + n) of tensor s, by random access: each
+ * chunk's stream is splitmix64, whose state advances by a constant per step, so a pair index is a
+ * skip, not a replay. Rounded through bf16: an 8-bit preset is the quantisation of the bf16 one. */
+static void gen_bf16_values(const spec *s, int tensor_index, uint64_t seed, size_t start, size_t n, float *out) {
+    const float shift = s->init == INIT_ONE_PLUS ? 1.0f : 0.0f, scale = s->scale;
+    const bool affine = s->init == INIT_UNIFORM || s->init == INIT_ONE_PLUS;
+    size_t i = start;
+    const size_t end = start + n;
+    while (i < end) {
+        const size_t ch = i / CHUNK, i0 = ch * CHUNK, stop = CB_MIN(end, CB_MIN(s->count, i0 + CHUNK));
+        cb_rng rng = { seed ^ ((uint64_t)tensor_index * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)ch << 40) };
+        rng.s = cb_rng_next(&rng);
+        rng.s += (uint64_t)((i - i0) / 2) * 0x9e3779b97f4a7c15ull; /* skip to the pair holding element i */
+        while (i < stop) {
+            uint64_t r = cb_rng_next(&rng);
+            if (((i - i0) & 1) == 0) {
+                out[i - start] = u32_to_uniform((uint32_t)r);
+                if (i + 1 < stop) out[i + 1 - start] = u32_to_uniform((uint32_t)(r >> 32));
+                i += 2;
+            } else {
+                out[i - start] = u32_to_uniform((uint32_t)(r >> 32));
+                i += 1;
+            }
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        float v = affine ? shift + scale * out[k] : special_value(s->init, out[k]);
+        out[k] = cb_bf16_to_f32(cb_f32_to_bf16(v));
+    }
+}
+
+/* A linear projection generated straight into 8 bits: blocks of rows are generated (bf16-rounded
+ * fp32, one block per thread at a time) and quantised per row; no full-precision copy exists. */
+static int fill_q8(void *base, const spec *s, const spec *sc, int tensor_index, uint64_t seed, cb_err *err) {
+    const int64_t rows = s->shape[0], cols = s->shape[1];
+    const int64_t per = CB_MAX((int64_t)1, (int64_t)CHUNK / cols), nblocks = (rows + per - 1) / per;
+    int bad = 0;
+    cb_err first = { "" };
+#pragma omp parallel
+    {
+        float *buf = malloc(sizeof(float) * (size_t)(per * cols));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < nblocks; b++) {
+            const int64_t r0 = b * per, nr = CB_MIN(per, rows - r0);
+            cb_err e = { "" };
+            int rc = -1;
+            if (buf) {
+                gen_bf16_values(s, tensor_index, seed, (size_t)(r0 * cols), (size_t)(nr * cols), buf);
+                rc = cb_quantize_rows(buf, CB_F32, nr, cols, s->dt, (uint8_t *)base + s->offset + (size_t)(r0 * cols),
+                                      (float *)((char *)base + sc->offset) + r0, &e);
+            } else {
+                cb_err_set(&e, "out of memory for %lld rows", (long long)nr);
+            }
+            if (rc) {
+#pragma omp critical
+                if (!bad) { bad = 1; first = e; }
+            }
+        }
+        free(buf);
+    }
+    if (bad) cb_err_set(err, "tensor %s: %s", s->name, first.msg);
+    return bad ? -1 : 0;
+}
+
 static int tensor_name_cmp(const void *a, const void *b) {
     return strcmp(((const cb_tensor *)a)->name, ((const cb_tensor *)b)->name);
 }
 
+/* Is spec s a linear projection (quantised in an 8-bit preset)? Every matrix but the embeddings. */
+static bool is_linear(const spec *s) { return s->ndim == 2 && !strstr(s->name, "embed"); }
+
 int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *m, cb_err *err) {
     memset(m, 0, sizeof *m);
-    if (dtype != CB_F32 && dtype != CB_F16 && dtype != CB_BF16) {
-        cb_err_set(err, "preset %s: dtype %s not supported (expected f32, f16 or bf16)", name, cb_dtype_name(dtype));
+    if (dtype != CB_F32 && dtype != CB_F16 && dtype != CB_BF16 && !cb_dtype_is_q8(dtype)) {
+        cb_err_set(err, "preset %s: dtype %s not supported (expected f32, f16, bf16, fp8 or int8)", name,
+                   cb_dtype_name(dtype));
         return -1;
     }
+    const bool q8 = cb_dtype_is_q8(dtype);
+    const cb_dtype kept = q8 ? CB_BF16 : dtype; /* 8-bit presets keep embeddings, norms, SSM params in bf16 */
     if (cb_preset_config(name, &m->cfg, err)) return -1;
-    m->cfg.weights_dtype = dtype;
+    m->cfg.weights_dtype = kept;
     snprintf(m->name, sizeof m->name, "%s", name);
     snprintf(m->source, sizeof m->source, "preset:%s seed=%llu dtype=%s", name, (unsigned long long)seed,
              cb_dtype_name(dtype));
@@ -252,11 +327,27 @@ int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *
         cb_err_set(err, "preset %s: out of memory", name);
         return -1;
     }
-    const size_t es = cb_dtype_size(dtype);
+    const int n_specs = l.n;
+    for (int i = 0; i < n_specs; i++) {
+        l.v[i].dt = q8 && is_linear(&l.v[i]) ? dtype : kept;
+        l.v[i].scale_of = -1;
+    }
+    for (int i = 0; i < n_specs; i++) { /* each 8-bit weight gets a `<name>_scale` [rows, 1] F32 companion */
+        if (!cb_dtype_is_q8(l.v[i].dt)) continue;
+        char wname[sizeof l.v[i].name];
+        memcpy(wname, l.v[i].name, sizeof wname); /* add() may move l.v */
+        if (add(&l, INIT_UNIFORM, 0, 2, l.v[i].shape[0], 1, 0, "%s_scale", wname)) {
+            free(l.v);
+            cb_err_set(err, "preset %s: out of memory", name);
+            return -1;
+        }
+        l.v[l.n - 1].dt = CB_F32;
+        l.v[l.n - 1].scale_of = i;
+    }
     size_t total = 0;
     for (int i = 0; i < l.n; i++) {
         l.v[i].offset = total;
-        total += (l.v[i].count * es + 63) / 64 * 64;
+        total += (l.v[i].count * cb_dtype_size(l.v[i].dt) + 63) / 64 * 64;
     }
     m->owned = cb_alloc(total, err);
     if (!m->owned) {
@@ -281,7 +372,20 @@ int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *
     }
     st->n_files = 1;
     for (int i = 0; i < l.n; i++) {
-        fill_tensor(m->owned, &l.v[i], i, seed, dtype);
+        if (l.v[i].scale_of >= 0) { /* filled with its weight */
+        } else if (cb_dtype_is_q8(l.v[i].dt)) {
+            int si = -1;
+            for (int k = n_specs; k < l.n; k++) if (l.v[k].scale_of == i) si = k;
+            cb_err e = { "" };
+            if (si < 0 || fill_q8(m->owned, &l.v[i], &l.v[si], i, seed, &e)) {
+                free(l.v);
+                cb_model_free(m);
+                cb_err_set(err, "preset %s: %s", name, si < 0 ? "internal: no scale tensor" : e.msg);
+                return -1;
+            }
+        } else {
+            fill_tensor(m->owned, &l.v[i], i, seed, l.v[i].dt);
+        }
         cb_tensor *t = &st->tensors[st->n_tensors];
         t->name = strdup(l.v[i].name);
         if (!t->name) {
@@ -291,11 +395,11 @@ int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *
             return -1;
         }
         st->n_tensors++;
-        t->dtype = dtype;
+        t->dtype = l.v[i].dt;
         t->ndim = l.v[i].ndim;
         memcpy(t->shape, l.v[i].shape, sizeof l.v[i].shape);
         t->data = (char *)m->owned + l.v[i].offset;
-        t->nbytes = l.v[i].count * es;
+        t->nbytes = l.v[i].count * cb_dtype_size(l.v[i].dt);
     }
     free(l.v);
     qsort(st->tensors, st->n_tensors, sizeof *st->tensors, tensor_name_cmp);
@@ -327,10 +431,28 @@ static bool is_preset(const char *name) {
 }
 
 int cb_model_open(const char *arg, uint64_t seed, cb_dtype preset_dtype, cb_model *m, cb_err *err) {
-    if (has_config_json(arg)) return cb_model_load(arg, m, err);
+    if (has_config_json(arg)) {
+        if (cb_model_load(arg, m, err)) return -1;
+        /* 8-bit asked of a checkpoint: quantise at load (a no-op for one already stored in that format) */
+        if (cb_dtype_is_q8(preset_dtype) && cb_model_quantize(m, preset_dtype, err)) {
+            cb_model_free(m);
+            return -1;
+        }
+        return 0;
+    }
     if (is_preset(arg)) return cb_preset_create(arg, seed, preset_dtype, m, err);
     memset(m, 0, sizeof *m);
     return not_found(arg, err);
+}
+
+void cb_config_for_weights(const char *arg, cb_dtype dtype, cb_config *cfg) {
+    if (cb_dtype_is_q8(dtype)) {
+        if (!cb_config_is_q8(cfg)) cfg->q8_keep_lm_head = false; /* quantised at load: lm_head too */
+        cfg->q8 = dtype;
+        if (is_preset(arg)) cfg->weights_dtype = CB_BF16;
+    } else if (is_preset(arg)) {
+        cfg->weights_dtype = dtype;
+    }
 }
 
 int cb_model_config(const char *arg, cb_config *cfg, cb_err *err) {

@@ -101,6 +101,56 @@ int cb_model_quantize(cb_model *m, cb_dtype to, cb_err *err) {
     int n = list_linears(m, refs), rc = 0;
     for (int i = 0; i < n && rc == 0; i++) rc = quantize_one(m, &refs[i], to, err);
     free(refs);
+    if (rc == 0) { m->cfg.q8 = to; m->cfg.q8_keep_lm_head = false; } /* plans now count 8-bit bytes */
+    return rc;
+}
+
+int cb_model_dequantize(cb_model *m, cb_err *err) {
+    linear_ref *refs = malloc(sizeof(linear_ref) * (9 * CB_MAX_LAYERS + 1));
+    if (!refs) { cb_err_set(err, "%s: out of memory", m->name); return -1; }
+    int n = list_linears(m, refs), rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        cb_weight *w = refs[i].w;
+        if (!cb_dtype_is_q8(w->dtype)) continue;
+        const size_t cnt = (size_t)w->rows * (size_t)w->cols, old = weight_bytes(w);
+        float *f = own(m, cnt * sizeof(float), err);
+        if (!f) { rc = -1; break; }
+        const uint8_t *q = w->data;
+        for (int64_t r = 0; r < w->rows; r++)
+            for (int64_t k = 0; k < w->cols; k++) {
+                size_t j = (size_t)r * (size_t)w->cols + (size_t)k;
+                f[j] = w->scale[r] * (w->dtype == CB_F8_E4M3 ? cb_fp8_to_f32(q[j]) : (float)(int8_t)q[j]);
+            }
+        *w = (cb_weight){ .data = f, .dtype = CB_F32, .rows = w->rows, .cols = w->cols };
+        m->weight_bytes = m->weight_bytes - old + weight_bytes(w);
+    }
+    free(refs);
+    if (rc == 0) m->cfg.q8 = CB_F32; /* no 8-bit projection left */
+    return rc;
+}
+
+int cb_model_note_q8(cb_model *m, cb_err *err) {
+    linear_ref *refs = malloc(sizeof(linear_ref) * (9 * CB_MAX_LAYERS + 1));
+    if (!refs) { cb_err_set(err, "%s: out of memory", m->name); return -1; }
+    int n = list_linears(m, refs), rc = 0;
+    cb_dtype found = CB_DTYPE_COUNT;
+    const linear_ref *first = NULL;
+    for (int i = 0; i < n && rc == 0; i++) {
+        cb_dtype t = refs[i].w->dtype;
+        if (!cb_dtype_is_q8(t)) continue;
+        if (found != CB_DTYPE_COUNT && t != found) {
+            cb_err_set(err, "%s: layer %d %s is %s but layer %d %s is %s: one 8-bit format per model", m->name,
+                       refs[i].layer, refs[i].name, cb_dtype_safetensors_name(t), first->layer, first->name,
+                       cb_dtype_safetensors_name(found));
+            rc = -1;
+        }
+        found = t, first = &refs[i];
+    }
+    if (rc == 0 && found != CB_DTYPE_COUNT) {
+        m->cfg.q8 = found;
+        m->cfg.q8_keep_lm_head = m->lm_head.data && m->lm_head.data != m->embed.data && !cb_dtype_is_q8(m->lm_head.dtype);
+    }
+    free(refs);
     return rc;
 }
 
@@ -117,14 +167,14 @@ cb_tensor *cb_quantized_find_scale(const cb_model *m, const char *name) {
 }
 
 int cb_quantized_bind(cb_model *m, cb_tensor *w, cb_tensor *scale, const char *name, cb_weight *out, cb_err *err) {
-    if (w->dtype != CB_F8_E4M3 || w->ndim != 2) {
-        cb_err_set(err, "%s: expected an F8_E4M3 matrix [out, in], found %s with %d dims", name,
+    if ((w->dtype != CB_F8_E4M3 && w->dtype != CB_I8) || w->ndim != 2) {
+        cb_err_set(err, "%s: expected an F8_E4M3 or I8 matrix [out, in], found %s with %d dims", name,
                    cb_dtype_safetensors_name(w->dtype), w->ndim);
         return -1;
     }
     if (!scale) {
-        cb_err_set(err, "%s: F8_E4M3 weight without a scale tensor (expected %s_scale: [out, 1], [out] or a "
-                   "scalar, F32/BF16/F16)", name, name);
+        cb_err_set(err, "%s: %s weight without a scale tensor (expected %s_scale: [out, 1], [out] or a "
+                   "scalar, F32/BF16/F16)", name, cb_dtype_safetensors_name(w->dtype), name);
         return -1;
     }
     const int64_t rows = w->shape[0];
@@ -149,7 +199,7 @@ int cb_quantized_bind(cb_model *m, cb_tensor *w, cb_tensor *scale, const char *n
             return -1;
         }
     }
-    *out = (cb_weight){ .data = w->data, .dtype = CB_F8_E4M3, .rows = rows, .cols = w->shape[1], .scale = s };
+    *out = (cb_weight){ .data = w->data, .dtype = w->dtype, .rows = rows, .cols = w->shape[1], .scale = s };
     w->used = scale->used = true;
     return 0;
 }
@@ -172,4 +222,27 @@ void cb_weight_bytes_by_dtype(const cb_model *m, size_t out[CB_DTYPE_COUNT]) {
         ADD(L->mlp.gate_b); ADD(L->mlp.up_b); ADD(L->mlp.down_b);
     }
 #undef ADD
+}
+
+void cb_model_weight_split(const cb_model *m, cb_weight_split *out) {
+    size_t by[CB_DTYPE_COUNT];
+    cb_weight_bytes_by_dtype(m, by);
+    memset(out, 0, sizeof *out);
+    linear_ref refs[9 * CB_MAX_LAYERS + 1];
+    int n = list_linears((cb_model *)m, refs);
+    for (int i = 0; i < n; i++)
+        if (cb_dtype_is_q8(refs[i].w->dtype)) out->scales += (size_t)refs[i].w->rows * sizeof(float);
+    for (int t = 0; t < CB_DTYPE_COUNT; t++) {
+        if (cb_dtype_is_q8((cb_dtype)t)) out->q8 += by[t];
+        else out->kept += by[t];
+    }
+    out->q8 -= out->scales; /* by-dtype counts the scales with their weights */
+    out->total = out->q8 + out->scales + out->kept;
+}
+
+int cb_model_linears(cb_model *m, cb_weight **out, int max) {
+    linear_ref refs[9 * CB_MAX_LAYERS + 1];
+    int n = list_linears(m, refs);
+    for (int i = 0; i < n && i < max; i++) out[i] = refs[i].w;
+    return n < max ? n : max;
 }

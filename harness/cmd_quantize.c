@@ -1,0 +1,137 @@
+/* `ctxbench quantize DIR --to fp8|int8 --out DIR2`: write a pre-quantised checkpoint in the layout the
+ * loader accepts (docs/quantization.md): each linear projection as F8_E4M3 / I8 [out, in] with a
+ * `<name>_scale` F32 [out, 1] tensor, everything else copied, and config.json with a compressed-tensors
+ * quantization_config. The codes are cb_model_quantize's, so loading DIR2 gives the same model as
+ * quantising DIR at load. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../engines/kernels/quant.h"
+#include "../engines/model/quantize.h"
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ctxbench quantize DIR --to fp8|int8 --out DIR2\n\n"
+               "Quantise the checkpoint in DIR (config.json + model.safetensors[.index.json]) per output channel\n"
+               "and write DIR2/config.json (with quantization_config: compressed-tensors, float-quantized for fp8,\n"
+               "int-quantized for int8) and DIR2/model.safetensors: linear projections as F8_E4M3 / I8 with\n"
+               "<name>_scale F32 [out, 1]; embeddings, norms, biases and SSM parameters copied unchanged.\n");
+}
+
+/* config.json of DIR plus quantization_config (the llm-compressor layout for channel-wise static weights). */
+static int write_config(const char *src, const char *out, cb_dtype to, bool keep_lm_head, cb_err *err) {
+    char in[4096], path[4096];
+    snprintf(in, sizeof in, "%s/config.json", src);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    json_error_t je;
+    json_t *root = json_load_file(in, JSON_ALLOW_NUL, &je);
+    if (!root || !json_is_object(root)) {
+        cb_err_set(err, "%s: cannot read config (%s)", in, root ? "not an object" : je.text);
+        json_decref(root);
+        return -1;
+    }
+    const bool fp8 = to == CB_F8_E4M3;
+    json_t *q = json_pack("{s:s, s:s, s:s, s:{s:{s:[s], s:{s:i, s:s, s:b, s:s, s:b}, s:n}}, s:[]}",
+                          "quant_method", "compressed-tensors", "format", fp8 ? "float-quantized" : "int-quantized",
+                          "quantization_status", "compressed", "config_groups", "group_0", "targets", "Linear",
+                          "weights", "num_bits", 8, "type", fp8 ? "float" : "int", "symmetric", 1, "strategy",
+                          "channel", "dynamic", 0, "input_activations", "ignore");
+    if (keep_lm_head) json_array_append_new(json_object_get(q, "ignore"), json_string("lm_head"));
+    json_object_set_new(root, "quantization_config", q);
+    int rc = json_dump_file(root, path, JSON_INDENT(2));
+    json_decref(root);
+    if (rc) cb_err_set(err, "%s: cannot write", path);
+    return rc ? -1 : 0;
+}
+
+static int quantize_dir(const char *src, cb_dtype to, const char *out, cb_err *err) {
+    cb_model m;
+    if (cb_model_load(src, &m, err)) return -1;
+    int rc = -1, nl = 0, n = 0;
+    cb_weight **lin = calloc(9 * CB_MAX_LAYERS + 1, sizeof *lin);
+    int *owner = malloc(sizeof(int) * (size_t)(m.st.n_tensors + 1)); /* tensor -> linear index, or -1 */
+    bool *skip = calloc((size_t)m.st.n_tensors + 1, sizeof *skip);    /* a source scale, replaced by ours */
+    cb_st_write_item *items = calloc(2 * (size_t)m.st.n_tensors + 1, sizeof *items);
+    char **names = calloc((size_t)m.st.n_tensors + 1, sizeof *names);
+    if (!lin || !owner || !skip || !items || !names) { cb_err_set(err, "out of memory"); goto out; }
+    nl = cb_model_linears(&m, lin, 9 * CB_MAX_LAYERS + 1);
+    for (int i = 0; i < m.st.n_tensors; i++) {
+        const cb_tensor *t = &m.st.tensors[i];
+        owner[i] = -1;
+        for (int k = 0; k < nl; k++) {
+            const char *d = lin[k]->data, *b = t->data;
+            if (d >= b && d < b + t->nbytes) owner[i] = k;
+        }
+        if (owner[i] >= 0) {
+            const cb_tensor *sc = cb_quantized_find_scale(&m, t->name);
+            if (sc) skip[sc - m.st.tensors] = true;
+        }
+    }
+    if (cb_model_quantize(&m, to, err)) goto out;
+    for (int i = 0; i < m.st.n_tensors; i++) {
+        const cb_tensor *t = &m.st.tensors[i];
+        if (skip[i]) continue;
+        if (owner[i] < 0) { /* kept as stored */
+            items[n] = (cb_st_write_item){ t->name, t->dtype, t->ndim, { 0 }, t->data };
+            memcpy(items[n].shape, t->shape, sizeof t->shape);
+            n++;
+            continue;
+        }
+        const cb_weight *w = lin[owner[i]]; /* the bound rows (a Mamba2 in_proj drops unused d_mlp rows) */
+        size_t len = strlen(t->name) + 8;
+        if (!(names[i] = malloc(len))) { cb_err_set(err, "out of memory"); goto out; }
+        snprintf(names[i], len, "%s_scale", t->name);
+        items[n++] = (cb_st_write_item){ t->name, to, 2, { w->rows, w->cols }, w->data };
+        items[n++] = (cb_st_write_item){ names[i], CB_F32, 2, { w->rows, 1 }, w->scale };
+    }
+    if (mkdir(out, 0777) && errno != EEXIST) { cb_err_set(err, "%s: cannot create directory: %s", out, strerror(errno)); goto out; }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    if (cb_st_write(path, items, n, err)) goto out;
+    bool keep = m.lm_head.data && m.lm_head.data != m.embed.data && !cb_dtype_is_q8(m.lm_head.dtype);
+    if (write_config(src, out, to, keep, err)) goto out;
+    rc = 0;
+out:
+    if (names) for (int i = 0; i < m.st.n_tensors; i++) free(names[i]);
+    free(names); free(items); free(skip); free(owner); free(lin);
+    cb_model_free(&m);
+    return rc;
+}
+
+static int run(int argc, char **argv) {
+    static const struct option opts[] = { { "to", required_argument, NULL, 't' }, { "out", required_argument, NULL, 'o' },
+                                          { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+    const char *out = NULL;
+    cb_dtype to = CB_DTYPE_COUNT;
+    optind = 1; opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'o': out = optarg; break;
+        case 't':
+            if (cb_dtype_parse(optarg, &to) || !cb_dtype_is_q8(to)) {
+                fprintf(stderr, "ctxbench quantize: --to expects fp8 or int8, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        default:
+            fprintf(stderr, "ctxbench quantize: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || !out || to == CB_DTYPE_COUNT) { usage(stderr); return 2; }
+    cb_err err = { "" };
+    if (quantize_dir(argv[optind], to, out, &err)) { fprintf(stderr, "ctxbench quantize: %s\n", err.msg); return 1; }
+    printf("quantize: %s -> %s (%s, per-channel scales)\n", argv[optind], out, cb_dtype_name(to));
+    return 0;
+}
+
+static const cb_command cmd_quantize = { "quantize", "write a checkpoint's fp8/int8 twin (compressed-tensors layout)", run };
+CB_REGISTER_COMMAND(cmd_quantize)
