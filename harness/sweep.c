@@ -235,7 +235,7 @@ static int sample_prefill(sweep_ctx *c, const point_def *p, cb_engine *e, int64_
                           double *est_lo, double *est_hi, cb_err *err) {
     const cb_workload *w = c->w;
     int k = w->sample_depths, chunk = w->prefill_chunk, vocab = c->model.cfg.vocab;
-    double d[64], t[64], tlo[64], thi[64];
+    double d[64] = { 0 }, t[64] = { 0 }, tlo[64] = { 0 }, thi[64] = { 0 }; /* zeroed: -O3 cannot see k >= 1 */
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)chunk);
     double *reps = malloc(sizeof(double) * (size_t)w->repetitions);
     int rc = -1;
