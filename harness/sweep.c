@@ -87,6 +87,7 @@ typedef struct {
     int n_val;
     double t_start;
     cb_roofs roofs; bool have_roofs; /* measured at the start of the run */
+    char roofs_why[160];               /* why not, when not */
 } sweep_ctx;
 
 /* The slot remembering the last point of this engine/model/phase (for time estimates); -1 if full. */
@@ -498,7 +499,7 @@ static int64_t insert_run(sqlite3 *db, const sweep_ctx *c, const cb_sweep_opts *
         bind_text(s, i++, note);
     } else {
         for (int k = 0; k < 6; k++) sqlite3_bind_null(s, i++);
-        bind_text(s, i++, "not measured (roofs_seconds < 0)");
+        bind_text(s, i++, c->roofs_why);
     }
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
@@ -706,15 +707,17 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     int thr_max = 1;
     for (int i = 0; i < np; i++) thr_max = CB_MAX(thr_max, pts[i].threads);
     c.roofs.threads = thr_max;
+    snprintf(c.roofs_why, sizeof c.roofs_why, "not measured (roofs_seconds < 0)");
     if (o->roofs_seconds >= 0) {
         cb_err rerr = { "" };
         c.have_roofs = cb_roofs_measure(thr_max, o->roofs_seconds > 0 ? o->roofs_seconds : 1.5, &c.roofs, &rerr) == 0;
+        if (!c.have_roofs) snprintf(c.roofs_why, sizeof c.roofs_why, "not measured: %.140s", rerr.msg);
         if (!o->quiet) {
             if (c.have_roofs)
                 fprintf(stderr, "ctxbench: roofs (measured, %.1f s): FMA %.0f GFLOP/s 1 thread, %.0f GFLOP/s %d threads; "
                         "triad %.1f GB/s 1 thread, %.1f GB/s %d threads\n", c.roofs.seconds, c.roofs.fma_gflops_1t,
                         c.roofs.fma_gflops, thr_max, c.roofs.triad_gbps_1t, c.roofs.triad_gbps, thr_max);
-            else fprintf(stderr, "ctxbench: roofs not measured: %s\n", rerr.msg);
+            else fprintf(stderr, "ctxbench: roofs %s\n", c.roofs_why);
         }
     }
     const char *commit = o->commit_override ? o->commit_override : m.git_commit;
