@@ -24,7 +24,4 @@ double cb_bench_median(void (*fn)(void *), void *arg, int min_reps, int max_reps
 /* Machine peaks measured by the kernels section (0 until measured); engine sections can reuse them. */
 extern double cb_bench_fma_peak_1t, cb_bench_fma_peak_all, cb_bench_triad_1t, cb_bench_triad_all;
 
-/* From bench/peak_avx512.c: GFLOP/s of a register-resident FMA loop (per calling thread: returns flops). */
-double cb_bench_fma_loop_avx512(long iters);
-
 #endif

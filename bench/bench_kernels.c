@@ -1,7 +1,8 @@
 /* `kernels` section: machine FMA peak and triad bandwidth measured in the same run, then the prefill GEMMs
  * (our cb_matmul on bf16 and f32 weights, fast-mode bf16, vs OpenBLAS cblas_sgemm) and the decode skinny
- * GEMMs (vs cblas_sgemv / sgemm) on the presets' shapes. The variants of a shape are timed round-robin
- * (medians of ≥ 5 rounds after a warm-up), so that a noisy neighbour slows all of them alike. */
+ * GEMMs (vs cblas_sgemv / sgemm) on the presets' shapes. The peaks are the harness's roofs (harness/roofs.h,
+ * best of repetitions). The variants of a shape are timed round-robin (medians of ≥ 5 rounds after a
+ * warm-up), so that a noisy neighbour slows all of them alike. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -10,49 +11,21 @@
 #include <time.h>
 
 #include "../engines/kernels/kernels.h"
+#include "../harness/roofs.h"
 #include "bench.h"
 
 double cb_bench_fma_peak_1t, cb_bench_fma_peak_all, cb_bench_triad_1t, cb_bench_triad_all;
 
-/* ---- peaks ---- */
-static double fma_flops;
-static void fma_1(void *a) { fma_flops = cb_bench_fma_loop_avx512(*(long *)a); }
-static void fma_all(void *a) {
-    double f = 0;
-#pragma omp parallel reduction(+ : f)
-    f += cb_bench_fma_loop_avx512(*(long *)a);
-    fma_flops = f;
-}
-
-typedef struct {
-    float *a, *b, *c;
-    long n;
-    int threads;
-} triad_args;
-static void triad(void *p) {
-    triad_args *t = p;
-    float *restrict a = t->a;
-    const float *restrict b = t->b, *restrict c = t->c;
-#pragma omp parallel for schedule(static) num_threads(t->threads)
-    for (long i = 0; i < t->n; i++) a[i] = b[i] + 3.0f * c[i];
-}
-
+/* ---- peaks: the harness's roof measurement (harness/roofs.c), given more time ---- */
 static void measure_peaks(void) {
-    long iters = 50000000;
-    double t = cb_bench_median(fma_1, &iters, 5, 9, 0.5);
-    cb_bench_fma_peak_1t = fma_flops / t * 1e-9;
-    t = cb_bench_median(fma_all, &iters, 5, 9, 0.5);
-    cb_bench_fma_peak_all = fma_flops / t * 1e-9;
-    triad_args ta = { .n = 32L << 20 };
-    ta.a = malloc((size_t)ta.n * 4);
-    ta.b = malloc((size_t)ta.n * 4);
-    ta.c = malloc((size_t)ta.n * 4);
-    for (long i = 0; i < ta.n; i++) ta.a[i] = 0, ta.b[i] = 1, ta.c[i] = 2;
-    ta.threads = 1;
-    cb_bench_triad_1t = 12.0 * (double)ta.n / cb_bench_median(triad, &ta, 5, 11, 0.5) * 1e-9;
-    ta.threads = omp_get_max_threads();
-    cb_bench_triad_all = 12.0 * (double)ta.n / cb_bench_median(triad, &ta, 5, 11, 0.5) * 1e-9;
-    free(ta.a), free(ta.b), free(ta.c);
+    cb_roofs r;
+    cb_err err = { "" };
+    if (cb_roofs_measure(omp_get_max_threads(), 4.0, &r, &err)) {
+        fprintf(stderr, "ctxbench-bench: %s\n", err.msg);
+        return;
+    }
+    cb_bench_fma_peak_1t = r.fma_gflops_1t, cb_bench_fma_peak_all = r.fma_gflops;
+    cb_bench_triad_1t = r.triad_gbps_1t, cb_bench_triad_all = r.triad_gbps;
 }
 
 /* ---- GEMMs ---- */

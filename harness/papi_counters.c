@@ -19,32 +19,37 @@ static int init_status = -1;
 static char init_why[160];
 
 /* libsde 7.0 leaks a strdup()'d copy of each registered counter's full name ("ctxbench::flops", ...:
- * 129 bytes for our six, once per process, even after PAPI_shutdown): not ours to fix, so LeakSanitizer (make asan) is told
+ * a few bytes for each of ours, once per process, even after PAPI_shutdown): not ours to fix, so LeakSanitizer (make asan) is told
  * to ignore that library's allocations. The sanitizer runtime calls this hook when it exists. */
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libsde.so\n"; }
+
+/* The engines' counters (engines/counters.h), one table for registration, validation and the default list. */
+static const struct { const char *name, *event, *desc; long long *field; } sde_ctr[] = {
+    { "flops", "sde:::ctxbench::flops", "floating-point operations (a multiply-add counts 2), from shapes", &cb_ctr.flops },
+    { "weight_bytes", "sde:::ctxbench::weight_bytes", "weight bytes streamed from memory", &cb_ctr.weight_bytes },
+    { "kv_bytes_read", "sde:::ctxbench::kv_bytes_read", "KV-cache bytes read", &cb_ctr.kv_bytes_read },
+    { "kv_bytes_written", "sde:::ctxbench::kv_bytes_written", "KV-cache bytes written", &cb_ctr.kv_bytes_written },
+    { "state_bytes", "sde:::ctxbench::state_bytes", "SSM and conv state bytes read + written", &cb_ctr.state_bytes },
+    { "tokens", "sde:::ctxbench::tokens", "tokens processed (prefill + decode)", &cb_ctr.tokens },
+    { "ssd_ns", "sde:::ctxbench::ssd_ns", "wall ns in the chunked SSD kernel of prefill", &cb_ctr.ssd_ns },
+    { "attention_ns", "sde:::ctxbench::attention_ns", "wall ns in flash attention of prefill", &cb_ctr.attention_ns },
+};
+#define N_SDE (sizeof sde_ctr / sizeof sde_ctr[0])
 
 static void papi_init_once(void) {
     papi_handle_t h = papi_sde_init("ctxbench");
     if (!h) {
         snprintf(init_why, sizeof init_why, "papi_sde_init(\"ctxbench\") failed");
     } else {
-        struct { const char *name, *desc; long long *field; } ctr[] = {
-            { "flops", "floating-point operations (a multiply-add counts 2), from shapes", &cb_ctr.flops },
-            { "weight_bytes", "weight bytes streamed from memory", &cb_ctr.weight_bytes },
-            { "kv_bytes_read", "KV-cache bytes read", &cb_ctr.kv_bytes_read },
-            { "kv_bytes_written", "KV-cache bytes written", &cb_ctr.kv_bytes_written },
-            { "state_bytes", "SSM and conv state bytes read + written", &cb_ctr.state_bytes },
-            { "tokens", "tokens processed (prefill + decode)", &cb_ctr.tokens },
-        };
-        for (size_t i = 0; i < sizeof ctr / sizeof ctr[0]; i++) {
-            int rc = papi_sde_register_counter(h, ctr[i].name, PAPI_SDE_RO | PAPI_SDE_DELTA, PAPI_SDE_long_long,
-                                               ctr[i].field);
+        for (size_t i = 0; i < N_SDE; i++) {
+            int rc = papi_sde_register_counter(h, sde_ctr[i].name, PAPI_SDE_RO | PAPI_SDE_DELTA, PAPI_SDE_long_long,
+                                               sde_ctr[i].field);
             if (rc != SDE_OK) {
-                snprintf(init_why, sizeof init_why, "papi_sde_register_counter(%s) failed: %d", ctr[i].name, rc);
+                snprintf(init_why, sizeof init_why, "papi_sde_register_counter(%s) failed: %d", sde_ctr[i].name, rc);
                 break;
             }
-            papi_sde_describe_counter(h, ctr[i].name, ctr[i].desc);
+            papi_sde_describe_counter(h, sde_ctr[i].name, sde_ctr[i].desc);
         }
     }
     int rc = PAPI_library_init(PAPI_VER_CURRENT);
@@ -91,13 +96,11 @@ __attribute__((format(printf, 2, 3))) static void set_status(cb_counter_value *v
 
 /* PAPI's sde component accepts any name under a library's prefix (a placeholder for a counter that may be
  * registered later, reading 0 forever): a misspelt ctxbench counter must not pass as ok. */
-static const char *const ctxbench_counters[] = { "flops",       "weight_bytes", "kv_bytes_read", "kv_bytes_written",
-                                                 "state_bytes", "tokens" };
 static bool sde_name_valid(const char *name) {
     static const char prefix[] = "sde:::ctxbench::";
     if (strncmp(name, prefix, sizeof prefix - 1) != 0) return true; /* another library's: PAPI decides */
-    for (size_t i = 0; i < sizeof ctxbench_counters / sizeof ctxbench_counters[0]; i++)
-        if (!strcmp(name + sizeof prefix - 1, ctxbench_counters[i])) return true;
+    for (size_t i = 0; i < N_SDE; i++)
+        if (!strcmp(name, sde_ctr[i].event)) return true;
     return false;
 }
 
@@ -121,7 +124,7 @@ static void add_event(cb_counter_set *s, int i) {
     }
     if (!sde_name_valid(v->name)) {
         set_status(v, "no such software-defined counter (ctxbench registers flops, weight_bytes, kv_bytes_read, "
-                      "kv_bytes_written, state_bytes, tokens)");
+                      "kv_bytes_written, state_bytes, tokens, ssd_ns, attention_ns)");
         return;
     }
     int g = 0;
@@ -238,9 +241,6 @@ void cb_counters_close(cb_counter_set *s) {
 }
 
 /* ---- the default event list ---- */
-static const char *const sde_names[] = { "sde:::ctxbench::flops",           "sde:::ctxbench::weight_bytes",
-                                         "sde:::ctxbench::kv_bytes_read",   "sde:::ctxbench::kv_bytes_written",
-                                         "sde:::ctxbench::state_bytes",     "sde:::ctxbench::tokens" };
 
 static bool preset_available(const char *name) {
     int code;
@@ -250,7 +250,7 @@ static bool preset_available(const char *name) {
 int cb_counters_default_names(const char **names, int max) {
     char why[160];
     bool papi = cb_papi_init(why, sizeof why) == 0;
-    const char *list[16];
+    const char *list[8 + N_SDE];
     int k = 0;
     list[k++] = "PAPI_TOT_CYC";
     list[k++] = "PAPI_TOT_INS";
@@ -264,7 +264,7 @@ int cb_counters_default_names(const char **names, int max) {
     bool fp = papi && preset_available("PAPI_FP_OPS"), vec = papi && preset_available("PAPI_VEC_SP");
     if (fp || !vec) list[k++] = "PAPI_FP_OPS"; /* recorded as unavailable where neither exists */
     if (vec) list[k++] = "PAPI_VEC_SP";
-    for (size_t i = 0; i < sizeof sde_names / sizeof sde_names[0]; i++) list[k++] = sde_names[i];
+    for (size_t i = 0; i < N_SDE; i++) list[k++] = sde_ctr[i].event;
     int n = k < max ? k : max;
     for (int i = 0; i < n; i++) names[i] = list[i];
     return n;

@@ -130,7 +130,7 @@ static void context_axis(FILE *b, char axis, int64_t lo, int64_t hi, const char 
     fprintf(b, "set logscale %c 2\nset %crange [%g:%g]\nset %ctics (", axis, axis, lo2 / 1.3, hi2 * 1.3, axis);
     int i = 0;
     for (int64_t c = lo2; c <= hi2; c *= 2, i++) {
-        char l[16];
+        char l[24]; /* any int64 label: -O3 checks the worst case */
         cb_plot_context_label(c, l, sizeof l);
         bool shown = ntics <= 6 || i % 2 == 0 || c == hi2;
         if (ntics > 6 && c != hi2 && i == ntics - 2 && (ntics - 1) % 2 == 1) shown = false; /* keep last clear */
@@ -555,7 +555,7 @@ static int fig_throughput(ctx_t *c, const cb_plot_opts *o, const char *g, fig_en
     char sql[3][1024], title[3][64];
     panel_spec ps[3];
     for (int i = 0; i < n; i++) {
-        char l[16];
+        char l[24];
         cb_plot_context_label(ctxs[i], l, sizeof l);
         snprintf(title[i], sizeof title[i], "Context %s", l);
         snprintf(sql[i], sizeof sql[i],

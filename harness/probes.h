@@ -31,7 +31,8 @@ void cb_machine_collect(cb_machine *m, int threads_used);
 
 /* ---- PAPI ---- */
 /* Initialise PAPI once and register the engines' SDE counters (library "ctxbench", counters
- * flops, weight_bytes, kv_bytes_read, kv_bytes_written, state_bytes, tokens: see engines/counters.h). */
+ * flops, weight_bytes, kv_bytes_read, kv_bytes_written, state_bytes, tokens, ssd_ns, attention_ns: see
+ * engines/counters.h). */
 int cb_papi_init(char *why, size_t why_len);
 
 typedef struct {

@@ -14,6 +14,7 @@
 #include "build_info.h"
 #include "estimate.h"
 #include "probes.h"
+#include "roofs.h"
 #include "stats.h"
 #include "store.h"
 
@@ -94,6 +95,8 @@ typedef struct {
     struct { const cb_engine_ops *ops; int model; int64_t ctx; double measured, rel_err; bool done; } val[64];
     int n_val;
     double t_start;
+    cb_roofs roofs; bool have_roofs; /* measured at the start of the run */
+    char roofs_why[160];               /* why not, when not */
 } sweep_ctx;
 
 /* The slot remembering the last point of this engine/model/phase (for time estimates); -1 if full. */
@@ -251,7 +254,7 @@ static int sample_prefill(sweep_ctx *c, const point_def *p, cb_engine *e, int64_
                           double *est_lo, double *est_hi, cb_err *err) {
     const cb_workload *w = c->w;
     int k = w->sample_depths, chunk = w->prefill_chunk, vocab = c->model.cfg.vocab;
-    double d[64], t[64], tlo[64], thi[64];
+    double d[64] = { 0 }, t[64] = { 0 }, tlo[64] = { 0 }, thi[64] = { 0 }; /* zeroed: -O3 cannot see k >= 1 */
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)chunk);
     double *reps = malloc(sizeof(double) * (size_t)w->repetitions);
     int rc = -1;
@@ -519,13 +522,25 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
 /* ---- storing ---- */
 static int bind_text(sqlite3_stmt *s, int i, const char *v) { return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT); }
 
-static int64_t insert_run(sqlite3 *db, const cb_workload *w, const cb_sweep_opts *o, const cb_machine *m,
+/* The peaks a point's % figures are against: the workload's when given, else the roofs measured at the
+ * point's thread count (1 thread: the 1-thread roofs; more: those of the run's thread count). 0 = none. */
+static void peaks_for(const sweep_ctx *c, int threads, double *gflops, double *gbps) {
+    const cb_workload *w = c->w;
+    bool one = threads == 1 && c->have_roofs;
+    *gflops = w->peak_gflops > 0 ? w->peak_gflops : !c->have_roofs ? 0 : one ? c->roofs.fma_gflops_1t : c->roofs.fma_gflops;
+    *gbps = w->peak_gbps > 0 ? w->peak_gbps : !c->have_roofs ? 0 : one ? c->roofs.triad_gbps_1t : c->roofs.triad_gbps;
+}
+
+static int64_t insert_run(sqlite3 *db, const sweep_ctx *c, const cb_sweep_opts *o, const cb_machine *m,
                           const char *hash, int64_t budget, double tbp, cb_err *err) {
+    const cb_workload *w = c->w;
     const char *sql = "INSERT INTO runs (started_utc, workload_name, workload_text, workload_hash, shard, git_commit,"
                       " compiler, cflags, cpu_model, cpu_flags, cores_online, threads_used, pinning, mem_total_bytes,"
                       " mem_available_bytes, kernel_path, papi_version, papi_components, os, hostname,"
-                      " memory_budget_bytes, time_budget_point, time_budget_run, peak_gflops, peak_gbps, peak_source)"
-                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                      " memory_budget_bytes, time_budget_point, time_budget_run, peak_gflops, peak_gbps, peak_source,"
+                      " roof_threads, roof_fma_gflops_1t, roof_fma_gflops, roof_triad_gbps_1t, roof_triad_gbps,"
+                      " roof_label, roof_note)"
+                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) { cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db)); return -1; }
     char shard[32];
@@ -541,9 +556,27 @@ static int64_t insert_run(sqlite3 *db, const cb_workload *w, const cb_sweep_opts
     bind_text(s, i++, m->papi_version); bind_text(s, i++, m->papi_components); bind_text(s, i++, m->os);
     bind_text(s, i++, m->hostname); sqlite3_bind_int64(s, i++, budget); sqlite3_bind_double(s, i++, tbp);
     sqlite3_bind_double(s, i++, w->time_budget_run);
-    if (w->peak_gflops > 0) sqlite3_bind_double(s, i++, w->peak_gflops); else sqlite3_bind_null(s, i++);
-    if (w->peak_gbps > 0) sqlite3_bind_double(s, i++, w->peak_gbps); else sqlite3_bind_null(s, i++);
-    bind_text(s, i++, w->peak_gflops > 0 || w->peak_gbps > 0 ? "workload (peak_gflops/peak_gbps)" : "none given");
+    double pg, pb;
+    peaks_for(c, c->roofs.threads, &pg, &pb); /* the run's thread count */
+    if (pg > 0) sqlite3_bind_double(s, i++, pg); else sqlite3_bind_null(s, i++);
+    if (pb > 0) sqlite3_bind_double(s, i++, pb); else sqlite3_bind_null(s, i++);
+    char src[160];
+    snprintf(src, sizeof src, "%s; %s", w->peak_gflops > 0 ? "gflops: workload" : c->have_roofs ? "gflops: measured roof" : "gflops: none",
+             w->peak_gbps > 0 ? "gbps: workload" : c->have_roofs ? "gbps: measured roof (triad)" : "gbps: none");
+    bind_text(s, i++, src);
+    if (c->have_roofs) {
+        sqlite3_bind_int(s, i++, c->roofs.threads);
+        sqlite3_bind_double(s, i++, c->roofs.fma_gflops_1t); sqlite3_bind_double(s, i++, c->roofs.fma_gflops);
+        sqlite3_bind_double(s, i++, c->roofs.triad_gbps_1t); sqlite3_bind_double(s, i++, c->roofs.triad_gbps);
+        bind_text(s, i++, "measured");
+        char note[160];
+        snprintf(note, sizeof note, "%s FMA loop (12 chains, register-resident); triad 3 x 128 MiB; best of repetitions; %.2f s",
+                 c->roofs.loop, c->roofs.seconds);
+        bind_text(s, i++, note);
+    } else {
+        for (int k = 0; k < 6; k++) sqlite3_bind_null(s, i++);
+        bind_text(s, i++, c->roofs_why);
+    }
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) { cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db)); return -1; }
@@ -574,8 +607,8 @@ static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_de
         "INSERT INTO points (run_id, point_key, engine, model, arch, phase, context, batch, threads, mode, weight_dtype,"
         " kv_dtype, fill, label, status, unit, n_samples, median, q1, q3, iqr, ci_lo, ci_hi, cv, noisy, tokens_per_s,"
         " samples_k, fit_error, validation_rel_error, refused_bytes, refused_seconds, peak_rss_bytes, minor_faults,"
-        " major_faults, gflops_per_s, gbytes_per_s, arith_intensity, pct_peak_flops, pct_peak_bw, seconds_total)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+        " major_faults, gflops_per_s, gbytes_per_s, arith_intensity, pct_peak_flops, pct_peak_bw, seconds_total,"
+        " timed_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) goto fail;
     /* derived rates from the SDE counters over the timed repetitions */
@@ -585,7 +618,7 @@ static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_de
         const char *sfx = sde_suffix(r->counters[i].name);
         if (!sfx || !r->counters[i].ok) continue;
         if (!strcmp(sfx, "flops")) flops = (double)r->counters[i].value;
-        else if (strcmp(sfx, "tokens")) { bytes += (double)r->counters[i].value; have_bytes = true; }
+        else if (strstr(sfx, "_bytes")) { bytes += (double)r->counters[i].value; have_bytes = true; } /* not the timers */
     }
     double timed = 0;
     for (int i = 0; i < r->n_samples; i++) timed += r->samples[i];
@@ -593,6 +626,8 @@ static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_de
     if (p->phase == CB_PH_THROUGHPUT) timed *= w->decode_tokens;
     bool have_rates = r->n_counters > 0 && timed > 0 && flops >= 0;
     double gf = have_rates ? flops / timed / 1e9 : NAN, gb = have_rates && have_bytes ? bytes / timed / 1e9 : NAN;
+    double pk_gf, pk_gb;
+    peaks_for(c, p->threads, &pk_gf, &pk_gb);
     int i = 1;
     sqlite3_bind_int64(s, i++, run_id); bind_text(s, i++, key);
     bind_text(s, i++, p->ops ? p->ops->name : "none"); bind_text(s, i++, w->models[p->model]);
@@ -620,9 +655,10 @@ static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_de
     else for (int k = 0; k < 3; k++) sqlite3_bind_null(s, i++);
     bind_opt(s, i++, have_rates, gf); bind_opt(s, i++, have_rates && have_bytes, gb);
     bind_opt(s, i++, have_rates && have_bytes && bytes > 0, flops / bytes);
-    bind_opt(s, i++, have_rates && w->peak_gflops > 0, 100 * gf / w->peak_gflops);
-    bind_opt(s, i++, have_rates && have_bytes && w->peak_gbps > 0, 100 * gb / w->peak_gbps);
+    bind_opt(s, i++, have_rates && pk_gf > 0, 100 * gf / pk_gf);
+    bind_opt(s, i++, have_rates && have_bytes && pk_gb > 0, 100 * gb / pk_gb);
     bind_opt(s, i++, ran, r->seconds_total);
+    bind_opt(s, i++, r->n_counters > 0 && timed > 0, timed);
     if (sqlite3_step(s) != SQLITE_DONE) goto fail;
     sqlite3_finalize(s); s = NULL;
     int64_t pid = sqlite3_last_insert_rowid(db);
@@ -758,10 +794,27 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     cb_machine m;
     int thr0 = np ? pts[0].threads : 0;
     cb_machine_collect(&m, thr0);
+    /* the roofs, once per run, at the largest thread count of its points (and at 1 thread) */
+    int thr_max = 1;
+    for (int i = 0; i < np; i++) thr_max = CB_MAX(thr_max, pts[i].threads);
+    c.roofs.threads = thr_max;
+    snprintf(c.roofs_why, sizeof c.roofs_why, "not measured (roofs_seconds < 0)");
+    if (o->roofs_seconds >= 0) {
+        cb_err rerr = { "" };
+        c.have_roofs = cb_roofs_measure(thr_max, o->roofs_seconds > 0 ? o->roofs_seconds : 1.5, &c.roofs, &rerr) == 0;
+        if (!c.have_roofs) snprintf(c.roofs_why, sizeof c.roofs_why, "not measured: %.140s", rerr.msg);
+        if (!o->quiet) {
+            if (c.have_roofs)
+                fprintf(stderr, "ctxbench: roofs (measured, %.1f s): FMA %.0f GFLOP/s 1 thread, %.0f GFLOP/s %d threads; "
+                        "triad %.1f GB/s 1 thread, %.1f GB/s %d threads\n", c.roofs.seconds, c.roofs.fma_gflops_1t,
+                        c.roofs.fma_gflops, thr_max, c.roofs.triad_gbps_1t, c.roofs.triad_gbps, thr_max);
+            else fprintf(stderr, "ctxbench: roofs %s\n", c.roofs_why);
+        }
+    }
     const char *commit = o->commit_override ? o->commit_override : m.git_commit;
     char hash[17];
     cb_workload_hash(o->workload_text ? o->workload_text : "", hash);
-    res->run_id = insert_run(db, w, o, &m, hash, c.mem_budget, c.time_budget_point, err);
+    res->run_id = insert_run(db, &c, o, &m, hash, c.mem_budget, c.time_budget_point, err);
     if (res->run_id < 0) { cb_store_close(db); return -1; }
 
     char why[256] = "";

@@ -27,6 +27,7 @@ typedef struct {
     double time_budget_point;    /* override when > 0 */
     const cb_model_source *source; /* NULL: the default (presets and checkpoint dirs) */
     const char *commit_override; /* NULL: the build's commit (tests use it to simulate another build) */
+    double roofs_seconds;        /* time for measuring the machine's roofs (0: 1.5 s; < 0: not measured) */
 } cb_sweep_opts;
 
 typedef struct {

@@ -65,18 +65,20 @@ Test(probes, peak_rss_grows_and_resets) {
 
 static const char *const sde_events[] = { "sde:::ctxbench::flops",         "sde:::ctxbench::weight_bytes",
                                           "sde:::ctxbench::kv_bytes_read", "sde:::ctxbench::kv_bytes_written",
-                                          "sde:::ctxbench::state_bytes",   "sde:::ctxbench::tokens" };
+                                          "sde:::ctxbench::state_bytes",   "sde:::ctxbench::tokens",
+                                          "sde:::ctxbench::ssd_ns",        "sde:::ctxbench::attention_ns" };
+#define N_SDE_EVENTS 8
 
 Test(probes, sde_round_trip_equals_counter_deltas) {
     char why[160];
     cr_assert_eq(cb_papi_init(why, sizeof why), 0, "%s", why);
     cb_ctr = (cb_counters){ .flops = 1000, .weight_bytes = 7, .tokens = 3 }; /* nonzero before start */
-    cb_counter_set *s = cb_counters_open(sde_events, 6);
+    cb_counter_set *s = cb_counters_open(sde_events, N_SDE_EVENTS);
     cr_assert_not_null(s);
-    cb_counter_value v[6];
+    cb_counter_value v[N_SDE_EVENTS];
     for (int rep = 0; rep < 3; rep++) {
         cb_counters_start(s);
-        long long d[6] = { 123456789012LL + rep, 4096 * (rep + 1), 17, 19, 23 + rep, 5 };
+        long long d[N_SDE_EVENTS] = { 123456789012LL + rep, 4096 * (rep + 1), 17, 19, 23 + rep, 5, 1000003LL * rep, 29 };
         cb_ctr.flops += d[0] / 2;
         cb_ctr.flops += d[0] - d[0] / 2;
         cb_ctr.weight_bytes += d[1];
@@ -84,8 +86,10 @@ Test(probes, sde_round_trip_equals_counter_deltas) {
         cb_ctr.kv_bytes_written += d[3];
         cb_ctr.state_bytes += d[4];
         cb_ctr.tokens += d[5];
+        cb_ctr.ssd_ns += d[6];
+        cb_ctr.attention_ns += d[7];
         cb_counters_stop(s, v);
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < N_SDE_EVENTS; i++) {
             cr_assert(v[i].ok, "%s: %s", v[i].name, v[i].status);
             cr_assert_str_eq(v[i].name, sde_events[i]);
             cr_assert_eq(v[i].value, d[i], "%s rep %d: read %lld, bumped %lld", v[i].name, rep, v[i].value, d[i]);
@@ -94,7 +98,7 @@ Test(probes, sde_round_trip_equals_counter_deltas) {
     /* nothing bumped: zero deltas */
     cb_counters_start(s);
     cb_counters_stop(s, v);
-    for (int i = 0; i < 6; i++) cr_assert_eq(v[i].value, 0, "%s", v[i].name);
+    for (int i = 0; i < N_SDE_EVENTS; i++) cr_assert_eq(v[i].value, 0, "%s", v[i].name);
     cb_counters_close(s);
 }
 
@@ -135,11 +139,11 @@ Test(probes, unavailable_events_keep_a_reason_and_sde_still_reads) {
 Test(probes, default_names_hold_hardware_and_all_sde) {
     const char *names[32];
     int n = cb_counters_default_names(names, 32);
-    cr_assert_geq(n, 9);
+    cr_assert_geq(n, 3 + N_SDE_EVENTS);
     cr_assert_str_eq(names[0], "PAPI_TOT_CYC");
     cr_assert_str_eq(names[1], "PAPI_TOT_INS");
     cr_assert(strstr(names[2], "_TCM"), "%s", names[2]);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < N_SDE_EVENTS; k++) {
         bool found = false;
         for (int i = 0; i < n; i++) found |= !strcmp(names[i], sde_events[k]);
         cr_assert(found, "%s missing from the default list", sde_events[k]);

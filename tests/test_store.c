@@ -99,7 +99,6 @@ Test(store, schema_doc_matches_database) {
     cb_store_close(db);
     unlink(p);
 }
-
 /* A version-1 database (before the ppl tables) is migrated forward, its rows kept. */
 Test(store, migrates_v1_to_ppl_tables) {
     char p[256];
@@ -120,6 +119,45 @@ Test(store, migrates_v1_to_ppl_tables) {
     sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM runs", -1, &s, NULL);
     cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
     cr_assert_eq(sqlite3_column_int(s, 0), 1);
+    sqlite3_finalize(s);
+    cb_store_close(db);
+    unlink(p);
+}
+
+/* A version-1 database (as ctxbench of that version wrote it) is migrated in place: rows kept, the new
+ * columns NULL, the rates view queryable. */
+Test(store, migrates_version_1) {
+    char p[256];
+    tmp_path(p, sizeof p);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cb_err err = { "" };
+    cr_assert_eq(cb_store_exec(db, cb_store_schema_sql(), &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_exec(db, "PRAGMA user_version = 1;"
+                                   "INSERT INTO runs (started_utc, workload_name, workload_text, workload_hash, shard,"
+                                   " git_commit, peak_gflops) VALUES ('t', 'old', '', 'h', '0/1', 'c', 123.0);"
+                                   "INSERT INTO points (run_id, point_key, engine, model, arch, phase, context, batch,"
+                                   " threads, mode, weight_dtype, kv_dtype, fill, label, status) VALUES (1, 'k',"
+                                   " 'mamba2', 'm', 'mamba2', 'prefill', 64, 1, 1, 'exact', 'f32', 'f32', 'real',"
+                                   " 'measured', 'ok');"
+                                   "INSERT INTO counters VALUES (1, 'sde:::ctxbench::tokens', 64, 'ok')",
+                                   &err), 0, "%s", err.msg);
+    sqlite3_close(db);
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(user_version(db), CB_SCHEMA_VERSION);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT peak_gflops, roof_fma_gflops IS NULL, roof_label IS NULL FROM runs", -1,
+                                    &s, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_float_eq(sqlite3_column_double(s, 0), 123.0, 1e-12);
+    cr_assert_eq(sqlite3_column_int(s, 1), 1);
+    cr_assert_eq(sqlite3_column_int(s, 2), 1);
+    sqlite3_finalize(s);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT engine, ssd_share IS NULL FROM rates", -1, &s, NULL), SQLITE_OK,
+                 "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "mamba2");
+    cr_assert_eq(sqlite3_column_int(s, 1), 1, "no timed_seconds in a version-1 row: no share");
     sqlite3_finalize(s);
     cb_store_close(db);
     unlink(p);

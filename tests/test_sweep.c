@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../engines/counters.h"
 #include "../engines/engine.h"
 #include "../harness/store.h"
 #include "../harness/sweep.h"
@@ -34,9 +35,14 @@ static int mock_create(const cb_model *md, const cb_engine_opts *o, cb_engine **
     *out = e;
     return 0;
 }
+/* prefill reports half of its spin as SSD time and 1000 weight bytes per call, as an engine would */
 static int mock_prefill(cb_engine *e, int seq, const int32_t *t, int n, float *lg, bool all, cb_err *err) {
     (void)t; (void)lg; (void)all; (void)err;
+    long long t0 = cb_ctr_ns();
     spin(n * 2e-7 * (1 + (double)e->len[seq] / 4096));
+    cb_ctr.ssd_ns += (cb_ctr_ns() - t0) / 2;
+    cb_ctr.weight_bytes += 1000;
+    cb_ctr.tokens += n;
     e->len[seq] += n;
     return 0;
 }
@@ -104,6 +110,7 @@ static void opts_init(cb_sweep_opts *o, const char *db) {
     memset(o, 0, sizeof *o);
     o->db_path = db; o->workload_text = wl_text; o->quiet = true; o->shard_n = 1;
     o->source = &mock_source; o->commit_override = "test-commit";
+    o->roofs_seconds = -1; /* not measured (tests/test_roofs.c covers it) except where a test asks */
 }
 
 Test(sweep, end_to_end_rows_labels_stats) {
@@ -114,6 +121,7 @@ Test(sweep, end_to_end_rows_labels_stats) {
     cr_assert_eq(cb_workload_parse(wl_text, "mock", &w, &err), 0, "%s", err.msg);
     cb_sweep_opts o;
     opts_init(&o, db_path);
+    o.roofs_seconds = 0.1;
     cb_sweep_result r;
     cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
     /* 2 models x 3 contexts x (prefill, decode, chunk, 2 throughput, memory) = 36 points */
@@ -140,6 +148,15 @@ Test(sweep, end_to_end_rows_labels_stats) {
     cr_assert(q1(db, "SELECT (SELECT MIN(s.seconds) FROM samples s JOIN points p ON p.id=s.point_id WHERE p.model='mock-s' AND p.phase='decode' AND p.context=4096) >"
                      " (SELECT MIN(s.seconds) FROM samples s JOIN points p ON p.id=s.point_id WHERE p.model='mock-s' AND p.phase='decode' AND p.context=1024)") == 1);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs WHERE finished_utc IS NOT NULL AND git_commit='test-commit'"), 1);
+    /* the roofs measured once for the run, and the peaks taken from them (the workload gives none) */
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs WHERE roof_label='measured' AND roof_fma_gflops > 0 AND"
+                        " roof_fma_gflops_1t > 0 AND roof_triad_gbps > 0 AND roof_triad_gbps_1t > 0 AND"
+                        " peak_gflops = roof_fma_gflops AND peak_gbps = roof_triad_gbps"), 1);
+    /* rates: the mock's SSD half of the prefill spin is a share near 0.5; bytes per token 1000 per call */
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM rates WHERE phase='prefill' AND (ssd_share < 0.3 OR ssd_share > 0.55)"), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM rates WHERE phase='prefill' AND ssd_share IS NOT NULL"), 4);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM rates WHERE phase='prefill_chunk' AND ABS(bytes_per_token - 1000.0/256) < 1e-9"), 6);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label='measured' AND timed_seconds IS NULL"), 0);
     cb_store_close(db);
 
     /* a tiny budget refuses before starting, with the bytes it would need */

@@ -90,8 +90,9 @@ Test(workload, sizes_and_ranges) {
 }
 
 Test(workload, shipped_workloads_parse) {
-    static const char *const files[] = { "workloads/quick.yaml", "workloads/claims.yaml", "workloads/full.yaml" };
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const files[] = { "workloads/quick.yaml", "workloads/claims.yaml", "workloads/full.yaml",
+                                         "workloads/engines.yaml" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         cb_workload w;
         cb_err err = { "" };
         cr_assert_eq(cb_workload_load(files[i], &w, NULL, &err), 0, "%s", err.msg);

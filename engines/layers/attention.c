@@ -256,6 +256,7 @@ int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out
     const int gs = G, bq = CB_MAX(1, CB_FLASH_MAX_ROWS / gs), nqb = (n + bq - 1) / bq;
     const int items = KV * nqb;
     const float scale = (float)(1.0 / sqrt((double)hd));
+    const long long t_attn = cb_ctr_ns();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int it = 0; it < items; it++) {
         const int h = it / nqb, i0 = (it % nqb) * bq, nq = CB_MIN(bq, n - i0), R = gs * nq;
@@ -282,6 +283,7 @@ int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out
                 for (int d = 0; d < hd; d++) dst[d] = O[r * hd + d] * inv;
             }
     }
+    cb_ctr.attention_ns += cb_ctr_ns() - t_attn;
     project(l, n, att, qd, &l->w.o, &l->w.o_b, out, l->d);
     l->len[seq] = len + n;
 

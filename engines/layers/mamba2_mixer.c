@@ -325,6 +325,7 @@ int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *o
     const int nch = (n + Q - 1) / Q;
     const size_t wsf = cb_ssd_workspace_floats(Q, c->m_head_dim, N);
     const int nthr = CB_MIN(l->nthr, omp_get_max_threads());
+    const long long t_ssd = cb_ctr_ns();
 #pragma omp parallel num_threads(nthr)
     {
         float *ws = v.ws + (size_t)omp_get_thread_num() * wsf;
@@ -342,6 +343,7 @@ int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *o
             cb_ssd_chunked(&hv, Q, ws);
         }
     }
+    cb_ctr.ssd_ns += cb_ctr_ns() - t_ssd;
     gate_norm_out(l, n, &v, out);
     count(l, n, 1,
           (long long)H * cb_ssd_chunked_flops(n, Q, c->m_head_dim, N, true) + (long long)G * cb_ssd_cb_flops(n, Q, N));

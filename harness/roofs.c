@@ -1,0 +1,84 @@
+/* Roof measurement (see roofs.h): the FMA loop of the kernel path (AVX-512 or the portable twin) on 1 and
+ * on N threads, then the triad on 1 and on N threads, each repeated until its share of the time budget is
+ * spent; the best repetition is the roof. */
+#include "roofs.h"
+
+#include <omp.h>
+#include <stdlib.h>
+
+#include "../engines/kernels/kernels.h"
+
+#define FMA_ITERS 4000000L   /* ≈ 3.5 ms per repetition at 220 GFLOP/s per core: many repetitions */
+#define TRIAD_N (32L << 20) /* floats per array: 3 × 128 MiB, far beyond any L3 */
+
+typedef struct {
+    int threads;
+    bool avx512;
+    float *a, *b, *c;
+    double work; /* flops or bytes of one repetition */
+} roof_job;
+
+static void run_fma(roof_job *j) {
+    double f = 0;
+    const bool avx512 = j->avx512;
+#pragma omp parallel num_threads(j->threads) reduction(+ : f)
+    {
+        float s;
+        f += avx512 ? cb_roofs_fma_avx512(FMA_ITERS, &s) : cb_roofs_fma_ref(FMA_ITERS, &s);
+    }
+    j->work = f;
+}
+
+static void run_triad(roof_job *j) {
+    float *restrict a = j->a;
+    const float *restrict b = j->b, *restrict c = j->c;
+#pragma omp parallel for schedule(static) num_threads(j->threads)
+    for (long i = 0; i < TRIAD_N; i++) a[i] = b[i] + 3.0f * c[i];
+    j->work = 12.0 * (double)TRIAD_N;
+}
+
+/* Best rate (work / time, in units of 1e9 per second) over ≥ 3 repetitions after one warm-up, until
+ * `budget` seconds are spent. */
+static double best_rate(void (*fn)(roof_job *), roof_job *j, double budget) {
+    fn(j);
+    double best = 0, start = cb_now_seconds();
+    for (int n = 0; n < 3 || cb_now_seconds() - start < budget; n++) {
+        double t0 = cb_now_seconds();
+        fn(j);
+        double dt = cb_now_seconds() - t0;
+        if (dt > 0 && j->work / dt > best) best = j->work / dt;
+        if (n > 10000) break;
+    }
+    return best * 1e-9;
+}
+
+int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
+    double t0 = cb_now_seconds();
+    if (threads <= 0) threads = omp_get_max_threads();
+    roof_job j = { .avx512 = cb_kernels_path() != CB_PATH_PORTABLE };
+    out->threads = threads;
+    out->loop = j.avx512 ? "avx512" : "portable";
+    j.a = malloc(sizeof(float) * (size_t)TRIAD_N);
+    j.b = malloc(sizeof(float) * (size_t)TRIAD_N);
+    j.c = malloc(sizeof(float) * (size_t)TRIAD_N);
+    if (!j.a || !j.b || !j.c) {
+        free(j.a), free(j.b), free(j.c);
+        cb_err_set(err, "roofs: cannot allocate the triad arrays (3 x %ld MiB)", TRIAD_N * 4 >> 20);
+        return -1;
+    }
+    /* first touch by the threads that will stream them */
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long i = 0; i < TRIAD_N; i++) j.a[i] = 0, j.b[i] = 1, j.c[i] = 2;
+    double share = seconds / 4;
+    j.threads = 1;
+    out->fma_gflops_1t = best_rate(run_fma, &j, share);
+    j.threads = threads;
+    out->fma_gflops = best_rate(run_fma, &j, share);
+    j.threads = 1;
+    out->triad_gbps_1t = best_rate(run_triad, &j, share);
+    j.threads = threads;
+    out->triad_gbps = best_rate(run_triad, &j, share);
+    free(j.a), free(j.b), free(j.c);
+    out->seconds = cb_now_seconds() - t0;
+    return 0;
+}
