@@ -159,6 +159,9 @@ static inline __attribute__((always_inline)) void block(int R, const float *Q, c
 /* Few rows (decode, R <= 8): K/V are widened in registers straight from the cache. Many rows (prefill): a
  * block is widened once into fp32 buffers and reused by every row. Same arithmetic either way. */
 #define DIRECT_MAX_ROWS 8
+#ifndef PF_BLOCKS
+#define PF_BLOCKS 2
+#endif
 
 void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
                           int64_t k1, float *m, float *l, float *O) {
@@ -182,6 +185,17 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
             /* 4 full tiles in memory (keys past nb are finite and masked) */
             for (int t = 0; t < 4; t++) kt[t] = (const char *)kv->k + (size_t)cb_kv_k_offset(kb + 16 * t, 0, hd, kv->cap) * es;
             const char *vb = (const char *)kv->v + (size_t)kb * hd * es;
+            /* Few rows make this loop memory-bound on short (2 KiB tile) streams the hardware prefetcher
+             * barely ramps up on: fetch the K tiles and V rows PF_BLOCKS blocks ahead (prefetches past
+             * k1 or the cache end are harmless: they never fault). */
+            {
+                const size_t bytes = (size_t)CB_FLASH_BK * hd * es;
+                const size_t from = kb == k0 ? bytes : (size_t)PF_BLOCKS * bytes, to = (size_t)(PF_BLOCKS + 1) * bytes;
+                for (size_t o = from; o < to; o += 64) {
+                    _mm_prefetch(kt[0] + o, _MM_HINT_T0);
+                    _mm_prefetch(vb + o, _MM_HINT_T0);
+                }
+            }
             switch (kv->dtype) {
             case CB_BF16: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_BF16, S, m, lsum, alpha, O); break;
             case CB_F16: block(R, Q, qpos, hd, kb, nb, kt, vb, CB_F16, S, m, lsum, alpha, O); break;

@@ -112,19 +112,22 @@ void cb_conv1d_causal_avx512(int T, int C, int K, const float *x, int64_t ldx, c
     for (int b = 0; b < nb; b++) {
         int c0 = b * 16, nc = C - c0 < 16 ? C - c0 : 16;
         __mmask16 m = tail_mask(nc);
-        float wt[CONV_KMAX][16] = { { 0 } }, st[CONV_KMAX][16] = { { 0 } }, bb[16] = { 0 };
-        for (int j = 0; j < nc; j++) {
-            int c = c0 + j;
-            for (int k = 0; k < K; k++) wt[k][j] = cb_load_f32(w->data, w->dtype, (size_t)c * K + k);
-            for (int k = 0; k < K - 1; k++) st[k][j] = state[(int64_t)c * (K - 1) + k];
-            bb[j] = bias && bias->data ? cb_load_f32(bias->data, bias->dtype, (size_t)c) : 0.0f;
-        }
+        /* Decode calls this with T = 1 for every layer and token: load the [16][K] weight block and the
+         * [16][K−1] state with vector loads + gathers instead of per-element calls. */
+        float wt[CONV_KMAX * 16] __attribute__((aligned(64)));
+        for (int i = 0; i < nc * K; i += 16) _mm512_storeu_ps(wt + i, load_vec(w, (int64_t)c0 * K + i, tail_mask(nc * K - i)));
+        const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m512i wi = _mm512_mullo_epi32(lane, _mm512_set1_epi32(K));
+        const __m512i si = _mm512_mullo_epi32(lane, _mm512_set1_epi32(K - 1));
+        float *st0 = state + (int64_t)c0 * (K - 1);
         __m512 wv[CONV_KMAX], h[CONV_KMAX];
         for (int k = 0; k < K; k++) {
-            wv[k] = _mm512_loadu_ps(wt[k]);
-            h[k] = _mm512_loadu_ps(st[k]);
+            wv[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_add_epi32(wi, _mm512_set1_epi32(k)), wt, 4);
+            h[k] = k < K - 1 ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_add_epi32(si, _mm512_set1_epi32(k)),
+                                                        st0, 4)
+                             : _mm512_setzero_ps();
         }
-        __m512 bv = _mm512_loadu_ps(bb);
+        __m512 bv = bias && bias->data ? load_vec(bias, c0, m) : _mm512_setzero_ps();
         for (int t = 0; t < T; t++) {
             __m512 xt = _mm512_maskz_loadu_ps(m, x + (int64_t)t * ldx + c0);
             __m512 acc = bv;
@@ -134,8 +137,7 @@ void cb_conv1d_causal_avx512(int T, int C, int K, const float *x, int64_t ldx, c
             for (int k = 0; k + 1 < K - 1; k++) h[k] = h[k + 1];
             if (K > 1) h[K - 2] = xt;
         }
-        for (int k = 0; k < K - 1; k++) _mm512_storeu_ps(st[k], h[k]);
-        for (int j = 0; j < nc; j++)
-            for (int k = 0; k < K - 1; k++) state[(int64_t)(c0 + j) * (K - 1) + k] = st[k][j];
+        for (int k = 0; k < K - 1; k++)
+            _mm512_mask_i32scatter_ps(st0, m, _mm512_add_epi32(si, _mm512_set1_epi32(k)), h[k], 4);
     }
 }

@@ -221,11 +221,13 @@ static void conv_rows(cb_mamba_layer *l, int seq, const scratch_views *v, int r0
     const cb_config *c = l->cfg;
     const int K = c->m_conv, C = c->m_conv_dim, R = c->m_in_proj_rows;
     size_t nc = conv_elems_per_seq(c);
-    float *state = v->convf;
-    if (nc) conv_state_load(l, conv_of(l, seq), state, nc);
+    /* an f32 state is updated in place: no copy in and out at every decode step */
+    const bool direct = l->state_dtype == CB_F32;
+    float *state = direct && nc ? (float *)conv_of(l, seq) : v->convf;
+    if (nc && !direct) conv_state_load(l, conv_of(l, seq), state, nc);
     cb_conv1d_causal(nr, C, K, v->zx + (int64_t)r0 * R + c->m_d_inner, R, &l->w.conv_w,
                      l->cfg->m_conv_bias ? &l->w.conv_b : NULL, state, v->xbc + (int64_t)r0 * C, C);
-    if (nc) conv_state_store(l, state, conv_of(l, seq), nc);
+    if (nc && !direct) conv_state_store(l, state, conv_of(l, seq), nc);
 }
 
 static void post_proj(cb_mamba_layer *l, int n, const scratch_views *v) {
