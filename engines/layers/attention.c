@@ -342,8 +342,11 @@ int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x,
     /* partitions per (sequence, KV head) per wave; the wave size only groups work, merges stay in order */
     const int W = CB_MAX(1, DECODE_WAVE_ITEMS / (batch * KV));
     const int items = batch * KV * W;
+    /* One parallel region for all waves and merges (worksharing loops inside): at batch 1 a layer's
+     * attention takes tens of microseconds, and a fork/join per wave and per merge is a visible share. */
+#pragma omp parallel
     for (int64_t p0 = 0; p0 < max_parts; p0 += W) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < items; it++) {
             const int b = it / (KV * W), h = (it / W) % KV;
             const int64_t p = p0 + it % W, ctx = pos[b] + 1;
@@ -369,7 +372,7 @@ int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x,
             }
         }
         /* merge this wave's partials into the running state, in partition order */
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static)
         for (int bh = 0; bh < batch * H; bh++) {
             const int b = bh / H, head = bh % H, h = head / G, g = head % G;
             const int64_t ctx = pos[b] + 1;

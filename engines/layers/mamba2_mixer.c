@@ -329,6 +329,21 @@ int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *o
     return 0;
 }
 
+/* The conv weights and conv states are read once per token, right after in_proj: request them before
+ * in_proj streams its weights, so they are in cache when the conv step needs them (cold, its scattered
+ * loads cost more than the arithmetic). */
+static void prefetch_conv(const cb_mamba_layer *l, int batch, const int *seqs) {
+    const cb_config *c = l->cfg;
+    const char *w = l->w.conv_w.data;
+    size_t wb = (size_t)(l->w.conv_w.rows * l->w.conv_w.cols) * cb_dtype_size(l->w.conv_w.dtype);
+    size_t sb = conv_elems_per_seq(c) * cb_dtype_size(l->state_dtype);
+    for (size_t o = 0; o < wb; o += 64) __builtin_prefetch(w + o, 0, 3);
+    for (int b = 0; b < batch; b++) {
+        const char *st = conv_of((cb_mamba_layer *)l, seqs[b]);
+        for (size_t o = 0; o < sb; o += 64) __builtin_prefetch(st + o, 1, 3);
+    }
+}
+
 int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *x, float *out, cb_err *err) {
     const cb_config *c = l->cfg;
     if (batch < 1 || batch > l->max_batch || batch > l->rows) {
@@ -347,6 +362,7 @@ int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *
             }
     }
     scratch_views v = views(l);
+    prefetch_conv(l, batch, seqs);
     linear(l->mode, batch, x, c->d_model, &l->w.in_proj, c->m_proj_bias ? &l->w.in_proj_b : NULL, v.zx,
            c->m_in_proj_rows);
     for (int b = 0; b < batch; b++) conv_rows(l, seqs[b], &v, b, 1);
