@@ -630,11 +630,23 @@ static void gemm_skinny_multi(int M, const void *Xs, int64_t lds, int n, const c
         pf[i] = CB_MAX((int64_t)PF_DIST, (int64_t)SN * K * (int64_t)cb_dtype_size(W[i]->dtype));
     }
     const int64_t total = first[n];
-#pragma omp parallel for schedule(static) if (work > 1e5)
-    for (int64_t b = 0; b < total; b++) {
+#pragma omp parallel if (work > 1e5)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        const int64_t lo = total * t / T, hi = total * (t + 1) / T;
         int i = 0;
-        while (b >= first[i + 1]) i++;
-        skinny_rows(M, Xs, lds, W[i], (b - first[i]) * SN, Y[i], ldy[i], accumulate, mode, pf[i]);
+        while (i < n - 1 && lo >= first[i + 1]) i++;
+        if (lo < hi) { /* the in-loop prefetch covers the blocks after the first one: request that one now */
+            const cb_weight *w = W[i];
+            const size_t es = cb_dtype_size(w->dtype);
+            const int64_t r0 = (lo - first[i]) * SN, rows = CB_MIN((int64_t)SN, w->rows - r0);
+            const char *p0 = (const char *)w->data + (size_t)(r0 * w->cols) * es;
+            for (size_t o = 0; o < (size_t)(rows * w->cols) * es; o += 64) _mm_prefetch(p0 + o, _MM_HINT_T0);
+        }
+        for (int64_t b = lo; b < hi; b++) {
+            while (b >= first[i + 1]) i++;
+            skinny_rows(M, Xs, lds, W[i], (b - first[i]) * SN, Y[i], ldy[i], accumulate, mode, pf[i]);
+        }
     }
 }
 
