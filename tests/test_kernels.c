@@ -185,6 +185,60 @@ Test(kernels_gemm, threads_identical_fast) {
     threads_identical(true, CB_PATH_AVX512, 2, 70);
 }
 
+/* cb_matmul_multi / cb_matmul_bf16_multi: bit-identical to one call per weight, with 1 and 2 threads, for
+ * decode-sized M (one shared parallel region), prefill-sized M and mixed K (per-weight fallback). */
+static void multi_case(cb_kpath path, bool fast, int M, const int64_t *N, const int64_t *K, int n, cb_dtype dt) {
+    need_path(path);
+    test_weight tw[4];
+    const cb_weight *W[4];
+    float *Ym[4], *Ys[4];
+    int64_t ld[4];
+    float *X = make_floats((size_t)M * 1100, 21);
+    for (int i = 0; i < n; i++) {
+        tw[i] = make_weight(dt, N[i], K[i], 30 + (uint64_t)i);
+        W[i] = &tw[i].w;
+        ld[i] = N[i] + 3;
+        Ys[i] = calloc((size_t)M * ld[i], 4);
+        Ym[i] = calloc((size_t)M * ld[i], 4);
+        (fast ? cb_matmul_bf16 : cb_matmul)(M, X, 1100, W[i], Ys[i], ld[i], false);
+    }
+    int saved = omp_get_max_threads();
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        for (int i = 0; i < n; i++) memset(Ym[i], 0x7f, (size_t)M * ld[i] * 4); /* outputs are overwritten */
+        for (int i = 0; i < n; i++)
+            for (int m = 0; m < M; m++) memcpy(Ym[i] + m * ld[i] + N[i], Ys[i] + m * ld[i] + N[i], 3 * 4);
+        (fast ? cb_matmul_bf16_multi : cb_matmul_multi)(M, X, 1100, n, W, Ym, ld);
+        for (int i = 0; i < n; i++)
+            for (int m = 0; m < M; m++)
+                cr_assert_eq(memcmp(Ym[i] + m * ld[i], Ys[i] + m * ld[i], (size_t)N[i] * 4), 0,
+                             "multi differs from single calls: weight %d of %d, row %d, M=%d, dtype %s, fast %d, "
+                             "threads %d", i, n, m, M, cb_dtype_name(dt), fast, t);
+    }
+    omp_set_num_threads(saved);
+    for (int i = 0; i < n; i++) {
+        free(Ys[i]);
+        free(Ym[i]);
+        free_weight(&tw[i]);
+    }
+    free(X);
+}
+Test(kernels_gemm, multi_same_as_single_calls) {
+    const int64_t N3[] = { 129, 33, 33 }, K3[] = { 515, 515, 515 }, Kmix[] = { 515, 257, 515 };
+    const int64_t N2[] = { 1001, 1001 }, K2[] = { 1024, 1024 };
+    const int Ms[] = { 1, 3, 5, 60 };
+    for (int d = 0; d < 3; d++)
+        for (size_t a = 0; a < sizeof Ms / sizeof Ms[0]; a++) {
+            multi_case(CB_PATH_AVX512, false, Ms[a], N3, K3, 3, WDT[d]);
+            multi_case(CB_PATH_AVX512, true, Ms[a], N2, K2, 2, WDT[d]);
+            multi_case(CB_PATH_AVX512_BF16, true, Ms[a], N3, K3, 3, WDT[d]);
+        }
+    multi_case(CB_PATH_AVX512, false, 1, N3, Kmix, 3, CB_BF16);
+    multi_case(CB_PATH_PORTABLE, false, 3, N3, K3, 3, CB_BF16);
+    multi_case(CB_PATH_PORTABLE, true, 3, N3, K3, 3, CB_F32);
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
 /* ---- row / elementwise ops ---- */
 
 Test(kernels_ops, rmsnorm_vs_ref) {

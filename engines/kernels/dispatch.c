@@ -18,6 +18,24 @@ void cb_matmul_bf16(int M, const float *X, int64_t ldx, const cb_weight *W, floa
         cb_matmul_bf16_avx512(M, X, ldx, W, Y, ldy, accumulate, cb_kernels_path() >= CB_PATH_AVX512_BF16);
     else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
 }
+static bool any_q8(int n, const cb_weight *const *W) {
+    for (int i = 0; i < n; i++)
+        if (cb_dtype_is_q8(W[i]->dtype)) return true;
+    return false;
+}
+void cb_matmul_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                     const int64_t *ldy) {
+    if (avx512() && !any_q8(n, W)) cb_matmul_multi_avx512(M, X, ldx, n, W, Y, ldy);
+    else
+        for (int i = 0; i < n; i++) cb_matmul(M, X, ldx, W[i], Y[i], ldy[i], false);
+}
+void cb_matmul_bf16_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                          const int64_t *ldy) {
+    if (avx512() && !any_q8(n, W))
+        cb_matmul_bf16_multi_avx512(M, X, ldx, n, W, Y, ldy, cb_kernels_path() >= CB_PATH_AVX512_BF16);
+    else
+        for (int i = 0; i < n; i++) cb_matmul_bf16(M, X, ldx, W[i], Y[i], ldy[i], false);
+}
 void cb_add_bias(int M, float *Y, int64_t ldy, const cb_weight *bias) {
     if (avx512()) cb_add_bias_avx512(M, Y, ldy, bias);
     else cb_add_bias_ref(M, Y, ldy, bias);

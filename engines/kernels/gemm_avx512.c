@@ -451,7 +451,7 @@ static void gemm_blocked(int M, const float *X, int64_t ldx, const cb_weight *W,
 /* fp32 FMAs; X already rounded by the caller in mode 1 (rnd then rounds the weights too). */
 static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, int sm, int64_t K,
                                                                    const float *const *xr, const void *const *wr,
-                                                                   bool rnd, float out[SM][SN]) {
+                                                                   bool rnd, int64_t pf, float out[SM][SN]) {
     __m512 acc[SM][SN];
 #pragma GCC unroll 4
     for (int i = 0; i < sm; i++)
@@ -462,7 +462,7 @@ static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, 
         __m512 w[SN];
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) {
-            _mm_prefetch((const char *)wr[j] + k * (int64_t)(dt == CB_F32 ? 4 : 2) + PF_DIST, _MM_HINT_T0);
+            _mm_prefetch((const char *)wr[j] + k * (int64_t)(dt == CB_F32 ? 4 : 2) + pf, _MM_HINT_T0);
             w[j] = load_w(dt, wr[j], k, m);
             if (rnd) w[j] = round_bf16(w[j]);
         }
@@ -482,7 +482,8 @@ static inline __attribute__((always_inline)) void skinny_block_f32(cb_dtype dt, 
 /* bf16 weights, exact mode: 32 weights per 64-byte load, split into even (shift) and odd (mask) lanes with no
  * cross-lane widening; the activations are de-interleaved to match once per 32 columns and shared by the rows. */
 static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, int64_t K, const float *const *xr,
-                                                                      const void *const *wr, float out[SM][SN]) {
+                                                                      const void *const *wr, int64_t pf,
+                                                                      float out[SM][SN]) {
     /* M = 1: even / odd columns in two accumulators (shorter FMA chains); more rows would run out of registers */
     __m512 acc[SM][SN], acc2[SM][SN];
 #pragma GCC unroll 4
@@ -505,7 +506,7 @@ static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, in
         }
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) {
-            _mm_prefetch((const char *)((const uint16_t *)wr[j] + k) + PF_DIST, _MM_HINT_T0);
+            _mm_prefetch((const char *)((const uint16_t *)wr[j] + k) + pf, _MM_HINT_T0);
             __m512i v = _mm512_maskz_loadu_epi16(m, (const uint16_t *)wr[j] + k);
             __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
             __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
@@ -526,7 +527,7 @@ static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, in
 /* vdpbf16ps: xr rows are bf16 (K padded to even with zeros); weights converted/rounded per 32 lanes. */
 static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, int sm, int64_t K,
                                                                   const uint16_t *const *xr, const void *const *wr,
-                                                                  float out[SM][SN]) {
+                                                                  int64_t pf, float out[SM][SN]) {
     __m512 acc[SM][SN];
 #pragma GCC unroll 4
     for (int i = 0; i < sm; i++)
@@ -538,8 +539,8 @@ static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, i
         __m512bh w[SN];
 #pragma GCC unroll 4
         for (int j = 0; j < SN; j++) {
-            _mm_prefetch((const char *)wr[j] + k * (int64_t)(dt == CB_F32 ? 4 : 2) + PF_DIST, _MM_HINT_T0);
-            if (dt == CB_F32) _mm_prefetch((const char *)wr[j] + k * 4 + PF_DIST + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)wr[j] + k * (int64_t)(dt == CB_F32 ? 4 : 2) + pf, _MM_HINT_T0);
+            if (dt == CB_F32) _mm_prefetch((const char *)wr[j] + k * 4 + pf + 64, _MM_HINT_T0);
             if (dt == CB_BF16) {
                 w[j] = (__m512bh)_mm512_maskz_loadu_epi16(m, (const uint16_t *)wr[j] + k);
             } else {
@@ -561,59 +562,97 @@ static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, i
         for (int j = 0; j < SN; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-/* mode as gemm_blocked. Xs: fp32 rows (mode 0/1; already rounded in mode 1) or bf16 rows (mode 2), row stride lds. */
-static void gemm_skinny(int M, const void *Xs, int64_t lds, const cb_weight *W, float *Y, int64_t ldy, bool accumulate,
-                        int mode) {
-    int64_t N = W->rows, K = W->cols;
-    cb_dtype dt = W->dtype;
-    size_t esz = cb_dtype_size(dt);
-    int64_t nblocks = (N + SN - 1) / SN;
-    bool par = (double)N * (double)K * (double)(M > 4 ? 4 : M) > 1e5;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t b = 0; b < nblocks; b++) {
-        int64_t n0 = b * SN;
-        int nn = N - n0 < SN ? (int)(N - n0) : SN;
-        const void *wr[SN];
-        for (int j = 0; j < SN; j++) wr[j] = (const char *)W->data + (size_t)((n0 + (j < nn ? j : 0)) * K) * esz;
-        for (int m0 = 0; m0 < M; m0 += SM) {
-            int mm = M - m0 < SM ? M - m0 : SM;
-            float out[SM][SN];
-            if (mode == 2) {
-                const uint16_t *xr[SM];
-                for (int i = 0; i < SM; i++) xr[i] = (const uint16_t *)Xs + (m0 + (i < mm ? i : 0)) * lds;
-#define DP(D) (mm == 1 ? skinny_block_dp(D, 1, K, xr, wr, out) : mm == 2 ? skinny_block_dp(D, 2, K, xr, wr, out) \
-                                                              : skinny_block_dp(D, 4, K, xr, wr, out))
-                switch (dt) {
-                case CB_BF16: DP(CB_BF16); break;
-                case CB_F16: DP(CB_F16); break;
-                default: DP(CB_F32); break;
-                }
-#undef DP
-            } else {
-                const float *xr[SM];
-                for (int i = 0; i < SM; i++) xr[i] = (const float *)Xs + (m0 + (i < mm ? i : 0)) * lds;
-                bool rnd = mode == 1;
-#define FB(D) (mm == 1 ? skinny_block_f32(D, 1, K, xr, wr, rnd, out) \
-               : mm == 2 ? skinny_block_f32(D, 2, K, xr, wr, rnd, out) : skinny_block_f32(D, 4, K, xr, wr, rnd, out))
-                switch (dt) {
-                case CB_BF16:
-                    if (rnd) FB(CB_BF16);
-                    else if (mm == 1) skinny_block_bf16eo(1, K, xr, wr, out);
-                    else if (mm == 2) skinny_block_bf16eo(2, K, xr, wr, out);
-                    else skinny_block_bf16eo(4, K, xr, wr, out);
-                    break;
-                case CB_F16: FB(CB_F16); break;
-                default: FB(CB_F32); break;
-                }
-#undef FB
+/* One block of SN weight rows (starting at row n0 of W) for all M activation rows. mode as gemm_blocked;
+ * Xs: fp32 rows (mode 0/1; already rounded in mode 1) or bf16 rows (mode 2), row stride lds. */
+static void skinny_rows(int M, const void *Xs, int64_t lds, const cb_weight *W, int64_t n0, float *Y, int64_t ldy,
+                        bool accumulate, int mode, int64_t pf) {
+    const int64_t N = W->rows, K = W->cols;
+    const cb_dtype dt = W->dtype;
+    const size_t esz = cb_dtype_size(dt);
+    int nn = N - n0 < SN ? (int)(N - n0) : SN;
+    const void *wr[SN];
+    for (int j = 0; j < SN; j++) wr[j] = (const char *)W->data + (size_t)((n0 + (j < nn ? j : 0)) * K) * esz;
+    for (int m0 = 0; m0 < M; m0 += SM) {
+        int mm = M - m0 < SM ? M - m0 : SM;
+        float out[SM][SN];
+        if (mode == 2) {
+            const uint16_t *xr[SM];
+            for (int i = 0; i < SM; i++) xr[i] = (const uint16_t *)Xs + (m0 + (i < mm ? i : 0)) * lds;
+#define DP(D) (mm == 1 ? skinny_block_dp(D, 1, K, xr, wr, pf, out) : mm == 2 ? skinny_block_dp(D, 2, K, xr, wr, pf, out) \
+                                                                  : skinny_block_dp(D, 4, K, xr, wr, pf, out))
+            switch (dt) {
+            case CB_BF16: DP(CB_BF16); break;
+            case CB_F16: DP(CB_F16); break;
+            default: DP(CB_F32); break;
             }
-            for (int i = 0; i < mm; i++)
-                for (int j = 0; j < nn; j++) {
-                    float *y = Y + (int64_t)(m0 + i) * ldy + n0 + j;
-                    *y = accumulate ? *y + out[i][j] : out[i][j];
-                }
+#undef DP
+        } else {
+            const float *xr[SM];
+            for (int i = 0; i < SM; i++) xr[i] = (const float *)Xs + (m0 + (i < mm ? i : 0)) * lds;
+            bool rnd = mode == 1;
+#define FB(D) (mm == 1 ? skinny_block_f32(D, 1, K, xr, wr, rnd, pf, out) \
+               : mm == 2 ? skinny_block_f32(D, 2, K, xr, wr, rnd, pf, out) : skinny_block_f32(D, 4, K, xr, wr, rnd, pf, out))
+            switch (dt) {
+            case CB_BF16:
+                if (rnd) FB(CB_BF16);
+                else if (mm == 1) skinny_block_bf16eo(1, K, xr, wr, pf, out);
+                else if (mm == 2) skinny_block_bf16eo(2, K, xr, wr, pf, out);
+                else skinny_block_bf16eo(4, K, xr, wr, pf, out);
+                break;
+            case CB_F16: FB(CB_F16); break;
+            default: FB(CB_F32); break;
+            }
+#undef FB
+        }
+        for (int i = 0; i < mm; i++)
+            for (int j = 0; j < nn; j++) {
+                float *y = Y + (int64_t)(m0 + i) * ldy + n0 + j;
+                *y = accumulate ? *y + out[i][j] : out[i][j];
+            }
+    }
+}
+
+/* n weights on the same activations in one parallel region: the blocks of SN rows of all of them form one
+ * index space split statically over the threads, so each thread streams one contiguous range of rows and
+ * small projections (k/v) cost no fork/join of their own. Each output element is computed by one thread
+ * with the same operations whatever the split. */
+#define MULTI_MAX 4
+static void gemm_skinny_multi(int M, const void *Xs, int64_t lds, int n, const cb_weight *const *W, float *const *Y,
+                              const int64_t *ldy, bool accumulate, int mode) {
+    int64_t first[MULTI_MAX + 1] = { 0 }, pf[MULTI_MAX];
+    double work = 0;
+    for (int i = 0; i < n; i++) {
+        const int64_t K = W[i]->cols;
+        first[i + 1] = first[i] + (W[i]->rows + SN - 1) / SN;
+        work += (double)W[i]->rows * (double)K * (double)(M > 4 ? 4 : M);
+        /* Prefetch the same position one block of SN rows ahead (at least PF_DIST bytes): each thread
+         * streams a contiguous range of rows, so that is where its stream will be. */
+        pf[i] = CB_MAX((int64_t)PF_DIST, (int64_t)SN * K * (int64_t)cb_dtype_size(W[i]->dtype));
+    }
+    const int64_t total = first[n];
+#pragma omp parallel if (work > 1e5)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        const int64_t lo = total * t / T, hi = total * (t + 1) / T;
+        int i = 0;
+        while (i < n - 1 && lo >= first[i + 1]) i++;
+        if (lo < hi) { /* the in-loop prefetch covers the blocks after the first one: request that one now */
+            const cb_weight *w = W[i];
+            const size_t es = cb_dtype_size(w->dtype);
+            const int64_t r0 = (lo - first[i]) * SN, rows = CB_MIN((int64_t)SN, w->rows - r0);
+            const char *p0 = (const char *)w->data + (size_t)(r0 * w->cols) * es;
+            for (size_t o = 0; o < (size_t)(rows * w->cols) * es; o += 64) _mm_prefetch(p0 + o, _MM_HINT_T0);
+        }
+        for (int64_t b = lo; b < hi; b++) {
+            while (b >= first[i + 1]) i++;
+            skinny_rows(M, Xs, lds, W[i], (b - first[i]) * SN, Y[i], ldy[i], accumulate, mode, pf[i]);
         }
     }
+}
+
+static void gemm_skinny(int M, const void *Xs, int64_t lds, const cb_weight *W, float *Y, int64_t ldy, bool accumulate,
+                        int mode) {
+    gemm_skinny_multi(M, Xs, lds, 1, &W, &Y, &ldy, accumulate, mode);
 }
 
 /* ================= entry points ================= */
@@ -636,23 +675,68 @@ void cb_matmul_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, fl
     else gemm_blocked(M, X, ldx, W, Y, ldy, accumulate, 0);
 }
 
+/* Fast mode rounds the (few) activation rows to bf16 once per call, into a buffer kept per thread. */
+static _Thread_local void *t_xs;
+static _Thread_local size_t t_xs_cap;
+
+static void *round_rows(int M, const float *X, int64_t ldx, int64_t K, bool use_dpbf16, int64_t *lds) {
+    *lds = (K + 31) & ~(int64_t)31;
+    size_t bytes = (size_t)M * (size_t)*lds * (use_dpbf16 ? 2 : 4);
+    if (bytes > t_xs_cap) {
+        free(t_xs);
+        t_xs = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        t_xs_cap = t_xs ? bytes : 0;
+    }
+    if (!t_xs) return NULL;
+    for (int m = 0; m < M; m++)
+        for (int64_t k = 0; k < *lds; k++) {
+            uint16_t b = k < K ? cb_f32_to_bf16(X[m * ldx + k]) : 0;
+            if (use_dpbf16) ((uint16_t *)t_xs)[m * *lds + k] = b;
+            else ((float *)t_xs)[m * *lds + k] = cb_bf16_to_f32(b);
+        }
+    return t_xs;
+}
+
 void cb_matmul_bf16_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                            bool accumulate, bool use_dpbf16) {
     if (M <= 0 || W->rows <= 0) return;
     int64_t K = W->cols;
     if (K <= 0) return zero_or_keep(M, W, Y, ldy, accumulate);
     if (!use_skinny(M)) return gemm_blocked(M, X, ldx, W, Y, ldy, accumulate, use_dpbf16 ? 2 : 1);
-    /* skinny: round the (few) activation rows once */
-    int64_t lds = (K + 31) & ~(int64_t)31;
-    size_t esz = use_dpbf16 ? 2 : 4;
-    void *xs = aligned_alloc(64, (size_t)M * (size_t)lds * esz);
+    int64_t lds;
+    void *xs = round_rows(M, X, ldx, K, use_dpbf16, &lds);
     if (!xs) return cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
-    for (int m = 0; m < M; m++)
-        for (int64_t k = 0; k < lds; k++) {
-            uint16_t b = k < K ? cb_f32_to_bf16(X[m * ldx + k]) : 0;
-            if (use_dpbf16) ((uint16_t *)xs)[m * lds + k] = b;
-            else ((float *)xs)[m * lds + k] = cb_bf16_to_f32(b);
-        }
     gemm_skinny(M, xs, lds, W, Y, ldy, accumulate, use_dpbf16 ? 2 : 1);
-    free(xs);
+}
+
+/* Skinny shapes with a shared K and supported dtypes go through one parallel region; anything else is the
+ * per-weight entry point (same results either way). fast: -1 exact, 0 fast on fp32 FMAs, 1 fast vdpbf16ps. */
+static bool multi_ok(int M, int n, const cb_weight *const *W) {
+    if (!use_skinny(M) || n < 1 || n > MULTI_MAX) return false;
+    for (int i = 0; i < n; i++)
+        if (!cb_matmul_avx512_supports(W[i]) || W[i]->rows <= 0 || W[i]->cols != W[0]->cols || W[i]->cols <= 0)
+            return false;
+    return true;
+}
+
+void cb_matmul_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                            const int64_t *ldy) {
+    if (M <= 0) return;
+    if (!multi_ok(M, n, W)) {
+        for (int i = 0; i < n; i++) cb_matmul_avx512(M, X, ldx, W[i], Y[i], ldy[i], false);
+        return;
+    }
+    gemm_skinny_multi(M, X, ldx, n, W, Y, ldy, false, 0);
+}
+
+void cb_matmul_bf16_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W,
+                                 float *const *Y, const int64_t *ldy, bool use_dpbf16) {
+    if (M <= 0) return;
+    int64_t lds;
+    void *xs = multi_ok(M, n, W) ? round_rows(M, X, ldx, W[0]->cols, use_dpbf16, &lds) : NULL;
+    if (!xs) {
+        for (int i = 0; i < n; i++) cb_matmul_bf16_avx512(M, X, ldx, W[i], Y[i], ldy[i], false, use_dpbf16);
+        return;
+    }
+    gemm_skinny_multi(M, xs, lds, n, W, Y, ldy, false, use_dpbf16 ? 2 : 1);
 }

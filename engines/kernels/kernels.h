@@ -26,6 +26,13 @@ void cb_matmul_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float
  * Weights of any dtype are rounded to bf16 too. Falls back to the ref twin (same rounding) elsewhere. */
 void cb_matmul_bf16(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate);
 void cb_matmul_bf16_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate);
+/* n (≤ 4) weights applied to the same X: Y[i] = X · W[i]ᵀ (overwritten), results identical to n cb_matmul /
+ * cb_matmul_bf16 calls. For decode-sized M the weights share one parallel region (one fork/join, one
+ * contiguous stream per thread across all of them) — q/k/v and gate/up. */
+void cb_matmul_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                     const int64_t *ldy);
+void cb_matmul_bf16_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                          const int64_t *ldy);
 /* Y[m, :] += bias (any dtype vector of length N). */
 void cb_add_bias(int M, float *Y, int64_t ldy, const cb_weight *bias);
 void cb_add_bias_ref(int M, float *Y, int64_t ldy, const cb_weight *bias);

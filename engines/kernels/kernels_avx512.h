@@ -15,6 +15,11 @@ void cb_matmul_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, fl
  * use_dpbf16: vdpbf16ps dot products (needs AVX512_BF16); otherwise fp32 FMAs on the rounded values. */
 void cb_matmul_bf16_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                            bool accumulate, bool use_dpbf16);
+/* Several weights on the same X (contract of cb_matmul_multi in kernels.h). */
+void cb_matmul_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                            const int64_t *ldy);
+void cb_matmul_bf16_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W,
+                                 float *const *Y, const int64_t *ldy, bool use_dpbf16);
 /* M at or below which cb_matmul_avx512 uses the skinny (weight-streaming) kernel. */
 int cb_matmul_avx512_skinny_max(void);
 /* Force a path (benchmarks/tests): 0 = automatic by M, 1 = always skinny, 2 = always blocked. */

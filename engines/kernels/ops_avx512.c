@@ -112,19 +112,43 @@ void cb_conv1d_causal_avx512(int T, int C, int K, const float *x, int64_t ldx, c
     for (int b = 0; b < nb; b++) {
         int c0 = b * 16, nc = C - c0 < 16 ? C - c0 : 16;
         __mmask16 m = tail_mask(nc);
-        float wt[CONV_KMAX][16] = { { 0 } }, st[CONV_KMAX][16] = { { 0 } }, bb[16] = { 0 };
-        for (int j = 0; j < nc; j++) {
-            int c = c0 + j;
-            for (int k = 0; k < K; k++) wt[k][j] = cb_load_f32(w->data, w->dtype, (size_t)c * K + k);
-            for (int k = 0; k < K - 1; k++) st[k][j] = state[(int64_t)c * (K - 1) + k];
-            bb[j] = bias && bias->data ? cb_load_f32(bias->data, bias->dtype, (size_t)c) : 0.0f;
-        }
+        const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        /* Decode calls this with T = 1 for every layer and token, so the [16][K] weight block and the
+         * [16][K−1] state are transposed in registers (K = 4: permutes) or gathered, not read per element. */
+        float *st0 = state + (int64_t)c0 * (K - 1);
         __m512 wv[CONV_KMAX], h[CONV_KMAX];
-        for (int k = 0; k < K; k++) {
-            wv[k] = _mm512_loadu_ps(wt[k]);
-            h[k] = _mm512_loadu_ps(st[k]);
+        if (K == 4) {
+            __m512 wr[4], sr[3];
+            for (int i = 0; i < 4; i++) wr[i] = load_vec(w, (int64_t)c0 * 4 + 16 * i, tail_mask(CB_MAX(nc * 4 - 16 * i, 0)));
+            for (int i = 0; i < 3; i++) sr[i] = _mm512_maskz_loadu_ps(tail_mask(CB_MAX(nc * 3 - 16 * i, 0)), st0 + 16 * i);
+            for (int k = 0; k < 4; k++) {
+                /* tap k of channels 0-7 from wr[0..1] and 8-15 from wr[2..3]: lane c ← 4c + k */
+                __m512i iw = _mm512_add_epi32(_mm512_slli_epi32(_mm512_and_si512(lane, _mm512_set1_epi32(7)), 2),
+                                              _mm512_set1_epi32(k));
+                __m512 lo = _mm512_permutex2var_ps(wr[0], iw, wr[1]), hi = _mm512_permutex2var_ps(wr[2], iw, wr[3]);
+                wv[k] = _mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
+            }
+            for (int k = 0; k < 3; k++) {
+                /* tap k of channel c at 3c + k: channels 0-5 from sr[0..1], 6-15 from sr[1..2] */
+                __m512i is = _mm512_add_epi32(_mm512_mullo_epi32(lane, _mm512_set1_epi32(3)), _mm512_set1_epi32(k));
+                __m512 a = _mm512_permutex2var_ps(sr[0], is, sr[1]);
+                __m512 b2 = _mm512_permutex2var_ps(sr[1], _mm512_sub_epi32(is, _mm512_set1_epi32(16)), sr[2]);
+                h[k] = _mm512_mask_blend_ps((__mmask16)0xffc0, a, b2);
+            }
+            h[3] = _mm512_setzero_ps();
+        } else {
+            float wt[CONV_KMAX * 16] __attribute__((aligned(64)));
+            for (int i = 0; i < nc * K; i += 16) _mm512_storeu_ps(wt + i, load_vec(w, (int64_t)c0 * K + i, tail_mask(nc * K - i)));
+            const __m512i wi = _mm512_mullo_epi32(lane, _mm512_set1_epi32(K));
+            const __m512i si = _mm512_mullo_epi32(lane, _mm512_set1_epi32(K - 1));
+            for (int k = 0; k < K; k++) {
+                wv[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_add_epi32(wi, _mm512_set1_epi32(k)), wt, 4);
+                h[k] = k < K - 1 ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_add_epi32(si, _mm512_set1_epi32(k)),
+                                                            st0, 4)
+                                 : _mm512_setzero_ps();
+            }
         }
-        __m512 bv = _mm512_loadu_ps(bb);
+        __m512 bv = bias && bias->data ? load_vec(bias, c0, m) : _mm512_setzero_ps();
         for (int t = 0; t < T; t++) {
             __m512 xt = _mm512_maskz_loadu_ps(m, x + (int64_t)t * ldx + c0);
             __m512 acc = bv;
@@ -134,8 +158,21 @@ void cb_conv1d_causal_avx512(int T, int C, int K, const float *x, int64_t ldx, c
             for (int k = 0; k + 1 < K - 1; k++) h[k] = h[k + 1];
             if (K > 1) h[K - 2] = xt;
         }
-        for (int k = 0; k < K - 1; k++) _mm512_storeu_ps(st[k], h[k]);
-        for (int j = 0; j < nc; j++)
-            for (int k = 0; k < K - 1; k++) state[(int64_t)(c0 + j) * (K - 1) + k] = st[k][j];
+        if (K == 4) {
+            /* back to [16][3]: output lane i of vector q is tap (16q + i) % 3 of channel (16q + i) / 3 */
+            for (int q = 0; q < 3; q++) {
+                __m512i i = _mm512_add_epi32(lane, _mm512_set1_epi32(16 * q));
+                __m512i c = _mm512_srli_epi32(_mm512_mullo_epi32(i, _mm512_set1_epi32(0xAAAB)), 17); /* i / 3 */
+                __m512i j = _mm512_sub_epi32(i, _mm512_mullo_epi32(c, _mm512_set1_epi32(3)));
+                __mmask16 j2 = _mm512_cmpeq_epi32_mask(j, _mm512_set1_epi32(2));
+                __m512 ab = _mm512_permutex2var_ps(h[0], _mm512_add_epi32(_mm512_slli_epi32(j, 4), c), h[1]);
+                __m512i ib = _mm512_mask_add_epi32(lane, j2, c, _mm512_set1_epi32(16));
+                _mm512_mask_storeu_ps(st0 + 16 * q, tail_mask(CB_MAX(nc * 3 - 16 * q, 0)), _mm512_permutex2var_ps(ab, ib, h[2]));
+            }
+        } else {
+            const __m512i si = _mm512_mullo_epi32(lane, _mm512_set1_epi32(K - 1));
+            for (int k = 0; k < K - 1; k++)
+                _mm512_mask_i32scatter_ps(st0, m, _mm512_add_epi32(si, _mm512_set1_epi32(k)), h[k], 4);
+        }
     }
 }

@@ -101,12 +101,17 @@ const cb_ssd_ops *cb_ssd_ops_avx512(void) { return &avx512_ops; }
 
 void cb_ssd_chunked_avx512(const cb_ssd_head *h, int Q, float *ws) { cb_ssd_chunked_with(h, Q, ws, &avx512_ops); }
 
+#ifndef SSD_PF
+#define SSD_PF 2048
+#endif
 void cb_ssd_step_avx512(const cb_ssd_head *h) {
     const int P = h->P, N = h->N;
     const float dt = h->dt[0], e = expf(dt * h->A);
     const __m512 ev = _mm512_set1_ps(e);
     for (int p = 0; p < P; p++) {
         float *s = h->S + (int64_t)p * N;
+        /* the state streams from memory once per token (the weights evict it): fetch SSD_PF bytes ahead */
+        for (int n = 0; n < N; n += 16) _mm_prefetch((const char *)(s + n) + SSD_PF, _MM_HINT_T0);
         const __m512 dx = _mm512_set1_ps(dt * h->x[p]);
         __m512 acc = _mm512_setzero_ps();
         for (int n = 0; n < N; n += 16) {

@@ -208,10 +208,16 @@ static void project(const cb_attn_layer *l, int M, const float *X, int64_t ldx, 
 static void qkv(cb_attn_layer *l, int M, const float *x, const int *seqs, const int64_t *pos, float *q, float *k,
                 float *v) {
     const int qd = l->H * l->hd, kd = l->KV * l->hd;
-    project(l, M, x, l->d, &l->w.q, &l->w.q_b, q, qd);
-    project(l, M, x, l->d, &l->w.k, &l->w.k_b, k, kd);
-    project(l, M, x, l->d, &l->w.v, &l->w.v_b, v, kd);
-#pragma omp parallel for schedule(static)
+    /* one call for the three projections: at decode one fork/join and one weight stream, not three */
+    const cb_weight *W[3] = { &l->w.q, &l->w.k, &l->w.v };
+    float *const Y[3] = { q, k, v };
+    const int64_t ld[3] = { qd, kd, kd };
+    if (l->mode == CB_MODE_FAST) cb_matmul_bf16_multi(M, x, l->d, 3, W, Y, ld);
+    else cb_matmul_multi(M, x, l->d, 3, W, Y, ld);
+    if (l->w.q_b.data) cb_add_bias(M, q, qd, &l->w.q_b);
+    if (l->w.k_b.data) cb_add_bias(M, k, kd, &l->w.k_b);
+    if (l->w.v_b.data) cb_add_bias(M, v, kd, &l->w.v_b);
+#pragma omp parallel for schedule(static) if (M > 1)
     for (int i = 0; i < M; i++) {
         cb_rope_apply(q + (int64_t)i * qd, l->H, l->hd, l->rot, l->inv_freq, pos[i]);
         cb_rope_apply(k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
@@ -338,8 +344,11 @@ int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x,
     /* partitions per (sequence, KV head) per wave; the wave size only groups work, merges stay in order */
     const int W = CB_MAX(1, DECODE_WAVE_ITEMS / (batch * KV));
     const int items = batch * KV * W;
+    /* One parallel region for all waves and merges (worksharing loops inside): at batch 1 a layer's
+     * attention takes tens of microseconds, and a fork/join per wave and per merge is a visible share. */
+#pragma omp parallel
     for (int64_t p0 = 0; p0 < max_parts; p0 += W) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < items; it++) {
             const int b = it / (KV * W), h = (it / W) % KV;
             const int64_t p = p0 + it % W, ctx = pos[b] + 1;
@@ -365,7 +374,7 @@ int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x,
             }
         }
         /* merge this wave's partials into the running state, in partition order */
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static)
         for (int bh = 0; bh < batch * H; bh++) {
             const int b = bh / H, head = bh % H, h = head / G, g = head % G;
             const int64_t ctx = pos[b] + 1;

@@ -243,11 +243,13 @@ static void conv_rows(cb_mamba_layer *l, int seq, const scratch_views *v, int r0
     const cb_config *c = l->cfg;
     const int K = c->m_conv, C = c->m_conv_dim, R = c->m_in_proj_rows;
     size_t nc = conv_elems_per_seq(c);
-    float *state = v->convf;
-    if (nc) conv_state_load(l, conv_of(l, seq), state, nc);
+    /* an f32 state is updated in place: no copy in and out at every decode step */
+    const bool direct = l->state_dtype == CB_F32;
+    float *state = direct && nc ? (float *)conv_of(l, seq) : v->convf;
+    if (nc && !direct) conv_state_load(l, conv_of(l, seq), state, nc);
     cb_conv1d_causal(nr, C, K, v->zx + (int64_t)r0 * R + c->m_d_inner, R, &l->w.conv_w,
                      l->cfg->m_conv_bias ? &l->w.conv_b : NULL, state, v->xbc + (int64_t)r0 * C, C);
-    if (nc) conv_state_store(l, state, conv_of(l, seq), nc);
+    if (nc && !direct) conv_state_store(l, state, conv_of(l, seq), nc);
 }
 
 static void post_proj(cb_mamba_layer *l, int n, const scratch_views *v) {
@@ -350,6 +352,21 @@ int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *o
     return 0;
 }
 
+/* The conv weights and conv states are read once per token, right after in_proj: request them before
+ * in_proj streams its weights, so they are in cache when the conv step needs them (cold, its scattered
+ * loads cost more than the arithmetic). */
+static void prefetch_conv(const cb_mamba_layer *l, int batch, const int *seqs) {
+    const cb_config *c = l->cfg;
+    const char *w = l->w.conv_w.data;
+    size_t wb = (size_t)(l->w.conv_w.rows * l->w.conv_w.cols) * cb_dtype_size(l->w.conv_w.dtype);
+    size_t sb = conv_elems_per_seq(c) * cb_dtype_size(l->state_dtype);
+    for (size_t o = 0; o < wb; o += 64) __builtin_prefetch(w + o, 0, 3);
+    for (int b = 0; b < batch; b++) {
+        const char *st = conv_of((cb_mamba_layer *)l, seqs[b]);
+        for (size_t o = 0; o < sb; o += 64) __builtin_prefetch(st + o, 1, 3);
+    }
+}
+
 int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *x, float *out, cb_err *err) {
     const cb_config *c = l->cfg;
     if (batch < 1 || batch > l->max_batch || batch > l->rows) {
@@ -368,6 +385,7 @@ int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *
             }
     }
     scratch_views v = views(l);
+    prefetch_conv(l, batch, seqs);
     in_projection(l, batch, x, v.zx);
     for (int b = 0; b < batch; b++) conv_rows(l, seqs[b], &v, b, 1);
     post_proj(l, batch, &v);

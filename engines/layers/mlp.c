@@ -17,8 +17,14 @@ void cb_mlp_forward(const cb_config *cfg, const cb_mlp_weights *w, cb_mode mode,
                     float *scratch) {
     int d = cfg->d_model, f = cfg->d_ff;
     float *gate = scratch, *up = scratch + (size_t)n * f;
-    linear(mode, n, x, d, &w->gate, &w->gate_b, gate, f);
-    linear(mode, n, x, d, &w->up, &w->up_b, up, f);
+    /* gate and up in one call: at decode one fork/join and one weight stream */
+    const cb_weight *W[2] = { &w->gate, &w->up };
+    float *const Y[2] = { gate, up };
+    const int64_t ld[2] = { f, f };
+    if (mode == CB_MODE_FAST) cb_matmul_bf16_multi(n, x, d, 2, W, Y, ld);
+    else cb_matmul_multi(n, x, d, 2, W, Y, ld);
+    if (w->gate_b.data) cb_add_bias(n, gate, f, &w->gate_b);
+    if (w->up_b.data) cb_add_bias(n, up, f, &w->up_b);
     cb_silu_mul((int64_t)n * f, gate, up, gate);
     linear(mode, n, gate, f, &w->down, &w->down_b, out, d);
     size_t wbytes = (size_t)(w->gate.rows * w->gate.cols) * cb_dtype_size(w->gate.dtype) +
