@@ -361,6 +361,11 @@ static void prefetch_conv(const cb_mamba_layer *l, int batch, const int *seqs) {
     size_t wb = (size_t)(l->w.conv_w.rows * l->w.conv_w.cols) * cb_dtype_size(l->w.conv_w.dtype);
     size_t sb = conv_elems_per_seq(c) * cb_dtype_size(l->state_dtype);
     for (size_t o = 0; o < wb; o += 64) __builtin_prefetch(w + o, 0, 3);
+    if (c->m_conv_bias && l->w.conv_b.data) {
+        const char *bb = l->w.conv_b.data;
+        for (size_t o = 0; o < (size_t)c->m_conv_dim * cb_dtype_size(l->w.conv_b.dtype); o += 64)
+            __builtin_prefetch(bb + o, 0, 3);
+    }
     for (int b = 0; b < batch; b++) {
         const char *st = conv_of((cb_mamba_layer *)l, seqs[b]);
         for (size_t o = 0; o < sb; o += 64) __builtin_prefetch(st + o, 1, 3);
