@@ -402,7 +402,7 @@ static double c4_quality(sqlite3 *db, FILE *md, char *out, size_t n, bool *any, 
     sqlite3_finalize(st);
     if (*any) {
         fputs("\n", md);
-        o += snprintf(out + o, n - o, "|ΔNLL| <= %.4f nats, KL <= %.2e, top-1 >= %.1f%% (ppl runs %s%s)", worst, kl_max,
+        o += snprintf(out + o, n - o, "ΔNLL within ±%.4f nats, KL <= %.2e, top-1 >= %.1f%% (ppl runs %s%s)", worst, kl_max,
                       100 * top1_min, ids, *random_only ? "; random weights" : "");
     }
     return *any ? worst : 0;
@@ -496,15 +496,15 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
         snprintf(c->reason, sizeof c->reason, "storage halves; accuracy not measured (no ppl --compare rows in the DB)");
     } else if (worst_dnll > 0.01) {
         c->verdict = random_only ? CB_VERDICT_PARTLY : CB_VERDICT_NOT_REPRODUCED;
-        snprintf(c->reason, sizeof c->reason, "storage halves; 8-bit |ΔNLL| up to %.4f nats > 0.01%s", worst_dnll,
+        snprintf(c->reason, sizeof c->reason, "storage halves; 8-bit ΔNLL up to ±%.4f nats, beyond ±0.01%s", worst_dnll,
                  random_only ? " on random-weight models only (no trained checkpoint measured)" : "");
     } else if (random_only) {
         c->verdict = CB_VERDICT_PARTLY;
-        snprintf(c->reason, sizeof c->reason, "storage halves; |ΔNLL| <= 0.01 nats but only on random-weight models "
+        snprintf(c->reason, sizeof c->reason, "storage halves; ΔNLL within ±0.01 nats but only on random-weight models "
                  "(presets / fixtures), which say nothing about a trained checkpoint's accuracy");
     } else {
         c->verdict = CB_VERDICT_REPRODUCED;
-        snprintf(c->reason, sizeof c->reason, "storage halves and |ΔNLL| <= 0.01 nats on a checkpoint");
+        snprintf(c->reason, sizeof c->reason, "storage halves and ΔNLL within ±0.01 nats on a checkpoint");
     }
 }
 
