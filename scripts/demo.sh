@@ -10,6 +10,15 @@ for f in tests/fixtures/*/; do "$bin" verify "$f"; done
 mkdir -p "$(dirname "$db")"
 rc=0
 "$bin" run workloads/quick.yaml --db "$db" --resume || rc=$?
+# Claim C4 at demo scale: the same decode points with bf16, fp8 and int8 weights, and the 8-bit twins'
+# accuracy (KL, top-1, dNLL) on the fixtures' own token ids, all into the same database for the report.
+for w in bf16 fp8 int8; do "$bin" run workloads/quick8.yaml --weights-dtype "$w" --db "$db" --resume || rc=$?; done
+for m in llama bamba; do
+  for q in fp8 int8; do
+    "$bin" ppl --model "tests/fixtures/$m-tiny" --tokens "tests/fixtures/$m-tiny/reference.safetensors" \
+      --compare "$q" --db "$db" || rc=$?
+  done
+done
 echo
 echo "== points by label ($db)"
 sqlite3 -column -header "$db" "select engine, phase, label, count(*) as points from points group by 1,2,3 order by 1,2,3"

@@ -310,3 +310,23 @@ Test(ppl, merge_carries_ppl_tables) {
     cb_store_close(db);
     unlink(a), unlink(out);
 }
+
+/* A safetensors file is a token file too: its `input_ids` tensor (e.g. a fixture's reference). */
+Test(ppl_tokens, safetensors_input_ids) {
+    const char *ref = "tests/fixtures/bamba-tiny/reference.safetensors";
+    cb_safetensors st;
+    cb_err e = { "" };
+    cr_assert_eq(cb_st_open(ref, &st, &e), 0, "%s", e.msg);
+    const cb_tensor *ti = cb_st_find(&st, "input_ids");
+    cr_assert_not_null(ti);
+    int32_t *ids;
+    int64_t n;
+    cr_assert_eq(cb_tokens_read(ref, 384, &ids, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(n, ti->shape[ti->ndim - 1]);
+    cr_assert_eq(memcmp(ids, ti->data, (size_t)n * sizeof(int32_t)), 0);
+    free(ids);
+    cb_st_close(&st);
+    cr_assert_eq(cb_tokens_read(ref, 10, &ids, &n, &e), -1, "ids >= vocab 10 must be rejected");
+    cr_assert_eq(cb_tokens_read("tests/fixtures/bamba-tiny/model.safetensors", 384, &ids, &n, &e), -1);
+    cr_assert(strstr(e.msg, "input_ids") != NULL, "error names the tensor: %s", e.msg);
+}
