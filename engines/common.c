@@ -42,6 +42,13 @@ int cb_dtype_parse(const char *s, cb_dtype *out) {
     return -1;
 }
 
+int cb_weights_dtype_parse(const char *s, cb_dtype *out) {
+    cb_dtype d;
+    if (cb_dtype_parse(s, &d) || d == CB_I32 || d == CB_I64) return -1;
+    *out = d;
+    return 0;
+}
+
 float cb_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     union { uint32_t u; float f; } v;

@@ -45,7 +45,7 @@ static int run(int argc, char **argv) {
             }
             break;
         case 'w':
-            if (cb_dtype_parse(optarg, &wdt) || wdt == CB_I32 || wdt == CB_I64) {
+            if (cb_weights_dtype_parse(optarg, &wdt)) {
                 fprintf(stderr, "ctxbench memory: bad --weights-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
                 return 2;
             }

@@ -119,7 +119,7 @@ static int parse_args(int argc, char **argv, verify_args *a) {
             break;
         case 'l': a->layers = true; break;
         case 'w':
-            if (cb_dtype_parse(optarg, &a->wdt) || a->wdt == CB_I32 || a->wdt == CB_I64) {
+            if (cb_weights_dtype_parse(optarg, &a->wdt)) {
                 fprintf(stderr, "ctxbench verify: --weights-dtype expects bf16, f16, f32, fp8 or int8, got '%s'\n", optarg);
                 return 2;
             }
