@@ -136,6 +136,19 @@ Test(attention_kernel, low_precision_kv_and_narrow_last_tile) {
     cb_kernels_set_path(cb_kernels_best_path());
 }
 
+/* The bf16 decode loop (R <= 8 rows, hd % 32 == 0: pair widening, split-order O) for every row count and
+ * the head sizes it handles differently (one, two, three or four 32-column pairs per 128-column pass, two
+ * passes at 160 and 256), over several blocks with a partial last one, at a split like flash-decoding's. */
+Test(attention_kernel, bf16_decode_rows_and_head_dims) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip("no AVX-512");
+    const int hds[] = { 32, 64, 96, 128, 160, 256 };
+    for (int h = 0; h < 6; h++)
+        for (int R = 1; R <= 8; R++) {
+            double e = kernel_case(R, 1, 200 + 13 * R, hds[h], CB_BF16, 70);
+            cr_assert_lt(e, 2e-6, "hd %d rows %d: rel err %g", hds[h], R, e);
+        }
+}
+
 /* ---------- layer level ---------- */
 
 typedef struct {
