@@ -45,7 +45,7 @@ static int merge_one(sqlite3 *db, const char *in, cb_err *err) {
              " p.median, p.q1, p.q3, p.iqr, p.ci_lo, p.ci_hi, p.cv, p.noisy, p.tokens_per_s, p.samples_k, p.fit_error,"
              " p.validation_rel_error, p.refused_bytes, p.refused_seconds, p.peak_rss_bytes, p.minor_faults,"
              " p.major_faults, p.gflops_per_s, p.gbytes_per_s, p.arith_intensity, p.pct_peak_flops, p.pct_peak_bw,"
-             " p.seconds_total, p.timed_seconds FROM src.points p JOIN point_map pm ON pm.old = p.id JOIN run_map rm ON rm.old = p.run_id;"
+             " p.seconds_total, p.timed_seconds, p.triad_before_gbps, p.triad_after_gbps FROM src.points p JOIN point_map pm ON pm.old = p.id JOIN run_map rm ON rm.old = p.run_id;"
              "INSERT INTO main.samples SELECT pm.new, s.rep, s.seconds FROM src.samples s JOIN point_map pm ON pm.old = s.point_id;"
              "INSERT INTO main.memory SELECT pm.new, m.category, m.bytes, m.source FROM src.memory m JOIN point_map pm ON pm.old = m.point_id;"
              "INSERT INTO main.counters SELECT pm.new, c.event, c.value, c.status FROM src.counters c JOIN point_map pm ON pm.old = c.point_id;");

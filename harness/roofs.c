@@ -10,11 +10,13 @@
 
 #define FMA_ITERS 4000000L   /* ≈ 3.5 ms per repetition at 220 GFLOP/s per core: many repetitions */
 #define TRIAD_N (32L << 20) /* floats per array: 3 × 128 MiB, far beyond any L3 */
+#define PROBE_N (12L << 20) /* floats per array of the per-point probe: 3 × 48 MiB */
 
 typedef struct {
     int threads;
     bool avx512;
     float *a, *b, *c;
+    long n;      /* triad elements */
     double work; /* flops or bytes of one repetition */
 } roof_job;
 
@@ -32,9 +34,10 @@ static void run_fma(roof_job *j) {
 static void run_triad(roof_job *j) {
     float *restrict a = j->a;
     const float *restrict b = j->b, *restrict c = j->c;
+    const long n = j->n;
 #pragma omp parallel for schedule(static) num_threads(j->threads)
-    for (long i = 0; i < TRIAD_N; i++) a[i] = b[i] + 3.0f * c[i];
-    j->work = 12.0 * (double)TRIAD_N;
+    for (long i = 0; i < n; i++) a[i] = b[i] + 3.0f * c[i];
+    j->work = 12.0 * (double)n;
 }
 
 /* Best rate (work / time, in units of 1e9 per second) over ≥ 3 repetitions after one warm-up, until
@@ -55,7 +58,7 @@ static double best_rate(void (*fn)(roof_job *), roof_job *j, double budget) {
 int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
     double t0 = cb_now_seconds();
     if (threads <= 0) threads = omp_get_max_threads();
-    roof_job j = { .avx512 = cb_kernels_path() != CB_PATH_PORTABLE };
+    roof_job j = { .avx512 = cb_kernels_path() != CB_PATH_PORTABLE, .n = TRIAD_N };
     out->threads = threads;
     out->loop = j.avx512 ? "avx512" : "portable";
     j.a = malloc(sizeof(float) * (size_t)TRIAD_N);
@@ -81,4 +84,21 @@ int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
     free(j.a), free(j.b), free(j.c);
     out->seconds = cb_now_seconds() - t0;
     return 0;
+}
+
+double cb_roofs_triad_probe(int threads, double seconds, cb_err *err) {
+    roof_job j = { .threads = threads > 0 ? threads : omp_get_max_threads(), .n = PROBE_N };
+    j.a = malloc(sizeof(float) * (size_t)PROBE_N);
+    j.b = malloc(sizeof(float) * (size_t)PROBE_N);
+    j.c = malloc(sizeof(float) * (size_t)PROBE_N);
+    if (!j.a || !j.b || !j.c) {
+        free(j.a), free(j.b), free(j.c);
+        cb_err_set(err, "bandwidth probe: cannot allocate the triad arrays (3 x %ld MiB)", PROBE_N * 4 >> 20);
+        return -1;
+    }
+#pragma omp parallel for schedule(static) num_threads(j.threads)
+    for (long i = 0; i < PROBE_N; i++) j.a[i] = 0, j.b[i] = 1, j.c[i] = 2;
+    double gbps = best_rate(run_triad, &j, seconds);
+    free(j.a), free(j.b), free(j.c);
+    return gbps;
 }

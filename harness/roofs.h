@@ -20,6 +20,13 @@ typedef struct {
  * first touch of the 3 × 128 MiB triad arrays). -1 with err set when the arrays cannot be allocated. */
 int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err);
 
+/* Bandwidth probe next to one point: the triad on `threads` threads (0: all) over 3 × 48 MiB (beyond the
+ * L3 of the machines we run on), best of >= 3 repetitions after a warm-up, until `seconds` are spent.
+ * The bandwidth of a shared VM moves by tens of percent within minutes, so a point's % of bandwidth is
+ * only meaningful against a probe taken right next to it. GB/s; -1 with err when the arrays cannot be
+ * allocated. */
+double cb_roofs_triad_probe(int threads, double seconds, cb_err *err);
+
 /* The FMA loops (twins): iters × 12 independent chains × 16 lanes of a = a·m + c, no memory traffic.
  * Return the flops executed; *sum = the sum of the final lanes (for the twin test). */
 double cb_roofs_fma_avx512(long iters, float *sum);

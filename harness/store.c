@@ -145,7 +145,36 @@ int cb_store_exec(sqlite3 *db, const char *sql, cb_err *err) {
 }
 
 /* migrations[v] takes a database at user_version v to v+1. */
-static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs };
+/* Version 4: a bandwidth probe (the triad at the point's thread count) right before and right after the
+ * timed repetitions of each decode / throughput point, and the rates view's % of that nearby bandwidth:
+ * on a shared VM the bandwidth moves by tens of percent between the run's start and a point. */
+static const char schema_v4_probe[] =
+    "ALTER TABLE points ADD COLUMN triad_before_gbps REAL;\n"
+    "ALTER TABLE points ADD COLUMN triad_after_gbps REAL;\n"
+    "DROP VIEW rates;\n"
+    "CREATE VIEW rates AS\n"
+    "  SELECT p.id AS point_id, p.engine, p.model, p.arch, p.phase, p.context, p.batch, p.threads, p.fill, p.label,\n"
+    "         p.median AS seconds, p.tokens_per_s, p.gflops_per_s,\n"
+    "         (c.weight_bytes + COALESCE(c.kv_bytes_read, 0)) / c.tokens AS bytes_per_token,\n"
+    "         p.gbytes_per_s, p.arith_intensity, p.pct_peak_flops, p.pct_peak_bw,\n"
+    "         c.ssd_ns / (1e9 * p.timed_seconds) AS ssd_share,\n"
+    "         c.attention_ns / (1e9 * p.timed_seconds) AS attention_share,\n"
+    "         max(COALESCE(p.triad_before_gbps, p.triad_after_gbps), COALESCE(p.triad_after_gbps, p.triad_before_gbps))\n"
+    "           AS triad_near_gbps,\n"
+    "         100 * p.gbytes_per_s / max(COALESCE(p.triad_before_gbps, p.triad_after_gbps),\n"
+    "                                    COALESCE(p.triad_after_gbps, p.triad_before_gbps)) AS pct_triad_near,\n"
+    "         abs(p.triad_before_gbps - p.triad_after_gbps) / max(p.triad_before_gbps, p.triad_after_gbps) AS triad_drift\n"
+    "  FROM points p JOIN (\n"
+    "    SELECT point_id,\n"
+    "           SUM(CASE WHEN event = 'sde:::ctxbench::weight_bytes' THEN value END) AS weight_bytes,\n"
+    "           SUM(CASE WHEN event = 'sde:::ctxbench::kv_bytes_read' THEN value END) AS kv_bytes_read,\n"
+    "           1.0 * NULLIF(SUM(CASE WHEN event = 'sde:::ctxbench::tokens' THEN value END), 0) AS tokens,\n"
+    "           SUM(CASE WHEN event = 'sde:::ctxbench::ssd_ns' THEN value END) AS ssd_ns,\n"
+    "           SUM(CASE WHEN event = 'sde:::ctxbench::attention_ns' THEN value END) AS attention_ns\n"
+    "    FROM counters GROUP BY point_id) c ON c.point_id = p.id\n"
+    "  WHERE p.label = 'measured' ORDER BY p.engine, p.model, p.phase, p.context;\n";
+
+static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs, schema_v4_probe };
 
 int cb_store_migrate(sqlite3 *db, cb_err *err) {
     sqlite3_stmt *st;

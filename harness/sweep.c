@@ -71,6 +71,7 @@ typedef struct {
     double seconds_total;
     double fill_seconds, timed_seconds; /* inside time_point: depth fills; timed calls incl. warm-ups */
     double estimated_seconds;           /* the estimate the budget check used (0: none) */
+    double triad_before, triad_after;   /* bandwidth probes next to the timed repetitions (0: none) */
 } point_result;
 
 typedef struct {
@@ -158,6 +159,31 @@ static void summarise(sweep_ctx *c, point_result *r, uint64_t seed) {
     r->have_stats = true;
 }
 
+/* The bandwidth probe next to a bandwidth-bound point (decode, throughput), when the workload asks for it;
+ * 0 when it does not or the probe cannot run (the point is still measured; the status says why). */
+#define PROBE_SECONDS 0.15
+static void status_note(point_result *r, const char *note) {
+    if (strstr(r->status, note)) return;
+    size_t n = strlen(r->status);
+    snprintf(r->status + n, sizeof r->status - n, "%s%s", n ? "; " : "ok; ", note);
+}
+static double probe(const sweep_ctx *c, const point_def *p, point_result *r) {
+    if (!c->w->bandwidth_probe || (p->phase != CB_PH_DECODE && p->phase != CB_PH_THROUGHPUT)) return 0;
+    const double need = 3.0 * 48 * 1048576;
+    if (r->have_plan && c->mem_budget > 0 && (double)r->plan.total + need > (double)c->mem_budget) {
+        char note[200];
+        snprintf(note, sizeof note, "no bandwidth probe: plan %zu + probe %.0f bytes > memory budget %lld", r->plan.total,
+                 need, (long long)c->mem_budget);
+        status_note(r, note);
+        return 0;
+    }
+    cb_err e = { 0 };
+    double g = cb_roofs_triad_probe(p->threads, PROBE_SECONDS, &e);
+    if (g > 0) return g;
+    status_note(r, e.msg);
+    return 0;
+}
+
 /* Run the timed part of one point. Engine e is created for the point. */
 static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_result *r, cb_err *err) {
     const cb_workload *w = c->w;
@@ -196,6 +222,7 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
         double f0 = cb_now_seconds();
         if (fill_depth(c, e, ops, 0, p->ctx, r->fill, vocab, err)) goto out;
         r->fill_seconds += cb_now_seconds() - f0;
+        if (!chunk) r->triad_before = probe(c, p, r);
         for (int i = 0; i < total; i++) {
             f0 = cb_now_seconds();
             if (i > 0 && r->fill == CB_FILL_SYNTHETIC && fill_depth(c, e, ops, 0, p->ctx, r->fill, vocab, err)) goto out;
@@ -213,8 +240,13 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
             r->timed_seconds += dt;
             if (i >= w->warmups) r->samples[r->n_samples++] = chunk ? dt : dt / n;
         }
+        if (!chunk) r->triad_after = probe(c, p, r);
         if (r->fill == CB_FILL_REAL)
-            snprintf(r->status, sizeof r->status, "ok; real fill: repetition i starts at depth N + i*%d", n);
+        {
+            char note[80];
+            snprintf(note, sizeof note, "real fill: repetition i starts at depth N + i*%d", n);
+            status_note(r, note);
+        }
         break;
     }
     case CB_PH_THROUGHPUT: {
@@ -224,6 +256,7 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
         for (int s = 0; s < B; s++)
             if (fill_depth(c, e, ops, s, p->ctx, r->fill, vocab, err)) goto out;
         r->fill_seconds += cb_now_seconds() - f0;
+        r->triad_before = probe(c, p, r);
         for (int i = 0; i < total; i++) {
             fill_tokens(tok, B, vocab, w->seed + 11 + (uint64_t)i);
             if (i == w->warmups && c->cs) { cb_counters_start(c->cs); counting = true; }
@@ -234,6 +267,7 @@ static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_resu
             r->timed_seconds += dt;
             if (i >= w->warmups) r->samples[r->n_samples++] = dt / G;
         }
+        r->triad_after = probe(c, p, r);
         break;
     }
     default: cb_err_set(err, "phase %s is not timed", cb_phase_name(p->phase)); goto out;
@@ -608,7 +642,8 @@ static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_de
         " kv_dtype, fill, label, status, unit, n_samples, median, q1, q3, iqr, ci_lo, ci_hi, cv, noisy, tokens_per_s,"
         " samples_k, fit_error, validation_rel_error, refused_bytes, refused_seconds, peak_rss_bytes, minor_faults,"
         " major_faults, gflops_per_s, gbytes_per_s, arith_intensity, pct_peak_flops, pct_peak_bw, seconds_total,"
-        " timed_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+        " timed_seconds, triad_before_gbps, triad_after_gbps)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) goto fail;
     /* derived rates from the SDE counters over the timed repetitions */
@@ -659,6 +694,8 @@ static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_de
     bind_opt(s, i++, have_rates && have_bytes && pk_gb > 0, 100 * gb / pk_gb);
     bind_opt(s, i++, ran, r->seconds_total);
     bind_opt(s, i++, r->n_counters > 0 && timed > 0, timed);
+    bind_opt(s, i++, r->triad_before > 0, r->triad_before);
+    bind_opt(s, i++, r->triad_after > 0, r->triad_after);
     if (sqlite3_step(s) != SQLITE_DONE) goto fail;
     sqlite3_finalize(s); s = NULL;
     int64_t pid = sqlite3_last_insert_rowid(db);

@@ -25,6 +25,7 @@ void cb_workload_defaults(cb_workload *w) {
     w->decode_tokens = 16;
     w->prefill_chunk = 512;
     w->sample_depths = 5;
+    w->bandwidth_probe = true;
     w->max_measured_prefill = 65536;
     w->fill = CB_FILL_AUTO;
     w->time_budget_point = 600; w->time_budget_run = 0;
@@ -113,7 +114,7 @@ typedef struct {
 static const char *const known_keys =
     "name, engines, models, contexts, phases, batch, threads, repetitions, warmups, decode_tokens, "
     "prefill_chunk, sample_depths, max_measured_prefill, fill, time_budget_point, time_budget_run, "
-    "memory_budget, mode, kv_dtype, weight_dtype, seed, papi_events, peak_gflops, peak_gbps";
+    "memory_budget, mode, kv_dtype, weight_dtype, seed, papi_events, peak_gflops, peak_gbps, bandwidth_probe";
 
 static int want_one(const value *v, const char *key, const char *origin, cb_err *err) {
     if (v->n != 1 || v->is_list) { cb_err_set(err, "%s:%d: '%s' takes one value", origin, v->line, key); return -1; }
@@ -256,6 +257,12 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
         double x = strtod(v->v[0], &end);
         if (*end || end == v->v[0] || x <= 0) { cb_err_set(err, "%s:%d: bad %s '%s' (expected a positive number)", origin, v->line, key, v->v[0]); return -1; }
         if (key[5] == 'g' && key[6] == 'f') w->peak_gflops = x; else w->peak_gbps = x;
+    } else if (!strcmp(key, "bandwidth_probe")) {
+        if (want_one(v, key, origin, err)) return -1;
+        const char *x = v->v[0];
+        if (!strcmp(x, "on") || !strcmp(x, "true") || !strcmp(x, "yes")) w->bandwidth_probe = true;
+        else if (!strcmp(x, "off") || !strcmp(x, "false") || !strcmp(x, "no")) w->bandwidth_probe = false;
+        else { cb_err_set(err, "%s:%d: 'bandwidth_probe' must be on or off, got '%s'", origin, v->line, x); return -1; }
     } else {
         cb_err_set(err, "%s:%d: unknown key '%s' (expected one of %s)", origin, v->line, key, known_keys);
         return -1;

@@ -47,6 +47,7 @@ typedef struct {
     int n_events;
     char events[CB_WL_MAX_LIST][96];
     double peak_gflops, peak_gbps;  /* 0 = unknown */
+    bool bandwidth_probe;           /* triad probe before and after each decode / throughput point */
 } cb_workload;
 
 void cb_workload_defaults(cb_workload *w);

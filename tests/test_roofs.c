@@ -31,3 +31,9 @@ Test(roofs, measure_short) {
     cr_assert_str_eq(r.loop, cb_kernels_path() == CB_PATH_PORTABLE ? "portable" : "avx512");
     cr_assert(r.seconds > 0 && r.seconds < 10, "took %g s", r.seconds);
 }
+
+Test(roofs, triad_probe_short) {
+    cb_err err = { "" };
+    double g = cb_roofs_triad_probe(2, 0.02, &err);
+    cr_assert(isfinite(g) && g > 0, "probe %g: %s", g, err.msg);
+}

@@ -101,7 +101,8 @@ Test(store, schema_doc_matches_database) {
 }
 
 /* A version-1 database (as ctxbench of that version wrote it) is migrated in place through versions 2
- * (ppl tables) and 3 (roofs): rows kept, the new columns NULL, the new tables and the rates view queryable. */
+ * (ppl tables), 3 (roofs) and 4 (bandwidth probes): rows kept, the new columns NULL, the new tables and
+ * the rates view queryable. */
 Test(store, migrates_version_1) {
     char p[256];
     tmp_path(p, sizeof p);
@@ -131,11 +132,13 @@ Test(store, migrates_version_1) {
     cr_assert_eq(sqlite3_column_int(s, 1), 1);
     cr_assert_eq(sqlite3_column_int(s, 2), 1);
     sqlite3_finalize(s);
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT engine, ssd_share IS NULL FROM rates", -1, &s, NULL), SQLITE_OK,
-                 "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT engine, ssd_share IS NULL, triad_near_gbps IS NULL, pct_triad_near IS NULL"
+                                        " FROM rates", -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
     cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
     cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "mamba2");
     cr_assert_eq(sqlite3_column_int(s, 1), 1, "no timed_seconds in a version-1 row: no share");
+    cr_assert_eq(sqlite3_column_int(s, 2), 1, "no probe in a version-1 row");
+    cr_assert_eq(sqlite3_column_int(s, 3), 1);
     sqlite3_finalize(s);
     cb_store_close(db);
     unlink(p);

@@ -296,3 +296,46 @@ Test(sweep, spent_run_budget_refuses_the_rest_with_reason) {
     cb_store_close(db);
     cleanup(p);
 }
+
+/* Decode and throughput points carry a triad probe taken right before and right after their timed
+ * repetitions (the rates view's % of nearby bandwidth); other phases and bandwidth_probe: off carry none;
+ * a memory budget with no room for the probe's arrays skips it and says so in the status. */
+Test(sweep, bandwidth_probe_next_to_bandwidth_bound_points) {
+    char db_path[256];
+    tmp_db(db_path, sizeof db_path);
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse("name: probe\nengines: [mock]\nmodels: [mock-s]\ncontexts: [1K]\n"
+                                   "phases: [decode, throughput, prefill_chunk]\nbatch: [2]\nrepetitions: 2\nwarmups: 0\n"
+                                   "decode_tokens: 2\nprefill_chunk: 64\nmemory_budget: 1G\n", "probe", &w, &err), 0, "%s", err.msg);
+    cr_assert(w.bandwidth_probe, "on by default");
+    cb_sweep_opts o;
+    opts_init(&o, db_path);
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase IN ('decode', 'throughput') AND label='measured' AND"
+                        " triad_before_gbps > 0 AND triad_after_gbps > 0 AND status NOT LIKE '%probe%'"), 2);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase='prefill_chunk' AND triad_before_gbps IS NULL"), 1);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM rates WHERE phase IN ('decode', 'throughput') AND triad_near_gbps > 0 AND"
+                        " triad_near_gbps >= triad_drift"), 2);
+    cb_store_close(db);
+    cleanup(db_path);
+
+    w.bandwidth_probe = false;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE triad_before_gbps IS NOT NULL OR triad_after_gbps IS NOT NULL"), 0);
+    cb_store_close(db);
+    cleanup(db_path);
+
+    w.bandwidth_probe = true;
+    w.memory_budget_bytes = 1 << 20, w.memory_budget_fraction = 0;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase='decode' AND label='measured' AND triad_before_gbps IS NULL"
+                        " AND status LIKE 'ok; %no bandwidth probe: plan % > memory budget 1048576%'"), 1);
+    cb_store_close(db);
+    cleanup(db_path);
+}

@@ -44,6 +44,15 @@ Test(workload, good_file_with_comments_ranges_lists) {
     cr_assert_str_eq(w.events[1], "sde:::ctxbench::flops");
 }
 
+Test(workload, bandwidth_probe_on_off) {
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\n", "w", &w, &err), 0, "%s", err.msg);
+    cr_assert(w.bandwidth_probe);
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nbandwidth_probe: off\n", "w", &w, &err), 0, "%s", err.msg);
+    cr_assert(!w.bandwidth_probe);
+}
+
 Test(workload, unknown_key_names_file_and_line) {
     cb_workload w;
     cb_err err = { "" };
@@ -58,6 +67,7 @@ Test(workload, bad_values_are_errors_with_line) {
         { "models: [a]\ncontexts: 4K\nphases: [prefil]\n", "w:3: unknown phase 'prefil'" },
         { "models: [a]\ncontexts: 4K\nrepetitions: 0\n", "w:3: 'repetitions' must be" },
         { "models: [a]\ncontexts: 4K\nmemory_budget: 150%\n", "w:3: bad memory_budget" },
+        { "models: [a]\ncontexts: 4K\nbandwidth_probe: maybe\n", "w:3: 'bandwidth_probe' must be on or off, got 'maybe'" },
         { "models: [a]\ncontexts: 4K\nfill: fake\n", "w:3: bad fill 'fake'" },
         { "models: [a]\ncontexts: 4K\nkv_dtype: int3\n", "w:3: bad kv_dtype" },
         { "models: [a]\ncontexts: 4K\nbatch: [0]\n", "w:3: bad batch '0'" },
