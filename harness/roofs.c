@@ -10,7 +10,6 @@
 
 #define FMA_ITERS 4000000L   /* ≈ 3.5 ms per repetition at 220 GFLOP/s per core: many repetitions */
 #define TRIAD_N (32L << 20) /* floats per array: 3 × 128 MiB, far beyond any L3 */
-#define PROBE_N (12L << 20) /* floats per array of the per-point probe: 3 × 48 MiB */
 
 typedef struct {
     int threads;
@@ -87,17 +86,17 @@ int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
 }
 
 double cb_roofs_triad_probe(int threads, double seconds, cb_err *err) {
-    roof_job j = { .threads = threads > 0 ? threads : omp_get_max_threads(), .n = PROBE_N };
-    j.a = malloc(sizeof(float) * (size_t)PROBE_N);
-    j.b = malloc(sizeof(float) * (size_t)PROBE_N);
-    j.c = malloc(sizeof(float) * (size_t)PROBE_N);
+    roof_job j = { .threads = threads > 0 ? threads : omp_get_max_threads(), .n = TRIAD_N };
+    j.a = malloc(sizeof(float) * (size_t)TRIAD_N);
+    j.b = malloc(sizeof(float) * (size_t)TRIAD_N);
+    j.c = malloc(sizeof(float) * (size_t)TRIAD_N);
     if (!j.a || !j.b || !j.c) {
         free(j.a), free(j.b), free(j.c);
-        cb_err_set(err, "bandwidth probe: cannot allocate the triad arrays (3 x %ld MiB)", PROBE_N * 4 >> 20);
+        cb_err_set(err, "bandwidth probe: cannot allocate the triad arrays (3 x %ld MiB)", TRIAD_N * 4 >> 20);
         return -1;
     }
 #pragma omp parallel for schedule(static) num_threads(j.threads)
-    for (long i = 0; i < PROBE_N; i++) j.a[i] = 0, j.b[i] = 1, j.c[i] = 2;
+    for (long i = 0; i < TRIAD_N; i++) j.a[i] = 0, j.b[i] = 1, j.c[i] = 2;
     double gbps = best_rate(run_triad, &j, seconds);
     free(j.a), free(j.b), free(j.c);
     return gbps;

@@ -20,8 +20,8 @@ typedef struct {
  * first touch of the 3 × 128 MiB triad arrays). -1 with err set when the arrays cannot be allocated. */
 int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err);
 
-/* Bandwidth probe next to one point: the triad on `threads` threads (0: all) over 3 × 48 MiB (beyond the
- * L3 of the machines we run on), best of >= 3 repetitions after a warm-up, until `seconds` are spent.
+/* Bandwidth probe next to one point: the same triad as the roofs (3 × 128 MiB) on `threads` threads
+ * (0: all), best of >= 3 repetitions after a warm-up, until `seconds` are spent (plus the first touch).
  * The bandwidth of a shared VM moves by tens of percent within minutes, so a point's % of bandwidth is
  * only meaningful against a probe taken right next to it. GB/s; -1 with err when the arrays cannot be
  * allocated. */

@@ -72,6 +72,8 @@ typedef struct {
     double fill_seconds, timed_seconds; /* inside time_point: depth fills; timed calls incl. warm-ups */
     double estimated_seconds;           /* the estimate the budget check used (0: none) */
     double triad_before, triad_after;   /* bandwidth probes next to the timed repetitions (0: none) */
+    int64_t rss_peak_pre_probe;         /* VmHWM read before each probe (the probe's arrays are not the engine's) */
+    int64_t probe_minor, probe_major;   /* page faults of the probes, taken out of the point's */
 } point_result;
 
 typedef struct {
@@ -169,7 +171,7 @@ static void status_note(point_result *r, const char *note) {
 }
 static double probe(const sweep_ctx *c, const point_def *p, point_result *r) {
     if (!c->w->bandwidth_probe || (p->phase != CB_PH_DECODE && p->phase != CB_PH_THROUGHPUT)) return 0;
-    const double need = 3.0 * 48 * 1048576;
+    const double need = 3.0 * 128 * 1048576;
     if (r->have_plan && c->mem_budget > 0 && (double)r->plan.total + need > (double)c->mem_budget) {
         char note[200];
         snprintf(note, sizeof note, "no bandwidth probe: plan %zu + probe %.0f bytes > memory budget %lld", r->plan.total,
@@ -178,7 +180,15 @@ static double probe(const sweep_ctx *c, const point_def *p, point_result *r) {
         return 0;
     }
     cb_err e = { 0 };
+    /* the probe's 384 MiB must not show in the point's peak RSS and page faults: note the peak before it,
+     * reset it after (the arrays are unmapped by then), and count its faults apart */
+    r->rss_peak_pre_probe = CB_MAX(r->rss_peak_pre_probe, cb_mem_peak_rss_bytes());
+    int64_t mn0 = 0, mj0 = 0, mn1 = 0, mj1 = 0;
+    cb_mem_page_faults(&mn0, &mj0);
     double g = cb_roofs_triad_probe(p->threads, PROBE_SECONDS, &e);
+    cb_mem_page_faults(&mn1, &mj1);
+    r->probe_minor += mn1 - mn0, r->probe_major += mj1 - mj0;
+    cb_mem_reset_peak();
     if (g > 0) return g;
     status_note(r, e.msg);
     return 0;
@@ -548,9 +558,9 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
         }
     }
     p->ops->destroy(e);
-    r->peak_rss = cb_mem_peak_rss_bytes();
+    r->peak_rss = CB_MAX(cb_mem_peak_rss_bytes(), r->rss_peak_pre_probe);
     cb_mem_page_faults(&min1, &maj1);
-    r->minor = min1 - min0; r->major = maj1 - maj0;
+    r->minor = min1 - min0 - r->probe_minor; r->major = maj1 - maj0 - r->probe_major;
 }
 
 /* ---- storing ---- */

@@ -298,7 +298,7 @@ Test(sweep, spent_run_budget_refuses_the_rest_with_reason) {
 }
 
 /* Decode and throughput points carry a triad probe taken right before and right after their timed
- * repetitions (the rates view's % of nearby bandwidth); other phases and bandwidth_probe: off carry none;
+ * repetitions (the rates view's % of nearby bandwidth), which stays out of their peak RSS and faults; other phases and bandwidth_probe: off carry none;
  * a memory budget with no room for the probe's arrays skips it and says so in the status. */
 Test(sweep, bandwidth_probe_next_to_bandwidth_bound_points) {
     char db_path[256];
@@ -318,6 +318,9 @@ Test(sweep, bandwidth_probe_next_to_bandwidth_bound_points) {
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase IN ('decode', 'throughput') AND label='measured' AND"
                         " triad_before_gbps > 0 AND triad_after_gbps > 0 AND status NOT LIKE '%probe%'"), 2);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase='prefill_chunk' AND triad_before_gbps IS NULL"), 1);
+    /* the probe's 3 x 128 MiB are not the point's memory: not in its peak RSS, not in its page faults */
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase IN ('decode', 'throughput') AND peak_rss_bytes < 300 * 1048576"
+                        " AND minor_faults < 40000"), 2);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM rates WHERE phase IN ('decode', 'throughput') AND triad_near_gbps > 0 AND"
                         " triad_near_gbps >= triad_drift"), 2);
     cb_store_close(db);
