@@ -3,7 +3,8 @@
 #   make            build build/ctxbench
 #   make test       install missing packages, build and run the Criterion suite
 #   make demo       install missing packages, run the default workload end to end
-#   make bench      kernel and engine benchmarks (vs OpenBLAS and the measured machine peak)
+#   make bench      kernel and engine benchmarks (vs OpenBLAS and the measured machine peak);
+#                   BENCH_ARGS=... picks the kernel section, BENCH_ENGINES=0 skips the engine half
 #   make asan       ASan + UBSan build of the tests, run
 
 CC      ?= gcc
@@ -73,6 +74,7 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory OPT=-O3 BUILD=build-bench build-bench/ctxbench-bench build-bench/ctxbench
 	OPENBLAS_CORETYPE=SkylakeX build-bench/ctxbench-bench $(BENCH_ARGS)
+	@if [ "$(BENCH_ENGINES)" != 0 ]; then scripts/bench-engines.sh build-bench/ctxbench results/bench-engines.db; fi
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" \
