@@ -1,15 +1,18 @@
 /* AVX-512 flash-attention block kernel (contract in attention.h). Per block of 64 keys: K tiles and V
  * rows are widened to fp32 once (L1/L2-resident buffers, reused by all R query rows), S = Q·Kᵀ with a
  * 4-row × 4-tile register block (16 accumulators, one broadcast of q per row and one K-tile load per
- * tile per head dim), online-softmax update with a vector exp, then O = O·α + P·V with 4 rows × 4 vectors. */
+ * tile per head dim), online-softmax update with a vector exp, then O = O·α + P·V with 4 rows × 4 vectors.
+ * Decode (≤ 8 rows) reads the cache directly: over a bf16 cache with its own loop (block_bf16_pairs:
+ * address-order reads, paced prefetch, pair widening), over f32 / f16 with the loops above. */
 #include <immintrin.h>
 #include <math.h>
 
 #include "attention.h"
 #include "vexp_avx512.h"
 
-/* Decode (few rows): K/V prefetch distance in blocks of CB_FLASH_BK keys, and the cache level it targets.
- * Measured on transformer-xs (hd 128: 32 KiB of K+V per block): 1 block into L1 beat 2 (L1 or L2), 4, 8. */
+/* Decode over an f32 / f16 cache (few rows): K/V prefetch distance in blocks of CB_FLASH_BK keys, and the
+ * cache level it targets. Measured on transformer-xs (hd 128: 32 KiB of K+V per block): 1 block into L1 beat
+ * 2 (L1 or L2), 4, 8. (The bf16 loop paces its own prefetches: see block_bf16_pairs.) */
 #ifndef PF_BLOCKS
 #define PF_BLOCKS 1
 #endif
@@ -327,8 +330,8 @@ static void block_bf16_pairs(int R, const float *Qp, const int64_t *qpos, int hd
     }
 }
 
-/* Few rows (decode, R <= 8): K/V are widened in registers straight from the cache. Many rows (prefill): a
- * block is widened once into fp32 buffers and reused by every row. Same arithmetic either way. */
+/* Few rows (decode, R <= 8): K/V are widened in registers straight from the cache (bf16: block_bf16_pairs).
+ * Many rows (prefill): a block is widened once into fp32 buffers and reused by every row. */
 #define DIRECT_MAX_ROWS 8
 
 void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
