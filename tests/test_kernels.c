@@ -241,6 +241,52 @@ Test(kernels_gemm, multi_same_as_single_calls) {
 
 /* ---- row / elementwise ops ---- */
 
+/* Batch-1 decode's order of operations, pinned bit for bit: the exact AVX-512 GEMV at M = 1 is a scalar
+ * model of 16 fused-multiply-add lanes (bf16 weights: even columns and odd columns of each 32 in two sets
+ * of 16 lanes, added lane-wise at the end) reduced by halves (8, 4, 2, 1). A kernel change that reorders
+ * the sums (and so moves the engines' numbers) fails here, whatever its accuracy. */
+static float reduce16(const float *l) {
+    float a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++) a[i] = l[i] + l[i + 8];
+    for (int i = 0; i < 4; i++) b[i] = a[i] + a[i + 4];
+    for (int i = 0; i < 2; i++) c[i] = b[i] + b[i + 2];
+    return c[0] + c[1];
+}
+static float gemv_model(cb_dtype dt, const float *x, const float *w, int64_t K) {
+    float e[16] = { 0 }, o[16] = { 0 };
+    if (dt == CB_BF16) {
+        for (int64_t k = 0; k < K; k += 32)
+            for (int i = 0; i < 16; i++) {
+                if (k + 2 * i < K) e[i] = fmaf(x[k + 2 * i], w[k + 2 * i], e[i]);
+                if (k + 2 * i + 1 < K) o[i] = fmaf(x[k + 2 * i + 1], w[k + 2 * i + 1], o[i]);
+            }
+        for (int i = 0; i < 16; i++) e[i] += o[i];
+    } else {
+        for (int64_t k = 0; k < K; k += 16)
+            for (int i = 0; i < 16 && k + i < K; i++) e[i] = fmaf(x[k + i], w[k + i], e[i]);
+    }
+    return reduce16(e);
+}
+
+Test(kernels_gemm, decode_gemv_order_is_pinned) {
+    need_path(CB_PATH_AVX512);
+    const int64_t shapes[][2] = { { 64, 512 }, { 37, 45 }, { 130, 1792 }, { 5, 31 }, { 300, 100 } };
+    for (int d = 0; d < 3; d++)
+        for (int si = 0; si < 5; si++) {
+            const int64_t N = shapes[si][0], K = shapes[si][1];
+            test_weight t = make_weight(WDT[d], N, K, 77 + si);
+            float *x = make_floats((size_t)K, 99 + si), *y = malloc(sizeof(float) * (size_t)N);
+            cb_matmul(1, x, K, &t.w, y, N, false);
+            for (int64_t n = 0; n < N; n++) {
+                float want = gemv_model(WDT[d], x, t.wf + n * K, K);
+                cr_assert(y[n] == want, "%s N %lld K %lld row %lld: %.9g, model %.9g", cb_dtype_name(WDT[d]),
+                          (long long)N, (long long)K, (long long)n, (double)y[n], (double)want);
+            }
+            free(x), free(y), free_weight(&t);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
 Test(kernels_ops, rmsnorm_vs_ref) {
     need_path(CB_PATH_AVX512);
     const int ns[] = { 1, 15, 17, 63, 65, 127, 513 };

@@ -617,6 +617,21 @@ static inline float row_dp_bf16(int64_t K, const uint16_t *x, const uint16_t *w,
     return _mm512_reduce_add_ps(acc);
 }
 
+/* M = 1 on fp32 FMAs (exact mode on f32 / f16 weights, fast mode 1 on any): row after row as well, one
+ * accumulator per row as in skinny_block_f32 at sm = 1 (bit-identical). */
+static inline float row_fma(cb_dtype dt, int64_t K, const float *x, const void *w, bool rnd, int64_t pf) {
+    __m512 acc = _mm512_setzero_ps();
+    const int64_t es = dt == CB_F32 ? 4 : 2;
+    for (int64_t k = 0; k < K; k += 16) {
+        __mmask16 m = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+        _mm_prefetch((const char *)w + k * es + pf, _MM_HINT_T0);
+        __m512 wv = load_w(dt, w, k, m);
+        if (rnd) wv = round_bf16(wv);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + k), wv, acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
 /* One block of SN weight rows (starting at row n0 of W) for all M activation rows. mode as gemm_blocked;
  * Xs: fp32 rows (mode 0/1; already rounded in mode 1) or bf16 rows (mode 2), row stride lds. */
 static void skinny_rows(int M, const void *Xs, int64_t lds, const cb_weight *W, int64_t n0, float *Y, int64_t ldy,
@@ -625,10 +640,14 @@ static void skinny_rows(int M, const void *Xs, int64_t lds, const cb_weight *W, 
     const cb_dtype dt = W->dtype;
     const size_t esz = cb_dtype_size(dt);
     int nn = N - n0 < SN ? (int)(N - n0) : SN;
-    if (M == 1 && ((mode == 0 && xsplit) || (mode == 2 && dt == CB_BF16))) { /* row after row (see split_x) */
+    if (M == 1 && (mode != 2 || dt == CB_BF16) && !(mode == 0 && dt == CB_BF16 && !xsplit)) { /* row after row */
         for (int j = 0; j < nn; j++) {
-            const uint16_t *w = (const uint16_t *)W->data + (size_t)(n0 + j) * (size_t)K;
-            float r = mode == 0 ? row_bf16_split(K, xsplit, w, pf) : row_dp_bf16(K, (const uint16_t *)Xs, w, pf);
+            const char *w = (const char *)W->data + (size_t)(n0 + j) * (size_t)K * esz;
+            float r = mode == 2 ? row_dp_bf16(K, (const uint16_t *)Xs, (const uint16_t *)w, pf)
+                      : mode == 0 && dt == CB_BF16 ? row_bf16_split(K, xsplit, (const uint16_t *)w, pf)
+                      : dt == CB_F32 ? row_fma(CB_F32, K, (const float *)Xs, w, mode == 1, pf)
+                      : dt == CB_F16 ? row_fma(CB_F16, K, (const float *)Xs, w, mode == 1, pf)
+                                     : row_fma(CB_BF16, K, (const float *)Xs, w, mode == 1, pf);
             Y[n0 + j] = accumulate ? Y[n0 + j] + r : r;
         }
         return;
