@@ -9,6 +9,7 @@
 
 #include "../engines/engine.h"
 #include "../engines/kernels/kernels.h"
+#include "../engines/kernels/kernels_avx512.h"
 #include "build_info.h"
 #include "cli.h"
 #include "probes.h"
@@ -52,6 +53,12 @@ static void print_kernel_path(const cb_machine *m) {
         printf("  why:          the best path CPUID allows (CTXBENCH_KERNELS unset)\n");
     printf("  note:         a CPU without AVX-512 runs the portable kernels; CTXBENCH_KERNELS=portable|avx512|\n"
            "                avx512bf16 forces a path this CPU supports\n");
+    if (cb_kernels_path() != CB_PATH_PORTABLE) {
+        const char *o = getenv("CTXBENCH_GEMV_ORDER");
+        printf("batch-1 GEMV:   %s (%s; same numbers either way)\n",
+               cb_matmul_avx512_gemv_rows(-1) ? "each weight row start to end" : "blocks of 4 rows interleaved",
+               o && *o ? "CTXBENCH_GEMV_ORDER" : "default for this CPU vendor: rows on AMD, blocks elsewhere");
+    }
 }
 
 static int perf_event_paranoid(void) {

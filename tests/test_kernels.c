@@ -268,8 +268,9 @@ static float gemv_model(cb_dtype dt, const float *x, const float *w, int64_t K) 
     return reduce16(e);
 }
 
-Test(kernels_gemm, decode_gemv_order_is_pinned) {
+static void gemv_order_pinned(int order) {
     need_path(CB_PATH_AVX512);
+    cb_matmul_avx512_gemv_rows(order);
     const int64_t shapes[][2] = { { 64, 512 }, { 37, 45 }, { 130, 1792 }, { 5, 31 }, { 300, 100 } };
     for (int d = 0; d < 3; d++)
         for (int si = 0; si < 5; si++) {
@@ -285,7 +286,11 @@ Test(kernels_gemm, decode_gemv_order_is_pinned) {
             free(x), free(y), free_weight(&t);
         }
     cb_kernels_set_path(cb_kernels_best_path());
+    cb_matmul_avx512_gemv_rows(-1);
 }
+/* both orders (rows start to end, blocks of 4 interleaved) give these same bits */
+Test(kernels_gemm, decode_gemv_order_is_pinned_rows) { gemv_order_pinned(1); }
+Test(kernels_gemm, decode_gemv_order_is_pinned_blocks) { gemv_order_pinned(0); }
 
 Test(kernels_ops, rmsnorm_vs_ref) {
     need_path(CB_PATH_AVX512);

@@ -13,6 +13,7 @@
  * so every output element sees the same operation sequence with 1 or N threads. */
 #include <immintrin.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -566,6 +567,21 @@ static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, i
  * past K), so that each weight row is read from start to end on its own. Reading a block's 4 rows
  * interleaved (64 bytes of each in turn) streamed 30-33 GB/s on one Zen 5 core against 42 row after row.
  * Same two accumulators, same operations in the same order as skinny_block_bf16eo at sm = 1: bit-identical. */
+/* Which order a machine streams faster is measured, not derived (docs/performance.md, "Batch-1 decode at the
+ * bandwidth"): on the 2-core Zen 5 VM rows were 1.2-1.3x faster than blocks, on the 16-vCPU Sapphire
+ * Rapids VM (8 cores x 2 hyper-threads) blocks were 1.10-1.16x faster. Hence the default by vendor. */
+static int gemv_rows = -1;
+
+int cb_matmul_avx512_gemv_rows(int order) {
+    if (order == 0 || order == 1) return gemv_rows = order;
+    const char *env = getenv("CTXBENCH_GEMV_ORDER");
+    if (env && !strcmp(env, "rows")) return gemv_rows = 1;
+    if (env && !strcmp(env, "blocks")) return gemv_rows = 0;
+    if (env && *env) fprintf(stderr, "ctxbench: CTXBENCH_GEMV_ORDER='%s' unknown (rows|blocks); using the default\n", env);
+    __builtin_cpu_init();
+    return gemv_rows = __builtin_cpu_is("amd") ? 1 : 0;
+}
+
 static _Thread_local float *t_xsplit;
 static _Thread_local size_t t_xsplit_cap;
 
@@ -635,12 +651,12 @@ static inline float row_fma(cb_dtype dt, int64_t K, const float *x, const void *
 /* One block of SN weight rows (starting at row n0 of W) for all M activation rows. mode as gemm_blocked;
  * Xs: fp32 rows (mode 0/1; already rounded in mode 1) or bf16 rows (mode 2), row stride lds. */
 static void skinny_rows(int M, const void *Xs, int64_t lds, const cb_weight *W, int64_t n0, float *Y, int64_t ldy,
-                        bool accumulate, int mode, int64_t pf, const float *xsplit) {
+                        bool accumulate, int mode, int64_t pf, bool rows, const float *xsplit) {
     const int64_t N = W->rows, K = W->cols;
     const cb_dtype dt = W->dtype;
     const size_t esz = cb_dtype_size(dt);
     int nn = N - n0 < SN ? (int)(N - n0) : SN;
-    if (M == 1 && (mode != 2 || dt == CB_BF16) && !(mode == 0 && dt == CB_BF16 && !xsplit)) { /* row after row */
+    if (rows && (mode != 2 || dt == CB_BF16) && !(mode == 0 && dt == CB_BF16 && !xsplit)) { /* row after row */
         for (int j = 0; j < nn; j++) {
             const char *w = (const char *)W->data + (size_t)(n0 + j) * (size_t)K * esz;
             float r = mode == 2 ? row_dp_bf16(K, (const uint16_t *)Xs, (const uint16_t *)w, pf)
@@ -712,7 +728,8 @@ static void gemm_skinny_multi(int M, const void *Xs, int64_t lds, int n, const c
         pf[i] = CB_MAX((int64_t)PF_DIST, (int64_t)SN * K * (int64_t)cb_dtype_size(W[i]->dtype));
     }
     const int64_t total = first[n];
-    bool all_bf16 = M == 1 && mode == 0;
+    const bool rows = M == 1 && (gemv_rows >= 0 ? gemv_rows : cb_matmul_avx512_gemv_rows(-1)) == 1;
+    bool all_bf16 = rows && mode == 0;
     for (int i = 0; i < n; i++) all_bf16 = all_bf16 && W[i]->dtype == CB_BF16 && W[i]->cols == W[0]->cols;
     const float *xsplit = all_bf16 ? split_x((const float *)Xs, W[0]->cols) : NULL;
 #pragma omp parallel if (work > 1e5)
@@ -730,7 +747,7 @@ static void gemm_skinny_multi(int M, const void *Xs, int64_t lds, int n, const c
         }
         for (int64_t b = lo; b < hi; b++) {
             while (b >= first[i + 1]) i++;
-            skinny_rows(M, Xs, lds, W[i], (b - first[i]) * SN, Y[i], ldy[i], accumulate, mode, pf[i], xsplit);
+            skinny_rows(M, Xs, lds, W[i], (b - first[i]) * SN, Y[i], ldy[i], accumulate, mode, pf[i], rows, xsplit);
         }
     }
 }

@@ -24,6 +24,10 @@ void cb_matmul_bf16_multi_avx512(int M, const float *X, int64_t ldx, int n, cons
 int cb_matmul_avx512_skinny_max(void);
 /* Force a path (benchmarks/tests): 0 = automatic by M, 1 = always skinny, 2 = always blocked. */
 void cb_matmul_avx512_force(int mode);
+/* Batch-1 (M = 1) GEMV order, same numbers either way: 1 = each weight row start to end, 0 = blocks of 4
+ * rows interleaved, -1 = the default (rows on AMD, blocks elsewhere; CTXBENCH_GEMV_ORDER=rows|blocks
+ * overrides). Returns the order now in force. */
+int cb_matmul_avx512_gemv_rows(int order);
 
 void cb_rmsnorm_avx512(int rows, int n, const float *x, int64_t ldx, const cb_weight *w, double eps, float *y,
                        int64_t ldy);
