@@ -54,23 +54,30 @@ static double best_rate(void (*fn)(roof_job *), roof_job *j, double budget) {
     return best * 1e-9;
 }
 
+/* The triad arrays, first touched by the threads that will stream them; -1 with err (naming `who`). */
+static int triad_arrays(roof_job *j, int threads, const char *who, cb_err *err) {
+    j->n = TRIAD_N;
+    j->a = malloc(sizeof(float) * (size_t)TRIAD_N);
+    j->b = malloc(sizeof(float) * (size_t)TRIAD_N);
+    j->c = malloc(sizeof(float) * (size_t)TRIAD_N);
+    if (!j->a || !j->b || !j->c) {
+        free(j->a), free(j->b), free(j->c);
+        cb_err_set(err, "%s: cannot allocate the triad arrays (3 x %ld MiB)", who, TRIAD_N * 4 >> 20);
+        return -1;
+    }
+    float *a = j->a, *b = j->b, *c = j->c;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long i = 0; i < TRIAD_N; i++) a[i] = 0, b[i] = 1, c[i] = 2;
+    return 0;
+}
+
 int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
     double t0 = cb_now_seconds();
     if (threads <= 0) threads = omp_get_max_threads();
-    roof_job j = { .avx512 = cb_kernels_path() != CB_PATH_PORTABLE, .n = TRIAD_N };
+    roof_job j = { .avx512 = cb_kernels_path() != CB_PATH_PORTABLE };
     out->threads = threads;
     out->loop = j.avx512 ? "avx512" : "portable";
-    j.a = malloc(sizeof(float) * (size_t)TRIAD_N);
-    j.b = malloc(sizeof(float) * (size_t)TRIAD_N);
-    j.c = malloc(sizeof(float) * (size_t)TRIAD_N);
-    if (!j.a || !j.b || !j.c) {
-        free(j.a), free(j.b), free(j.c);
-        cb_err_set(err, "roofs: cannot allocate the triad arrays (3 x %ld MiB)", TRIAD_N * 4 >> 20);
-        return -1;
-    }
-    /* first touch by the threads that will stream them */
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (long i = 0; i < TRIAD_N; i++) j.a[i] = 0, j.b[i] = 1, j.c[i] = 2;
+    if (triad_arrays(&j, threads, "roofs", err)) return -1;
     double share = seconds / 4;
     j.threads = 1;
     out->fma_gflops_1t = best_rate(run_fma, &j, share);
@@ -86,17 +93,8 @@ int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
 }
 
 double cb_roofs_triad_probe(int threads, double seconds, cb_err *err) {
-    roof_job j = { .threads = threads > 0 ? threads : omp_get_max_threads(), .n = TRIAD_N };
-    j.a = malloc(sizeof(float) * (size_t)TRIAD_N);
-    j.b = malloc(sizeof(float) * (size_t)TRIAD_N);
-    j.c = malloc(sizeof(float) * (size_t)TRIAD_N);
-    if (!j.a || !j.b || !j.c) {
-        free(j.a), free(j.b), free(j.c);
-        cb_err_set(err, "bandwidth probe: cannot allocate the triad arrays (3 x %ld MiB)", TRIAD_N * 4 >> 20);
-        return -1;
-    }
-#pragma omp parallel for schedule(static) num_threads(j.threads)
-    for (long i = 0; i < TRIAD_N; i++) j.a[i] = 0, j.b[i] = 1, j.c[i] = 2;
+    roof_job j = { .threads = threads > 0 ? threads : omp_get_max_threads() };
+    if (triad_arrays(&j, j.threads, "bandwidth probe", err)) return -1;
     double gbps = best_rate(run_triad, &j, seconds);
     free(j.a), free(j.b), free(j.c);
     return gbps;

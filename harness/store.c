@@ -103,6 +103,25 @@ static const char schema_v2_ppl[] =
     "  nll_q REAL, dnll REAL, kl REAL, top1_agree REAL\n"
     ");\n";
 
+/* The rates view (versions 3 and 4 differ only in their last columns): its first columns, and its sources
+ * (measured points with their SDE counters pivoted per point). */
+#define RATES_COLUMNS                                                                                         \
+    "  SELECT p.id AS point_id, p.engine, p.model, p.arch, p.phase, p.context, p.batch, p.threads, p.fill, p.label,\n" \
+    "         p.median AS seconds, p.tokens_per_s, p.gflops_per_s,\n"                                          \
+    "         (c.weight_bytes + COALESCE(c.kv_bytes_read, 0)) / c.tokens AS bytes_per_token,\n"                \
+    "         p.gbytes_per_s, p.arith_intensity, p.pct_peak_flops, p.pct_peak_bw,\n"                          \
+    "         c.ssd_ns / (1e9 * p.timed_seconds) AS ssd_share,\n"
+#define RATES_FROM                                                                                            \
+    "  FROM points p JOIN (\n"                                                                                \
+    "    SELECT point_id,\n"                                                                                  \
+    "           SUM(CASE WHEN event = 'sde:::ctxbench::weight_bytes' THEN value END) AS weight_bytes,\n"      \
+    "           SUM(CASE WHEN event = 'sde:::ctxbench::kv_bytes_read' THEN value END) AS kv_bytes_read,\n"    \
+    "           1.0 * NULLIF(SUM(CASE WHEN event = 'sde:::ctxbench::tokens' THEN value END), 0) AS tokens,\n" \
+    "           SUM(CASE WHEN event = 'sde:::ctxbench::ssd_ns' THEN value END) AS ssd_ns,\n"                  \
+    "           SUM(CASE WHEN event = 'sde:::ctxbench::attention_ns' THEN value END) AS attention_ns\n"       \
+    "    FROM counters GROUP BY point_id) c ON c.point_id = p.id\n"                                           \
+    "  WHERE p.label = 'measured' ORDER BY p.engine, p.model, p.phase, p.context;\n"
+
 /* Version 3: the machine's roofs measured by each run (harness/roofs.c), the seconds the counters of a
  * point cover, and the per-point rates view (GFLOP/s, bytes per token, GB/s, % of the roofs, time shares
  * of the SSD and attention kernels from the sde timers). */
@@ -116,21 +135,9 @@ static const char schema_v3_roofs[] =
     "ALTER TABLE runs ADD COLUMN roof_note TEXT;\n"
     "ALTER TABLE points ADD COLUMN timed_seconds REAL;\n"
     "CREATE VIEW rates AS\n"
-    "  SELECT p.id AS point_id, p.engine, p.model, p.arch, p.phase, p.context, p.batch, p.threads, p.fill, p.label,\n"
-    "         p.median AS seconds, p.tokens_per_s, p.gflops_per_s,\n"
-    "         (c.weight_bytes + COALESCE(c.kv_bytes_read, 0)) / c.tokens AS bytes_per_token,\n"
-    "         p.gbytes_per_s, p.arith_intensity, p.pct_peak_flops, p.pct_peak_bw,\n"
-    "         c.ssd_ns / (1e9 * p.timed_seconds) AS ssd_share,\n"
+    RATES_COLUMNS
     "         c.attention_ns / (1e9 * p.timed_seconds) AS attention_share\n"
-    "  FROM points p JOIN (\n"
-    "    SELECT point_id,\n"
-    "           SUM(CASE WHEN event = 'sde:::ctxbench::weight_bytes' THEN value END) AS weight_bytes,\n"
-    "           SUM(CASE WHEN event = 'sde:::ctxbench::kv_bytes_read' THEN value END) AS kv_bytes_read,\n"
-    "           1.0 * NULLIF(SUM(CASE WHEN event = 'sde:::ctxbench::tokens' THEN value END), 0) AS tokens,\n"
-    "           SUM(CASE WHEN event = 'sde:::ctxbench::ssd_ns' THEN value END) AS ssd_ns,\n"
-    "           SUM(CASE WHEN event = 'sde:::ctxbench::attention_ns' THEN value END) AS attention_ns\n"
-    "    FROM counters GROUP BY point_id) c ON c.point_id = p.id\n"
-    "  WHERE p.label = 'measured' ORDER BY p.engine, p.model, p.phase, p.context;\n";
+    RATES_FROM;
 
 const char *cb_store_schema_sql(void) { return schema_v1; }
 
@@ -153,26 +160,14 @@ static const char schema_v4_probe[] =
     "ALTER TABLE points ADD COLUMN triad_after_gbps REAL;\n"
     "DROP VIEW rates;\n"
     "CREATE VIEW rates AS\n"
-    "  SELECT p.id AS point_id, p.engine, p.model, p.arch, p.phase, p.context, p.batch, p.threads, p.fill, p.label,\n"
-    "         p.median AS seconds, p.tokens_per_s, p.gflops_per_s,\n"
-    "         (c.weight_bytes + COALESCE(c.kv_bytes_read, 0)) / c.tokens AS bytes_per_token,\n"
-    "         p.gbytes_per_s, p.arith_intensity, p.pct_peak_flops, p.pct_peak_bw,\n"
-    "         c.ssd_ns / (1e9 * p.timed_seconds) AS ssd_share,\n"
+    RATES_COLUMNS
     "         c.attention_ns / (1e9 * p.timed_seconds) AS attention_share,\n"
     "         max(COALESCE(p.triad_before_gbps, p.triad_after_gbps), COALESCE(p.triad_after_gbps, p.triad_before_gbps))\n"
     "           AS triad_near_gbps,\n"
     "         100 * p.gbytes_per_s / max(COALESCE(p.triad_before_gbps, p.triad_after_gbps),\n"
     "                                    COALESCE(p.triad_after_gbps, p.triad_before_gbps)) AS pct_triad_near,\n"
     "         abs(p.triad_before_gbps - p.triad_after_gbps) / max(p.triad_before_gbps, p.triad_after_gbps) AS triad_drift\n"
-    "  FROM points p JOIN (\n"
-    "    SELECT point_id,\n"
-    "           SUM(CASE WHEN event = 'sde:::ctxbench::weight_bytes' THEN value END) AS weight_bytes,\n"
-    "           SUM(CASE WHEN event = 'sde:::ctxbench::kv_bytes_read' THEN value END) AS kv_bytes_read,\n"
-    "           1.0 * NULLIF(SUM(CASE WHEN event = 'sde:::ctxbench::tokens' THEN value END), 0) AS tokens,\n"
-    "           SUM(CASE WHEN event = 'sde:::ctxbench::ssd_ns' THEN value END) AS ssd_ns,\n"
-    "           SUM(CASE WHEN event = 'sde:::ctxbench::attention_ns' THEN value END) AS attention_ns\n"
-    "    FROM counters GROUP BY point_id) c ON c.point_id = p.id\n"
-    "  WHERE p.label = 'measured' ORDER BY p.engine, p.model, p.phase, p.context;\n";
+    RATES_FROM;
 
 static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs, schema_v4_probe };
 
