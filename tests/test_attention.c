@@ -39,7 +39,7 @@ static void *make_cache(int64_t cap, int hd, cb_dtype t, float *kf, float *vf, v
     char *k = calloc((size_t)cap * hd, es), *v = calloc((size_t)cap * hd, es);
     for (int64_t p = 0; p < cap; p++)
         for (int d = 0; d < hd; d++) {
-            int64_t ko = cb_kv_k_offset(p, d, hd, cap), vo = p * hd + d;
+            int64_t ko = cb_kv_k_offset(p, d, hd, cap, t), vo = p * hd + d;
             float *ks = &kf[p * hd + d], *vs = &vf[p * hd + d];
             if (t == CB_F32) ((float *)k)[ko] = *ks, ((float *)v)[vo] = *vs;
             else if (t == CB_BF16) {

@@ -3,7 +3,9 @@
  * KV cache layout of one (sequence, KV head) with capacity `cap` positions, storage dtype f32/f16/bf16:
  *   K: tiles of 16 positions, each tile stored transposed [head_dim][w] with w = min(16, cap - 16·tile)
  *      (only the very last tile of the capacity can be narrower), so the 16 scores of a tile are one
- *      vector FMA chain over head_dim and the size is exactly cap·head_dim elements;
+ *      vector FMA chain over head_dim and the size is exactly cap·head_dim elements; bf16 with an even
+ *      head_dim stores each tile as [head_dim/2][w][2] instead (dims d, d+1 of a key side by side), so
+ *      one 64-byte load widens to dims d and d+1 of 16 keys with a shift and an and;
  *   V: row-major [cap][head_dim].
  *
  * cb_attn_flash folds keys [k0, k1) into the online-softmax state of R query rows:
@@ -28,10 +30,14 @@ typedef struct {
     int64_t cap;       /* capacity in positions (decides the last tile's width) */
 } cb_kv_view;
 
-/* Offset (elements) of K[pos][d] in the tiled layout. */
-static inline int64_t cb_kv_k_offset(int64_t pos, int d, int hd, int64_t cap) {
-    int64_t t = pos >> 4, base = t * 16 * (int64_t)hd;
-    int64_t w = cap - t * 16 < 16 ? cap - t * 16 : 16;
+/* Whether a cache of dtype t and head_dim hd uses the d-pair tiles. */
+static inline bool cb_kv_k_pairs(cb_dtype t, int hd) { return t == CB_BF16 && hd % 2 == 0; }
+
+/* Offset (elements) of K[pos][d] in the tiled layout of a dtype-t cache. */
+static inline int64_t cb_kv_k_offset(int64_t pos, int d, int hd, int64_t cap, cb_dtype t) {
+    int64_t tile = pos >> 4, base = tile * 16 * (int64_t)hd;
+    int64_t w = cap - tile * 16 < 16 ? cap - tile * 16 : 16;
+    if (cb_kv_k_pairs(t, hd)) return base + (int64_t)(d >> 1) * 2 * w + (pos & 15) * 2 + (d & 1);
     return base + (int64_t)d * w + (pos & 15);
 }
 

@@ -183,30 +183,23 @@ static inline __attribute__((always_inline)) void block(int R, const float *Q, c
  *    phase leaves memory idle in the others. Q·Kᵀ of block b requests V of block b (used right after),
  *    P·V of block b requests K of block b+1, evenly per step, so ~16 KiB are in flight at any time (more
  *    overflows the 48 KiB L1, and prefetch hints for L2 measured no better on this core).
- *  - widening: a 64-byte load of a K tile holds rows d and d+1 of 16 keys, so one shift gives the even
- *    keys of both rows and one and gives the odd keys (q is pre-broadcast as [q_d x8 | q_d+1 x8]); a
- *    64-byte load of a V row gives its even and its odd columns, and O is kept in that split order within
- *    a block. Each score is the sum over even d plus the sum over odd d (rounding differs from the generic
+ *  - widening: bf16 K tiles store dims d, d+1 of each key side by side (attention.h), so a 64-byte load
+ *    gives dim d of 16 keys with one shift and dim d+1 with one and, against scalar q_d, q_d+1; a 64-byte
+ *    load of a V row gives its even and its odd columns, and O is kept in that split order within a
+ *    block. Each score is the sum over even d plus the sum over odd d (rounding differs from the generic
  *    loops, nothing else). */
 static inline __m512 bf_even(__m512i x) { return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)); }
 static inline __m512 bf_odd(__m512i x) { return _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xFFFF0000u))); }
 
-/* Qp[r][p] = [q_r[2p] x8 | q_r[2p+1] x8] */
-static void pair_q(int R, const float *Q, int hd, float *Qp) {
-    for (int r = 0; r < R; r++)
-        for (int p = 0; p < hd / 2; p++)
-            _mm512_store_ps(Qp + ((size_t)r * (hd / 2) + p) * 16,
-                            _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(Q[r * hd + 2 * p]), _mm512_set1_ps(Q[r * hd + 2 * p + 1])));
-}
-
-/* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0 (2·NR·NT accumulators);
- * pf: NT lines prefetched per step (NULL: none). */
-static inline __attribute__((always_inline)) void qk_pairs(int R, int r0, int NR, int t0, int NT, const float *Qp,
+/* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0 (2·NR·NT accumulators: even and
+ * odd dims apart); pf: NT lines prefetched per step (NULL: none). A 64-byte load of a pair tile holds dims
+ * 2p and 2p+1 of its 16 keys: the shift gives dim 2p, the and dim 2p+1. */
+static inline __attribute__((always_inline)) void qk_pairs(int R, int r0, int NR, int t0, int NT, const float *Q,
                                                            int hd, const char *kt0, float *S, const char *pf) {
     __m512 e[4][4], o[4][4];
     const float *q[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < NR; i++) q[i] = Qp + (size_t)CB_MIN(r0 + i, R - 1) * (hd / 2) * 16;
+    for (int i = 0; i < NR; i++) q[i] = Q + (size_t)CB_MIN(r0 + i, R - 1) * hd;
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
@@ -225,22 +218,16 @@ static inline __attribute__((always_inline)) void qk_pairs(int R, int r0, int NR
         }
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            __m512 qq = _mm512_load_ps(q[i] + (size_t)p * 16);
+            const __m512 qe = _mm512_set1_ps(q[i][2 * p]), qo = _mm512_set1_ps(q[i][2 * p + 1]);
 #pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) e[i][t] = _mm512_fmadd_ps(qq, ke[t], e[i][t]), o[i][t] = _mm512_fmadd_ps(qq, ko[t], o[i][t]);
+            for (int t = 0; t < NT; t++) e[i][t] = _mm512_fmadd_ps(qe, ke[t], e[i][t]), o[i][t] = _mm512_fmadd_ps(qo, ko[t], o[i][t]);
         }
     }
-    /* score of key 2j = e[j] + e[j + 8] (even d + odd d), of key 2j+1 = o[j] + o[j + 8] */
-    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++)
-            if (r0 + i < R)
-                _mm512_store_ps(S + (r0 + i) * CB_FLASH_BK + 16 * (t0 + t),
-                                _mm512_add_ps(_mm512_permutex2var_ps(e[i][t], lo, o[i][t]),
-                                              _mm512_permutex2var_ps(e[i][t], hi, o[i][t])));
+            if (r0 + i < R) _mm512_store_ps(S + (r0 + i) * CB_FLASH_BK + 16 * (t0 + t), _mm512_add_ps(e[i][t], o[i][t]));
 }
 
 /* O[r][c0 .. c0 + 32·NU) = O·alpha + Σ_j P[r][j]·V[j] for NR rows from r0 (2·NR·NU accumulators);
@@ -301,15 +288,15 @@ static inline __attribute__((always_inline)) void pv_pairs(int R, int r0, int NR
 /* One block of keys whose 4 tiles are full in memory, R <= DIRECT_MAX_ROWS rows, hd % 32 == 0.
  * Row groups: Q·Kᵀ 4 rows x 2 tiles (R == 1: 1 x 4, R == 2: 2 x 2); P·V 4 rows x 64 columns (R <= 2:
  * R rows x 128 columns). Groups after the first re-read K / V from L1. */
-static void block_bf16_pairs(int R, const float *Qp, const int64_t *qpos, int hd, int64_t kb, int nb, const char *kt0,
+static void block_bf16_pairs(int R, const float *Q, const int64_t *qpos, int hd, int64_t kb, int nb, const char *kt0,
                              const char *vb, float *S, float *m, __m512 *lsum, float *alpha, float *O) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd * 2; /* of K (and of V) per block */
-    if (R == 1) qk_pairs(R, 0, 1, 0, 4, Qp, hd, kt0, S, vb);
+    if (R == 1) qk_pairs(R, 0, 1, 0, 4, Q, hd, kt0, S, vb);
     else if (R == 2)
-        for (int t = 0; t < 4; t += 2) qk_pairs(R, 0, 2, t, 2, Qp, hd, kt0, S, vb);
+        for (int t = 0; t < 4; t += 2) qk_pairs(R, 0, 2, t, 2, Q, hd, kt0, S, vb);
     else
         for (int t = 0; t < 4; t += 2)
-            for (int r0 = 0; r0 < R; r0 += 4) qk_pairs(R, r0, 4, t, 2, Qp, hd, kt0, S, r0 ? NULL : vb);
+            for (int r0 = 0; r0 < R; r0 += 4) qk_pairs(R, r0, 4, t, 2, Q, hd, kt0, S, r0 ? NULL : vb);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
 
     /* P·V passes; the next block's K (bytes/64 lines) is requested evenly over all of them */
@@ -345,9 +332,8 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
     float alpha[CB_FLASH_MAX_ROWS + 4];
     __m512 lsum[CB_FLASH_MAX_ROWS];
     for (int r = 0; r < R; r++) lsum[r] = _mm512_mask_mov_ps(_mm512_setzero_ps(), 1, _mm512_set1_ps(l[r]));
-    const bool pairs = R <= DIRECT_MAX_ROWS && kv->dtype == CB_BF16 && hd % 32 == 0;
-    float Qp[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD / 2 * 16] __attribute__((aligned(64)));
-    if (pairs) pair_q(R, Q, hd, Qp);
+    const bool kpairs = cb_kv_k_pairs(kv->dtype, hd);  /* K tiles in d-pairs (attention.h) */
+    const bool pairs = R <= DIRECT_MAX_ROWS && kpairs && hd % 32 == 0;
 
     for (int64_t kb = k0; kb < k1; kb += CB_FLASH_BK) {
         const int nb = (int)CB_MIN((int64_t)CB_FLASH_BK, k1 - kb), nt = (nb + 15) / 16;
@@ -355,12 +341,12 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
         for (int r = 0; r < R; r++) any |= qpos[r] >= kb;
         if (!any) continue;
         const char *kt[4];
-        if (R <= DIRECT_MAX_ROWS && kb + CB_FLASH_BK <= full_end) {
+        if (R <= DIRECT_MAX_ROWS && kb + CB_FLASH_BK <= full_end && (pairs || !kpairs)) {
             /* 4 full tiles in memory (keys past nb are finite and masked) */
-            for (int t = 0; t < 4; t++) kt[t] = (const char *)kv->k + (size_t)cb_kv_k_offset(kb + 16 * t, 0, hd, kv->cap) * es;
+            for (int t = 0; t < 4; t++) kt[t] = (const char *)kv->k + (size_t)cb_kv_k_offset(kb + 16 * t, 0, hd, kv->cap, kv->dtype) * es;
             const char *vb = (const char *)kv->v + (size_t)kb * hd * es;
             if (pairs) {
-                block_bf16_pairs(R, Qp, qpos, hd, kb, nb, kt[0], vb, S, m, lsum, alpha, O);
+                block_bf16_pairs(R, Q, qpos, hd, kb, nb, kt[0], vb, S, m, lsum, alpha, O);
                 continue;
             }
             /* Few rows keep this loop close to memory-bound: the K tiles and V rows of the block PF_BLOCKS
@@ -384,10 +370,17 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
         for (int t = 0; t < nt; t++) {
             int64_t p0 = kb + 16 * t;
             int64_t w = CB_MIN((int64_t)16, kv->cap - p0);
-            const char *src = (const char *)kv->k + (size_t)cb_kv_k_offset(p0, 0, hd, kv->cap) * es;
+            const char *src = (const char *)kv->k + (size_t)cb_kv_k_offset(p0, 0, hd, kv->cap, kv->dtype) * es;
             __mmask16 mk = (__mmask16)((1u << w) - 1u);
-            for (int d = 0; d < hd; d++)
-                _mm512_store_ps(Kf + (t * hd + d) * 16, widen16(src + (size_t)d * w * es, kv->dtype, mk));
+            if (kpairs) /* [hd/2][w][2]: dims d, d+1 of each key side by side */
+                for (int d = 0; d < hd; d += 2) {
+                    __m512i x = _mm512_maskz_loadu_epi16((__mmask32)(((uint64_t)1 << (2 * w)) - 1u), src + (size_t)d * w * es);
+                    _mm512_store_ps(Kf + (t * hd + d) * 16, bf_even(x));
+                    _mm512_store_ps(Kf + (t * hd + d + 1) * 16, bf_odd(x));
+                }
+            else
+                for (int d = 0; d < hd; d++)
+                    _mm512_store_ps(Kf + (t * hd + d) * 16, widen16(src + (size_t)d * w * es, kv->dtype, mk));
         }
         for (int t = nt; t < 4; t++) /* unused tiles of a short block: zeros (their scores are masked) */
             for (int d = 0; d < hd; d++) _mm512_store_ps(Kf + (t * hd + d) * 16, _mm512_setzero_ps());

@@ -26,7 +26,7 @@ void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_v
             float mx = -INFINITY;
             for (int j = 0; j < vis; j++) {
                 float acc = 0.0f;
-                for (int d = 0; d < hd; d++) acc += q[d] * kv_elem(kv->k, kv->dtype, cb_kv_k_offset(kb + j, d, hd, kv->cap));
+                for (int d = 0; d < hd; d++) acc += q[d] * kv_elem(kv->k, kv->dtype, cb_kv_k_offset(kb + j, d, hd, kv->cap, kv->dtype));
                 s[j] = acc;
                 mx = fmaxf(mx, acc);
             }

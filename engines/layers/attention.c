@@ -187,7 +187,7 @@ static void cache_put(cb_attn_layer *l, int seq, int64_t pos, const float *k, co
     for (int h = 0; h < l->KV; h++) {
         char *kb = k_base(l, seq, h), *vb = v_base(l, seq, h);
         for (int d = 0; d < l->hd; d++) {
-            store_elem(kb, l->kv_dtype, cb_kv_k_offset(pos, d, l->hd, l->cap), k[h * l->hd + d]);
+            store_elem(kb, l->kv_dtype, cb_kv_k_offset(pos, d, l->hd, l->cap, l->kv_dtype), k[h * l->hd + d]);
             store_elem(vb, l->kv_dtype, pos * l->hd + d, v[h * l->hd + d]);
         }
     }
@@ -428,7 +428,7 @@ int cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng
         char *kb = k_base(l, seq, h), *vb = v_base(l, seq, h);
         for (int64_t p = c * chunk; p < CB_MIN(depth, (c + 1) * chunk); p++)
             for (int d = 0; d < l->hd; d++) {
-                store_elem(kb, l->kv_dtype, cb_kv_k_offset(p, d, l->hd, l->cap), a * cb_rng_uniform(&r));
+                store_elem(kb, l->kv_dtype, cb_kv_k_offset(p, d, l->hd, l->cap, l->kv_dtype), a * cb_rng_uniform(&r));
                 store_elem(vb, l->kv_dtype, p * l->hd + d, a * cb_rng_uniform(&r));
             }
     }
