@@ -729,6 +729,9 @@ static void gemm_skinny_multi(int M, const void *Xs, int64_t lds, int n, const c
     }
     const int64_t total = first[n];
     const bool rows = M == 1 && (gemv_rows >= 0 ? gemv_rows : cb_matmul_avx512_gemv_rows(-1)) == 1;
+    if (rows) /* one stream per thread: PF_DIST ahead in it (a block of SN rows ahead would be 4 rows, up to
+               * 112 KiB for K = 14336: far past L1, evicted before use) */
+        for (int i = 0; i < n; i++) pf[i] = PF_DIST;
     bool all_bf16 = rows && mode == 0;
     for (int i = 0; i < n; i++) all_bf16 = all_bf16 && W[i]->dtype == CB_BF16 && W[i]->cols == W[0]->cols;
     const float *xsplit = all_bf16 ? split_x((const float *)Xs, W[0]->cols) : NULL;
