@@ -73,7 +73,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory OPT=-O3 BUILD=build-bench build-bench/ctxbench-bench build-bench/ctxbench
-	OPENBLAS_CORETYPE=SkylakeX build-bench/ctxbench-bench $(BENCH_ARGS)
+	OPENBLAS_CORETYPE=SkylakeX GOMP_SPINCOUNT=20000 OPENBLAS_THREAD_TIMEOUT=4 build-bench/ctxbench-bench $(BENCH_ARGS)
 	@if [ -z "$(BENCH_ARGS)" ]; then build-bench/ctxbench-bench flash-decode && build-bench/ctxbench-bench decode-stack; fi
 	@if [ "$(BENCH_ENGINES)" != 0 ]; then scripts/bench-engines.sh build-bench/ctxbench results/bench-engines.db; fi
 
