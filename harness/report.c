@@ -11,6 +11,7 @@
 #include "../engines/engine.h"
 #include "../engines/model/presets.h"
 #include "plot.h"
+#include "store.h"
 
 static const char *const VERDICT[] = {"reproduced", "partly", "not reproduced", "not measured"};
 const char *cb_verdict_name(cb_verdict v) { return v <= CB_VERDICT_NOT_MEASURED ? VERDICT[v] : "?"; }
@@ -523,11 +524,7 @@ static void tex_escape(FILE *f, const char *s) {
 
 int cb_report_write(const char *db_path, FILE *md, FILE *tex, cb_err *err) {
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        cb_err_set(err, "%s: cannot open the results database: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return -1;
-    }
+    if (cb_store_open_readonly(db_path, &db, NULL, err)) return -1;
     sqlite3_stmt *chk = q(db, "SELECT count(*) FROM points");
     if (!chk || sqlite3_step(chk) != SQLITE_ROW) {
         cb_err_set(err, "%s: not a ctxbench results database (no points table: %s)", db_path, sqlite3_errmsg(db));

@@ -2,8 +2,11 @@
  * prepare their own statements; each point is committed in its own transaction there. */
 #include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char schema_v1[] =
     "CREATE TABLE runs (\n"
@@ -171,27 +174,100 @@ static const char schema_v4_probe[] =
 
 static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs, schema_v4_probe };
 
-int cb_store_migrate(sqlite3 *db, cb_err *err) {
+static int user_version(sqlite3 *db, int *v, cb_err *err) {
     sqlite3_stmt *st;
-    int v = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-    }
-    if (v > CB_SCHEMA_VERSION) {
-        cb_err_set(err, "database schema version %d is newer than this ctxbench (%d)", v, CB_SCHEMA_VERSION);
-        return -1;
-    }
-    for (; v < CB_SCHEMA_VERSION; v++) {
+    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) { cb_err_set(err, "sqlite: %s (reading user_version)", sqlite3_errmsg(db)); return -1; }
+    return 0;
+}
+
+static int check_version(int v, cb_err *err) {
+    if (v <= CB_SCHEMA_VERSION) return 0;
+    cb_err_set(err, "database schema version %d is newer than this ctxbench (%d); use a newer build", v, CB_SCHEMA_VERSION);
+    return -1;
+}
+
+/* Each step reads the version inside its write transaction: two processes creating the same database
+ * both wait for the lock (busy_timeout), and the second finds the first's migration done. */
+int cb_store_migrate(sqlite3 *db, cb_err *err) {
+    for (;;) {
+        if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) return -1;
+        int v = 0;
+        if (user_version(db, &v, err) || check_version(v, err)) { cb_store_exec(db, "ROLLBACK", NULL); return -1; }
+        if (v == CB_SCHEMA_VERSION) return cb_store_exec(db, "COMMIT", err);
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-        if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) return -1;
         if (cb_store_exec(db, migrations[v], err) || cb_store_exec(db, pragma, err)) {
             cb_store_exec(db, "ROLLBACK", NULL);
             return -1;
         }
         if (cb_store_exec(db, "COMMIT", err)) return -1;
     }
+}
+
+/* "file:" URI of a path: the characters URIs give a meaning are escaped. */
+static char *file_uri(const char *path, const char *query) {
+    size_t n = strlen(path);
+    char *u = malloc(3 * n + strlen(query) + 16), *o = u;
+    if (!u) return NULL;
+    o += sprintf(o, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        if (*p == '%' || *p == '?' || *p == '#' || *p < 0x20 || *p >= 0x7f) o += sprintf(o, "%%%02X", *p);
+        else *o++ = (char)*p;
+    sprintf(o, "?%s", query);
+    return u;
+}
+
+static int open_ro(const char *path, const char *query, sqlite3 **db) {
+    char *uri = file_uri(path, query);
+    if (!uri) return SQLITE_NOMEM;
+    int rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    free(uri);
+    if (rc == SQLITE_OK) sqlite3_busy_timeout(*db, 10000);
+    return rc;
+}
+
+int cb_store_open_readonly(const char *path, sqlite3 **out, int *version, cb_err *err) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb)) { cb_err_set(err, "%s: cannot open the results database: %s", path, strerror(errno)); return -1; }
+    if (!S_ISREG(sb.st_mode)) { cb_err_set(err, "%s: not a file (expected a results database)", path); return -1; }
+    sqlite3 *db = NULL;
+    int v = 0;
+    int rc = open_ro(path, "mode=ro", &db);
+    if (rc == SQLITE_OK && user_version(db, &v, err)) rc = sqlite3_errcode(db);
+    if (rc == SQLITE_READONLY || rc == SQLITE_CANTOPEN) {
+        /* WAL without a writable -shm: without a -wal file the main file is the whole database */
+        char wal[4200];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        struct stat ws;
+        if (stat(wal, &ws) == 0 && ws.st_size > 0) {
+            cb_err_set(err, "%s: cannot read it without write access to its directory (%s holds pages not yet in the "
+                       "database; open it once as its owner, or copy it)", path, wal);
+            sqlite3_close(db);
+            return -1;
+        }
+        sqlite3_close(db);
+        db = NULL;
+        rc = open_ro(path, "mode=ro&immutable=1", &db);
+        if (rc == SQLITE_OK && user_version(db, &v, err)) rc = sqlite3_errcode(db);
+    }
+    if (rc != SQLITE_OK) {
+        cb_err_set(err, "%s: cannot open the results database: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return -1;
+    }
+    if (check_version(v, err)) {
+        char m[512];
+        snprintf(m, sizeof m, "%s", err->msg);
+        cb_err_set(err, "%s: %s", path, m);
+        sqlite3_close(db);
+        return -1;
+    }
+    if (version) *version = v;
+    *out = db;
     return 0;
 }
 

@@ -12,6 +12,11 @@
 
 /* Open (creating or migrating to CB_SCHEMA_VERSION) the database at path. */
 int cb_store_open(const char *path, sqlite3 **db, cb_err *err);
+/* Open an existing database for reading only: never created, never migrated, never written (its journal
+ * mode stays as it is); refused when missing or from a newer schema. A WAL database in a directory this
+ * user cannot write is read as it is on disk, when no -wal file holds newer pages. *version gets its
+ * user_version (may be NULL). */
+int cb_store_open_readonly(const char *path, sqlite3 **db, int *version, cb_err *err);
 /* Apply migrations from the DB's user_version up to CB_SCHEMA_VERSION. */
 int cb_store_migrate(sqlite3 *db, cb_err *err);
 void cb_store_close(sqlite3 *db);

@@ -171,7 +171,7 @@ static void status_note(point_result *r, const char *note) {
 }
 static double probe(const sweep_ctx *c, const point_def *p, point_result *r) {
     if (!c->w->bandwidth_probe || (p->phase != CB_PH_DECODE && p->phase != CB_PH_THROUGHPUT)) return 0;
-    const double need = 3.0 * 128 * 1048576;
+    const double need = (double)CB_ROOFS_TRIAD_BYTES;
     if (r->have_plan && c->mem_budget > 0 && (double)r->plan.total + need > (double)c->mem_budget) {
         char note[200];
         snprintf(note, sizeof note, "no bandwidth probe: plan %zu + probe %.0f bytes > memory budget %lld", r->plan.total,
@@ -643,10 +643,17 @@ static const char *sde_suffix(const char *name) {
     return p ? p + 10 : NULL;
 }
 
+static int supersede(sqlite3 *db, const char *hash, const char *commit, const char *key, cb_err *err);
+
+/* One point's rows in one transaction; `replace` (resume): its earlier failed / time-refused rows go. */
 static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_def *p, const char *key, point_result *r,
-                       cb_err *err) {
+                       const char *replace_hash, const char *replace_commit, cb_err *err) {
     const cb_workload *w = c->w;
     if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) return -1;
+    if (replace_hash && supersede(db, replace_hash, replace_commit, key, err)) {
+        cb_store_exec(db, "ROLLBACK", NULL);
+        return -1;
+    }
     const char *sql =
         "INSERT INTO points (run_id, point_key, engine, model, arch, phase, context, batch, threads, mode, weight_dtype,"
         " kv_dtype, fill, label, status, unit, n_samples, median, q1, q3, iqr, ci_lo, ci_hi, cv, noisy, tokens_per_s,"
@@ -764,14 +771,42 @@ fail:
     return -1;
 }
 
+/* A point is done for --resume when an earlier run of the same workload text and commit stored it with
+ * an outcome that running it again would not change: measured, sampled, analytic, or refused for memory
+ * (refused_bytes set). Failed points and points refused for time are tried again (docs/promises.md). */
+#define POINT_OF_RUN "p.run_id IN (SELECT id FROM runs WHERE workload_hash = ?1 AND git_commit = ?2) AND p.point_key = ?3"
+#define SETTLED "(p.label IN ('measured','sampled','analytic') OR (p.label = 'refused' AND p.refused_bytes IS NOT NULL))"
 static bool already_done(sqlite3 *db, const char *hash, const char *commit, const char *key) {
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM points p JOIN runs r ON r.id = p.run_id WHERE r.workload_hash = ?"
-                               " AND r.git_commit = ? AND p.point_key = ? LIMIT 1", -1, &s, NULL) != SQLITE_OK) return false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM points p WHERE " POINT_OF_RUN " AND " SETTLED " LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+        return false;
     bind_text(s, 1, hash); bind_text(s, 2, commit); bind_text(s, 3, key);
     bool done = sqlite3_step(s) == SQLITE_ROW;
     sqlite3_finalize(s);
     return done;
+}
+
+/* On resume, a point tried again replaces its earlier failed / time-refused rows (and their samples,
+ * memory and counters rows) in the transaction that stores the new one: one row per point key. */
+static int supersede(sqlite3 *db, const char *hash, const char *commit, const char *key, cb_err *err) {
+    static const char *const sql[] = {
+        "DELETE FROM samples WHERE point_id IN (SELECT p.id FROM points p WHERE " POINT_OF_RUN " AND NOT " SETTLED ")",
+        "DELETE FROM memory WHERE point_id IN (SELECT p.id FROM points p WHERE " POINT_OF_RUN " AND NOT " SETTLED ")",
+        "DELETE FROM counters WHERE point_id IN (SELECT p.id FROM points p WHERE " POINT_OF_RUN " AND NOT " SETTLED ")",
+        "DELETE FROM points AS p WHERE " POINT_OF_RUN " AND NOT " SETTLED,
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *s;
+        if (sqlite3_prepare_v2(db, sql[i], -1, &s, NULL) != SQLITE_OK) {
+            cb_err_set(err, "sqlite: %s (replacing an earlier try of %s)", sqlite3_errmsg(db), key);
+            return -1;
+        }
+        bind_text(s, 1, hash); bind_text(s, 2, commit); bind_text(s, 3, key);
+        int rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE) { cb_err_set(err, "sqlite: %s (replacing an earlier try of %s)", sqlite3_errmsg(db), key); return -1; }
+    }
+    return 0;
 }
 
 static void point_free(point_result *r) { free(r->samples); free(r->counters); }
@@ -866,7 +901,12 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     for (int i = 0; i < np; i++) thr_max = CB_MAX(thr_max, pts[i].threads);
     c.roofs.threads = thr_max;
     snprintf(c.roofs_why, sizeof c.roofs_why, "not measured (roofs_seconds < 0)");
-    if (o->roofs_seconds >= 0) {
+    if (o->roofs_seconds >= 0 && CB_ROOFS_TRIAD_BYTES > c.mem_budget) {
+        /* the roofs' arrays count against the budget like any allocation of the run */
+        snprintf(c.roofs_why, sizeof c.roofs_why, "not measured: the triad's %lld bytes exceed the memory budget %lld bytes",
+                 CB_ROOFS_TRIAD_BYTES, (long long)c.mem_budget);
+        if (!o->quiet) fprintf(stderr, "ctxbench: roofs %s\n", c.roofs_why);
+    } else if (o->roofs_seconds >= 0) {
         cb_err rerr = { "" };
         c.have_roofs = cb_roofs_measure(thr_max, o->roofs_seconds > 0 ? o->roofs_seconds : 1.5, &c.roofs, &rerr) == 0;
         if (!c.have_roofs) snprintf(c.roofs_why, sizeof c.roofs_why, "not measured: %.140s", rerr.msg);
@@ -907,7 +947,7 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
         if (o->resume && already_done(db, hash, commit, key)) { res->skipped_resume++; continue; }
         point_result r = { 0 };
         run_point(&c, p, &r);
-        if (store_point(db, &c, res->run_id, p, key, &r, err)) { point_free(&r); cb_store_close(db); return -1; }
+        if (store_point(db, &c, res->run_id, p, key, &r, o->resume ? hash : NULL, commit, err)) { point_free(&r); cb_store_close(db); return -1; }
         res->run++;
         if (!strcmp(r.label, "measured")) res->measured++;
         else if (!strcmp(r.label, "sampled")) res->sampled++;
