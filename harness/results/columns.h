@@ -16,7 +16,7 @@
 
 /* The schema version (PRAGMA user_version): the newest `since` below, or of store.c's migrations of the
  * other tables. */
-#define CB_SCHEMA_VERSION 4
+#define CB_SCHEMA_VERSION 5
 
 /* X(name, decl, since, kind, has_value, value, doc) */
 #define CB_POINT_COLUMNS(X)                                                                                            \
@@ -94,7 +94,10 @@
       "after the first touch) measured right after the depth fill, before the warm-ups; NULL for other phases, with "  \
       "`bandwidth_probe: off`, or when the probe's arrays do not fit the memory budget (the status says so)")          \
     X(triad_after_gbps, "REAL", 4, REAL, rec->r->triad_after > 0, rec->r->triad_after,                                 \
-      "the same probe right after the last timed repetition")
+      "the same probe right after the last timed repetition")                                                          \
+    X(estimated_seconds, "REAL", 5, REAL, rec->r->estimated_seconds > 0, rec->r->estimated_seconds,                    \
+      "the time estimate the budget check used (refused: = refused_seconds); NULL for the first point of its series "  \
+      "when no rate was known yet; against seconds_total it shows how good the estimates are")
 
 typedef enum { CB_COL_KEY, CB_COL_INT, CB_COL_REAL, CB_COL_TEXT } cb_col_kind;
 
