@@ -8,7 +8,7 @@
 
 #include "../counters.h"
 #include "../kernels/kernels.h"
-#include "attention.h"
+#include "attention_layer.h"
 #include "mamba2_mixer.h"
 #include "mlp.h"
 #include "scratch.h"

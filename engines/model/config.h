@@ -4,24 +4,13 @@
 #ifndef CB_CONFIG_H
 #define CB_CONFIG_H
 
-#include "../common.h"
+#include "../types.h"
 
 typedef enum { CB_MT_LLAMA = 0, CB_MT_MAMBA2, CB_MT_BAMBA, CB_MT_GRANITE } cb_model_type;
 typedef enum { CB_ARCH_TRANSFORMER = 0, CB_ARCH_MAMBA2, CB_ARCH_HYBRID } cb_arch;
 typedef enum { CB_MIXER_ATTENTION = 0, CB_MIXER_MAMBA2 } cb_mixer_kind;
-/* CB_ROPE_NONE: no positional encoding at all (Granite 4.0-H's "nope"); rot_dim is 0. */
-typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3, CB_ROPE_NONE } cb_rope_type;
 
 #define CB_MAX_LAYERS 256
-
-typedef struct {
-    cb_rope_type type;
-    double theta;        /* rope_theta (default 10000) */
-    int rot_dim;         /* rotated dims per head: head_dim, or head_dim * partial_rotary_factor */
-    /* llama3 scaling (type == CB_ROPE_LLAMA3) */
-    double factor, low_freq_factor, high_freq_factor;
-    int original_max_pos;
-} cb_rope;
 
 typedef struct {
     cb_model_type model_type;

@@ -10,7 +10,7 @@
  * fixed 1024-key partitions (flash-decoding); partials are merged per query head in partition order, so
  * the result never depends on the thread count. Partitions run in waves so scratch does not grow with
  * context. */
-#include "attention.h"
+#include "attention_layer.h"
 
 #include <math.h>
 #include <stdlib.h>
