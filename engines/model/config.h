@@ -11,6 +11,14 @@ typedef enum { CB_ARCH_TRANSFORMER = 0, CB_ARCH_MAMBA2, CB_ARCH_HYBRID } cb_arch
 typedef enum { CB_MIXER_ATTENTION = 0, CB_MIXER_MAMBA2 } cb_mixer_kind;
 
 #define CB_MAX_LAYERS 256
+/* Largest dimensions a config may give (real checkpoints are far below): with them, parameter counts and
+ * weight bytes stay below 2^62, so no product in a plan or a count can overflow (docs/promises.md). */
+#define CB_MAX_HIDDEN (1 << 20)
+#define CB_MAX_VOCAB (1 << 24)
+#define CB_MAX_FF (1 << 24)
+#define CB_MAX_ATTN_WIDTH (1 << 26)        /* num_attention_heads x head_dim */
+#define CB_MAX_MAMBA_INNER (1 << 26)       /* mamba heads x head_dim */
+#define CB_MAX_MAMBA_GROUP_STATE (1 << 24) /* mamba groups x state */
 
 typedef struct {
     cb_model_type model_type;
