@@ -1,6 +1,6 @@
 /* `ctxbench merge OUT.db IN.db...`: copy runs (and their points, samples, memory, counters) from
  * several databases (machines, or shards of one workload) into one, renumbering ids.
- * Inputs are only read (a read-only connection, copied to a temporary database that is migrated there);
+ * Inputs are only read (a read-only connection, copied to a temporary database in the current schema);
  * a run already in OUT is skipped with a note, so merging twice changes nothing (docs/promises.md). */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "results/columns.h"
 #include "store.h"
 
 static void usage(FILE *f) {
@@ -26,7 +27,7 @@ static void usage(FILE *f) {
  * there, so the copy statements see one schema and IN itself is never written. */
 static int snapshot(const char *in, char *tmp, size_t n, cb_err *err) {
     sqlite3 *src, *dst = NULL;
-    if (cb_store_open_readonly(in, &src, NULL, err)) return -1;
+    if (cb_store_open_read(in, &src, err)) return -1; /* read-only; an older schema arrives migrated in memory */
     snprintf(tmp, n, "%s/ctxbench-merge-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -41,28 +42,12 @@ static int snapshot(const char *in, char *tmp, size_t n, cb_err *err) {
         goto out;
     }
     sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
-    if (!b || sqlite3_backup_step(b, -1) != SQLITE_DONE) {
-        cb_err_set(err, "reading it failed: %s", sqlite3_errmsg(b ? src : dst));
-        sqlite3_backup_finish(b);
-        goto out;
-    }
-    if (sqlite3_backup_finish(b) != SQLITE_OK) {
+    int step = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+    if (sqlite3_backup_finish(b) != SQLITE_OK || step != SQLITE_DONE) {
         cb_err_set(err, "reading it failed: %s", sqlite3_errmsg(dst));
         goto out;
     }
-    if (cb_store_exec(dst, "PRAGMA journal_mode=DELETE", err)) goto out;
-    sqlite3_stmt *chk;
-    if (sqlite3_prepare_v2(dst, "SELECT 1 FROM sqlite_master WHERE name = 'runs'", -1, &chk, NULL) != SQLITE_OK) {
-        cb_err_set(err, "not a results database: %s", sqlite3_errmsg(dst));
-        goto out;
-    }
-    bool has_runs = sqlite3_step(chk) == SQLITE_ROW;
-    sqlite3_finalize(chk);
-    if (!has_runs) {
-        cb_err_set(err, "not a ctxbench results database (no runs table)");
-        goto out;
-    }
-    rc = cb_store_migrate(dst, err);
+    rc = cb_store_exec(dst, "PRAGMA journal_mode=DELETE", err);
 out:
     sqlite3_close(dst);
     sqlite3_close(src);
@@ -74,6 +59,11 @@ out:
 #define SAME_RUN                                                                                               \
     "m.started_utc = r.started_utc AND m.workload_hash = r.workload_hash AND m.git_commit = r.git_commit"      \
     " AND m.shard = r.shard AND m.hostname IS r.hostname AND m.finished_utc IS r.finished_utc"
+#define SAME_PPL_RUN                                                                                           \
+    "m.started_utc = r.started_utc AND m.git_commit = r.git_commit AND m.model = r.model"                      \
+    " AND m.weight_dtype = r.weight_dtype AND m.compare_dtype IS r.compare_dtype AND m.mode = r.mode"          \
+    " AND m.seed = r.seed AND m.tokens_file = r.tokens_file AND m.n_tokens = r.n_tokens"                       \
+    " AND m.context = r.context AND m.stride = r.stride"
 #define POINTS_OF(db, run) "(SELECT COUNT(*) FROM " db ".points WHERE run_id = " run ")"
 
 static int64_t count(sqlite3 *db, const char *sql) {
@@ -113,10 +103,54 @@ static int report_twins(sqlite3 *db, const char *in, const char *out, cb_err *er
     return rc;
 }
 
+/* "r.a, r.b, ..." over the columns of main.`table` but `skip` (the renumbered id), as SQLite lists them:
+ * runs and the ppl tables are copied by name. sqlite3_malloc'd; NULL on error. */
+static char *table_columns(sqlite3 *db, const char *table, const char *prefix, const char *skip) {
+    char *q = sqlite3_mprintf("SELECT group_concat(%Q || name, ', ') FROM pragma_table_info(%Q) WHERE name <> %Q",
+                              prefix, table, skip);
+    sqlite3_stmt *st = NULL;
+    char *out = NULL;
+    if (q && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_text(st, 0))
+        out = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_free(q);
+    return out;
+}
+
+/* The copy statements: ids renumbered through run_map / point_map / ppl_map, every other column by name
+ * (points: the column table, results/columns.h). */
+static char *copy_sql(sqlite3 *db) {
+    char *runs = table_columns(db, "runs", "", "id"), *runs_src = table_columns(db, "runs", "r.", "id");
+    char *ppl = table_columns(db, "ppl_runs", "", "id"), *ppl_src = table_columns(db, "ppl_runs", "r.", "id");
+    char *points = cb_points_column_list(""), *points_src = cb_points_column_list("p.");
+    char *sql = NULL;
+    if (runs && runs_src && ppl && ppl_src && points && points_src)
+        sql = sqlite3_mprintf(
+            "UPDATE run_map SET new = old + (SELECT COALESCE(MAX(id), 0) FROM main.runs);"
+            "INSERT INTO main.runs (id, %s) SELECT m.new, %s FROM src.runs r JOIN run_map m ON m.old = r.id ORDER BY r.id;"
+            "INSERT INTO point_map SELECT id, id + (SELECT COALESCE(MAX(id), 0) FROM main.points) FROM src.points"
+            " WHERE run_id IN (SELECT old FROM run_map);"
+            "INSERT INTO main.points (id, run_id, %s) SELECT pm.new, rm.new, %s FROM src.points p"
+            " JOIN point_map pm ON pm.old = p.id JOIN run_map rm ON rm.old = p.run_id ORDER BY p.id;"
+            "INSERT INTO main.samples SELECT pm.new, s.rep, s.seconds FROM src.samples s JOIN point_map pm ON pm.old = s.point_id;"
+            "INSERT INTO main.memory SELECT pm.new, m.category, m.bytes, m.source FROM src.memory m JOIN point_map pm ON pm.old = m.point_id;"
+            "INSERT INTO main.counters SELECT pm.new, c.event, c.value, c.status FROM src.counters c JOIN point_map pm ON pm.old = c.point_id;"
+            "CREATE TEMP TABLE ppl_map AS SELECT id AS old, id + (SELECT COALESCE(MAX(id), 0) FROM main.ppl_runs) AS new"
+            " FROM src.ppl_runs r WHERE NOT EXISTS (SELECT 1 FROM main.ppl_runs m WHERE " SAME_PPL_RUN ");"
+            "INSERT INTO main.ppl_runs (id, %s) SELECT m.new, %s FROM src.ppl_runs r JOIN ppl_map m ON m.old = r.id ORDER BY r.id;"
+            "INSERT INTO main.ppl_buckets SELECT m.new, b.ctx_lo, b.ctx_hi, b.is_total, b.n_scored, b.nll, b.ppl,"
+            " b.nll_q, b.dnll, b.kl, b.top1_agree FROM src.ppl_buckets b JOIN ppl_map m ON m.old = b.run_id;"
+            "",
+            runs, runs_src, points, points_src, ppl, ppl_src);
+    sqlite3_free(runs), sqlite3_free(runs_src), sqlite3_free(ppl), sqlite3_free(ppl_src);
+    free(points), free(points_src);
+    return sql;
+}
+
 static int merge_one(sqlite3 *db, const char *in, const char *out, cb_err *err) {
-    char tmp[4200];
+    char tmp[4200], *sql = NULL;
     if (snapshot(in, tmp, sizeof tmp, err)) return -1;
-    char sql[6000];
     char *q = sqlite3_mprintf("ATTACH DATABASE %Q AS src", tmp);
     int rc = cb_store_exec(db, q, err);
     sqlite3_free(q);
@@ -124,46 +158,15 @@ static int merge_one(sqlite3 *db, const char *in, const char *out, cb_err *err) 
     if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) goto detach;
     if (report_twins(db, in, out, err)) goto rollback;
     int64_t before = count(db, "SELECT COUNT(*) FROM main.runs");
-    /* columns shared by both schemas (same version after the snapshot's migration), copied by name */
-    snprintf(sql, sizeof sql,
-             "CREATE TEMP TABLE run_map AS SELECT r.id AS old, NULL AS new FROM src.runs r"
-             " WHERE NOT EXISTS (SELECT 1 FROM main.runs m WHERE " SAME_RUN ");"
-             "CREATE TEMP TABLE point_map (old INTEGER PRIMARY KEY, new INTEGER);"
-             "UPDATE run_map SET new = old + (SELECT COALESCE(MAX(id), 0) FROM main.runs);"
-             "INSERT INTO main.runs SELECT m.new, r.started_utc, r.finished_utc, r.workload_name, r.workload_text,"
-             " r.workload_hash, r.shard, r.git_commit, r.compiler, r.cflags, r.cpu_model, r.cpu_flags, r.cores_online,"
-             " r.threads_used, r.pinning, r.mem_total_bytes, r.mem_available_bytes, r.kernel_path, r.papi_version,"
-             " r.papi_components, r.os, r.hostname, r.memory_budget_bytes, r.time_budget_point, r.time_budget_run,"
-             " r.peak_gflops, r.peak_gbps, r.peak_source, r.roof_threads, r.roof_fma_gflops_1t, r.roof_fma_gflops,"
-             " r.roof_triad_gbps_1t, r.roof_triad_gbps, r.roof_label, r.roof_note"
-             " FROM src.runs r JOIN run_map m ON m.old = r.id ORDER BY r.id;"
-             "INSERT INTO point_map SELECT id, id + (SELECT COALESCE(MAX(id), 0) FROM main.points) FROM src.points"
-             " WHERE run_id IN (SELECT old FROM run_map);"
-             "INSERT INTO main.points SELECT pm.new, rm.new, p.point_key, p.engine, p.model, p.arch, p.phase, p.context,"
-             " p.batch, p.threads, p.mode, p.weight_dtype, p.kv_dtype, p.fill, p.label, p.status, p.unit, p.n_samples,"
-             " p.median, p.q1, p.q3, p.iqr, p.ci_lo, p.ci_hi, p.cv, p.noisy, p.tokens_per_s, p.samples_k, p.fit_error,"
-             " p.validation_rel_error, p.refused_bytes, p.refused_seconds, p.peak_rss_bytes, p.minor_faults,"
-             " p.major_faults, p.gflops_per_s, p.gbytes_per_s, p.arith_intensity, p.pct_peak_flops, p.pct_peak_bw,"
-             " p.seconds_total, p.timed_seconds, p.triad_before_gbps, p.triad_after_gbps FROM src.points p JOIN point_map pm ON pm.old = p.id JOIN run_map rm ON rm.old = p.run_id;"
-             "INSERT INTO main.samples SELECT pm.new, s.rep, s.seconds FROM src.samples s JOIN point_map pm ON pm.old = s.point_id;"
-             "INSERT INTO main.memory SELECT pm.new, m.category, m.bytes, m.source FROM src.memory m JOIN point_map pm ON pm.old = m.point_id;"
-             "INSERT INTO main.counters SELECT pm.new, c.event, c.value, c.status FROM src.counters c JOIN point_map pm ON pm.old = c.point_id;");
-    if (cb_store_exec(db, sql, err)) goto rollback;
-    int64_t added = count(db, "SELECT COUNT(*) FROM main.runs") - before;
-    /* `ctxbench ppl --db` results (schema v2), renumbered the same way; one already in main is skipped */
-    if (cb_store_exec(db,
-                      "CREATE TEMP TABLE ppl_map AS SELECT id AS old, id + (SELECT COALESCE(MAX(id), 0) FROM main.ppl_runs)"
-                      " AS new FROM src.ppl_runs r WHERE NOT EXISTS (SELECT 1 FROM main.ppl_runs m WHERE"
-                      " m.started_utc = r.started_utc AND m.git_commit = r.git_commit AND m.model = r.model AND"
-                      " m.weight_dtype = r.weight_dtype AND m.compare_dtype IS r.compare_dtype AND m.mode = r.mode AND"
-                      " m.seed = r.seed AND m.tokens_file = r.tokens_file AND m.n_tokens = r.n_tokens AND"
-                      " m.context = r.context AND m.stride = r.stride);"
-                      "INSERT INTO main.ppl_runs SELECT m.new, r.started_utc, r.git_commit, r.model, r.weight_dtype,"
-                      " r.compare_dtype, r.mode, r.seed, r.tokens_file, r.n_tokens, r.context, r.stride, r.weight_bytes,"
-                      " r.compare_weight_bytes FROM src.ppl_runs r JOIN ppl_map m ON m.old = r.id ORDER BY r.id;"
-                      "INSERT INTO main.ppl_buckets SELECT m.new, b.ctx_lo, b.ctx_hi, b.is_total, b.n_scored, b.nll, b.ppl,"
-                      " b.nll_q, b.dnll, b.kl, b.top1_agree FROM src.ppl_buckets b JOIN ppl_map m ON m.old = b.run_id;", err))
+    if (cb_store_exec(db, "CREATE TEMP TABLE run_map AS SELECT r.id AS old, NULL AS new FROM src.runs r"
+                          " WHERE NOT EXISTS (SELECT 1 FROM main.runs m WHERE " SAME_RUN ");"
+                          "CREATE TEMP TABLE point_map (old INTEGER PRIMARY KEY, new INTEGER)", err))
         goto rollback;
+    sql = copy_sql(db);
+    if (!sql) { cb_err_set(err, "cannot list the columns to copy: %s", sqlite3_errmsg(db)); goto rollback; }
+    if (cb_store_exec(db, sql, err)) goto rollback;
+    sqlite3_free(sql), sql = NULL;
+    int64_t added = count(db, "SELECT COUNT(*) FROM main.runs") - before;
     int64_t ppl_skipped = count(db, "SELECT (SELECT COUNT(*) FROM src.ppl_runs) - (SELECT COUNT(*) FROM temp.ppl_map)");
     if (ppl_skipped > 0)
         fprintf(stderr, "ctxbench merge: note: %lld ppl run(s) of %s already in %s: skipped\n", (long long)ppl_skipped, in, out);
@@ -174,6 +177,7 @@ static int merge_one(sqlite3 *db, const char *in, const char *out, cb_err *err) 
     unlink(tmp);
     return rc;
 rollback:
+    sqlite3_free(sql);
     cb_store_exec(db, "ROLLBACK", NULL);
 detach:
     cb_store_exec(db, "DROP TABLE IF EXISTS temp.run_map; DROP TABLE IF EXISTS temp.point_map; DROP TABLE IF EXISTS "

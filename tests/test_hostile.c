@@ -1,6 +1,7 @@
 /* Hostile input: each case gets a clear error naming the file / key / option, exit status 1, and never
  * a crash (docs/promises.md lists what ctxbench refuses and how each refusal is tested). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,8 @@ Test(hostile, config_with_huge_dimensions_is_rejected_by_key) {
     }
 }
 
+static char *slurp(const char *path);
+
 /* Several processes creating the same new database at once: each migration step re-reads the version
  * inside its write transaction, so every opener succeeds and the schema is created once. */
 Test(hostile, concurrent_creation_of_one_database_races_nowhere) {
@@ -173,10 +176,16 @@ Test(hostile, concurrent_creation_of_one_database_races_nowhere) {
             if (kids[k] == 0) {
                 char c;
                 close(go[1]);
-                if (read(go[0], &c, 1) < 0) _exit(3); /* all start when the pipe closes */
+                while (read(go[0], &c, 1) < 0) { } /* all start when the pipe closes */
                 sqlite3 *h;
                 cb_err e = { "" };
-                if (cb_store_open(db, &h, &e)) { fprintf(stderr, "opener %d: %s\n", k, e.msg); _exit(1); }
+                if (cb_store_open(db, &h, &e)) {
+                    char why[600];
+                    snprintf(why, sizeof why, "%s.why%d", db, k);
+                    FILE *f = fopen(why, "w");
+                    if (f) fprintf(f, "%s", e.msg), fclose(f);
+                    _exit(1);
+                }
                 cb_store_close(h);
                 _exit(0);
             }
@@ -184,13 +193,19 @@ Test(hostile, concurrent_creation_of_one_database_races_nowhere) {
         close(go[0]);
         close(go[1]);
         for (int k = 0; k < 4; k++) {
-            int st;
-            waitpid(kids[k], &st, 0);
-            cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "round %d: opener %d failed", round, k);
+            int st = -1;
+            pid_t w;
+            while ((w = waitpid(kids[k], &st, 0)) < 0 && errno == EINTR) { }
+            cr_assert_eq(w, kids[k], "waitpid: %s", strerror(errno));
+            char why[600];
+            snprintf(why, sizeof why, "%s.why%d", db, k);
+            char *msg = slurp(why);
+            unlink(why);
+            cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "round %d: opener %d: status %d: %s", round, k, st, msg ? msg : "");
         }
         sqlite3 *h;
         cb_err e = { "" };
-        cr_assert_eq(cb_store_open_readonly(db, &h, NULL, &e), 0, "%s", e.msg);
+        cr_assert_eq(cb_store_open_read(db, &h, &e), 0, "%s", e.msg);
         sqlite3_stmt *s;
         cr_assert_eq(sqlite3_prepare_v2(h, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'runs'", -1, &s, NULL), SQLITE_OK);
         cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
