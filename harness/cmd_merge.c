@@ -56,7 +56,7 @@ static int merge_one(sqlite3 *db, const char *in, cb_err *err) {
                       " AS new FROM src.ppl_runs;"
                       "INSERT INTO main.ppl_runs SELECT m.new, r.started_utc, r.git_commit, r.model, r.weight_dtype,"
                       " r.compare_dtype, r.mode, r.seed, r.tokens_file, r.n_tokens, r.context, r.stride, r.weight_bytes,"
-                      " r.compare_weight_bytes FROM src.ppl_runs r JOIN ppl_map m ON m.old = r.id ORDER BY r.id;"
+                      " r.compare_weight_bytes, r.kv_dtype, r.compare_kv_dtype FROM src.ppl_runs r JOIN ppl_map m ON m.old = r.id ORDER BY r.id;"
                       "INSERT INTO main.ppl_buckets SELECT m.new, b.ctx_lo, b.ctx_hi, b.is_total, b.n_scored, b.nll, b.ppl,"
                       " b.nll_q, b.dnll, b.kl, b.top1_agree FROM src.ppl_buckets b JOIN ppl_map m ON m.old = b.run_id;"
                       "DROP TABLE temp.ppl_map", err))

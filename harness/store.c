@@ -169,7 +169,13 @@ static const char schema_v4_probe[] =
     "         abs(p.triad_before_gbps - p.triad_after_gbps) / max(p.triad_before_gbps, p.triad_after_gbps) AS triad_drift\n"
     RATES_FROM;
 
-static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs, schema_v4_probe };
+/* Version 5: `ctxbench ppl` records the KV cache dtype of the evaluated model and, for --compare-kv, of the
+ * compared one (same weights, 8-bit cache). */
+static const char schema_v5_ppl_kv[] =
+    "ALTER TABLE ppl_runs ADD COLUMN kv_dtype TEXT;\n"
+    "ALTER TABLE ppl_runs ADD COLUMN compare_kv_dtype TEXT;\n";
+
+static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs, schema_v4_probe, schema_v5_ppl_kv };
 
 int cb_store_migrate(sqlite3 *db, cb_err *err) {
     sqlite3_stmt *st;

@@ -173,7 +173,7 @@ static void fixture_quality(const fixture_bounds *fx) {
     cb_quality_bucket b[8];
     memset(b, 0, sizeof b);
     int nb = cb_quality_buckets(NULL, T, b, 8, NULL);
-    if (cb_ppl_eval(&m, NULL, &o, ids, T, T, T, b, nb, &e)) {
+    if (cb_ppl_eval(&m, NULL, &o, NULL, ids, T, T, T, b, nb, &e)) {
         if (strstr(e.msg, "not built yet")) cr_skip_test("ENGINE MISSING in this checkout: %s", e.msg);
         cr_assert_fail("%s", e.msg);
     }
@@ -186,7 +186,7 @@ static void fixture_quality(const fixture_bounds *fx) {
     /* windows: context T/2, stride T/4 still scores every token once */
     memset(b, 0, sizeof b);
     nb = cb_quality_buckets(NULL, T / 2, b, 8, NULL);
-    cr_assert_eq(cb_ppl_eval(&m, NULL, &o, ids, T, T / 2, T / 4, b, nb, &e), 0, "%s", e.msg);
+    cr_assert_eq(cb_ppl_eval(&m, NULL, &o, NULL, ids, T, T / 2, T / 4, b, nb, &e), 0, "%s", e.msg);
     cnt = 0;
     for (int i = 0; i < nb; i++) cnt += b[i].n;
     cr_assert_eq(cnt, T - 1);
@@ -198,7 +198,7 @@ static void fixture_quality(const fixture_bounds *fx) {
         cr_assert_eq(cb_model_quantize(&q, fmts[f], &e), 0, "%s", e.msg);
         memset(b, 0, sizeof b);
         nb = cb_quality_buckets(NULL, T, b, 8, NULL);
-        cr_assert_eq(cb_ppl_eval(&m, &q, &o, ids, T, T, T, b, nb, &e), 0, "%s", e.msg);
+        cr_assert_eq(cb_ppl_eval(&m, &q, &o, NULL, ids, T, T, T, b, nb, &e), 0, "%s", e.msg);
         cb_quality_bucket all = { 0 };
         for (int i = 0; i < nb; i++) { all.n += b[i].n; all.nll += b[i].nll; all.nll_q += b[i].nll_q; all.kl += b[i].kl; all.top1_agree += b[i].top1_agree; }
         double kl = all.kl / all.n, dnll = (all.nll_q - all.nll) / all.n, top1 = (double)all.top1_agree / all.n;
