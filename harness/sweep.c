@@ -400,7 +400,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
             opts_for(c, p, p->ctx + extra_tokens(c, p->phase, reps), hi, &eo);
             cb_memory_report m;
             p->ops->plan(cfg, &eo, eo.max_context, hi, &m);
-            if ((int64_t)m.total > c->mem_budget || hi >= 4096) break;
+            if (m.total > (size_t)c->mem_budget || hi >= 4096) break;
             lo = hi; hi *= 2;
         }
         while (hi - lo > 1) {
@@ -408,7 +408,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
             opts_for(c, p, p->ctx + extra_tokens(c, p->phase, reps), mid, &eo);
             cb_memory_report m;
             p->ops->plan(cfg, &eo, eo.max_context, mid, &m);
-            if ((int64_t)m.total <= c->mem_budget) lo = mid; else hi = mid;
+            if (m.total <= (size_t)c->mem_budget) lo = mid; else hi = mid;
         }
         r->batch = CB_MAX(lo, 1);
     }
@@ -420,11 +420,11 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     cb_config_weight_split(cfg, &r->wplan);
     r->have_plan = true;
     if (p->phase == CB_PH_MEMORY) { r->label = "analytic"; r->unit = "bytes"; return; }
-    if ((int64_t)r->plan.total > c->mem_budget) {
+    if (r->plan.total > (size_t)c->mem_budget) {
         r->label = "refused";
-        r->refused_bytes = (int64_t)r->plan.total;
-        snprintf(r->status, sizeof r->status, "plan needs %zu bytes > memory budget %lld bytes", r->plan.total,
-                 (long long)c->mem_budget);
+        r->refused_bytes = (int64_t)r->plan.total; /* saturated at CB_BYTES_MAX: never negative */
+        snprintf(r->status, sizeof r->status, "plan needs %s%zu bytes > memory budget %lld bytes",
+                 r->plan.total == CB_BYTES_MAX ? "more than " : "", r->plan.total, (long long)c->mem_budget);
         return;
     }
     /* time estimate from the previous point of the same engine/model/phase */
@@ -776,6 +776,25 @@ static bool already_done(sqlite3 *db, const char *hash, const char *commit, cons
 
 static void point_free(point_result *r) { free(r->samples); free(r->counters); }
 
+/* The sweep's points, at most: models x engines x phases x contexts x threads (x batches for
+ * throughput). Lists of up to CB_WL_MAX_LIST entries make the product reach 5 x 64^5, so it is counted
+ * in 64 bits and refused past CB_SWEEP_MAX_POINTS (docs/promises.md). */
+static int count_points(const cb_workload *w, const cb_sweep_opts *o, int64_t *out, cb_err *err) {
+    int64_t per_ctx = 0;
+    for (int ph = 0; ph < w->n_phases; ph++) per_ctx += w->phases[ph] == CB_PH_THROUGHPUT ? w->n_batches : 1;
+    int64_t n_thr = o->threads_override > 0 ? 1 : w->n_threads;
+    int64_t n = (int64_t)w->n_models * CB_MAX(w->n_engines, 1) * w->n_contexts * n_thr * per_ctx;
+    if (n > CB_SWEEP_MAX_POINTS) {
+        cb_err_set(err, "workload '%s': %lld points (%d models x %d engines x %d contexts x %lld threads x %lld "
+                   "phase/batch combinations) exceed the limit of %d points per sweep; split it into several workloads",
+                   w->name, (long long)n, w->n_models, CB_MAX(w->n_engines, 1), w->n_contexts, (long long)n_thr,
+                   (long long)per_ctx, CB_SWEEP_MAX_POINTS);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *res, cb_err *err) {
     memset(res, 0, sizeof *res);
     sweep_ctx c = { 0 };
@@ -787,14 +806,15 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     double frac = w->memory_budget_fraction;
     int64_t bytes = w->memory_budget_bytes;
     if (o->memory_budget_bytes > 0 || o->memory_budget_fraction > 0) { frac = o->memory_budget_fraction; bytes = o->memory_budget_bytes; }
-    c.mem_budget = bytes > 0 ? bytes : (int64_t)(frac * (double)avail);
+    c.mem_budget = bytes > 0 ? bytes : (int64_t)(frac * (double)CB_MAX(avail, 0)); /* 0: everything refused */
     c.time_budget_point = o->time_budget_point > 0 ? o->time_budget_point : w->time_budget_point;
 
     c.cfgs = calloc((size_t)w->n_models, sizeof *c.cfgs);
     c.cfg_ok = calloc((size_t)w->n_models, sizeof *c.cfg_ok);
     c.cfg_err = calloc((size_t)w->n_models, sizeof *c.cfg_err);
-    int max_points = w->n_models * CB_MAX(w->n_engines, 1) * w->n_phases * w->n_contexts * w->n_threads * w->n_batches + 1;
-    point_def *pts = calloc((size_t)max_points, sizeof *pts);
+    int64_t max_points = 0;
+    if (count_points(w, o, &max_points, err)) { free(c.cfgs); free(c.cfg_ok); free(c.cfg_err); return -1; }
+    point_def *pts = calloc((size_t)max_points + 1, sizeof *pts);
     if (!c.cfgs || !c.cfg_ok || !c.cfg_err || !pts) { cb_err_set(err, "out of memory"); return -1; }
     int np = 0;
     int n_thr = o->threads_override > 0 ? 1 : w->n_threads;

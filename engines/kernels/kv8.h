@@ -5,7 +5,7 @@
 #ifndef CB_KERNELS_KV8_H
 #define CB_KERNELS_KV8_H
 
-#include "quant.h"
+#include "gemm8.h"
 
 static inline bool cb_kv_is_q8(cb_dtype t) { return t == CB_F8_E4M3 || t == CB_I8; }
 

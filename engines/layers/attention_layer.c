@@ -12,7 +12,7 @@
  * fixed 1024-key partitions (flash-decoding); partials are merged per query head in partition order, so
  * the result never depends on the thread count. Partitions run in waves so scratch does not grow with
  * context. */
-#include "attention.h"
+#include "attention_layer.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -57,13 +57,16 @@ static size_t scratch_floats(const cb_config *cfg, const cb_engine_opts *o) {
 }
 /* codes (or elements) and, for 8-bit caches, the two fp32 scales of every (sequence, KV head, position) */
 static size_t kv_code_bytes(const cb_config *cfg, cb_dtype t, int64_t context, int batch) {
-    return (size_t)batch * 2 * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * (size_t)context * cb_dtype_size(t);
+    size_t per_token = 2 * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * cb_dtype_size(t);
+    return cb_bytes_mul(cb_bytes_mul((size_t)CB_MAX(batch, 0), per_token), (size_t)CB_MAX(context, 0));
 }
 static size_t kv_scale_bytes(const cb_config *cfg, cb_dtype t, int64_t context, int batch) {
-    return cb_kv_is_q8(t) ? (size_t)batch * 2 * (size_t)cfg->n_kv_heads * (size_t)context * sizeof(float) : 0;
+    if (!cb_kv_is_q8(t)) return 0;
+    size_t per_token = 2 * (size_t)cfg->n_kv_heads * sizeof(float);
+    return cb_bytes_mul(cb_bytes_mul((size_t)CB_MAX(batch, 0), per_token), (size_t)CB_MAX(context, 0));
 }
 static size_t kv_bytes_for(const cb_config *cfg, cb_dtype t, int64_t context, int batch) {
-    return kv_code_bytes(cfg, t, context, batch) + kv_scale_bytes(cfg, t, context, batch);
+    return cb_bytes_add(kv_code_bytes(cfg, t, context, batch), kv_scale_bytes(cfg, t, context, batch));
 }
 
 void cb_attn_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t context, int batch, size_t *kv_bytes,
