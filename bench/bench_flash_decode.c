@@ -1,5 +1,5 @@
 /* `flash-decode` section: the flash-attention kernel as decode uses it (few query rows over a long KV
- * cache, one call per 1024-key partition as engines/layers/attention.c does) streaming K and V from DRAM,
+ * cache, one call per 1024-key partition as engines/layers/attention_layer.c does) streaming K and V from DRAM,
  * on 1 thread and on all threads (each thread its own caches, as the decode partitions are), for 1, 2,
  * 4 and 8 rows (query heads per KV head). GB/s = K + V bytes / median time, next to the triad measured
  * in the same run at the same thread count. docs/performance.md, "Flash decode over a bf16 cache". */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../engines/model/presets.h"
-#include "../engines/kernels/quant.h"
+#include "../engines/kernels/gemm8.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
 #include "quality.h"

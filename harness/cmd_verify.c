@@ -11,7 +11,7 @@
 
 #include "../engines/engine.h"
 #include "../engines/model/model.h"
-#include "../engines/kernels/quant.h"
+#include "../engines/kernels/gemm8.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
 
@@ -220,6 +220,10 @@ static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *op
     int P = a->prefill > 0 ? a->prefill : CB_MAX(1, 3 * T / 4);
     if (P > T) {
         cb_err_set(err, "--prefill %d exceeds the reference's %d tokens", P, T);
+        return -1;
+    }
+    if (B > T) { /* one logit row per decoded sequence is compared against the reference's T rows */
+        cb_err_set(err, "--batch %d exceeds the reference's %d tokens (expected 1 <= B <= %d)", B, T, T);
         return -1;
     }
     cb_engine_opts o = a->o;

@@ -10,7 +10,7 @@
 #include "../engines/counters.h"
 #include "../engines/kernels/attention.h"
 #include "../engines/kernels/kernels.h"
-#include "../engines/layers/attention.h"
+#include "../engines/layers/attention_layer.h"
 
 static void fill(float *x, size_t n, uint64_t seed, float scale) {
     cb_rng r = { seed };

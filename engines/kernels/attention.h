@@ -1,4 +1,4 @@
-/* Flash-attention block kernel shared by prefill and decode (engines/layers/attention.c).
+/* Flash-attention block kernel shared by prefill and decode (engines/layers/attention_layer.c).
  *
  * KV cache layout of one (sequence, KV head) with capacity `cap` positions, storage dtype f32/f16/bf16:
  *   K: tiles of 16 positions, each tile stored transposed [head_dim][w] with w = min(16, cap - 16·tile)

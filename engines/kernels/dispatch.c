@@ -2,7 +2,7 @@
  * else the portable twin. AVX-512 implementations are declared in kernels_avx512.h. */
 #include "kernels.h"
 #include "kernels_avx512.h"
-#include "quant.h"
+#include "gemm8.h"
 
 static inline bool avx512(void) { return cb_kernels_path() >= CB_PATH_AVX512; }
 

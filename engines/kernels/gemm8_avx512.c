@@ -1,4 +1,4 @@
-/* AVX-512 GEMMs for 8-bit weights (see quant.h for the semantics).
+/* AVX-512 GEMMs for 8-bit weights (see gemm8.h for the semantics).
  * Decode (M <= CB_Q8_SKINNY_MAX): weight-streaming dot products, each weight row read from memory once
  * (it stays in L1 for the other activation rows), codes decoded to fp32 in registers: fp8 through the
  * f16 converter (code bits placed in an f16 give the value / 256, exactly; the 256 is folded into the
@@ -11,7 +11,7 @@
 #include <immintrin.h>
 #include <stdlib.h>
 
-#include "quant.h"
+#include "gemm8.h"
 
 static inline __m512 dec16(const uint8_t *p, __mmask16 mk, bool fp8) {
     __m128i b = _mm_maskz_loadu_epi8(mk, p);

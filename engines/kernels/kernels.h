@@ -7,8 +7,7 @@
 #ifndef CB_KERNELS_H
 #define CB_KERNELS_H
 
-#include "../common.h"
-#include "../model/model.h"
+#include "../types.h"
 
 typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16 } cb_kpath;
 

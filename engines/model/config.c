@@ -444,10 +444,16 @@ int cb_config_parse(const char *json_text, const char *origin, cb_config *cfg, c
     }
     cfg->arch = cfg->n_mamba_layers == 0 ? CB_ARCH_TRANSFORMER
               : cfg->n_attn_layers == 0 ? CB_ARCH_MAMBA2 : CB_ARCH_HYBRID;
-    if (cfg->n_mamba_layers > 0) {
-        cfg->m_d_inner = cfg->m_heads * cfg->m_head_dim;
-        cfg->m_conv_dim = cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state;
-        cfg->m_in_proj_rows = 2 * cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state + cfg->m_heads;
+    if (cfg->n_mamba_layers > 0) { /* derived in 64 bits: the keys are checked one by one, not their products */
+        int64_t d_inner = (int64_t)cfg->m_heads * cfg->m_head_dim, gs = (int64_t)cfg->m_groups * cfg->m_state;
+        if (d_inner >= CB_MAX_MAMBA_INNER || gs >= CB_MAX_MAMBA_GROUP_STATE) {
+            cb_err_set(err, "%s: mamba dimensions too large: heads x head_dim = %lld (expected < %d), groups x state = %lld "
+                       "(expected < %d)", origin, (long long)d_inner, CB_MAX_MAMBA_INNER, (long long)gs, CB_MAX_MAMBA_GROUP_STATE);
+            goto out;
+        }
+        cfg->m_d_inner = (int)d_inner;
+        cfg->m_conv_dim = (int)(d_inner + 2 * gs);
+        cfg->m_in_proj_rows = (int)(2 * d_inner + 2 * gs + cfg->m_heads);
     }
     rc = cb_config_validate(cfg, origin, err);
 out:
@@ -459,8 +465,10 @@ int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err) {
 #define REQUIRE(cond, ...) do { if (!(cond)) { cb_err_set(err, __VA_ARGS__); return -1; } } while (0)
     REQUIRE(cfg->n_layers > 0 && cfg->n_layers <= CB_MAX_LAYERS, "%s: key \"num_hidden_layers\": expected 1..%d, found %d",
             origin, CB_MAX_LAYERS, cfg->n_layers);
-    REQUIRE(cfg->d_model > 0, "%s: key \"hidden_size\": expected a positive integer, found %d", origin, cfg->d_model);
-    REQUIRE(cfg->vocab > 0, "%s: key \"vocab_size\": expected a positive integer, found %d", origin, cfg->vocab);
+    REQUIRE(cfg->d_model > 0 && cfg->d_model <= CB_MAX_HIDDEN, "%s: key \"hidden_size\": expected an integer in [1, %d], found %d",
+            origin, CB_MAX_HIDDEN, cfg->d_model);
+    REQUIRE(cfg->vocab > 0 && cfg->vocab <= CB_MAX_VOCAB, "%s: key \"vocab_size\": expected an integer in [1, %d], found %d",
+            origin, CB_MAX_VOCAB, cfg->vocab);
     REQUIRE(cfg->eps > 0 && isfinite(cfg->eps), "%s: key \"rms_norm_eps\"/\"layer_norm_epsilon\": expected a positive number, found %g",
             origin, cfg->eps);
     if (cfg->n_attn_layers > 0) {
@@ -470,6 +478,9 @@ int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err) {
                 origin, cfg->n_heads, cfg->n_kv_heads);
         REQUIRE(cfg->head_dim > 0, "%s: key \"head_dim\": expected a positive integer (or hidden_size divisible by num_attention_heads)",
                 origin);
+        REQUIRE((int64_t)cfg->n_heads * cfg->head_dim < CB_MAX_ATTN_WIDTH,
+                "%s: keys \"num_attention_heads\" x \"head_dim\" = %lld: expected < %d", origin,
+                (long long)cfg->n_heads * cfg->head_dim, CB_MAX_ATTN_WIDTH);
         REQUIRE(cfg->rope.rot_dim > 0 && cfg->rope.rot_dim % 2 == 0 && cfg->rope.rot_dim <= cfg->head_dim,
                 "%s: key \"partial_rotary_factor\": rotated dims head_dim x factor = %d must be even and in (0, head_dim=%d]",
                 origin, cfg->rope.rot_dim, cfg->head_dim);
@@ -485,7 +496,8 @@ int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err) {
         }
     }
     if (cfg->has_mlp)
-        REQUIRE(cfg->d_ff > 0, "%s: key \"intermediate_size\": expected a positive integer, found %d", origin, cfg->d_ff);
+        REQUIRE(cfg->d_ff > 0 && cfg->d_ff <= CB_MAX_FF, "%s: key \"intermediate_size\": expected an integer in [1, %d], found %d",
+                origin, CB_MAX_FF, cfg->d_ff);
     if (cfg->n_mamba_layers > 0) {
         const bool b = cfg->model_type == CB_MT_BAMBA;
         REQUIRE(cfg->m_heads > 0, "%s: key \"%s\": expected a positive integer", origin, b ? "mamba_n_heads" : "num_heads");
@@ -499,9 +511,11 @@ int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err) {
         REQUIRE(cfg->m_dt_min >= 0 && cfg->m_dt_max >= cfg->m_dt_min,
                 "%s: key \"time_step_limit\": expected 0 <= min <= max, found [%g, %g]", origin, cfg->m_dt_min,
                 cfg->m_dt_max);
-        REQUIRE((int64_t)cfg->m_heads * cfg->m_head_dim < (1 << 26) && (int64_t)cfg->m_groups * cfg->m_state < (1 << 24),
-                "%s: mamba dimensions too large (heads x head_dim = %lld)", origin,
-                (long long)cfg->m_heads * cfg->m_head_dim);
+        REQUIRE((int64_t)cfg->m_heads * cfg->m_head_dim < CB_MAX_MAMBA_INNER &&
+                    (int64_t)cfg->m_groups * cfg->m_state < CB_MAX_MAMBA_GROUP_STATE,
+                "%s: mamba dimensions too large: heads x head_dim = %lld (expected < %d), groups x state = %lld (expected < %d)",
+                origin, (long long)cfg->m_heads * cfg->m_head_dim, CB_MAX_MAMBA_INNER,
+                (long long)cfg->m_groups * cfg->m_state, CB_MAX_MAMBA_GROUP_STATE);
         REQUIRE(cfg->m_d_inner == cfg->m_heads * cfg->m_head_dim &&
                     cfg->m_conv_dim == cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state &&
                     cfg->m_in_proj_rows == 2 * cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state + cfg->m_heads,

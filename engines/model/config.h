@@ -4,23 +4,21 @@
 #ifndef CB_CONFIG_H
 #define CB_CONFIG_H
 
-#include "../common.h"
+#include "../types.h"
 
 typedef enum { CB_MT_LLAMA = 0, CB_MT_MAMBA2, CB_MT_BAMBA } cb_model_type;
 typedef enum { CB_ARCH_TRANSFORMER = 0, CB_ARCH_MAMBA2, CB_ARCH_HYBRID } cb_arch;
 typedef enum { CB_MIXER_ATTENTION = 0, CB_MIXER_MAMBA2 } cb_mixer_kind;
-typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3 } cb_rope_type;
 
 #define CB_MAX_LAYERS 256
-
-typedef struct {
-    cb_rope_type type;
-    double theta;        /* rope_theta (default 10000) */
-    int rot_dim;         /* rotated dims per head: head_dim, or head_dim * partial_rotary_factor */
-    /* llama3 scaling (type == CB_ROPE_LLAMA3) */
-    double factor, low_freq_factor, high_freq_factor;
-    int original_max_pos;
-} cb_rope;
+/* Largest dimensions a config may give (real checkpoints are far below): with them, parameter counts and
+ * weight bytes stay below 2^62, so no product in a plan or a count can overflow (docs/promises.md). */
+#define CB_MAX_HIDDEN (1 << 20)
+#define CB_MAX_VOCAB (1 << 24)
+#define CB_MAX_FF (1 << 24)
+#define CB_MAX_ATTN_WIDTH (1 << 26)        /* num_attention_heads x head_dim */
+#define CB_MAX_MAMBA_INNER (1 << 26)       /* mamba heads x head_dim */
+#define CB_MAX_MAMBA_GROUP_STATE (1 << 24) /* mamba groups x state */
 
 typedef struct {
     cb_model_type model_type;

@@ -6,15 +6,6 @@
 #include "config.h"
 #include "safetensors.h"
 
-/* A weight matrix or vector: data in `dtype`, row-major; for matrices rows = out features, cols = in
- * (PyTorch Linear layout). `scale` is non-NULL only for 8-bit formats (per-row fp32 scale). */
-typedef struct {
-    const void *data;
-    cb_dtype dtype;
-    int64_t rows, cols; /* vectors: rows = 1 */
-    const float *scale;
-} cb_weight;
-
 typedef struct {
     cb_weight q, k, v, o;          /* q [H*hd, d], k/v [KV*hd, d], o [d, H*hd] */
     cb_weight q_b, k_b, v_b, o_b;  /* biases (data NULL when absent) */

@@ -4,7 +4,7 @@
  * same binder (model.c) that checks real checkpoints checks presets too. */
 #include "presets.h"
 
-#include "../kernels/quant.h"
+#include "../kernels/gemm8.h"
 #include "quantize.h"
 
 #include <math.h>

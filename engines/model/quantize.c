@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kernels/quant.h"
+#include "../kernels/gemm8.h"
 
 typedef struct quant_block {
     struct quant_block *next;
