@@ -17,7 +17,8 @@ const cb_engine_ops *cb_engine_find(const char *name) {
 }
 
 const cb_engine_ops *cb_engine_for_config(const cb_config *cfg) {
-    static const char *by_type[] = { [CB_MT_LLAMA] = "transformer", [CB_MT_MAMBA2] = "mamba2", [CB_MT_BAMBA] = "bamba" };
+    static const char *by_type[] = { [CB_MT_LLAMA] = "transformer", [CB_MT_MAMBA2] = "mamba2", [CB_MT_BAMBA] = "bamba",
+                                     [CB_MT_GRANITE] = "granite" };
     const cb_engine_ops *e = cb_engine_find(by_type[cfg->model_type]);
     return e && e->supports(cfg) ? e : NULL;
 }

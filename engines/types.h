@@ -14,7 +14,8 @@ typedef struct {
     const float *scale;
 } cb_weight;
 
-typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3 } cb_rope_type;
+/* CB_ROPE_NONE: no positional encoding at all (Granite 4.0-H's "nope"); rot_dim is 0. */
+typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3, CB_ROPE_NONE } cb_rope_type;
 
 /* RoPE parameters of an attention layer (rotate-half convention; docs/engines.md). */
 typedef struct {
