@@ -3,7 +3,7 @@
 # As root: apt-get installs them. Otherwise: prints the exact command and exits 1.
 set -eu
 pkgs="build-essential pkg-config libsqlite3-dev sqlite3 libpapi-dev papi-tools libsde1 libcriterion-dev
-      gnuplot-nox libjansson-dev libopenblas-dev libomp-dev valgrind libyaml-dev"
+      gnuplot-nox libjansson-dev libopenblas-dev libomp-dev valgrind libyaml-dev libdnnl-dev"
 missing=""
 for p in $pkgs; do
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
