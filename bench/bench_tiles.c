@@ -197,6 +197,7 @@ static void free_operands(operands *o) { free(o->wf), free(o->wb), free(o->X), f
 
 static void gemm_table(int M, int threads, bool quick) {
     omp_set_num_threads(threads);
+    openblas_set_num_threads(threads); /* OpenBLAS's own pool ignores OpenMP's count */
     double peak = amx_peak(threads);
     printf("\nPrefill GEMM M = %d, %d thread%s: GFLOP/s (2·M·N·K / median); x = / oneDNN bf16; %%pk = of the measured\n"
            "AMX-BF16 peak on %d thread%s (%.0f GFLOP/s)\n",

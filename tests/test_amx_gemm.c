@@ -178,6 +178,6 @@ Test(amx_verify, fixtures_exact_through_tiles) {
 }
 Test(amx_verify, fixtures_fast_through_tiles) {
     need_amx();
-    verify_amx("tests/fixtures/llama-tiny --mode fast --threads 2");
+    verify_amx("tests/fixtures/llama-tiny --mode fast --threads 2 --tol 0.06"); /* see verify_llama::fast_mode */
     verify_amx("tests/fixtures/mamba2-tiny --mode fast --threads 2 --batch 3 --prefill 100");
 }

@@ -10,7 +10,7 @@
  * the tile layout (pairs of bf16 along K: a tile row holds k, k+1 of 16 output columns): a 16 × 16
  * transpose of 32-bit words.
  *
- * Blocking. Threads split N (and M when N is too narrow for them all). Each thread packs its N slice in
+ * Blocking. Threads form a grid over N and M (thread_grid). Each thread packs its N slice in
  * NC × KC blocks (NC × KC × 2 bytes: L2), then runs 32 × 32 register blocks (2 × 2 C tiles, 2 A + 2 B tiles)
  * over all M rows; C tiles live in Y between K blocks (loaded and stored in place). Edge tiles go through
  * a 16 × 16 scratch tile.
@@ -262,6 +262,22 @@ static void slice_fallback(const gemm_job *j, const float *X, int64_t ldx, int m
 
 static _Thread_local uint32_t *t_pack;
 
+/* Threads as a tn × tm grid over (32-column groups, 32-row blocks): least work on the busiest thread first,
+ * then least operand traffic (each thread reads its rows of A and its columns of W once per K block). */
+static void thread_grid(int T, int64_t ngroups, int mblocks, int *tn, int *tm) {
+    double best_work = 1e300, best_traffic = 1e300;
+    *tn = 1, *tm = 1;
+    for (int n = 1; n <= T; n++) {
+        int m = T / n;
+        if (n > ngroups || m < 1) continue;
+        if (m > mblocks) m = mblocks;
+        double gn = (double)((ngroups + n - 1) / n), bm = (double)((mblocks + m - 1) / m);
+        double work = gn * bm, traffic = gn + bm;
+        if (work < best_work || (work == best_work && traffic < best_traffic))
+            best_work = work, best_traffic = traffic, *tn = n, *tm = m;
+    }
+}
+
 static _Thread_local uint16_t *t_act;
 static _Thread_local size_t t_act_cap;
 
@@ -316,9 +332,8 @@ static void gemm_amx(int M, const float *X, int64_t ldx, const cb_weight *W, flo
 #pragma omp parallel if (work > 4e6)
     {
         const int T = omp_get_num_threads(), t = omp_get_thread_num();
-        /* threads over N; over M as well when there are fewer 32-column groups than twice the threads */
-        const int tn = (int)CB_MIN((int64_t)T, ngroups);
-        const int tm = ngroups >= 2 * (int64_t)T ? 1 : CB_MIN(T / tn, mblocks);
+        int tn, tm;
+        thread_grid(T, ngroups, mblocks, &tn, &tm);
         const int ti = t % tn, tj = t / tn;
         if (tj < tm) {
             int64_t na = ngroups * ti / tn * 32, nb = CB_MIN(N, ngroups * (ti + 1) / tn * 32);
