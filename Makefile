@@ -3,6 +3,7 @@
 # AMX, OS permission) check in engines/kernels/cpu.c.
 #   make            build build/ctxbench
 #   make test       install missing packages, build and run the Criterion suite
+#   make test-cluster  a real Slurm job array on a one-node cluster on localhost
 #   make demo       install missing packages, run the default workload end to end
 #   make bench      kernel and engine benchmarks (vs OpenBLAS and the measured machine peak);
 #                   BENCH_ARGS=... picks the kernel section, BENCH_ENGINES=0 skips the engine half
@@ -21,7 +22,7 @@ CRITERION_LIBS = -lcriterion
 BLAS_LIBS = -lopenblas -ldnnl
 
 ENGINE_SRC  = $(wildcard engines/*.c engines/*/*.c)
-HARNESS_SRC = $(filter-out harness/main.c,$(wildcard harness/*.c))
+HARNESS_SRC = $(filter-out harness/main.c,$(wildcard harness/*.c harness/*/*.c))
 LIB_SRC     = $(ENGINE_SRC) $(HARNESS_SRC)
 LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC    = $(wildcard tests/*.c)
@@ -29,7 +30,7 @@ TEST_OBJ    = $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   = $(wildcard bench/*.c)
 BENCH_OBJ   = $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test demo bench asan clean valgrind FORCE
+.PHONY: all deps test test-cluster demo bench asan clean valgrind FORCE
 all: $(BUILD)/ctxbench
 
 deps:
@@ -72,6 +73,12 @@ $(BUILD)/ctxbench-bench: $(BENCH_OBJ) $(LIB_OBJ)
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ctxbench $(BUILD)/ctxbench-tests
 	CTXBENCH_BIN=$(BUILD)/ctxbench $(BUILD)/ctxbench-tests $(TEST_ARGS)
+
+# A real Slurm run: one-node cluster on localhost, the shipped job array, shards merged and checked against
+# a one-process run (scripts/test-cluster.sh; installs slurm and munge as root).
+test-cluster: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ctxbench
+	scripts/test-cluster.sh $(BUILD)/ctxbench
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ctxbench

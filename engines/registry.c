@@ -17,7 +17,8 @@ const cb_engine_ops *cb_engine_find(const char *name) {
 }
 
 const cb_engine_ops *cb_engine_for_config(const cb_config *cfg) {
-    static const char *by_type[] = { [CB_MT_LLAMA] = "transformer", [CB_MT_MAMBA2] = "mamba2", [CB_MT_BAMBA] = "bamba" };
+    static const char *by_type[] = { [CB_MT_LLAMA] = "transformer", [CB_MT_MAMBA2] = "mamba2", [CB_MT_BAMBA] = "bamba",
+                                     [CB_MT_GRANITE] = "granite" };
     const cb_engine_ops *e = cb_engine_find(by_type[cfg->model_type]);
     return e && e->supports(cfg) ? e : NULL;
 }
@@ -26,6 +27,6 @@ int cb_engine_count(void) { return n_engines; }
 const cb_engine_ops *cb_engine_at(int i) { return i >= 0 && i < n_engines ? engines[i] : NULL; }
 
 void cb_engine_opts_default(cb_engine_opts *o) {
-    *o = (cb_engine_opts){ .threads = 0, .mode = CB_MODE_EXACT, .kv_dtype = CB_BF16, .state_dtype = CB_F32,
+    *o = (cb_engine_opts){ .threads = 0, .mode = CB_MODE_EXACT, .kv_dtype = CB_BF16, .kv_round = CB_F32, .state_dtype = CB_F32,
                            .max_context = 4096, .max_batch = 1, .prefill_chunk = 512, .ssd_chunk = 0 };
 }

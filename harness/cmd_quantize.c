@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../engines/kernels/quant.h"
+#include "../engines/kernels/gemm8.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "../engines/engine.h"
-#include "../engines/kernels/quant.h"
+#include "../engines/kernels/gemm8.h"
 #include "../engines/model/presets.h"
 #include "../engines/model/quantize.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engines/kernels/quant.h"
+#include "../engines/kernels/gemm8.h"
 
 /* Independent fp8 decoder from the OCP definition (bias 7, subnormal step 2^-9, S.1111.111 NaN). */
 static double fp8_spec(int c) {

@@ -4,7 +4,7 @@
 #include "kernels.h"
 #include "kernels_amx.h"
 #include "kernels_avx512.h"
-#include "quant.h"
+#include "gemm8.h"
 
 static inline bool avx512(void) { return cb_kernels_path() >= CB_PATH_AVX512; }
 /* Tiles pay from the measured crossover in M up (docs/performance.md "AMX"). */

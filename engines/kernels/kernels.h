@@ -8,8 +8,7 @@
 #ifndef CB_KERNELS_H
 #define CB_KERNELS_H
 
-#include "../common.h"
-#include "../model/model.h"
+#include "../types.h"
 
 /* Ordered: each path includes the ones before it (AMX runs the AVX512-BF16 kernels where tiles do not pay). */
 typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16, CB_PATH_AMX } cb_kpath;

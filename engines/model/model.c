@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef struct {
     cb_model *m;
@@ -117,6 +118,57 @@ static int bind_mlp(binder *b, const char *p, cb_mlp_weights *w) {
     return 0;
 }
 
+/* granitemoehybrid's shared expert: shared_mlp.input_linear [2 ff, d] holds gate (first ff rows, the
+ * half transformers passes through silu) and up; output_linear [d, ff] is down. */
+static int bind_shared_mlp(binder *b, const char *p, cb_mlp_weights *w) {
+    const cb_config *c = &b->m->cfg;
+    char n[512];
+    cb_weight in;
+    if (bind_lin(b, N("input_linear.weight"), 2 * (int64_t)c->d_ff, c->d_model, &in) ||
+        bind_lin(b, N("output_linear.weight"), c->d_model, c->d_ff, &w->down))
+        return -1;
+    w->gate = cb_weight_rows(&in, 0, c->d_ff);
+    w->up = cb_weight_rows(&in, c->d_ff, c->d_ff);
+    return 0;
+}
+
+/* A 3-D expert tensor [E, rows, cols] bound as the matrix [E * rows, cols] (8-bit: one scale per row). */
+static int bind_experts(binder *b, const char *name, int64_t E, int64_t rows, int64_t cols, cb_weight *w) {
+    cb_tensor *t = (cb_tensor *)cb_st_find(&b->m->st, name);
+    int64_t shape[3] = { E, rows, cols };
+    if (!t || (t->dtype != CB_F8_E4M3 && t->dtype != CB_I8)) {
+        if (bind_shape(b, name, 3, shape, false, w)) return -1;
+        w->rows = E * rows;
+        return 0;
+    }
+    memset(w, 0, sizeof *w);
+    if (t->ndim != 3 || t->shape[0] != E || t->shape[1] != rows || t->shape[2] != cols) {
+        char want[128], found[128];
+        fmt_shape(want, sizeof want, shape, 3);
+        fmt_shape(found, sizeof found, t->shape, t->ndim);
+        cb_err_set(b->err, "%s: tensor %s: expected shape %s, found %s", tensor_file(b->m, t), name, want, found);
+        return -1;
+    }
+    cb_err inner = { "" };
+    if (cb_quantized_bind(b->m, t, cb_quantized_find_scale(b->m, name), name, w, &inner)) {
+        cb_err_set(b->err, "%s: %s", tensor_file(b->m, t), inner.msg);
+        return -1;
+    }
+    b->m->weight_bytes += t->nbytes + (size_t)(E * rows) * sizeof(float);
+    return 0;
+}
+
+static int bind_moe(binder *b, const char *p, cb_moe_weights *w) {
+    const cb_config *c = &b->m->cfg;
+    const int64_t E = c->n_experts, d = c->d_model, f = c->d_ff_expert;
+    char n[512];
+    if (bind_mat(b, N("router.layer.weight"), E, d, false, &w->router) ||
+        bind_experts(b, N("input_linear.weight"), E, 2 * f, d, &w->experts_in) ||
+        bind_experts(b, N("output_linear.weight"), E, d, f, &w->experts_out))
+        return -1;
+    return 0;
+}
+
 static int bind_mamba(binder *b, const char *p, cb_mamba_weights *w) {
     const cb_config *c = &b->m->cfg;
     char n[512];
@@ -165,8 +217,10 @@ int cb_model_bind(cb_model *m, cb_err *err) {
     for (int i = 0; i < m->st.n_tensors; i++) m->st.tensors[i].used = false;
     m->weight_bytes = 0;
     const bool llama = c->model_type == CB_MT_LLAMA, mamba2 = c->model_type == CB_MT_MAMBA2;
+    const bool granite = c->model_type == CB_MT_GRANITE;
     const char *embed = mamba2 ? "backbone.embeddings.weight" : "model.embed_tokens.weight";
-    const char *norm = mamba2 ? "backbone.norm_f.weight" : llama ? "model.norm.weight" : "model.final_layernorm.weight";
+    const char *norm = mamba2 ? "backbone.norm_f.weight"
+                     : llama || granite ? "model.norm.weight" : "model.final_layernorm.weight";
     if (bind_mat(&b, embed, c->vocab, c->d_model, false, &m->embed) ||
         bind_vec(&b, norm, c->d_model, false, &m->final_norm))
         return -1;
@@ -197,10 +251,15 @@ int cb_model_bind(cb_model *m, cb_err *err) {
             if (bind_mamba(&b, n, &L->mamba)) return -1;
         }
         if (c->has_mlp) {
-            snprintf(n, sizeof n, "%s.%s", p, llama ? "post_attention_layernorm.weight" : "pre_ff_layernorm.weight");
+            snprintf(n, sizeof n, "%s.%s", p,
+                     llama || granite ? "post_attention_layernorm.weight" : "pre_ff_layernorm.weight");
             if (bind_vec(&b, n, c->d_model, false, &L->ff_norm)) return -1;
-            snprintf(n, sizeof n, "%s.%s", p, llama ? "mlp" : "feed_forward");
-            if (bind_mlp(&b, n, &L->mlp)) return -1;
+            snprintf(n, sizeof n, "%s.%s", p, llama ? "mlp" : granite ? "shared_mlp" : "feed_forward");
+            if (granite ? bind_shared_mlp(&b, n, &L->mlp) : bind_mlp(&b, n, &L->mlp)) return -1;
+        }
+        if (c->n_experts > 0) {
+            snprintf(n, sizeof n, "%s.block_sparse_moe", p);
+            if (bind_moe(&b, n, &L->moe)) return -1;
         }
     }
     if (cb_model_note_q8(m, err)) return -1;
@@ -229,6 +288,7 @@ void cb_model_free(cb_model *m) {
     if (!m) return;
     cb_model_quant_release(m); /* 8-bit copies made by cb_model_quantize */
     cb_st_close(&m->st); /* checkpoint maps, or a preset's in-memory tensor table */
-    cb_free(m->owned);
+    if (m->owned_mapped) munmap(m->owned, m->owned_bytes);
+    else cb_free(m->owned);
     memset(m, 0, sizeof *m);
 }

@@ -1,6 +1,6 @@
 /* 8-bit weight formats: exact fp8 E4M3 / int8 conversions, per-row quantisation, the portable 8-bit
  * GEMM twins and the dispatch to the AVX-512 ones (gemm8_avx512.c). */
-#include "quant.h"
+#include "gemm8.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  *   fp8:  scale = max|row| / 448, q = fp8(w / scale) (round to nearest even, saturating to ±448)
  *   int8: scale = max|row| / 127, q = rne(w / scale) clamped to ±127
  * An all-zero row gets scale 1 (and zero codes). See docs/quantization.md. */
-#ifndef CB_QUANT_H
-#define CB_QUANT_H
+#ifndef CB_GEMM8_H
+#define CB_GEMM8_H
 
 #include "kernels.h"
 

@@ -1,0 +1,30 @@
+/* Value types shared by the kernels and the model code: the bottom of the include graph (it includes
+ * only common.h), so kernels/ never includes model/ and model/ may include kernel headers. */
+#ifndef CB_TYPES_H
+#define CB_TYPES_H
+
+#include "common.h"
+
+/* A weight matrix or vector: data in `dtype`, row-major; for matrices rows = out features, cols = in
+ * (PyTorch Linear layout). `scale` is non-NULL only for 8-bit formats (per-row fp32 scale). */
+typedef struct {
+    const void *data;
+    cb_dtype dtype;
+    int64_t rows, cols; /* vectors: rows = 1 */
+    const float *scale;
+} cb_weight;
+
+/* CB_ROPE_NONE: no positional encoding at all (Granite 4.0-H's "nope"); rot_dim is 0. */
+typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3, CB_ROPE_NONE } cb_rope_type;
+
+/* RoPE parameters of an attention layer (rotate-half convention; docs/engines.md). */
+typedef struct {
+    cb_rope_type type;
+    double theta;        /* rope_theta (default 10000) */
+    int rot_dim;         /* rotated dims per head: head_dim, or head_dim * partial_rotary_factor */
+    /* llama3 scaling (type == CB_ROPE_LLAMA3) */
+    double factor, low_freq_factor, high_freq_factor;
+    int original_max_pos;
+} cb_rope;
+
+#endif
