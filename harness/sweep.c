@@ -77,6 +77,8 @@ static int sweep_points(const cb_workload *w, const cb_sweep_opts *o, const cb_s
         if (cb_decide(dec, p, &r, &order)) {
             cb_measure_point(meas, p, &order, &r);
             if (r.label != CB_LABEL_FAILED) cb_decide_learn(dec, p, &r, &order);
+        } else if (r.label == CB_LABEL_ANALYTIC && w->memory_check) {
+            cb_measure_memory_check(meas, p, &order, &r);
         }
         int rc = cb_sweep_store_point(st, p, key, &r, err);
         if (!rc) res->run++, count_label(res, r.label), cb_progress_point(&pr, w, p, &r);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engines/model/presets.h"
 #include "../engines/model/quantize.h"
 #include "results/derive.h"
 
@@ -269,6 +270,55 @@ static int ensure_model(cb_measurer *c, int mi) {
     c->model_ok = c->src->open(c->w->models[mi], c->w->seed, c->w->weight_dtype, &c->model, &err) == 0;
     snprintf(c->model_err, sizeof c->model_err, "%s", err.msg);
     return c->model_ok ? 0 : -1;
+}
+
+/* `memory_check: allocate`: a memory point also creates the engine over the preset's shapes (weights
+ * bound to untouched zero pages, engines/model/presets.h), so the KV cache, state and scratch the engine
+ * really allocates sit beside the plan (memory rows, source `engine`) at any scale — when those
+ * non-weight bytes fit the memory budget. docs/methodology.md, "Memory". */
+void cb_measure_memory_check(cb_measurer *c, const cb_point_def *p, const cb_measure_order *o, cb_point_result *r) {
+    const cb_engine_opts *eo = &o->eo;
+    const char *name = c->w->models[p->model];
+    cb_config probe_cfg;
+    cb_err err = { "" };
+    size_t need = r->plan.total - r->plan.weights;
+    if (cb_preset_config(name, &probe_cfg, &err)) {
+        snprintf(r->status, sizeof r->status, "ok; no allocation check (memory_check needs a preset, %.200s is not)", name);
+        return;
+    }
+    if ((int64_t)need > c->mem_budget) {
+        snprintf(r->status, sizeof r->status, "ok; no allocation check: KV + state + scratch %zu bytes > memory budget %lld",
+                 need, (long long)c->mem_budget);
+        return;
+    }
+    cb_model m;
+    if (cb_preset_create_shapes(name, c->w->weight_dtype, &m, &err)) {
+        snprintf(r->status, sizeof r->status, "allocation check failed: %.480s", err.msg);
+        return;
+    }
+    int64_t min0, maj0, min1, maj1;
+    cb_mem_reset_peak();
+    cb_mem_page_faults(&min0, &maj0);
+    double t0 = cb_now_seconds();
+    cb_engine *e = NULL;
+    if (p->ops->create(&m, eo, &e, &err)) {
+        snprintf(r->status, sizeof r->status, "allocation check failed: create: %.460s", err.msg);
+        cb_model_free(&m);
+        return;
+    }
+    p->ops->memory(e, &r->engine);
+    cb_model_weight_split(&m, &r->wengine);
+    r->have_engine = true;
+    p->ops->destroy(e);
+    cb_mem_page_faults(&min1, &maj1);
+    r->peak_rss = cb_mem_peak_rss_bytes();
+    r->minor = min1 - min0, r->major = maj1 - maj0;
+    r->seconds_total = cb_now_seconds() - t0;
+    cb_model_free(&m);
+    bool same = r->engine.kv_cache == r->plan.kv_cache && r->engine.ssm_state == r->plan.ssm_state &&
+                r->engine.conv_state == r->plan.conv_state;
+    snprintf(r->status, sizeof r->status, "ok; engine created over the preset's shapes (weights mapped, not loaded): "
+             "KV + state allocated %s the plan", same ? "equal" : "DIFFER FROM");
 }
 
 /* A sampled prefill, and once per engine/model the same method at its largest measured prefill. */

@@ -32,6 +32,9 @@ void cb_measurer_init(cb_measurer *m, const cb_workload *w, const cb_model_sourc
 void cb_measurer_close(cb_measurer *m);
 /* Measure (or sample) p as ordered; r ends labelled measured, sampled or failed. */
 void cb_measure_point(cb_measurer *m, const cb_point_def *p, const cb_measure_order *order, cb_point_result *r);
+/* A memory point with `memory_check: allocate`: create the engine over the preset's shapes and store what
+ * it allocates beside the plan (or say in the status why not). */
+void cb_measure_memory_check(cb_measurer *m, const cb_point_def *p, const cb_measure_order *order, cb_point_result *r);
 /* Measure the roofs at `threads` (and 1) for `seconds` (0: 1.5 s; < 0: not measured). */
 void cb_sweep_roofs_measure(int threads, double seconds, cb_sweep_roofs *out);
 
