@@ -16,7 +16,7 @@
 static const cb_view views[] = {
     {"latency_by_context",
      "SELECT p.id AS point_id, p.run_id, p.engine, p.model, p.arch, p.phase, p.context, p.batch, p.threads, p.mode,\n"
-     "       p.weight_dtype, p.kv_dtype, p.fill, p.label, p.median AS seconds, p.ci_lo, p.ci_hi, p.cv, p.noisy,\n"
+     "       p.weight_dtype, p.kv_dtype, p.fill, p.source, p.label, p.median AS seconds, p.ci_lo, p.ci_hi, p.cv, p.noisy,\n"
      "       p.tokens_per_s,\n"
      /* prefill and throughput spell the work out (context, batch) so the bounds are exact divisions */
      "       CASE p.phase WHEN 'prefill' THEN p.context / p.ci_hi WHEN 'throughput' THEN p.batch / p.ci_hi\n"
@@ -126,7 +126,7 @@ static const cb_view views[] = {
      "  FROM points p JOIN memory m ON m.point_id = p.id AND m.category = 'weights' AND m.source = 'engine'\n"
      "  WHERE p.weight_dtype IN ('int8', 'fp8') GROUP BY p.model, p.weight_dtype, m.bytes) w"},
     /* ctxbench against an imported peer (docs/peers.md): each measured or sampled ctxbench point and each
-     * peer point of the same model, phase, depth, batch and threads (any run: the peer's is an import).
+     * peer point of the same model, phase, depth, batch, threads and weight dtype (any run: the peer's is an import).
      * ratio = ctxbench tokens/s / the peer's (> 1: ctxbench faster), per token so that chunks of other
      * sizes compare; its interval combines both 95% CIs conservatively, as the speed-up's does. */
     {"vs_peer",
@@ -138,6 +138,7 @@ static const cb_view views[] = {
      "       re.cpu_model, rl.cpu_model AS peer_cpu_model, e.run_id, l.run_id AS peer_run_id\n"
      "FROM points e JOIN points l ON l.source = 'peer' AND e.source = 'ctxbench' AND l.model = e.model\n"
      " AND l.phase = e.phase AND l.context = e.context AND l.batch = e.batch AND l.threads = e.threads\n"
+     " AND l.weight_dtype = e.weight_dtype\n"
      "JOIN runs re ON re.id = e.run_id JOIN runs rl ON rl.id = l.run_id\n"
      "WHERE e.label IN ('measured','sampled') AND l.label = 'measured' AND e.phase IN ('prefill_chunk','decode')\n"
      "  AND e.median > 0 AND l.median > 0"},
@@ -151,6 +152,7 @@ static const cb_view views[] = {
      "       o.point_id, o.baseline_point_id, p.point_id AS peer_point_id, p.baseline_point_id AS peer_baseline_point_id\n"
      "FROM speedup o JOIN speedup p ON p.source = 'peer' AND o.source = 'ctxbench' AND p.model = o.model\n"
      " AND p.phase = o.phase AND p.context = o.context AND p.batch = o.batch AND p.threads = o.threads\n"
+     " AND p.weight_dtype = o.weight_dtype\n"
      "WHERE o.pair_label IN ('measured','sampled') AND p.pair_label = 'measured'\n"
      "  AND o.phase IN ('prefill_chunk','decode')"},
 };
