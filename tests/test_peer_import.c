@@ -10,6 +10,8 @@
 
 #include "../harness/cli.h"
 #include "../harness/peer_import.h"
+#include "../harness/plot.h"
+#include "../harness/report.h"
 #include "../harness/stats.h"
 #include "../harness/store.h"
 #include "plot_fixture.h"
@@ -116,6 +118,46 @@ Test(peer_import, vs_peer_and_speedup_vs_peer) {
     cr_assert(fabs(r2 - 2.0 / (49.1 / 21.3)) < 0.05, "%g", r2);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM speedup WHERE source = 'ctxbench'"), 1);
     sqlite3_close(db);
+
+    /* the report: a "vs llama.cpp" row for point 900 that says the machines differ, and C2 beside the peer */
+    char db_path[600];
+    snprintf(db_path, sizeof db_path, "%s/peer.db", dir);
+    char *md = NULL;
+    size_t mn = 0;
+    FILE *f = open_memstream(&md, &mn);
+    cb_err err = { "" };
+    cr_assert_eq(cb_report_write(db_path, f, NULL, &err), 0, "%s", err.msg);
+    fclose(f);
+    const char *vs = strstr(md, "## vs llama.cpp");
+    cr_assert(vs, "%s", md);
+    cr_assert(strstr(vs, "| bamba-xs | decode | 16K | 2 | 100 | 49."), "%s", vs);
+    cr_assert(strstr(vs, "**Different machines**"), "%s", vs);
+    const char *c2 = strstr(md, "### beside the peer's own ratio");
+    cr_assert(c2 && c2 < vs, "%s", md);
+    cr_assert(strstr(c2, "| bamba-xs | decode | 16K | 2 | **2.00×** |"), "%s", c2);
+    /* C2's own verdict counts ctxbench's pair only, not the peer's */
+    cr_assert(strstr(strstr(md, "## Summary"), "geometric mean 2.00x over 1 pairs"), "%s", strstr(md, "## Summary"));
+    free(md);
+
+    /* the figures: the peer figure is drawn, with llama.cpp's dotted series in the legend */
+    char out[600];
+    snprintf(out, sizeof out, "%s/fig", dir);
+    cb_plot_opts o = { .db = db_path, .out = out, .svg = true };
+    FILE *log = fopen("/dev/null", "w");
+    cr_assert_geq(cb_plot_all(&o, log, &err), 2, "%s", err.msg);
+    fclose(log);
+    char svg[700];
+    snprintf(svg, sizeof svg, "%s/peer.svg", out);
+    FILE *s = fopen(svg, "r");
+    cr_assert_not_null(s, "no %s", svg);
+    char buf[1 << 16];
+    size_t got = fread(buf, 1, sizeof buf - 1, s);
+    buf[got] = 0;
+    fclose(s);
+    cr_assert(strstr(buf, "llama.cpp (peer, dotted)"), "legend missing in peer.svg");
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+    cr_assert_eq(system(cmd), 0);
     cb_test_rmdir(dir);
 }
 
