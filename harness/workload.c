@@ -231,10 +231,9 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
     } else if (!strcmp(key, "kv_dtype") || !strcmp(key, "weight_dtype")) {
         if (want_one(v, key, origin, err)) return -1;
         cb_dtype t;
-        bool w8 = key[0] == 'w' && !cb_dtype_parse(v->v[0], &t) && (t == CB_F8_E4M3 || t == CB_I8);
-        if (!w8 && (cb_dtype_parse(v->v[0], &t) || (t != CB_F32 && t != CB_F16 && t != CB_BF16))) {
-            cb_err_set(err, "%s:%d: bad %s '%s' (expected f32, f16 or bf16%s)", origin, v->line, key, v->v[0],
-                       key[0] == 'w' ? ", or fp8 / int8 for 8-bit linear weights" : "");
+        if (cb_weights_dtype_parse(v->v[0], &t)) {
+            cb_err_set(err, "%s:%d: bad %s '%s' (expected f32, f16 or bf16, or fp8 / int8 for 8-bit %s)", origin, v->line,
+                       key, v->v[0], key[0] == 'w' ? "linear weights" : "KV codes with per-token scales");
             return -1;
         }
         if (key[0] == 'k') w->kv_dtype = t; else w->weight_dtype = t;
