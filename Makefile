@@ -20,7 +20,7 @@ CRITERION_LIBS = -lcriterion
 BLAS_LIBS = -lopenblas
 
 ENGINE_SRC  = $(wildcard engines/*.c engines/*/*.c)
-HARNESS_SRC = $(filter-out harness/main.c,$(wildcard harness/*.c))
+HARNESS_SRC = $(filter-out harness/main.c,$(wildcard harness/*.c harness/*/*.c))
 LIB_SRC     = $(ENGINE_SRC) $(HARNESS_SRC)
 LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC    = $(wildcard tests/*.c)

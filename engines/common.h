@@ -72,4 +72,17 @@ double cb_now_seconds(void); /* CLOCK_MONOTONIC */
 #define CB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CB_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Byte counts of memory plans saturate here instead of wrapping: a plan that does not fit 63 bits reads
+ * as CB_BYTES_MAX, which every budget refuses, and stays positive when stored as an SQLite integer
+ * (docs/promises.md). */
+#define CB_BYTES_MAX ((size_t)INT64_MAX)
+static inline size_t cb_bytes_mul(size_t a, size_t b) {
+    size_t r;
+    return __builtin_mul_overflow(a, b, &r) || r > CB_BYTES_MAX ? CB_BYTES_MAX : r;
+}
+static inline size_t cb_bytes_add(size_t a, size_t b) {
+    size_t r;
+    return __builtin_add_overflow(a, b, &r) || r > CB_BYTES_MAX ? CB_BYTES_MAX : r;
+}
+
 #endif

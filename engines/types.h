@@ -21,7 +21,8 @@ static inline size_t cb_weight_bytes(const cb_weight *w) {
     return (size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype) + (w->scale ? (size_t)w->rows * sizeof(float) : 0);
 }
 
-typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3 } cb_rope_type;
+/* CB_ROPE_NONE: no positional encoding at all (Granite 4.0-H's "nope"); rot_dim is 0. */
+typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3, CB_ROPE_NONE } cb_rope_type;
 
 /* RoPE parameters of an attention layer (rotate-half convention; docs/engines.md). */
 typedef struct {

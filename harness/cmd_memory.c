@@ -1,4 +1,5 @@
 /* `ctxbench memory`: the analytic memory table of a model (from ops->plan; nothing allocated). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,13 @@ static int run(int argc, char **argv) {
             }
             break;
         case 'b':
-            batch = (int)strtol(optarg, &end, 10);
-            if (*end || batch < 1) { fprintf(stderr, "ctxbench memory: bad --batch '%s'\n", optarg); return 2; }
+            errno = 0;
+            long b = strtol(optarg, &end, 10);
+            if (*end || end == optarg || errno || b < 1 || b > 1 << 20) {
+                fprintf(stderr, "ctxbench memory: bad --batch '%s' (expected an integer in [1, %d])\n", optarg, 1 << 20);
+                return 1;
+            }
+            batch = (int)b;
             break;
         default:
             fprintf(stderr, "ctxbench memory: unknown or incomplete option '%s'\n", argv[optind - 1]);
@@ -91,6 +97,7 @@ static int run(int argc, char **argv) {
            "scratch", "total", "GiB");
     if (batch > 1) printf(" %15s %10s", "total@B", "GiB@B");
     printf("\n");
+    bool saturated = false;
     for (int i = 0; i < n; i++) {
         cb_engine_opts o;
         cb_engine_opts_default(&o);
@@ -103,9 +110,14 @@ static int run(int argc, char **argv) {
             o.max_batch = batch;
             ops->plan(&cfg, &o, cv[i], batch, &mb);
             printf(" %15zu %10.3f", mb.total, mb.total / 1073741824.0);
+            saturated |= mb.total == CB_BYTES_MAX;
         }
+        saturated |= m.total == CB_BYTES_MAX;
         printf("\n");
     }
+    if (saturated)
+        printf("%zu: more bytes than 63 bits hold (the plan saturates there; every memory budget refuses it)\n",
+               CB_BYTES_MAX);
     return 0;
 }
 

@@ -222,6 +222,10 @@ static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *op
         cb_err_set(err, "--prefill %d exceeds the reference's %d tokens", P, T);
         return -1;
     }
+    if (B > T) { /* one logit row per decoded sequence is compared against the reference's T rows */
+        cb_err_set(err, "--batch %d exceeds the reference's %d tokens (expected 1 <= B <= %d)", B, T, T);
+        return -1;
+    }
     cb_engine_opts o = a->o;
     o.max_context = T;
     o.max_batch = B;

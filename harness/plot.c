@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store.h"
+
 /* Engine architectures in fixed order: colour-blind-safe (Okabe-Ito) colours and markers. */
 enum { N_ARCH = 3 };
 static const char *const ARCH[N_ARCH] = {"transformer", "mamba2", "hybrid"};
@@ -415,9 +417,14 @@ static int render(const cb_plot_opts *o, const char *gnuplot, figure *f, const c
 
 /* ---- the figures ---- */
 
-#define FILTER " (?1 = 0 OR p.run_id = ?1) AND p.model LIKE ?2 AND COALESCE(p.weight_dtype,'') NOT IN ('int8','fp8') "
-#define TIMED_COLS "p.arch, p.label, p.context, "
-#define NEED_COLS ", p.refused_bytes, p.refused_seconds "
+/* Every number drawn is read from a view (results/views.c): the series from latency_by_context, the
+ * speed-ups from speedup (with refused pairs from arch_pairs). Rows: arch, label, x, y, ylo, yhi,
+ * refused_bytes, refused_seconds, in point order. */
+#define FILTER " (?1 = 0 OR p.run_id = ?1) AND p.model LIKE ?2 AND p.weight_dtype NOT IN ('int8','fp8') "
+#define VIEW_FILTER " (?1 = 0 OR v.run_id = ?1) AND v.model LIKE ?2 AND v.weight_dtype NOT IN ('int8','fp8') "
+#define SERIES(XY, WHERE) \
+    "SELECT v.arch, v.label, " XY ", v.refused_bytes, v.refused_seconds FROM latency_by_context v WHERE " WHERE \
+    " AND" VIEW_FILTER "ORDER BY v.point_id"
 
 typedef struct {
     const char *name, *title, *caption;
@@ -497,33 +504,29 @@ static int xy_figure(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_e
 
 static int fig_prefill(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
     panel_spec ps[2] = {
-        {"SELECT " TIMED_COLS "p.median, p.ci_lo, p.ci_hi" NEED_COLS "FROM points p WHERE p.phase = 'prefill' "
-         "AND p.batch = 1 AND" FILTER,
+        {SERIES("v.context, v.seconds, v.ci_lo, v.ci_hi", "v.phase = 'prefill' AND v.batch = 1"),
          "Prefill time (s)", "%g", "Context (tokens)", NULL, "Time to first token", true, 0.35, 0, 0, NULL, 0},
-        {"SELECT " TIMED_COLS "p.context / p.median, p.context / p.ci_hi, p.context / p.ci_lo" NEED_COLS
-         "FROM points p WHERE p.phase = 'prefill' AND p.batch = 1 AND" FILTER,
+        {SERIES("v.context, v.tokens_per_s, v.tokens_per_s_lo, v.tokens_per_s_hi", "v.phase = 'prefill' AND v.batch = 1"),
          "Prefill throughput (tokens/s)", "%g", "Context (tokens)", NULL, "Prefill tokens/s", true, 0.6, 0, 0, NULL, 0},
     };
     return xy_figure(c, o, g, e, ps, 2, 7.0, log, err);
 }
 
 static int fig_decode(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
-    panel_spec ps[1] = {{"SELECT " TIMED_COLS "1000 * p.median, 1000 * p.ci_lo, 1000 * p.ci_hi" NEED_COLS
-                         "FROM points p WHERE p.phase = 'decode' AND p.batch = 1 AND" FILTER,
+    panel_spec ps[1] = {{SERIES("v.context, 1000 * v.seconds, 1000 * v.ci_lo, 1000 * v.ci_hi",
+                                "v.phase = 'decode' AND v.batch = 1"),
                          "Decode latency (ms/token)", "%g", "Context depth (tokens)", NULL, NULL, true, 0.6, 0, 0, NULL, 0}};
     return xy_figure(c, o, g, e, ps, 1, 3.5, log, err);
 }
 
 static int fig_speedup(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
+#define PAIR_FILTER(PHASE) \
+    " phase = '" PHASE "' AND batch = 1 AND (?1 = 0 OR run_id = ?1) AND model LIKE ?2 AND weight_dtype NOT IN ('int8','fp8') "
 #define SPEEDUP(PHASE)                                                                                               \
-    "SELECT p.arch, CASE WHEN p.label = 'refused' OR t.label = 'refused' THEN 'refused' "                            \
-    "WHEN p.label = 'analytic' OR t.label = 'analytic' THEN 'analytic' WHEN p.label = 'sampled' OR t.label = "       \
-    "'sampled' THEN 'sampled' ELSE 'measured' END, p.context, t.median / p.median, t.ci_lo / p.ci_hi, "        \
-    "t.ci_hi / p.ci_lo, COALESCE(p.refused_bytes, t.refused_bytes), COALESCE(p.refused_seconds, "               \
-    "t.refused_seconds) FROM points p JOIN points t ON t.arch = 'transformer' AND t.phase = p.phase " \
-    "AND t.context = p.context AND t.batch = p.batch AND t.threads = p.threads AND t.run_id = p.run_id AND "         \
-    "COALESCE(t.weight_dtype,'') = COALESCE(p.weight_dtype,'') AND COALESCE(t.mode,'') = COALESCE(p.mode,'') AND "    \
-    "t.model LIKE ?2 WHERE p.arch != 'transformer' AND p.phase = '" PHASE "' AND p.batch = 1 AND" FILTER
+    "SELECT arch, pair_label, context, speedup, speedup_lo, speedup_hi, NULL, NULL, point_id, baseline_point_id "     \
+    "FROM speedup WHERE" PAIR_FILTER(PHASE) "UNION ALL SELECT arch, pair_label, context, NULL, NULL, NULL, "         \
+    "refused_bytes, refused_seconds, point_id, baseline_point_id FROM arch_pairs WHERE pair_label = 'refused' AND"   \
+    PAIR_FILTER(PHASE) "ORDER BY point_id, baseline_point_id"
     const char *ref = "2 with lines dt 3 lw 0.8 lc rgb '#555555' notitle, 5 with lines dt (8,4) lw 0.8 lc "
                       "rgb '#555555' notitle, 1 with lines lw 0.5 lc rgb '#999999' notitle";
     static const legend_item refs[2] = {{"claimed 2×", "#555555", 0, 3}, {"claimed 5×", "#555555", 0, 2}};
@@ -532,6 +535,7 @@ static int fig_speedup(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry
         {SPEEDUP("decode"), "Speed-up over transformer (×)", "%g", "Context depth (tokens)", ref, "Decode", true, 0.45, 0.8, 6, NULL, 0},
     };
 #undef SPEEDUP
+#undef PAIR_FILTER
     return xy_figure(c, o, g, e, ps, 2, 7.0, log, err);
 }
 
@@ -559,8 +563,8 @@ static int fig_throughput(ctx_t *c, const cb_plot_opts *o, const char *g, fig_en
         cb_plot_context_label(ctxs[i], l, sizeof l);
         snprintf(title[i], sizeof title[i], "Context %s", l);
         snprintf(sql[i], sizeof sql[i],
-                 "SELECT p.arch, p.label, p.batch, p.batch / p.median, p.batch / p.ci_hi, p.batch / p.ci_lo" NEED_COLS
-                 "FROM points p WHERE p.phase = 'throughput' AND p.context = %lld AND" FILTER,
+                 SERIES("v.batch, v.tokens_per_s, v.tokens_per_s_lo, v.tokens_per_s_hi",
+                        "v.phase = 'throughput' AND v.context = %lld"),
                  (long long)ctxs[i]);
         ps[i] = (panel_spec){sql[i], "Decode throughput (tokens/s)", "%g", "Batch size (sequences)", NULL, title[i], false, 0.6, 0, 0, NULL, 0};
     }
@@ -899,12 +903,7 @@ int cb_plot_all(const cb_plot_opts *o, FILE *log, cb_err *err) {
         return -1;
     }
     ctx_t c = {.run = o->run_id};
-    if (sqlite3_open_v2(o->db, &c.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        cb_err_set(err, "%s: cannot open the results database: %s", o->db, c.db ? sqlite3_errmsg(c.db) : "out of memory");
-        sqlite3_close(c.db);
-        return -1;
-    }
-    sqlite3_busy_timeout(c.db, 5000);
+    if (cb_store_open_read(o->db, &c.db, err)) return -1;
     if (mkdir(o->out, 0777) && errno != EEXIST) {
         cb_err_set(err, "%s: cannot create the output folder: %s", o->out, strerror(errno));
         sqlite3_close(c.db);

@@ -11,6 +11,7 @@
 #include "../engines/engine.h"
 #include "../engines/model/presets.h"
 #include "plot.h"
+#include "store.h"
 
 static const char *const VERDICT[] = {"reproduced", "partly", "not reproduced", "not measured"};
 const char *cb_verdict_name(cb_verdict v) { return v <= CB_VERDICT_NOT_MEASURED ? VERDICT[v] : "?"; }
@@ -200,14 +201,11 @@ static void claim_c1(sqlite3 *db, FILE *md, claim_row *c) {
 }
 
 /* ---- C2: speed-ups ---- */
+/* The pairs and their speed-ups are the speedup view's (results/views.c); only measured or sampled. */
 #define PAIR_SQL                                                                                                      \
-    "SELECT p.model, p.phase, p.context, t.median / p.median, t.ci_lo / p.ci_hi, t.ci_hi / p.ci_lo, p.id, " \
-    "t.id, p.label, t.label, p.threads, p.weight_dtype, t.model FROM points p JOIN points t ON t.arch = 'transformer' " \
-    "AND t.phase = p.phase AND t.context = p.context AND t.batch = p.batch AND t.threads = p.threads AND t.run_id = "  \
-    "p.run_id AND COALESCE(t.weight_dtype,'') = COALESCE(p.weight_dtype,'') AND COALESCE(t.mode,'') = "               \
-    "COALESCE(p.mode,'') AND substr(t.model, instr(t.model, '-')) = substr(p.model, instr(p.model, '-')) WHERE "       \
-    "p.arch = ?1 AND p.phase IN ('prefill', 'decode') AND p.batch = 1 AND p.label IN ('measured', 'sampled') AND "    \
-    "t.label IN ('measured', 'sampled') AND p.median > 0 AND t.median > 0 ORDER BY p.phase DESC, p.context"
+    "SELECT model, phase, context, speedup, speedup_lo, speedup_hi, point_id, baseline_point_id, label, "             \
+    "baseline_label, threads, weight_dtype, baseline_model FROM speedup WHERE arch = ?1 AND phase IN ('prefill', "   \
+    "'decode') AND batch = 1 AND pair_label IN ('measured', 'sampled') ORDER BY phase DESC, context, point_id"
 
 static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
     fputs("## C2 — speed-up over a similar-size transformer\n\n> *Bamba runs ~2× faster than a similar-size transformer, "
@@ -330,16 +328,9 @@ static void claim_c3(sqlite3 *db, FILE *md, claim_row *c) {
 /* Speed: each measured 8-bit point against the latest measured bf16 point of the same model, phase, depth,
  * batch, threads, mode and KV dtype. Fills `out` with the median speed-up per (phase, format). */
 static void c4_speed(sqlite3 *db, FILE *md, char *out, size_t n) {
-    sqlite3_stmt *st = q(db, "SELECT q.id, q.model, q.weight_dtype, q.phase, q.context, q.median, b.id, b.median, q.mode FROM points q "
-                             "JOIN points b ON b.id = (SELECT MAX(x.id) FROM points x WHERE x.model = q.model AND x.phase = "
-                             "q.phase AND x.context = q.context AND x.batch = q.batch AND x.threads = q.threads AND x.mode = "
-                             "q.mode AND x.kv_dtype = q.kv_dtype AND x.weight_dtype = 'bf16' AND x.label = 'measured') WHERE "
-                             "q.weight_dtype IN ('fp8', 'int8') AND q.label = 'measured' AND q.phase IN ('decode', "
-                             "'prefill_chunk', 'prefill') AND q.median > 0 AND b.median > 0 AND q.id = (SELECT MAX(y.id) FROM "
-                             "points y WHERE y.model = q.model AND y.phase = q.phase AND y.context = q.context AND y.batch = "
-                             "q.batch AND y.threads = q.threads AND y.mode = q.mode AND y.kv_dtype = q.kv_dtype AND "
-                             "y.weight_dtype = q.weight_dtype AND y.label = 'measured') ORDER BY q.phase, q.mode, q.model, "
-                             "q.context, q.weight_dtype");
+    sqlite3_stmt *st = q(db, "SELECT point_id, model, weight_dtype, phase, context, seconds, baseline_point_id, "
+                             "baseline_seconds, mode, speedup FROM weights_8bit_speedup WHERE phase IN ('decode', "
+                             "'prefill_chunk', 'prefill') ORDER BY phase, mode, model, context, weight_dtype");
     out[0] = 0;
     bool head = false;
     double r[2][3][64];
@@ -351,7 +342,7 @@ static void c4_speed(sqlite3 *db, FILE *md, char *out, size_t n) {
                   "each); decode s/token, prefill_chunk s/chunk.\n\n"
                   "| phase | mode | model | weights | context | 8-bit s | bf16 s | speed-up | points (8-bit, bf16) |\n"
                   "|---|---|---|---|---|---|---|---|---|\n", md), head = true;
-        double sq = sqlite3_column_double(st, 5), sb = sqlite3_column_double(st, 7), x = sb / sq;
+        double sq = sqlite3_column_double(st, 5), sb = sqlite3_column_double(st, 7), x = sqlite3_column_double(st, 9);
         fprintf(md, "| %s | %s | %s | %s | %s | %.4g | %.4g | **%.2f×** | %s, %s |\n", txt(st, 3), txt(st, 8), txt(st, 1),
                 txt(st, 2), txt(st, 4), sq, sb, x, txt(st, 0), txt(st, 6));
         int f = strcmp(txt(st, 2), "fp8") == 0 ? 0 : 1, ph = 0;
@@ -440,13 +431,8 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
     c->claim = "8-bit weights halve storage without losing accuracy";
     c->short_claim = "C4: 8-bit weights";
     /* one row per model, 8-bit format and byte count (the first point that has it) */
-    sqlite3_stmt *st = q(db, "SELECT MIN(p.id), p.model, p.weight_dtype, m.bytes, (SELECT m2.bytes FROM memory m2 JOIN points "
-                             "p2 ON p2.id = m2.point_id WHERE p2.model = p.model AND p2.weight_dtype = 'bf16' AND "
-                             "m2.category = 'weights' AND m2.source = m.source LIMIT 1), (SELECT p2.id FROM memory m2 JOIN "
-                             "points p2 ON p2.id = m2.point_id WHERE p2.model = p.model AND p2.weight_dtype = 'bf16' AND "
-                             "m2.category = 'weights' AND m2.source = m.source LIMIT 1), COUNT(*) FROM points p JOIN memory m "
-                             "ON m.point_id = p.id AND m.category = 'weights' AND m.source = 'engine' WHERE p.weight_dtype IN "
-                             "('int8', 'fp8') GROUP BY p.model, p.weight_dtype, m.bytes ORDER BY MIN(p.id)");
+    sqlite3_stmt *st = q(db, "SELECT point_id, model, weight_dtype, weight_bytes, baseline_weight_bytes, "
+                             "baseline_point_id, points, ratio FROM weights_8bit_bytes ORDER BY point_id");
     int n = 0;
     double ratio = 0;
     char ids[120] = "";
@@ -456,7 +442,8 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
         double b8 = sqlite3_column_double(st, 3), b16 = sqlite3_column_double(st, 4);
         bool has16 = sqlite3_column_type(st, 4) != SQLITE_NULL && b16 > 0;
         char r[32] = "—";
-        if (has16) snprintf(r, sizeof r, "%.3f", b8 / b16), ratio = fmax(ratio, b8 / b16); /* the least saving */
+        double x = sqlite3_column_double(st, 7);
+        if (has16) snprintf(r, sizeof r, "%.3f", x), ratio = fmax(ratio, x); /* the least saving */
         fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
                 has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r, txt(st, 6));
         size_t l = strlen(ids);
@@ -523,11 +510,7 @@ static void tex_escape(FILE *f, const char *s) {
 
 int cb_report_write(const char *db_path, FILE *md, FILE *tex, cb_err *err) {
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        cb_err_set(err, "%s: cannot open the results database: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return -1;
-    }
+    if (cb_store_open_read(db_path, &db, err)) return -1;
     sqlite3_stmt *chk = q(db, "SELECT count(*) FROM points");
     if (!chk || sqlite3_step(chk) != SQLITE_ROW) {
         cb_err_set(err, "%s: not a ctxbench results database (no points table: %s)", db_path, sqlite3_errmsg(db));

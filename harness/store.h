@@ -7,8 +7,7 @@
 #include <stdint.h>
 
 #include "../engines/common.h"
-
-#define CB_SCHEMA_VERSION 4
+#include "results/columns.h" /* CB_SCHEMA_VERSION */
 
 /* Open (creating or migrating to CB_SCHEMA_VERSION) the database at path. */
 int cb_store_open(const char *path, sqlite3 **db, cb_err *err);
@@ -17,8 +16,11 @@ int cb_store_migrate(sqlite3 *db, cb_err *err);
 void cb_store_close(sqlite3 *db);
 /* Run SQL with no result rows; err names the statement on failure. */
 int cb_store_exec(sqlite3 *db, const char *sql, cb_err *err);
+/* Open an existing database for reading (plot, report): the current views are installed as TEMP views;
+ * an older schema is copied into memory and migrated there (the file is not changed). */
+int cb_store_open_read(const char *path, sqlite3 **db, cb_err *err);
 /* The CREATE statements of schema version 1 (later versions are migrations on top of it; tests build
- * a version-1 database from it to check the migration). */
-const char *cb_store_schema_sql(void);
+ * a version-1 database from it to check the migration). sqlite3_malloc'd: sqlite3_free it. */
+char *cb_store_schema_v1_sql(void);
 
 #endif

@@ -14,6 +14,9 @@
 #include "build_info.h"
 #include "estimate.h"
 #include "probes.h"
+#include "results/derive.h"
+#include "results/point_record.h"
+#include "results/point_store.h"
 #include "roofs.h"
 #include "stats.h"
 #include "store.h"
@@ -45,38 +48,6 @@ double cb_sampled_prefill_estimate(const double *d, const double *t, int k, int6
 
 /* ---- points ---- */
 typedef struct {
-    const cb_engine_ops *ops;
-    int model;
-    cb_phase phase;
-    int64_t ctx;
-    int threads, batch; /* batch 0: largest that fits (throughput) */
-    const char *error;  /* set when the point cannot even be planned (no engine, bad model) */
-} point_def;
-
-typedef struct {
-    const char *label;
-    char status[512];
-    const char *unit;
-    cb_fill fill;
-    int batch;
-    double *samples; int n_samples;
-    cb_stats st; bool have_stats;
-    double tokens_per_s;
-    int samples_k; double fit_error, validation; bool have_fit, have_validation;
-    int64_t refused_bytes; double refused_seconds;
-    cb_memory_report plan, engine; bool have_plan, have_engine;
-    cb_weight_split wplan, wengine; /* weights by storage: 8-bit codes, scales, kept precision (issue 8) */
-    int64_t peak_rss, minor, major;
-    cb_counter_value *counters; int n_counters;
-    double seconds_total;
-    double fill_seconds, timed_seconds; /* inside time_point: depth fills; timed calls incl. warm-ups */
-    double estimated_seconds;           /* the estimate the budget check used (0: none) */
-    double triad_before, triad_after;   /* bandwidth probes next to the timed repetitions (0: none) */
-    int64_t rss_peak_pre_probe;         /* VmHWM read before each probe (the probe's arrays are not the engine's) */
-    int64_t probe_minor, probe_major;   /* page faults of the probes, taken out of the point's */
-} point_result;
-
-typedef struct {
     const cb_workload *w;
     const cb_sweep_opts *o;
     const cb_model_source *src;
@@ -103,7 +74,7 @@ typedef struct {
 } sweep_ctx;
 
 /* The slot remembering the last point of this engine/model/phase (for time estimates); -1 if full. */
-static int last_slot(sweep_ctx *c, const point_def *p) {
+static int last_slot(sweep_ctx *c, const cb_point_def *p) {
     for (int i = 0; i < c->n_last; i++)
         if (c->last[i].ops == p->ops && c->last[i].model == p->model && c->last[i].phase == p->phase) return i;
     if (c->n_last >= 256) return -1;
@@ -113,7 +84,7 @@ static int last_slot(sweep_ctx *c, const point_def *p) {
     return i;
 }
 
-static void opts_for(const sweep_ctx *c, const point_def *p, int64_t max_ctx, int batch, cb_engine_opts *eo) {
+static void opts_for(const sweep_ctx *c, const cb_point_def *p, int64_t max_ctx, int batch, cb_engine_opts *eo) {
     cb_engine_opts_default(eo);
     eo->threads = p->threads;
     eo->mode = c->w->mode;
@@ -155,7 +126,7 @@ static int fill_depth(const sweep_ctx *c, cb_engine *e, const cb_engine_ops *ops
     return rc;
 }
 
-static void summarise(sweep_ctx *c, point_result *r, uint64_t seed) {
+static void summarise(sweep_ctx *c, cb_point_result *r, uint64_t seed) {
     (void)c;
     cb_stats_compute(r->samples, r->n_samples, seed, &r->st);
     r->have_stats = true;
@@ -164,12 +135,12 @@ static void summarise(sweep_ctx *c, point_result *r, uint64_t seed) {
 /* The bandwidth probe next to a bandwidth-bound point (decode, throughput), when the workload asks for it;
  * 0 when it does not or the probe cannot run (the point is still measured; the status says why). */
 #define PROBE_SECONDS 0.15
-static void status_note(point_result *r, const char *note) {
+static void status_note(cb_point_result *r, const char *note) {
     if (strstr(r->status, note)) return;
     size_t n = strlen(r->status);
     snprintf(r->status + n, sizeof r->status - n, "%s%s", n ? "; " : "ok; ", note);
 }
-static double probe(const sweep_ctx *c, const point_def *p, point_result *r) {
+static double probe(const sweep_ctx *c, const cb_point_def *p, cb_point_result *r) {
     if (!c->w->bandwidth_probe || (p->phase != CB_PH_DECODE && p->phase != CB_PH_THROUGHPUT)) return 0;
     const double need = 3.0 * 128 * 1048576;
     if (r->have_plan && c->mem_budget > 0 && (double)r->plan.total + need > (double)c->mem_budget) {
@@ -195,7 +166,7 @@ static double probe(const sweep_ctx *c, const point_def *p, point_result *r) {
 }
 
 /* Run the timed part of one point. Engine e is created for the point. */
-static int time_point(sweep_ctx *c, const point_def *p, cb_engine *e, point_result *r, cb_err *err) {
+static int time_point(sweep_ctx *c, const cb_point_def *p, cb_engine *e, cb_point_result *r, cb_err *err) {
     const cb_workload *w = c->w;
     const cb_engine_ops *ops = p->ops;
     int vocab = c->model.cfg.vocab;
@@ -294,7 +265,7 @@ out:
 }
 
 /* Sampled prefill of p->ctx: k chunk timings at depths spread over [0, ctx - c], integrated. */
-static int sample_prefill(sweep_ctx *c, const point_def *p, cb_engine *e, int64_t n, point_result *r, double *est_out,
+static int sample_prefill(sweep_ctx *c, const cb_point_def *p, cb_engine *e, int64_t n, cb_point_result *r, double *est_out,
                           double *est_lo, double *est_hi, cb_err *err) {
     const cb_workload *w = c->w;
     int k = w->sample_depths, chunk = w->prefill_chunk, vocab = c->model.cfg.vocab;
@@ -334,7 +305,7 @@ out:
 }
 
 /* The largest measured prefill per engine/model: where the sampling method is validated. */
-static void remember_measured_prefill(sweep_ctx *c, const point_def *p, double seconds) {
+static void remember_measured_prefill(sweep_ctx *c, const cb_point_def *p, double seconds) {
     int i;
     for (i = 0; i < c->n_val; i++) if (c->val[i].ops == p->ops && c->val[i].model == p->model) break;
     if (i == c->n_val) {
@@ -360,7 +331,7 @@ static int ensure_model(sweep_ctx *c, int mi) {
  * memory traffic, bytes of weights, cache and state read) and depth-fill work (FLOPs of a real prefill, or
  * bytes of cache and state written by synthetic fills), for the time estimates. Returns whether the
  * compute work is in bytes. */
-static bool point_work(const sweep_ctx *c, const point_def *p, const point_result *r, const cb_config *cfg,
+static bool point_work(const sweep_ctx *c, const cb_point_def *p, const cb_point_result *r, const cb_config *cfg,
                        bool sampled, double *compute, double *fill) {
     const cb_workload *w = c->w;
     double total = (double)(w->warmups + w->repetitions), B = CB_MAX(r->batch, 1), G = w->decode_tokens;
@@ -381,12 +352,12 @@ static bool point_work(const sweep_ctx *c, const point_def *p, const point_resul
     return p->phase == CB_PH_DECODE || p->phase == CB_PH_THROUGHPUT;
 }
 
-static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
+static void run_point(sweep_ctx *c, const cb_point_def *p, cb_point_result *r) {
     const cb_workload *w = c->w;
     cb_err err = { "" };
     snprintf(r->status, sizeof r->status, "ok");
     r->batch = p->batch;
-    if (p->error) { r->label = "failed"; snprintf(r->status, sizeof r->status, "%s", p->error); return; }
+    if (p->error) { r->label = CB_LABEL_FAILED; snprintf(r->status, sizeof r->status, "%s", p->error); return; }
     const cb_config *cfg = &c->cfgs[p->model];
     bool sampled = p->phase == CB_PH_PREFILL && p->ctx > w->max_measured_prefill;
     r->fill = w->fill == CB_FILL_AUTO ? (p->ctx > w->max_measured_prefill ? CB_FILL_SYNTHETIC : CB_FILL_REAL) : w->fill;
@@ -400,7 +371,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
             opts_for(c, p, p->ctx + extra_tokens(c, p->phase, reps), hi, &eo);
             cb_memory_report m;
             p->ops->plan(cfg, &eo, eo.max_context, hi, &m);
-            if ((int64_t)m.total > c->mem_budget || hi >= 4096) break;
+            if (m.total > (size_t)c->mem_budget || hi >= 4096) break;
             lo = hi; hi *= 2;
         }
         while (hi - lo > 1) {
@@ -408,7 +379,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
             opts_for(c, p, p->ctx + extra_tokens(c, p->phase, reps), mid, &eo);
             cb_memory_report m;
             p->ops->plan(cfg, &eo, eo.max_context, mid, &m);
-            if ((int64_t)m.total <= c->mem_budget) lo = mid; else hi = mid;
+            if (m.total <= (size_t)c->mem_budget) lo = mid; else hi = mid;
         }
         r->batch = CB_MAX(lo, 1);
     }
@@ -419,19 +390,19 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     p->ops->plan(cfg, &eo, max_ctx, B, &r->plan);
     cb_config_weight_split(cfg, &r->wplan);
     r->have_plan = true;
-    if (p->phase == CB_PH_MEMORY) { r->label = "analytic"; r->unit = "bytes"; return; }
-    if ((int64_t)r->plan.total > c->mem_budget) {
-        r->label = "refused";
-        r->refused_bytes = (int64_t)r->plan.total;
-        snprintf(r->status, sizeof r->status, "plan needs %zu bytes > memory budget %lld bytes", r->plan.total,
-                 (long long)c->mem_budget);
+    if (p->phase == CB_PH_MEMORY) { r->label = CB_LABEL_ANALYTIC; r->unit = "bytes"; return; }
+    if (r->plan.total > (size_t)c->mem_budget) {
+        r->label = CB_LABEL_REFUSED;
+        r->refused_bytes = (int64_t)r->plan.total; /* saturated at CB_BYTES_MAX: never negative */
+        snprintf(r->status, sizeof r->status, "plan needs %s%zu bytes > memory budget %lld bytes",
+                 r->plan.total == CB_BYTES_MAX ? "more than " : "", r->plan.total, (long long)c->mem_budget);
         return;
     }
     /* time estimate from the previous point of the same engine/model/phase */
     int li = last_slot(c, p);
     double spent = cb_now_seconds() - c->t_start;
     if (w->time_budget_run > 0 && spent >= w->time_budget_run) {
-        r->label = "refused"; /* no estimate needed: nothing is left of the run budget */
+        r->label = CB_LABEL_REFUSED; /* no estimate needed: nothing is left of the run budget */
         snprintf(r->status, sizeof r->status, "run time budget %.0f s spent (%.0f s elapsed)", w->time_budget_run, spent);
         return;
     }
@@ -473,7 +444,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
         bool over_point = c->time_budget_point > 0 && est > c->time_budget_point;
         bool over_run = w->time_budget_run > 0 && elapsed + est > w->time_budget_run;
         if (over_point || over_run) {
-            r->label = "refused";
+            r->label = CB_LABEL_REFUSED;
             r->refused_seconds = est;
             snprintf(r->status, sizeof r->status, "estimated %.1f s > %s time budget %.1f s", est,
                      over_point ? "point" : "run", over_point ? c->time_budget_point : w->time_budget_run - elapsed);
@@ -481,7 +452,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
         }
     }
     if (ensure_model(c, p->model)) {
-        r->label = "failed";
+        r->label = CB_LABEL_FAILED;
         snprintf(r->status, sizeof r->status, "model %.200s: %.290s", w->models[p->model], c->model_err);
         return;
     }
@@ -491,7 +462,7 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
     cb_engine *e = NULL;
     double t0 = cb_now_seconds();
     if (p->ops->create(&c->model, &eo, &e, &err)) {
-        r->label = "failed";
+        r->label = CB_LABEL_FAILED;
         snprintf(r->status, sizeof r->status, "create: %.480s", err.msg);
         return;
     }
@@ -509,8 +480,8 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
             r->st.n = r->n_samples; r->st.median = est; r->st.q1 = r->st.q3 = est;
             r->st.ci_lo = lo; r->st.ci_hi = hi;
             r->have_stats = true;
-            r->label = "sampled";
-            r->tokens_per_s = (double)p->ctx / est;
+            r->label = CB_LABEL_SAMPLED;
+            r->tokens_per_s = cb_tokens_per_s(p->phase, p->ctx, w->prefill_chunk, B, est);
             /* validation: the same method at the largest measured prefill of this engine/model */
             for (int i = 0; i < c->n_val; i++)
                 if (c->val[i].ops == p->ops && c->val[i].model == p->model) {
@@ -533,17 +504,14 @@ static void run_point(sweep_ctx *c, const point_def *p, point_result *r) {
         rc = time_point(c, p, e, r, &err);
         if (rc == 0) {
             summarise(c, r, w->seed);
-            r->label = "measured";
+            r->label = CB_LABEL_MEASURED;
             double m = r->st.median;
-            if (p->phase == CB_PH_PREFILL) r->tokens_per_s = (double)p->ctx / m;
-            else if (p->phase == CB_PH_PREFILL_CHUNK) r->tokens_per_s = w->prefill_chunk / m;
-            else if (p->phase == CB_PH_DECODE) r->tokens_per_s = 1 / m;
-            else r->tokens_per_s = B / m;
+            r->tokens_per_s = cb_tokens_per_s(p->phase, p->ctx, w->prefill_chunk, B, m);
             if (p->phase == CB_PH_PREFILL && p->ctx >= 2 * (int64_t)w->prefill_chunk) remember_measured_prefill(c, p, m);
         }
     }
     r->seconds_total = cb_now_seconds() - t0;
-    if (rc) { r->label = "failed"; snprintf(r->status, sizeof r->status, "%.500s", err.msg); }
+    if (rc) { r->label = CB_LABEL_FAILED; snprintf(r->status, sizeof r->status, "%.500s", err.msg); }
     else if (li >= 0) { /* whole point, fill included */
         c->last[li].sec = r->seconds_total; c->last[li].ctx = p->ctx; c->last[li].sampled = sampled;
         c->last[li].threads = p->threads; c->last[li].fill = r->fill;
@@ -627,154 +595,47 @@ static int64_t insert_run(sqlite3 *db, const sweep_ctx *c, const cb_sweep_opts *
     return sqlite3_last_insert_rowid(db);
 }
 
-static void point_key(const sweep_ctx *c, const point_def *p, char *out, size_t n) {
+static void point_key(const sweep_ctx *c, const cb_point_def *p, char *out, size_t n) {
     const cb_workload *w = c->w;
     snprintf(out, n, "%s|%s|%s|%lld|%d|%d|%s|%s|%s|%s", p->ops ? p->ops->name : "none", w->models[p->model],
              cb_phase_name(p->phase), (long long)p->ctx, p->batch, p->threads, w->mode == CB_MODE_FAST ? "fast" : "exact",
              cb_dtype_name(w->weight_dtype), cb_dtype_name(w->kv_dtype), cb_fill_name(w->fill));
 }
 
-static void bind_opt(sqlite3_stmt *s, int i, bool have, double v) {
-    if (have && !isnan(v)) sqlite3_bind_double(s, i, v); else sqlite3_bind_null(s, i);
-}
-
-static const char *sde_suffix(const char *name) {
-    const char *p = strstr(name, "ctxbench::");
-    return p ? p + 10 : NULL;
-}
-
-static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const point_def *p, const char *key, point_result *r,
-                       cb_err *err) {
+static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const cb_point_def *p, const char *key,
+                       const cb_point_result *r, cb_err *err) {
     const cb_workload *w = c->w;
-    if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) return -1;
-    const char *sql =
-        "INSERT INTO points (run_id, point_key, engine, model, arch, phase, context, batch, threads, mode, weight_dtype,"
-        " kv_dtype, fill, label, status, unit, n_samples, median, q1, q3, iqr, ci_lo, ci_hi, cv, noisy, tokens_per_s,"
-        " samples_k, fit_error, validation_rel_error, refused_bytes, refused_seconds, peak_rss_bytes, minor_faults,"
-        " major_faults, gflops_per_s, gbytes_per_s, arith_intensity, pct_peak_flops, pct_peak_bw, seconds_total,"
-        " timed_seconds, triad_before_gbps, triad_after_gbps)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) goto fail;
-    /* derived rates from the SDE counters over the timed repetitions */
-    double flops = -1, bytes = 0;
-    bool have_bytes = false;
-    for (int i = 0; i < r->n_counters; i++) {
-        const char *sfx = sde_suffix(r->counters[i].name);
-        if (!sfx || !r->counters[i].ok) continue;
-        if (!strcmp(sfx, "flops")) flops = (double)r->counters[i].value;
-        else if (strstr(sfx, "_bytes")) { bytes += (double)r->counters[i].value; have_bytes = true; } /* not the timers */
-    }
-    double timed = 0;
-    for (int i = 0; i < r->n_samples; i++) timed += r->samples[i];
-    if (p->phase == CB_PH_DECODE) timed *= w->decode_tokens;
-    if (p->phase == CB_PH_THROUGHPUT) timed *= w->decode_tokens;
-    bool have_rates = r->n_counters > 0 && timed > 0 && flops >= 0;
-    double gf = have_rates ? flops / timed / 1e9 : NAN, gb = have_rates && have_bytes ? bytes / timed / 1e9 : NAN;
+    cb_point_record rec = {
+        .run_id = run_id, .key = key, .engine = p->ops ? p->ops->name : "none", .model = w->models[p->model],
+        .arch = c->cfg_ok[p->model] ? cb_arch_name(c->cfgs[p->model].arch) : "unknown",
+        .mode = w->mode == CB_MODE_FAST ? "fast" : "exact", .weight_dtype = cb_dtype_name(w->weight_dtype),
+        .kv_dtype = cb_dtype_name(w->kv_dtype), .def = p, .r = r,
+    };
     double pk_gf, pk_gb;
     peaks_for(c, p->threads, &pk_gf, &pk_gb);
-    int i = 1;
-    sqlite3_bind_int64(s, i++, run_id); bind_text(s, i++, key);
-    bind_text(s, i++, p->ops ? p->ops->name : "none"); bind_text(s, i++, w->models[p->model]);
-    bind_text(s, i++, c->cfg_ok[p->model] ? cb_arch_name(c->cfgs[p->model].arch) : "unknown");
-    bind_text(s, i++, cb_phase_name(p->phase)); sqlite3_bind_int64(s, i++, p->ctx); sqlite3_bind_int(s, i++, r->batch ? r->batch : p->batch);
-    sqlite3_bind_int(s, i++, p->threads); bind_text(s, i++, w->mode == CB_MODE_FAST ? "fast" : "exact");
-    bind_text(s, i++, cb_dtype_name(w->weight_dtype)); bind_text(s, i++, cb_dtype_name(w->kv_dtype));
-    bind_text(s, i++, p->phase == CB_PH_MEMORY ? "none" : cb_fill_name(r->fill));
-    bind_text(s, i++, r->label); bind_text(s, i++, r->status);
-    if (r->unit) bind_text(s, i++, r->unit); else sqlite3_bind_null(s, i++);
-    if (r->have_stats) {
-        sqlite3_bind_int(s, i++, r->st.n); sqlite3_bind_double(s, i++, r->st.median); sqlite3_bind_double(s, i++, r->st.q1);
-        sqlite3_bind_double(s, i++, r->st.q3); sqlite3_bind_double(s, i++, r->st.q3 - r->st.q1);
-        sqlite3_bind_double(s, i++, r->st.ci_lo); sqlite3_bind_double(s, i++, r->st.ci_hi);
-        sqlite3_bind_double(s, i++, r->st.cv); sqlite3_bind_int(s, i++, r->st.noisy);
-        sqlite3_bind_double(s, i++, r->tokens_per_s);
-    } else for (int k = 0; k < 10; k++) sqlite3_bind_null(s, i++);
-    if (r->have_fit) sqlite3_bind_int(s, i++, r->samples_k); else sqlite3_bind_null(s, i++);
-    bind_opt(s, i++, r->have_fit, r->fit_error);
-    bind_opt(s, i++, r->have_validation, r->validation);
-    if (r->refused_bytes) sqlite3_bind_int64(s, i++, r->refused_bytes); else sqlite3_bind_null(s, i++);
-    bind_opt(s, i++, r->refused_seconds > 0, r->refused_seconds);
-    bool ran = r->have_engine;
-    if (ran) { sqlite3_bind_int64(s, i++, r->peak_rss); sqlite3_bind_int64(s, i++, r->minor); sqlite3_bind_int64(s, i++, r->major); }
-    else for (int k = 0; k < 3; k++) sqlite3_bind_null(s, i++);
-    bind_opt(s, i++, have_rates, gf); bind_opt(s, i++, have_rates && have_bytes, gb);
-    bind_opt(s, i++, have_rates && have_bytes && bytes > 0, flops / bytes);
-    bind_opt(s, i++, have_rates && pk_gf > 0, 100 * gf / pk_gf);
-    bind_opt(s, i++, have_rates && have_bytes && pk_gb > 0, 100 * gb / pk_gb);
-    bind_opt(s, i++, ran, r->seconds_total);
-    bind_opt(s, i++, r->n_counters > 0 && timed > 0, timed);
-    bind_opt(s, i++, r->triad_before > 0, r->triad_before);
-    bind_opt(s, i++, r->triad_after > 0, r->triad_after);
-    if (sqlite3_step(s) != SQLITE_DONE) goto fail;
-    sqlite3_finalize(s); s = NULL;
-    int64_t pid = sqlite3_last_insert_rowid(db);
-    if (sqlite3_prepare_v2(db, "INSERT INTO samples (point_id, rep, seconds) VALUES (?,?,?)", -1, &s, NULL) != SQLITE_OK) goto fail;
-    for (int k = 0; k < r->n_samples; k++) {
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, pid); sqlite3_bind_int(s, 2, k); sqlite3_bind_double(s, 3, r->samples[k]);
-        if (sqlite3_step(s) != SQLITE_DONE) goto fail;
-    }
-    sqlite3_finalize(s); s = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO memory (point_id, category, bytes, source) VALUES (?,?,?,?)", -1, &s, NULL) != SQLITE_OK) goto fail;
-    for (int src = 0; src < 3; src++) {
-        const cb_memory_report *m = src == 0 ? &r->plan : &r->engine;
-        if ((src == 0 && !r->have_plan) || (src == 1 && !r->have_engine) || (src == 2 && !ran)) continue;
-        const char *names[] = { "weights", "kv_cache", "ssm_state", "conv_state", "scratch", "total" };
-        size_t vals[] = { m->weights, m->kv_cache, m->ssm_state, m->conv_state, m->scratch, m->total };
-        for (int k = 0; k < 6; k++) {
-            if (src == 2 && k > 0) break;
-            sqlite3_reset(s);
-            sqlite3_bind_int64(s, 1, pid);
-            bind_text(s, 2, src == 2 ? "peak_rss" : names[k]);
-            sqlite3_bind_int64(s, 3, src == 2 ? r->peak_rss : (int64_t)vals[k]);
-            bind_text(s, 4, src == 0 ? "analytic" : src == 1 ? "engine" : "rss");
-            if (sqlite3_step(s) != SQLITE_DONE) goto fail;
-        }
-    }
-    for (int src = 0; src < 2; src++) { /* weight bytes by storage, under the weights total */
-        const cb_weight_split *ws = src == 0 ? &r->wplan : &r->wengine;
-        if (!(src == 0 ? r->have_plan : r->have_engine)) continue;
-        const char *names[] = { "weights_q8", "weights_scales", "weights_kept" };
-        size_t vals[] = { ws->q8, ws->scales, ws->kept };
-        for (int k = 0; k < 3; k++) {
-            sqlite3_reset(s);
-            sqlite3_bind_int64(s, 1, pid);
-            bind_text(s, 2, names[k]);
-            sqlite3_bind_int64(s, 3, (int64_t)vals[k]);
-            bind_text(s, 4, src == 0 ? "analytic" : "engine");
-            if (sqlite3_step(s) != SQLITE_DONE) goto fail;
-        }
-    }
-    sqlite3_finalize(s); s = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO counters (point_id, event, value, status) VALUES (?,?,?,?)", -1, &s, NULL) != SQLITE_OK) goto fail;
-    for (int k = 0; k < r->n_counters; k++) {
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, pid); bind_text(s, 2, r->counters[k].name);
-        if (r->counters[k].ok) sqlite3_bind_int64(s, 3, r->counters[k].value); else sqlite3_bind_null(s, 3);
-        bind_text(s, 4, r->counters[k].status);
-        if (sqlite3_step(s) != SQLITE_DONE) goto fail;
-    }
-    sqlite3_finalize(s);
-    return cb_store_exec(db, "COMMIT", err);
-fail:
-    cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(s);
-    cb_store_exec(db, "ROLLBACK", NULL);
-    return -1;
+    cb_point_rates_compute(r, p->phase, w->decode_tokens, pk_gf, pk_gb, &rec.rates);
+    return cb_store_insert_point(db, &rec, err);
 }
 
-static bool already_done(sqlite3 *db, const char *hash, const char *commit, const char *key) {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM points p JOIN runs r ON r.id = p.run_id WHERE r.workload_hash = ?"
-                               " AND r.git_commit = ? AND p.point_key = ? LIMIT 1", -1, &s, NULL) != SQLITE_OK) return false;
-    bind_text(s, 1, hash); bind_text(s, 2, commit); bind_text(s, 3, key);
-    bool done = sqlite3_step(s) == SQLITE_ROW;
-    sqlite3_finalize(s);
-    return done;
-}
 
-static void point_free(point_result *r) { free(r->samples); free(r->counters); }
+/* The sweep's points, at most: models x engines x phases x contexts x threads (x batches for
+ * throughput). Lists of up to CB_WL_MAX_LIST entries make the product reach 5 x 64^5, so it is counted
+ * in 64 bits and refused past CB_SWEEP_MAX_POINTS (docs/promises.md). */
+static int count_points(const cb_workload *w, const cb_sweep_opts *o, int64_t *out, cb_err *err) {
+    int64_t per_ctx = 0;
+    for (int ph = 0; ph < w->n_phases; ph++) per_ctx += w->phases[ph] == CB_PH_THROUGHPUT ? w->n_batches : 1;
+    int64_t n_thr = o->threads_override > 0 ? 1 : w->n_threads;
+    int64_t n = (int64_t)w->n_models * CB_MAX(w->n_engines, 1) * w->n_contexts * n_thr * per_ctx;
+    if (n > CB_SWEEP_MAX_POINTS) {
+        cb_err_set(err, "workload '%s': %lld points (%d models x %d engines x %d contexts x %lld threads x %lld "
+                   "phase/batch combinations) exceed the limit of %d points per sweep; split it into several workloads",
+                   w->name, (long long)n, w->n_models, CB_MAX(w->n_engines, 1), w->n_contexts, (long long)n_thr,
+                   (long long)per_ctx, CB_SWEEP_MAX_POINTS);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
 
 int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *res, cb_err *err) {
     memset(res, 0, sizeof *res);
@@ -787,14 +648,15 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     double frac = w->memory_budget_fraction;
     int64_t bytes = w->memory_budget_bytes;
     if (o->memory_budget_bytes > 0 || o->memory_budget_fraction > 0) { frac = o->memory_budget_fraction; bytes = o->memory_budget_bytes; }
-    c.mem_budget = bytes > 0 ? bytes : (int64_t)(frac * (double)avail);
+    c.mem_budget = bytes > 0 ? bytes : (int64_t)(frac * (double)CB_MAX(avail, 0)); /* 0: everything refused */
     c.time_budget_point = o->time_budget_point > 0 ? o->time_budget_point : w->time_budget_point;
 
     c.cfgs = calloc((size_t)w->n_models, sizeof *c.cfgs);
     c.cfg_ok = calloc((size_t)w->n_models, sizeof *c.cfg_ok);
     c.cfg_err = calloc((size_t)w->n_models, sizeof *c.cfg_err);
-    int max_points = w->n_models * CB_MAX(w->n_engines, 1) * w->n_phases * w->n_contexts * w->n_threads * w->n_batches + 1;
-    point_def *pts = calloc((size_t)max_points, sizeof *pts);
+    int64_t max_points = 0;
+    if (count_points(w, o, &max_points, err)) { free(c.cfgs); free(c.cfg_ok); free(c.cfg_err); return -1; }
+    cb_point_def *pts = calloc((size_t)max_points + 1, sizeof *pts);
     if (!c.cfgs || !c.cfg_ok || !c.cfg_err || !pts) { cb_err_set(err, "out of memory"); return -1; }
     int np = 0;
     int n_thr = o->threads_override > 0 ? 1 : w->n_threads;
@@ -825,7 +687,7 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
                     for (int ti = 0; ti < n_thr; ti++) {
                         int nb = w->phases[ph] == CB_PH_THROUGHPUT ? w->n_batches : 1;
                         for (int bi = 0; bi < nb; bi++) {
-                            point_def *p = &pts[np++];
+                            cb_point_def *p = &pts[np++];
                             p->ops = ops; p->model = mi; p->phase = w->phases[ph]; p->ctx = w->contexts[ci];
                             p->threads = o->threads_override > 0 ? o->threads_override : w->threads[ti];
                             if (p->threads <= 0) p->threads = omp_get_max_threads(); /* record what "all" meant */
@@ -880,34 +742,36 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     int done = 0;
     for (int i = 0; i < np; i++) {
         if (i % shard_n != o->shard_i) continue;
-        point_def *p = &pts[i];
+        cb_point_def *p = &pts[i];
         char key[768];
         point_key(&c, p, key, sizeof key);
         done++;
-        if (o->resume && already_done(db, hash, commit, key)) { res->skipped_resume++; continue; }
-        point_result r = { 0 };
+        if (o->resume && cb_store_point_done(db, hash, commit, key)) { res->skipped_resume++; continue; }
+        cb_point_result r = { 0 };
         run_point(&c, p, &r);
-        if (store_point(db, &c, res->run_id, p, key, &r, err)) { point_free(&r); cb_store_close(db); return -1; }
+        if (store_point(db, &c, res->run_id, p, key, &r, err)) { cb_point_result_free(&r); cb_store_close(db); return -1; }
         res->run++;
-        if (!strcmp(r.label, "measured")) res->measured++;
-        else if (!strcmp(r.label, "sampled")) res->sampled++;
-        else if (!strcmp(r.label, "analytic")) res->analytic++;
-        else if (!strcmp(r.label, "refused")) res->refused++;
-        else res->failed++;
+        switch (r.label) {
+        case CB_LABEL_MEASURED: res->measured++; break;
+        case CB_LABEL_SAMPLED: res->sampled++; break;
+        case CB_LABEL_ANALYTIC: res->analytic++; break;
+        case CB_LABEL_REFUSED: res->refused++; break;
+        default: res->failed++;
+        }
         if (!o->quiet) {
             char estbuf[32];
             double el = cb_now_seconds() - c.t_start;
             double eta = done < mine ? el / done * (mine - done) : 0;
             fprintf(stderr, "[%d/%d] %-11s %-18s %s@%lld%s%s  %-8s %s%.4g  elapsed %.0fs  ETA %.0fs\n", done, mine,
                     p->ops ? p->ops->name : "-", w->models[p->model], cb_phase_name(p->phase), (long long)p->ctx,
-                    p->phase == CB_PH_THROUGHPUT ? "x" : "", "", r.label, r.have_stats ? "median " : r.have_plan ? "plan bytes " : "",
+                    p->phase == CB_PH_THROUGHPUT ? "x" : "", "", cb_label_name(r.label), r.have_stats ? "median " : r.have_plan ? "plan bytes " : "",
                     r.have_stats ? r.st.median : (double)r.plan.total, el, eta);
-            if (!strcmp(r.label, "failed") || !strcmp(r.label, "refused")) fprintf(stderr, "    %s\n", r.status);
+            if (r.label == CB_LABEL_FAILED || r.label == CB_LABEL_REFUSED) fprintf(stderr, "    %s\n", r.status);
             else if (r.have_stats)
                 fprintf(stderr, "    point took %.1f s (estimated %s)\n", r.seconds_total,
                         r.estimated_seconds > 0 ? (snprintf(estbuf, sizeof estbuf, "%.1f s", r.estimated_seconds), estbuf) : "- : first of its kind");
         }
-        point_free(&r);
+        cb_point_result_free(&r);
     }
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, "UPDATE runs SET finished_utc = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?", -1, &s, NULL) == SQLITE_OK) {

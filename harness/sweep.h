@@ -35,6 +35,9 @@ typedef struct {
     int64_t run_id;
 } cb_sweep_result;
 
+/* Most points one sweep may hold (a larger workload is refused before anything runs). */
+#define CB_SWEEP_MAX_POINTS 1000000
+
 int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *res, cb_err *err);
 
 /* FNV-1a 64 of the workload text, as 16 hex digits. */

@@ -19,10 +19,11 @@ sqlite3 -header -column "$db" "
          CASE WHEN phase = 'decode' THEN printf('%.2f', 1000 * seconds) END AS ms_tok,
          CASE WHEN phase = 'prefill' THEN printf('%.0f', gflops_per_s) END AS gflop_s,
          CASE WHEN phase = 'prefill' THEN printf('%.0f%%', pct_peak_flops) END AS pct_fma,
-         CASE WHEN phase = 'decode' THEN printf('%.1f', bytes_per_token / seconds / 1e9) END AS gb_s,
-         CASE WHEN phase = 'decode' THEN printf('%.0f%%', 100 * bytes_per_token / seconds / 1e9 / triad_near_gbps) END AS pct_near_triad,
+         CASE WHEN phase = 'decode' THEN printf('%.1f', read_gbytes_per_s) END AS gb_s,
+         CASE WHEN phase = 'decode' THEN printf('%.0f%%', pct_read_triad_near) END AS pct_near_triad,
          CASE WHEN phase = 'decode' THEN printf('%.1f', triad_near_gbps) END AS near_triad,
          CASE WHEN phase = 'decode' THEN printf('%.2f', triad_drift) END AS drift
   FROM rates WHERE phase = 'decode' OR (phase = 'prefill' AND context = 4096)
   ORDER BY model DESC, phase DESC, context"
-echo "(decode GB/s = weight + KV bytes per token / median time; near_triad = the larger probe next to the point)"
+echo "(decode GB/s = rates.read_gbytes_per_s: weight + KV bytes read per token x tokens/s; near_triad = the larger"
+echo " probe next to the point; docs/schema.md)"

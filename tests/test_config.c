@@ -211,3 +211,100 @@ Test(config, quantization_config) {
     parse_fails("{" LLAMA_BASE ",\"quantization_config\":{\"quant_method\":\"compressed-tensors\",\"format\":\"pack-quantized\"}}",
                 "quantization_config", "pack-quantized");
 }
+
+#define GRANITE_BASE "\"model_type\":\"granitemoehybrid\",\"hidden_size\":128,\"num_hidden_layers\":4,\"vocab_size\":300," \
+                     "\"num_attention_heads\":8,\"num_key_value_heads\":2,\"mamba_n_heads\":8,\"mamba_d_state\":16," \
+                     "\"intermediate_size\":96,\"shared_intermediate_size\":160"
+
+Test(config, granite_both_layer_type_spellings) {
+    const char *four = ",\"layer_types\":[\"mamba\",\"attention\",\"mamba\",\"attention\"]";
+    const char *five = ",\"layer_types\":[\"linear_attention\",\"full_attention\",\"linear_attention\",\"full_attention\"]";
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "{" GRANITE_BASE "%s,\"num_local_experts\":4,\"num_experts_per_tok\":2}", four);
+    snprintf(b, sizeof b, "{" GRANITE_BASE "%s,\"num_local_experts\":4,\"num_experts_per_tok\":2}", five);
+    cb_config c = parse_ok(a), d = parse_ok(b);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(c.mixer[i], i % 2 ? CB_MIXER_ATTENTION : CB_MIXER_MAMBA2);
+        cr_assert_eq(d.mixer[i], c.mixer[i]);
+    }
+    cr_assert_eq(c.arch, CB_ARCH_HYBRID);
+    cr_assert_eq(c.n_experts, 4);
+    cr_assert_eq(c.top_k, 2);
+    cr_assert_eq(c.d_ff_expert, 96);
+    cr_assert_eq(c.d_ff, 160); /* the shared expert */
+    cr_assert_eq(c.rope.type, CB_ROPE_NONE); /* position_embedding_type absent = nope */
+    cr_assert_eq(c.eps, 1e-6);                /* GraniteMoeHybridConfig default */
+    cr_assert_eq(c.embedding_multiplier, 1.0);
+    cr_assert_eq(c.attn_scale, 1.0);
+    cr_assert(!c.tie_embeddings);
+    cb_config e = parse_ok("{" GRANITE_BASE "}"); /* no layer_types: every layer Mamba2; 8 experts top-2 */
+    cr_assert_eq(e.n_mamba_layers, 4);
+    cr_assert_eq(e.n_experts, 8);
+    cr_assert_eq(e.top_k, 2);
+}
+
+Test(config, granite_dense_rope_multipliers_and_tied) {
+    cb_config c = parse_ok("{" GRANITE_BASE ",\"num_local_experts\":0,\"num_experts_per_tok\":0,"
+                           "\"position_embedding_type\":\"rope\",\"rope_theta\":10000000,\"embedding_multiplier\":12,"
+                           "\"residual_multiplier\":0.22,\"logits_scaling\":8,\"attention_multiplier\":0.015625,"
+                           "\"tie_word_embeddings\":true,\"layer_types\":[\"attention\",\"mamba\",\"mamba\",\"mamba\"]}");
+    cr_assert_eq(c.n_experts, 0);
+    cr_assert_eq(c.rope.type, CB_ROPE_DEFAULT);
+    cr_assert_eq(c.rope.rot_dim, 16); /* full head_dim */
+    cr_assert_eq(c.rope.theta, 1e7);
+    cr_assert_eq(c.embedding_multiplier, 12.0);
+    cr_assert_eq(c.residual_multiplier, 0.22);
+    cr_assert_eq(c.logits_scaling, 8.0);
+    cr_assert_eq(c.attn_scale, 0.015625);
+    cr_assert(c.tie_embeddings);
+    cr_assert_eq(cb_config_active_param_count(&c), cb_config_param_count(&c));
+}
+
+Test(config, granite_errors_name_the_key) {
+    parse_fails("{" GRANITE_BASE ",\"layer_types\":[\"mamba\",\"mlp\",\"mamba\",\"mamba\"]}", "\"layer_types\"[1]", "mlp");
+    parse_fails("{" GRANITE_BASE ",\"layer_types\":[\"mamba\"]}", "\"layer_types\"", "num_hidden_layers");
+    parse_fails("{" GRANITE_BASE ",\"num_local_experts\":4,\"num_experts_per_tok\":5}", "\"num_experts_per_tok\"", NULL);
+    parse_fails("{" GRANITE_BASE ",\"position_embedding_type\":\"alibi\"}", "\"position_embedding_type\"", NULL);
+    parse_fails("{" GRANITE_BASE ",\"residual_multiplier\":-1}", "\"residual_multiplier\"", NULL);
+    parse_fails("{" GRANITE_BASE ",\"logits_scaling\":\"big\"}", "\"logits_scaling\"", NULL);
+    parse_fails("{" GRANITE_BASE ",\"shared_intermediate_size\":0}", "\"shared_intermediate_size\"", NULL);
+}
+
+/* Total vs active parameters: the routed experts a token does not use are the difference. */
+Test(config, granite_fixture_total_and_active_parameters) {
+    cb_config c;
+    cb_err err = { { 0 } };
+    cr_assert_eq(cb_config_load("tests/fixtures/granite-tiny", &c, &err), 0, "%s", err.msg);
+    const int64_t d = 128, V = 384, E = 4, k = 2, fe = 96, fs = 160;
+    const int64_t mamba = 552 * d + 288 * 4 + 288 + 3 * 8 + 256 + d * 256, attn = 2 * d * d + 2 * 32 * d;
+    const int64_t per_layer = 2 * d + 3 * fs * d + E * d + 3 * E * fe * d;
+    const int64_t total = 2 * V * d + d + 4 * per_layer + 2 * mamba + 2 * attn;
+    cr_assert_eq(cb_config_param_count(&c), total);
+    cr_assert_eq(cb_config_active_param_count(&c), total - 4 * (E - k) * 3 * fe * d);
+    cr_assert_float_eq(c.embedding_multiplier, 12.0, 0);
+    cr_assert_float_eq(c.residual_multiplier, 0.22, 0);
+    cr_assert_float_eq(c.logits_scaling, 6.0, 0);
+    cr_assert_float_eq(c.attn_scale, 0.0625, 0);
+}
+
+Test(config, granite_write_json_roundtrip) {
+    cb_config c;
+    cb_err err = { { 0 } };
+    cr_assert_eq(cb_config_load("tests/fixtures/granite-tiny", &c, &err), 0, "%s", err.msg);
+    char path[] = "/tmp/cb_granite_cfg_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(cb_config_write_json(&c, path, &err), 0, "%s", err.msg);
+    cb_config d;
+    cr_assert_eq(cb_config_load(path, &d, &err), 0, "%s", err.msg);
+    unlink(path);
+    cr_assert_eq(cb_config_param_count(&d), cb_config_param_count(&c));
+    cr_assert_eq(d.n_experts, c.n_experts);
+    cr_assert_eq(d.top_k, c.top_k);
+    cr_assert_eq(d.d_ff_expert, c.d_ff_expert);
+    cr_assert_eq(d.rope.type, CB_ROPE_NONE);
+    cr_assert_eq(d.attn_scale, c.attn_scale);
+    cr_assert_eq(d.residual_multiplier, c.residual_multiplier);
+    for (int i = 0; i < c.n_layers; i++) cr_assert_eq(d.mixer[i], c.mixer[i]);
+}

@@ -150,6 +150,7 @@ static void run_fuzz(const char *dir, uint64_t seed) {
 Test(fuzz_checkpoint, bamba_tiny, .init = cr_redirect_stderr, .timeout = 60) { run_fuzz("tests/fixtures/bamba-tiny", 1); }
 Test(fuzz_checkpoint, mamba2_tiny, .init = cr_redirect_stderr, .timeout = 60) { run_fuzz("tests/fixtures/mamba2-tiny", 2); }
 Test(fuzz_checkpoint, llama_tiny, .init = cr_redirect_stderr, .timeout = 60) { run_fuzz("tests/fixtures/llama-tiny", 3); }
+Test(fuzz_checkpoint, granite_tiny, .init = cr_redirect_stderr, .timeout = 60) { run_fuzz("tests/fixtures/granite-tiny", 4); }
 
 /* A pre-quantised checkpoint (F8_E4M3 weights + <name>_scale tensors, written by `ctxbench quantize`): mutants
  * reach the 8-bit binder (scale shapes, dtypes, missing companions). */

@@ -89,6 +89,38 @@ Test(model_load, bamba_tiny) {
     cb_model_free(&m);
 }
 
+/* granitemoehybrid: the shared expert's gate/up are the two halves of one stacked tensor, the experts'
+ * 3-D tensors are matrices over (expert, row); every tensor bound once. */
+Test(model_load, granite_tiny) {
+    cb_model m;
+    load_ok("tests/fixtures/granite-tiny", &m);
+    const cb_config *c = &m.cfg;
+    cr_assert_eq(c->model_type, CB_MT_GRANITE);
+    cr_assert_eq(c->arch, CB_ARCH_HYBRID);
+    cr_assert_eq(m.layers[1].kind, CB_MIXER_ATTENTION);
+    cr_assert_eq(m.layers[2].kind, CB_MIXER_MAMBA2);
+    const cb_layer_weights *L = &m.layers[2];
+    cr_assert_eq(L->mlp.gate.rows, 160);
+    cr_assert_eq(L->mlp.up.rows, 160);
+    cr_assert_eq((const char *)L->mlp.up.data - (const char *)L->mlp.gate.data, 160 * 128 * 2);
+    cr_assert_eq(L->mlp.down.rows, 128);
+    cr_assert_eq(L->mlp.down.cols, 160);
+    cr_assert_eq(L->moe.router.rows, 4);
+    cr_assert_eq(L->moe.experts_in.rows, 4 * 192);
+    cr_assert_eq(L->moe.experts_in.cols, 128);
+    cr_assert_eq(L->moe.experts_out.rows, 4 * 128);
+    cr_assert_eq(L->moe.experts_out.cols, 96);
+    cr_assert_not_null(L->ff_norm.data);
+    size_t bytes = 0;
+    for (int i = 0; i < m.st.n_tensors; i++) {
+        cr_assert(m.st.tensors[i].used, "%s unused", m.st.tensors[i].name);
+        bytes += m.st.tensors[i].nbytes;
+    }
+    cr_assert_eq(m.weight_bytes, bytes);
+    cr_assert_eq(m.weight_bytes, (size_t)cb_config_param_count(c) * 2);
+    cb_model_free(&m);
+}
+
 /* ---- broken checkpoints: copy a fixture's tensors into a temp dir, minus / plus / reshaped one ---- */
 
 #include <omp.h>

@@ -171,3 +171,14 @@ Test(safetensors, corrupt_files_give_specific_errors) {
     cr_assert_neq(cb_st_open("/tmp/definitely/not/here.safetensors", &st, &err), 0);
     cr_assert(strstr(err.msg, "/tmp/definitely/not/here.safetensors"), "%s", err.msg);
 }
+
+/* An empty tensor sorted between two overlapping ones, and a short tensor inside a long one followed by a
+ * third overlapping only the long one: both overlaps are found (docs/promises.md). */
+Test(safetensors, overlap_hidden_by_empty_or_nested_tensor_is_found) {
+    expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
+                 " \"z\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [8, 8]},"
+                 " \"b\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [8, 24]}}", 0, 24, "overlaps", "tensor a");
+    expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [0, 32]},"
+                 " \"n\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 12]},"
+                 " \"b\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [16, 32]}}", 0, 32, "overlaps", "tensor a");
+}

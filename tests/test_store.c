@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../harness/results/columns.h"
 #include "../harness/store.h"
 
 static void tmp_path(char *p, size_t n) {
@@ -109,7 +110,10 @@ Test(store, migrates_version_1) {
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
     cb_err err = { "" };
-    cr_assert_eq(cb_store_exec(db, cb_store_schema_sql(), &err), 0, "%s", err.msg);
+    char *v1 = cb_store_schema_v1_sql();
+    cr_assert(v1 != NULL);
+    cr_assert_eq(cb_store_exec(db, v1, &err), 0, "%s", err.msg);
+    sqlite3_free(v1);
     cr_assert_eq(cb_store_exec(db, "PRAGMA user_version = 1;"
                                    "INSERT INTO runs (started_utc, workload_name, workload_text, workload_hash, shard,"
                                    " git_commit, peak_gflops) VALUES ('t', 'old', '', 'h', '0/1', 'c', 123.0);"
@@ -141,5 +145,131 @@ Test(store, migrates_version_1) {
     cr_assert_eq(sqlite3_column_int(s, 3), 1);
     sqlite3_finalize(s);
     cb_store_close(db);
+    unlink(p);
+}
+
+/* docs/schema.md's points section is the column table (harness/results/columns.h), row for row: name,
+ * the first word of the SQL declaration, and the meaning verbatim. */
+Test(store, points_doc_is_the_column_table) {
+    FILE *f = fopen("docs/schema.md", "r");
+    cr_assert(f != NULL, "docs/schema.md not found (run from the repo root)");
+    char line[2048];
+    bool in = false;
+    int i = 0;
+    while (fgets(line, sizeof line, f)) {
+        int v;
+        const char *cur = strstr(line, "currently **");
+        if (cur && sscanf(cur, "currently **%d**", &v) == 1)
+            cr_assert_eq(v, CB_SCHEMA_VERSION, "docs/schema.md says schema version %d, the code has %d", v, CB_SCHEMA_VERSION);
+        if (!strncmp(line, "### ", 4)) in = !strncmp(line, "### points (table)", 18);
+        if (!in || strncmp(line, "| `", 3)) continue;
+        cr_assert(i < cb_point_column_count, "docs/schema.md documents more points columns than columns.h has");
+        const cb_column *c = &cb_point_columns[i++];
+        char want[2048], type[32];
+        sscanf(c->decl, "%31s", type);
+        snprintf(want, sizeof want, "| `%s` | %s | %s |\n", c->name, type, c->doc);
+        cr_assert_str_eq(line, want, "docs/schema.md row %d of points differs from harness/results/columns.h", i);
+    }
+    fclose(f);
+    cr_assert_eq(i, cb_point_column_count, "docs/schema.md documents %d points columns, columns.h has %d", i,
+                 cb_point_column_count);
+}
+
+/* The generated INSERT names every column but id, once, and the database's points table is the column
+ * table (names in order: version 1's CREATE, then each version's ADD COLUMN). */
+Test(store, points_table_is_the_column_table) {
+    char p[256];
+    tmp_path(p, sizeof p);
+    sqlite3 *db;
+    cb_err err = { "" };
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT name, type FROM pragma_table_info('points')", -1, &s, NULL), SQLITE_OK);
+    int i = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cr_assert(i < cb_point_column_count);
+        cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), cb_point_columns[i].name);
+        cr_assert(!strncmp(cb_point_columns[i].decl, (const char *)sqlite3_column_text(s, 1),
+                           strlen((const char *)sqlite3_column_text(s, 1))));
+        i++;
+    }
+    sqlite3_finalize(s);
+    cr_assert_eq(i, cb_point_column_count);
+    char *ins = cb_points_insert_sql();
+    cr_assert(ins && strstr(ins, "INSERT INTO points (run_id, point_key,") && !strstr(ins, "(id,"), "%s", ins);
+    int q = 0;
+    for (const char *c = ins; *c; c++) q += *c == '?';
+    cr_assert_eq(q, cb_point_column_count - 1, "%s", ins);
+    free(ins);
+    cb_store_close(db);
+    unlink(p);
+}
+
+/* The speedup view: transformer over engine of the same run, same scale and everything else, the
+ * interval from both CIs, refused / failed points never in it, another run's transformer never used. */
+Test(store, speedup_view_pairs_within_a_run) {
+    char p[256];
+    tmp_path(p, sizeof p);
+    sqlite3 *db;
+    cb_err err = { "" };
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_exec(db,
+        "INSERT INTO runs (id, started_utc, workload_name, workload_text, workload_hash, shard, git_commit) VALUES"
+        " (1, 't', 'w', '', 'h', '0/1', 'c'), (2, 't', 'w', '', 'h', '0/1', 'c');"
+        "INSERT INTO points (id, run_id, point_key, engine, model, arch, phase, context, batch, threads, mode,"
+        " weight_dtype, kv_dtype, fill, label, status, median, ci_lo, ci_hi) VALUES"
+        " (1, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'prefill', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 4.0, 3.0, 5.0),"
+        " (2, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'prefill', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 2.0, 1.0, 4.0),"
+        " (3, 1, 'k', 'bamba', 'bamba-s', 'hybrid', 'prefill', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0),"
+        " (4, 2, 'k', 'bamba', 'bamba-xs', 'hybrid', 'prefill', 8192, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0),"
+        " (5, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'prefill', 8192, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 9.0, 9.0, 9.0),"
+        " (6, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'decode', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'refused', 'no', NULL, NULL, NULL),"
+        " (7, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'decode', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0)",
+        &err), 0, "%s", err.msg);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*), MIN(point_id), MIN(baseline_point_id), MIN(speedup), MIN(speedup_lo),"
+                                        " MIN(speedup_hi) FROM speedup", -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(s, 0), 1, "one pair: not bamba-s (scale), not run 2, not the refused decode");
+    cr_assert_eq(sqlite3_column_int(s, 1), 2);
+    cr_assert_eq(sqlite3_column_int(s, 2), 1);
+    cr_assert_float_eq(sqlite3_column_double(s, 3), 2.0, 1e-12);
+    cr_assert_float_eq(sqlite3_column_double(s, 4), 3.0 / 4.0, 1e-12);
+    cr_assert_float_eq(sqlite3_column_double(s, 5), 5.0 / 1.0, 1e-12);
+    sqlite3_finalize(s);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT pair_label FROM arch_pairs WHERE point_id = 7", -1, &s, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "refused");
+    sqlite3_finalize(s);
+    cb_store_close(db);
+    unlink(p);
+}
+
+/* A reader of an older database gets the current views over a migrated copy; the file is not changed. */
+Test(store, open_read_migrates_a_copy) {
+    char p[256];
+    tmp_path(p, sizeof p);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cb_err err = { "" };
+    char *v1 = cb_store_schema_v1_sql();
+    cr_assert_eq(cb_store_exec(db, v1, &err), 0, "%s", err.msg);
+    sqlite3_free(v1);
+    cr_assert_eq(cb_store_exec(db, "PRAGMA user_version = 1", &err), 0);
+    sqlite3_close(db);
+    cr_assert_eq(cb_store_open_read(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(user_version(db), CB_SCHEMA_VERSION);
+    cr_assert_eq(cb_store_exec(db, "SELECT triad_drift FROM rates; SELECT pair_label FROM speedup", &err), 0, "%s", err.msg);
+    cb_store_close(db);
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cr_assert_eq(user_version(db), 1, "the file itself stays at version 1");
+    sqlite3_close(db);
+    /* a file of schema version 0 is not a results database */
+    unlink(p);
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cr_assert_eq(cb_store_exec(db, "CREATE TABLE other (a)", &err), 0);
+    sqlite3_close(db);
+    cr_assert_eq(cb_store_open_read(p, &db, &err), -1);
+    cr_assert(strstr(err.msg, "not a ctxbench results database") && strstr(err.msg, p), "%s", err.msg);
     unlink(p);
 }

@@ -53,7 +53,8 @@ static size_t scratch_floats(const cb_config *cfg, const cb_engine_opts *o) {
            + (size_t)CB_MAX(o->max_batch, 1) * H * (hd + 2);        /* decode running merge */
 }
 static size_t kv_bytes_for(const cb_config *cfg, cb_dtype t, int64_t context, int batch) {
-    return (size_t)batch * 2 * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * (size_t)context * cb_dtype_size(t);
+    size_t per_token = 2 * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * cb_dtype_size(t);
+    return cb_bytes_mul(cb_bytes_mul((size_t)CB_MAX(batch, 0), per_token), (size_t)CB_MAX(context, 0));
 }
 
 void cb_attn_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t context, int batch, size_t *kv_bytes,

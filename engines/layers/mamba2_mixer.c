@@ -67,8 +67,8 @@ void cb_mamba_plan(const cb_config *cfg, const cb_engine_opts *o, int batch, siz
     cb_engine_opts ob = *o;
     ob.max_batch = batch;
     mixer_shape s = shape_of(cfg, &ob);
-    if (ssm_bytes) *ssm_bytes = (size_t)batch * ssm_bytes_per_seq(cfg);
-    if (conv_bytes) *conv_bytes = (size_t)batch * conv_elems_per_seq(cfg) * cb_dtype_size(o->state_dtype);
+    if (ssm_bytes) *ssm_bytes = cb_bytes_mul((size_t)batch, ssm_bytes_per_seq(cfg));
+    if (conv_bytes) *conv_bytes = cb_bytes_mul((size_t)batch, conv_elems_per_seq(cfg) * cb_dtype_size(o->state_dtype));
     if (scratch_bytes) *scratch_bytes = scratch_floats(cfg, &s) * sizeof(float);
 }
 

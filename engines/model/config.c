@@ -372,6 +372,90 @@ static int parse_bamba(ctx *c, cb_config *cfg) {
     return parse_mlp(c, cfg);
 }
 
+/* layer_types: transformers 4.x writes "mamba" / "attention", 5.x "linear_attention" / "full_attention".
+ * Absent: every layer is Mamba2 (transformers' layers_block_type default). */
+static int parse_layer_types(ctx *c, cb_config *cfg) {
+    for (int i = 0; i < cfg->n_layers; i++) cfg->mixer[i] = CB_MIXER_MAMBA2;
+    const json_t *lt = json_object_get(c->root, "layer_types");
+    if (is_absent(lt)) return 0;
+    if (!json_is_array(lt) || json_array_size(lt) != (size_t)cfg->n_layers) {
+        cb_err_set(c->err, "%s: key \"layer_types\": expected an array of num_hidden_layers (%d) strings", c->origin,
+                   cfg->n_layers);
+        return -1;
+    }
+    for (int i = 0; i < cfg->n_layers; i++) {
+        const json_t *v = json_array_get(lt, (size_t)i);
+        const char *t = json_is_string(v) ? json_string_value(v) : "";
+        if (strcmp(t, "mamba") == 0 || strcmp(t, "linear_attention") == 0) cfg->mixer[i] = CB_MIXER_MAMBA2;
+        else if (strcmp(t, "attention") == 0 || strcmp(t, "full_attention") == 0) cfg->mixer[i] = CB_MIXER_ATTENTION;
+        else {
+            cb_err_set(c->err, "%s: key \"layer_types\"[%d]: \"%.40s\" is not a layer type (expected \"mamba\", "
+                       "\"attention\", \"linear_attention\" or \"full_attention\")", c->origin, i, t);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* position_embedding_type: absent, null or "nope" = no positions; "rope" = RoPE over the full head_dim. */
+static int parse_position_embedding(ctx *c, cb_config *cfg) {
+    const json_t *v = json_object_get(c->root, "position_embedding_type");
+    const char *t = is_absent(v) ? "nope" : json_is_string(v) ? json_string_value(v) : NULL;
+    if (t && strcmp(t, "rope") == 0) return 0;
+    if (t && strcmp(t, "nope") == 0) {
+        cfg->rope.type = CB_ROPE_NONE;
+        cfg->rope.rot_dim = 0;
+        return 0;
+    }
+    cb_err_set(c->err, "%s: key \"position_embedding_type\": expected \"nope\", \"rope\" or null", c->origin);
+    return -1;
+}
+
+static int parse_multiplier(ctx *c, const char *key, double *out) {
+    if (get_double(c, c->root, key, false, 1.0, out)) return -1;
+    if (!(*out > 0) || !isfinite(*out)) {
+        cb_err_set(c->err, "%s: key \"%s\": expected a positive finite number, found %g", c->origin, key, *out);
+        return -1;
+    }
+    return 0;
+}
+
+/* granitemoehybrid (docs/models.md): Bamba's mixers chosen by layer_types, a shared SwiGLU expert plus
+ * num_local_experts routed experts (0 = the shared expert alone), muP multipliers. Defaults are
+ * transformers' GraniteMoeHybridConfig defaults. */
+static int parse_granite(ctx *c, cb_config *cfg) {
+    if (get_double(c, c->root, "rms_norm_eps", false, 1e-6, &cfg->eps) || parse_layer_types(c, cfg)) return -1;
+    bool any_attn = false, any_mamba = false;
+    for (int i = 0; i < cfg->n_layers; i++) {
+        any_attn |= cfg->mixer[i] == CB_MIXER_ATTENTION;
+        any_mamba |= cfg->mixer[i] == CB_MIXER_MAMBA2;
+    }
+    if (any_attn || json_object_get(c->root, "num_attention_heads")) {
+        if (parse_attention(c, cfg, false) || parse_position_embedding(c, cfg)) return -1;
+    }
+    if (any_mamba && parse_bamba_mamba(c, cfg)) return -1;
+    double attn;
+    if (parse_multiplier(c, "embedding_multiplier", &cfg->embedding_multiplier) ||
+        parse_multiplier(c, "residual_multiplier", &cfg->residual_multiplier) ||
+        parse_multiplier(c, "logits_scaling", &cfg->logits_scaling) || parse_multiplier(c, "attention_multiplier", &attn))
+        return -1;
+    cfg->attn_scale = attn;
+    cfg->has_mlp = true;
+    if (get_int(c, c->root, "shared_intermediate_size", false, 1024, &cfg->d_ff) ||
+        get_int(c, c->root, "num_local_experts", false, 8, &cfg->n_experts))
+        return -1;
+    if (cfg->n_experts == 0) return 0;
+    if (get_int(c, c->root, "num_experts_per_tok", false, 2, &cfg->top_k) ||
+        get_int(c, c->root, "intermediate_size", false, 11008, &cfg->d_ff_expert))
+        return -1;
+    if (cfg->top_k < 1 || cfg->top_k > cfg->n_experts) {
+        cb_err_set(c->err, "%s: key \"num_experts_per_tok\": expected 1..num_local_experts (%d), found %d", c->origin,
+                   cfg->n_experts, cfg->top_k);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_llama(ctx *c, cb_config *cfg) {
     if (get_double(c, c->root, "rms_norm_eps", false, 1e-6, &cfg->eps)) return -1;
     for (int i = 0; i < cfg->n_layers; i++) cfg->mixer[i] = CB_MIXER_ATTENTION;
@@ -402,7 +486,8 @@ int cb_config_parse(const char *json_text, const char *origin, cb_config *cfg, c
     }
     const json_t *mt = json_object_get(root, "model_type");
     if (!json_is_string(mt)) {
-        cb_err_set(err, "%s: missing required key \"model_type\" (expected \"llama\", \"mamba2\" or \"bamba\")", origin);
+        cb_err_set(err, "%s: missing required key \"model_type\" (expected \"llama\", \"mamba2\", \"bamba\" or "
+                   "\"granitemoehybrid\")", origin);
         goto out;
     }
     const char *mts = json_string_value(mt);
@@ -410,9 +495,10 @@ int cb_config_parse(const char *json_text, const char *origin, cb_config *cfg, c
     if (strcmp(mts, "llama") == 0) { cfg->model_type = CB_MT_LLAMA; tie_default = false; }
     else if (strcmp(mts, "mamba2") == 0) { cfg->model_type = CB_MT_MAMBA2; tie_default = true; }
     else if (strcmp(mts, "bamba") == 0) { cfg->model_type = CB_MT_BAMBA; tie_default = false; }
+    else if (strcmp(mts, "granitemoehybrid") == 0) { cfg->model_type = CB_MT_GRANITE; tie_default = false; }
     else {
-        cb_err_set(err, "%s: key \"model_type\": unsupported \"%.64s\" (expected \"llama\", \"mamba2\" or \"bamba\")",
-                   origin, mts);
+        cb_err_set(err, "%s: key \"model_type\": unsupported \"%.64s\" (expected \"llama\", \"mamba2\", \"bamba\" or "
+                   "\"granitemoehybrid\")", origin, mts);
         goto out;
     }
     snprintf(cfg->model_type_str, sizeof cfg->model_type_str, "%s", mts);
@@ -431,8 +517,10 @@ int cb_config_parse(const char *json_text, const char *origin, cb_config *cfg, c
         cb_err_set(err, "%s: key \"hidden_size\": expected a positive integer", origin);
         goto out;
     }
+    cfg->embedding_multiplier = cfg->residual_multiplier = cfg->logits_scaling = 1.0;
     int r = cfg->model_type == CB_MT_LLAMA ? parse_llama(&c, cfg)
           : cfg->model_type == CB_MT_MAMBA2 ? parse_mamba2(&c, cfg)
+          : cfg->model_type == CB_MT_GRANITE ? parse_granite(&c, cfg)
           : parse_bamba(&c, cfg);
     if (r) goto out;
 
@@ -444,10 +532,16 @@ int cb_config_parse(const char *json_text, const char *origin, cb_config *cfg, c
     }
     cfg->arch = cfg->n_mamba_layers == 0 ? CB_ARCH_TRANSFORMER
               : cfg->n_attn_layers == 0 ? CB_ARCH_MAMBA2 : CB_ARCH_HYBRID;
-    if (cfg->n_mamba_layers > 0) {
-        cfg->m_d_inner = cfg->m_heads * cfg->m_head_dim;
-        cfg->m_conv_dim = cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state;
-        cfg->m_in_proj_rows = 2 * cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state + cfg->m_heads;
+    if (cfg->n_mamba_layers > 0) { /* derived in 64 bits: the keys are checked one by one, not their products */
+        int64_t d_inner = (int64_t)cfg->m_heads * cfg->m_head_dim, gs = (int64_t)cfg->m_groups * cfg->m_state;
+        if (d_inner >= CB_MAX_MAMBA_INNER || gs >= CB_MAX_MAMBA_GROUP_STATE) {
+            cb_err_set(err, "%s: mamba dimensions too large: heads x head_dim = %lld (expected < %d), groups x state = %lld "
+                       "(expected < %d)", origin, (long long)d_inner, CB_MAX_MAMBA_INNER, (long long)gs, CB_MAX_MAMBA_GROUP_STATE);
+            goto out;
+        }
+        cfg->m_d_inner = (int)d_inner;
+        cfg->m_conv_dim = (int)(d_inner + 2 * gs);
+        cfg->m_in_proj_rows = (int)(2 * d_inner + 2 * gs + cfg->m_heads);
     }
     rc = cb_config_validate(cfg, origin, err);
 out:
@@ -459,8 +553,10 @@ int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err) {
 #define REQUIRE(cond, ...) do { if (!(cond)) { cb_err_set(err, __VA_ARGS__); return -1; } } while (0)
     REQUIRE(cfg->n_layers > 0 && cfg->n_layers <= CB_MAX_LAYERS, "%s: key \"num_hidden_layers\": expected 1..%d, found %d",
             origin, CB_MAX_LAYERS, cfg->n_layers);
-    REQUIRE(cfg->d_model > 0, "%s: key \"hidden_size\": expected a positive integer, found %d", origin, cfg->d_model);
-    REQUIRE(cfg->vocab > 0, "%s: key \"vocab_size\": expected a positive integer, found %d", origin, cfg->vocab);
+    REQUIRE(cfg->d_model > 0 && cfg->d_model <= CB_MAX_HIDDEN, "%s: key \"hidden_size\": expected an integer in [1, %d], found %d",
+            origin, CB_MAX_HIDDEN, cfg->d_model);
+    REQUIRE(cfg->vocab > 0 && cfg->vocab <= CB_MAX_VOCAB, "%s: key \"vocab_size\": expected an integer in [1, %d], found %d",
+            origin, CB_MAX_VOCAB, cfg->vocab);
     REQUIRE(cfg->eps > 0 && isfinite(cfg->eps), "%s: key \"rms_norm_eps\"/\"layer_norm_epsilon\": expected a positive number, found %g",
             origin, cfg->eps);
     if (cfg->n_attn_layers > 0) {
@@ -470,7 +566,11 @@ int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err) {
                 origin, cfg->n_heads, cfg->n_kv_heads);
         REQUIRE(cfg->head_dim > 0, "%s: key \"head_dim\": expected a positive integer (or hidden_size divisible by num_attention_heads)",
                 origin);
-        REQUIRE(cfg->rope.rot_dim > 0 && cfg->rope.rot_dim % 2 == 0 && cfg->rope.rot_dim <= cfg->head_dim,
+        REQUIRE((int64_t)cfg->n_heads * cfg->head_dim < CB_MAX_ATTN_WIDTH,
+                "%s: keys \"num_attention_heads\" x \"head_dim\" = %lld: expected < %d", origin,
+                (long long)cfg->n_heads * cfg->head_dim, CB_MAX_ATTN_WIDTH);
+        REQUIRE(cfg->rope.type == CB_ROPE_NONE ||
+                    (cfg->rope.rot_dim > 0 && cfg->rope.rot_dim % 2 == 0 && cfg->rope.rot_dim <= cfg->head_dim),
                 "%s: key \"partial_rotary_factor\": rotated dims head_dim x factor = %d must be even and in (0, head_dim=%d]",
                 origin, cfg->rope.rot_dim, cfg->head_dim);
         REQUIRE(cfg->rope.theta > 0 && isfinite(cfg->rope.theta), "%s: key \"rope_theta\": expected a positive number, found %g",
@@ -485,7 +585,21 @@ int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err) {
         }
     }
     if (cfg->has_mlp)
-        REQUIRE(cfg->d_ff > 0, "%s: key \"intermediate_size\": expected a positive integer, found %d", origin, cfg->d_ff);
+        REQUIRE(cfg->d_ff > 0 && cfg->d_ff <= CB_MAX_FF, "%s: key \"%s\": expected an integer in [1, %d], found %d",
+                origin, cfg->model_type == CB_MT_GRANITE ? "shared_intermediate_size" : "intermediate_size", CB_MAX_FF,
+                cfg->d_ff);
+    REQUIRE(cfg->n_experts >= 0 && cfg->n_experts <= 4096, "%s: key \"num_local_experts\": expected 0..4096, found %d",
+            origin, cfg->n_experts);
+    REQUIRE(cfg->n_experts == 0 || cfg->model_type == CB_MT_GRANITE,
+            "%s: routed experts are only supported for model_type granitemoehybrid", origin);
+    if (cfg->n_experts > 0) {
+        REQUIRE(cfg->top_k >= 1 && cfg->top_k <= cfg->n_experts,
+                "%s: key \"num_experts_per_tok\": expected 1..num_local_experts (%d), found %d", origin, cfg->n_experts,
+                cfg->top_k);
+        REQUIRE(cfg->d_ff_expert > 0 && (int64_t)cfg->n_experts * cfg->d_ff_expert <= CB_MAX_FF,
+                "%s: keys \"num_local_experts\" x \"intermediate_size\" (%d x %d): expected a positive expert width "
+                "and a product <= %d", origin, cfg->n_experts, cfg->d_ff_expert, CB_MAX_FF);
+    }
     if (cfg->n_mamba_layers > 0) {
         const bool b = cfg->model_type == CB_MT_BAMBA;
         REQUIRE(cfg->m_heads > 0, "%s: key \"%s\": expected a positive integer", origin, b ? "mamba_n_heads" : "num_heads");
@@ -499,9 +613,11 @@ int cb_config_validate(const cb_config *cfg, const char *origin, cb_err *err) {
         REQUIRE(cfg->m_dt_min >= 0 && cfg->m_dt_max >= cfg->m_dt_min,
                 "%s: key \"time_step_limit\": expected 0 <= min <= max, found [%g, %g]", origin, cfg->m_dt_min,
                 cfg->m_dt_max);
-        REQUIRE((int64_t)cfg->m_heads * cfg->m_head_dim < (1 << 26) && (int64_t)cfg->m_groups * cfg->m_state < (1 << 24),
-                "%s: mamba dimensions too large (heads x head_dim = %lld)", origin,
-                (long long)cfg->m_heads * cfg->m_head_dim);
+        REQUIRE((int64_t)cfg->m_heads * cfg->m_head_dim < CB_MAX_MAMBA_INNER &&
+                    (int64_t)cfg->m_groups * cfg->m_state < CB_MAX_MAMBA_GROUP_STATE,
+                "%s: mamba dimensions too large: heads x head_dim = %lld (expected < %d), groups x state = %lld (expected < %d)",
+                origin, (long long)cfg->m_heads * cfg->m_head_dim, CB_MAX_MAMBA_INNER,
+                (long long)cfg->m_groups * cfg->m_state, CB_MAX_MAMBA_GROUP_STATE);
         REQUIRE(cfg->m_d_inner == cfg->m_heads * cfg->m_head_dim &&
                     cfg->m_conv_dim == cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state &&
                     cfg->m_in_proj_rows == 2 * cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state + cfg->m_heads,
@@ -560,7 +676,8 @@ int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err) {
     json_t *o = json_object();
     json_object_set_new(o, "model_type", json_string(cfg->model_type_str));
     const char *arch = cfg->model_type == CB_MT_LLAMA ? "LlamaForCausalLM"
-                     : cfg->model_type == CB_MT_MAMBA2 ? "Mamba2ForCausalLM" : "BambaForCausalLM";
+                     : cfg->model_type == CB_MT_MAMBA2 ? "Mamba2ForCausalLM"
+                     : cfg->model_type == CB_MT_GRANITE ? "GraniteMoeHybridForCausalLM" : "BambaForCausalLM";
     json_object_set_new(o, "architectures", json_pack("[s]", arch));
     json_object_set_new(o, "hidden_size", json_integer(cfg->d_model));
     json_object_set_new(o, "num_hidden_layers", json_integer(cfg->n_layers));
@@ -575,9 +692,11 @@ int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err) {
         json_object_set_new(o, "head_dim", json_integer(cfg->head_dim));
         json_object_set_new(o, "attention_bias", json_boolean(cfg->attn_bias));
         json_t *rp = json_object();
+        if (cfg->model_type == CB_MT_GRANITE)
+            json_object_set_new(o, "position_embedding_type", json_string(cfg->rope.type == CB_ROPE_NONE ? "nope" : "rope"));
         json_object_set_new(rp, "rope_type", json_string(cfg->rope.type == CB_ROPE_LLAMA3 ? "llama3" : "default"));
         json_object_set_new(rp, "rope_theta", json_real(cfg->rope.theta));
-        double prf = cfg->head_dim > 0 ? (double)cfg->rope.rot_dim / cfg->head_dim : 1.0;
+        double prf = cfg->head_dim > 0 && cfg->rope.type != CB_ROPE_NONE ? (double)cfg->rope.rot_dim / cfg->head_dim : 1.0;
         if (prf != 1.0) {
             json_object_set_new(rp, "partial_rotary_factor", json_real(prf));
             json_object_set_new(o, "partial_rotary_factor", json_real(prf));
@@ -590,7 +709,17 @@ int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err) {
         }
         json_object_set_new(o, "rope_parameters", rp);
     }
-    if (cfg->has_mlp) {
+    if (cfg->model_type == CB_MT_GRANITE) {
+        json_object_set_new(o, "shared_intermediate_size", json_integer(cfg->d_ff));
+        json_object_set_new(o, "num_local_experts", json_integer(cfg->n_experts));
+        json_object_set_new(o, "num_experts_per_tok", json_integer(cfg->top_k));
+        json_object_set_new(o, "intermediate_size", json_integer(cfg->n_experts ? cfg->d_ff_expert : cfg->d_ff));
+        json_object_set_new(o, "hidden_act", json_string("silu"));
+        const char *keys[4] = { "embedding_multiplier", "residual_multiplier", "logits_scaling", "attention_multiplier" };
+        const double vals[4] = { cfg->embedding_multiplier, cfg->residual_multiplier, cfg->logits_scaling,
+                                 cfg->attn_scale > 0 ? cfg->attn_scale : 1.0 / sqrt(cfg->head_dim > 0 ? cfg->head_dim : 1) };
+        for (int k = 0; k < 4; k++) json_object_set_new(o, keys[k], json_real(vals[k] > 0 ? vals[k] : 1.0));
+    } else if (cfg->has_mlp) {
         json_object_set_new(o, "intermediate_size", json_integer(cfg->d_ff));
         json_object_set_new(o, "mlp_bias", json_boolean(cfg->mlp_bias));
         json_object_set_new(o, "hidden_act", json_string("silu"));
@@ -613,11 +742,18 @@ int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err) {
         json_object_set_new(o, "time_step_limit", tsl);
     } else {
         json_object_set_new(o, "rms_norm_eps", json_real(cfg->eps));
-        if (cfg->model_type == CB_MT_BAMBA) {
-            json_t *idx = json_array();
-            for (int i = 0; i < cfg->n_layers; i++)
-                if (cfg->mixer[i] == CB_MIXER_ATTENTION) json_array_append_new(idx, json_integer(i));
-            json_object_set_new(o, "attn_layer_indices", idx);
+        if (cfg->model_type == CB_MT_BAMBA || cfg->model_type == CB_MT_GRANITE) {
+            if (cfg->model_type == CB_MT_BAMBA) {
+                json_t *idx = json_array();
+                for (int i = 0; i < cfg->n_layers; i++)
+                    if (cfg->mixer[i] == CB_MIXER_ATTENTION) json_array_append_new(idx, json_integer(i));
+                json_object_set_new(o, "attn_layer_indices", idx);
+            } else {
+                json_t *lt = json_array(); /* the published (transformers 4.x) spelling */
+                for (int i = 0; i < cfg->n_layers; i++)
+                    json_array_append_new(lt, json_string(cfg->mixer[i] == CB_MIXER_ATTENTION ? "attention" : "mamba"));
+                json_object_set_new(o, "layer_types", lt);
+            }
             json_object_set_new(o, "mamba_n_heads", json_integer(cfg->m_heads));
             json_object_set_new(o, "mamba_d_head", json_integer(cfg->m_head_dim));
             json_object_set_new(o, "mamba_d_state", json_integer(cfg->m_state));
@@ -660,8 +796,14 @@ int64_t cb_config_param_count(const cb_config *c) {
             n += d + 3 * (int64_t)c->d_ff * d;
             if (c->mlp_bias) n += 2 * (int64_t)c->d_ff + d;
         }
+        n += (int64_t)c->n_experts * d * (1 + 3 * (int64_t)c->d_ff_expert); /* router row + expert SwiGLU */
     }
     return n;
+}
+
+int64_t cb_config_active_param_count(const cb_config *c) {
+    int64_t idle = (int64_t)(c->n_experts - c->top_k) * 3 * (int64_t)c->d_ff_expert * c->d_model;
+    return cb_config_param_count(c) - (c->n_experts > 0 ? (int64_t)c->n_layers * idle : 0);
 }
 
 void cb_config_weight_split(const cb_config *c, cb_weight_split *out) {
@@ -681,6 +823,9 @@ void cb_config_weight_split(const cb_config *c, cb_weight_split *out) {
             lin += 3 * (int64_t)c->d_ff * d;
             rows += 2 * (int64_t)c->d_ff + d;
         }
+        /* routed experts are 8-bit like every projection; the router stays in weights_dtype */
+        lin += 3 * (int64_t)c->n_experts * c->d_ff_expert * d;
+        rows += (int64_t)c->n_experts * (2 * (int64_t)c->d_ff_expert + d);
     }
     if (!c->tie_embeddings && !c->q8_keep_lm_head) {
         lin += (int64_t)c->vocab * d;

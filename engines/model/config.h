@@ -1,4 +1,4 @@
-/* config.json -> typed model description for model_type llama, mamba2 and bamba.
+/* config.json -> typed model description for model_type llama, mamba2, bamba and granitemoehybrid.
  * One struct describes all three: a stack of layers, each with a sequence mixer (attention or
  * Mamba2) and optionally an MLP. Engines read only this struct, never the JSON. */
 #ifndef CB_CONFIG_H
@@ -6,16 +6,24 @@
 
 #include "../types.h"
 
-typedef enum { CB_MT_LLAMA = 0, CB_MT_MAMBA2, CB_MT_BAMBA } cb_model_type;
+typedef enum { CB_MT_LLAMA = 0, CB_MT_MAMBA2, CB_MT_BAMBA, CB_MT_GRANITE } cb_model_type;
 typedef enum { CB_ARCH_TRANSFORMER = 0, CB_ARCH_MAMBA2, CB_ARCH_HYBRID } cb_arch;
 typedef enum { CB_MIXER_ATTENTION = 0, CB_MIXER_MAMBA2 } cb_mixer_kind;
 
 #define CB_MAX_LAYERS 256
+/* Largest dimensions a config may give (real checkpoints are far below): with them, parameter counts and
+ * weight bytes stay below 2^62, so no product in a plan or a count can overflow (docs/promises.md). */
+#define CB_MAX_HIDDEN (1 << 20)
+#define CB_MAX_VOCAB (1 << 24)
+#define CB_MAX_FF (1 << 24)
+#define CB_MAX_ATTN_WIDTH (1 << 26)        /* num_attention_heads x head_dim */
+#define CB_MAX_MAMBA_INNER (1 << 26)       /* mamba heads x head_dim */
+#define CB_MAX_MAMBA_GROUP_STATE (1 << 24) /* mamba groups x state */
 
 typedef struct {
     cb_model_type model_type;
     cb_arch arch;            /* transformer (no mamba layer), mamba2 (no attention layer), hybrid */
-    char model_type_str[16]; /* "llama" | "mamba2" | "bamba" */
+    char model_type_str[24]; /* "llama" | "mamba2" | "bamba" | "granitemoehybrid" */
 
     int d_model;    /* hidden_size */
     int n_layers;   /* num_hidden_layers */
@@ -40,8 +48,17 @@ typedef struct {
     cb_rope rope;
 
     /* MLP (valid when has_mlp) */
-    int d_ff;       /* intermediate_size */
+    int d_ff;       /* intermediate_size; granitemoehybrid: shared_intermediate_size (the shared expert) */
     bool mlp_bias;
+
+    /* Routed mixture of experts after the MLP (granitemoehybrid with num_local_experts > 0; n_experts 0
+     * elsewhere): top_k of n_experts SwiGLU experts of width d_ff_expert (its intermediate_size). */
+    int n_experts, top_k, d_ff_expert;
+
+    /* muP multipliers (docs/models.md): 1 except for granitemoehybrid. x = embed * embedding_multiplier;
+     * each residual branch * residual_multiplier; logits / logits_scaling. attn_scale: the attention score
+     * scale (attention_multiplier); 0 = 1/sqrt(head_dim). */
+    double embedding_multiplier, residual_multiplier, logits_scaling, attn_scale;
 
     /* Mamba2 mixer (valid when n_mamba_layers > 0). d_inner = m_heads * m_head_dim. */
     int m_heads, m_head_dim, m_state, m_groups, m_conv, m_chunk;
@@ -63,8 +80,11 @@ int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err);
 
 const char *cb_arch_name(cb_arch a); /* "transformer" | "mamba2" | "hybrid" */
 
-/* Parameter count implied by the config (embeddings + lm_head unless tied). */
+/* Parameter count implied by the config (embeddings + lm_head unless tied), every expert included. */
 int64_t cb_config_param_count(const cb_config *cfg);
+/* Parameters one token reads: the total less the routed experts it does not use (n_experts - top_k per
+ * layer). Equal to the total for models without routed experts. */
+int64_t cb_config_active_param_count(const cb_config *cfg);
 
 /* Weight bytes implied by the config, by storage: 8-bit codes (q8), their fp32 per-row scales, and
  * the tensors kept in weights_dtype (embeddings, norms, biases, SSM parameters, and every linear

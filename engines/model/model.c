@@ -118,6 +118,57 @@ static int bind_mlp(binder *b, const char *p, cb_mlp_weights *w) {
     return 0;
 }
 
+/* granitemoehybrid's shared expert: shared_mlp.input_linear [2 ff, d] holds gate (first ff rows, the
+ * half transformers passes through silu) and up; output_linear [d, ff] is down. */
+static int bind_shared_mlp(binder *b, const char *p, cb_mlp_weights *w) {
+    const cb_config *c = &b->m->cfg;
+    char n[512];
+    cb_weight in;
+    if (bind_lin(b, N("input_linear.weight"), 2 * (int64_t)c->d_ff, c->d_model, &in) ||
+        bind_lin(b, N("output_linear.weight"), c->d_model, c->d_ff, &w->down))
+        return -1;
+    w->gate = cb_weight_rows(&in, 0, c->d_ff);
+    w->up = cb_weight_rows(&in, c->d_ff, c->d_ff);
+    return 0;
+}
+
+/* A 3-D expert tensor [E, rows, cols] bound as the matrix [E * rows, cols] (8-bit: one scale per row). */
+static int bind_experts(binder *b, const char *name, int64_t E, int64_t rows, int64_t cols, cb_weight *w) {
+    cb_tensor *t = (cb_tensor *)cb_st_find(&b->m->st, name);
+    int64_t shape[3] = { E, rows, cols };
+    if (!t || (t->dtype != CB_F8_E4M3 && t->dtype != CB_I8)) {
+        if (bind_shape(b, name, 3, shape, false, w)) return -1;
+        w->rows = E * rows;
+        return 0;
+    }
+    memset(w, 0, sizeof *w);
+    if (t->ndim != 3 || t->shape[0] != E || t->shape[1] != rows || t->shape[2] != cols) {
+        char want[128], found[128];
+        fmt_shape(want, sizeof want, shape, 3);
+        fmt_shape(found, sizeof found, t->shape, t->ndim);
+        cb_err_set(b->err, "%s: tensor %s: expected shape %s, found %s", tensor_file(b->m, t), name, want, found);
+        return -1;
+    }
+    cb_err inner = { "" };
+    if (cb_quantized_bind(b->m, t, cb_quantized_find_scale(b->m, name), name, w, &inner)) {
+        cb_err_set(b->err, "%s: %s", tensor_file(b->m, t), inner.msg);
+        return -1;
+    }
+    b->m->weight_bytes += t->nbytes + (size_t)(E * rows) * sizeof(float);
+    return 0;
+}
+
+static int bind_moe(binder *b, const char *p, cb_moe_weights *w) {
+    const cb_config *c = &b->m->cfg;
+    const int64_t E = c->n_experts, d = c->d_model, f = c->d_ff_expert;
+    char n[512];
+    if (bind_mat(b, N("router.layer.weight"), E, d, false, &w->router) ||
+        bind_experts(b, N("input_linear.weight"), E, 2 * f, d, &w->experts_in) ||
+        bind_experts(b, N("output_linear.weight"), E, d, f, &w->experts_out))
+        return -1;
+    return 0;
+}
+
 static int bind_mamba(binder *b, const char *p, cb_mamba_weights *w) {
     const cb_config *c = &b->m->cfg;
     char n[512];
@@ -204,7 +255,11 @@ int cb_model_bind(cb_model *m, cb_err *err) {
             snprintf(n, sizeof n, "%s.%s", p, nm->ff_norm);
             if (bind_vec(&b, n, c->d_model, false, &L->ff_norm)) return -1;
             snprintf(n, sizeof n, "%s.%s", p, nm->ff);
-            if (bind_mlp(&b, n, &L->mlp)) return -1;
+            if (nm->gate_up_stacked ? bind_shared_mlp(&b, n, &L->mlp) : bind_mlp(&b, n, &L->mlp)) return -1;
+        }
+        if (nm->moe && c->n_experts > 0) {
+            snprintf(n, sizeof n, "%s.%s", p, nm->moe);
+            if (bind_moe(&b, n, &L->moe)) return -1;
         }
     }
     if (cb_model_note_q8(m, err)) return -1;

@@ -27,13 +27,32 @@ typedef struct {
     cb_weight gate_b, up_b, down_b; /* optional */
 } cb_mlp_weights;
 
+/* Routed experts of one layer (granitemoehybrid's block_sparse_moe). The checkpoint's 3-D tensors are
+ * bound as matrices whose rows run over (expert, output row), so a per-row 8-bit scale and
+ * cb_weight_rows() views work unchanged; expert e's projections are cb_moe_expert() (layers/moe.h). */
+typedef struct {
+    cb_weight router;      /* [E, d] router.layer: kept in the checkpoint's precision when quantising */
+    cb_weight experts_in;  /* [E * 2 * ff_e, d]: expert e's gate rows, then its up rows ([E, 2 ff_e, d]) */
+    cb_weight experts_out; /* [E * d, ff_e] ([E, d, ff_e]) */
+} cb_moe_weights;
+
+/* Rows [r0, r0 + n) of a matrix as a matrix of its own (no copy; the per-row scale follows). */
+static inline cb_weight cb_weight_rows(const cb_weight *w, int64_t r0, int64_t n) {
+    cb_weight v = *w;
+    v.data = (const char *)w->data + (size_t)r0 * (size_t)w->cols * cb_dtype_size(w->dtype);
+    v.rows = n;
+    if (w->scale) v.scale = w->scale + r0;
+    return v;
+}
+
 typedef struct {
     cb_mixer_kind kind;
     cb_weight in_norm;   /* input_layernorm (llama, bamba) / norm (mamba2) */
     cb_attn_weights attn;
     cb_mamba_weights mamba;
-    cb_weight ff_norm;   /* post_attention_layernorm (llama) / pre_ff_layernorm (bamba) */
-    cb_mlp_weights mlp;
+    cb_weight ff_norm;   /* post_attention_layernorm (llama, granite) / pre_ff_layernorm (bamba) */
+    cb_mlp_weights mlp;  /* granite: the shared expert, gate/up = the two halves of shared_mlp.input_linear */
+    cb_moe_weights moe;  /* granite with num_local_experts > 0; data NULL elsewhere */
 } cb_layer_weights;
 
 typedef struct cb_model {

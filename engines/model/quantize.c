@@ -50,15 +50,21 @@ typedef struct {
     const char *name;
 } linear_ref;
 
+#define LINEARS_PER_LAYER 11
+#define MAX_LINEARS (LINEARS_PER_LAYER * CB_MAX_LAYERS + 1)
+
+/* The routed experts are linears too (quantised per row over (expert, output row)); the router is not. */
 static int list_linears(cb_model *m, linear_ref *out) {
-    static const char *names[] = { "q_proj", "k_proj", "v_proj", "o_proj", "in_proj", "out_proj",
-                                   "gate_proj", "up_proj", "down_proj" };
+    static const char *names[LINEARS_PER_LAYER] = { "q_proj", "k_proj", "v_proj", "o_proj", "in_proj", "out_proj",
+                                                    "gate_proj", "up_proj", "down_proj", "experts input_linear",
+                                                    "experts output_linear" };
     int n = 0;
     for (int i = 0; i < m->cfg.n_layers && i < CB_MAX_LAYERS; i++) {
         cb_layer_weights *L = &m->layers[i];
-        cb_weight *ws[] = { &L->attn.q, &L->attn.k, &L->attn.v, &L->attn.o, &L->mamba.in_proj,
-                            &L->mamba.out_proj, &L->mlp.gate, &L->mlp.up, &L->mlp.down };
-        for (int j = 0; j < 9; j++)
+        cb_weight *ws[LINEARS_PER_LAYER] = { &L->attn.q, &L->attn.k, &L->attn.v, &L->attn.o, &L->mamba.in_proj,
+                                             &L->mamba.out_proj, &L->mlp.gate, &L->mlp.up, &L->mlp.down,
+                                             &L->moe.experts_in, &L->moe.experts_out };
+        for (int j = 0; j < LINEARS_PER_LAYER; j++)
             if (ws[j]->data) out[n++] = (linear_ref){ ws[j], i, names[j] };
     }
     if (m->lm_head.data && m->lm_head.data != m->embed.data) out[n++] = (linear_ref){ &m->lm_head, -1, "lm_head" };
@@ -96,7 +102,7 @@ int cb_model_quantize(cb_model *m, cb_dtype to, cb_err *err) {
         cb_err_set(err, "quantize %s: target %s is not an 8-bit format (fp8 or int8)", m->name, cb_dtype_name(to));
         return -1;
     }
-    linear_ref *refs = malloc(sizeof(linear_ref) * (9 * CB_MAX_LAYERS + 1));
+    linear_ref *refs = malloc(sizeof(linear_ref) * MAX_LINEARS);
     if (!refs) { cb_err_set(err, "quantize: out of memory"); return -1; }
     int n = list_linears(m, refs), rc = 0;
     for (int i = 0; i < n && rc == 0; i++) rc = quantize_one(m, &refs[i], to, err);
@@ -106,7 +112,7 @@ int cb_model_quantize(cb_model *m, cb_dtype to, cb_err *err) {
 }
 
 int cb_model_dequantize(cb_model *m, cb_err *err) {
-    linear_ref *refs = malloc(sizeof(linear_ref) * (9 * CB_MAX_LAYERS + 1));
+    linear_ref *refs = malloc(sizeof(linear_ref) * MAX_LINEARS);
     if (!refs) { cb_err_set(err, "%s: out of memory", m->name); return -1; }
     int n = list_linears(m, refs), rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
@@ -130,7 +136,7 @@ int cb_model_dequantize(cb_model *m, cb_err *err) {
 }
 
 int cb_model_note_q8(cb_model *m, cb_err *err) {
-    linear_ref *refs = malloc(sizeof(linear_ref) * (9 * CB_MAX_LAYERS + 1));
+    linear_ref *refs = malloc(sizeof(linear_ref) * MAX_LINEARS);
     if (!refs) { cb_err_set(err, "%s: out of memory", m->name); return -1; }
     int n = list_linears(m, refs), rc = 0;
     cb_dtype found = CB_DTYPE_COUNT;
@@ -167,9 +173,9 @@ cb_tensor *cb_quantized_find_scale(const cb_model *m, const char *name) {
 }
 
 int cb_quantized_bind(cb_model *m, cb_tensor *w, cb_tensor *scale, const char *name, cb_weight *out, cb_err *err) {
-    if ((w->dtype != CB_F8_E4M3 && w->dtype != CB_I8) || w->ndim != 2) {
-        cb_err_set(err, "%s: expected an F8_E4M3 or I8 matrix [out, in], found %s with %d dims", name,
-                   cb_dtype_safetensors_name(w->dtype), w->ndim);
+    if ((w->dtype != CB_F8_E4M3 && w->dtype != CB_I8) || (w->ndim != 2 && w->ndim != 3)) {
+        cb_err_set(err, "%s: expected an F8_E4M3 or I8 matrix [out, in] (or experts [E, out, in]), found %s with %d dims",
+                   name, cb_dtype_safetensors_name(w->dtype), w->ndim);
         return -1;
     }
     if (!scale) {
@@ -177,10 +183,11 @@ int cb_quantized_bind(cb_model *m, cb_tensor *w, cb_tensor *scale, const char *n
                    "scalar, F32/BF16/F16)", name, cb_dtype_safetensors_name(w->dtype), name);
         return -1;
     }
-    const int64_t rows = w->shape[0];
+    const int64_t rows = w->ndim == 3 ? w->shape[0] * w->shape[1] : w->shape[0]; /* experts: rows over (e, out) */
     int64_t n = 1;
     for (int i = 0; i < scale->ndim; i++) n *= scale->shape[i];
-    bool per_row = n == rows && (scale->ndim == 1 || (scale->ndim == 2 && scale->shape[1] == 1));
+    bool per_row = n == rows && (scale->ndim == 1 || (scale->ndim == 2 && scale->shape[1] == 1) ||
+                                 (scale->ndim == 3 && scale->shape[2] == 1));
     bool per_tensor = n == 1;
     if ((!per_row && !per_tensor) ||
         (scale->dtype != CB_F32 && scale->dtype != CB_BF16 && scale->dtype != CB_F16)) {
@@ -199,7 +206,7 @@ int cb_quantized_bind(cb_model *m, cb_tensor *w, cb_tensor *scale, const char *n
             return -1;
         }
     }
-    *out = (cb_weight){ .data = w->data, .dtype = w->dtype, .rows = rows, .cols = w->shape[1], .scale = s };
+    *out = (cb_weight){ .data = w->data, .dtype = w->dtype, .rows = rows, .cols = w->shape[w->ndim - 1], .scale = s };
     w->used = scale->used = true;
     return 0;
 }
@@ -220,6 +227,7 @@ void cb_weight_bytes_by_dtype(const cb_model *m, size_t out[CB_DTYPE_COUNT]) {
         ADD(L->mamba.out_proj); ADD(L->mamba.out_proj_b);
         ADD(L->mlp.gate); ADD(L->mlp.up); ADD(L->mlp.down);
         ADD(L->mlp.gate_b); ADD(L->mlp.up_b); ADD(L->mlp.down_b);
+        ADD(L->moe.router); ADD(L->moe.experts_in); ADD(L->moe.experts_out);
     }
 #undef ADD
 }
@@ -228,7 +236,7 @@ void cb_model_weight_split(const cb_model *m, cb_weight_split *out) {
     size_t by[CB_DTYPE_COUNT];
     cb_weight_bytes_by_dtype(m, by);
     memset(out, 0, sizeof *out);
-    linear_ref refs[9 * CB_MAX_LAYERS + 1];
+    linear_ref refs[MAX_LINEARS];
     int n = list_linears((cb_model *)m, refs);
     for (int i = 0; i < n; i++)
         if (cb_dtype_is_q8(refs[i].w->dtype)) out->scales += (size_t)refs[i].w->rows * sizeof(float);
@@ -241,7 +249,7 @@ void cb_model_weight_split(const cb_model *m, cb_weight_split *out) {
 }
 
 int cb_model_linears(cb_model *m, cb_weight **out, int max) {
-    linear_ref refs[9 * CB_MAX_LAYERS + 1];
+    linear_ref refs[MAX_LINEARS];
     int n = list_linears(m, refs);
     for (int i = 0; i < n && i < max; i++) out[i] = refs[i].w;
     return n < max ? n : max;

@@ -189,14 +189,19 @@ static int open_one(cb_safetensors *st, int fi, cb_err *err) {
         st->tensors[st->n_tensors++] = t;
     }
     qsort(spans, ns, sizeof *spans, span_cmp);
-    for (int i = 1; i < ns; i++) {
-        if (spans[i].b < spans[i - 1].e && spans[i].b != spans[i].e) {
+    /* each non-empty span against the one reaching furthest among those before it: empty tensors hold no
+     * bytes, so they neither overlap nor hide an overlap between their neighbours */
+    int reach = -1;
+    for (int i = 0; i < ns; i++) {
+        if (spans[i].b == spans[i].e) continue;
+        if (reach >= 0 && spans[i].b < spans[reach].e) {
             cb_err_set(err, "%s: tensor %s: data [%llu, %llu) overlaps tensor %s [%llu, %llu)", path,
                        st->tensors[spans[i].idx].name, (unsigned long long)spans[i].b,
-                       (unsigned long long)spans[i].e, st->tensors[spans[i - 1].idx].name,
-                       (unsigned long long)spans[i - 1].b, (unsigned long long)spans[i - 1].e);
+                       (unsigned long long)spans[i].e, st->tensors[spans[reach].idx].name,
+                       (unsigned long long)spans[reach].b, (unsigned long long)spans[reach].e);
             goto out;
         }
+        if (reach < 0 || spans[i].e > spans[reach].e) reach = i;
     }
     rc = 0;
 out:

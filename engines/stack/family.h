@@ -23,10 +23,14 @@ typedef struct {
     const char *mixer_norm;                   /* RMSNorm before the mixer: "input_layernorm.weight" */
     const char *attention, *mamba;            /* mixer modules: "self_attn", "mamba" */
     const char *ff_norm, *ff;                 /* RMSNorm before the feed-forward, and its module */
+    bool gate_up_stacked;  /* SwiGLU as "input_linear" [2 ff, d] (gate rows, then up) + "output_linear" */
+    const char *moe;       /* routed experts' module ("block_sparse_moe"), bound when cfg->n_experts > 0 */
 } cb_tensor_names;
 
 typedef struct cb_family {
-    cb_engine_ops engine;  /* name, description and supports; the rest is the stack's (CB_STACK_ENGINE_OPS) */
+    /* name, description and supports; the rest is the stack's (CB_STACK_ENGINE_OPS). name NULL: the
+     * family loads (names) but no engine runs it yet. */
+    cb_engine_ops engine;
     cb_model_type model_type;
     unsigned mixers;       /* CB_MIXERS_* the layers may use */
     cb_ff_kind ff;
@@ -44,7 +48,7 @@ void cb_family_register(const cb_family *f);
 #define CB_REGISTER_FAMILY(fam)                                                                              \
     __attribute__((constructor)) static void cb_register_family_##fam(void) {                                \
         cb_family_register(&(fam));                                                                          \
-        cb_engine_register(&(fam).engine);                                                                   \
+        if ((fam).engine.name) cb_engine_register(&(fam).engine);                                            \
     }
 
 #endif

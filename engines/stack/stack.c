@@ -63,18 +63,19 @@ void cb_stack_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t contex
         if (cfg->mixer[i] == CB_MIXER_ATTENTION) {
             size_t kv, sc;
             cb_attn_plan(cfg, &ob, context, batch, &kv, &sc);
-            out->kv_cache += kv;
+            out->kv_cache = cb_bytes_add(out->kv_cache, kv);
             arena = CB_MAX(arena, sc);
         } else {
             size_t ssm, conv, sc;
             cb_mamba_plan(cfg, &ob, batch, &ssm, &conv, &sc);
-            out->ssm_state += ssm;
-            out->conv_state += conv;
+            out->ssm_state = cb_bytes_add(out->ssm_state, ssm);
+            out->conv_state = cb_bytes_add(out->conv_state, conv);
             arena = CB_MAX(arena, sc);
         }
     }
     out->scratch = own_scratch_bytes(cfg, &ob) + arena;
-    out->total = out->weights + out->kv_cache + out->ssm_state + out->conv_state + out->scratch;
+    out->total = cb_bytes_add(cb_bytes_add(cb_bytes_add(out->weights, out->kv_cache), cb_bytes_add(out->ssm_state, out->conv_state)),
+                              out->scratch);
 }
 
 void cb_stack_destroy(cb_engine *s) {
@@ -298,16 +299,17 @@ void cb_stack_memory(const cb_engine *s, cb_memory_report *out) {
         if (s->attn[i]) {
             size_t kv, sc;
             cb_attn_memory(s->attn[i], &kv, &sc);
-            out->kv_cache += kv;
+            out->kv_cache = cb_bytes_add(out->kv_cache, kv);
         } else {
             size_t ssm, conv, sc;
             cb_mamba_memory(s->mamba[i], &ssm, &conv, &sc);
-            out->ssm_state += ssm;
-            out->conv_state += conv;
+            out->ssm_state = cb_bytes_add(out->ssm_state, ssm);
+            out->conv_state = cb_bytes_add(out->conv_state, conv);
         }
     }
     out->scratch = s->own_bytes + cb_scratch_size();
-    out->total = out->weights + out->kv_cache + out->ssm_state + out->conv_state + out->scratch;
+    out->total = cb_bytes_add(cb_bytes_add(cb_bytes_add(out->weights, out->kv_cache), cb_bytes_add(out->ssm_state, out->conv_state)),
+                              out->scratch);
 }
 
 void cb_stack_reset(cb_engine *s, int seq) {

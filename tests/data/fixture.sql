@@ -96,3 +96,9 @@ FROM points p WHERE p.point_key = 'fixture-c1'
 UNION ALL
 SELECT p.id, 'ssm_state', 'analytic', CASE p.arch WHEN 'mamba2' THEN 32 WHEN 'hybrid' THEN 29 ELSE 0 END * 4194304
 FROM points p WHERE p.point_key = 'fixture-c1';
+
+-- tokens/s as the sweep stores it (harness/results/derive.c): prefill N/median, decode 1/median,
+-- throughput B/median.
+UPDATE points SET tokens_per_s = CASE phase WHEN 'prefill' THEN context / median WHEN 'decode' THEN 1 / median
+  WHEN 'throughput' THEN batch / median END
+WHERE median IS NOT NULL AND phase <> 'memory';

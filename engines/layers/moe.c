@@ -1,0 +1,131 @@
+/* Routed mixture of experts (contract in moe.h). */
+#include "moe.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../counters.h"
+#include "../kernels/kernels.h"
+
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; } /* keep every region 64-byte aligned */
+
+/* Scratch regions for n rows, in floats (int regions share the float size). */
+typedef struct {
+    float *logits;  /* [n, E] */
+    float *gate;    /* [n, k] routing weights */
+    int *idx;       /* [n, k] chosen experts */
+    int *start;     /* [E + 1] first slot of each expert in member[] */
+    int *member;    /* [n k] rows, grouped by expert, ascending rows within an expert */
+    float *mgate;   /* [n k] their routing weights */
+    float *xe, *h, *ye; /* one expert's rows: gathered input [n, d], gate|up [n, 2 ff_e], output [n, d] */
+} moe_scratch;
+
+static size_t layout(const cb_config *c, int n, float *base, moe_scratch *s) {
+    const size_t E = (size_t)c->n_experts, k = (size_t)c->top_k, d = (size_t)c->d_model, f = (size_t)c->d_ff_expert;
+    const size_t N = (size_t)n;
+    const size_t sizes[9] = { N * E, N * k, N * k, E + 1, N * k, N * k, N * d, N * 2 * f, N * d };
+    size_t off[9], o = 0;
+    for (int i = 0; i < 9; i++) off[i] = o, o += pad16(sizes[i]);
+    if (base) {
+        s->logits = base + off[0];
+        s->gate = base + off[1];
+        s->idx = (int *)(void *)(base + off[2]);
+        s->start = (int *)(void *)(base + off[3]);
+        s->member = (int *)(void *)(base + off[4]);
+        s->mgate = base + off[5];
+        s->xe = base + off[6];
+        s->h = base + off[7];
+        s->ye = base + off[8];
+    }
+    return o;
+}
+
+size_t cb_moe_scratch_floats(const cb_config *cfg, int n) {
+    return cfg->n_experts > 0 ? layout(cfg, n, NULL, NULL) : 0;
+}
+
+void cb_moe_expert(const cb_config *cfg, const cb_moe_weights *w, int e, cb_weight *gate_up, cb_weight *down) {
+    const int64_t f = cfg->d_ff_expert, d = cfg->d_model;
+    *gate_up = cb_weight_rows(&w->experts_in, (int64_t)e * 2 * f, 2 * f);
+    *down = cb_weight_rows(&w->experts_out, (int64_t)e * d, d);
+}
+
+void cb_moe_route(int E, int k, const float *logits, int *idx, float *gate) {
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            bool taken = false;
+            for (int i = 0; i < j && !taken; i++) taken = idx[i] == e;
+            if (!taken && (best < 0 || logits[e] > logits[best])) best = e;
+        }
+        idx[j] = best;
+    }
+    float mx = logits[idx[0]], sum = 0.0f;
+    for (int j = 0; j < k; j++) sum += gate[j] = expf(logits[idx[j]] - mx);
+    for (int j = 0; j < k; j++) gate[j] /= sum;
+}
+
+static size_t bytes_of(const cb_weight *w) {
+    return (size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype) + (w->scale ? (size_t)w->rows * sizeof(float) : 0);
+}
+
+static void matmul(cb_mode mode, int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy) {
+    if (mode == CB_MODE_FAST) cb_matmul_bf16(M, X, ldx, W, Y, ldy, false);
+    else cb_matmul(M, X, ldx, W, Y, ldy, false);
+}
+
+/* Bucket the (row, choice) pairs by expert: counting sort, rows ascending inside each expert. */
+static void group_by_expert(int E, int k, int n, const int *idx, const float *gate, int *start, int *member,
+                            float *mgate) {
+    memset(start, 0, sizeof(int) * (size_t)(E + 1));
+    for (int i = 0; i < n * k; i++) start[idx[i] + 1]++;
+    for (int e = 0; e < E; e++) start[e + 1] += start[e];
+    int fill[E];
+    memcpy(fill, start, sizeof(int) * (size_t)E);
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < k; j++) {
+            int slot = fill[idx[r * k + j]]++;
+            member[slot] = r;
+            mgate[slot] = gate[r * k + j];
+        }
+}
+
+/* Expert e over its c rows: gather, gate|up in one GEMM (the two halves are adjacent rows of one weight),
+ * silu(gate) * up, down, and the gate-weighted scatter into out. */
+static void run_expert(const cb_config *c, const cb_moe_weights *w, cb_mode mode, int e, int cnt, const int *rows,
+                       const float *g, const float *x, float *out, const moe_scratch *s) {
+    const int d = c->d_model, f = c->d_ff_expert;
+    cb_weight gu, down;
+    cb_moe_expert(c, w, e, &gu, &down);
+    for (int i = 0; i < cnt; i++) memcpy(s->xe + (size_t)i * d, x + (size_t)rows[i] * d, sizeof(float) * (size_t)d);
+    matmul(mode, cnt, s->xe, d, &gu, s->h, 2 * f);
+    for (int i = 0; i < cnt; i++) {
+        float *hi = s->h + (size_t)i * 2 * f;
+        cb_silu_mul(f, hi, hi + f, hi);
+    }
+    matmul(mode, cnt, s->h, 2 * f, &down, s->ye, d);
+    for (int i = 0; i < cnt; i++) {
+        float *o = out + (size_t)rows[i] * d;
+        const float *y = s->ye + (size_t)i * d;
+        for (int j = 0; j < d; j++) o[j] += g[i] * y[j];
+    }
+    cb_ctr.flops += 6LL * cnt * (long long)d * f;
+    cb_ctr.weight_bytes += (long long)(bytes_of(&gu) + bytes_of(&down));
+}
+
+void cb_moe_forward(const cb_config *cfg, const cb_moe_weights *w, cb_mode mode, int n, const float *x, float *out,
+                    float *scratch) {
+    const int E = cfg->n_experts, k = cfg->top_k, d = cfg->d_model;
+    if (E == 0 || n < 1) return;
+    moe_scratch s;
+    layout(cfg, n, scratch, &s);
+    cb_matmul(n, x, d, &w->router, s.logits, E, false);
+    cb_ctr.flops += 2LL * n * E * d;
+    cb_ctr.weight_bytes += (long long)bytes_of(&w->router);
+    for (int r = 0; r < n; r++) cb_moe_route(E, k, s.logits + (size_t)r * E, s.idx + (size_t)r * k, s.gate + (size_t)r * k);
+    group_by_expert(E, k, n, s.idx, s.gate, s.start, s.member, s.mgate);
+    for (int e = 0; e < E; e++) {
+        int cnt = s.start[e + 1] - s.start[e];
+        if (cnt > 0) run_expert(cfg, w, mode, e, cnt, s.member + s.start[e], s.mgate + s.start[e], x, out, &s);
+    }
+}
