@@ -67,10 +67,16 @@ static const char schema_v3_roofs[] =
 
 /* Version 4 only added points columns (the bandwidth probes next to each decode / throughput point). */
 
+/* Version 6: `ctxbench ppl` records the KV cache dtype of the evaluated model and, for --compare-kv, of the
+ * compared one (the same weights with an 8-bit cache). */
+static const char schema_v6_ppl_kv[] =
+    "ALTER TABLE ppl_runs ADD COLUMN kv_dtype TEXT;\n"
+    "ALTER TABLE ppl_runs ADD COLUMN compare_kv_dtype TEXT;\n";
+
 /* Going to version v runs the other tables' SQL of v (if any), then the points columns of v
  * (results/columns.h). Views are not migrated: results/views.c. */
 static const struct { int version; const char *sql; } migrations[] = {
-    { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs },
+    { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs }, { 6, schema_v6_ppl_kv },
 };
 
 char *cb_store_schema_v1_sql(void) {
