@@ -8,6 +8,7 @@
 #   make bench      kernel and engine benchmarks (vs OpenBLAS and the measured machine peak);
 #                   BENCH_ARGS=... picks the kernel section, BENCH_ENGINES=0 skips the engine half
 #   make asan       ASan + UBSan build of the tests, run
+#   make fuzz       the libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each (docs/promises.md)
 
 CC      ?= gcc
 BUILD   ?= build

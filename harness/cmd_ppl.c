@@ -1,5 +1,6 @@
 /* ctxbench ppl: teacher-forced NLL per context-length bucket on a token file, optionally with 8-bit
  * weights, or comparing the original model with its 8-bit twin (KL, top-1 agreement, ΔNLL). */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "../engines/kernels/gemm8.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
+#include "workload.h" /* CB_WL_MAX_THREADS */
 #include "quality.h"
 
 static void usage(FILE *f) {
@@ -48,11 +50,13 @@ static int parse_q8(const char *flag, const char *v, cb_dtype *out, bool allow_o
     return -1;
 }
 
-static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t *out) {
+static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out) {
     char *end;
+    errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || x < lo) {
-        fprintf(stderr, "ctxbench ppl: %s expects an integer >= %lld, got '%s'\n", flag, (long long)lo, v);
+    if (*v == '\0' || *end != '\0' || errno || x < lo || x > hi) {
+        fprintf(stderr, "ctxbench ppl: %s expects an integer in [%lld, %lld], got '%s'\n", flag, (long long)lo,
+                (long long)hi, v);
         return -1;
     }
     *out = x;
@@ -82,8 +86,8 @@ static int run_ppl(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 't': tokens = optarg; break;
-        case 'c': if (parse_i64("--context", optarg, 2, &context)) return 2; break;
-        case 's': if (parse_i64("--stride", optarg, 1, &stride)) return 2; break;
+        case 'c': if (parse_i64("--context", optarg, 2, 1 << 24, &context)) return 2; break;
+        case 's': if (parse_i64("--stride", optarg, 1, 1 << 24, &stride)) return 2; break;
         case 'w': if (parse_q8("--weights-dtype", optarg, &wdt, true)) return 2; break;
         case 'q': if (parse_q8("--compare", optarg, &cmp, false)) return 2; break;
         case 'b': buckets = optarg; break;
@@ -99,8 +103,8 @@ static int run_ppl(int argc, char **argv) {
             else if (strcmp(optarg, "fast") == 0) o.mode = CB_MODE_FAST;
             else { fprintf(stderr, "ctxbench ppl: --mode expects exact or fast, got '%s'\n", optarg); return 2; }
             break;
-        case 'T': if (parse_i64("--threads", optarg, 0, &threads)) return 2; break;
-        case 'S': if (parse_i64("--seed", optarg, 0, &seed)) return 2; break;
+        case 'T': if (parse_i64("--threads", optarg, 0, CB_WL_MAX_THREADS, &threads)) return 2; break;
+        case 'S': if (parse_i64("--seed", optarg, 0, INT64_MAX, &seed)) return 2; break;
         case 'd': db = optarg; break;
         case 'h': usage(stdout); return 0;
         default:

@@ -495,3 +495,20 @@ Test(hostile, numeric_run_options_are_range_checked_with_exit_1) {
     }
     unlink(wl);
 }
+
+/* A reference whose input_ids leave the vocabulary: the engine would read past its embedding table. */
+#include "../engines/model/safetensors.h"
+Test(hostile, verify_reference_with_ids_outside_the_vocabulary_is_refused) {
+    char ref[256], cmd[1024], out[8192];
+    tmp_path(ref, sizeof ref, ".safetensors");
+    int32_t ids[4] = { 1, 2, 999, 3 };
+    static float logits[4 * 384];
+    cb_st_write_item items[2] = { { "input_ids", CB_I32, 1, { 4 }, ids }, { "logits", CB_F32, 2, { 4, 384 }, logits } };
+    cb_err err = { "" };
+    cr_assert_eq(cb_st_write(ref, items, 2, &err), 0, "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "verify tests/fixtures/llama-tiny --reference %s", ref);
+    int rc = cli(cmd, out, sizeof out);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, ref) && strstr(out, "input_ids'[2] = 999") && strstr(out, "[0, 384)"), "%s", out);
+    unlink(ref);
+}
