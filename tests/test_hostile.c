@@ -27,6 +27,8 @@ static int cli(const char *args, char *out, size_t n) {
     size_t len = fread(out, 1, n - 1, p);
     out[len] = 0;
     int st = pclose(p);
+    /* under make asan a sanitizer report also exits 1: it must never be the reason */
+    cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "%s: sanitizer report:\n%s", args, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -338,6 +340,7 @@ static int run_shell(const char *cmd, char *out, size_t n) {
     size_t len = fread(out, 1, n - 1, p);
     out[len] = 0;
     int st = pclose(p);
+    cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "%s: sanitizer report:\n%s", cmd, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
