@@ -26,7 +26,7 @@ echo
 echo "== speed-up over the transformer of the same scale (view: speedup)"
 sqlite3 -column -header "$db" "select engine, model, phase, context, printf('%.2f', speedup) as speedup,
   printf('%.2f..%.2f', speedup_lo, speedup_hi) as ci, label from speedup order by engine, model, phase, context"
-# Hook for figures and the claims report (issue 7): runs when those commands exist.
+# Hook for figures and the claims report (docs/figures.md): runs when those commands exist.
 for cmd in plot report; do
   if "$bin" "$cmd" --help >/dev/null 2>&1; then "$bin" "$cmd" --db "$db"; fi
 done

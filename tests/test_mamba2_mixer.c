@@ -1,5 +1,5 @@
 /* The whole Mamba2 mixer with random weights: against a naive double-precision implementation of
- * BRIEF §2, and its invariances (prefill split, prefill+decode, batching, threads, chunk size), plus
+ * docs/engines.md ("The Mamba2 mixer, exactly"), and its invariances (prefill split, prefill+decode, batching, threads, chunk size), plus
  * memory plan == allocation to the byte (Bamba-9B shapes included). */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -67,7 +67,7 @@ static float *rand_input(int T, int d, uint64_t seed) {
 
 static double sigm(double v) { return 1.0 / (1.0 + exp(-v)); }
 
-/* BRIEF §2 token by token in double. out [T, d]. */
+/* The mixer of docs/engines.md token by token in double. out [T, d]. */
 static void naive_mixer(const mixer_model *m, int T, const float *x, double *out) {
     const cb_config *c = &m->cfg;
     const int d = c->d_model, H = c->m_heads, P = c->m_head_dim, N = c->m_state, G = c->m_groups, K = c->m_conv;

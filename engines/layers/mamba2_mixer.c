@@ -1,4 +1,4 @@
-/* Mamba2 mixer (BRIEF §2): in_proj → causal conv1d + silu → SSD (chunked for prefill, recurrence for
+/* Mamba2 mixer (docs/engines.md, "The Mamba2 mixer, exactly"): in_proj → causal conv1d + silu → SSD (chunked for prefill, recurrence for
  * decode) → gated RMSNorm over all of d_inner → out_proj. Per-sequence state: SSM [H, P, N] fp32 and
  * conv [conv_dim, K−1] in opts.state_dtype. Scratch comes from the shared arena (scratch.h). */
 #include "mamba2_mixer.h"
