@@ -11,6 +11,7 @@
 #include "../engines/engine.h"
 #include "../engines/model/presets.h"
 #include "plot.h"
+#include "report_peer.h"
 #include "store.h"
 
 static const char *const VERDICT[] = {"reproduced", "partly", "not reproduced", "not measured"};
@@ -210,14 +211,16 @@ static void claim_c1(sqlite3 *db, FILE *md, claim_row *c) {
 /* The pairs and their speed-ups are the speedup view's (results/views.c); only measured or sampled. */
 #define PAIR_SQL                                                                                                      \
     "SELECT model, phase, context, speedup, speedup_lo, speedup_hi, point_id, baseline_point_id, label, "             \
-    "baseline_label, threads, weight_dtype, baseline_model FROM speedup WHERE arch = ?1 AND phase IN ('prefill', "   \
+    "baseline_label, threads, weight_dtype, baseline_model FROM speedup WHERE arch = ?1 AND source = 'ctxbench' AND " \
+    "phase IN ('prefill', "                                                                                           \
     "'decode') AND batch = 1 AND pair_label IN ('measured', 'sampled') ORDER BY phase DESC, context, point_id"
 
 static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
     fputs("## C2 — speed-up over a similar-size transformer\n\n> *Bamba runs ~2× faster than a similar-size transformer, "
           "\"up to 5×\" at long context.*\n\nSpeed-up = transformer median time / engine median time at equal context, "
           "batch 1, threads, dtypes and model scale; CI = [t_lo/e_hi, t_hi/e_lo] from the two 95% bootstrap CIs "
-          "(conservative). Only measured or sampled points on both sides.\n\n",
+          "(conservative). Only measured or sampled points on both sides, ctxbench's own (an imported peer's ratio is "
+          "beside them below).\n\n",
           md);
     static const char *arch[2] = {"hybrid", "mamba2"};
     double bamba_best = 0, bamba_best_hi = 0;
@@ -261,6 +264,8 @@ static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
         if (!rows) fputs("| — | — | — | — | — | — | no pairs in the DB |\n", md);
         fputs("\n", md);
     }
+    char peer[256];
+    cb_report_c2_peer(db, md, peer, sizeof peer);
     c->claim = "Bamba runs ~2x faster than a similar-size transformer, up to 5x at long context";
     c->short_claim = "C2: ~2x, up to 5x faster";
     snprintf(c->measured, sizeof c->measured, "prefill and decode, bamba vs transformer at equal scale, batch 1; %d pairs",
@@ -272,8 +277,8 @@ static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
         snprintf(c->reason, sizeof c->reason, "no bamba/transformer pairs (measured or sampled) in the DB");
     } else {
         double geo = exp(sum_log / n_b);
-        snprintf(c->number, sizeof c->number, "geometric mean %.2fx over %d pairs; best %.2fx (CI upper %.2f) %s", geo, n_b,
-                 bamba_best, bamba_best_hi, best_at);
+        snprintf(c->number, sizeof c->number, "geometric mean %.2fx over %d pairs; best %.2fx (CI upper %.2f) %s%s%s", geo,
+                 n_b, bamba_best, bamba_best_hi, best_at, peer[0] ? "; " : "", peer);
         bool two = geo >= 1.7, five = bamba_best_hi >= 4.5;
         c->verdict = two && five ? CB_VERDICT_REPRODUCED : two || five ? CB_VERDICT_PARTLY : CB_VERDICT_NOT_REPRODUCED;
         snprintf(c->reason, sizeof c->reason, "rule: ~2x holds if the geometric mean is >= 1.7 (%s); up to 5x holds if the "
@@ -290,7 +295,7 @@ static void claim_c3(sqlite3 *db, FILE *md, claim_row *c) {
           "point ids.\n\n| engine | phase | context | label | point ids |\n|---|---|---|---|---|\n",
           md);
     sqlite3_stmt *st = q(db, "SELECT arch, phase, context, label, group_concat(id, ', ') FROM points WHERE batch = 1 "
-                             "GROUP BY arch, phase, context, label ORDER BY arch, phase, context");
+                             "AND source = 'ctxbench' GROUP BY arch, phase, context, label ORDER BY arch, phase, context");
     int64_t best = 0;
     bool refused_1m = false;
     char best_ids[256] = "";
@@ -619,6 +624,7 @@ int cb_report_write(const char *db_path, FILE *md, FILE *tex, cb_err *err) {
     claim_c2(db, md, &c[1]);
     claim_c3(db, md, &c[2]);
     claim_c4(db, md, &c[3]);
+    cb_report_vs_peer(db, md);
     fputs("## Summary\n\n| claim | measured | number | analytic expectation | verdict | reason |\n|---|---|---|---|---|---|\n",
           md);
     for (int i = 0; i < 4; i++)

@@ -343,6 +343,46 @@ Test(sweep, bandwidth_probe_next_to_bandwidth_bound_points) {
     cleanup(db_path);
 }
 
+/* The same workload gives the same points: every point's identity, label, batch, fill and unit, in
+ * order, as the sweep stored them before it was split into plan / decide / measure / store (a 48K memory
+ * budget refuses the deepest points; there is no time budget, so nothing here depends on timings). */
+Test(sweep, same_workload_same_points) {
+    static const char *const expected[] = {
+#include "data/sweep_points.inc"
+    };
+    char db_path[256], text[1024];
+    tmp_db(db_path, sizeof db_path);
+    snprintf(text, sizeof text, "%.*smemory_budget: 48K\n", (int)(strstr(wl_text, "memory_budget") - wl_text), wl_text);
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(text, "mocktest.yaml", &w, &err), 0, "%s", err.msg);
+    cb_sweep_opts o;
+    opts_init(&o, db_path);
+    o.workload_text = text;
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT point_key || ' ' || arch || ' ' || label || ' ' || batch || ' ' || fill || ' ' ||"
+                                        " COALESCE(unit, '-') || ' ' || COALESCE(n_samples, '-') FROM points ORDER BY id",
+                                    -1, &s, NULL), SQLITE_OK);
+    size_t n = 0, n_expected = sizeof expected / sizeof expected[0];
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *got = (const char *)sqlite3_column_text(s, 0);
+        if (getenv("CB_PRINT_POINTS")) printf("        \"%s\",\n", got);
+        else {
+            cr_assert(n < n_expected, "more points than expected: %s", got);
+            cr_assert_str_eq(got, expected[n], "point %zu", n + 1);
+        }
+        n++;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    if (!getenv("CB_PRINT_POINTS")) cr_assert_eq(n, n_expected);
+    cleanup(db_path);
+}
+
 /* memory_check: allocate creates the engine over a preset's shapes (no weights generated): the KV cache and
  * state it allocates equal the plan; a point whose non-weight bytes exceed the budget keeps the plan only. */
 Test(sweep, memory_check_allocates_over_preset_shapes) {

@@ -16,7 +16,7 @@
 
 /* The schema version (PRAGMA user_version): the newest `since` below, or of store.c's migrations of the
  * other tables. */
-#define CB_SCHEMA_VERSION 6
+#define CB_SCHEMA_VERSION 7
 
 /* X(name, decl, since, kind, has_value, value, doc) */
 #define CB_POINT_COLUMNS(X)                                                                                            \
@@ -97,7 +97,10 @@
       "the same probe right after the last timed repetition")                                                          \
     X(estimated_seconds, "REAL", 5, REAL, rec->r->estimated_seconds > 0, rec->r->estimated_seconds,                    \
       "the time estimate the budget check used (refused: = refused_seconds); NULL for the first point of its series "  \
-      "when no rate was known yet; against seconds_total it shows how good the estimates are")
+      "when no rate was known yet; against seconds_total it shows how good the estimates are")                         \
+    X(source, "TEXT NOT NULL DEFAULT 'ctxbench'", 7, TEXT, 1, rec->source ? rec->source : "ctxbench",                 \
+      "who measured the point: `ctxbench` (a sweep), or `peer` (imported from another tool by `ctxbench import`, "    \
+      "engine = the tool's name, details in `peer_tests`; docs/peers.md)")
 
 typedef enum { CB_COL_KEY, CB_COL_INT, CB_COL_REAL, CB_COL_TEXT } cb_col_kind;
 
