@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_options.h"
 #include "report.h"
 
 static void usage(FILE *f) {
@@ -32,16 +33,10 @@ static int run(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 't': texp = optarg; break;
         case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "ctxbench report: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("report", argv[optind - 1], usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ctxbench report: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return cb_cli_unexpected_argument("report", argv[optind]);
     FILE *md = strcmp(out, "-") ? fopen(out, "w") : stdout;
     if (!md) {
         fprintf(stderr, "ctxbench report: cannot write %s: %s\n", out, strerror(errno));

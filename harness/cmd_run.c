@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cli_options.h"
 #include "sweep.h"
 #include "workload.h"
 
@@ -50,6 +51,7 @@ static int run(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end;
+        int64_t n;
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'd': o.db_path = optarg; break;
@@ -62,8 +64,8 @@ static int run(int argc, char **argv) {
             }
             break;
         case 't':
-            o.threads_override = (int)strtol(optarg, &end, 10);
-            if (*end || o.threads_override < 1) { fprintf(stderr, "ctxbench run: bad --threads '%s'\n", optarg); return 2; }
+            if (cb_cli_int("run", "--threads", optarg, 1, 1 << 16, &n)) return 2;
+            o.threads_override = (int)n;
             break;
         case 'm':
             if (cb_parse_memory_budget(optarg, &o.memory_budget_fraction, &o.memory_budget_bytes)) {
@@ -72,32 +74,22 @@ static int run(int argc, char **argv) {
             }
             break;
         case 'w':
-            if (cb_weights_dtype_parse(optarg, &wdt)) {
-                fprintf(stderr, "ctxbench run: bad --weights-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
-                return 2;
-            }
+            if (cb_cli_weights_dtype("run", optarg, &wdt)) return 2;
             break;
         case 'k':
-            if (cb_kv_dtype_parse(optarg, &kv)) {
-                fprintf(stderr, "ctxbench run: bad --kv-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
-                return 2;
-            }
+            if (cb_cli_kv_dtype("run", optarg, &kv)) return 2;
             break;
-        case 'M':
-            if (strcmp(optarg, "exact") && strcmp(optarg, "fast")) {
-                fprintf(stderr, "ctxbench run: bad --mode '%s' (expected exact or fast)\n", optarg);
-                return 2;
-            }
-            mode = optarg[0] == 'f' ? CB_MODE_FAST : CB_MODE_EXACT;
+        case 'M': {
+            cb_mode m;
+            if (cb_cli_mode("run", optarg, &m)) return 2;
+            mode = (int)m;
             break;
+        }
         case 'T':
             o.time_budget_point = strtod(optarg, &end);
             if (*end || o.time_budget_point <= 0) { fprintf(stderr, "ctxbench run: bad --time-budget '%s'\n", optarg); return 2; }
             break;
-        default:
-            fprintf(stderr, "ctxbench run: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("run", argv[optind - 1], usage);
         }
     }
     if (optind != argc - 1) { usage(stderr); return 2; }
