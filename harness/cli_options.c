@@ -19,13 +19,13 @@ int cb_cli_unexpected_argument(const char *cmd, const char *arg) {
 int cb_cli_weights_dtype(const char *cmd, const char *v, cb_dtype *out) {
     if (!cb_weights_dtype_parse(v, out)) return 0;
     fprintf(stderr, "ctxbench %s: bad --weights-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", cmd, v);
-    return 2;
+    return 1;
 }
 
 int cb_cli_kv_dtype(const char *cmd, const char *v, cb_dtype *out) {
     if (!cb_kv_dtype_parse(v, out)) return 0;
     fprintf(stderr, "ctxbench %s: bad --kv-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", cmd, v);
-    return 2;
+    return 1;
 }
 
 int cb_cli_mode(const char *cmd, const char *v, cb_mode *out) {
@@ -34,7 +34,7 @@ int cb_cli_mode(const char *cmd, const char *v, cb_mode *out) {
         return 0;
     }
     fprintf(stderr, "ctxbench %s: bad --mode '%s' (expected exact or fast)\n", cmd, v);
-    return 2;
+    return 1;
 }
 
 int cb_cli_int(const char *cmd, const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out) {
@@ -47,5 +47,5 @@ int cb_cli_int(const char *cmd, const char *flag, const char *v, int64_t lo, int
     }
     fprintf(stderr, "ctxbench %s: bad %s '%s' (expected an integer in [%lld, %lld])\n", cmd, flag, v, (long long)lo,
             (long long)hi);
-    return 2;
+    return 1;
 }

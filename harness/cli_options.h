@@ -1,6 +1,7 @@
 /* What every command's option loop shares: the messages for a bad or unknown option (naming the command,
  * the option and what was expected) and the parsers of values several commands take. Each returns 0, or
- * 2 (the exit status for bad usage) after printing "ctxbench CMD: ..." on stderr. */
+ * non-zero after printing "ctxbench CMD: ..." on stderr: the option messages return 2 (bad usage), the
+ * value parsers 1 (the caller returns its command's exit status for a bad value). */
 #ifndef CB_CLI_OPTIONS_H
 #define CB_CLI_OPTIONS_H
 

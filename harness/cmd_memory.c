@@ -47,7 +47,7 @@ static int run(int argc, char **argv) {
             if (cb_cli_weights_dtype("memory", optarg, &wdt)) return 2;
             break;
         case 'b':
-            if (cb_cli_int("memory", "--batch", optarg, 1, 1 << 20, &b)) return 2;
+            if (cb_cli_int("memory", "--batch", optarg, 1, 1 << 20, &b)) return 1;
             batch = (int)b;
             break;
         default: return cb_cli_unknown_option("memory", argv[optind - 1], usage);
