@@ -1,6 +1,5 @@
 /* ctxbench ppl: teacher-forced NLL per context-length bucket on a token file, optionally with 8-bit
  * weights, or comparing the original model with its 8-bit twin (KL, top-1 agreement, ΔNLL). */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include "../engines/kernels/gemm8.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
+#include "cli_options.h"
 #include "workload.h" /* CB_WL_MAX_THREADS */
 #include "quality.h"
 
@@ -51,16 +51,7 @@ static int parse_q8(const char *flag, const char *v, cb_dtype *out, bool allow_o
 }
 
 static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno || x < lo || x > hi) {
-        fprintf(stderr, "ctxbench ppl: %s expects an integer in [%lld, %lld], got '%s'\n", flag, (long long)lo,
-                (long long)hi, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return cb_cli_int("ppl", flag, v, lo, hi, out);
 }
 
 static int run_ppl(int argc, char **argv) {
@@ -92,25 +83,17 @@ static int run_ppl(int argc, char **argv) {
         case 'q': if (parse_q8("--compare", optarg, &cmp, false)) return 2; break;
         case 'b': buckets = optarg; break;
         case 'k':
-            if (cb_kv_dtype_parse(optarg, &kv)) {
-                fprintf(stderr, "ctxbench ppl: --kv-dtype expects f32, bf16, f16, fp8 or int8, got '%s'\n", optarg);
-                return 2;
-            }
+            if (cb_cli_kv_dtype("ppl", optarg, &kv)) return 2;
             break;
         case 'K': if (parse_q8("--compare-kv", optarg, &cmp_kv, false)) return 2; break;
         case 'M':
-            if (strcmp(optarg, "exact") == 0) o.mode = CB_MODE_EXACT;
-            else if (strcmp(optarg, "fast") == 0) o.mode = CB_MODE_FAST;
-            else { fprintf(stderr, "ctxbench ppl: --mode expects exact or fast, got '%s'\n", optarg); return 2; }
+            if (cb_cli_mode("ppl", optarg, &o.mode)) return 2;
             break;
         case 'T': if (parse_i64("--threads", optarg, 0, CB_WL_MAX_THREADS, &threads)) return 2; break;
         case 'S': if (parse_i64("--seed", optarg, 0, INT64_MAX, &seed)) return 2; break;
         case 'd': db = optarg; break;
         case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "ctxbench ppl: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("ppl", argv[optind - 1], usage);
         }
     }
     if (optind != argc || !model || !tokens) {
