@@ -10,7 +10,8 @@
 
 #define AMX_ITERS 1000000L   /* ≈ 25 ms per repetition at 2.6 TFLOP/s per core (thread start-up negligible) */
 #define FMA_ITERS 4000000L   /* ≈ 3.5 ms per repetition at 220 GFLOP/s per core: many repetitions */
-#define TRIAD_N (32L << 20) /* floats per array: 3 × 128 MiB, far beyond any L3 */
+#define TRIAD_N (32L << 20) /* floats per array: 3 × 128 MiB (CB_ROOFS_TRIAD_BYTES), far beyond any L3 */
+_Static_assert(3 * TRIAD_N * (long)sizeof(float) == CB_ROOFS_TRIAD_BYTES, "roofs.h states the triad's bytes");
 
 typedef struct {
     int threads;

@@ -21,6 +21,9 @@ typedef struct {
  * path, which adds the tile peak — plus the first touch of the 3 × 128 MiB triad arrays). -1 with err set when the arrays cannot be allocated. */
 int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err);
 
+/* Bytes the triad arrays take (roofs and probe): a run whose memory budget is smaller measures neither. */
+#define CB_ROOFS_TRIAD_BYTES (3ll * 128 * 1048576)
+
 /* Bandwidth probe next to one point: the same triad as the roofs (3 × 128 MiB) on `threads` threads
  * (0: all), best of >= 3 repetitions after a warm-up, until `seconds` are spent (plus the first touch).
  * The bandwidth of a shared VM moves by tens of percent within minutes, so a point's % of bandwidth is

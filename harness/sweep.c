@@ -104,13 +104,14 @@ int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *
     int thr_max = 1;
     for (int i = 0; i < plan.np; i++) thr_max = CB_MAX(thr_max, plan.pts[i].threads);
     cb_sweep_roofs roofs;
-    cb_sweep_roofs_measure(thr_max, o->roofs_seconds, &roofs);
+    cb_sweep_roofs_measure(thr_max, o->roofs_seconds, mem_budget, &roofs);
     cb_progress pr = { .quiet = o->quiet || o->roofs_seconds < 0 };
     cb_progress_roofs(&pr, &roofs);
     const char *commit = o->commit_override ? o->commit_override : m.git_commit;
     char hash[17];
     cb_workload_hash(o->workload_text ? o->workload_text : "", hash);
-    cb_sweep_store st = { .db = db, .w = w, .plan = &plan, .roofs = &roofs };
+    cb_sweep_store st = { .db = db, .w = w, .plan = &plan, .roofs = &roofs, .resume_hash = o->resume ? hash : NULL,
+                          .resume_commit = commit };
     int rc = cb_sweep_store_run(&st, o, &m, hash, mem_budget, time_budget_point, err);
     res->run_id = st.run_id;
     if (!rc) {

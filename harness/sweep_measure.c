@@ -22,11 +22,16 @@ void cb_measurer_close(cb_measurer *m) {
     m->open_model = -1;
 }
 
-void cb_sweep_roofs_measure(int threads, double seconds, cb_sweep_roofs *out) {
+void cb_sweep_roofs_measure(int threads, double seconds, int64_t mem_budget, cb_sweep_roofs *out) {
     memset(out, 0, sizeof *out);
     out->roofs.threads = threads;
     snprintf(out->why, sizeof out->why, "not measured (roofs_seconds < 0)");
     if (seconds < 0) return;
+    if (CB_ROOFS_TRIAD_BYTES > mem_budget) { /* the roofs' arrays count against the budget like any allocation */
+        snprintf(out->why, sizeof out->why, "not measured: the triad's %lld bytes exceed the memory budget %lld bytes",
+                 CB_ROOFS_TRIAD_BYTES, (long long)mem_budget);
+        return;
+    }
     cb_err rerr = { "" };
     out->have = cb_roofs_measure(threads, seconds > 0 ? seconds : 1.5, &out->roofs, &rerr) == 0;
     if (!out->have) snprintf(out->why, sizeof out->why, "not measured: %.140s", rerr.msg);
@@ -87,7 +92,7 @@ static void status_note(cb_point_result *r, const char *note) {
 }
 static double probe(const cb_measurer *c, const cb_point_def *p, cb_point_result *r) {
     if (!c->w->bandwidth_probe || (p->phase != CB_PH_DECODE && p->phase != CB_PH_THROUGHPUT)) return 0;
-    const double need = 3.0 * 128 * 1048576;
+    const double need = (double)CB_ROOFS_TRIAD_BYTES;
     if (r->have_plan && c->mem_budget > 0 && (double)r->plan.total + need > (double)c->mem_budget) {
         char note[200];
         snprintf(note, sizeof note, "no bandwidth probe: plan %zu + probe %.0f bytes > memory budget %lld", r->plan.total,

@@ -35,7 +35,8 @@ void cb_measure_point(cb_measurer *m, const cb_point_def *p, const cb_measure_or
 /* A memory point with `memory_check: allocate`: create the engine over the preset's shapes and store what
  * it allocates beside the plan (or say in the status why not). */
 void cb_measure_memory_check(cb_measurer *m, const cb_point_def *p, const cb_measure_order *order, cb_point_result *r);
-/* Measure the roofs at `threads` (and 1) for `seconds` (0: 1.5 s; < 0: not measured). */
-void cb_sweep_roofs_measure(int threads, double seconds, cb_sweep_roofs *out);
+/* Measure the roofs at `threads` (and 1) for `seconds` (0: 1.5 s; < 0: not measured); not measured either
+ * when their arrays (CB_ROOFS_TRIAD_BYTES) exceed the memory budget (out->why says so). */
+void cb_sweep_roofs_measure(int threads, double seconds, int64_t mem_budget, cb_sweep_roofs *out);
 
 #endif

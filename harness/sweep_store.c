@@ -97,6 +97,7 @@ int cb_sweep_store_point(cb_sweep_store *c, const cb_point_def *p, const char *k
         .run_id = c->run_id, .key = key, .engine = p->ops ? p->ops->name : "none", .model = w->models[p->model],
         .arch = cb_sweep_point_arch(c->plan, p), .mode = w->mode == CB_MODE_FAST ? "fast" : "exact",
         .weight_dtype = cb_dtype_name(w->weight_dtype), .kv_dtype = cb_dtype_name(w->kv_dtype), .def = p, .r = r,
+        .resume_hash = c->resume_hash, .resume_commit = c->resume_commit,
     };
     double pk_gf, pk_gb;
     peaks_for(c, p->threads, p->phase, &pk_gf, &pk_gb);

@@ -13,6 +13,7 @@ typedef struct {
     const cb_sweep_plan *plan;
     const cb_sweep_roofs *roofs;
     int64_t run_id;
+    const char *resume_hash, *resume_commit; /* --resume: a point tried again replaces its earlier rows */
 } cb_sweep_store;
 
 /* Insert the run (machine, budgets, peaks, roofs); sets s->run_id. */
