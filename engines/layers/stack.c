@@ -11,6 +11,7 @@
 #include "attention_layer.h"
 #include "mamba2_mixer.h"
 #include "mlp.h"
+#include "moe.h"
 #include "scratch.h"
 
 struct cb_stack {
@@ -38,8 +39,20 @@ static size_t own_scratch_bytes(const cb_config *cfg, const cb_engine_opts *o) {
     return 3 * (size_t)stack_rows(o) * (size_t)cfg->d_model * sizeof(float);
 }
 
+/* The MLP and the routed experts run one after the other and share the arena. */
 static size_t mlp_scratch_bytes(const cb_config *cfg, const cb_engine_opts *o) {
-    return cfg->has_mlp ? cb_mlp_scratch_floats(cfg, stack_rows(o)) * sizeof(float) : 0;
+    size_t mlp = cfg->has_mlp ? cb_mlp_scratch_floats(cfg, stack_rows(o)) : 0;
+    return CB_MAX(mlp, cb_moe_scratch_floats(cfg, stack_rows(o))) * sizeof(float);
+}
+
+/* muP multipliers (docs/models.md): a config built in code leaves them 0, which means 1. */
+static float multiplier(double m) { return m > 0 ? (float)m : 1.0f; }
+
+/* x += a * y, exactly cb_add when a == 1 (the families without a residual multiplier). */
+static void add_residual(int64_t n, float *x, float *y, float a) {
+    if (a != 1.0f)
+        for (int64_t i = 0; i < n; i++) y[i] *= a;
+    cb_add(n, x, y);
 }
 
 static size_t param_bytes(const cb_config *cfg) {
@@ -106,7 +119,7 @@ int cb_stack_create(const cb_model *m, const cb_engine_opts *o, cb_stack **out, 
     if (!(s->len = cb_calloc((size_t)o->max_batch * sizeof(int64_t), err)) || !(s->x = cb_alloc(buf, err)) ||
         !(s->h = cb_alloc(buf, err)) || !(s->y = cb_alloc(buf, err)))
         goto fail;
-    if (s->cfg.has_mlp) {
+    if (s->cfg.has_mlp || s->cfg.n_experts > 0) {
         size_t need = mlp_scratch_bytes(&s->cfg, o);
         if (cb_scratch_reserve(need, err)) goto fail;
         s->mlp_reserved = need;
@@ -132,12 +145,15 @@ fail:
 static void embed_rows(const cb_stack *s, const int32_t *tokens, int n, float *x) {
     const cb_weight *e = &s->m->embed;
     int d = s->cfg.d_model;
+    const float mult = multiplier(s->cfg.embedding_multiplier);
     for (int r = 0; r < n; r++) {
         size_t base = (size_t)tokens[r] * (size_t)d;
         float *dst = x + (size_t)r * d;
         if (e->dtype == CB_F32) memcpy(dst, (const float *)e->data + base, (size_t)d * sizeof(float));
         else
             for (int i = 0; i < d; i++) dst[i] = cb_load_f32(e->data, e->dtype, base + (size_t)i);
+        if (mult != 1.0f)
+            for (int i = 0; i < d; i++) dst[i] *= mult;
     }
 }
 
@@ -157,6 +173,16 @@ static void linear(const cb_stack *s, int n, const float *x, const cb_weight *w,
     cb_ctr.weight_bytes += (long long)((size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype));
 }
 
+/* Final norm and LM head for n rows of x; logits / logits_scaling where the config has one. */
+static void lm_head(const cb_stack *s, int n, const float *x, float *logits) {
+    const cb_config *c = &s->cfg;
+    cb_rmsnorm(n, c->d_model, x, c->d_model, &s->m->final_norm, c->eps, s->h, c->d_model);
+    linear(s, n, s->h, &s->m->lm_head, logits, c->vocab);
+    const float div = multiplier(c->logits_scaling);
+    if (div != 1.0f)
+        for (int64_t i = 0; i < (int64_t)n * c->vocab; i++) logits[i] /= div;
+}
+
 /* x[n, d] through every layer. seqs == NULL: prefill of n tokens of sequence `seq`; else a decode batch. */
 static int run_layers(cb_stack *s, int seq, const int *seqs, int n, size_t capture_row0, size_t capture_n,
                       cb_err *err) {
@@ -173,11 +199,13 @@ static int run_layers(cb_stack *s, int seq, const int *seqs, int n, size_t captu
             rc = seqs ? cb_mamba_decode(s->mamba[i], n, seqs, s->h, s->y, err)
                       : cb_mamba_prefill(s->mamba[i], seq, s->h, n, s->y, err);
         if (rc) return rc;
-        cb_add((int64_t)n * d, s->x, s->y);
+        const float resid = multiplier(c->residual_multiplier);
+        add_residual((int64_t)n * d, s->x, s->y, resid);
         if (c->has_mlp) {
             cb_rmsnorm(n, d, s->x, d, &lw->ff_norm, c->eps, s->h, d);
             cb_mlp_forward(c, &lw->mlp, s->o.mode, n, s->h, s->y, cb_scratch_get());
-            cb_add((int64_t)n * d, s->x, s->y);
+            cb_moe_forward(c, &lw->moe, s->o.mode, n, s->h, s->y, cb_scratch_get()); /* no-op without experts */
+            add_residual((int64_t)n * d, s->x, s->y, resid);
         }
         if (s->capture && !seqs)
             memcpy(s->capture + ((size_t)(i + 1) * capture_n + capture_row0) * d, s->x, (size_t)n * d * sizeof(float));
@@ -207,21 +235,14 @@ int cb_stack_prefill(cb_stack *s, int seq, const int32_t *tokens, int n, float *
         if (run_layers(s, seq, NULL, r, (size_t)start, (size_t)n, err)) return -1;
         s->len[seq] += r;
         if (!logits) continue;
-        if (all_logits) {
-            cb_rmsnorm(r, d, s->x, d, &s->m->final_norm, c->eps, s->h, d);
-            linear(s, r, s->h, &s->m->lm_head, logits + (size_t)start * c->vocab, c->vocab);
-        } else if (start + r == n) {
-            cb_rmsnorm(1, d, s->x + (size_t)(r - 1) * d, d, &s->m->final_norm, c->eps, s->h, d);
-            linear(s, 1, s->h, &s->m->lm_head, logits, c->vocab);
-        }
+        if (all_logits) lm_head(s, r, s->x, logits + (size_t)start * c->vocab);
+        else if (start + r == n) lm_head(s, 1, s->x + (size_t)(r - 1) * d, logits);
     }
     cb_ctr.tokens += n;
     return 0;
 }
 
 int cb_stack_decode(cb_stack *s, int batch, const int *seqs, const int32_t *tokens, float *logits, cb_err *err) {
-    const cb_config *c = &s->cfg;
-    int d = c->d_model;
     if (batch < 1 || batch > s->o.max_batch) {
         cb_err_set(err, "decode: batch %d out of range [1, %d]", batch, s->o.max_batch);
         return -1;
@@ -246,10 +267,7 @@ int cb_stack_decode(cb_stack *s, int batch, const int *seqs, const int32_t *toke
     embed_rows(s, tokens, batch, s->x);
     if (run_layers(s, -1, seqs, batch, 0, 0, err)) return -1;
     for (int b = 0; b < batch; b++) s->len[seqs[b]]++;
-    if (logits) {
-        cb_rmsnorm(batch, d, s->x, d, &s->m->final_norm, c->eps, s->h, d);
-        linear(s, batch, s->h, &s->m->lm_head, logits, c->vocab);
-    }
+    if (logits) lm_head(s, batch, s->x, logits);
     cb_ctr.tokens += batch;
     return 0;
 }
