@@ -72,7 +72,11 @@ static const char schema_v4_probe[] = "";
 
 /* migrations[v] takes a database at user_version v to v+1: its SQL for the other tables, then the points
  * columns of version v+1 (results/columns.h). Views are not migrated: results/views.c. */
-static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs, schema_v4_probe };
+/* Version 5: the model's total and active parameter counts on every point (points.params_*, from the
+ * column table): a mixture-of-experts model reads a fraction of its weights per token. */
+static const char schema_v5_params[] = "";
+
+static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs, schema_v4_probe, schema_v5_params };
 _Static_assert(sizeof migrations / sizeof migrations[0] == CB_SCHEMA_VERSION, "one migration per schema version");
 
 char *cb_store_schema_v1_sql(void) {

@@ -8,7 +8,7 @@
 
 #include "../engines/common.h"
 
-#define CB_SCHEMA_VERSION 4
+#define CB_SCHEMA_VERSION 5
 
 /* Open (creating or migrating to CB_SCHEMA_VERSION) the database at path. */
 int cb_store_open(const char *path, sqlite3 **db, cb_err *err);

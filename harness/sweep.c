@@ -611,6 +611,10 @@ static int store_point(sqlite3 *db, sweep_ctx *c, int64_t run_id, const cb_point
         .mode = w->mode == CB_MODE_FAST ? "fast" : "exact", .weight_dtype = cb_dtype_name(w->weight_dtype),
         .kv_dtype = cb_dtype_name(w->kv_dtype), .def = p, .r = r,
     };
+    if (c->cfg_ok[p->model]) {
+        rec.params_total = cb_config_param_count(&c->cfgs[p->model]);
+        rec.params_active = cb_config_active_param_count(&c->cfgs[p->model]);
+    }
     double pk_gf, pk_gb;
     peaks_for(c, p->threads, &pk_gf, &pk_gb);
     cb_point_rates_compute(r, p->phase, w->decode_tokens, pk_gf, pk_gb, &rec.rates);

@@ -90,7 +90,12 @@
       "after the first touch) measured right after the depth fill, before the warm-ups; NULL for other phases, with "  \
       "`bandwidth_probe: off`, or when the probe's arrays do not fit the memory budget (the status says so)")          \
     X(triad_after_gbps, "REAL", 4, REAL, rec->r->triad_after > 0, rec->r->triad_after,                                 \
-      "the same probe right after the last timed repetition")
+      "the same probe right after the last timed repetition")                                                          \
+    X(params_total, "INTEGER", 5, INT, rec->params_total > 0, rec->params_total,                                       \
+      "the model's parameters, every routed expert included (from its config); NULL when the config did not load")     \
+    X(params_active, "INTEGER", 5, INT, rec->params_active > 0, rec->params_active,                                    \
+      "the parameters one token reads: params_total less the routed experts it does not run (equal to params_total "   \
+      "without routed experts)")
 
 typedef enum { CB_COL_KEY, CB_COL_INT, CB_COL_REAL, CB_COL_TEXT } cb_col_kind;
 

@@ -66,6 +66,7 @@ typedef struct {
     const cb_point_def *def;
     const cb_point_result *r;
     cb_point_rates rates;
+    int64_t params_total, params_active; /* from the model's config; 0 when it did not load */
 } cb_point_record;
 
 #endif
