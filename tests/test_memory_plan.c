@@ -54,8 +54,8 @@ Test(memory_plan, transformer_9b_keeps_kv_in_all_32_layers) {
 
 /* plan() is what create() + memory() report, category by category, for every built-in architecture. */
 Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
-    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny" };
-    for (int i = 0; i < 3; i++) {
+    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
+    for (int i = 0; i < 4; i++) {
         cb_model m;
         cb_err err = { 0 };
         cr_assert_eq(cb_preset_create(presets[i], 1, CB_BF16, &m, &err), 0, "%s", err.msg);

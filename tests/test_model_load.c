@@ -219,7 +219,7 @@ Test(model_load, extra_tensor_warned, .init = cr_redirect_stderr) {
 /* ---- presets ---- */
 
 Test(presets, all_configs_valid) {
-    cr_assert_eq(cb_preset_count(), 17);
+    cr_assert_eq(cb_preset_count(), 18);
     for (int i = 0; i < cb_preset_count(); i++) {
         cb_config c;
         cb_err err;
@@ -403,7 +403,7 @@ Test(presets, models_command) {
         if (strncmp(line, "mamba-codestral-7b ", 19) == 0) codestral = strstr(line, "7.285B") && strstr(line, "64 (0/64)");
     }
     cr_assert_eq(pclose(p), 0);
-    cr_assert_eq(rows, 1 + 17 + 2);
+    cr_assert_eq(rows, 1 + 18 + 2);
     cr_assert(bamba9b && llama && codestral && small && tiny);
     snprintf(cmd, sizeof cmd, "%s models --bogus >/dev/null 2>&1", bin);
     cr_assert_eq(WEXITSTATUS(system(cmd)), 2);
