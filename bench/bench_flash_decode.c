@@ -2,7 +2,8 @@
  * cache, one call per 1024-key partition as engines/layers/attention_layer.c does) streaming K and V from DRAM,
  * on 1 thread and on all threads (each thread its own caches, as the decode partitions are), for 1, 2,
  * 4 and 8 rows (query heads per KV head). GB/s = K + V bytes / median time, next to the triad measured
- * in the same run at the same thread count. docs/performance.md, "Flash decode over a bf16 cache". */
+ * in the same run at the same thread count (8-bit caches: codes + the two fp32 scales per position).
+ * docs/performance.md, "Flash decode over a bf16 cache" and "8-bit KV cache". */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "../engines/kernels/attention.h"
 #include "../engines/kernels/kernels.h"
+#include "../engines/kernels/kv8.h"
 #include "../harness/roofs.h"
 #include "../harness/workload.h"
 #include "bench.h"
@@ -22,6 +24,7 @@ typedef struct {
     int64_t keys;
     cb_dtype dt;
     char **k, **v; /* caches[i]: K tiles / V rows of `keys` positions */
+    float **ks, **vs; /* 8-bit caches: their per-position scales */
     float *Q;
 } fd_args;
 
@@ -31,7 +34,8 @@ static void fd_run(void *p) {
     for (int c = 0; c < a->caches; c++) {
         float O[CB_FLASH_MAX_ROWS * CB_FLASH_MAX_HD], m[CB_FLASH_MAX_ROWS], l[CB_FLASH_MAX_ROWS];
         int64_t qp[CB_FLASH_MAX_ROWS];
-        cb_kv_view kv = { .k = a->k[c], .v = a->v[c], .dtype = a->dt, .hd = a->hd, .cap = a->keys };
+        cb_kv_view kv = { .k = a->k[c], .v = a->v[c], .ks = a->ks ? a->ks[c] : NULL, .vs = a->vs ? a->vs[c] : NULL,
+                          .dtype = a->dt, .hd = a->hd, .cap = a->keys };
         for (int64_t p0 = 0; p0 < a->keys; p0 += PART) {
             for (int r = 0; r < a->R; r++) m[r] = -INFINITY, l[r] = 0, qp[r] = a->keys - 1;
             memset(O, 0, sizeof(float) * (size_t)a->R * a->hd);
@@ -51,30 +55,46 @@ static int run_flash_decode(int argc, char **argv) {
             hd = atoi(argv[++i]);
             if (hd < 16 || hd > CB_FLASH_MAX_HD || hd % 16) { fprintf(stderr, "flash-decode: --hd must be a multiple of 16 in [16, %d]\n", CB_FLASH_MAX_HD); return 2; }
         } else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
-            if (cb_dtype_parse(argv[++i], &dt) || (dt != CB_BF16 && dt != CB_F16 && dt != CB_F32)) {
-                fprintf(stderr, "flash-decode: --dtype must be bf16, f16 or f32\n");
+            if (cb_kv_dtype_parse(argv[++i], &dt)) {
+                fprintf(stderr, "flash-decode: --dtype must be bf16, f16, f32, fp8 or int8\n");
                 return 2;
             }
         } else {
-            printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32]\n");
+            printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
     const int T = omp_get_max_threads();
     const size_t bytes = (size_t)keys * hd * cb_dtype_size(dt); /* of K, and of V, per cache */
+    const bool q8 = cb_kv_is_q8(dt);
+    const size_t read = 2 * bytes + (q8 ? 2 * (size_t)keys * sizeof(float) : 0); /* per cache and pass */
     /* enough caches that the whole set (≥ 512 MiB) comes from DRAM, a multiple of the thread count */
     int caches = (int)CB_MAX((int64_t)T, (int64_t)((512u << 20) / (2 * bytes)));
     caches = (caches + T - 1) / T * T;
     fd_args a = { .hd = hd, .keys = keys, .dt = dt, .caches = caches };
     a.k = calloc((size_t)caches, sizeof *a.k), a.v = calloc((size_t)caches, sizeof *a.v);
     a.Q = malloc(sizeof(float) * CB_FLASH_MAX_ROWS * (size_t)hd);
-    if (!a.k || !a.v || !a.Q) { fprintf(stderr, "flash-decode: out of memory\n"); return 1; }
+    if (q8) a.ks = calloc((size_t)caches, sizeof *a.ks), a.vs = calloc((size_t)caches, sizeof *a.vs);
+    if (!a.k || !a.v || !a.Q || (q8 && (!a.ks || !a.vs))) { fprintf(stderr, "flash-decode: out of memory\n"); return 1; }
     cb_rng rng = { 42 };
     for (int i = 0; i < CB_FLASH_MAX_ROWS * hd; i++) a.Q[i] = 0.1f * cb_rng_uniform(&rng);
     for (int c = 0; c < caches; c++) {
         a.k[c] = cb_calloc(bytes, NULL), a.v[c] = cb_calloc(bytes, NULL);
         if (!a.k[c] || !a.v[c]) { fprintf(stderr, "flash-decode: cannot allocate %d caches of 2 x %zu bytes\n", caches, bytes); return 1; }
         cb_rng r = { 7 + (uint64_t)c };
+        if (q8) { /* rows of the values below, quantised as the layer does */
+            a.ks[c] = malloc(sizeof(float) * (size_t)keys), a.vs[c] = malloc(sizeof(float) * (size_t)keys);
+            if (!a.ks[c] || !a.vs[c]) { fprintf(stderr, "flash-decode: out of memory for scales\n"); return 1; }
+            float x[CB_FLASH_MAX_HD], y[CB_FLASH_MAX_HD];
+            uint8_t kc[CB_FLASH_MAX_HD];
+            for (int64_t p = 0; p < keys; p++) {
+                for (int d = 0; d < hd; d++) x[d] = 1.7f * cb_rng_uniform(&r), y[d] = cb_rng_uniform(&r);
+                a.ks[c][p] = cb_kv8_quantize_row(x, hd, dt, kc);
+                a.vs[c][p] = cb_kv8_quantize_row(y, hd, dt, (uint8_t *)a.v[c] + p * hd);
+                for (int d = 0; d < hd; d++) ((uint8_t *)a.k[c])[cb_kv_k_offset(p, d, hd, keys, dt)] = kc[d];
+            }
+            continue;
+        }
         for (size_t j = 0; j < bytes / cb_dtype_size(dt); j++) {
             float x = 1.7f * cb_rng_uniform(&r), y = cb_rng_uniform(&r);
             if (dt == CB_F32) ((float *)a.k[c])[j] = x, ((float *)a.v[c])[j] = y;
@@ -84,7 +104,7 @@ static int run_flash_decode(int argc, char **argv) {
     }
     printf("ctxbench flash-decode benchmark — kernel path %s, %s KV, head_dim %d, %lld keys per cache, %d caches "
            "(%.0f MiB), calls of %d keys\n", cb_kpath_name(cb_kernels_path()), cb_dtype_name(dt), hd, (long long)keys,
-           caches, 2.0 * (double)bytes * caches / 1048576, PART);
+           caches, (double)read * caches / 1048576, PART);
     printf("threads | triad GB/s |  rows:      1         2         4         8   (GB/s of K+V, %% of the larger triad) | triad after\n");
     int thr[2] = { 1, T };
     for (int ti = 0; ti < (T > 1 ? 2 : 1); ti++) {
@@ -94,7 +114,7 @@ static int run_flash_decode(int argc, char **argv) {
         double triad = cb_roofs_triad_probe(thr[ti], 0.5, &err), gbs[4];
         for (int R = 1, i = 0; R <= 8; R *= 2, i++) {
             a.R = R, a.threads = thr[ti];
-            gbs[i] = 2.0 * (double)bytes * caches / cb_bench_median(fd_run, &a, 3, 20, 1.0) / 1e9;
+            gbs[i] = (double)read * caches / cb_bench_median(fd_run, &a, 3, 20, 1.0) / 1e9;
         }
         double after = cb_roofs_triad_probe(thr[ti], 0.5, &err), roof = CB_MAX(triad, after);
         printf("%7d | %10.1f |", thr[ti], triad);
@@ -103,6 +123,8 @@ static int run_flash_decode(int argc, char **argv) {
         fflush(stdout);
     }
     for (int c = 0; c < caches; c++) cb_free(a.k[c]), cb_free(a.v[c]);
+    for (int c = 0; q8 && c < caches; c++) free(a.ks[c]), free(a.vs[c]);
+    free(a.ks), free(a.vs);
     free(a.k), free(a.v), free(a.Q);
     return 0;
 }

@@ -49,6 +49,8 @@ int cb_weights_dtype_parse(const char *s, cb_dtype *out) {
     return 0;
 }
 
+int cb_kv_dtype_parse(const char *s, cb_dtype *out) { return cb_weights_dtype_parse(s, out); }
+
 float cb_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     union { uint32_t u; float f; } v;

@@ -31,6 +31,8 @@ const char *cb_dtype_safetensors_name(cb_dtype t); /* "F32", "BF16", ... */
 int cb_dtype_parse(const char *s, cb_dtype *out);  /* accepts f32/fp32/float32/F32, bf16/bfloat16, f16/fp16/float16 */
 /* A weights dtype (--weights-dtype): cb_dtype_parse restricted to f32, f16, bf16, fp8 and int8. */
 int cb_weights_dtype_parse(const char *s, cb_dtype *out);
+/* A KV cache dtype (--kv-dtype, kv_dtype:): the same five, fp8 / int8 meaning codes with per-token scales. */
+int cb_kv_dtype_parse(const char *s, cb_dtype *out);
 
 /* Exact conversions (fp32 -> bf16/f16 round to nearest even). */
 static inline float cb_bf16_to_f32(uint16_t h) {

@@ -27,6 +27,6 @@ int cb_engine_count(void) { return n_engines; }
 const cb_engine_ops *cb_engine_at(int i) { return i >= 0 && i < n_engines ? engines[i] : NULL; }
 
 void cb_engine_opts_default(cb_engine_opts *o) {
-    *o = (cb_engine_opts){ .threads = 0, .mode = CB_MODE_EXACT, .kv_dtype = CB_BF16, .state_dtype = CB_F32,
+    *o = (cb_engine_opts){ .threads = 0, .mode = CB_MODE_EXACT, .kv_dtype = CB_BF16, .kv_round = CB_F32, .state_dtype = CB_F32,
                            .max_context = 4096, .max_batch = 1, .prefill_chunk = 512, .ssd_chunk = 0 };
 }

@@ -11,7 +11,7 @@
 #include "workload.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: ctxbench memory --model PRESET|DIR [--contexts 4K..1M] [--kv-dtype bf16|f16|f32]\n"
+    fprintf(f, "usage: ctxbench memory --model PRESET|DIR [--contexts 4K..1M] [--kv-dtype bf16|f16|f32|fp8|int8]\n"
                "                       [--batch B] [--engine NAME] [--weights-dtype bf16|f16|f32|fp8|int8]\n\n"
                "Print the analytic memory (weights, KV cache, SSM state, conv state, scratch, total) per sequence\n"
                "and at batch B, from the engine's plan: no weights are loaded and nothing is allocated, so it\n"
@@ -40,8 +40,8 @@ static int run(int argc, char **argv) {
         case 'c': ctxs = optarg; break;
         case 'e': engine = optarg; break;
         case 'k':
-            if (cb_dtype_parse(optarg, &kv) || (kv != CB_F32 && kv != CB_F16 && kv != CB_BF16)) {
-                fprintf(stderr, "ctxbench memory: bad --kv-dtype '%s' (expected bf16, f16 or f32)\n", optarg);
+            if (cb_kv_dtype_parse(optarg, &kv)) {
+                fprintf(stderr, "ctxbench memory: bad --kv-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
                 return 2;
             }
             break;

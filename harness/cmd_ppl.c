@@ -23,6 +23,10 @@ static void usage(FILE *f) {
             "  --weights-dtype D      orig|bf16|f16|f32|fp8|int8: weights of the evaluated model (default orig: a\n"
             "                         preset in bf16, a checkpoint as stored; fp8/int8 quantise the linear layers)\n"
             "  --compare fp8|int8     also run the 8-bit twin on the same tokens: KL(orig||q), top-1, dNLL\n"
+            "  --kv-dtype D           KV cache of the evaluated model: f32|bf16|f16|fp8|int8 (default f32 exact,\n"
+            "                         bf16 fast; bf16 with --compare-kv)\n"
+            "  --compare-kv fp8|int8  also run the same weights with an 8-bit KV cache: KL, top-1, dNLL against\n"
+            "                         the --kv-dtype cache (docs/quantization.md, \"8-bit KV cache\")\n"
             "  --buckets LIST         upper bounds of context-length buckets, e.g. 16,64,256 (default powers of 4)\n"
             "  --mode exact|fast      activations fp32 (default) or bf16 / int8 (fast)\n"
             "  --threads N            OpenMP threads (default all)\n"
@@ -63,10 +67,11 @@ static int run_ppl(int argc, char **argv) {
         { "buckets", required_argument, 0, 'b' }, { "mode", required_argument, 0, 'M' },
         { "threads", required_argument, 0, 'T' }, { "seed", required_argument, 0, 'S' },
         { "db", required_argument, 0, 'd' },      { "help", no_argument, 0, 'h' },
+        { "kv-dtype", required_argument, 0, 'k' }, { "compare-kv", required_argument, 0, 'K' },
         { 0, 0, 0, 0 } };
     const char *model = NULL, *tokens = NULL, *buckets = NULL, *db = NULL;
     int64_t context = 0, stride = 0, threads = 0, seed = 1;
-    cb_dtype wdt = CB_DTYPE_COUNT, cmp = CB_DTYPE_COUNT;
+    cb_dtype wdt = CB_DTYPE_COUNT, cmp = CB_DTYPE_COUNT, kv = CB_DTYPE_COUNT, cmp_kv = CB_DTYPE_COUNT;
     cb_engine_opts o;
     cb_engine_opts_default(&o);
     o.mode = CB_MODE_EXACT;
@@ -82,6 +87,13 @@ static int run_ppl(int argc, char **argv) {
         case 'w': if (parse_q8("--weights-dtype", optarg, &wdt, true)) return 2; break;
         case 'q': if (parse_q8("--compare", optarg, &cmp, false)) return 2; break;
         case 'b': buckets = optarg; break;
+        case 'k':
+            if (cb_kv_dtype_parse(optarg, &kv)) {
+                fprintf(stderr, "ctxbench ppl: --kv-dtype expects f32, bf16, f16, fp8 or int8, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'K': if (parse_q8("--compare-kv", optarg, &cmp_kv, false)) return 2; break;
         case 'M':
             if (strcmp(optarg, "exact") == 0) o.mode = CB_MODE_EXACT;
             else if (strcmp(optarg, "fast") == 0) o.mode = CB_MODE_FAST;
@@ -107,8 +119,15 @@ static int run_ppl(int argc, char **argv) {
                 "is already 8-bit\n", cb_dtype_name(wdt));
         return 2;
     }
+    if (cmp != CB_DTYPE_COUNT && cmp_kv != CB_DTYPE_COUNT) {
+        fprintf(stderr, "ctxbench ppl: --compare and --compare-kv measure one 8-bit approximation each; give one\n");
+        return 2;
+    }
     o.threads = (int)threads;
-    o.kv_dtype = o.mode == CB_MODE_EXACT ? CB_F32 : CB_BF16;
+    o.kv_dtype = kv != CB_DTYPE_COUNT ? kv : cmp_kv != CB_DTYPE_COUNT ? CB_BF16 : o.mode == CB_MODE_EXACT ? CB_F32 : CB_BF16;
+    cb_engine_opts oq = o;
+    if (cmp_kv != CB_DTYPE_COUNT) oq.kv_dtype = cmp_kv;
+    const bool qkv = cmp_kv != CB_DTYPE_COUNT;
     cb_err err = { "" };
     cb_model m, mq;
     memset(&m, 0, sizeof m);
@@ -131,12 +150,14 @@ static int run_ppl(int argc, char **argv) {
     }
     int nb = cb_quality_buckets(buckets, context, b, 64, &err);
     if (nb < 0) { fprintf(stderr, "ctxbench ppl: %s\n", err.msg); rc = 2; goto out; }
-    if (cb_ppl_eval(&m, cmp != CB_DTYPE_COUNT ? &mq : NULL, &o, ids, T, context, stride, b, nb, &err)) goto fail;
+    if (cb_ppl_eval(&m, cmp != CB_DTYPE_COUNT ? &mq : qkv ? &m : NULL, &o, &oq, ids, T, context, stride, b, nb, &err))
+        goto fail;
 
-    bool q = cmp != CB_DTYPE_COUNT;
-    printf("ppl: model=%s weights=%s tokens=%lld context=%lld stride=%lld mode=%s%s%s\n", m.name,
-           wdt == CB_DTYPE_COUNT ? "orig" : cb_dtype_name(wdt), (long long)T, (long long)context, (long long)stride,
-           o.mode == CB_MODE_EXACT ? "exact" : "fast", q ? " compare=" : "", q ? cb_dtype_name(cmp) : "");
+    bool q = cmp != CB_DTYPE_COUNT || qkv;
+    printf("ppl: model=%s weights=%s kv=%s tokens=%lld context=%lld stride=%lld mode=%s%s%s\n", m.name,
+           wdt == CB_DTYPE_COUNT ? "orig" : cb_dtype_name(wdt), cb_dtype_name(o.kv_dtype), (long long)T,
+           (long long)context, (long long)stride, o.mode == CB_MODE_EXACT ? "exact" : "fast",
+           q ? (qkv ? " compare-kv=" : " compare=") : "", q ? cb_dtype_name(qkv ? cmp_kv : cmp) : "");
     printf("%-15s %8s %10s %10s", "context", "tokens", "nll", "ppl");
     if (q) printf(" %10s %10s %10s %8s", "nll_q", "dnll", "kl", "top1");
     printf("\n");
@@ -162,10 +183,12 @@ static int run_ppl(int argc, char **argv) {
     if (db) {
         char wname[16];
         snprintf(wname, sizeof wname, "%s", cb_dtype_name(cb_config_is_q8(&m.cfg) ? m.cfg.q8 : m.cfg.weights_dtype));
-        cb_ppl_record rec = { .model = model, .weight_dtype = wname, .compare_dtype = q ? cb_dtype_name(cmp) : NULL,
+        cb_ppl_record rec = { .model = model, .weight_dtype = wname,
+                              .compare_dtype = cmp != CB_DTYPE_COUNT ? cb_dtype_name(cmp) : NULL,
+                              .kv_dtype = cb_dtype_name(o.kv_dtype), .compare_kv_dtype = qkv ? cb_dtype_name(cmp_kv) : NULL,
                               .mode = o.mode == CB_MODE_EXACT ? "exact" : "fast", .tokens_file = tokens, .seed = seed,
                               .n_tokens = T, .context = context, .stride = stride, .weight_bytes = m.weight_bytes,
-                              .compare_weight_bytes = q ? mq.weight_bytes : 0 };
+                              .compare_weight_bytes = cmp != CB_DTYPE_COUNT ? mq.weight_bytes : qkv ? m.weight_bytes : 0 };
         int64_t id = cb_ppl_store(db, &rec, b, nb, &err);
         if (id < 0) goto fail;
         printf("stored: ppl_runs.id = %lld in %s\n", (long long)id, db);

@@ -13,7 +13,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: ctxbench run WORKLOAD [--db PATH] [--resume] [--shard I/N] [--quiet] [--threads N]\n"
             "                    [--memory-budget BYTES|PCT%%] [--time-budget SECONDS] [--weights-dtype D]\n"
-            "                    [--mode exact|fast]\n\n"
+            "                    [--mode exact|fast] [--kv-dtype D]\n\n"
             "Run the sweep a workload file describes (workloads/quick, workloads/claims, workloads/full; see\n"
             "docs/usage.md) and store every point, labelled measured | sampled | analytic | refused | failed.\n"
             "  --db PATH             results database (default results/ctxbench.db; created if missing)\n"
@@ -26,7 +26,9 @@ static void usage(FILE *f) {
             "  --mode exact|fast     overrides the workload's mode\n"
             "  --weights-dtype D     bf16 | f16 | f32 | fp8 | int8: overrides the workload's weight_dtype. fp8/int8:\n"
             "                        linear projections in 8 bits with per-row scales (presets generated so,\n"
-            "                        checkpoints quantised at load; docs/quantization.md)\n");
+            "                        checkpoints quantised at load; docs/quantization.md)\n"
+            "  --kv-dtype D          bf16 | f16 | f32 | fp8 | int8: overrides the workload's kv_dtype (fp8/int8: codes\n"
+            "                        with one scale per token and KV head; docs/quantization.md)\n");
 }
 
 static int run(int argc, char **argv) {
@@ -36,10 +38,11 @@ static int run(int argc, char **argv) {
         { "quiet", no_argument, NULL, 'q' },          { "threads", required_argument, NULL, 't' },
         { "memory-budget", required_argument, NULL, 'm' }, { "time-budget", required_argument, NULL, 'T' },
         { "weights-dtype", required_argument, NULL, 'w' }, { "mode", required_argument, NULL, 'M' },
+        { "kv-dtype", required_argument, NULL, 'k' },
         { NULL, 0, NULL, 0 }
     };
     cb_sweep_opts o = { 0 };
-    cb_dtype wdt = CB_DTYPE_COUNT; /* none given */
+    cb_dtype wdt = CB_DTYPE_COUNT, kv = CB_DTYPE_COUNT; /* none given */
     int mode = -1;
     o.db_path = "results/ctxbench.db";
     o.shard_n = 1;
@@ -74,6 +77,12 @@ static int run(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'k':
+            if (cb_kv_dtype_parse(optarg, &kv)) {
+                fprintf(stderr, "ctxbench run: bad --kv-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
+                return 2;
+            }
+            break;
         case 'M':
             if (strcmp(optarg, "exact") && strcmp(optarg, "fast")) {
                 fprintf(stderr, "ctxbench run: bad --mode '%s' (expected exact or fast)\n", optarg);
@@ -99,6 +108,7 @@ static int run(int argc, char **argv) {
     o.workload_text = text;
     if (wdt != CB_DTYPE_COUNT) w.weight_dtype = wdt; /* recorded in points.weight_dtype and the point key */
     if (mode >= 0) w.mode = (cb_mode)mode;
+    if (kv != CB_DTYPE_COUNT) w.kv_dtype = kv; /* recorded in points.kv_dtype and the point key */
     /* results/ by default: create the directory of the database when it is missing */
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", o.db_path);

@@ -43,7 +43,10 @@ static void usage(FILE *f) {
             "  --reference FILE       reference file in DIR (default reference.safetensors)\n"
             "  --ssd-chunk C          Mamba2 SSD chunk size (default: the config's)\n"
             "  --prefill-chunk C      tokens per prefill step (default 512)\n"
-            "  --kv-dtype f32|bf16|f16  KV cache storage (default: f32 exact, bf16 fast)\n"
+            "  --kv-dtype f32|bf16|f16|fp8|int8  KV cache storage (default: f32 exact, bf16 fast). fp8/int8: codes\n"
+            "                         with per-token scales, judged against the same engine whose f32 cache holds\n"
+            "                         the 8-bit reconstruction (dequantised twin, same tolerances); the error\n"
+            "                         against the reference is printed, not judged\n"
             "  --tol X                max |logit difference| accepted (default: the mode's)\n"
             "  --min-agree F          fast mode: least argmax agreement accepted, 0..1 (default 0.99)\n"
             "  --layers               also compare the residual stream after every layer (prefill)\n"
@@ -110,9 +113,8 @@ static int parse_args(int argc, char **argv, verify_args *a) {
         case 'T': if (parse_fraction("--tol", optarg, 1e3, &a->tol)) return 2; break;
         case 'A': if (parse_fraction("--min-agree", optarg, 1, &a->min_agree)) return 2; break;
         case 'k':
-            if (cb_dtype_parse(optarg, &a->o.kv_dtype) || (a->o.kv_dtype != CB_F32 && a->o.kv_dtype != CB_BF16 &&
-                                                           a->o.kv_dtype != CB_F16)) {
-                fprintf(stderr, "ctxbench verify: --kv-dtype expects f32, bf16 or f16, got '%s'\n", optarg);
+            if (cb_kv_dtype_parse(optarg, &a->o.kv_dtype)) {
+                fprintf(stderr, "ctxbench verify: --kv-dtype expects f32, bf16, f16, fp8 or int8, got '%s'\n", optarg);
                 return 2;
             }
             a->kv_given = true;
@@ -141,6 +143,11 @@ static int parse_args(int argc, char **argv, verify_args *a) {
     if (cb_dtype_is_q8(a->wdt) && a->o.mode == CB_MODE_FAST) {
         fprintf(stderr, "ctxbench verify: --weights-dtype %s is verified in exact mode (fast mode also rounds or "
                 "quantises activations; measure its accuracy with ctxbench ppl --mode fast)\n", cb_dtype_name(a->wdt));
+        return 2;
+    }
+    if ((cb_dtype_is_q8(a->wdt) || a->o.mode == CB_MODE_FAST) && cb_dtype_is_q8(a->o.kv_dtype)) {
+        fprintf(stderr, "ctxbench verify: --kv-dtype %s is verified in exact mode with the stored weights (one 8-bit "
+                "approximation at a time; ctxbench ppl measures the others)\n", cb_dtype_name(a->o.kv_dtype));
         return 2;
     }
     if (!a->kv_given) a->o.kv_dtype = a->o.mode == CB_MODE_EXACT ? CB_F32 : CB_BF16;
@@ -214,8 +221,10 @@ static void report_layers(const cb_engine_ops *ops, const cb_model *m, const cb_
     free(buf);
 }
 
-static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids,
-                      const float *want, int T, verify_result *r, cb_err *err) {
+/* Run o's engine over the reference tokens and compare every row with want (NULL: compare nothing);
+ * keep (non-NULL): sequence 0's logits by position [T][vocab]. */
+static int run_engine(const verify_args *a, const cb_engine_opts *run_o, cb_model *m, const cb_engine_ops *ops,
+                      const int32_t *ids, const float *want, int T, verify_result *r, float *keep, cb_err *err) {
     int vocab = m->cfg.vocab, B = a->batch;
     int P = a->prefill > 0 ? a->prefill : CB_MAX(1, 3 * T / 4);
     if (P > T) {
@@ -226,7 +235,7 @@ static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *op
         cb_err_set(err, "--batch %d exceeds the reference's %d tokens (expected 1 <= B <= %d)", B, T, T);
         return -1;
     }
-    cb_engine_opts o = a->o;
+    cb_engine_opts o = *run_o;
     o.max_context = T;
     o.max_batch = B;
     cb_engine *e;
@@ -241,7 +250,10 @@ static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *op
     for (int b = 0; b < B; b++) {
         int pb = CB_MAX(1, P - b * step);
         if (ops->prefill(e, b, ids, pb, logits, true, err)) goto done;
-        for (int t = 0; t < pb; t++) compare_row(logits + (size_t)t * vocab, want + (size_t)t * vocab, vocab, &r->prefill_max, r);
+        for (int t = 0; t < pb; t++) {
+            if (want) compare_row(logits + (size_t)t * vocab, want + (size_t)t * vocab, vocab, &r->prefill_max, r);
+            if (keep && b == 0) memcpy(keep + (size_t)t * vocab, logits + (size_t)t * vocab, sizeof(float) * (size_t)vocab);
+        }
         pos[b] = pb;
     }
     for (;;) {
@@ -252,7 +264,8 @@ static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *op
         if (ops->decode(e, n, seqs, toks, logits, err)) goto done;
         for (int i = 0; i < n; i++) {
             int t = pos[seqs[i]]++;
-            compare_row(logits + (size_t)i * vocab, want + (size_t)t * vocab, vocab, &r->decode_max, r);
+            if (want) compare_row(logits + (size_t)i * vocab, want + (size_t)t * vocab, vocab, &r->decode_max, r);
+            if (keep && seqs[i] == 0) memcpy(keep + (size_t)t * vocab, logits + (size_t)i * vocab, sizeof(float) * (size_t)vocab);
         }
     }
     rc = 0;
@@ -260,6 +273,27 @@ done:
     free(logits); free(pos); free(seqs); free(toks);
     ops->destroy(e);
     return rc;
+}
+
+static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids,
+                      const float *want, int T, verify_result *r, cb_err *err) {
+    return run_engine(a, &a->o, m, ops, ids, want, T, r, NULL, err);
+}
+
+/* Logits [T, vocab] of the 8-bit KV cache's twin: the same engine, same prefill / decode schedule, whose
+ * f32 cache holds every K/V row as its 8-bit reconstruction (scale · value(code)). */
+static float *kv_twin_logits(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids, int T,
+                             cb_err *err) {
+    float *out = malloc((size_t)T * (size_t)m->cfg.vocab * sizeof(float));
+    if (!out) { cb_err_set(err, "out of memory for %d logit rows", T); return NULL; }
+    cb_engine_opts o = a->o;
+    o.kv_round = o.kv_dtype;
+    o.kv_dtype = CB_F32;
+    verify_args one = *a;
+    one.batch = 1;
+    verify_result r = { 0 };
+    if (run_engine(&one, &o, m, ops, ids, NULL, T, &r, out, err)) { free(out); return NULL; }
+    return out;
 }
 
 /* Logits [T, vocab] of m's dequantised twin (a fresh load of the same checkpoint, quantised the same
@@ -348,6 +382,24 @@ static int cmd_verify(int argc, char **argv) {
         }
         want = twin;
         printf("verify: judging the %s path against its dequantised fp32 twin\n", cb_dtype_name(a.wdt));
+    }
+    if (cb_dtype_is_q8(a.o.kv_dtype)) {
+        /* 8-bit KV: as for 8-bit weights, the distance to the reference is printed; the pass criterion is the
+         * 8-bit cache against the f32 cache holding its dequantised rows */
+        verify_result q = { 0 };
+        if (run_verify(&a, &m, ops, ids_t->data, lg_t->data, T, &q, &err) == 0)
+            printf("verify: %s KV cache vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
+                   "%.4f over %ld rows\n", cb_dtype_name(a.o.kv_dtype), fmax(q.prefill_max, q.decode_max),
+                   q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
+        twin = kv_twin_logits(&a, &m, ops, ids_t->data, T, &err);
+        if (!twin) {
+            fprintf(stderr, "ctxbench verify: dequantised KV twin: %s\n", err.msg);
+            cb_st_close(&ref);
+            cb_model_free(&m);
+            return 1;
+        }
+        want = twin;
+        printf("verify: judging the %s KV cache against its dequantised f32 twin\n", cb_dtype_name(a.o.kv_dtype));
     }
     int rc = run_verify(&a, &m, ops, ids_t->data, want, T, &r, &err);
     free(twin);

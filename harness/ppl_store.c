@@ -24,8 +24,8 @@ int64_t cb_ppl_store(const char *db_path, const cb_ppl_record *r, const cb_quali
     if (gmtime_r(&t, &tm)) strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) goto done;
     if (sqlite3_prepare_v2(db, "INSERT INTO ppl_runs (started_utc, git_commit, model, weight_dtype, compare_dtype, mode, "
-                               "seed, tokens_file, n_tokens, context, stride, weight_bytes, compare_weight_bytes) VALUES "
-                               "(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &s, NULL) != SQLITE_OK)
+                               "seed, tokens_file, n_tokens, context, stride, weight_bytes, compare_weight_bytes, kv_dtype, "
+                               "compare_kv_dtype) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &s, NULL) != SQLITE_OK)
         goto fail;
     int i = 1;
     text_or_null(s, i++, now); text_or_null(s, i++, cb_build_commit); text_or_null(s, i++, r->model);
@@ -33,7 +33,9 @@ int64_t cb_ppl_store(const char *db_path, const cb_ppl_record *r, const cb_quali
     sqlite3_bind_int64(s, i++, r->seed); text_or_null(s, i++, r->tokens_file); sqlite3_bind_int64(s, i++, r->n_tokens);
     sqlite3_bind_int64(s, i++, r->context); sqlite3_bind_int64(s, i++, r->stride);
     sqlite3_bind_int64(s, i++, (int64_t)r->weight_bytes);
-    if (r->compare_dtype) sqlite3_bind_int64(s, i++, (int64_t)r->compare_weight_bytes); else sqlite3_bind_null(s, i++);
+    if (r->compare_dtype || r->compare_kv_dtype) sqlite3_bind_int64(s, i++, (int64_t)r->compare_weight_bytes);
+    else sqlite3_bind_null(s, i++);
+    text_or_null(s, i++, r->kv_dtype); text_or_null(s, i++, r->compare_kv_dtype);
     if (sqlite3_step(s) != SQLITE_DONE) goto fail;
     sqlite3_finalize(s);
     s = NULL;
@@ -51,7 +53,7 @@ int64_t cb_ppl_store(const char *db_path, const cb_ppl_record *r, const cb_quali
         sqlite3_bind_int64(s, 1, id); sqlite3_bind_int64(s, 2, q->lo); sqlite3_bind_int64(s, 3, q->hi);
         sqlite3_bind_int(s, 4, k == nb); sqlite3_bind_int64(s, 5, q->n);
         sqlite3_bind_double(s, 6, nll); sqlite3_bind_double(s, 7, exp(nll));
-        if (r->compare_dtype) {
+        if (r->compare_dtype || r->compare_kv_dtype) {
             sqlite3_bind_double(s, 8, q->nll_q / n); sqlite3_bind_double(s, 9, q->nll_q / n - nll);
             sqlite3_bind_double(s, 10, q->kl / n); sqlite3_bind_double(s, 11, (double)q->top1_agree / n);
         } else {

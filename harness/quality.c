@@ -180,14 +180,17 @@ int64_t cb_quality_windows(int64_t T, int64_t N, int64_t S, int64_t *begin, int6
 
 #define PPL_CHUNK 128 /* rows of logits held at once: 128 × vocab 128256 × 4 B = 66 MB */
 
-int cb_ppl_eval(const cb_model *m, const cb_model *mq, const cb_engine_opts *o, const int32_t *ids, int64_t T,
-                int64_t N, int64_t S, cb_quality_bucket *b, int nb, cb_err *err) {
+int cb_ppl_eval(const cb_model *m, const cb_model *mq, const cb_engine_opts *o, const cb_engine_opts *oq,
+                const int32_t *ids, int64_t T, int64_t N, int64_t S, cb_quality_bucket *b, int nb, cb_err *err) {
     const cb_engine_ops *ops = cb_engine_for_config(&m->cfg);
     if (!ops) { cb_err_set(err, "%s: no engine registered for this model_type", m->name); return -1; }
     const int V = m->cfg.vocab;
     cb_engine_opts eo = *o;
     eo.max_context = N;
     eo.max_batch = 1;
+    cb_engine_opts eoq = oq ? *oq : *o;
+    eoq.max_context = N;
+    eoq.max_batch = 1;
     int64_t nw_max = T / (S > 0 ? S : 1) + 2;
     int64_t *wb = malloc(3 * (size_t)nw_max * sizeof(int64_t));
     float *lg = malloc((size_t)PPL_CHUNK * V * sizeof(float));
@@ -196,7 +199,7 @@ int cb_ppl_eval(const cb_model *m, const cb_model *mq, const cb_engine_opts *o, 
     int rc = -1;
     if (!wb || !lg || (mq && !lq)) { cb_err_set(err, "ppl: out of memory for %d logit rows", PPL_CHUNK); goto done; }
     if (ops->create(m, &eo, &e, err)) goto done;
-    if (mq && ops->create(mq, &eo, &eq, err)) goto done;
+    if (mq && ops->create(mq, &eoq, &eq, err)) goto done;
     int64_t nw = cb_quality_windows(T, N, S, wb, wb + nw_max, wb + 2 * nw_max, nw_max);
     for (int64_t w = 0; w < nw; w++) {
         const int64_t begin = wb[w], end = wb[nw_max + w], first = wb[2 * nw_max + w];

@@ -44,13 +44,15 @@ int64_t cb_quality_windows(int64_t T, int64_t N, int64_t S, int64_t *begin, int6
  * architecture, other weights, e.g. 8-bit) both run on the same tokens and the buckets also get NLL_q,
  * KL(m ‖ mq) and top-1 agreement. Buckets are accumulated into (not cleared). */
 #include "../engines/engine.h"
-int cb_ppl_eval(const cb_model *m, const cb_model *mq, const cb_engine_opts *o, const int32_t *ids, int64_t T,
-                int64_t N, int64_t S, cb_quality_bucket *b, int nb, cb_err *err);
+/* oq: the options of mq's engine (NULL: o), e.g. the same weights with an 8-bit KV cache. */
+int cb_ppl_eval(const cb_model *m, const cb_model *mq, const cb_engine_opts *o, const cb_engine_opts *oq,
+                const int32_t *ids, int64_t T, int64_t N, int64_t S, cb_quality_bucket *b, int nb, cb_err *err);
 
 /* `ctxbench ppl --db`: what was evaluated, for the ppl_runs row (docs/schema.md). compare_dtype NULL: no
  * comparison model (nll_q, dnll, kl, top1_agree stored as NULL). */
 typedef struct {
     const char *model, *weight_dtype, *compare_dtype, *mode, *tokens_file;
+    const char *kv_dtype, *compare_kv_dtype; /* compare_kv_dtype: --compare-kv (compare_dtype is then NULL) */
     int64_t seed, n_tokens, context, stride;
     size_t weight_bytes, compare_weight_bytes;
 } cb_ppl_record;

@@ -492,6 +492,49 @@ static void c4_reach(sqlite3 *db, FILE *md, char *out, size_t n) {
     sqlite3_finalize(st);
 }
 
+/* Storage at the scale the claim is about: the 9b presets' weight bytes at 8 bits over bf16, from the
+ * config's weight split (analytic, nothing loaded). The tensors kept in bf16 (embeddings, norms, SSM
+ * parameters) do not halve, so the ratio is 0.5 + kept share / 2 + scales: the xs presets, whose
+ * embeddings are a larger share, land higher (docs/quantization.md). Returns the largest ratio. */
+typedef struct { bool ok; double ratio, kept_share; cb_weight_split q, b; } c4_plan;
+
+static c4_plan c4_plan_for(const char *model, const char *fmt) {
+    c4_plan p = { 0 };
+    cb_config q, b;
+    cb_err err = { "" };
+    cb_dtype dq;
+    if (cb_dtype_parse(fmt, &dq) || cb_model_config(model, &q, &err) || cb_model_config(model, &b, &err)) return p;
+    cb_config_for_weights(model, dq, &q);
+    cb_config_for_weights(model, CB_BF16, &b);
+    cb_config_weight_split(&q, &p.q), cb_config_weight_split(&b, &p.b);
+    if (!p.b.total) return p;
+    p.ok = true;
+    p.ratio = (double)p.q.total / (double)p.b.total;
+    p.kept_share = (double)p.q.kept / (double)p.b.total;
+    return p;
+}
+
+static double c4_storage_9b(FILE *md, char *at, size_t n) {
+    static const char *models[3] = { "transformer-9b", "mamba2-9b", "bamba-9b" }, *fmts[2] = { "fp8", "int8" };
+    double worst = 0;
+    bool head = false;
+    for (int m = 0; m < 3; m++)
+        for (int f = 0; f < 2; f++) {
+            c4_plan p = c4_plan_for(models[m], fmts[f]);
+            if (!p.ok) continue;
+            if (!head)
+                fputs("Storage at 9b scale (analytic: the presets' weight split, nothing loaded): 8-bit codes + fp32 "
+                      "per-row scales + tensors kept in bf16, over the bf16 weights.\n\n| model | 8-bit | codes | scales | "
+                      "kept in bf16 | 8-bit total | bf16 total | ratio | kept share of bf16 |\n|---|---|---|---|---|---|---|---|---|\n",
+                      md), head = true;
+            fprintf(md, "| %s | %s | %zu | %zu | %zu | %zu | %zu | **%.4f** | %.1f%% |\n", models[m], fmts[f], p.q.q8,
+                    p.q.scales, p.q.kept, p.q.total, p.b.total, p.ratio, 100 * p.kept_share);
+            if (p.ratio > worst) worst = p.ratio, snprintf(at, n, "%s %s", models[m], fmts[f]);
+        }
+    if (head) fputs("\n", md);
+    return worst;
+}
+
 static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
     fputs("## C4 — 8-bit weights\n\n> *8-bit weights halve storage without losing accuracy.*\n\n", md);
     c->claim = "8-bit weights halve storage without losing accuracy";
@@ -502,23 +545,44 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
     int n = 0;
     double ratio = 0;
     char ids[120] = "";
-    fputs("| point id | model | weights dtype | weight bytes | bf16 weight bytes (point) | ratio | points with it |\n"
-          "|---|---|---|---|---|---|---|\n", md);
+    char at9[64] = "";
+    const double ratio9 = c4_storage_9b(md, at9, sizeof at9);
+    fputs("Measured: the weight bytes the engine bound (memory rows, source `engine`) against the bf16 twin's; beside "
+          "them the same model's analytic ratio and the share of its bf16 bytes kept in bf16 (mostly the "
+          "embeddings), which is why a small model's ratio sits above the 9b one.\n\n"
+          "| point id | model | weights dtype | weight bytes | bf16 weight bytes (point) | ratio | plan ratio | kept share "
+          "of bf16 | points with it |\n|---|---|---|---|---|---|---|---|---|\n", md);
+    double kept_measured = 0;
+    char model_measured[64] = "";
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         double b8 = sqlite3_column_double(st, 3), b16 = sqlite3_column_double(st, 4);
         bool has16 = sqlite3_column_type(st, 4) != SQLITE_NULL && b16 > 0;
         char r[32] = "—";
-        double x = sqlite3_column_double(st, 7);
-        if (has16) snprintf(r, sizeof r, "%.3f", x), ratio = fmax(ratio, x); /* the least saving */
-        fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
-                has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r, txt(st, 6));
+        c4_plan pl = c4_plan_for(txt(st, 1), txt(st, 2));
+        char pr[32] = "—", ks[32] = "—";
+        if (pl.ok) snprintf(pr, sizeof pr, "%.4f", pl.ratio), snprintf(ks, sizeof ks, "%.1f%%", 100 * pl.kept_share);
+        double x = sqlite3_column_double(st, 7); /* the view's ratio (results/views.c) */
+        if (has16) {
+            snprintf(r, sizeof r, "%.3f", x);
+            if (x > ratio) { /* the least saving */
+                ratio = x;
+                kept_measured = pl.ok ? pl.kept_share : 0;
+                snprintf(model_measured, sizeof model_measured, "%.40s %.8s", txt(st, 1), txt(st, 2));
+            }
+        }
+        fprintf(md, "| %s | %s | %s | %.0f | %s (%s) | %s | %s | %s | %s |\n", txt(st, 0), txt(st, 1), txt(st, 2), b8,
+                has16 ? txt(st, 4) : "—", has16 ? txt(st, 5) : "—", r, pr, ks, txt(st, 6));
         size_t l = strlen(ids);
         if (l < sizeof ids - 24) snprintf(ids + l, sizeof ids - l, "%s%.20s", n ? ", " : "", txt(st, 0));
         n++;
     }
     sqlite3_finalize(st);
     fputs("\n", md);
-    snprintf(c->analytic, sizeof c->analytic, "8-bit / bf16 storage = 0.5 (plus per-channel scales; embeddings kept)");
+    if (ratio9 > 0)
+        snprintf(c->analytic, sizeof c->analytic, "8-bit / bf16 storage at 9b <= %.4f (%s; 0.5 + the bf16-kept share / 2 "
+                 "+ per-row scales)", ratio9, at9);
+    else
+        snprintf(c->analytic, sizeof c->analytic, "8-bit / bf16 storage = 0.5 (plus per-channel scales; embeddings kept)");
     if (!n) {
         snprintf(c->measured, sizeof c->measured, "no 8-bit weight points in the DB");
         snprintf(c->number, sizeof c->number, "—");
@@ -534,30 +598,47 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
     snprintf(c->measured, sizeof c->measured, "engine-allocated weight bytes of 8-bit vs bf16 points of the same model%s%s",
              speed[0] ? "; decode / prefill time bf16 over 8-bit at equal depth" : "",
              any_q ? "; ppl KL / top-1 / ΔNLL of the 8-bit twin on the same tokens" : "");
-    char st_part[200];
-    if (ratio > 0) snprintf(st_part, sizeof st_part, "weights ratio %.3f (points %s)", ratio, ids);
-    else snprintf(st_part, sizeof st_part, "no bf16 twin (points %s)", ids);
+    char st_part[400], meas[240];
+    if (ratio > 0)
+        snprintf(meas, sizeof meas, "measured %s ratio %.3f, %.1f%% of its bf16 bytes kept in bf16 (points %s)",
+                 model_measured, ratio, 100 * kept_measured, ids);
+    else snprintf(meas, sizeof meas, "no bf16 twin measured (points %s)", ids);
+    if (ratio9 > 0) snprintf(st_part, sizeof st_part, "9b storage ratio %.4f (analytic, %s); %s", ratio9, at9, meas);
+    else snprintf(st_part, sizeof st_part, "%s", meas);
     snprintf(c->number, sizeof c->number, "%s%s%s%s%s%s%s", st_part, speed[0] ? "; " : "", speed, quality[0] ? "; " : "",
              quality, reach[0] ? "; " : "", reach);
-    const bool halves = ratio > 0 && ratio <= 0.55;
-    if (ratio <= 0) {
+    /* storage is judged at the claim's scale (9b, analytic) when this build has the presets, else on the
+     * measured ratio; the measured one is reported beside it either way */
+    const double judged = ratio9 > 0 ? ratio9 : ratio;
+    const bool halves = judged > 0 && judged <= 0.55;
+    char hv[400] = "storage halves";
+    if (ratio9 > 0 && ratio > ratio9)
+        snprintf(hv, sizeof hv, "storage halves at 9b (ratio %.4f, analytic); the measured %s ratio %.3f is higher because "
+                 "%.1f%% of its bf16 bytes stay in bf16 (embeddings, norms, SSM parameters; see the kept-share columns)",
+                 ratio9, model_measured, ratio, 100 * kept_measured);
+    else if (ratio9 > 0 && ratio > 0)
+        snprintf(hv, sizeof hv, "storage halves at 9b (ratio %.4f, analytic) and as measured (%s %.3f)", ratio9,
+                 model_measured, ratio);
+    else if (ratio9 > 0) snprintf(hv, sizeof hv, "storage halves at 9b (ratio %.4f, analytic)", ratio9);
+    if (judged <= 0) {
         c->verdict = CB_VERDICT_NOT_MEASURED, snprintf(c->reason, sizeof c->reason, "no bf16 weights row to compare with");
     } else if (!halves) {
-        c->verdict = CB_VERDICT_NOT_REPRODUCED, snprintf(c->reason, sizeof c->reason, "storage ratio %.3f > 0.55", ratio);
+        c->verdict = CB_VERDICT_NOT_REPRODUCED;
+        snprintf(c->reason, sizeof c->reason, "%s storage ratio %.3f > 0.55", ratio9 > 0 ? "9b" : "measured", judged);
     } else if (!any_q) {
         c->verdict = CB_VERDICT_PARTLY;
-        snprintf(c->reason, sizeof c->reason, "storage halves; accuracy not measured (no ppl --compare rows in the DB)");
+        snprintf(c->reason, sizeof c->reason, "%s; accuracy not measured (no ppl --compare rows in the DB)", hv);
     } else if (worst_dnll > 0.01) {
         c->verdict = random_only ? CB_VERDICT_PARTLY : CB_VERDICT_NOT_REPRODUCED;
-        snprintf(c->reason, sizeof c->reason, "storage halves; 8-bit ΔNLL up to ±%.4f nats, beyond ±0.01%s", worst_dnll,
+        snprintf(c->reason, sizeof c->reason, "%s; 8-bit ΔNLL up to ±%.4f nats, beyond ±0.01%s", hv, worst_dnll,
                  random_only ? " on random-weight models only (no trained checkpoint measured)" : "");
     } else if (random_only) {
         c->verdict = CB_VERDICT_PARTLY;
-        snprintf(c->reason, sizeof c->reason, "storage halves; ΔNLL within ±0.01 nats but only on random-weight models "
-                 "(presets / fixtures), which say nothing about a trained checkpoint's accuracy");
+        snprintf(c->reason, sizeof c->reason, "%s; ΔNLL within ±0.01 nats but only on random-weight models "
+                 "(presets / fixtures), which say nothing about a trained checkpoint's accuracy", hv);
     } else {
         c->verdict = CB_VERDICT_REPRODUCED;
-        snprintf(c->reason, sizeof c->reason, "storage halves and ΔNLL within ±0.01 nats on a checkpoint");
+        snprintf(c->reason, sizeof c->reason, "%s and ΔNLL within ±0.01 nats on a checkpoint", hv);
     }
 }
 

@@ -65,19 +65,19 @@ static const char schema_v3_roofs[] =
     "ALTER TABLE runs ADD COLUMN roof_label TEXT;\n"
     "ALTER TABLE runs ADD COLUMN roof_note TEXT;\n";
 
-/* Version 4: a bandwidth probe right before and right after the timed repetitions of each decode /
- * throughput point (points.triad_*_gbps, from the column table): on a shared VM the bandwidth moves by
- * tens of percent between the run's start and a point. */
-static const char schema_v4_probe[] = "";
+/* Version 4 only added points columns (the bandwidth probes next to each decode / throughput point). */
 
-/* migrations[v] takes a database at user_version v to v+1: its SQL for the other tables, then the points
- * columns of version v+1 (results/columns.h). Views are not migrated: results/views.c. */
-/* Version 5: the model's total and active parameter counts on every point (points.params_*, from the
- * column table): a mixture-of-experts model reads a fraction of its weights per token. */
-static const char schema_v5_params[] = "";
+/* Version 6: `ctxbench ppl` records the KV cache dtype of the evaluated model and, for --compare-kv, of the
+ * compared one (the same weights with an 8-bit cache). */
+static const char schema_v6_ppl_kv[] =
+    "ALTER TABLE ppl_runs ADD COLUMN kv_dtype TEXT;\n"
+    "ALTER TABLE ppl_runs ADD COLUMN compare_kv_dtype TEXT;\n";
 
-static const char *const migrations[] = { schema_v1, schema_v2_ppl, schema_v3_roofs, schema_v4_probe, schema_v5_params };
-_Static_assert(sizeof migrations / sizeof migrations[0] == CB_SCHEMA_VERSION, "one migration per schema version");
+/* Going to version v runs the other tables' SQL of v (if any), then the points columns of v
+ * (results/columns.h). Views are not migrated: results/views.c. */
+static const struct { int version; const char *sql; } migrations[] = {
+    { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs }, { 6, schema_v6_ppl_kv },
+};
 
 char *cb_store_schema_v1_sql(void) {
     char *points = cb_points_create_sql();
@@ -87,7 +87,8 @@ char *cb_store_schema_v1_sql(void) {
 }
 
 static int migrate_to(sqlite3 *db, int version, cb_err *err) {
-    if (cb_store_exec(db, migrations[version - 1], err)) return -1;
+    for (size_t i = 0; i < sizeof migrations / sizeof migrations[0]; i++)
+        if (migrations[i].version == version && cb_store_exec(db, migrations[i].sql, err)) return -1;
     char *points = version == 1 ? cb_points_create_sql() : cb_points_add_columns_sql(version);
     if (!points) { cb_err_set(err, "out of memory for the schema's SQL"); return -1; }
     int rc = cb_store_exec(db, points, err);

@@ -7,8 +7,7 @@
 #include <stdint.h>
 
 #include "../engines/common.h"
-
-#define CB_SCHEMA_VERSION 5
+#include "results/columns.h" /* CB_SCHEMA_VERSION */
 
 /* Open (creating or migrating to CB_SCHEMA_VERSION) the database at path. */
 int cb_store_open(const char *path, sqlite3 **db, cb_err *err);

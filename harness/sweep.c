@@ -352,6 +352,54 @@ static bool point_work(const sweep_ctx *c, const cb_point_def *p, const cb_point
     return p->phase == CB_PH_DECODE || p->phase == CB_PH_THROUGHPUT;
 }
 
+/* `memory_check: allocate`: a memory point also creates the engine over the preset's shapes (weights
+ * bound to untouched zero pages, engines/model/presets.h), so the KV cache, state and scratch the engine
+ * really allocates sit beside the plan (memory rows, source `engine`) at any scale — when those
+ * non-weight bytes fit the memory budget. docs/methodology.md, "Memory". */
+static void memory_check(sweep_ctx *c, const cb_point_def *p, const cb_engine_opts *eo, cb_point_result *r) {
+    const char *name = c->w->models[p->model];
+    cb_config probe_cfg;
+    cb_err err = { "" };
+    size_t need = r->plan.total - r->plan.weights;
+    if (cb_preset_config(name, &probe_cfg, &err)) {
+        snprintf(r->status, sizeof r->status, "ok; no allocation check (memory_check needs a preset, %.200s is not)", name);
+        return;
+    }
+    if ((int64_t)need > c->mem_budget) {
+        snprintf(r->status, sizeof r->status, "ok; no allocation check: KV + state + scratch %zu bytes > memory budget %lld",
+                 need, (long long)c->mem_budget);
+        return;
+    }
+    cb_model m;
+    if (cb_preset_create_shapes(name, c->w->weight_dtype, &m, &err)) {
+        snprintf(r->status, sizeof r->status, "allocation check failed: %.480s", err.msg);
+        return;
+    }
+    int64_t min0, maj0, min1, maj1;
+    cb_mem_reset_peak();
+    cb_mem_page_faults(&min0, &maj0);
+    double t0 = cb_now_seconds();
+    cb_engine *e = NULL;
+    if (p->ops->create(&m, eo, &e, &err)) {
+        snprintf(r->status, sizeof r->status, "allocation check failed: create: %.460s", err.msg);
+        cb_model_free(&m);
+        return;
+    }
+    p->ops->memory(e, &r->engine);
+    cb_model_weight_split(&m, &r->wengine);
+    r->have_engine = true;
+    p->ops->destroy(e);
+    cb_mem_page_faults(&min1, &maj1);
+    r->peak_rss = cb_mem_peak_rss_bytes();
+    r->minor = min1 - min0, r->major = maj1 - maj0;
+    r->seconds_total = cb_now_seconds() - t0;
+    cb_model_free(&m);
+    bool same = r->engine.kv_cache == r->plan.kv_cache && r->engine.ssm_state == r->plan.ssm_state &&
+                r->engine.conv_state == r->plan.conv_state;
+    snprintf(r->status, sizeof r->status, "ok; engine created over the preset's shapes (weights mapped, not loaded): "
+             "KV + state allocated %s the plan", same ? "equal" : "DIFFER FROM");
+}
+
 static void run_point(sweep_ctx *c, const cb_point_def *p, cb_point_result *r) {
     const cb_workload *w = c->w;
     cb_err err = { "" };
@@ -390,7 +438,11 @@ static void run_point(sweep_ctx *c, const cb_point_def *p, cb_point_result *r) {
     p->ops->plan(cfg, &eo, max_ctx, B, &r->plan);
     cb_config_weight_split(cfg, &r->wplan);
     r->have_plan = true;
-    if (p->phase == CB_PH_MEMORY) { r->label = CB_LABEL_ANALYTIC; r->unit = "bytes"; return; }
+    if (p->phase == CB_PH_MEMORY) {
+        r->label = CB_LABEL_ANALYTIC, r->unit = "bytes";
+        if (w->memory_check) memory_check(c, p, &eo, r);
+        return;
+    }
     if (r->plan.total > (size_t)c->mem_budget) {
         r->label = CB_LABEL_REFUSED;
         r->refused_bytes = (int64_t)r->plan.total; /* saturated at CB_BYTES_MAX: never negative */

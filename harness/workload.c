@@ -114,7 +114,7 @@ typedef struct {
 static const char *const known_keys =
     "name, engines, models, contexts, phases, batch, threads, repetitions, warmups, decode_tokens, "
     "prefill_chunk, sample_depths, max_measured_prefill, fill, time_budget_point, time_budget_run, "
-    "memory_budget, mode, kv_dtype, weight_dtype, seed, papi_events, peak_gflops, peak_gbps, bandwidth_probe";
+    "memory_budget, mode, kv_dtype, weight_dtype, seed, papi_events, peak_gflops, peak_gbps, bandwidth_probe, memory_check";
 
 static int want_one(const value *v, const char *key, const char *origin, cb_err *err) {
     if (v->n != 1 || v->is_list) { cb_err_set(err, "%s:%d: '%s' takes one value", origin, v->line, key); return -1; }
@@ -231,10 +231,9 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
     } else if (!strcmp(key, "kv_dtype") || !strcmp(key, "weight_dtype")) {
         if (want_one(v, key, origin, err)) return -1;
         cb_dtype t;
-        bool w8 = key[0] == 'w' && !cb_dtype_parse(v->v[0], &t) && (t == CB_F8_E4M3 || t == CB_I8);
-        if (!w8 && (cb_dtype_parse(v->v[0], &t) || (t != CB_F32 && t != CB_F16 && t != CB_BF16))) {
-            cb_err_set(err, "%s:%d: bad %s '%s' (expected f32, f16 or bf16%s)", origin, v->line, key, v->v[0],
-                       key[0] == 'w' ? ", or fp8 / int8 for 8-bit linear weights" : "");
+        if (cb_weights_dtype_parse(v->v[0], &t)) {
+            cb_err_set(err, "%s:%d: bad %s '%s' (expected f32, f16 or bf16, or fp8 / int8 for 8-bit %s)", origin, v->line,
+                       key, v->v[0], key[0] == 'w' ? "linear weights" : "KV codes with per-token scales");
             return -1;
         }
         if (key[0] == 'k') w->kv_dtype = t; else w->weight_dtype = t;
@@ -257,6 +256,12 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
         double x = strtod(v->v[0], &end);
         if (*end || end == v->v[0] || x <= 0) { cb_err_set(err, "%s:%d: bad %s '%s' (expected a positive number)", origin, v->line, key, v->v[0]); return -1; }
         if (key[5] == 'g' && key[6] == 'f') w->peak_gflops = x; else w->peak_gbps = x;
+    } else if (!strcmp(key, "memory_check")) {
+        if (want_one(v, key, origin, err)) return -1;
+        const char *x = v->v[0];
+        if (!strcmp(x, "allocate")) w->memory_check = true;
+        else if (!strcmp(x, "off")) w->memory_check = false;
+        else { cb_err_set(err, "%s:%d: 'memory_check' must be allocate or off, got '%s'", origin, v->line, x); return -1; }
     } else if (!strcmp(key, "bandwidth_probe")) {
         if (want_one(v, key, origin, err)) return -1;
         const char *x = v->v[0];

@@ -48,6 +48,7 @@ typedef struct {
     char events[CB_WL_MAX_LIST][96];
     double peak_gflops, peak_gbps;  /* 0 = unknown */
     bool bandwidth_probe;           /* triad probe before and after each decode / throughput point */
+    bool memory_check;              /* memory points also create the engine over a shapes-only preset */
 } cb_workload;
 
 void cb_workload_defaults(cb_workload *w);

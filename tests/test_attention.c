@@ -10,6 +10,7 @@
 #include "../engines/counters.h"
 #include "../engines/kernels/attention.h"
 #include "../engines/kernels/kernels.h"
+#include "../engines/kernels/kv8.h"
 #include "../engines/layers/attention_layer.h"
 
 static void fill(float *x, size_t n, uint64_t seed, float scale) {
@@ -32,11 +33,30 @@ static double max_diff(const float *a, const float *b, size_t n) {
 
 /* ---------- kernel level ---------- */
 
+/* An 8-bit cache's scales (NULL for other dtypes), set by make_cache, freed by its caller. */
+static float *cache_ks, *cache_vs;
+
 /* A cache of `cap` positions for one KV head holding keys kf/vf ([cap][hd] f32) stored in dtype t;
- * kf/vf are replaced by the values actually stored (rounded). */
+ * kf/vf are replaced by the values actually stored (rounded, or an 8-bit cache's scale · value). */
 static void *make_cache(int64_t cap, int hd, cb_dtype t, float *kf, float *vf, void **vout) {
     size_t es = cb_dtype_size(t);
     char *k = calloc((size_t)cap * hd, es), *v = calloc((size_t)cap * hd, es);
+    cache_ks = cache_vs = NULL;
+    if (cb_kv_is_q8(t)) {
+        cache_ks = calloc((size_t)cap, sizeof(float)), cache_vs = calloc((size_t)cap, sizeof(float));
+        uint8_t kc[CB_FLASH_MAX_HD];
+        for (int64_t p = 0; p < cap; p++) {
+            cache_ks[p] = cb_kv8_quantize_row(kf + p * hd, hd, t, kc);
+            cache_vs[p] = cb_kv8_quantize_row(vf + p * hd, hd, t, (uint8_t *)v + p * hd);
+            for (int d = 0; d < hd; d++) {
+                ((uint8_t *)k)[cb_kv_k_offset(p, d, hd, cap, t)] = kc[d];
+                kf[p * hd + d] = cache_ks[p] * cb_kv8_code_value(kc[d], t);
+                vf[p * hd + d] = cache_vs[p] * cb_kv8_code_value(((uint8_t *)v)[p * hd + d], t);
+            }
+        }
+        *vout = v;
+        return k;
+    }
     for (int64_t p = 0; p < cap; p++)
         for (int d = 0; d < hd; d++) {
             int64_t ko = cb_kv_k_offset(p, d, hd, cap, t), vo = p * hd + d;
@@ -69,7 +89,7 @@ static double kernel_case(int G, int nq, int64_t depth, int hd, cb_dtype t, int6
     float m[CB_FLASH_MAX_ROWS], l[CB_FLASH_MAX_ROWS];
     int64_t qp[CB_FLASH_MAX_ROWS];
     for (int r = 0; r < R; r++) m[r] = -INFINITY, l[r] = 0, qp[r] = depth + r % nq;
-    cb_kv_view kv = { .k = kc, .v = vc, .dtype = t, .hd = hd, .cap = cap };
+    cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = t, .hd = hd, .cap = cap };
     cb_attn_flash(R, Q, qp, &kv, 0, nk, m, l, O);
     for (int r = 0; r < R; r++) {
         for (int d = 0; d < hd; d++) O[r * hd + d] /= l[r];
@@ -86,7 +106,7 @@ static double kernel_case(int G, int nq, int64_t depth, int hd, cb_dtype t, int6
         free(s);
     }
     double e = max_rel_err(O, ref, (size_t)R * hd);
-    free(kf), free(vf), free(Q), free(O), free(ref), free(kc), free(vc);
+    free(kf), free(vf), free(Q), free(O), free(ref), free(kc), free(vc), free(cache_ks), free(cache_vs);
     return e;
 }
 
@@ -116,10 +136,10 @@ Test(attention_kernel, avx512_vs_naive_double) {
 Test(attention_kernel, low_precision_kv_and_narrow_last_tile) {
     /* cap not a multiple of 16 (narrow last tile) and keys up to the capacity; bf16 / f16 storage: the
      * naive reference sees the rounded values, so the kernels must still agree to fp32 accuracy. */
-    const cb_dtype ts[] = { CB_BF16, CB_F16, CB_F32 };
+    const cb_dtype ts[] = { CB_BF16, CB_F16, CB_F32, CB_F8_E4M3, CB_I8 };
     for (int p = CB_PATH_PORTABLE; p <= (int)CB_MIN(cb_kernels_best_path(), CB_PATH_AVX512); p++) {
         cb_kernels_set_path((cb_kpath)p);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 5; i++) {
             double e = kernel_case(8, 8, 93, 64, ts[i], 0);
             cr_assert_lt(e, 2e-6, "path %d dtype %s: %g", p, cb_dtype_name(ts[i]), e);
             e = kernel_case(2, 5, 0, 16, ts[i], 0);
@@ -147,6 +167,21 @@ Test(attention_kernel, bf16_decode_rows_and_head_dims) {
             double e = kernel_case(R, 1, 200 + 13 * R, hds[h], CB_BF16, 70);
             cr_assert_lt(e, 2e-6, "hd %d rows %d: rel err %g", hds[h], R, e);
         }
+}
+
+/* The 8-bit decode loop (R <= 8 rows, codes widened in registers, K scales on the scores, V scales in the
+ * weights) for every row count and the head sizes whose P·V passes differ, over several full blocks, a
+ * partial one and a narrow last tile; against the naive softmax over the dequantised values. */
+Test(attention_kernel, q8_decode_rows_and_head_dims) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip("no AVX-512");
+    const int hds[] = { 16, 48, 64, 128, 256 };
+    const cb_dtype ts[] = { CB_F8_E4M3, CB_I8 };
+    for (int t = 0; t < 2; t++)
+        for (int h = 0; h < 5; h++)
+            for (int R = 1; R <= 8; R++) {
+                double e = kernel_case(R, 1, 200 + 13 * R, hds[h], ts[t], 70 + R);
+                cr_assert_lt(e, 2e-6, "%s hd %d rows %d: rel err %g", cb_dtype_name(ts[t]), hds[h], R, e);
+            }
 }
 
 /* ---------- layer level ---------- */
@@ -392,6 +427,50 @@ Test(attention_layer, bf16_kv_close_to_f32) {
     free(x), free(y), free(ref), free_model(&m);
 }
 
+/* An 8-bit cache (prefill then decode, hd 128 so the AVX-512 decode loop runs) equals the same layer whose
+ * f32 cache holds the 8-bit reconstruction (kv_round) to fp32 accuracy, and is within the quantisation
+ * error of the f32 cache (but not equal to it: the codes really are 8-bit). */
+Test(attention_layer, q8_kv_equals_dequantised_twin) {
+    const cb_dtype ts[] = { CB_F8_E4M3, CB_I8 };
+    const int d = 64, T = 300;
+    for (int i = 0; i < 2; i++) {
+        model m;
+        make_model(&m, d, 4, 1, 128, 64, false, ts[i], 320, 1, 128);
+        float *x = malloc(sizeof(float) * T * d), *y = malloc(sizeof(float) * T * d);
+        float *y_twin = malloc(sizeof(float) * T * d), *y_f32 = malloc(sizeof(float) * T * d);
+        fill(x, (size_t)T * d, 17, 1.0f);
+        cb_attn_layer *l = layer(&m);
+        run_layer(l, 0, d, T, 200, 128, x, y);
+        cb_attn_destroy(l);
+        m.o.kv_dtype = CB_F32, m.o.kv_round = ts[i];
+        l = layer(&m);
+        run_layer(l, 0, d, T, 200, 128, x, y_twin);
+        cb_attn_destroy(l);
+        m.o.kv_round = CB_F32;
+        l = layer(&m);
+        run_layer(l, 0, d, T, 200, 128, x, y_f32);
+        cb_attn_destroy(l);
+        double e_twin = max_diff(y, y_twin, (size_t)T * d), e_f32 = max_diff(y, y_f32, (size_t)T * d);
+        cr_assert_lt(e_twin, 1e-5, "%s vs dequantised twin: rel diff %g", cb_dtype_name(ts[i]), e_twin);
+        cr_assert(e_f32 > 1e-4 && e_f32 < 0.1, "%s vs f32 cache: rel diff %g", cb_dtype_name(ts[i]), e_f32);
+        free(x), free(y), free(y_twin), free(y_f32), free_model(&m);
+    }
+}
+
+/* kv_round is only meaningful on an f32 cache, with an 8-bit format. */
+Test(attention_layer, kv_round_needs_f32_and_8bit) {
+    model m;
+    make_model(&m, 32, 4, 1, 32, 32, false, CB_BF16, 64, 1, 16);
+    m.o.kv_round = CB_I8;
+    cb_attn_layer *l = NULL;
+    cb_err err = { "" };
+    cr_assert_eq(cb_attn_create(&m.cfg, &m.w, &m.o, &l, &err), -1);
+    cr_assert(strstr(err.msg, "kv_round"), "%s", err.msg);
+    m.o.kv_dtype = CB_F32, m.o.kv_round = CB_BF16;
+    cr_assert_eq(cb_attn_create(&m.cfg, &m.w, &m.o, &l, &err), -1);
+    free_model(&m);
+}
+
 Test(attention_layer, llama3_inv_freq_matches_formula) {
     cb_rope r = { .type = CB_ROPE_LLAMA3, .theta = 500000.0, .rot_dim = 128, .factor = 8, .low_freq_factor = 1,
                   .high_freq_factor = 4, .original_max_pos = 8192 };
@@ -493,11 +572,41 @@ Test(attention_layer, synthetic_fill_then_decode_and_counters) {
     free_model(&m);
 }
 
+/* Synthetic fill of 8-bit caches: codes and scales written like appended tokens (decode finite), and the
+ * counters count the codes and the two scales per position. */
+Test(attention_layer, synthetic_fill_8bit_and_counters) {
+    const cb_dtype ts[] = { CB_F8_E4M3, CB_I8 };
+    for (int i = 0; i < 2; i++) {
+        model m;
+        const int d = 32;
+        make_model(&m, d, 4, 1, 128, 128, false, ts[i], 5000, 1, 64);
+        cb_attn_layer *l = layer(&m);
+        cb_rng rng = { 42 };
+        cb_err err;
+        cr_assert_eq(cb_attn_fill_synthetic(l, 0, 4100, &rng, &err), 0, "%s", err.msg);
+        float x[32], y[32];
+        fill(x, 32, 9, 1.0f);
+        cb_counters before = cb_ctr;
+        int s = 0;
+        cr_assert_eq(cb_attn_decode(l, 1, &s, x, y, &err), 0, "%s", err.msg);
+        double mag = 0;
+        for (int k = 0; k < d; k++) {
+            cr_assert(isfinite(y[k]));
+            mag += fabs(y[k]);
+        }
+        cr_assert_gt(mag, 0.0);
+        cr_assert_eq(cb_ctr.kv_bytes_read - before.kv_bytes_read, 4101LL * (2 * 128 + 8));
+        cr_assert_eq(cb_ctr.kv_bytes_written - before.kv_bytes_written, 2 * 128 + 8);
+        cb_attn_destroy(l);
+        free_model(&m);
+    }
+}
+
 /* The AVX-512 kernel against its portable twin on identical inputs (prefill-sized and decode-sized rows,
  * all KV dtypes, a narrow last tile, online state carried across two calls). */
 Test(attention_kernel, avx512_matches_portable_twin) {
     if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip("no AVX-512");
-    const cb_dtype ts[] = { CB_F32, CB_F16, CB_BF16 };
+    const cb_dtype ts[] = { CB_F32, CB_F16, CB_BF16, CB_F8_E4M3, CB_I8 };
     const int rows[] = { 64, 4, 1 };
     const int hd = 128;
     const int64_t cap = 1000, split = 512, nk = 999;
@@ -507,11 +616,11 @@ Test(attention_kernel, avx512_matches_portable_twin) {
     float Q[64 * 128], O[2][64 * 128], m[2][64], l[2][64];
     int64_t qp[64];
     fill(Q, 64 * 128, 23, 0.3f);
-    for (int ti = 0; ti < 3; ti++)
+    for (int ti = 0; ti < 5; ti++)
         for (int ri = 0; ri < 3; ri++) {
             int R = rows[ri];
             void *vc, *kc = make_cache(cap, hd, ts[ti], kf, vf, &vc);
-            cb_kv_view kv = { .k = kc, .v = vc, .dtype = ts[ti], .hd = hd, .cap = cap };
+            cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = ts[ti], .hd = hd, .cap = cap };
             for (int p = 0; p < 2; p++) {
                 cb_kernels_set_path(p ? CB_PATH_AVX512 : CB_PATH_PORTABLE);
                 memset(O[p], 0, sizeof O[p]);
@@ -526,7 +635,7 @@ Test(attention_kernel, avx512_matches_portable_twin) {
             }
             double e = max_diff(O[1], O[0], (size_t)R * hd);
             cr_assert_lt(e, 1e-5, "dtype %s R %d: rel diff %g", cb_dtype_name(ts[ti]), R, e);
-            free(kc), free(vc);
+            free(kc), free(vc), free(cache_ks), free(cache_vs);
         }
     cb_kernels_set_path(cb_kernels_best_path());
     free(kf), free(vf);

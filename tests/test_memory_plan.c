@@ -42,6 +42,27 @@ Test(memory_plan, bamba_9b_matches_the_formula_to_the_byte) {
     cr_assert_eq(half.conv_state, (size_t)(29LL * (8192 + 2 * 128) * 3 * 2));
 }
 
+/* An 8-bit cache: one byte per K and V element plus one fp32 scale per (position, KV head) for K and for V:
+ * 3 layers x 8 KV heads x (2 x 128 + 2 x 4) bytes per position. At 1M that is 6.19 GiB against 12 GiB in bf16. */
+Test(memory_plan, bamba_9b_8bit_kv_counts_codes_and_scales) {
+    const int64_t contexts[] = { 4096, 131072, 1048576 };
+    const cb_dtype kvs[] = { CB_F8_E4M3, CB_I8 };
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 2; k++) {
+            cb_memory_report r, bf;
+            int64_t N = contexts[i];
+            plan_9b("bamba-9b", kvs[k], CB_F32, N, 1, &r);
+            plan_9b("bamba-9b", CB_BF16, CB_F32, N, 1, &bf);
+            cr_assert_eq(r.kv_cache, (size_t)(3LL * 8 * N * (2 * 128 + 2 * 4)), "KV at N=%lld", (long long)N);
+            cr_assert_eq(r.total, r.weights + r.kv_cache + r.ssm_state + r.conv_state + r.scratch);
+            cr_assert_eq(bf.kv_cache - r.kv_cache, (size_t)(3LL * 8 * N * (2 * 128 - 8)));
+        }
+    cb_memory_report one, four;
+    plan_9b("bamba-9b", CB_F8_E4M3, CB_F32, 32768, 1, &one);
+    plan_9b("bamba-9b", CB_F8_E4M3, CB_F32, 32768, 4, &four);
+    cr_assert_eq(four.kv_cache, 4 * one.kv_cache);
+}
+
 Test(memory_plan, transformer_9b_keeps_kv_in_all_32_layers) {
     cb_memory_report r;
     plan_9b("transformer-9b", CB_BF16, CB_F32, 1048576, 1, &r);
@@ -55,13 +76,16 @@ Test(memory_plan, transformer_9b_keeps_kv_in_all_32_layers) {
 /* plan() is what create() + memory() report, category by category, for every built-in architecture. */
 Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
     const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
-    for (int i = 0; i < 4; i++) {
+    const cb_dtype kvs[] = { CB_BF16, CB_F8_E4M3, CB_I8 };
+    for (int c = 0; c < 12; c++) {
+        const int i = c % 4;
         cb_model m;
         cb_err err = { 0 };
         cr_assert_eq(cb_preset_create(presets[i], 1, CB_BF16, &m, &err), 0, "%s", err.msg);
         const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
         cb_engine_opts o;
         cb_engine_opts_default(&o);
+        o.kv_dtype = kvs[c / 4];
         o.max_context = 3000;
         o.max_batch = 3;
         o.threads = 2;
@@ -71,7 +95,7 @@ Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
         ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
         ops->memory(e, &got);
         cr_assert_eq(got.weights, want.weights, "%s weights", presets[i]);
-        cr_assert_eq(got.kv_cache, want.kv_cache, "%s kv", presets[i]);
+        cr_assert_eq(got.kv_cache, want.kv_cache, "%s kv %s", presets[i], cb_dtype_name(o.kv_dtype));
         cr_assert_eq(got.ssm_state, want.ssm_state, "%s ssm", presets[i]);
         cr_assert_eq(got.conv_state, want.conv_state, "%s conv", presets[i]);
         cr_assert_eq(got.scratch, want.scratch, "%s scratch", presets[i]);

@@ -173,7 +173,7 @@ static void fixture_quality(const fixture_bounds *fx) {
     cb_quality_bucket b[8];
     memset(b, 0, sizeof b);
     int nb = cb_quality_buckets(NULL, T, b, 8, NULL);
-    if (cb_ppl_eval(&m, NULL, &o, ids, T, T, T, b, nb, &e)) {
+    if (cb_ppl_eval(&m, NULL, &o, NULL, ids, T, T, T, b, nb, &e)) {
         if (strstr(e.msg, "not built yet")) cr_skip_test("ENGINE MISSING in this checkout: %s", e.msg);
         cr_assert_fail("%s", e.msg);
     }
@@ -186,7 +186,7 @@ static void fixture_quality(const fixture_bounds *fx) {
     /* windows: context T/2, stride T/4 still scores every token once */
     memset(b, 0, sizeof b);
     nb = cb_quality_buckets(NULL, T / 2, b, 8, NULL);
-    cr_assert_eq(cb_ppl_eval(&m, NULL, &o, ids, T, T / 2, T / 4, b, nb, &e), 0, "%s", e.msg);
+    cr_assert_eq(cb_ppl_eval(&m, NULL, &o, NULL, ids, T, T / 2, T / 4, b, nb, &e), 0, "%s", e.msg);
     cnt = 0;
     for (int i = 0; i < nb; i++) cnt += b[i].n;
     cr_assert_eq(cnt, T - 1);
@@ -198,7 +198,7 @@ static void fixture_quality(const fixture_bounds *fx) {
         cr_assert_eq(cb_model_quantize(&q, fmts[f], &e), 0, "%s", e.msg);
         memset(b, 0, sizeof b);
         nb = cb_quality_buckets(NULL, T, b, 8, NULL);
-        cr_assert_eq(cb_ppl_eval(&m, &q, &o, ids, T, T, T, b, nb, &e), 0, "%s", e.msg);
+        cr_assert_eq(cb_ppl_eval(&m, &q, &o, NULL, ids, T, T, T, b, nb, &e), 0, "%s", e.msg);
         cb_quality_bucket all = { 0 };
         for (int i = 0; i < nb; i++) { all.n += b[i].n; all.nll += b[i].nll; all.nll_q += b[i].nll_q; all.kl += b[i].kl; all.top1_agree += b[i].top1_agree; }
         double kl = all.kl / all.n, dnll = (all.nll_q - all.nll) / all.n, top1 = (double)all.top1_agree / all.n;
@@ -210,6 +210,24 @@ static void fixture_quality(const fixture_bounds *fx) {
         cr_assert_geq(top1, fx->top1_min[f], "%s %s top1 %.4f", fx->name, cb_dtype_name(fmts[f]), top1);
         cb_model_quant_release(&q);
         cb_model_free(&q);
+    }
+    /* the same weights with an 8-bit KV cache against a bf16 one (docs/quantization.md, "8-bit KV cache"):
+     * ΔNLL within 0.01 nats, KL small but not zero; only models with attention layers have a KV cache */
+    bool has_kv = false;
+    for (int i = 0; i < m.cfg.n_layers; i++) has_kv |= m.cfg.mixer[i] == CB_MIXER_ATTENTION;
+    for (int f = 0; f < 2 && has_kv; f++) {
+        cb_engine_opts ob = o, oq = o;
+        ob.kv_dtype = CB_BF16, oq.kv_dtype = fmts[f];
+        memset(b, 0, sizeof b);
+        nb = cb_quality_buckets(NULL, T, b, 8, NULL);
+        cr_assert_eq(cb_ppl_eval(&m, &m, &ob, &oq, ids, T, T, T, b, nb, &e), 0, "%s", e.msg);
+        cb_quality_bucket all = { 0 };
+        for (int i = 0; i < nb; i++) { all.n += b[i].n; all.nll += b[i].nll; all.nll_q += b[i].nll_q; all.kl += b[i].kl; }
+        double kl = all.kl / all.n, dnll = (all.nll_q - all.nll) / all.n;
+        fprintf(stderr, "quality %s kv %s: KL %.3e dNLL %+.3e\n", fx->name, cb_dtype_name(fmts[f]), kl, dnll);
+        cr_assert_gt(kl, 0.0, "an 8-bit KV cache must change something");
+        cr_assert_leq(kl, 3e-3, "%s kv %s KL %.3e", fx->name, cb_dtype_name(fmts[f]), kl);
+        cr_assert_leq(fabs(dnll), 0.01, "%s kv %s dNLL %.3e", fx->name, cb_dtype_name(fmts[f]), dnll);
     }
     free(ids);
     cb_st_close(&st);
@@ -293,7 +311,7 @@ Test(ppl, merge_carries_ppl_tables) {
     sqlite3 *db;
     cb_err e = { "" };
     cr_assert_eq(cb_store_open(a, &db, &e), 0, "%s", e.msg);
-    cr_assert_eq(cb_store_exec(db, "INSERT INTO ppl_runs VALUES (1, 't', 'c', 'm', 'bf16', 'fp8', 'exact', 1, 'f', 10, 10, 5, 2, 1);"
+    cr_assert_eq(cb_store_exec(db, "INSERT INTO ppl_runs VALUES (1, 't', 'c', 'm', 'bf16', 'fp8', 'exact', 1, 'f', 10, 10, 5, 2, 1, 'bf16', NULL);"
                                    "INSERT INTO ppl_buckets VALUES (1, 1, 10, 1, 9, 1.0, 2.7, 1.1, 0.1, 0.01, 0.9);", &e), 0, "%s", e.msg);
     cb_store_close(db);
     char *m1[] = { "ctxbench", "merge", out, a, NULL };

@@ -54,8 +54,12 @@ Test(report, every_claim_with_verdict_and_point_ids) {
     cr_assert(strstr(md, "| transformer | prefill | 1M | refused | 36 |"));
     cr_assert(strstr(md, "longest bamba context run: 1M (points 38)"));
     /* C4: the int8 point against the bf16 twin */
-    cr_assert(strstr(md, "| 900 | bamba-xs | int8 | 250000000 | 490000000 (11) | 0.510 | 1 |"), "%s", md);
+    cr_assert(strstr(md, "| 900 | bamba-xs | int8 | 250000000 | 490000000 (11) | 0.510 | 0.5510 | 9.6% | 1 |"), "%s", md);
     cr_assert(strstr(md, "accuracy not measured"));
+    /* C4's storage judged at 9b scale from the presets' weight split (bamba-9b int8: 0.5273) */
+    cr_assert(strstr(md, "| bamba-9b | int8 | 9253158912 | 7250432 | 1054152960 | 10314562304 | 19560470784 | **0.5273** | 5.4% |"),
+              "%s", md);
+    cr_assert(strstr(summary, "9b storage ratio 0.5331 (analytic, transformer-9b fp8)"), "%s", summary);
     /* C1: KV bytes of the 9b presets at 1M, analytic (from this build's plan, or the DB's analytic rows when the
      * build has no presets), bamba = 3/32 of the transformer */
     const char *c1 = strstr(summary, "| C1: ");

@@ -157,6 +157,10 @@ Test(store, points_doc_is_the_column_table) {
     bool in = false;
     int i = 0;
     while (fgets(line, sizeof line, f)) {
+        int v;
+        const char *cur = strstr(line, "currently **");
+        if (cur && sscanf(cur, "currently **%d**", &v) == 1)
+            cr_assert_eq(v, CB_SCHEMA_VERSION, "docs/schema.md says schema version %d, the code has %d", v, CB_SCHEMA_VERSION);
         if (!strncmp(line, "### ", 4)) in = !strncmp(line, "### points (table)", 18);
         if (!in || strncmp(line, "| `", 3)) continue;
         cr_assert(i < cb_point_column_count, "docs/schema.md documents more points columns than columns.h has");

@@ -342,3 +342,35 @@ Test(sweep, bandwidth_probe_next_to_bandwidth_bound_points) {
     cb_store_close(db);
     cleanup(db_path);
 }
+
+/* memory_check: allocate creates the engine over a preset's shapes (no weights generated): the KV cache and
+ * state it allocates equal the plan; a point whose non-weight bytes exceed the budget keeps the plan only. */
+Test(sweep, memory_check_allocates_over_preset_shapes) {
+    char db_path[256];
+    tmp_db(db_path, sizeof db_path);
+    static const char *text = "name: memcheck\nengines: auto\nmodels: [transformer-tiny, bamba-tiny]\ncontexts: [1K, 64K]\n"
+                              "phases: [memory]\nmemory_budget: 48M\nmemory_check: allocate\n";
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(text, "memcheck", &w, &err), 0, "%s", err.msg);
+    cb_sweep_opts o;
+    memset(&o, 0, sizeof o);
+    o.db_path = db_path; o.workload_text = text; o.quiet = true; o.shard_n = 1;
+    o.commit_override = "test-commit"; o.roofs_seconds = -1;
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.analytic, 4);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0);
+    /* 1K fits 48M for both; transformer-tiny at 64K (KV 128 MiB) does not, bamba-tiny (2 attention layers: 32 MiB) does */
+    cr_assert_eq(q1(db, "SELECT COUNT(DISTINCT point_id) FROM memory WHERE source = 'engine'"), 3);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points p JOIN memory a ON a.point_id = p.id AND a.source = 'analytic' JOIN memory e"
+                        " ON e.point_id = p.id AND e.source = 'engine' AND e.category = a.category WHERE a.category IN"
+                        " ('kv_cache', 'ssm_state', 'conv_state') AND a.bytes = e.bytes"), 9);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE model = 'transformer-tiny' AND context = 65536 AND status LIKE"
+                        " '%no allocation check: KV + state + scratch % bytes > memory budget 50331648%'"), 1);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE status LIKE '%allocated equal the plan'"), 3);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label <> 'analytic'"), 0);
+    cb_store_close(db);
+    cleanup(db_path);
+}

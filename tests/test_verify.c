@@ -113,6 +113,15 @@ Test(verify_q8, fp8_and_int8_against_dequantised_twin) {
     verify_ok(MAMBA " --weights-dtype fp8 --threads 2");
 }
 
+/* 8-bit KV caches: judged against the same engine whose f32 cache holds the 8-bit reconstruction, exact
+ * tolerance (1e-3); decode over 8-bit codes from a short prefill, and a batch mixing depths. */
+Test(verify_kv8, llama_and_bamba_fp8_int8) {
+    verify_ok(LLAMA " --kv-dtype fp8 --prefill 40");
+    verify_ok(LLAMA " --kv-dtype int8 --batch 2 --prefill 120");
+    verify_ok(BAMBA " --kv-dtype fp8 --threads 1");
+    verify_ok(BAMBA " --kv-dtype int8 --prefill 20 --threads 2");
+}
+
 /* granite-tiny: granitemoehybrid, 4 routed experts top-2 + the shared expert, NoPE, muP multipliers. */
 #define GRANITE "tests/fixtures/granite-tiny"
 Test(verify_granite, prefill_lengths_and_threads) {

@@ -110,15 +110,19 @@ Test(workload, shipped_workloads_parse) {
     }
 }
 
-/* weight_dtype takes the 8-bit formats (issue 8); kv_dtype does not. */
-Test(workload, weight_dtype_8bit) {
+/* weight_dtype and kv_dtype take the 8-bit formats; other names are refused with the line. */
+Test(workload, dtypes_8bit) {
     cb_workload w;
     cb_err err = { "" };
     cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nweight_dtype: fp8\n", "w", &w, &err), 0, "%s", err.msg);
     cr_assert_eq(w.weight_dtype, CB_F8_E4M3);
     cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nweight_dtype: int8\n", "w", &w, &err), 0, "%s", err.msg);
     cr_assert_eq(w.weight_dtype, CB_I8);
-    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nkv_dtype: fp8\n", "w", &w, &err), -1);
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nkv_dtype: fp8\n", "w", &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(w.kv_dtype, CB_F8_E4M3);
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nkv_dtype: int8\n", "w", &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(w.kv_dtype, CB_I8);
+    cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nkv_dtype: q4\n", "w", &w, &err), -1);
     cr_assert(strstr(err.msg, "w:3") && strstr(err.msg, "kv_dtype"), "%s", err.msg);
     cr_assert_eq(cb_workload_parse("models: [a]\ncontexts: 4K\nweight_dtype: int4\n", "w", &w, &err), -1);
     cr_assert(strstr(err.msg, "fp8 / int8"), "%s", err.msg);

@@ -7,6 +7,10 @@
  *      head_dim stores each tile as [head_dim/2][w][2] instead (dims d, d+1 of a key side by side), so
  *      one 64-byte load widens to dims d and d+1 of 16 keys with a shift and an and;
  *   V: row-major [cap][head_dim].
+ * 8-bit caches (fp8 E4M3 / int8, engines/kernels/kv8.h) keep the same K tiles and V rows of 1-byte codes
+ * plus one fp32 scale per position for K (ks[cap]) and one for V (vs[cap]): K[pos][d] = ks[pos] ·
+ * value(code), likewise V. The kernels apply ks to the 16 scores of a tile and fold vs into the softmax
+ * weights, so codes are only ever widened in registers (or, for prefill, one 64-key block at a time).
  *
  * cb_attn_flash folds keys [k0, k1) into the online-softmax state of R query rows:
  *   Q [R][hd] fp32, already multiplied by 1/sqrt(hd); qpos[r]: row r may see key j iff j <= qpos[r];
@@ -25,7 +29,8 @@
 
 typedef struct {
     const void *k, *v; /* this (sequence, KV head)'s K tiles and V rows */
-    cb_dtype dtype;    /* CB_F32, CB_F16 or CB_BF16 */
+    const float *ks, *vs; /* 8-bit caches: per-position scales of K and of V (NULL otherwise) */
+    cb_dtype dtype;    /* CB_F32, CB_F16, CB_BF16, CB_F8_E4M3 or CB_I8 */
     int hd;
     int64_t cap;       /* capacity in positions (decides the last tile's width) */
 } cb_kv_view;
@@ -45,7 +50,10 @@ void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view 
                    float *m, float *l, float *O);
 void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                        float *m, float *l, float *O);
-/* AVX-512 twin: requires hd % 16 == 0 (the dispatcher falls back to the ref otherwise). */
+/* AVX-512 twins: require hd % 16 == 0 (the dispatcher falls back to the ref otherwise); _q8_ for 8-bit
+ * caches (attention8_avx512.c), the other for f32 / f16 / bf16. */
+void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
+                             int64_t k1, float *m, float *l, float *O);
 void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
                           int64_t k1, float *m, float *l, float *O);
 

@@ -4,9 +4,13 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "kv8.h"
 
-static inline float kv_elem(const void *p, cb_dtype t, int64_t i) {
+/* element i of a K or V array; 8-bit codes times their position's scale sc[pos] */
+static inline float kv_elem(const void *p, cb_dtype t, int64_t i, const float *sc, int64_t pos) {
     switch (t) {
+    case CB_F8_E4M3:
+    case CB_I8: return sc[pos] * cb_kv8_code_value(((const uint8_t *)p)[i], t);
     case CB_BF16: return cb_bf16_to_f32(((const uint16_t *)p)[i]);
     case CB_F16: return cb_f16_to_f32(((const uint16_t *)p)[i]);
     default: return ((const float *)p)[i];
@@ -26,7 +30,7 @@ void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_v
             float mx = -INFINITY;
             for (int j = 0; j < vis; j++) {
                 float acc = 0.0f;
-                for (int d = 0; d < hd; d++) acc += q[d] * kv_elem(kv->k, kv->dtype, cb_kv_k_offset(kb + j, d, hd, kv->cap, kv->dtype));
+                for (int d = 0; d < hd; d++) acc += q[d] * kv_elem(kv->k, kv->dtype, cb_kv_k_offset(kb + j, d, hd, kv->cap, kv->dtype), kv->ks, kb + j);
                 s[j] = acc;
                 mx = fmaxf(mx, acc);
             }
@@ -39,7 +43,7 @@ void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_v
             float *o = O + (int64_t)r * hd;
             for (int d = 0; d < hd; d++) {
                 float acc = o[d] * alpha;
-                for (int j = 0; j < vis; j++) acc += s[j] * kv_elem(kv->v, kv->dtype, (kb + j) * hd + d);
+                for (int j = 0; j < vis; j++) acc += s[j] * kv_elem(kv->v, kv->dtype, (kb + j) * hd + d, kv->vs, kb + j);
                 o[d] = acc;
             }
         }
@@ -48,7 +52,9 @@ void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_v
 
 void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                    float *m, float *l, float *O) {
-    if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0)
+    if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0 && cb_kv_is_q8(kv->dtype))
+        cb_attn_flash_q8_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
+    else if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0)
         cb_attn_flash_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
     else
         cb_attn_flash_ref(R, Q, qpos, kv, k0, k1, m, l, O);

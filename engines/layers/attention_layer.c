@@ -2,7 +2,9 @@
  *
  * KV cache: one block per (sequence, KV head): K in 16-position transposed tiles then V rows (layout in
  * engines/kernels/attention.h), in o->kv_dtype. Exact mode should use f32 KV (ctxbench verify does):
- * bf16 KV rounds K and V to 8 bits of mantissa, ~1e-3 relative on the layer output.
+ * bf16 KV rounds K and V to 8 bits of mantissa, ~1e-3 relative on the layer output. An 8-bit cache (fp8 /
+ * int8) stores codes in the same layout (one byte each) and, in a second buffer, one fp32 scale per
+ * (sequence, KV head, position) for K and one for V (engines/kernels/kv8.h, docs/quantization.md).
  *
  * Prefill: work items = (KV head, slice of its query heads, block of query tokens), ≤ 64 query rows each,
  * so a KV block is loaded once for the whole GQA group; each item runs the flash kernel over keys
@@ -20,6 +22,7 @@
 #include "../counters.h"
 #include "../kernels/attention.h"
 #include "../kernels/kernels.h"
+#include "../kernels/kv8.h"
 #include "scratch.h"
 
 #define DECODE_PART 1024     /* keys per flash-decoding partition (fixed: results depend on it) */
@@ -32,10 +35,11 @@ struct cb_attn_layer {
     float scale;              /* score scale: 1/sqrt(hd), or the config's attention multiplier */
     int max_batch, rows;
     int64_t cap;
-    cb_dtype kv_dtype;
+    cb_dtype kv_dtype, kv_round;
     size_t es;
     double *inv_freq;
     void *kv;
+    float *kvs; /* 8-bit caches: [seq][KV head][K | V][cap] scales */
     size_t kv_bytes, scratch_bytes;
     int64_t *len;
 };
@@ -52,9 +56,18 @@ static size_t scratch_floats(const cb_config *cfg, const cb_engine_opts *o) {
            + (size_t)wave_items_max(cfg, o) * G * (hd + 2)           /* decode partials */
            + (size_t)CB_MAX(o->max_batch, 1) * H * (hd + 2);        /* decode running merge */
 }
-static size_t kv_bytes_for(const cb_config *cfg, cb_dtype t, int64_t context, int batch) {
+/* codes (or elements) and, for 8-bit caches, the two fp32 scales of every (sequence, KV head, position) */
+static size_t kv_code_bytes(const cb_config *cfg, cb_dtype t, int64_t context, int batch) {
     size_t per_token = 2 * (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim * cb_dtype_size(t);
     return cb_bytes_mul(cb_bytes_mul((size_t)CB_MAX(batch, 0), per_token), (size_t)CB_MAX(context, 0));
+}
+static size_t kv_scale_bytes(const cb_config *cfg, cb_dtype t, int64_t context, int batch) {
+    if (!cb_kv_is_q8(t)) return 0;
+    size_t per_token = 2 * (size_t)cfg->n_kv_heads * sizeof(float);
+    return cb_bytes_mul(cb_bytes_mul((size_t)CB_MAX(batch, 0), per_token), (size_t)CB_MAX(context, 0));
+}
+static size_t kv_bytes_for(const cb_config *cfg, cb_dtype t, int64_t context, int batch) {
+    return cb_bytes_add(kv_code_bytes(cfg, t, context, batch), kv_scale_bytes(cfg, t, context, batch));
 }
 
 void cb_attn_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t context, int batch, size_t *kv_bytes,
@@ -86,8 +99,13 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
                    H / KV, CB_FLASH_MAX_ROWS);
         return -1;
     }
-    if (o->kv_dtype != CB_F32 && o->kv_dtype != CB_F16 && o->kv_dtype != CB_BF16) {
-        cb_err_set(err, "attention: KV cache dtype %s unsupported (f32, f16, bf16)", cb_dtype_name(o->kv_dtype));
+    if (o->kv_dtype != CB_F32 && o->kv_dtype != CB_F16 && o->kv_dtype != CB_BF16 && !cb_kv_is_q8(o->kv_dtype)) {
+        cb_err_set(err, "attention: KV cache dtype %s unsupported (f32, f16, bf16, fp8, int8)", cb_dtype_name(o->kv_dtype));
+        return -1;
+    }
+    if (o->kv_round != CB_F32 && !(cb_kv_is_q8(o->kv_round) && o->kv_dtype == CB_F32)) {
+        cb_err_set(err, "attention: kv_round %s needs an f32 cache and fp8 or int8 (got kv_dtype %s)",
+                   cb_dtype_name(o->kv_round), cb_dtype_name(o->kv_dtype));
         return -1;
     }
     if (o->max_context <= 0 || o->max_batch <= 0 || o->prefill_chunk <= 0) {
@@ -118,6 +136,7 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     l->rows = scratch_rows(o);
     l->cap = o->max_context;
     l->kv_dtype = o->kv_dtype;
+    l->kv_round = o->kv_round;
     l->es = cb_dtype_size(o->kv_dtype);
     cb_attn_plan(cfg, o, o->max_context, o->max_batch, &l->kv_bytes, &l->scratch_bytes);
     l->inv_freq = malloc(sizeof(double) * (size_t)(rot / 2 + 1));
@@ -132,7 +151,12 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     /* calloc: untouched pages cost nothing until written, and stale/unused slots are finite zeros. A cache
      * larger than physical memory is refused up front (overcommit would only fail later, mid-run). */
     size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
-    l->kv = l->kv_bytes <= phys ? cb_calloc(l->kv_bytes, NULL) : NULL;
+    const size_t scale_bytes = kv_scale_bytes(cfg, o->kv_dtype, o->max_context, o->max_batch);
+    l->kv = l->kv_bytes <= phys ? cb_calloc(l->kv_bytes - scale_bytes, NULL) : NULL;
+    if (l->kv && scale_bytes && !(l->kvs = cb_calloc(scale_bytes, NULL))) {
+        cb_free(l->kv);
+        l->kv = NULL;
+    }
     if (!l->kv) {
         cb_err_set(err, "attention: cannot allocate the KV cache: %zu bytes (%d sequences x %lld tokens x %d KV heads x "
                    "%d x 2 x %s; physical memory %zu bytes)", l->kv_bytes, o->max_batch, (long long)o->max_context, KV, hd,
@@ -154,6 +178,7 @@ void cb_attn_destroy(cb_attn_layer *l) {
     if (!l) return;
     if (l->scratch_bytes) cb_scratch_release(l->scratch_bytes);
     cb_free(l->kv);
+    cb_free(l->kvs);
     free(l->inv_freq);
     free(l->len);
     free(l);
@@ -180,24 +205,54 @@ static inline char *k_base(const cb_attn_layer *l, int seq, int h) {
 static inline char *v_base(const cb_attn_layer *l, int seq, int h) {
     return k_base(l, seq, h) + (size_t)l->cap * l->hd * l->es;
 }
+static inline float *k_scales(const cb_attn_layer *l, int seq, int h) {
+    return l->kvs ? l->kvs + ((size_t)seq * l->KV + (size_t)h) * 2 * (size_t)l->cap : NULL;
+}
+static inline float *v_scales(const cb_attn_layer *l, int seq, int h) {
+    return l->kvs ? k_scales(l, seq, h) + l->cap : NULL;
+}
 static inline void store_elem(void *p, cb_dtype t, int64_t i, float x) {
     if (t == CB_F32) ((float *)p)[i] = x;
     else if (t == CB_BF16) ((uint16_t *)p)[i] = cb_f32_to_bf16(x);
     else ((uint16_t *)p)[i] = cb_f32_to_f16(x);
 }
-/* k, v: [KV][hd] of one token after RoPE */
-static void cache_put(cb_attn_layer *l, int seq, int64_t pos, const float *k, const float *v) {
-    for (int h = 0; h < l->KV; h++) {
-        char *kb = k_base(l, seq, h), *vb = v_base(l, seq, h);
-        for (int d = 0; d < l->hd; d++) {
-            store_elem(kb, l->kv_dtype, cb_kv_k_offset(pos, d, l->hd, l->cap, l->kv_dtype), k[h * l->hd + d]);
-            store_elem(vb, l->kv_dtype, pos * l->hd + d, v[h * l->hd + d]);
-        }
+/* k, v: [hd] of one (token, KV head), after RoPE: into position pos of the (seq, h) cache. 8-bit caches
+ * get codes and scales; kv_round caches the 8-bit reconstruction in f32. */
+static void put_row(cb_attn_layer *l, int seq, int h, int64_t pos, const float *k, const float *v) {
+    char *kb = k_base(l, seq, h), *vb = v_base(l, seq, h);
+    const int hd = l->hd;
+    if (cb_kv_is_q8(l->kv_dtype)) {
+        uint8_t kc[CB_FLASH_MAX_HD];
+        k_scales(l, seq, h)[pos] = cb_kv8_quantize_row(k, hd, l->kv_dtype, kc);
+        v_scales(l, seq, h)[pos] = cb_kv8_quantize_row(v, hd, l->kv_dtype, (uint8_t *)vb + pos * hd);
+        for (int d = 0; d < hd; d++) ((uint8_t *)kb)[cb_kv_k_offset(pos, d, hd, l->cap, l->kv_dtype)] = kc[d];
+        return;
+    }
+    float kr[CB_FLASH_MAX_HD], vr[CB_FLASH_MAX_HD];
+    if (cb_kv_is_q8(l->kv_round)) {
+        for (int d = 0; d < hd; d++) kr[d] = k[d], vr[d] = v[d];
+        cb_kv8_round_row(kr, hd, l->kv_round);
+        cb_kv8_round_row(vr, hd, l->kv_round);
+        k = kr, v = vr;
+    }
+    for (int d = 0; d < hd; d++) {
+        store_elem(kb, l->kv_dtype, cb_kv_k_offset(pos, d, hd, l->cap, l->kv_dtype), k[d]);
+        store_elem(vb, l->kv_dtype, pos * hd + d, v[d]);
     }
 }
+/* k, v: [KV][hd] of one token after RoPE */
+static void cache_put(cb_attn_layer *l, int seq, int64_t pos, const float *k, const float *v) {
+    for (int h = 0; h < l->KV; h++) put_row(l, seq, h, pos, k + h * l->hd, v + h * l->hd);
+}
 static cb_kv_view kv_view(const cb_attn_layer *l, int seq, int h) {
-    return (cb_kv_view){ .k = k_base(l, seq, h), .v = v_base(l, seq, h), .dtype = l->kv_dtype, .hd = l->hd,
-                         .cap = l->cap };
+    return (cb_kv_view){ .k = k_base(l, seq, h), .v = v_base(l, seq, h), .ks = k_scales(l, seq, h),
+                         .vs = v_scales(l, seq, h), .dtype = l->kv_dtype, .hd = l->hd, .cap = l->cap };
+}
+
+/* Bytes of cache one position of one KV head occupies (and a decode step reads): K and V, plus their
+ * two scales in an 8-bit cache. */
+static long long pos_bytes(const cb_attn_layer *l) {
+    return 2LL * l->hd * (long long)l->es + (cb_kv_is_q8(l->kv_dtype) ? 2LL * (long long)sizeof(float) : 0);
 }
 
 static void project(const cb_attn_layer *l, int M, const float *X, int64_t ldx, const cb_weight *W,
@@ -236,7 +291,7 @@ static void count_proj(const cb_attn_layer *l, int M) {
     cb_ctr.weight_bytes += (long long)(weight_bytes(&l->w.q) + weight_bytes(&l->w.k) + weight_bytes(&l->w.v) +
                                        weight_bytes(&l->w.o) + weight_bytes(&l->w.q_b) + weight_bytes(&l->w.k_b) +
                                        weight_bytes(&l->w.v_b) + weight_bytes(&l->w.o_b));
-    cb_ctr.kv_bytes_written += (long long)M * 2 * l->KV * l->hd * (long long)l->es;
+    cb_ctr.kv_bytes_written += (long long)M * l->KV * pos_bytes(l);
 }
 
 int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out, cb_err *err) {
@@ -301,7 +356,7 @@ int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out
     count_proj(l, n);
     long long kv_read = 0;
     for (int b = 0; b < nqb; b++) kv_read += len + (long long)b * bq + CB_MIN(bq, n - b * bq);
-    cb_ctr.kv_bytes_read += kv_read * KV * 2 * hd * (long long)l->es;
+    cb_ctr.kv_bytes_read += kv_read * KV * pos_bytes(l);
     cb_ctr.flops += 4LL * hd * H * ((long long)n * len + (long long)n * (n + 1) / 2);
     return 0;
 }
@@ -405,7 +460,7 @@ int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x,
     long long ctx_sum = 0;
     for (int b = 0; b < batch; b++) l->len[seqs[b]] = pos[b] + 1, ctx_sum += pos[b] + 1;
     count_proj(l, batch);
-    cb_ctr.kv_bytes_read += ctx_sum * KV * 2 * hd * (long long)l->es;
+    cb_ctr.kv_bytes_read += ctx_sum * KV * pos_bytes(l);
     cb_ctr.flops += 4LL * hd * H * ctx_sum;
     return 0;
 }
@@ -431,11 +486,19 @@ int cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng
         const int64_t c = it % nch;
         cb_rng r = { seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(it + 1)) };
         char *kb = k_base(l, seq, h), *vb = v_base(l, seq, h);
-        for (int64_t p = c * chunk; p < CB_MIN(depth, (c + 1) * chunk); p++)
+        const bool rows = cb_kv_is_q8(l->kv_dtype) || cb_kv_is_q8(l->kv_round);
+        for (int64_t p = c * chunk; p < CB_MIN(depth, (c + 1) * chunk); p++) {
+            if (rows) { /* the same draws, quantised a row at a time like appended tokens */
+                float kr[CB_FLASH_MAX_HD], vr[CB_FLASH_MAX_HD];
+                for (int d = 0; d < l->hd; d++) kr[d] = a * cb_rng_uniform(&r), vr[d] = a * cb_rng_uniform(&r);
+                put_row(l, seq, h, p, kr, vr);
+                continue;
+            }
             for (int d = 0; d < l->hd; d++) {
                 store_elem(kb, l->kv_dtype, cb_kv_k_offset(p, d, l->hd, l->cap, l->kv_dtype), a * cb_rng_uniform(&r));
                 store_elem(vb, l->kv_dtype, p * l->hd + d, a * cb_rng_uniform(&r));
             }
+        }
     }
     l->len[seq] = depth;
     return 0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef struct {
     cb_model *m;
@@ -287,6 +288,7 @@ void cb_model_free(cb_model *m) {
     if (!m) return;
     cb_model_quant_release(m); /* 8-bit copies made by cb_model_quantize */
     cb_st_close(&m->st); /* checkpoint maps, or a preset's in-memory tensor table */
-    cb_free(m->owned);
+    if (m->owned_mapped) munmap(m->owned, m->owned_bytes);
+    else cb_free(m->owned);
     memset(m, 0, sizeof *m);
 }

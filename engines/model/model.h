@@ -69,6 +69,7 @@ typedef struct cb_model {
     bool from_checkpoint;
     void *owned;          /* preset / converted buffers */
     size_t owned_bytes;
+    bool owned_mapped;    /* owned is an mmap of owned_bytes (cb_preset_create_shapes), not cb_alloc'd */
     /* 8-bit weights (engines/model/quantize.h): chain of buffers owned by the model (quantised codes and
      * scales); cb_model_free must call cb_model_quant_release(m). */
     void *quant_owned;

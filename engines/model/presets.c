@@ -396,7 +396,9 @@ static bool is_linear(const spec *s) {
     return s->ndim == 2 || (s->ndim == 3 && strstr(s->name, "block_sparse_moe"));
 }
 
-int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *m, cb_err *err) {
+/* fill = false: the tensors are bound to an untouched, unreserved anonymous mapping (zero pages on read)
+ * instead of being generated: the shapes an engine's create() checks, without the weights' memory or time. */
+static int preset_build(const char *name, uint64_t seed, cb_dtype dtype, bool fill, cb_model *m, cb_err *err) {
     memset(m, 0, sizeof *m);
     if (dtype != CB_F32 && dtype != CB_F16 && dtype != CB_BF16 && !cb_dtype_is_q8(dtype)) {
         cb_err_set(err, "preset %s: dtype %s not supported (expected f32, f16, bf16, fp8 or int8)", name,
@@ -439,7 +441,13 @@ int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *
         l.v[i].offset = total;
         total += (l.v[i].count * cb_dtype_size(l.v[i].dt) + 63) / 64 * 64;
     }
-    m->owned = cb_alloc(total, err);
+    if (fill) {
+        m->owned = cb_alloc(total, err);
+    } else {
+        void *map = mmap(NULL, total ? total : 1, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (map == MAP_FAILED) cb_err_set(err, "preset %s: cannot map %zu bytes of weight shapes", name, total);
+        else m->owned = map, m->owned_mapped = true;
+    }
     if (!m->owned) {
         free(l.v);
         return -1;
@@ -448,7 +456,7 @@ int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *
     /* Huge pages where the kernel allows them: first-touch faults dominate filling GBs of weights. */
     const uintptr_t hp = (uintptr_t)2 << 20, lo = ((uintptr_t)m->owned + hp - 1) & ~(hp - 1),
                     hi = ((uintptr_t)m->owned + total) & ~(hp - 1);
-    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    if (fill && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
     cb_safetensors *st = &m->st;
     st->tensors = calloc(l.n, sizeof *st->tensors);
     st->paths = calloc(1, sizeof *st->paths);
@@ -462,7 +470,7 @@ int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *
     }
     st->n_files = 1;
     for (int i = 0; i < l.n; i++) {
-        if (l.v[i].scale_of >= 0) { /* filled with its weight */
+        if (l.v[i].scale_of >= 0 || !fill) { /* filled with its weight, or shapes only */
         } else if (cb_dtype_is_q8(l.v[i].dt)) {
             int si = -1;
             for (int k = n_specs; k < l.n; k++) if (l.v[k].scale_of == i) si = k;
@@ -498,6 +506,14 @@ int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *
         return -1;
     }
     return 0;
+}
+
+int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *m, cb_err *err) {
+    return preset_build(name, seed, dtype, true, m, err);
+}
+
+int cb_preset_create_shapes(const char *name, cb_dtype dtype, cb_model *m, cb_err *err) {
+    return preset_build(name, 0, dtype, false, m, err);
 }
 
 static bool has_config_json(const char *dir) {

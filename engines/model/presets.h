@@ -15,6 +15,10 @@ int cb_preset_config(const char *name, cb_config *cfg, cb_err *err);
  * generated straight into 8 bits (per-row scales; the quantisation of the bf16 preset, bit for bit) and
  * everything else in bf16, with no bf16 copy of the projections ever allocated. */
 int cb_preset_create(const char *name, uint64_t seed, cb_dtype dtype, cb_model *m, cb_err *err);
+/* The same model with its tensors bound to zero pages that are never written (nothing generated, no
+ * memory reserved): for checking what an engine allocates at a scale whose weights do not fit
+ * (`memory_check: allocate`, docs/methodology.md). Never run a forward pass on it. */
+int cb_preset_create_shapes(const char *name, cb_dtype dtype, cb_model *m, cb_err *err);
 /* A model argument: a preset name, or a checkpoint directory. `dtype`: a preset's weights; for a
  * checkpoint fp8/int8 quantises at load (cb_model_quantize), anything else keeps the stored dtypes. */
 int cb_model_open(const char *preset_or_dir, uint64_t seed, cb_dtype dtype, cb_model *m, cb_err *err);

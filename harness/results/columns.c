@@ -8,6 +8,10 @@
 #define CB_COLUMN_ENTRY(name, decl, since, kind, has, value, doc) {#name, decl, since, CB_COL_##kind, doc},
 const cb_column cb_point_columns[] = { CB_POINT_COLUMNS(CB_COLUMN_ENTRY) };
 #undef CB_COLUMN_ENTRY
+#define CB_COLUMN_VERSION_CHECK(name, decl, since, kind, has, value, doc) \
+    _Static_assert((since) >= 1 && (since) <= CB_SCHEMA_VERSION, "column " #name ": since outside 1..CB_SCHEMA_VERSION");
+CB_POINT_COLUMNS(CB_COLUMN_VERSION_CHECK)
+#undef CB_COLUMN_VERSION_CHECK
 const int cb_point_column_count = (int)(sizeof cb_point_columns / sizeof cb_point_columns[0]);
 
 const char *cb_label_name(cb_label l) {

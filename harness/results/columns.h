@@ -4,15 +4,19 @@
  * and the ADD COLUMN of later versions (store.c), the INSERT (point_store.c), the column list of
  * `ctxbench merge`, and the check of docs/schema.md (tests/test_store.c).
  *
- * Adding a column: one row here, with `since` = the next CB_SCHEMA_VERSION (store.h: bump it), and the
- * same row in docs/schema.md. Never add to a version already released: a database at that version
- * would not get the column. Kinds: KEY (assigned by SQLite), INT, REAL, TEXT. */
+ * Adding a column: one row here with `since` = CB_SCHEMA_VERSION + 1, CB_SCHEMA_VERSION bumped to it, and
+ * the same row in docs/schema.md (with the version). Never add to a version already on main: a database
+ * at that version would not get the column. Kinds: KEY (assigned by SQLite), INT, REAL, TEXT. */
 #ifndef CB_COLUMNS_H
 #define CB_COLUMNS_H
 
 #include <stddef.h>
 
 #include "point_record.h"
+
+/* The schema version (PRAGMA user_version): the newest `since` below, or of store.c's migrations of the
+ * other tables. */
+#define CB_SCHEMA_VERSION 7
 
 /* X(name, decl, since, kind, has_value, value, doc) */
 #define CB_POINT_COLUMNS(X)                                                                                            \
@@ -91,9 +95,12 @@
       "`bandwidth_probe: off`, or when the probe's arrays do not fit the memory budget (the status says so)")          \
     X(triad_after_gbps, "REAL", 4, REAL, rec->r->triad_after > 0, rec->r->triad_after,                                 \
       "the same probe right after the last timed repetition")                                                          \
-    X(params_total, "INTEGER", 5, INT, rec->params_total > 0, rec->params_total,                                       \
+    X(estimated_seconds, "REAL", 5, REAL, rec->r->estimated_seconds > 0, rec->r->estimated_seconds,                    \
+      "the time estimate the budget check used (refused: = refused_seconds); NULL for the first point of its series "  \
+      "when no rate was known yet; against seconds_total it shows how good the estimates are")                    \
+    X(params_total, "INTEGER", 7, INT, rec->params_total > 0, rec->params_total,                                       \
       "the model's parameters, every routed expert included (from its config); NULL when the config did not load")     \
-    X(params_active, "INTEGER", 5, INT, rec->params_active > 0, rec->params_active,                                    \
+    X(params_active, "INTEGER", 7, INT, rec->params_active > 0, rec->params_active,                                    \
       "the parameters one token reads: params_total less the routed experts it does not run (equal to params_total "   \
       "without routed experts)")
 
