@@ -36,8 +36,9 @@ static char *copy_sql(sqlite3 *db) {
     char *runs = table_columns(db, "runs", "", "id"), *runs_src = table_columns(db, "runs", "r.", "id");
     char *ppl = table_columns(db, "ppl_runs", "", "id"), *ppl_src = table_columns(db, "ppl_runs", "r.", "id");
     char *points = cb_points_column_list(""), *points_src = cb_points_column_list("p.");
+    char *peer = table_columns(db, "peer_tests", "", "point_id"), *peer_src = table_columns(db, "peer_tests", "t.", "point_id");
     char *sql = NULL;
-    if (runs && runs_src && ppl && ppl_src && points && points_src)
+    if (runs && runs_src && ppl && ppl_src && points && points_src && peer && peer_src)
         sql = sqlite3_mprintf(
             "UPDATE run_map SET new = old + (SELECT COALESCE(MAX(id), 0) FROM main.runs);"
             "INSERT INTO main.runs (id, %s) SELECT m.new, %s FROM src.runs r JOIN run_map m ON m.old = r.id ORDER BY r.id;"
@@ -47,14 +48,16 @@ static char *copy_sql(sqlite3 *db) {
             "INSERT INTO main.samples SELECT pm.new, s.rep, s.seconds FROM src.samples s JOIN point_map pm ON pm.old = s.point_id;"
             "INSERT INTO main.memory SELECT pm.new, m.category, m.bytes, m.source FROM src.memory m JOIN point_map pm ON pm.old = m.point_id;"
             "INSERT INTO main.counters SELECT pm.new, c.event, c.value, c.status FROM src.counters c JOIN point_map pm ON pm.old = c.point_id;"
+            "INSERT INTO main.peer_tests (point_id, %s) SELECT pm.new, %s FROM src.peer_tests t JOIN point_map pm ON pm.old = t.point_id;"
             "CREATE TEMP TABLE ppl_map AS SELECT id AS old, id + (SELECT COALESCE(MAX(id), 0) FROM main.ppl_runs) AS new"
             " FROM src.ppl_runs;"
             "INSERT INTO main.ppl_runs (id, %s) SELECT m.new, %s FROM src.ppl_runs r JOIN ppl_map m ON m.old = r.id ORDER BY r.id;"
             "INSERT INTO main.ppl_buckets SELECT m.new, b.ctx_lo, b.ctx_hi, b.is_total, b.n_scored, b.nll, b.ppl,"
             " b.nll_q, b.dnll, b.kl, b.top1_agree FROM src.ppl_buckets b JOIN ppl_map m ON m.old = b.run_id;"
             "DROP TABLE temp.ppl_map",
-            runs, runs_src, points, points_src, ppl, ppl_src);
+            runs, runs_src, points, points_src, peer, peer_src, ppl, ppl_src);
     sqlite3_free(runs), sqlite3_free(runs_src), sqlite3_free(ppl), sqlite3_free(ppl_src);
+    sqlite3_free(peer), sqlite3_free(peer_src);
     free(points), free(points_src);
     return sql;
 }

@@ -23,8 +23,11 @@ static const char *const ARCH_COLOUR[N_ARCH] = {"#0072B2", "#D55E00", "#009E73"}
 static const int PT_FILLED[N_ARCH] = {7, 5, 9};
 static const int PT_HOLLOW[N_ARCH] = {6, 4, 8};
 
-enum { L_MEASURED, L_SAMPLED, L_ANALYTIC, L_REFUSED, N_LABEL };
-static const char *const LABEL[N_LABEL] = {"measured", "sampled", "analytic", "refused"};
+/* L_PEER: a measured point of an imported tool (points.source = 'peer'): its own dotted series with open
+ * diamonds in the architecture's colour (docs/figures.md). */
+enum { L_MEASURED, L_SAMPLED, L_ANALYTIC, L_REFUSED, L_PEER, N_LABEL };
+static const char *const LABEL[N_LABEL] = {"measured", "sampled", "analytic", "refused", "peer"};
+#define PEER_LEGEND "llama.cpp (peer, dotted)"
 
 static int arch_index(const char *a) {
     if (!a) return -1;
@@ -301,6 +304,7 @@ static int legend_items(const legend_set *l, legend_item *it) {
     if (l->label[L_SAMPLED]) it[n++] = (legend_item){"sampled (hollow)", "black", 6, 0};
     if (l->label[L_ANALYTIC]) it[n++] = (legend_item){"analytic (dashed)", "black", 0, 2};
     if (l->label[L_REFUSED]) it[n++] = (legend_item){"refused (top edge)", "black", 11, 0};
+    if (l->label[L_PEER]) it[n++] = (legend_item){PEER_LEGEND, "black", 12, 3};
     return n;
 }
 
@@ -353,6 +357,12 @@ static void panel_plot(figure *f, panel_data *p, const char *extra_plot, const l
         if (p->s[a][L_ANALYTIC].n) {
             fprintf(f->b, "%s$b%d_%d_%d using 1:2 with linespoints dt (4,3) lw 1 pt 1 ps 0.6*PS lc rgb '%s' notitle",
                     first ? "" : ", ", f->blocks, a, L_ANALYTIC, col);
+            first = false;
+        }
+        if (p->s[a][L_PEER].n) {
+            fprintf(f->b, "%s$b%d_%d_%d using 1:2 with lines dt (1,2) lw 1.2 lc rgb '%s' notitle, "
+                          "'' using 1:2:3:4 with yerrorbars pt 12 lc rgb '%s' notitle",
+                    first ? "" : ", ", f->blocks, a, L_PEER, col, col);
             first = false;
         }
     }
@@ -423,7 +433,8 @@ static int render(const cb_plot_opts *o, const char *gnuplot, figure *f, const c
 #define FILTER " (?1 = 0 OR p.run_id = ?1) AND p.model LIKE ?2 AND p.weight_dtype NOT IN ('int8','fp8') "
 #define VIEW_FILTER " (?1 = 0 OR v.run_id = ?1) AND v.model LIKE ?2 AND v.weight_dtype NOT IN ('int8','fp8') "
 #define SERIES(XY, WHERE) \
-    "SELECT v.arch, v.label, " XY ", v.refused_bytes, v.refused_seconds FROM latency_by_context v WHERE " WHERE \
+    "SELECT v.arch, CASE WHEN v.source = 'peer' THEN 'peer' ELSE v.label END, " XY ", v.refused_bytes, "          \
+    "v.refused_seconds FROM latency_by_context v WHERE " WHERE \
     " AND" VIEW_FILTER "ORDER BY v.point_id"
 
 typedef struct {
@@ -519,11 +530,39 @@ static int fig_decode(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry 
     return xy_figure(c, o, g, e, ps, 1, 3.5, log, err);
 }
 
+/* ctxbench beside an imported peer: tokens/s of a prefill chunk and of a decoded token vs depth, for the
+ * models the peer measured. The peer may have run on another machine (the report's "vs llama.cpp"). */
+static int fig_peer(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
+    sqlite3_stmt *st = prepare(c, "SELECT COUNT(*) FROM points p WHERE p.source = 'peer' AND p.label = 'measured' AND"
+                                  FILTER, err);
+    if (!st) return -1;
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (!n) {
+        skip(e, log, "no peer points at this scale (ctxbench import llama-bench FILE: docs/peers.md)");
+        return 0;
+    }
+#define PEER_MODELS " AND v.model IN (SELECT model FROM points WHERE source = 'peer')"
+    panel_spec ps[2] = {
+        {SERIES("v.context, v.tokens_per_s, v.tokens_per_s_lo, v.tokens_per_s_hi",
+                "v.phase = 'prefill_chunk' AND v.batch = 1" PEER_MODELS),
+         "Prefill throughput (tokens/s)", "%g", "Context depth (tokens)", NULL, "One prefill chunk at depth", true, 0.6,
+         0, 0, NULL, 0},
+        {SERIES("v.context, v.tokens_per_s, v.tokens_per_s_lo, v.tokens_per_s_hi",
+                "v.phase = 'decode' AND v.batch = 1" PEER_MODELS),
+         "Decode throughput (tokens/s)", "%g", "Context depth (tokens)", NULL, "One decoded token at depth", true, 0.6,
+         0, 0, NULL, 0},
+    };
+#undef PEER_MODELS
+    return xy_figure(c, o, g, e, ps, 2, 7.0, log, err);
+}
+
 static int fig_speedup(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
 #define PAIR_FILTER(PHASE) \
     " phase = '" PHASE "' AND batch = 1 AND (?1 = 0 OR run_id = ?1) AND model LIKE ?2 AND weight_dtype NOT IN ('int8','fp8') "
 #define SPEEDUP(PHASE)                                                                                               \
-    "SELECT arch, pair_label, context, speedup, speedup_lo, speedup_hi, NULL, NULL, point_id, baseline_point_id "     \
+    "SELECT arch, CASE WHEN source = 'peer' THEN 'peer' ELSE pair_label END, context, speedup, speedup_lo, "         \
+    "speedup_hi, NULL, NULL, point_id, baseline_point_id "                                                            \
     "FROM speedup WHERE" PAIR_FILTER(PHASE) "UNION ALL SELECT arch, pair_label, context, NULL, NULL, NULL, "         \
     "refused_bytes, refused_seconds, point_id, baseline_point_id FROM arch_pairs WHERE pair_label = 'refused' AND"   \
     PAIR_FILTER(PHASE) "ORDER BY point_id, baseline_point_id"
@@ -871,8 +910,8 @@ static void pick_scale(ctx_t *c, const cb_plot_opts *o) {
         return;
     }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT model FROM points WHERE (?1 = 0 OR run_id = ?1) AND label != 'analytic'", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db, "SELECT model FROM points WHERE (?1 = 0 OR run_id = ?1) AND label != 'analytic' AND "
+                           "source = 'ctxbench'", -1, &st, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_int64(st, 1, c->run);
     char best[32] = "";
@@ -926,9 +965,13 @@ int cb_plot_all(const cb_plot_opts *o, FILE *log, cb_err *err) {
          "bytes read and written), against the run's measured peak FLOP/s and bandwidth.", NULL, ""},
         {"counters", "Hardware counters per token", "PAPI preset events per prefill token vs context (PMU needed).",
          NULL, ""},
+        {"peer", "ctxbench and llama.cpp", "Tokens/s of one prefill chunk (left) and one decoded token (right) at "
+         "each depth, ctxbench (solid) beside the imported llama-bench tests of the same models (dotted, open diamonds; "
+         "`ctxbench import`). The peer's file may come from another machine: the report's \"vs llama.cpp\" section "
+         "names both CPUs.", NULL, ""},
     };
     typedef int (*fig_fn)(ctx_t *, const cb_plot_opts *, const char *, fig_entry *, FILE *, cb_err *);
-    fig_fn fns[] = {fig_prefill, fig_decode, fig_memory, fig_speedup, fig_throughput, fig_roofline, fig_pmu};
+    fig_fn fns[] = {fig_prefill, fig_decode, fig_memory, fig_speedup, fig_throughput, fig_roofline, fig_pmu, fig_peer};
     int nf = (int)(sizeof fns / sizeof fns[0]), drawn = 0;
     for (int i = 0; i < nf; i++) {
         int r = fns[i](&c, o, gnuplot, &figs[i], log, err);

@@ -73,10 +73,24 @@ static const char schema_v6_ppl_kv[] =
     "ALTER TABLE ppl_runs ADD COLUMN kv_dtype TEXT;\n"
     "ALTER TABLE ppl_runs ADD COLUMN compare_kv_dtype TEXT;\n";
 
+/* Version 7: measurements imported from other tools (`ctxbench import`, harness/peer_import.c): one row
+ * per imported test with what the tool recorded about it; its points carry source = 'peer'. */
+static const char schema_v7_peers[] =
+    "CREATE TABLE peer_tests (\n"
+    "  point_id INTEGER NOT NULL REFERENCES points(id),\n"
+    "  tool TEXT NOT NULL, build_commit TEXT NOT NULL, build_number INTEGER,\n"
+    "  model_file TEXT NOT NULL, model_type TEXT NOT NULL, model_params INTEGER NOT NULL, model_bytes INTEGER,\n"
+    "  matched_by TEXT NOT NULL,\n"
+    "  n_prompt INTEGER NOT NULL, n_gen INTEGER NOT NULL, n_depth INTEGER NOT NULL, n_batch INTEGER, n_ubatch INTEGER,\n"
+    "  n_threads INTEGER NOT NULL, flash_attn INTEGER NOT NULL, type_k TEXT NOT NULL, type_v TEXT NOT NULL,\n"
+    "  cpu_info TEXT, backends TEXT, test_time TEXT NOT NULL, avg_ns REAL NOT NULL, stddev_ns REAL,\n"
+    "  source_file TEXT NOT NULL, source_line INTEGER NOT NULL\n"
+    ");\n";
+
 /* Going to version v runs the other tables' SQL of v (if any), then the points columns of v
  * (results/columns.h). Views are not migrated: results/views.c. */
 static const struct { int version; const char *sql; } migrations[] = {
-    { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs }, { 6, schema_v6_ppl_kv },
+    { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs }, { 6, schema_v6_ppl_kv }, { 7, schema_v7_peers },
 };
 
 char *cb_store_schema_v1_sql(void) {

@@ -142,3 +142,38 @@ Test(report, c4_speed_quality_and_reach) {
     cr_assert(strstr(row, "decode int8 ×1.78") && strstr(row, "ΔNLL within ±0.0020"), "%s", row);
     free(md);
 }
+
+/* An 8-bit KV run at 1M (workloads/long1m.yaml): C1 shows the measured bamba-9b KV bytes and checks them
+ * against the plan for the point's KV dtype (codes + scales: 3 x 8 x 1M x 264 B), and C3 reads reproduced
+ * with the depth reached. */
+Test(report, c1_c3_from_an_8bit_kv_run_at_1m) {
+    char *dir = cb_test_tmpdir();
+    char db[256];
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    cr_assert_eq(cb_test_fixture_db(db, false), 0);
+    sqlite3 *s;
+    cr_assert_eq(sqlite3_open(db, &s), SQLITE_OK);
+    const char *sql =
+        "INSERT INTO points (id, point_key, run_id, engine, model, arch, phase, context, batch, threads, mode, weight_dtype, kv_dtype,"
+        " fill, label, status, unit, median) VALUES"
+        " (960, 'k', 1, 'bamba', 'bamba-9b', 'hybrid', 'decode', 1048576, 1, 2, 'exact', 'fp8', 'fp8', 'synthetic', 'measured', 'ok', 'seconds_per_token', 0.6);"
+        "INSERT INTO memory (point_id, category, bytes, source) VALUES (960, 'kv_cache', 6643777536, 'engine');";
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(s, sql, NULL, NULL, &msg), SQLITE_OK, "%s", msg);
+    sqlite3_close(s);
+    char *md = NULL;
+    size_t mn = 0;
+    FILE *f = open_memstream(&md, &mn);
+    cb_err err = {0};
+    cr_assert_eq(cb_report_write(db, f, NULL, &err), 0, "%s", err.msg);
+    fclose(f);
+    cb_test_rmdir(dir);
+    free(dir);
+    cr_assert(strstr(md, "| 1M | bamba-9b | 12.00 GiB (12884901888 B) |"), "%s", md);
+    cr_assert(strstr(md, "6.19 GiB (fp8) | 960 |"), "C1 measured 8-bit KV row:\n%s", md);
+    const char *sum = strstr(md, "## Summary");
+    cr_assert(sum);
+    const char *c3 = strstr(sum, "| C3: ");
+    cr_assert(c3 && strstr(c3, "**reproduced**") && strstr(c3, "depth 1M"), "C3 row:\n%.600s", c3 ? c3 : sum);
+    free(md);
+}

@@ -1,8 +1,7 @@
 /* AVX-512 GEMMs for 8-bit weights (see gemm8.h for the semantics).
  * Decode (M <= CB_Q8_SKINNY_MAX): weight-streaming dot products, each weight row read from memory once
- * (it stays in L1 for the other activation rows), codes decoded to fp32 in registers: fp8 through the
- * f16 converter (code bits placed in an f16 give the value / 256, exactly; the 256 is folded into the
- * per-row scale), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
+ * (it stays in L1 for the other activation rows), codes decoded to fp32 in registers: fp8 by placing the
+ * code's bits in an fp32 against activations scaled by 2^64 (fp8_bits), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
  * as exact bf16 panels handed to the GEMMs of kernels.h (cb_matmul exact, cb_matmul_bf16 fast), scale
  * applied in the epilogue.
  * int8 fast path: |xq| (u8) × ±w (s8) with vpdpbusd for decode, (xq + 128) (u8) × w (s8) minus 128·Σw in
@@ -25,26 +24,57 @@ static inline __m512 dec16(const uint8_t *p, __mmask16 mk, bool fp8) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
 }
 
+/* fp8 for the weight-streaming loop, in 3 instructions per 16 codes: sign-extend each byte to 32 bits,
+ * shift left by 20 and keep the sign and the 7 code bits: s.eeee.mmm lands as sign, exponent field
+ * 0000eeee and mantissa mmm0..., an fp32 worth value · 2^-120 exactly (fp8 subnormals land as fp32
+ * subnormals, also exactly). The activations are scaled by 2^64 first, so the products are x · value ·
+ * 2^-56, far from fp32's subnormal range; the 2^56 goes into the row scale. Every scaling is by a power of
+ * two: results are bit-identical to decoding through f16 (dec16). */
+#define FP8_X_SCALE 0x1p64f
+#define FP8_UNIT 0x1p56f
+static inline __m512 fp8_bits(const uint8_t *p, __mmask16 mk) {
+    __m512i v = _mm512_slli_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, p)), 20);
+    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0x87F00000u)));
+}
+static inline __m512 dec_stream(const uint8_t *p, __mmask16 mk, bool fp8) {
+    return fp8 ? fp8_bits(p, mk) : _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, p)));
+}
+
+/* Decode reads each weight row once from memory: requested PF_DIST bytes ahead of use (as the bf16
+ * row-order GEMV does, gemm_avx512.c), which the hardware prefetcher alone does not keep up with here. */
+#ifndef PF_DIST
+#define PF_DIST 4096
+#endif
+
 static float dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t k = 0;
     for (; k + 64 <= K; k += 64) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), dec16(w + k, 0xffff, fp8), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), dec16(w + k + 16, 0xffff, fp8), a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), dec16(w + k + 32, 0xffff, fp8), a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), dec16(w + k + 48, 0xffff, fp8), a3);
+        _mm_prefetch((const char *)w + k + PF_DIST, _MM_HINT_T0);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), dec_stream(w + k, 0xffff, fp8), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), dec_stream(w + k + 16, 0xffff, fp8), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), dec_stream(w + k + 32, 0xffff, fp8), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), dec_stream(w + k + 48, 0xffff, fp8), a3);
     }
     for (; k < K; k += 16) {
         __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + k), dec16(w + k, mk, fp8), a0);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + k), dec_stream(w + k, mk, fp8), a0);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
 static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
     const bool fp8 = W->dtype == CB_F8_E4M3;
-    const float unit = fp8 ? 256.0f : 1.0f;
+    const float unit = fp8 ? FP8_UNIT : 1.0f;
     const int64_t N = W->rows, K = W->cols;
+    float *xs = NULL; /* fp8: the activations times 2^64 (see fp8_bits) */
+    if (fp8) {
+        xs = malloc((size_t)M * (size_t)K * sizeof(float) + 64);
+        if (!xs) abort(); /* M x K floats (M <= CB_Q8_SKINNY_MAX): out of memory */
+        for (int m = 0; m < M; m++)
+            for (int64_t k = 0; k < K; k++) xs[m * K + k] = X[m * ldx + k] * FP8_X_SCALE;
+        X = xs, ldx = K;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)n * (size_t)K;
@@ -54,6 +84,7 @@ static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float
             Y[m * ldy + n] = acc ? Y[m * ldy + n] + v : v;
         }
     }
+    free(xs);
 }
 
 /* Rows [n0, n0+nb) of W as unscaled code values in bf16 into P [nb, K]. Exact: an fp8 code value (x 256

@@ -23,6 +23,7 @@
 #include "../kernels/attention.h"
 #include "../kernels/kernels.h"
 #include "../kernels/kv8.h"
+#include "linear.h"
 #include "scratch.h"
 
 #define DECODE_PART 1024     /* keys per flash-decoding partition (fixed: results depend on it) */
@@ -74,11 +75,6 @@ void cb_attn_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t context
                   size_t *scratch_bytes) {
     *kv_bytes = kv_bytes_for(cfg, o->kv_dtype, context, batch);
     *scratch_bytes = scratch_floats(cfg, o) * sizeof(float);
-}
-
-static size_t weight_bytes(const cb_weight *w) {
-    if (!w->data) return 0;
-    return (size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype) + (w->scale ? (size_t)w->rows * sizeof(float) : 0);
 }
 
 int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engine_opts *o, cb_attn_layer **out,
@@ -255,26 +251,15 @@ static long long pos_bytes(const cb_attn_layer *l) {
     return 2LL * l->hd * (long long)l->es + (cb_kv_is_q8(l->kv_dtype) ? 2LL * (long long)sizeof(float) : 0);
 }
 
-static void project(const cb_attn_layer *l, int M, const float *X, int64_t ldx, const cb_weight *W,
-                    const cb_weight *b, float *Y, int64_t ldy) {
-    if (l->mode == CB_MODE_FAST) cb_matmul_bf16(M, X, ldx, W, Y, ldy, false);
-    else cb_matmul(M, X, ldx, W, Y, ldy, false);
-    if (b->data) cb_add_bias(M, Y, ldy, b);
-}
-
 /* q, k, v for M tokens; RoPE at pos[i]; K/V appended to the caches of seqs[i]. */
 static void qkv(cb_attn_layer *l, int M, const float *x, const int *seqs, const int64_t *pos, float *q, float *k,
                 float *v) {
     const int qd = l->H * l->hd, kd = l->KV * l->hd;
     /* one call for the three projections: at decode one fork/join and one weight stream, not three */
-    const cb_weight *W[3] = { &l->w.q, &l->w.k, &l->w.v };
+    const cb_weight *W[3] = { &l->w.q, &l->w.k, &l->w.v }, *B[3] = { &l->w.q_b, &l->w.k_b, &l->w.v_b };
     float *const Y[3] = { q, k, v };
     const int64_t ld[3] = { qd, kd, kd };
-    if (l->mode == CB_MODE_FAST) cb_matmul_bf16_multi(M, x, l->d, 3, W, Y, ld);
-    else cb_matmul_multi(M, x, l->d, 3, W, Y, ld);
-    if (l->w.q_b.data) cb_add_bias(M, q, qd, &l->w.q_b);
-    if (l->w.k_b.data) cb_add_bias(M, k, kd, &l->w.k_b);
-    if (l->w.v_b.data) cb_add_bias(M, v, kd, &l->w.v_b);
+    cb_linear_multi(l->mode, M, x, l->d, 3, W, B, Y, ld);
 #pragma omp parallel for schedule(static) if (M > 1)
     for (int i = 0; i < M; i++) {
         if (l->rot > 0) {
@@ -285,12 +270,7 @@ static void qkv(cb_attn_layer *l, int M, const float *x, const int *seqs, const 
     }
 }
 
-static void count_proj(const cb_attn_layer *l, int M) {
-    int64_t in = (int64_t)l->d * (l->H + 2 * l->KV) * l->hd, outp = (int64_t)l->H * l->hd * l->d;
-    cb_ctr.flops += 2 * (long long)M * (in + outp);
-    cb_ctr.weight_bytes += (long long)(weight_bytes(&l->w.q) + weight_bytes(&l->w.k) + weight_bytes(&l->w.v) +
-                                       weight_bytes(&l->w.o) + weight_bytes(&l->w.q_b) + weight_bytes(&l->w.k_b) +
-                                       weight_bytes(&l->w.v_b) + weight_bytes(&l->w.o_b));
+static void count_kv_written(const cb_attn_layer *l, int M) {
     cb_ctr.kv_bytes_written += (long long)M * l->KV * pos_bytes(l);
 }
 
@@ -350,10 +330,10 @@ int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out
             }
     }
     cb_ctr.attention_ns += cb_ctr_ns() - t_attn;
-    project(l, n, att, qd, &l->w.o, &l->w.o_b, out, l->d);
+    cb_linear(l->mode, n, att, qd, &l->w.o, &l->w.o_b, out, l->d);
     l->len[seq] = len + n;
 
-    count_proj(l, n);
+    count_kv_written(l, n);
     long long kv_read = 0;
     for (int b = 0; b < nqb; b++) kv_read += len + (long long)b * bq + CB_MIN(bq, n - b * bq);
     cb_ctr.kv_bytes_read += kv_read * KV * pos_bytes(l);
@@ -456,10 +436,10 @@ int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x,
         float *dst = att + (int64_t)(bh / H) * qd + (int64_t)(bh % H) * hd;
         for (int d = 0; d < hd; d++) dst[d] = rr[d] * inv;
     }
-    project(l, batch, att, qd, &l->w.o, &l->w.o_b, out, l->d);
+    cb_linear(l->mode, batch, att, qd, &l->w.o, &l->w.o_b, out, l->d);
     long long ctx_sum = 0;
     for (int b = 0; b < batch; b++) l->len[seqs[b]] = pos[b] + 1, ctx_sum += pos[b] + 1;
-    count_proj(l, batch);
+    count_kv_written(l, batch);
     cb_ctr.kv_bytes_read += ctx_sum * KV * pos_bytes(l);
     cb_ctr.flops += 4LL * hd * H * ctx_sum;
     return 0;

@@ -10,6 +10,7 @@
 #include "../counters.h"
 #include "../kernels/kernels.h"
 #include "../kernels/ssd.h"
+#include "linear.h"
 #include "scratch.h"
 
 struct cb_mamba_layer {
@@ -188,13 +189,6 @@ int cb_mamba_fill_synthetic(cb_mamba_layer *l, int seq, int64_t depth, cb_rng *r
     return 0;
 }
 
-static void linear(cb_mode mode, int n, const float *x, int64_t ldx, const cb_weight *w, const cb_weight *b, float *y,
-                   int64_t ldy) {
-    if (mode == CB_MODE_FAST) cb_matmul_bf16(n, x, ldx, w, y, ldy, false);
-    else cb_matmul(n, x, ldx, w, y, ldy, false);
-    if (b && b->data) cb_add_bias(n, y, ldy, b);
-}
-
 /* zx = x · in_projᵀ. Fast mode rounds activations to bf16 for the z and x rows only: B, C and dt (the last
  * 2·G·N + H rows, ~2-12% of the FLOPs) stay fp32 because their errors are multiplied through the exponential
  * decay and the C·Bᵀ products of every later token. Measured on bamba-tiny: max |Δlogit| 0.144 -> 0.056. */
@@ -203,7 +197,7 @@ static void in_projection(const struct cb_mamba_layer *l, int n, const float *x,
     const cb_weight *w = &l->w.in_proj;
     const cb_weight *bias = c->m_proj_bias ? &l->w.in_proj_b : NULL;
     if (l->mode != CB_MODE_FAST) {
-        linear(l->mode, n, x, c->d_model, w, bias, zx, c->m_in_proj_rows);
+        cb_linear(l->mode, n, x, c->d_model, w, bias, zx, c->m_in_proj_rows);
         return;
     }
     const int64_t split = 2 * (int64_t)c->m_d_inner; /* z | x of xBC */
@@ -212,9 +206,15 @@ static void in_projection(const struct cb_mamba_layer *l, int n, const float *x,
     fine.rows = w->rows - split;
     fine.data = (const char *)w->data + (size_t)split * (size_t)w->cols * cb_dtype_size(w->dtype);
     if (w->scale) fine.scale = w->scale + split;
-    cb_matmul_bf16(n, x, c->d_model, &wide, zx, c->m_in_proj_rows, false);
-    cb_matmul(n, x, c->d_model, &fine, zx + split, c->m_in_proj_rows, false);
-    if (bias && bias->data) cb_add_bias(n, zx, c->m_in_proj_rows, bias);
+    cb_weight wide_b = { 0 }, fine_b = { 0 }; /* the bias split the same way: each row still gets one add */
+    if (bias && bias->data) {
+        wide_b = fine_b = *bias;
+        wide_b.cols = split;
+        fine_b.cols = bias->cols - split;
+        fine_b.data = (const char *)bias->data + (size_t)split * cb_dtype_size(bias->dtype);
+    }
+    cb_linear(CB_MODE_FAST, n, x, c->d_model, &wide, &wide_b, zx, c->m_in_proj_rows);
+    cb_linear(CB_MODE_EXACT, n, x, c->d_model, &fine, &fine_b, zx + split, c->m_in_proj_rows);
 }
 
 typedef struct {
@@ -279,7 +279,7 @@ static void gate_norm_out(cb_mamba_layer *l, int n, const scratch_views *v, floa
         cb_silu_mul(Di, z, y, y);
     }
     cb_rmsnorm(n, Di, v->y, Di, &l->w.norm, c->eps, v->y, Di);
-    linear(l->mode, n, v->y, Di, &l->w.out_proj, c->m_proj_bias ? &l->w.out_proj_b : NULL, out, c->d_model);
+    cb_linear(l->mode, n, v->y, Di, &l->w.out_proj, c->m_proj_bias ? &l->w.out_proj_b : NULL, out, c->d_model);
 }
 
 static cb_ssd_head head_view(const cb_mamba_layer *l, const scratch_views *v, int h, int t0, int T, float *S,
@@ -296,16 +296,11 @@ static cb_ssd_head head_view(const cb_mamba_layer *l, const scratch_views *v, in
                           .CB = shared_cb ? v->cb + (size_t)g * v->cb_group : NULL };
 }
 
-static size_t weight_bytes(const cb_weight *w) {
-    return w->data ? (size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype) : 0;
-}
-
 static void count(const cb_mamba_layer *l, int n, int nseq, long long ssd_flops) {
     const cb_config *c = l->cfg;
-    cb_ctr.flops += 2LL * n * c->d_model * ((long long)c->m_in_proj_rows + c->m_d_inner) +
-                    2LL * n * c->m_conv_dim * c->m_conv + ssd_flops;
-    cb_ctr.weight_bytes += (long long)(weight_bytes(&l->w.in_proj) + weight_bytes(&l->w.out_proj) +
-                                       weight_bytes(&l->w.conv_w) + weight_bytes(&l->w.norm));
+    /* in_proj and out_proj are counted by cb_linear */
+    cb_ctr.flops += 2LL * n * c->m_conv_dim * c->m_conv + ssd_flops;
+    cb_ctr.weight_bytes += (long long)(cb_weight_bytes(&l->w.conv_w) + cb_weight_bytes(&l->w.norm));
     cb_ctr.state_bytes += 2LL * nseq *
                           (long long)(ssm_bytes_per_seq(c) + conv_elems_per_seq(c) * cb_dtype_size(l->state_dtype));
 }

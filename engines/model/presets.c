@@ -5,6 +5,7 @@
 #include "presets.h"
 
 #include "../kernels/gemm8.h"
+#include "../stack/family.h"
 #include "quantize.h"
 
 #include <math.h>
@@ -171,7 +172,7 @@ int cb_preset_config(const char *name, cb_config *cfg, cb_err *err) {
     return cb_config_validate(cfg, name, err);
 }
 
-/* ---- tensor list implied by a config (the inverse of model.c's binder) ---- */
+/* ---- tensor list implied by a config (the inverse of model.c's binder; names from the family) ---- */
 
 typedef enum { INIT_UNIFORM, INIT_ONE_PLUS, INIT_A_LOG, INIT_DT_BIAS } init_kind;
 typedef struct {
@@ -210,73 +211,73 @@ static int add(spec_list *l, init_kind k, float scale, int ndim, int64_t a, int6
     return 0;
 }
 
-/* granitemoehybrid's feed-forward: the shared expert (gate|up stacked) and the routed experts. */
-static int granite_ffn_specs(const cb_config *c, spec_list *l, int i, float res) {
+/* A stacked SwiGLU (gate|up in one input_linear, granitemoehybrid's shared expert) and the routed experts
+ * of the family's moe module, after the feed-forward norm. */
+static int stacked_ffn_specs(const cb_config *c, const cb_tensor_names *nm, spec_list *l, const char *root, float res) {
     const int64_t d = c->d_model, f = c->d_ff, E = c->n_experts, fe = c->d_ff_expert;
     int r = 0;
-    r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "model.layers.%d.post_attention_layernorm.weight", i);
-    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, 2 * f, d, 0, "model.layers.%d.shared_mlp.input_linear.weight", i);
-    r |= add(l, INIT_UNIFORM, res / sqrtf((float)f), 2, d, f, 0, "model.layers.%d.shared_mlp.output_linear.weight", i);
-    if (E == 0) return r;
-    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, E, d, 0, "model.layers.%d.block_sparse_moe.router.layer.weight", i);
-    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 3, E, 2 * fe, d, "model.layers.%d.block_sparse_moe.input_linear.weight", i);
-    r |= add(l, INIT_UNIFORM, res / sqrtf((float)fe), 3, E, d, fe, "model.layers.%d.block_sparse_moe.output_linear.weight", i);
+    r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.%s", root, nm->ff_norm);
+    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, 2 * f, d, 0, "%s.%s.input_linear.weight", root, nm->ff);
+    r |= add(l, INIT_UNIFORM, res / sqrtf((float)f), 2, d, f, 0, "%s.%s.output_linear.weight", root, nm->ff);
+    if (E == 0 || !nm->moe) return r;
+    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, E, d, 0, "%s.%s.router.layer.weight", root, nm->moe);
+    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 3, E, 2 * fe, d, "%s.%s.input_linear.weight", root, nm->moe);
+    r |= add(l, INIT_UNIFORM, res / sqrtf((float)fe), 3, E, d, fe, "%s.%s.output_linear.weight", root, nm->moe);
     return r;
 }
 
 static int build_specs(const cb_config *c, spec_list *l) {
-    const bool mamba2 = c->model_type == CB_MT_MAMBA2, llama = c->model_type == CB_MT_LLAMA;
-    const bool granite = c->model_type == CB_MT_GRANITE;
-    const char *root = mamba2 ? "backbone" : "model";
+    const cb_tensor_names *nm = &cb_family_for(c)->names; /* checked by the caller */
     const int64_t d = c->d_model;
     /* Output projections feeding the residual are damped by 1/sqrt(2L) so that the residual stream
      * keeps a plausible magnitude through 32 layers. */
     const float res = 1.0f / sqrtf(2.0f * (float)c->n_layers);
     int r = 0;
-    r |= add(l, INIT_UNIFORM, 1.0f, 2, c->vocab, d, 0, "%s", mamba2 ? "backbone.embeddings.weight" : "model.embed_tokens.weight");
-    r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s", mamba2 ? "backbone.norm_f.weight"
-             : llama || granite ? "model.norm.weight" : "model.final_layernorm.weight");
-    if (!c->tie_embeddings) r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->vocab, d, 0, "lm_head.weight");
+    r |= add(l, INIT_UNIFORM, 1.0f, 2, c->vocab, d, 0, "%s", nm->embed);
+    r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s", nm->final_norm);
+    if (!c->tie_embeddings) r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->vocab, d, 0, "%s", nm->lm_head);
     for (int i = 0; i < c->n_layers && !r; i++) {
-        r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.layers.%d.%s", root, i, mamba2 ? "norm.weight" : "input_layernorm.weight");
+        char root[128];
+        snprintf(root, sizeof root, nm->layer, i);
+        r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.%s", root, nm->mixer_norm);
         if (c->mixer[i] == CB_MIXER_ATTENTION) {
             int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
             float s_in = 1.0f / sqrtf((float)d), s_o = res / sqrtf((float)q);
-            r |= add(l, INIT_UNIFORM, s_in, 2, q, d, 0, "%s.layers.%d.self_attn.q_proj.weight", root, i);
-            r |= add(l, INIT_UNIFORM, s_in, 2, kv, d, 0, "%s.layers.%d.self_attn.k_proj.weight", root, i);
-            r |= add(l, INIT_UNIFORM, s_in, 2, kv, d, 0, "%s.layers.%d.self_attn.v_proj.weight", root, i);
-            r |= add(l, INIT_UNIFORM, s_o, 2, d, q, 0, "%s.layers.%d.self_attn.o_proj.weight", root, i);
+            r |= add(l, INIT_UNIFORM, s_in, 2, q, d, 0, "%s.%s.q_proj.weight", root, nm->attention);
+            r |= add(l, INIT_UNIFORM, s_in, 2, kv, d, 0, "%s.%s.k_proj.weight", root, nm->attention);
+            r |= add(l, INIT_UNIFORM, s_in, 2, kv, d, 0, "%s.%s.v_proj.weight", root, nm->attention);
+            r |= add(l, INIT_UNIFORM, s_o, 2, d, q, 0, "%s.%s.o_proj.weight", root, nm->attention);
             if (c->attn_bias) {
-                r |= add(l, INIT_UNIFORM, 0.02f, 1, q, 0, 0, "%s.layers.%d.self_attn.q_proj.bias", root, i);
-                r |= add(l, INIT_UNIFORM, 0.02f, 1, kv, 0, 0, "%s.layers.%d.self_attn.k_proj.bias", root, i);
-                r |= add(l, INIT_UNIFORM, 0.02f, 1, kv, 0, 0, "%s.layers.%d.self_attn.v_proj.bias", root, i);
-                r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.layers.%d.self_attn.o_proj.bias", root, i);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, q, 0, 0, "%s.%s.q_proj.bias", root, nm->attention);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, kv, 0, 0, "%s.%s.k_proj.bias", root, nm->attention);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, kv, 0, 0, "%s.%s.v_proj.bias", root, nm->attention);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.%s.o_proj.bias", root, nm->attention);
             }
         } else {
-            const char *mx = mamba2 ? "mixer" : "mamba";
-            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->m_in_proj_rows, d, 0, "%s.layers.%d.%s.in_proj.weight", root, i, mx);
-            if (c->m_proj_bias) r |= add(l, INIT_UNIFORM, 0.02f, 1, c->m_in_proj_rows, 0, 0, "%s.layers.%d.%s.in_proj.bias", root, i, mx);
-            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)c->m_conv), 3, c->m_conv_dim, 1, c->m_conv, "%s.layers.%d.%s.conv1d.weight", root, i, mx);
-            if (c->m_conv_bias) r |= add(l, INIT_UNIFORM, 0.1f, 1, c->m_conv_dim, 0, 0, "%s.layers.%d.%s.conv1d.bias", root, i, mx);
-            r |= add(l, INIT_DT_BIAS, 0, 1, c->m_heads, 0, 0, "%s.layers.%d.%s.dt_bias", root, i, mx);
-            r |= add(l, INIT_A_LOG, 0, 1, c->m_heads, 0, 0, "%s.layers.%d.%s.A_log", root, i, mx);
-            r |= add(l, INIT_ONE_PLUS, 0.1f, 1, c->m_heads, 0, 0, "%s.layers.%d.%s.D", root, i, mx);
-            r |= add(l, INIT_ONE_PLUS, 0.05f, 1, c->m_d_inner, 0, 0, "%s.layers.%d.%s.norm.weight", root, i, mx);
-            r |= add(l, INIT_UNIFORM, res / sqrtf((float)c->m_d_inner), 2, d, c->m_d_inner, 0, "%s.layers.%d.%s.out_proj.weight", root, i, mx);
-            if (c->m_proj_bias) r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.layers.%d.%s.out_proj.bias", root, i, mx);
+            const char *mx = nm->mamba;
+            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->m_in_proj_rows, d, 0, "%s.%s.in_proj.weight", root, mx);
+            if (c->m_proj_bias) r |= add(l, INIT_UNIFORM, 0.02f, 1, c->m_in_proj_rows, 0, 0, "%s.%s.in_proj.bias", root, mx);
+            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)c->m_conv), 3, c->m_conv_dim, 1, c->m_conv, "%s.%s.conv1d.weight", root, mx);
+            if (c->m_conv_bias) r |= add(l, INIT_UNIFORM, 0.1f, 1, c->m_conv_dim, 0, 0, "%s.%s.conv1d.bias", root, mx);
+            r |= add(l, INIT_DT_BIAS, 0, 1, c->m_heads, 0, 0, "%s.%s.dt_bias", root, mx);
+            r |= add(l, INIT_A_LOG, 0, 1, c->m_heads, 0, 0, "%s.%s.A_log", root, mx);
+            r |= add(l, INIT_ONE_PLUS, 0.1f, 1, c->m_heads, 0, 0, "%s.%s.D", root, mx);
+            r |= add(l, INIT_ONE_PLUS, 0.05f, 1, c->m_d_inner, 0, 0, "%s.%s.norm.weight", root, mx);
+            r |= add(l, INIT_UNIFORM, res / sqrtf((float)c->m_d_inner), 2, d, c->m_d_inner, 0, "%s.%s.out_proj.weight", root, mx);
+            if (c->m_proj_bias) r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.%s.out_proj.bias", root, mx);
         }
-        if (granite) {
-            r |= granite_ffn_specs(c, l, i, res);
+        if (c->has_mlp && nm->gate_up_stacked) {
+            r |= stacked_ffn_specs(c, nm, l, root, res);
         } else if (c->has_mlp) {
-            const char *mlp = llama ? "mlp" : "feed_forward";
-            r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.layers.%d.%s", root, i, llama ? "post_attention_layernorm.weight" : "pre_ff_layernorm.weight");
-            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->d_ff, d, 0, "%s.layers.%d.%s.gate_proj.weight", root, i, mlp);
-            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->d_ff, d, 0, "%s.layers.%d.%s.up_proj.weight", root, i, mlp);
-            r |= add(l, INIT_UNIFORM, res / sqrtf((float)c->d_ff), 2, d, c->d_ff, 0, "%s.layers.%d.%s.down_proj.weight", root, i, mlp);
+            const char *mlp = nm->ff;
+            r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.%s", root, nm->ff_norm);
+            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->d_ff, d, 0, "%s.%s.gate_proj.weight", root, mlp);
+            r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->d_ff, d, 0, "%s.%s.up_proj.weight", root, mlp);
+            r |= add(l, INIT_UNIFORM, res / sqrtf((float)c->d_ff), 2, d, c->d_ff, 0, "%s.%s.down_proj.weight", root, mlp);
             if (c->mlp_bias) {
-                r |= add(l, INIT_UNIFORM, 0.02f, 1, c->d_ff, 0, 0, "%s.layers.%d.%s.gate_proj.bias", root, i, mlp);
-                r |= add(l, INIT_UNIFORM, 0.02f, 1, c->d_ff, 0, 0, "%s.layers.%d.%s.up_proj.bias", root, i, mlp);
-                r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.layers.%d.%s.down_proj.bias", root, i, mlp);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, c->d_ff, 0, 0, "%s.%s.gate_proj.bias", root, mlp);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, c->d_ff, 0, 0, "%s.%s.up_proj.bias", root, mlp);
+                r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.%s.down_proj.bias", root, mlp);
             }
         }
     }
@@ -413,6 +414,10 @@ static int preset_build(const char *name, uint64_t seed, cb_dtype dtype, bool fi
     snprintf(m->source, sizeof m->source, "preset:%s seed=%llu dtype=%s", name, (unsigned long long)seed,
              cb_dtype_name(dtype));
     spec_list l = { 0 };
+    if (!cb_family_for(&m->cfg)) {
+        cb_err_set(err, "preset %s: no model family for model_type '%s'", name, m->cfg.model_type_str);
+        return -1;
+    }
     if (build_specs(&m->cfg, &l)) {
         free(l.v);
         cb_err_set(err, "preset %s: out of memory", name);

@@ -16,7 +16,7 @@
 
 /* The schema version (PRAGMA user_version): the newest `since` below, or of store.c's migrations of the
  * other tables. */
-#define CB_SCHEMA_VERSION 7
+#define CB_SCHEMA_VERSION 8
 
 /* X(name, decl, since, kind, has_value, value, doc) */
 #define CB_POINT_COLUMNS(X)                                                                                            \
@@ -97,10 +97,13 @@
       "the same probe right after the last timed repetition")                                                          \
     X(estimated_seconds, "REAL", 5, REAL, rec->r->estimated_seconds > 0, rec->r->estimated_seconds,                    \
       "the time estimate the budget check used (refused: = refused_seconds); NULL for the first point of its series "  \
-      "when no rate was known yet; against seconds_total it shows how good the estimates are")                    \
-    X(params_total, "INTEGER", 7, INT, rec->params_total > 0, rec->params_total,                                       \
+      "when no rate was known yet; against seconds_total it shows how good the estimates are")                         \
+    X(source, "TEXT NOT NULL DEFAULT 'ctxbench'", 7, TEXT, 1, rec->source ? rec->source : "ctxbench",                 \
+      "who measured the point: `ctxbench` (a sweep), or `peer` (imported from another tool by `ctxbench import`, "    \
+      "engine = the tool's name, details in `peer_tests`; docs/peers.md)")                                                                                        \
+    X(params_total, "INTEGER", 8, INT, rec->params_total > 0, rec->params_total,                                       \
       "the model's parameters, every routed expert included (from its config); NULL when the config did not load")     \
-    X(params_active, "INTEGER", 7, INT, rec->params_active > 0, rec->params_active,                                    \
+    X(params_active, "INTEGER", 8, INT, rec->params_active > 0, rec->params_active,                                    \
       "the parameters one token reads: params_total less the routed experts it does not run (equal to params_total "   \
       "without routed experts)")
 

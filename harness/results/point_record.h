@@ -63,6 +63,7 @@ typedef struct {
     int64_t run_id;
     const char *key;                 /* point_key: the --resume identity */
     const char *engine, *model, *arch, *mode, *weight_dtype, *kv_dtype;
+    const char *source;              /* points.source: NULL = "ctxbench"; "peer" for imports (peer_import.c) */
     const cb_point_def *def;
     const cb_point_result *r;
     cb_point_rates rates;
