@@ -13,7 +13,9 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; } /* keep every r
  * each tile a single-threaded cb_matmul on a row view; bigger calls (prefill chunks) run one GEMM per
  * expert, parallel inside. Small experts (H-Tiny's are 0.75-1.5 MB in fp8) would otherwise pay a
  * fork/join per projection per expert. TILE: rows per work item (a multiple of every GEMV's row block). */
+#ifndef GROUPED_MAX_ROWS
 #define GROUPED_MAX_ROWS 16
+#endif
 #define TILE 256
 
 /* Rows of the gathered input / gate|up / output buffers: one expert's rows, or all slots of a grouped call. */
