@@ -1,4 +1,5 @@
 /* ctxbench plot: figures from a results database (see harness/plot.h, docs/figures.md). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,11 @@ static int run(int argc, char **argv) {
         case 's': o.scale = optarg; break;
         case 'r': {
             char *end;
+            errno = 0;
             o.run_id = strtoll(optarg, &end, 10);
-            if (*end || o.run_id <= 0) {
+            if (*end || end == optarg || errno || o.run_id <= 0) {
                 fprintf(stderr, "ctxbench plot: --run wants a positive run id, got '%s'\n", optarg);
-                return 2;
+                return 1;
             }
             break;
         }
@@ -54,7 +56,7 @@ static int run(int argc, char **argv) {
                 else {
                     fprintf(stderr, "ctxbench plot: unknown format '%s' in --formats (pdf, png, svg)\n", t);
                     free(dup);
-                    return 2;
+                    return 1;
                 }
             }
             free(dup);

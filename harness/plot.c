@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "store.h"
 
 /* Engine architectures in fixed order: colour-blind-safe (Okabe-Ito) colours and markers. */
@@ -408,21 +409,31 @@ static int render(const cb_plot_opts *o, const char *gnuplot, figure *f, const c
     fwrite(f->data, 1, f->data_n, g);
     const char *fmts[3] = {"pdf", "png", "svg"};
     bool on[3] = {o->pdf, o->png, o->svg};
+    /* gnuplot draws into temporary files beside the figures, renamed over them once it has succeeded: an
+     * earlier figure stays whole when drawing fails, and nothing is drawn when the folder is unwritable */
+    char path[3][4200], tmp[3][4200];
+    int rc = 0;
     for (int i = 0; i < 3; i++) {
-        if (!on[i]) continue;
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s.%s", o->out, name, fmts[i]);
-        terminal(g, f, fmts[i], path);
+        tmp[i][0] = 0;
+        if (!on[i] || rc) continue;
+        snprintf(path[i], sizeof path[i], "%s/%s.%s", o->out, name, fmts[i]);
+        if (cb_atomic_temp(path[i], tmp[i], sizeof tmp[i], err)) { tmp[i][0] = 0; rc = -1; continue; }
+        terminal(g, f, fmts[i], tmp[i]);
         fwrite(f->body, 1, f->body_n, g);
         fputs("unset multiplot\nset output\n", g);
     }
     int st = pclose(g);
-    if (st != 0) {
+    if (rc == 0 && st != 0) {
         cb_err_set(err, "gnuplot failed drawing %s (exit status %d); its message is above", name,
                    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        return -1;
+        rc = -1;
     }
-    return 0;
+    for (int i = 0; i < 3; i++) {
+        if (!tmp[i][0]) continue;
+        if (rc == 0) rc = cb_atomic_rename(tmp[i], path[i], err);
+        else unlink(tmp[i]);
+    }
+    return rc;
 }
 
 /* ---- the figures ---- */
@@ -851,11 +862,12 @@ static void html_escape(FILE *f, const char *s) {
     }
 }
 
-static void gallery(const cb_plot_opts *o, ctx_t *c, fig_entry *figs, int nf) {
+static int gallery(const cb_plot_opts *o, ctx_t *c, fig_entry *figs, int nf, cb_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/index.html", o->out);
-    FILE *f = fopen(path, "w");
-    if (!f) return;
+    cb_atomic_file af;
+    if (cb_atomic_open(&af, path, err)) return -1;
+    FILE *f = af.f;
     fputs("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ctxbench figures</title>\n<style>body{font-family:"
           "sans-serif;max-width:60em;margin:2em auto}figure{margin:2em 0}img{max-width:100%;border:1px solid #ddd}"
           "figcaption{font-size:0.9em}.skip{color:#a00}</style></head><body>\n<h1>ctxbench figures</h1>\n",
@@ -899,7 +911,39 @@ static void gallery(const cb_plot_opts *o, ctx_t *c, fig_entry *figs, int nf) {
         fputs("</figure>\n", f);
     }
     fputs("</body></html>\n", f);
-    fclose(f);
+    return cb_atomic_commit(&af, err);
+}
+
+static int64_t count_of(sqlite3 *db, const char *sql, int64_t run, const char *text) {
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, run);
+        if (text) sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* --run and --scale must name something in the database: an empty selection is an error, not a
+ * gallery of skipped figures. */
+static int check_selection(ctx_t *c, const cb_plot_opts *o, cb_err *err) {
+    if (o->run_id > 0 && count_of(c->db, "SELECT COUNT(*) FROM runs WHERE id = ?1", o->run_id, NULL) <= 0) {
+        cb_err_set(err, "--run %lld: no such run in %s (ids: SELECT id FROM runs)", (long long)o->run_id, o->db);
+        return -1;
+    }
+    if (o->scale) {
+        char pattern[96];
+        snprintf(pattern, sizeof pattern, "%%-%s", o->scale);
+        if (count_of(c->db, "SELECT COUNT(*) FROM points WHERE (?1 = 0 OR run_id = ?1) AND model LIKE ?2", o->run_id,
+                     pattern) <= 0) {
+            cb_err_set(err, "--scale %s: no points of a model named *-%s in %s%s (expected a suffix such as xs, s or 9b)",
+                       o->scale, o->scale, o->db, o->run_id ? " for that run" : "");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Scale suffix with the most timed points, e.g. "xs" from "bamba-xs". */
@@ -943,6 +987,10 @@ int cb_plot_all(const cb_plot_opts *o, FILE *log, cb_err *err) {
     }
     ctx_t c = {.run = o->run_id};
     if (cb_store_open_read(o->db, &c.db, err)) return -1;
+    if (check_selection(&c, o, err)) {
+        sqlite3_close(c.db);
+        return -1;
+    }
     if (mkdir(o->out, 0777) && errno != EEXIST) {
         cb_err_set(err, "%s: cannot create the output folder: %s", o->out, strerror(errno));
         sqlite3_close(c.db);
@@ -981,7 +1029,7 @@ int cb_plot_all(const cb_plot_opts *o, FILE *log, cb_err *err) {
         }
         drawn += r;
     }
-    gallery(o, &c, figs, nf);
+    int rc = gallery(o, &c, figs, nf, err);
     sqlite3_close(c.db);
-    return drawn;
+    return rc ? -1 : drawn;
 }
