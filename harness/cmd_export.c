@@ -8,6 +8,7 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "cli_options.h"
 #include "results/views.h"
 #include "store.h"
 
@@ -157,10 +158,7 @@ static int run(int argc, char **argv) {
             else if (!strcmp(optarg, "jsonl")) fmt = FMT_JSONL;
             else { fprintf(stderr, "ctxbench export: bad --format '%s' (expected md, csv, json or jsonl)\n", optarg); return 2; }
             break;
-        default:
-            fprintf(stderr, "ctxbench export: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("export", argv[optind - 1], usage);
         }
     }
     if (optind != argc) { usage(stderr); return 2; }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_options.h"
 #include "peer_import.h"
 #include "store.h"
 
@@ -46,10 +47,7 @@ static int run(int argc, char **argv) {
             m.as_file[m.n_as] = optarg, m.as_model[m.n_as++] = eq + 1;
             break;
         }
-        default:
-            fprintf(stderr, "ctxbench import: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("import", argv[optind - 1], usage);
         }
     }
     if (optind + 2 != argc) { usage(stderr); return 2; }

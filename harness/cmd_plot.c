@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_options.h"
 #include "plot.h"
 
 static void usage(FILE *f) {
@@ -63,16 +64,10 @@ static int run(int argc, char **argv) {
             break;
         }
         case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "ctxbench plot: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("plot", argv[optind - 1], usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ctxbench plot: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return cb_cli_unexpected_argument("plot", argv[optind]);
     cb_err err = {0};
     int n = cb_plot_all(&o, stderr, &err);
     if (n < 0) {

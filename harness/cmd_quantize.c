@@ -14,6 +14,7 @@
 #include "../engines/kernels/gemm8.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
+#include "cli_options.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctxbench quantize DIR --to fp8|int8 --out DIR2\n\n"
@@ -157,10 +158,7 @@ static int run(int argc, char **argv) {
                 return 2;
             }
             break;
-        default:
-            fprintf(stderr, "ctxbench quantize: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("quantize", argv[optind - 1], usage);
         }
     }
     if (optind != argc - 1 || !out || to == CB_DTYPE_COUNT) { usage(stderr); return 2; }

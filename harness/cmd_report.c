@@ -6,6 +6,7 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "cli_options.h"
 #include "report.h"
 
 static void usage(FILE *f) {
@@ -33,16 +34,10 @@ static int run(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 't': texp = optarg; break;
         case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "ctxbench report: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("report", argv[optind - 1], usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ctxbench report: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return cb_cli_unexpected_argument("report", argv[optind]);
     /* both files are written beside their targets and renamed over them only when the report is complete:
      * a missing database or a failed query leaves an existing report as it was */
     cb_err err = {0};

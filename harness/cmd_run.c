@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cli_options.h"
 #include "sweep.h"
 #include "workload.h"
 
@@ -97,24 +98,17 @@ static int run(int argc, char **argv) {
             }
             break;
         case 'w':
-            if (cb_weights_dtype_parse(optarg, &wdt)) {
-                fprintf(stderr, "ctxbench run: bad --weights-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
-                return 2;
-            }
+            if (cb_cli_weights_dtype("run", optarg, &wdt)) return 2;
             break;
         case 'k':
-            if (cb_kv_dtype_parse(optarg, &kv)) {
-                fprintf(stderr, "ctxbench run: bad --kv-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
-                return 2;
-            }
+            if (cb_cli_kv_dtype("run", optarg, &kv)) return 2;
             break;
-        case 'M':
-            if (strcmp(optarg, "exact") && strcmp(optarg, "fast")) {
-                fprintf(stderr, "ctxbench run: bad --mode '%s' (expected exact or fast)\n", optarg);
-                return 2;
-            }
-            mode = optarg[0] == 'f' ? CB_MODE_FAST : CB_MODE_EXACT;
+        case 'M': {
+            cb_mode m;
+            if (cb_cli_mode("run", optarg, &m)) return 2;
+            mode = (int)m;
             break;
+        }
         case 'T':
             if (cb_parse_seconds(optarg, &o.time_budget_point) || o.time_budget_point <= 0) {
                 fprintf(stderr, "ctxbench run: bad --time-budget '%s' (expected seconds in (0, %.0f], e.g. 30, 5m, 1h)\n", optarg,
@@ -122,10 +116,7 @@ static int run(int argc, char **argv) {
                 return 1;
             }
             break;
-        default:
-            fprintf(stderr, "ctxbench run: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("run", argv[optind - 1], usage);
         }
     }
     if (optind != argc - 1) { usage(stderr); return 2; }

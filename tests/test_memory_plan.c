@@ -1,4 +1,4 @@
-/* Issue 5: the memory plan of the bamba-9b preset equals the analytic formula to the byte, for several
+/* The memory plan of the bamba-9b preset equals the analytic formula to the byte, for several
  * context lengths, computed from the config alone (no 9B weights allocated). */
 #include <criterion/criterion.h>
 

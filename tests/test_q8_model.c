@@ -1,4 +1,4 @@
-/* 8-bit weights at the model level (issue 8): presets generated straight into fp8/int8 equal the
+/* 8-bit weights at the model level (docs/quantization.md): presets generated straight into fp8/int8 equal the
  * quantisation of the bf16 preset bit for bit; the memory plan counts 8-bit bytes exactly as the engine
  * allocates them; weight bytes split into codes, scales and kept-precision tensors. */
 #include <criterion/criterion.h>

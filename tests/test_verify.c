@@ -107,7 +107,7 @@ Test(verify_cli, rejects_unknown_flags_and_missing_dirs) {
     cr_assert_neq(system(cmd), 0);
 }
 
-/* 8-bit weights (issue 8): the 8-bit kernels against the dequantised fp32 twin of the same weights, exact mode
+/* 8-bit weights (docs/quantization.md): the 8-bit kernels against the dequantised fp32 twin of the same weights, exact mode
  * (prefill and decode; a batch mixes depths). A scale applied twice, a wrong row or a mis-decoded code fails. */
 Test(verify_q8, fp8_and_int8_against_dequantised_twin) {
     verify_ok(BAMBA " --weights-dtype fp8 --batch 2");

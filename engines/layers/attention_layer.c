@@ -42,7 +42,6 @@ struct cb_attn_layer {
     void *kv;
     float *kvs; /* 8-bit caches: [seq][KV head][K | V][cap] scales */
     size_t kv_bytes, scratch_bytes;
-    int64_t *len;
 };
 
 /* ---- sizes (shared by plan and create so they agree to the byte) ---- */
@@ -104,11 +103,6 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
                    cb_dtype_name(o->kv_round), cb_dtype_name(o->kv_dtype));
         return -1;
     }
-    if (o->max_context <= 0 || o->max_batch <= 0 || o->prefill_chunk <= 0) {
-        cb_err_set(err, "attention: max_context %lld, max_batch %d, prefill_chunk %d must be positive",
-                   (long long)o->max_context, o->max_batch, o->prefill_chunk);
-        return -1;
-    }
     const cb_weight *need[4] = { &w->q, &w->k, &w->v, &w->o };
     const int64_t rows[4] = { (int64_t)H * hd, (int64_t)KV * hd, (int64_t)KV * hd, cfg->d_model };
     const int64_t cols[4] = { cfg->d_model, cfg->d_model, cfg->d_model, (int64_t)H * hd };
@@ -136,8 +130,7 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     l->es = cb_dtype_size(o->kv_dtype);
     cb_attn_plan(cfg, o, o->max_context, o->max_batch, &l->kv_bytes, &l->scratch_bytes);
     l->inv_freq = malloc(sizeof(double) * (size_t)(rot / 2 + 1));
-    l->len = calloc((size_t)o->max_batch, sizeof *l->len);
-    if (!l->inv_freq || !l->len) {
+    if (!l->inv_freq) {
         cb_err_set(err, "attention: out of memory for RoPE tables");
         goto fail;
     }
@@ -176,17 +169,7 @@ void cb_attn_destroy(cb_attn_layer *l) {
     cb_free(l->kv);
     cb_free(l->kvs);
     free(l->inv_freq);
-    free(l->len);
     free(l);
-}
-
-int64_t cb_attn_seq_len(const cb_attn_layer *l, int seq) {
-    return seq >= 0 && seq < l->max_batch ? l->len[seq] : -1;
-}
-
-void cb_attn_reset(cb_attn_layer *l, int seq) {
-    for (int s = 0; s < l->max_batch; s++)
-        if (seq < 0 || s == seq) l->len[s] = 0;
 }
 
 void cb_attn_memory(const cb_attn_layer *l, size_t *kv_bytes, size_t *scratch_bytes) {
@@ -274,22 +257,7 @@ static void count_kv_written(const cb_attn_layer *l, int M) {
     cb_ctr.kv_bytes_written += (long long)M * l->KV * pos_bytes(l);
 }
 
-int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out, cb_err *err) {
-    if (seq < 0 || seq >= l->max_batch) {
-        cb_err_set(err, "attention prefill: sequence %d out of range [0, %d)", seq, l->max_batch);
-        return -1;
-    }
-    if (n <= 0 || n > l->rows) {
-        cb_err_set(err, "attention prefill: %d tokens, expected 1..%d (prefill_chunk)", n, l->rows);
-        return -1;
-    }
-    const int64_t len = l->len[seq];
-    if (len + n > l->cap) {
-        cb_err_set(err, "attention prefill: sequence %d would hold %lld tokens, beyond max_context %lld (the KV cache "
-                   "of %zu bytes per layer was sized at create)", seq, (long long)(len + n), (long long)l->cap,
-                   l->kv_bytes);
-        return -1;
-    }
+void cb_attn_prefill(cb_attn_layer *l, int seq, int64_t len, const float *x, int n, float *out) {
     const int H = l->H, KV = l->KV, G = l->G, hd = l->hd, qd = H * hd;
     float *q = cb_scratch_get(), *k = q + (size_t)l->rows * qd, *v = k + (size_t)l->rows * KV * hd;
     float *att = v + (size_t)l->rows * KV * hd;
@@ -331,46 +299,21 @@ int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out
     }
     cb_ctr.attention_ns += cb_ctr_ns() - t_attn;
     cb_linear(l->mode, n, att, qd, &l->w.o, &l->w.o_b, out, l->d);
-    l->len[seq] = len + n;
 
     count_kv_written(l, n);
     long long kv_read = 0;
     for (int b = 0; b < nqb; b++) kv_read += len + (long long)b * bq + CB_MIN(bq, n - b * bq);
     cb_ctr.kv_bytes_read += kv_read * KV * pos_bytes(l);
     cb_ctr.flops += 4LL * hd * H * ((long long)n * len + (long long)n * (n + 1) / 2);
-    return 0;
 }
 
-int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x, float *out, cb_err *err) {
-    if (batch <= 0 || batch > l->max_batch) {
-        cb_err_set(err, "attention decode: batch %d, expected 1..%d (max_batch)", batch, l->max_batch);
-        return -1;
-    }
-    for (int b = 0; b < batch; b++) {
-        if (seqs[b] < 0 || seqs[b] >= l->max_batch) {
-            cb_err_set(err, "attention decode: sequence %d out of range [0, %d)", seqs[b], l->max_batch);
-            return -1;
-        }
-        for (int c = 0; c < b; c++)
-            if (seqs[c] == seqs[b]) {
-                cb_err_set(err, "attention decode: sequence %d appears twice in one batch", seqs[b]);
-                return -1;
-            }
-        if (l->len[seqs[b]] + 1 > l->cap) {
-            cb_err_set(err, "attention decode: sequence %d would hold %lld tokens, beyond max_context %lld (the KV "
-                       "cache of %zu bytes per layer was sized at create)", seqs[b], (long long)l->len[seqs[b]] + 1,
-                       (long long)l->cap, l->kv_bytes);
-            return -1;
-        }
-    }
+void cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const int64_t *pos, const float *x, float *out) {
     const int H = l->H, KV = l->KV, G = l->G, hd = l->hd, qd = H * hd;
     float *q = cb_scratch_get(), *k = q + (size_t)l->rows * qd, *v = k + (size_t)l->rows * KV * hd;
     float *att = v + (size_t)l->rows * KV * hd;
     float *part = att + (size_t)l->rows * qd; /* [wave item][G][hd + 2]: O, m, l */
     const int wave_cap = CB_MAX(DECODE_WAVE_ITEMS, l->max_batch * KV);
     float *run = part + (size_t)wave_cap * G * (hd + 2); /* [batch][H][hd + 2]: O, M, L */
-    int64_t pos[batch];
-    for (int b = 0; b < batch; b++) pos[b] = l->len[seqs[b]];
     qkv(l, batch, x, seqs, pos, q, k, v);
 
     const float scale = l->scale;
@@ -438,25 +381,15 @@ int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x,
     }
     cb_linear(l->mode, batch, att, qd, &l->w.o, &l->w.o_b, out, l->d);
     long long ctx_sum = 0;
-    for (int b = 0; b < batch; b++) l->len[seqs[b]] = pos[b] + 1, ctx_sum += pos[b] + 1;
+    for (int b = 0; b < batch; b++) ctx_sum += pos[b] + 1;
     count_kv_written(l, batch);
     cb_ctr.kv_bytes_read += ctx_sum * KV * pos_bytes(l);
     cb_ctr.flops += 4LL * hd * H * ctx_sum;
-    return 0;
 }
 
 /* Synthetic depth: K and V uniform in [-√3, √3) (unit variance, the scale of RoPE'd keys/values of a
  * normalised model), written straight into the cache. Deterministic for a seed whatever the threads. */
-int cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng, cb_err *err) {
-    if (seq < 0 || seq >= l->max_batch) {
-        cb_err_set(err, "attention fill: sequence %d out of range [0, %d)", seq, l->max_batch);
-        return -1;
-    }
-    if (depth < 0 || depth > l->cap) {
-        cb_err_set(err, "attention fill: depth %lld beyond max_context %lld (the KV cache of %zu bytes per layer was "
-                   "sized at create)", (long long)depth, (long long)l->cap, l->kv_bytes);
-        return -1;
-    }
+void cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng) {
     const uint64_t seed = cb_rng_next(rng);
     const int64_t chunk = 1024, nch = (depth + chunk - 1) / chunk;
     const float a = 1.7320508f;
@@ -480,6 +413,4 @@ int cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng
             }
         }
     }
-    l->len[seq] = depth;
-    return 0;
 }

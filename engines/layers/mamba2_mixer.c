@@ -1,4 +1,4 @@
-/* Mamba2 mixer (BRIEF §2): in_proj → causal conv1d + silu → SSD (chunked for prefill, recurrence for
+/* Mamba2 mixer (docs/engines.md, "The Mamba2 mixer, exactly"): in_proj → causal conv1d + silu → SSD (chunked for prefill, recurrence for
  * decode) → gated RMSNorm over all of d_inner → out_proj. Per-sequence state: SSM [H, P, N] fp32 and
  * conv [conv_dim, K−1] in opts.state_dtype. Scratch comes from the shared arena (scratch.h). */
 #include "mamba2_mixer.h"
@@ -101,10 +101,6 @@ int cb_mamba_create(const cb_config *cfg, const cb_mamba_weights *w, const cb_en
         cb_err_set(err, "mamba2 mixer: state dtype %s not supported (f32, bf16, f16)", cb_dtype_name(o->state_dtype));
         return -1;
     }
-    if (o->max_batch < 1) {
-        cb_err_set(err, "mamba2 mixer: max_batch %d (expected >= 1)", o->max_batch);
-        return -1;
-    }
     cb_mamba_layer *l = cb_calloc(sizeof *l + (size_t)H * sizeof(float), err);
     if (!l) return -1;
     mixer_shape s = shape_of(cfg, o);
@@ -174,11 +170,7 @@ static void conv_state_store(const cb_mamba_layer *l, const float *src, void *ds
         for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = cb_f32_to_f16(src[i]);
 }
 
-int cb_mamba_fill_synthetic(cb_mamba_layer *l, int seq, int64_t depth, cb_rng *rng, cb_err *err) {
-    if (seq < 0 || seq >= l->max_batch) {
-        cb_err_set(err, "mamba2 mixer: sequence %d out of range (max_batch %d)", seq, l->max_batch);
-        return -1;
-    }
+void cb_mamba_fill_synthetic(cb_mamba_layer *l, int seq, int64_t depth, cb_rng *rng) {
     (void)depth; /* the state has the same size and cost at any depth */
     float *S = ssm_of(l, seq);
     size_t ns = ssm_bytes_per_seq(l->cfg) / sizeof(float), nc = conv_elems_per_seq(l->cfg);
@@ -186,7 +178,6 @@ int cb_mamba_fill_synthetic(cb_mamba_layer *l, int seq, int64_t depth, cb_rng *r
     float *tmp = cb_scratch_get();
     for (size_t i = 0; i < nc; i++) tmp[i] = cb_rng_uniform(rng);
     if (nc) conv_state_store(l, tmp, conv_of(l, seq), nc);
-    return 0;
 }
 
 /* zx = x · in_projᵀ. Fast mode rounds activations to bf16 for the z and x rows only: B, C and dt (the last
@@ -305,14 +296,9 @@ static void count(const cb_mamba_layer *l, int n, int nseq, long long ssd_flops)
                           (long long)(ssm_bytes_per_seq(c) + conv_elems_per_seq(c) * cb_dtype_size(l->state_dtype));
 }
 
-int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *out, cb_err *err) {
+void cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *out) {
     const cb_config *c = l->cfg;
-    if (seq < 0 || seq >= l->max_batch || n < 0 || n > l->rows) {
-        cb_err_set(err, "mamba2 mixer: prefill of %d tokens for sequence %d (limits: %d tokens, %d sequences)", n, seq,
-                   l->rows, l->max_batch);
-        return -1;
-    }
-    if (n == 0) return 0;
+    if (n == 0) return;
     scratch_views v = views(l);
     in_projection(l, n, x, v.zx);
     conv_rows(l, seq, &v, 0, n);
@@ -344,7 +330,6 @@ int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *o
     gate_norm_out(l, n, &v, out);
     count(l, n, 1,
           (long long)H * cb_ssd_chunked_flops(n, Q, c->m_head_dim, N, true) + (long long)G * cb_ssd_cb_flops(n, Q, N));
-    return 0;
 }
 
 /* The conv weights and conv states are read once per token, right after in_proj: request them before
@@ -367,23 +352,8 @@ static void prefetch_conv(const cb_mamba_layer *l, int batch, const int *seqs) {
     }
 }
 
-int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *x, float *out, cb_err *err) {
+void cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *x, float *out) {
     const cb_config *c = l->cfg;
-    if (batch < 1 || batch > l->max_batch || batch > l->rows) {
-        cb_err_set(err, "mamba2 mixer: decode batch %d (max_batch %d)", batch, l->max_batch);
-        return -1;
-    }
-    for (int b = 0; b < batch; b++) {
-        if (seqs[b] < 0 || seqs[b] >= l->max_batch) {
-            cb_err_set(err, "mamba2 mixer: decode sequence %d out of range (max_batch %d)", seqs[b], l->max_batch);
-            return -1;
-        }
-        for (int b2 = 0; b2 < b; b2++)
-            if (seqs[b2] == seqs[b]) {
-                cb_err_set(err, "mamba2 mixer: sequence %d appears twice in one decode batch", seqs[b]);
-                return -1;
-            }
-    }
     scratch_views v = views(l);
     prefetch_conv(l, batch, seqs);
     in_projection(l, batch, x, v.zx);
@@ -398,5 +368,4 @@ int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *
     }
     gate_norm_out(l, batch, &v, out);
     count(l, batch, batch, 4LL * batch * H * c->m_head_dim * c->m_state);
-    return 0;
 }

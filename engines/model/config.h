@@ -31,7 +31,7 @@ typedef struct {
     double eps;     /* rms_norm_eps / layer_norm_epsilon: all RMSNorms */
     bool tie_embeddings;
     cb_dtype weights_dtype; /* config "dtype"/"torch_dtype"; the checkpoint's tensors decide in the end */
-    /* 8-bit linear projections (issue 8, docs/quantization.md): CB_F8_E4M3 or CB_I8 when the linear
+    /* 8-bit linear projections (docs/quantization.md): CB_F8_E4M3 or CB_I8 when the linear
      * projections are stored in 8 bits with one fp32 scale per output row (a checkpoint's
      * quantization_config, --weights-dtype, or what the loader bound); any other value (the zero
      * default included): every weight is in weights_dtype. */

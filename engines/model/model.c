@@ -86,7 +86,7 @@ static int bind_lin(binder *b, const char *name, int64_t rows, int64_t cols, cb_
         cb_err_set(b->err, "%s: %s", tensor_file(b->m, t), inner.msg);
         return -1;
     }
-    b->m->weight_bytes += t->nbytes + (size_t)rows * sizeof(float);
+    b->m->weight_bytes += cb_weight_bytes(w); /* codes + per-row scales */
     return 0;
 }
 

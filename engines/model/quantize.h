@@ -1,4 +1,4 @@
-/* 8-bit weights for a loaded model (issue 8, docs/quantization.md): quantise the linear projections of a
+/* 8-bit weights for a loaded model (docs/quantization.md): quantise the linear projections of a
  * cb_model at load time, bind checkpoints already stored in F8_E4M3, and count weight bytes by dtype. */
 #ifndef CB_QUANTIZE_H
 #define CB_QUANTIZE_H

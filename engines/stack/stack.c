@@ -186,21 +186,20 @@ static void head(cb_engine *s, int n, const float *x, float *logits) {
         for (int64_t i = 0; i < (int64_t)n * c->vocab; i++) logits[i] /= div;
 }
 
-/* x += mixer(norm(x)) for layer i. seqs == NULL: prefill of n tokens of sequence `seq`; else a decode batch. */
-static int mixer_step(cb_engine *s, int i, int seq, const int *seqs, int n, cb_err *err) {
+/* x += mixer(norm(x)) for layer i. seqs == NULL: prefill of n tokens of sequence `seq`; else a decode
+ * batch with pos[b] = the tokens sequence seqs[b] holds. */
+static void mixer_step(cb_engine *s, int i, int seq, const int *seqs, const int64_t *pos, int n) {
     const cb_config *c = &s->cfg;
     const int d = c->d_model;
     cb_rmsnorm(n, d, s->x, d, &s->m->layers[i].in_norm, c->eps, s->h, d);
-    int rc;
-    if (c->mixer[i] == CB_MIXER_ATTENTION)
-        rc = seqs ? cb_attn_decode(s->attn[i], n, seqs, s->h, s->y, err)
-                  : cb_attn_prefill(s->attn[i], seq, s->h, n, s->y, err);
-    else
-        rc = seqs ? cb_mamba_decode(s->mamba[i], n, seqs, s->h, s->y, err)
-                  : cb_mamba_prefill(s->mamba[i], seq, s->h, n, s->y, err);
-    if (rc) return rc;
+    if (c->mixer[i] == CB_MIXER_ATTENTION) {
+        if (seqs) cb_attn_decode(s->attn[i], n, seqs, pos, s->h, s->y);
+        else cb_attn_prefill(s->attn[i], seq, s->len[seq], s->h, n, s->y);
+    } else {
+        if (seqs) cb_mamba_decode(s->mamba[i], n, seqs, s->h, s->y);
+        else cb_mamba_prefill(s->mamba[i], seq, s->h, n, s->y);
+    }
     add_residual((int64_t)n * d, s->x, s->y, multiplier(c->residual_multiplier));
-    return 0;
 }
 
 /* x += feed_forward(norm(x)) for layer i, the family's kind: the SwiGLU MLP (granitemoehybrid's shared
@@ -221,16 +220,15 @@ static void ff_step(cb_engine *s, int i, int n) {
 }
 
 /* x[n, d] through every layer; a prefill's residual stream is captured when asked (verify --layers). */
-static int run_layers(cb_engine *s, int seq, const int *seqs, int n, size_t capture_row0, size_t capture_n,
-                      cb_err *err) {
+static void run_layers(cb_engine *s, int seq, const int *seqs, const int64_t *pos, int n, size_t capture_row0,
+                       size_t capture_n) {
     const int d = s->cfg.d_model;
     for (int i = 0; i < s->cfg.n_layers; i++) {
-        if (mixer_step(s, i, seq, seqs, n, err)) return -1;
+        mixer_step(s, i, seq, seqs, pos, n);
         ff_step(s, i, n);
         if (s->capture && !seqs)
             memcpy(s->capture + ((size_t)(i + 1) * capture_n + capture_row0) * d, s->x, (size_t)n * d * sizeof(float));
     }
-    return 0;
 }
 
 int cb_stack_prefill(cb_engine *s, int seq, const int32_t *tokens, int n, float *logits, bool all_logits, cb_err *err) {
@@ -252,7 +250,7 @@ int cb_stack_prefill(cb_engine *s, int seq, const int32_t *tokens, int n, float 
         int r = CB_MIN(s->o.prefill_chunk, n - start);
         embed_rows(s, tokens + start, r, s->x);
         if (s->capture) memcpy(s->capture + (size_t)start * d, s->x, (size_t)r * d * sizeof(float));
-        if (run_layers(s, seq, NULL, r, (size_t)start, (size_t)n, err)) return -1;
+        run_layers(s, seq, NULL, NULL, r, (size_t)start, (size_t)n);
         s->len[seq] += r;
         if (!logits) continue;
         if (all_logits) head(s, r, s->x, logits + (size_t)start * c->vocab);
@@ -284,8 +282,10 @@ int cb_stack_decode(cb_engine *s, int batch, const int *seqs, const int32_t *tok
     }
     if (check_tokens(s, tokens, batch, err)) return -1;
     apply_threads(s);
+    int64_t pos[batch];
+    for (int b = 0; b < batch; b++) pos[b] = s->len[seqs[b]];
     embed_rows(s, tokens, batch, s->x);
-    if (run_layers(s, -1, seqs, batch, 0, 0, err)) return -1;
+    run_layers(s, -1, seqs, pos, batch, 0, 0);
     for (int b = 0; b < batch; b++) s->len[seqs[b]]++;
     if (logits) head(s, batch, s->x, logits);
     cb_ctr.tokens += batch;
@@ -301,9 +301,8 @@ int cb_stack_fill_synthetic(cb_engine *s, int seq, int64_t depth, uint64_t seed,
     apply_threads(s);
     cb_rng rng = { seed ^ (0x51ed270b27aULL * (uint64_t)(seq + 1)) };
     for (int i = 0; i < s->cfg.n_layers; i++) {
-        int rc = s->attn[i] ? cb_attn_fill_synthetic(s->attn[i], seq, depth, &rng, err)
-                            : cb_mamba_fill_synthetic(s->mamba[i], seq, depth, &rng, err);
-        if (rc) return rc;
+        if (s->attn[i]) cb_attn_fill_synthetic(s->attn[i], seq, depth, &rng);
+        else cb_mamba_fill_synthetic(s->mamba[i], seq, depth, &rng);
     }
     s->len[seq] = depth;
     return 0;
@@ -334,10 +333,9 @@ void cb_stack_memory(const cb_engine *s, cb_memory_report *out) {
 }
 
 void cb_stack_reset(cb_engine *s, int seq) {
-    for (int i = 0; i < s->cfg.n_layers; i++) {
-        if (s->attn[i]) cb_attn_reset(s->attn[i], seq);
+    /* a KV cache needs no reset: attention reads positions below the sequence's length only */
+    for (int i = 0; i < s->cfg.n_layers; i++)
         if (s->mamba[i]) cb_mamba_reset(s->mamba[i], seq);
-    }
     for (int b = 0; b < s->o.max_batch; b++)
         if (seq < 0 || b == seq) s->len[b] = 0;
 }
