@@ -772,12 +772,19 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     if (!st) return -1;
     if (sqlite3_step(st) == SQLITE_ROW) peak = col(st, 0), bw = col(st, 1);
     sqlite3_finalize(st);
+    /* runs on the amx path also measured the tile peak: prefill's GEMMs ran against that roof */
+    double amx = 0;
+    st = prepare(c, "SELECT MAX(roof_amx_gflops) FROM runs WHERE (?1 = 0 OR id = ?1)", err);
+    if (!st) return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) amx = col(st, 0);
+    sqlite3_finalize(st);
+    if (!(amx > 0) || !(bw > 0)) amx = 0;
     figure f;
     fig_open(&f, 3.5, 2.6);
     style_header(f.b);
     double x0 = xmin / 4, x1 = xmax * 4;
     if (bw > 0 && peak > 0) x0 = fmin(x0, peak / bw / 8), x1 = fmax(x1, peak / bw * 4);
-    double y1 = fmax(ymax, isfinite(peak) ? peak : 0) * 6, y0 = fmin(ymin, bw > 0 ? bw * x0 : ymin) / 2;
+    double y1 = fmax(fmax(ymax, isfinite(peak) ? peak : 0), amx) * 6, y0 = fmin(ymin, bw > 0 ? bw * x0 : ymin) / 2;
     fprintf(f.b, "set logscale xy 10\nset xrange [%g:%g]\nset yrange [%g:%g]\nset format x '%%g'\nset format y '%%g'\n"
                  "set xlabel 'Arithmetic intensity (FLOP/byte)'\nset ylabel 'Achieved GFLOP/s'\n",
                  x0, x1, y0, y1);
@@ -802,9 +809,14 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     } else {
         fprintf(log, "ctxbench plot: roofline drawn without roof: the run rows carry no measured peak_gflops/peak_gbps\n");
     }
+    if (amx > 0) /* dashed: the tile roof of runs on the amx path (docs/performance.md "AMX tiles") */
+        fprintf(f.b, "set label 'AMX-BF16 peak %.0f GFLOP/s' at first %g, first %g right offset 0,0.7 font ',6' front\n",
+                amx, x1 / 1.3, amx);
     fputs("plot ", f.b);
     if (roof) fprintf(f.b, "(x * %g < %g ? x * %g : %g) with lines lw 1.2 lc rgb '#444444' notitle", bw, peak, bw, peak);
     else fputs("NaN notitle", f.b);
+    if (amx > 0)
+        fprintf(f.b, ", (x * %g < %g ? x * %g : %g) with lines lw 1.0 dt 2 lc rgb '#444444' notitle", bw, amx, bw, amx);
     for (int a = 0; a < N_ARCH; a++)
         for (int k = 0; k < 2; k++) {
             if (!s[a][k].n) continue;
