@@ -14,6 +14,11 @@
 #include "flash_softmax_avx512.h"
 
 #define DIRECT_MAX_ROWS 8
+/* Decode prefetch distance in blocks of CB_FLASH_BK keys (a block of an 8-bit cache is half a bf16 one's
+ * bytes, so one block ahead leaves half the time to hide the latency). */
+#ifndef PF_AHEAD
+#define PF_AHEAD 2
+#endif
 
 /* 16 codes as fp32 values before scaling. int8: sign extension. fp8: the code's bits placed in an f16
  * (s.eeee.mmm -> s.0eeee.mmm0000000) give value / 256 exactly, subnormals included; UNIT folds the 256
@@ -129,10 +134,19 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
                                                          const float *ks, const float *vs, cb_dtype t, float *S,
                                                          float *m, __m512 *lsum, float *alpha, float *O) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd; /* of K (and of V) per block */
-    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, (const char *)vb);
-    else if (R == 2) qk8(R, 0, 2, 0, 4, Q, hd, kt0, ks, t, S, (const char *)vb);
+    /* K tiles two at a time, each read in address order (the hardware prefetcher follows two streams, not
+     * four 2 KiB apart; as block_bf16_pairs in attention_avx512.c) */
+    /* the next block's V and scales are requested during this block's Q·Kᵀ, its K during P·V, so every
+     * block finds its data in L1 (the call's first block is requested at entry) */
+    const char *pfv = (const char *)vb + PF_AHEAD * bytes;
+    _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
+    _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
+    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, pfv);
+    else if (R == 2)
+        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, t, S, t0 ? NULL : pfv);
     else
-        for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, 0, 4, Q, hd, kt0, ks, t, S, r0 ? NULL : (const char *)vb);
+        for (int t0 = 0; t0 < 4; t0 += 2)
+            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, t, S, r0 || t0 ? NULL : pfv);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
     const __m512 u = _mm512_set1_ps(VUNIT(t));
     __m512 w[4];
@@ -144,7 +158,7 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     const int ncw = R <= 2 ? 128 : 64, nr = R <= 2 ? R : 4;
     const int passes = ((hd + ncw - 1) / ncw) * ((R + nr - 1) / nr);
     const int per_j = (int)((bytes / 64 + (size_t)passes * CB_FLASH_BK - 1) / ((size_t)passes * CB_FLASH_BK));
-    const char *pf = (const char *)kt0 + bytes, *pf_end = pf + bytes;
+    const char *pf = (const char *)kt0 + PF_AHEAD * bytes, *pf_end = pf + bytes;
     for (int c0 = 0; c0 < hd; c0 += ncw) {
         const int nu = CB_MIN(ncw, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += nr, pf += (size_t)64 * per_j * CB_FLASH_BK) {
@@ -212,6 +226,12 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
         if (direct && kb + CB_FLASH_BK <= full_end) {
             const uint8_t *kt0 = (const uint8_t *)kv->k + cb_kv_k_offset(kb, 0, hd, kv->cap, kv->dtype);
             const uint8_t *vb = (const uint8_t *)kv->v + (size_t)kb * hd;
+            if (kb == k0) /* the first block: K, V and scales */
+                for (size_t o = 0; o < (size_t)PF_AHEAD * CB_FLASH_BK * hd; o += 64) {
+                    _mm_prefetch((const char *)kt0 + o, _MM_HINT_T0), _mm_prefetch((const char *)vb + o, _MM_HINT_T0);
+                    if (o < PF_AHEAD * CB_FLASH_BK * sizeof(float))
+                        _mm_prefetch((const char *)(kv->ks + kb) + o, _MM_HINT_T0), _mm_prefetch((const char *)(kv->vs + kb) + o, _MM_HINT_T0);
+                }
             if (kv->dtype == CB_F8_E4M3)
                 block8(R, Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O);
             else
