@@ -1,5 +1,6 @@
 # ctxbench build. Portable code is compiled for baseline x86-64; files named *_avx512.c are compiled
-# with AVX-512 (+BF16) enabled and only called after a CPUID check (engines/kernels/cpu.c).
+# with AVX-512 (+BF16) enabled, *_amx.c with AVX-512 + AMX; each is only called after its CPUID (and, for
+# AMX, OS permission) check in engines/kernels/cpu.c.
 #   make            build build/ctxbench
 #   make test       install missing packages, build and run the Criterion suite
 #   make test-cluster  a real Slurm job array on a one-node cluster on localhost
@@ -15,9 +16,10 @@ SAN     ?=
 CFLAGS_COMMON = -std=c17 $(OPT) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -fno-math-errno \
                 -fno-strict-aliasing -MMD -MP $(SAN)
 AVX512_FLAGS  = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni -mfma -mf16c -mbmi2
+AMX_FLAGS     = $(AVX512_FLAGS) -mamx-tile -mamx-bf16 -mamx-int8
 LDLIBS  = -fopenmp -ljansson -lsqlite3 -lpapi -lsde -lm -lpthread -ldl -lyaml $(SAN)
 CRITERION_LIBS = -lcriterion
-BLAS_LIBS = -lopenblas
+BLAS_LIBS = -lopenblas -ldnnl
 
 ENGINE_SRC  = $(wildcard engines/*.c engines/*/*.c)
 HARNESS_SRC = $(filter-out harness/main.c,$(wildcard harness/*.c harness/*/*.c))
@@ -37,6 +39,10 @@ deps:
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(AVX512_FLAGS) -c $< -o $@
+
+$(BUILD)/%_amx.o: %_amx.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(AMX_FLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

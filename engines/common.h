@@ -20,7 +20,7 @@ typedef enum {
     CB_BF16,
     CB_I32,
     CB_I64,
-    CB_F8_E4M3, /* 8-bit weights (issue 8) */
+    CB_F8_E4M3, /* 8-bit weights (docs/quantization.md) */
     CB_I8,
     CB_DTYPE_COUNT
 } cb_dtype;

@@ -1,5 +1,5 @@
 /* The engine plug-in interface. An engine is one file that fills a cb_engine_ops table and
- * registers it with CB_REGISTER_ENGINE; the registry finds engines by name or by model_type.
+ * registers it with CB_REGISTER_ENGINE; the registry finds engines by name or asks each supports().
  * See docs/engines.md. */
 #ifndef CB_ENGINE_H
 #define CB_ENGINE_H
@@ -62,7 +62,7 @@ void cb_engine_register(const cb_engine_ops *ops);
     __attribute__((constructor)) static void cb_register_##ops(void) { cb_engine_register(&(ops)); }
 
 const cb_engine_ops *cb_engine_find(const char *name);
-/* The engine registered for cfg's model_type (llama -> transformer, mamba2 -> mamba2, bamba -> bamba). */
+/* The engine that runs cfg: the first registered whose supports() accepts it (NULL: none). */
 const cb_engine_ops *cb_engine_for_config(const cb_config *cfg);
 int cb_engine_count(void);
 const cb_engine_ops *cb_engine_at(int i);

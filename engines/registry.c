@@ -16,11 +16,11 @@ const cb_engine_ops *cb_engine_find(const char *name) {
     return NULL;
 }
 
+/* The first registered engine whose supports() accepts cfg (the built-in families' rules are disjoint). */
 const cb_engine_ops *cb_engine_for_config(const cb_config *cfg) {
-    static const char *by_type[] = { [CB_MT_LLAMA] = "transformer", [CB_MT_MAMBA2] = "mamba2", [CB_MT_BAMBA] = "bamba",
-                                     [CB_MT_GRANITE] = "granite" };
-    const cb_engine_ops *e = cb_engine_find(by_type[cfg->model_type]);
-    return e && e->supports(cfg) ? e : NULL;
+    for (int i = 0; i < n_engines; i++)
+        if (engines[i]->supports(cfg)) return engines[i];
+    return NULL;
 }
 
 int cb_engine_count(void) { return n_engines; }

@@ -14,6 +14,13 @@ typedef struct {
     const float *scale;
 } cb_weight;
 
+/* Bytes a weight occupies and streams: its elements plus, for 8-bit formats, the fp32 per-row scales;
+ * 0 for an absent (optional) weight. The one definition every byte count uses (docs/counters.md). */
+static inline size_t cb_weight_bytes(const cb_weight *w) {
+    if (!w->data) return 0;
+    return (size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype) + (w->scale ? (size_t)w->rows * sizeof(float) : 0);
+}
+
 /* CB_ROPE_NONE: no positional encoding at all (Granite 4.0-H's "nope"); rot_dim is 0. */
 typedef enum { CB_ROPE_DEFAULT = 0, CB_ROPE_LLAMA3, CB_ROPE_NONE } cb_rope_type;
 

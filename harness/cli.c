@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engines/kernels/kernels.h"
+
 #define CB_MAX_COMMANDS 32
 static const cb_command *commands[CB_MAX_COMMANDS];
 static int n_commands;
@@ -27,6 +29,11 @@ int cb_cli_main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    char why[256];
+    if (cb_kernels_check_env(why, sizeof why) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", why);
+        return 1;
     }
     for (int i = 0; i < n_commands; i++)
         if (!strcmp(commands[i]->name, argv[1])) return commands[i]->run(argc - 1, argv + 1);

@@ -30,6 +30,7 @@ static bool has_flag(const char *flags, const char *flag) {
 
 static void print_kernel_path(const cb_machine *m) {
     cb_kpath best = cb_kernels_best_path();
+    const cb_cpu_features *f = cb_cpu();
     const char *env = getenv("CTXBENCH_KERNELS");
     printf("kernel path:    %s\n", m->kernel_path);
     static const char *const need[] = { "avx512f", "avx512bw", "avx512vl", "avx512dq", "fma" };
@@ -47,12 +48,14 @@ static void print_kernel_path(const cb_machine *m) {
     else
         printf("  CPUID:        avx512f/bw/vl/dq + fma + avx512_bf16: AVX-512 kernels, with vdpbf16ps\n"
                "                dot products in fast mode\n");
+    printf("  AMX:          %s%s\n", f->amx_why,
+           best == CB_PATH_AMX ? ": prefill GEMMs (bf16 weights, M >= the crossover) run on tiles" : "");
     if (env && *env)
         printf("  why:          CTXBENCH_KERNELS=%s is set (the best this CPU allows is %s)\n", env, cb_kpath_name(best));
     else
         printf("  why:          the best path CPUID allows (CTXBENCH_KERNELS unset)\n");
     printf("  note:         a CPU without AVX-512 runs the portable kernels; CTXBENCH_KERNELS=portable|avx512|\n"
-           "                avx512bf16 forces a path this CPU supports\n");
+           "                avx512bf16|amx forces a path this CPU supports (any other value is an error)\n");
     if (cb_kernels_path() != CB_PATH_PORTABLE) {
         const char *o = getenv("CTXBENCH_GEMV_ORDER");
         printf("batch-1 GEMV:   %s (%s; same numbers either way)\n",

@@ -8,6 +8,7 @@
 #include "../engines/engine.h"
 #include "../engines/model/presets.h"
 #include "cli.h"
+#include "cli_options.h"
 #include "workload.h"
 
 static void usage(FILE *f) {
@@ -33,37 +34,23 @@ static int run(int argc, char **argv) {
     optind = 1; opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
+        int64_t b;
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'm': model = optarg; break;
         case 'c': ctxs = optarg; break;
         case 'e': engine = optarg; break;
         case 'k':
-            if (cb_kv_dtype_parse(optarg, &kv)) {
-                fprintf(stderr, "ctxbench memory: bad --kv-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
-                return 2;
-            }
+            if (cb_cli_kv_dtype("memory", optarg, &kv)) return 2;
             break;
         case 'w':
-            if (cb_weights_dtype_parse(optarg, &wdt)) {
-                fprintf(stderr, "ctxbench memory: bad --weights-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
-                return 2;
-            }
+            if (cb_cli_weights_dtype("memory", optarg, &wdt)) return 2;
             break;
         case 'b':
-            errno = 0;
-            long b = strtol(optarg, &end, 10);
-            if (*end || end == optarg || errno || b < 1 || b > 1 << 20) {
-                fprintf(stderr, "ctxbench memory: bad --batch '%s' (expected an integer in [1, %d])\n", optarg, 1 << 20);
-                return 1;
-            }
+            if (cb_cli_int("memory", "--batch", optarg, 1, 1 << 20, &b)) return 1;
             batch = (int)b;
             break;
-        default:
-            fprintf(stderr, "ctxbench memory: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("memory", argv[optind - 1], usage);
         }
     }
     if (!model || optind != argc) { usage(stderr); return 2; }
@@ -93,6 +80,10 @@ static int run(int argc, char **argv) {
         printf("\n  vs %s weights %zu bytes: saving %zu bytes (%.3f GiB), ratio %.4f", cb_dtype_name(odt), orig.total, orig.total - ws.total,
                (double)(orig.total - ws.total) / 1073741824.0, (double)ws.total / (double)orig.total);
     printf("\n");
+    if (cfg.n_experts > 0)
+        printf("parameters %lld, active per token %lld (%d of %d routed experts per layer): one token reads %zu weight "
+               "bytes of %zu\n", (long long)cb_config_param_count(&cfg), (long long)cb_config_active_param_count(&cfg),
+               cfg.top_k, cfg.n_experts, cb_config_active_weight_bytes(&cfg), ws.total);
     printf("%10s %15s %15s %13s %12s %12s %15s %10s", "context", "weights", "kv_cache", "ssm_state", "conv_state",
            "scratch", "total", "GiB");
     if (batch > 1) printf(" %15s %10s", "total@B", "GiB@B");

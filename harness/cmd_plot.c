@@ -1,10 +1,12 @@
 /* ctxbench plot: figures from a results database (see harness/plot.h, docs/figures.md). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_options.h"
 #include "plot.h"
 
 static void usage(FILE *f) {
@@ -37,10 +39,11 @@ static int run(int argc, char **argv) {
         case 's': o.scale = optarg; break;
         case 'r': {
             char *end;
+            errno = 0;
             o.run_id = strtoll(optarg, &end, 10);
-            if (*end || o.run_id <= 0) {
+            if (*end || end == optarg || errno || o.run_id <= 0) {
                 fprintf(stderr, "ctxbench plot: --run wants a positive run id, got '%s'\n", optarg);
-                return 2;
+                return 1;
             }
             break;
         }
@@ -54,23 +57,17 @@ static int run(int argc, char **argv) {
                 else {
                     fprintf(stderr, "ctxbench plot: unknown format '%s' in --formats (pdf, png, svg)\n", t);
                     free(dup);
-                    return 2;
+                    return 1;
                 }
             }
             free(dup);
             break;
         }
         case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "ctxbench plot: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("plot", argv[optind - 1], usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ctxbench plot: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return cb_cli_unexpected_argument("plot", argv[optind]);
     cb_err err = {0};
     int n = cb_plot_all(&o, stderr, &err);
     if (n < 0) {

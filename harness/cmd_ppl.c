@@ -10,6 +10,7 @@
 #include "../engines/kernels/gemm8.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
+#include "cli_options.h"
 #include "quality.h"
 
 static void usage(FILE *f) {
@@ -49,14 +50,7 @@ static int parse_q8(const char *flag, const char *v, cb_dtype *out, bool allow_o
 }
 
 static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t *out) {
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || x < lo) {
-        fprintf(stderr, "ctxbench ppl: %s expects an integer >= %lld, got '%s'\n", flag, (long long)lo, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return cb_cli_int("ppl", flag, v, lo, INT64_MAX, out);
 }
 
 static int run_ppl(int argc, char **argv) {
@@ -88,25 +82,17 @@ static int run_ppl(int argc, char **argv) {
         case 'q': if (parse_q8("--compare", optarg, &cmp, false)) return 2; break;
         case 'b': buckets = optarg; break;
         case 'k':
-            if (cb_kv_dtype_parse(optarg, &kv)) {
-                fprintf(stderr, "ctxbench ppl: --kv-dtype expects f32, bf16, f16, fp8 or int8, got '%s'\n", optarg);
-                return 2;
-            }
+            if (cb_cli_kv_dtype("ppl", optarg, &kv)) return 2;
             break;
         case 'K': if (parse_q8("--compare-kv", optarg, &cmp_kv, false)) return 2; break;
         case 'M':
-            if (strcmp(optarg, "exact") == 0) o.mode = CB_MODE_EXACT;
-            else if (strcmp(optarg, "fast") == 0) o.mode = CB_MODE_FAST;
-            else { fprintf(stderr, "ctxbench ppl: --mode expects exact or fast, got '%s'\n", optarg); return 2; }
+            if (cb_cli_mode("ppl", optarg, &o.mode)) return 2;
             break;
         case 'T': if (parse_i64("--threads", optarg, 0, &threads)) return 2; break;
         case 'S': if (parse_i64("--seed", optarg, 0, &seed)) return 2; break;
         case 'd': db = optarg; break;
         case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "ctxbench ppl: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("ppl", argv[optind - 1], usage);
         }
     }
     if (optind != argc || !model || !tokens) {

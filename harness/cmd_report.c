@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
+#include "cli_options.h"
 #include "report.h"
 
 static void usage(FILE *f) {
@@ -32,31 +34,26 @@ static int run(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 't': texp = optarg; break;
         case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "ctxbench report: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("report", argv[optind - 1], usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ctxbench report: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    FILE *md = strcmp(out, "-") ? fopen(out, "w") : stdout;
-    if (!md) {
-        fprintf(stderr, "ctxbench report: cannot write %s: %s\n", out, strerror(errno));
-        return 1;
-    }
-    FILE *tex = NULL;
-    if (*texp && !(tex = fopen(texp, "w"))) {
-        fprintf(stderr, "ctxbench report: cannot write %s: %s\n", texp, strerror(errno));
-        if (md != stdout) fclose(md);
-        return 1;
-    }
+    if (optind < argc) return cb_cli_unexpected_argument("report", argv[optind]);
+    /* both files are written beside their targets and renamed over them only when the report is complete:
+     * a missing database or a failed query leaves an existing report as it was */
     cb_err err = {0};
+    cb_atomic_file md_file = {0}, tex_file = {0};
+    bool to_stdout = !strcmp(out, "-");
+    if ((!to_stdout && cb_atomic_open(&md_file, out, &err)) || (*texp && cb_atomic_open(&tex_file, texp, &err))) {
+        cb_atomic_abort(&md_file);
+        fprintf(stderr, "ctxbench report: cannot write: %s\n", err.msg);
+        return 1;
+    }
+    FILE *md = to_stdout ? stdout : md_file.f, *tex = *texp ? tex_file.f : NULL;
     int rc = cb_report_write(db, md, tex, &err);
-    if (md != stdout) fclose(md);
-    if (tex) fclose(tex);
+    if (rc == 0 && !to_stdout) rc = cb_atomic_commit(&md_file, &err);
+    if (rc == 0 && tex) rc = cb_atomic_commit(&tex_file, &err);
+    cb_atomic_abort(&md_file);
+    cb_atomic_abort(&tex_file);
     if (rc) {
         fprintf(stderr, "ctxbench report: %s\n", err.msg);
         return 1;

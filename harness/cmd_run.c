@@ -1,4 +1,6 @@
 /* `ctxbench run WORKLOAD`: a workload file -> a sweep -> rows in the results database. */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cli_options.h"
 #include "sweep.h"
 #include "workload.h"
 
@@ -17,18 +20,34 @@ static void usage(FILE *f) {
             "Run the sweep a workload file describes (workloads/quick, workloads/claims, workloads/full; see\n"
             "docs/usage.md) and store every point, labelled measured | sampled | analytic | refused | failed.\n"
             "  --db PATH             results database (default results/ctxbench.db; created if missing)\n"
-            "  --resume              skip points already stored for the same workload text and commit\n"
+            "  --resume              skip points already stored for the same workload text and commit; failed\n"
+            "                        points and points refused for time are run again (and replace their row)\n"
             "  --shard I/N           run only points with index %% N == I (0 <= I < N), for job arrays\n"
             "  --quiet               no progress line on stderr\n"
             "  --threads N           override the workload's thread list\n"
             "  --memory-budget B     bytes (16G) or percent of MemAvailable (85%%); overrides the workload\n"
-            "  --time-budget S       per-point time budget in seconds; overrides the workload\n"
+            "  --time-budget S       per-point time budget in seconds (30, 5m, 1h); overrides the workload\n"
             "  --mode exact|fast     overrides the workload's mode\n"
             "  --weights-dtype D     bf16 | f16 | f32 | fp8 | int8: overrides the workload's weight_dtype. fp8/int8:\n"
             "                        linear projections in 8 bits with per-row scales (presets generated so,\n"
             "                        checkpoints quantised at load; docs/quantization.md)\n"
             "  --kv-dtype D          bf16 | f16 | f32 | fp8 | int8: overrides the workload's kv_dtype (fp8/int8: codes\n"
             "                        with one scale per token and KV head; docs/quantization.md)\n");
+}
+
+#define MAX_SHARDS 1000000
+
+/* "I/N", both plain decimal integers, 0 <= I < N <= MAX_SHARDS; nothing after N. */
+static int parse_shard(const char *s, int *i, int *n) {
+    char *end;
+    errno = 0;
+    long a = strtol(s, &end, 10);
+    if (end == s || *end != '/' || !isdigit((unsigned char)s[0])) return -1;
+    const char *t = end + 1;
+    long b = strtol(t, &end, 10);
+    if (end == t || *end || !isdigit((unsigned char)t[0]) || errno || b < 1 || b > MAX_SHARDS || a < 0 || a >= b) return -1;
+    *i = (int)a, *n = (int)b;
+    return 0;
 }
 
 static int run(int argc, char **argv) {
@@ -56,48 +75,48 @@ static int run(int argc, char **argv) {
         case 'r': o.resume = true; break;
         case 'q': o.quiet = true; break;
         case 's':
-            if (sscanf(optarg, "%d/%d", &o.shard_i, &o.shard_n) != 2 || o.shard_n < 1 || o.shard_i < 0 || o.shard_i >= o.shard_n) {
-                fprintf(stderr, "ctxbench run: bad --shard '%s' (expected I/N with 0 <= I < N)\n", optarg);
-                return 2;
+            if (parse_shard(optarg, &o.shard_i, &o.shard_n)) {
+                fprintf(stderr, "ctxbench run: bad --shard '%s' (expected I/N with 0 <= I < N <= %d)\n", optarg, MAX_SHARDS);
+                return 1;
             }
             break;
-        case 't':
-            o.threads_override = (int)strtol(optarg, &end, 10);
-            if (*end || o.threads_override < 1) { fprintf(stderr, "ctxbench run: bad --threads '%s'\n", optarg); return 2; }
+        case 't': {
+            errno = 0;
+            long t = strtol(optarg, &end, 10);
+            if (*end || end == optarg || errno || t < 1 || t > CB_WL_MAX_THREADS) {
+                fprintf(stderr, "ctxbench run: bad --threads '%s' (expected an integer in [1, %d])\n", optarg, CB_WL_MAX_THREADS);
+                return 1;
+            }
+            o.threads_override = (int)t;
             break;
+        }
         case 'm':
             if (cb_parse_memory_budget(optarg, &o.memory_budget_fraction, &o.memory_budget_bytes)) {
-                fprintf(stderr, "ctxbench run: bad --memory-budget '%s' (expected bytes like 16G or a percentage like 85%%)\n", optarg);
-                return 2;
+                fprintf(stderr, "ctxbench run: bad --memory-budget '%s' (expected bytes in [1, 2^60] like 16G, or a percentage "
+                        "in (0, 100]%% like 85%%)\n", optarg);
+                return 1;
             }
             break;
         case 'w':
-            if (cb_weights_dtype_parse(optarg, &wdt)) {
-                fprintf(stderr, "ctxbench run: bad --weights-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
-                return 2;
-            }
+            if (cb_cli_weights_dtype("run", optarg, &wdt)) return 2;
             break;
         case 'k':
-            if (cb_kv_dtype_parse(optarg, &kv)) {
-                fprintf(stderr, "ctxbench run: bad --kv-dtype '%s' (expected bf16, f16, f32, fp8 or int8)\n", optarg);
-                return 2;
-            }
+            if (cb_cli_kv_dtype("run", optarg, &kv)) return 2;
             break;
-        case 'M':
-            if (strcmp(optarg, "exact") && strcmp(optarg, "fast")) {
-                fprintf(stderr, "ctxbench run: bad --mode '%s' (expected exact or fast)\n", optarg);
-                return 2;
-            }
-            mode = optarg[0] == 'f' ? CB_MODE_FAST : CB_MODE_EXACT;
+        case 'M': {
+            cb_mode m;
+            if (cb_cli_mode("run", optarg, &m)) return 2;
+            mode = (int)m;
             break;
+        }
         case 'T':
-            o.time_budget_point = strtod(optarg, &end);
-            if (*end || o.time_budget_point <= 0) { fprintf(stderr, "ctxbench run: bad --time-budget '%s'\n", optarg); return 2; }
+            if (cb_parse_seconds(optarg, &o.time_budget_point) || o.time_budget_point <= 0) {
+                fprintf(stderr, "ctxbench run: bad --time-budget '%s' (expected seconds in (0, %.0f], e.g. 30, 5m, 1h)\n", optarg,
+                        CB_WL_MAX_SECONDS);
+                return 1;
+            }
             break;
-        default:
-            fprintf(stderr, "ctxbench run: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("run", argv[optind - 1], usage);
         }
     }
     if (optind != argc - 1) { usage(stderr); return 2; }

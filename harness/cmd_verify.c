@@ -14,6 +14,7 @@
 #include "../engines/kernels/gemm8.h"
 #include "../engines/model/quantize.h"
 #include "cli.h"
+#include "cli_options.h"
 
 typedef struct {
     const char *dir, *reference;
@@ -57,12 +58,8 @@ static void usage(FILE *f) {
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || x < lo || x > 1 << 30) {
-        fprintf(stderr, "ctxbench verify: %s expects an integer >= %d, got '%s'\n", flag, lo, v);
-        return -1;
-    }
+    int64_t x;
+    if (cb_cli_int("verify", flag, v, lo, 1 << 30, &x)) return -1;
     *out = (int)x;
     return 0;
 }
@@ -100,9 +97,7 @@ static int parse_args(int argc, char **argv, verify_args *a) {
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
-            if (!strcmp(optarg, "exact")) a->o.mode = CB_MODE_EXACT;
-            else if (!strcmp(optarg, "fast")) a->o.mode = CB_MODE_FAST;
-            else { fprintf(stderr, "ctxbench verify: --mode expects exact or fast, got '%s'\n", optarg); return 2; }
+            if (cb_cli_mode("verify", optarg, &a->o.mode)) return 2;
             break;
         case 't': if (parse_int("--threads", optarg, 1, &a->o.threads)) return 2; break;
         case 'p': if (parse_int("--prefill", optarg, 1, &a->prefill)) return 2; break;
@@ -113,25 +108,16 @@ static int parse_args(int argc, char **argv, verify_args *a) {
         case 'T': if (parse_fraction("--tol", optarg, 1e3, &a->tol)) return 2; break;
         case 'A': if (parse_fraction("--min-agree", optarg, 1, &a->min_agree)) return 2; break;
         case 'k':
-            if (cb_kv_dtype_parse(optarg, &a->o.kv_dtype)) {
-                fprintf(stderr, "ctxbench verify: --kv-dtype expects f32, bf16, f16, fp8 or int8, got '%s'\n", optarg);
-                return 2;
-            }
+            if (cb_cli_kv_dtype("verify", optarg, &a->o.kv_dtype)) return 2;
             a->kv_given = true;
             break;
         case 'l': a->layers = true; break;
         case 'w':
-            if (cb_weights_dtype_parse(optarg, &a->wdt)) {
-                fprintf(stderr, "ctxbench verify: --weights-dtype expects bf16, f16, f32, fp8 or int8, got '%s'\n", optarg);
-                return 2;
-            }
+            if (cb_cli_weights_dtype("verify", optarg, &a->wdt)) return 2;
             if (!cb_dtype_is_q8(a->wdt)) a->wdt = CB_DTYPE_COUNT; /* a checkpoint keeps its stored precision */
             break;
         case 'h': usage(stdout); return 1;
-        default:
-            fprintf(stderr, "ctxbench verify: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cb_cli_unknown_option("verify", argv[optind - 1], usage);
         }
     }
     if (optind != argc - 1) {

@@ -289,6 +289,7 @@ int cb_lb_parse_file(const char *path, cb_lb_file *out, cb_err *err) {
     memset(out, 0, sizeof *out);
     char *text = slurp(path, err);
     if (!text) return -1;
+    if (!(out->text = strdup(text))) { free(text); cb_err_set(err, "%s: out of memory", path); return -1; }
     const char *p = text;
     while (isspace((unsigned char)*p)) p++;
     int rc;
@@ -304,7 +305,8 @@ int cb_lb_parse_file(const char *path, cb_lb_file *out, cb_err *err) {
 void cb_lb_free(cb_lb_file *f) {
     for (int i = 0; i < f->n; i++) free(f->rec[i].samples_ns);
     free(f->rec);
-    f->rec = NULL, f->n = 0;
+    free(f->text);
+    f->rec = NULL, f->text = NULL, f->n = 0;
 }
 
 void cb_lb_model_stem(const char *model_filename, char *out, size_t n) {

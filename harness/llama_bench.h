@@ -29,6 +29,7 @@ typedef struct {
     cb_lb_record *rec;
     int n;
     char format[8];                 /* "jsonl", "json" or "csv" */
+    char *text;                     /* the file verbatim (kept as the import's provenance) */
 } cb_lb_file;
 
 /* Parse `path` (format from its first non-blank character: '{' jsonl, '[' json, else csv with a header

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "store.h"
 
 /* Engine architectures in fixed order: colour-blind-safe (Okabe-Ito) colours and markers. */
@@ -23,8 +24,11 @@ static const char *const ARCH_COLOUR[N_ARCH] = {"#0072B2", "#D55E00", "#009E73"}
 static const int PT_FILLED[N_ARCH] = {7, 5, 9};
 static const int PT_HOLLOW[N_ARCH] = {6, 4, 8};
 
-enum { L_MEASURED, L_SAMPLED, L_ANALYTIC, L_REFUSED, N_LABEL };
-static const char *const LABEL[N_LABEL] = {"measured", "sampled", "analytic", "refused"};
+/* L_PEER: a measured point of an imported tool (points.source = 'peer'): its own dotted series with open
+ * diamonds in the architecture's colour (docs/figures.md). */
+enum { L_MEASURED, L_SAMPLED, L_ANALYTIC, L_REFUSED, L_PEER, N_LABEL };
+static const char *const LABEL[N_LABEL] = {"measured", "sampled", "analytic", "refused", "peer"};
+#define PEER_LEGEND "llama.cpp (peer, dotted)"
 
 static int arch_index(const char *a) {
     if (!a) return -1;
@@ -262,6 +266,8 @@ static void legend_add(legend_set *l, const panel_data *p) {
                 if (k != L_REFUSED || p->s[a][k].n) l->arch[a] = true;
                 l->label[k] = true;
             }
+    for (int a = 0; a < N_ARCH; a++) /* an architecture seen only in refused markers still needs its colour named */
+        if (p->refused_arch[a]) l->arch[a] = true;
     if (p->refused) l->label[L_REFUSED] = true;
 }
 
@@ -274,10 +280,14 @@ typedef struct {
     int dash;       /* 0 = no line, 1 = solid, 2 = dashed, 3 = dotted */
 } legend_item;
 
-static void legend_draw(FILE *b, const legend_item *it, int n) {
-    int rows = n > 3 ? 2 : 1, cols = (n + rows - 1) / rows;
+static void legend_draw(FILE *b, const legend_item *it, int n, double width_in) {
+    /* one row when every entry fits its column: ~15 characters of legend text per inch at this font */
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = strlen(it[i].text) > longest ? strlen(it[i].text) : longest;
+    int rows = n > 3 || (double)n * ((double)longest + 4) > 15 * width_in ? 2 : 1, cols = (n + rows - 1) / rows;
     double colw = 0.99 / cols, sw = 0.035 * cols / 3.0; /* line sample: about a third of an inch */
     if (sw > 0.05) sw = 0.05;
+    if (sw < 0.035) sw = 0.035;
     for (int i = 0; i < n; i++) {
         int r = i / cols, c = i % cols;
         double x = 0.01 + c * colw, y = rows == 1 ? 0.955 : 0.965 - r * 0.075;
@@ -301,6 +311,7 @@ static int legend_items(const legend_set *l, legend_item *it) {
     if (l->label[L_SAMPLED]) it[n++] = (legend_item){"sampled (hollow)", "black", 6, 0};
     if (l->label[L_ANALYTIC]) it[n++] = (legend_item){"analytic (dashed)", "black", 0, 2};
     if (l->label[L_REFUSED]) it[n++] = (legend_item){"refused (top edge)", "black", 11, 0};
+    if (l->label[L_PEER]) it[n++] = (legend_item){PEER_LEGEND, "black", 12, 3};
     return n;
 }
 
@@ -324,7 +335,7 @@ static void panel_plot(figure *f, panel_data *p, const char *extra_plot, const l
         legend_item it[12];
         int n = legend_items(legend, it);
         for (int i = 0; i < n_extra && n < 12; i++) it[n++] = extra_items[i];
-        legend_draw(f->b, it, n);
+        legend_draw(f->b, it, n, f->width_in);
     }
     for (int a = 0; a < N_ARCH; a++)
         for (int l = 0; l < N_LABEL; l++) {
@@ -353,6 +364,12 @@ static void panel_plot(figure *f, panel_data *p, const char *extra_plot, const l
         if (p->s[a][L_ANALYTIC].n) {
             fprintf(f->b, "%s$b%d_%d_%d using 1:2 with linespoints dt (4,3) lw 1 pt 1 ps 0.6*PS lc rgb '%s' notitle",
                     first ? "" : ", ", f->blocks, a, L_ANALYTIC, col);
+            first = false;
+        }
+        if (p->s[a][L_PEER].n) {
+            fprintf(f->b, "%s$b%d_%d_%d using 1:2 with lines dt (1,2) lw 1.2 lc rgb '%s' notitle, "
+                          "'' using 1:2:3:4 with yerrorbars pt 12 lc rgb '%s' notitle",
+                    first ? "" : ", ", f->blocks, a, L_PEER, col, col);
             first = false;
         }
     }
@@ -398,21 +415,31 @@ static int render(const cb_plot_opts *o, const char *gnuplot, figure *f, const c
     fwrite(f->data, 1, f->data_n, g);
     const char *fmts[3] = {"pdf", "png", "svg"};
     bool on[3] = {o->pdf, o->png, o->svg};
+    /* gnuplot draws into temporary files beside the figures, renamed over them once it has succeeded: an
+     * earlier figure stays whole when drawing fails, and nothing is drawn when the folder is unwritable */
+    char path[3][4200], tmp[3][4200];
+    int rc = 0;
     for (int i = 0; i < 3; i++) {
-        if (!on[i]) continue;
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s.%s", o->out, name, fmts[i]);
-        terminal(g, f, fmts[i], path);
+        tmp[i][0] = 0;
+        if (!on[i] || rc) continue;
+        snprintf(path[i], sizeof path[i], "%s/%s.%s", o->out, name, fmts[i]);
+        if (cb_atomic_temp(path[i], tmp[i], sizeof tmp[i], err)) { tmp[i][0] = 0; rc = -1; continue; }
+        terminal(g, f, fmts[i], tmp[i]);
         fwrite(f->body, 1, f->body_n, g);
         fputs("unset multiplot\nset output\n", g);
     }
     int st = pclose(g);
-    if (st != 0) {
+    if (rc == 0 && st != 0) {
         cb_err_set(err, "gnuplot failed drawing %s (exit status %d); its message is above", name,
                    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        return -1;
+        rc = -1;
     }
-    return 0;
+    for (int i = 0; i < 3; i++) {
+        if (!tmp[i][0]) continue;
+        if (rc == 0) rc = cb_atomic_rename(tmp[i], path[i], err);
+        else unlink(tmp[i]);
+    }
+    return rc;
 }
 
 /* ---- the figures ---- */
@@ -423,7 +450,8 @@ static int render(const cb_plot_opts *o, const char *gnuplot, figure *f, const c
 #define FILTER " (?1 = 0 OR p.run_id = ?1) AND p.model LIKE ?2 AND p.weight_dtype NOT IN ('int8','fp8') "
 #define VIEW_FILTER " (?1 = 0 OR v.run_id = ?1) AND v.model LIKE ?2 AND v.weight_dtype NOT IN ('int8','fp8') "
 #define SERIES(XY, WHERE) \
-    "SELECT v.arch, v.label, " XY ", v.refused_bytes, v.refused_seconds FROM latency_by_context v WHERE " WHERE \
+    "SELECT v.arch, CASE WHEN v.source = 'peer' THEN 'peer' ELSE v.label END, " XY ", v.refused_bytes, "          \
+    "v.refused_seconds FROM latency_by_context v WHERE " WHERE \
     " AND" VIEW_FILTER "ORDER BY v.point_id"
 
 typedef struct {
@@ -519,11 +547,39 @@ static int fig_decode(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry 
     return xy_figure(c, o, g, e, ps, 1, 3.5, log, err);
 }
 
+/* ctxbench beside an imported peer: tokens/s of a prefill chunk and of a decoded token vs depth, for the
+ * models the peer measured. The peer may have run on another machine (the report's "vs llama.cpp"). */
+static int fig_peer(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
+    sqlite3_stmt *st = prepare(c, "SELECT COUNT(*) FROM points p WHERE p.source = 'peer' AND p.label = 'measured' AND"
+                                  FILTER, err);
+    if (!st) return -1;
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (!n) {
+        skip(e, log, "no peer points at this scale (ctxbench import llama-bench FILE: docs/peers.md)");
+        return 0;
+    }
+#define PEER_MODELS " AND v.model IN (SELECT model FROM points WHERE source = 'peer')"
+    panel_spec ps[2] = {
+        {SERIES("v.context, v.tokens_per_s, v.tokens_per_s_lo, v.tokens_per_s_hi",
+                "v.phase = 'prefill_chunk' AND v.batch = 1" PEER_MODELS),
+         "Prefill throughput (tokens/s)", "%g", "Context depth (tokens)", NULL, "One prefill chunk at depth", true, 0.6,
+         0, 0, NULL, 0},
+        {SERIES("v.context, v.tokens_per_s, v.tokens_per_s_lo, v.tokens_per_s_hi",
+                "v.phase = 'decode' AND v.batch = 1" PEER_MODELS),
+         "Decode throughput (tokens/s)", "%g", "Context depth (tokens)", NULL, "One decoded token at depth", true, 0.6,
+         0, 0, NULL, 0},
+    };
+#undef PEER_MODELS
+    return xy_figure(c, o, g, e, ps, 2, 7.0, log, err);
+}
+
 static int fig_speedup(ctx_t *c, const cb_plot_opts *o, const char *g, fig_entry *e, FILE *log, cb_err *err) {
 #define PAIR_FILTER(PHASE) \
     " phase = '" PHASE "' AND batch = 1 AND (?1 = 0 OR run_id = ?1) AND model LIKE ?2 AND weight_dtype NOT IN ('int8','fp8') "
 #define SPEEDUP(PHASE)                                                                                               \
-    "SELECT arch, pair_label, context, speedup, speedup_lo, speedup_hi, NULL, NULL, point_id, baseline_point_id "     \
+    "SELECT arch, CASE WHEN source = 'peer' THEN 'peer' ELSE pair_label END, context, speedup, speedup_lo, "         \
+    "speedup_hi, NULL, NULL, point_id, baseline_point_id "                                                            \
     "FROM speedup WHERE" PAIR_FILTER(PHASE) "UNION ALL SELECT arch, pair_label, context, NULL, NULL, NULL, "         \
     "refused_bytes, refused_seconds, point_id, baseline_point_id FROM arch_pairs WHERE pair_label = 'refused' AND"   \
     PAIR_FILTER(PHASE) "ORDER BY point_id, baseline_point_id"
@@ -636,7 +692,7 @@ static int fig_memory(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_
             legend_item it[6] = {{"weights (analytic)", "#bbbbbb", 5, 0}, {"+ SSM/conv state", "#E69F00", 5, 0},
                                  {"+ KV cache", "#56B4E9", 5, 0},         {"+ scratch", "#F0E442", 5, 0},
                                  {"analytic total (dashed)", "black", 0, 2}, {"engine-allocated (markers)", "black", 7, 0}};
-            legend_draw(f.b, it, 6);
+            legend_draw(f.b, it, 6, f.width_in);
         }
         context_axis(f.b, 'x', (int64_t)xmin, (int64_t)xmax, "Context (tokens)");
         fprintf(f.b, "set logscale y 2\nset yrange [%g:%g]\nset format y '%%.0b %%BB'\nset ylabel '%s'\n"
@@ -716,12 +772,19 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     if (!st) return -1;
     if (sqlite3_step(st) == SQLITE_ROW) peak = col(st, 0), bw = col(st, 1);
     sqlite3_finalize(st);
+    /* runs on the amx path also measured the tile peak: prefill's GEMMs ran against that roof */
+    double amx = 0;
+    st = prepare(c, "SELECT MAX(roof_amx_gflops) FROM runs WHERE (?1 = 0 OR id = ?1)", err);
+    if (!st) return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) amx = col(st, 0);
+    sqlite3_finalize(st);
+    if (!(amx > 0) || !(bw > 0)) amx = 0;
     figure f;
     fig_open(&f, 3.5, 2.6);
     style_header(f.b);
     double x0 = xmin / 4, x1 = xmax * 4;
     if (bw > 0 && peak > 0) x0 = fmin(x0, peak / bw / 8), x1 = fmax(x1, peak / bw * 4);
-    double y1 = fmax(ymax, isfinite(peak) ? peak : 0) * 6, y0 = fmin(ymin, bw > 0 ? bw * x0 : ymin) / 2;
+    double y1 = fmax(fmax(ymax, isfinite(peak) ? peak : 0), amx) * 6, y0 = fmin(ymin, bw > 0 ? bw * x0 : ymin) / 2;
     fprintf(f.b, "set logscale xy 10\nset xrange [%g:%g]\nset yrange [%g:%g]\nset format x '%%g'\nset format y '%%g'\n"
                  "set xlabel 'Arithmetic intensity (FLOP/byte)'\nset ylabel 'Achieved GFLOP/s'\n",
                  x0, x1, y0, y1);
@@ -736,7 +799,7 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
         }
     it[ni++] = (legend_item){"prefill (filled)", "black", 7, 0};
     it[ni++] = (legend_item){"decode (hollow)", "black", 6, 0};
-    legend_draw(f.b, it, ni);
+    legend_draw(f.b, it, ni, f.width_in);
     bool roof = peak > 0 && bw > 0;
     if (roof) {
         fprintf(f.b, "set label 'peak %.0f GFLOP/s' at first %g, first %g right offset 0,0.7 font ',6' front\n", peak,
@@ -746,9 +809,14 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     } else {
         fprintf(log, "ctxbench plot: roofline drawn without roof: the run rows carry no measured peak_gflops/peak_gbps\n");
     }
+    if (amx > 0) /* dashed: the tile roof of runs on the amx path (docs/performance.md "AMX tiles") */
+        fprintf(f.b, "set label 'AMX-BF16 peak %.0f GFLOP/s' at first %g, first %g right offset 0,0.7 font ',6' front\n",
+                amx, x1 / 1.3, amx);
     fputs("plot ", f.b);
     if (roof) fprintf(f.b, "(x * %g < %g ? x * %g : %g) with lines lw 1.2 lc rgb '#444444' notitle", bw, peak, bw, peak);
     else fputs("NaN notitle", f.b);
+    if (amx > 0)
+        fprintf(f.b, ", (x * %g < %g ? x * %g : %g) with lines lw 1.0 dt 2 lc rgb '#444444' notitle", bw, amx, bw, amx);
     for (int a = 0; a < N_ARCH; a++)
         for (int k = 0; k < 2; k++) {
             if (!s[a][k].n) continue;
@@ -812,11 +880,12 @@ static void html_escape(FILE *f, const char *s) {
     }
 }
 
-static void gallery(const cb_plot_opts *o, ctx_t *c, fig_entry *figs, int nf) {
+static int gallery(const cb_plot_opts *o, ctx_t *c, fig_entry *figs, int nf, cb_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/index.html", o->out);
-    FILE *f = fopen(path, "w");
-    if (!f) return;
+    cb_atomic_file af;
+    if (cb_atomic_open(&af, path, err)) return -1;
+    FILE *f = af.f;
     fputs("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ctxbench figures</title>\n<style>body{font-family:"
           "sans-serif;max-width:60em;margin:2em auto}figure{margin:2em 0}img{max-width:100%;border:1px solid #ddd}"
           "figcaption{font-size:0.9em}.skip{color:#a00}</style></head><body>\n<h1>ctxbench figures</h1>\n",
@@ -860,7 +929,39 @@ static void gallery(const cb_plot_opts *o, ctx_t *c, fig_entry *figs, int nf) {
         fputs("</figure>\n", f);
     }
     fputs("</body></html>\n", f);
-    fclose(f);
+    return cb_atomic_commit(&af, err);
+}
+
+static int64_t count_of(sqlite3 *db, const char *sql, int64_t run, const char *text) {
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, run);
+        if (text) sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* --run and --scale must name something in the database: an empty selection is an error, not a
+ * gallery of skipped figures. */
+static int check_selection(ctx_t *c, const cb_plot_opts *o, cb_err *err) {
+    if (o->run_id > 0 && count_of(c->db, "SELECT COUNT(*) FROM runs WHERE id = ?1", o->run_id, NULL) <= 0) {
+        cb_err_set(err, "--run %lld: no such run in %s (ids: SELECT id FROM runs)", (long long)o->run_id, o->db);
+        return -1;
+    }
+    if (o->scale) {
+        char pattern[96];
+        snprintf(pattern, sizeof pattern, "%%-%s", o->scale);
+        if (count_of(c->db, "SELECT COUNT(*) FROM points WHERE (?1 = 0 OR run_id = ?1) AND model LIKE ?2", o->run_id,
+                     pattern) <= 0) {
+            cb_err_set(err, "--scale %s: no points of a model named *-%s in %s%s (expected a suffix such as xs, s or 9b)",
+                       o->scale, o->scale, o->db, o->run_id ? " for that run" : "");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Scale suffix with the most timed points, e.g. "xs" from "bamba-xs". */
@@ -871,8 +972,8 @@ static void pick_scale(ctx_t *c, const cb_plot_opts *o) {
         return;
     }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT model FROM points WHERE (?1 = 0 OR run_id = ?1) AND label != 'analytic'", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db, "SELECT model FROM points WHERE (?1 = 0 OR run_id = ?1) AND label != 'analytic' AND "
+                           "source = 'ctxbench'", -1, &st, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_int64(st, 1, c->run);
     char best[32] = "";
@@ -904,6 +1005,10 @@ int cb_plot_all(const cb_plot_opts *o, FILE *log, cb_err *err) {
     }
     ctx_t c = {.run = o->run_id};
     if (cb_store_open_read(o->db, &c.db, err)) return -1;
+    if (check_selection(&c, o, err)) {
+        sqlite3_close(c.db);
+        return -1;
+    }
     if (mkdir(o->out, 0777) && errno != EEXIST) {
         cb_err_set(err, "%s: cannot create the output folder: %s", o->out, strerror(errno));
         sqlite3_close(c.db);
@@ -926,9 +1031,13 @@ int cb_plot_all(const cb_plot_opts *o, FILE *log, cb_err *err) {
          "bytes read and written), against the run's measured peak FLOP/s and bandwidth.", NULL, ""},
         {"counters", "Hardware counters per token", "PAPI preset events per prefill token vs context (PMU needed).",
          NULL, ""},
+        {"peer", "ctxbench and llama.cpp", "Tokens/s of one prefill chunk (left) and one decoded token (right) at "
+         "each depth, ctxbench (solid) beside the imported llama-bench tests of the same models (dotted, open diamonds; "
+         "`ctxbench import`). The peer's file may come from another machine: the report's \"vs llama.cpp\" section "
+         "names both CPUs.", NULL, ""},
     };
     typedef int (*fig_fn)(ctx_t *, const cb_plot_opts *, const char *, fig_entry *, FILE *, cb_err *);
-    fig_fn fns[] = {fig_prefill, fig_decode, fig_memory, fig_speedup, fig_throughput, fig_roofline, fig_pmu};
+    fig_fn fns[] = {fig_prefill, fig_decode, fig_memory, fig_speedup, fig_throughput, fig_roofline, fig_pmu, fig_peer};
     int nf = (int)(sizeof fns / sizeof fns[0]), drawn = 0;
     for (int i = 0; i < nf; i++) {
         int r = fns[i](&c, o, gnuplot, &figs[i], log, err);
@@ -938,7 +1047,7 @@ int cb_plot_all(const cb_plot_opts *o, FILE *log, cb_err *err) {
         }
         drawn += r;
     }
-    gallery(o, &c, figs, nf);
+    int rc = gallery(o, &c, figs, nf, err);
     sqlite3_close(c.db);
-    return drawn;
+    return rc ? -1 : drawn;
 }

@@ -1,4 +1,4 @@
-/* Quality maths for `ctxbench ppl` (issue 8): teacher-forced NLL from logits (log-softmax in double),
+/* Quality maths for `ctxbench ppl` (docs/quantization.md): teacher-forced NLL from logits (log-softmax in double),
  * KL divergence / top-1 agreement between two models' distributions, position buckets, token files. */
 #ifndef CB_QUALITY_H
 #define CB_QUALITY_H

@@ -1,4 +1,4 @@
-/* The claims report: for each Bamba claim C1-C4 (docs/figures.md, ../shared/BRIEF.md §1) what was
+/* The claims report: for each Bamba claim C1-C4 (docs/figures.md, "The claims report") what was
  * measured, the number with its CI, the analytic expectation beside it and a verdict, every number
  * traceable to point ids of the results database. Markdown plus a LaTeX table fragment.
  * Reads the database only through SQL; analytic memory comes from the engines' plan() on the presets. */

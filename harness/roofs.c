@@ -8,8 +8,10 @@
 
 #include "../engines/kernels/kernels.h"
 
+#define AMX_ITERS 1000000L   /* ≈ 25 ms per repetition at 2.6 TFLOP/s per core (thread start-up negligible) */
 #define FMA_ITERS 4000000L   /* ≈ 3.5 ms per repetition at 220 GFLOP/s per core: many repetitions */
-#define TRIAD_N (32L << 20) /* floats per array: 3 × 128 MiB, far beyond any L3 */
+#define TRIAD_N (32L << 20) /* floats per array: 3 × 128 MiB (CB_ROOFS_TRIAD_BYTES), far beyond any L3 */
+_Static_assert(3 * TRIAD_N * (long)sizeof(float) == CB_ROOFS_TRIAD_BYTES, "roofs.h states the triad's bytes");
 
 typedef struct {
     int threads;
@@ -26,6 +28,16 @@ static void run_fma(roof_job *j) {
     {
         float s;
         f += avx512 ? cb_roofs_fma_avx512(FMA_ITERS, &s) : cb_roofs_fma_ref(FMA_ITERS, &s);
+    }
+    j->work = f;
+}
+
+static void run_amx(roof_job *j) {
+    double f = 0;
+#pragma omp parallel num_threads(j->threads) reduction(+ : f)
+    {
+        float s;
+        f += cb_roofs_amx_bf16(AMX_ITERS, &s);
     }
     j->work = f;
 }
@@ -78,11 +90,19 @@ int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
     out->threads = threads;
     out->loop = j.avx512 ? "avx512" : "portable";
     if (triad_arrays(&j, threads, "roofs", err)) return -1;
-    double share = seconds / 4;
+    const bool amx = cb_kernels_path() == CB_PATH_AMX;
+    double share = seconds / (amx ? 6 : 4);
     j.threads = 1;
     out->fma_gflops_1t = best_rate(run_fma, &j, share);
     j.threads = threads;
     out->fma_gflops = best_rate(run_fma, &j, share);
+    out->amx_gflops_1t = out->amx_gflops = 0;
+    if (amx) {
+        j.threads = 1;
+        out->amx_gflops_1t = best_rate(run_amx, &j, share);
+        j.threads = threads;
+        out->amx_gflops = best_rate(run_amx, &j, share);
+    }
     j.threads = 1;
     out->triad_gbps_1t = best_rate(run_triad, &j, share);
     j.threads = threads;

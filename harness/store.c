@@ -3,9 +3,11 @@
  * (results/point_store.c, cmd_merge.c) commit each point in its own transaction. */
 #include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "results/columns.h"
 #include "results/views.h"
@@ -73,10 +75,30 @@ static const char schema_v6_ppl_kv[] =
     "ALTER TABLE ppl_runs ADD COLUMN kv_dtype TEXT;\n"
     "ALTER TABLE ppl_runs ADD COLUMN compare_kv_dtype TEXT;\n";
 
+/* Version 7: measurements imported from other tools (`ctxbench import`, harness/peer_import.c): one row
+ * per imported test with what the tool recorded about it; its points carry source = 'peer'. */
+static const char schema_v7_peers[] =
+    "CREATE TABLE peer_tests (\n"
+    "  point_id INTEGER NOT NULL REFERENCES points(id),\n"
+    "  tool TEXT NOT NULL, build_commit TEXT NOT NULL, build_number INTEGER,\n"
+    "  model_file TEXT NOT NULL, model_type TEXT NOT NULL, model_params INTEGER NOT NULL, model_bytes INTEGER,\n"
+    "  matched_by TEXT NOT NULL,\n"
+    "  n_prompt INTEGER NOT NULL, n_gen INTEGER NOT NULL, n_depth INTEGER NOT NULL, n_batch INTEGER, n_ubatch INTEGER,\n"
+    "  n_threads INTEGER NOT NULL, flash_attn INTEGER NOT NULL, type_k TEXT NOT NULL, type_v TEXT NOT NULL,\n"
+    "  cpu_info TEXT, backends TEXT, test_time TEXT NOT NULL, avg_ns REAL NOT NULL, stddev_ns REAL,\n"
+    "  source_file TEXT NOT NULL, source_line INTEGER NOT NULL\n"
+    ");\n";
+
+/* Version 8: the AMX-BF16 tile peak next to the FMA peak (measured on the amx kernel path, NULL elsewhere). */
+static const char schema_v8_amx_roof[] =
+    "ALTER TABLE runs ADD COLUMN roof_amx_gflops_1t REAL;\n"
+    "ALTER TABLE runs ADD COLUMN roof_amx_gflops REAL;\n";
+
 /* Going to version v runs the other tables' SQL of v (if any), then the points columns of v
  * (results/columns.h). Views are not migrated: results/views.c. */
 static const struct { int version; const char *sql; } migrations[] = {
-    { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs }, { 6, schema_v6_ppl_kv },
+    { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs }, { 6, schema_v6_ppl_kv }, { 7, schema_v7_peers },
+    { 8, schema_v8_amx_roof },
 };
 
 char *cb_store_schema_v1_sql(void) {
@@ -106,21 +128,33 @@ int cb_store_exec(sqlite3 *db, const char *sql, cb_err *err) {
     return 0;
 }
 
-int cb_store_migrate(sqlite3 *db, cb_err *err) {
+static int read_version(sqlite3 *db, int *v, cb_err *err) {
     sqlite3_stmt *st;
-    int v = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-    }
-    if (v > CB_SCHEMA_VERSION) {
-        cb_err_set(err, "database schema version %d is newer than this ctxbench (%d)", v, CB_SCHEMA_VERSION);
-        return -1;
-    }
-    for (; v < CB_SCHEMA_VERSION; v++) {
+    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) { cb_err_set(err, "sqlite: %s (reading user_version)", sqlite3_errmsg(db)); return -1; }
+    return 0;
+}
+
+/* Each step reads the version inside its write transaction: processes creating the same database at
+ * once wait for the lock (busy_timeout) and find the others' steps done (docs/promises.md). */
+int cb_store_migrate(sqlite3 *db, cb_err *err) {
+    for (;;) {
+        if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) return -1;
+        int v = 0;
+        if (read_version(db, &v, err)) { cb_store_exec(db, "ROLLBACK", NULL); return -1; }
+        if (v > CB_SCHEMA_VERSION) {
+            cb_store_exec(db, "ROLLBACK", NULL);
+            cb_err_set(err, "database schema version %d is newer than this ctxbench (%d)", v, CB_SCHEMA_VERSION);
+            return -1;
+        }
+        if (v == CB_SCHEMA_VERSION) {
+            if (cb_store_exec(db, "COMMIT", err)) return -1;
+            break;
+        }
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-        if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) return -1;
         if (migrate_to(db, v + 1, err) || cb_store_exec(db, pragma, err)) {
             cb_store_exec(db, "ROLLBACK", NULL);
             return -1;
@@ -128,6 +162,19 @@ int cb_store_migrate(sqlite3 *db, cb_err *err) {
         if (cb_store_exec(db, "COMMIT", err)) return -1;
     }
     return cb_views_install(db, false, err);
+}
+
+/* Switching a new database to WAL takes an exclusive lock, and SQLite answers BUSY there without its
+ * busy handler while another process creates the same file: retried for up to 10 s. */
+static int set_wal(sqlite3 *db, cb_err *err) {
+    for (int i = 0;; i++) {
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg);
+        sqlite3_free(msg);
+        if (rc == SQLITE_OK) return 0;
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || i >= 1000) return cb_store_exec(db, "PRAGMA journal_mode=WAL", err);
+        sqlite3_sleep(10);
+    }
 }
 
 int cb_store_open(const char *path, sqlite3 **out, cb_err *err) {
@@ -138,7 +185,7 @@ int cb_store_open(const char *path, sqlite3 **out, cb_err *err) {
         return -1;
     }
     sqlite3_busy_timeout(db, 10000);
-    if (cb_store_exec(db, "PRAGMA journal_mode=WAL", err) || cb_store_exec(db, "PRAGMA synchronous=NORMAL", err) ||
+    if (set_wal(db, err) || cb_store_exec(db, "PRAGMA synchronous=NORMAL", err) ||
         cb_store_exec(db, "PRAGMA foreign_keys=ON", err) || cb_store_migrate(db, err)) {
         char m[512];
         snprintf(m, sizeof m, "%s", err ? err->msg : "");
@@ -181,14 +228,62 @@ static int migrated_copy(sqlite3 *src, sqlite3 **out, cb_err *err) {
     return 0;
 }
 
-int cb_store_open_read(const char *path, sqlite3 **out, cb_err *err) {
+/* "file:" URI of a path: the characters URIs give a meaning are escaped. */
+static char *file_uri(const char *path, const char *query) {
+    char *u = malloc(3 * strlen(path) + strlen(query) + 16), *o = u;
+    if (!u) return NULL;
+    o += sprintf(o, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        if (*p == '%' || *p == '?' || *p == '#' || *p < 0x20 || *p >= 0x7f) o += sprintf(o, "%%%02X", *p);
+        else *o++ = (char)*p;
+    sprintf(o, "?%s", query);
+    return u;
+}
+
+static int open_uri(const char *path, const char *query, sqlite3 **db) {
+    char *uri = file_uri(path, query);
+    if (!uri) return SQLITE_NOMEM;
+    int rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    free(uri);
+    if (rc == SQLITE_OK) sqlite3_busy_timeout(*db, 10000);
+    return rc;
+}
+
+/* Read-only, never created: a missing path is an error. A WAL database whose directory this user cannot
+ * write (no -shm can be made) is read as the main file alone, which is the whole database when no -wal
+ * file holds newer pages; otherwise the error says so. */
+static int open_readonly(const char *path, sqlite3 **out, cb_err *err) {
+    struct stat sb;
+    if (stat(path, &sb)) { cb_err_set(err, "%s: cannot open the results database: %s", path, strerror(errno)); return -1; }
+    if (!S_ISREG(sb.st_mode)) { cb_err_set(err, "%s: not a file (expected a results database)", path); return -1; }
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        cb_err_set(err, "%s: cannot open the results database: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+    int rc = open_uri(path, "mode=ro", &db);
+    if (rc == SQLITE_OK && user_version(db) < 0) rc = sqlite3_errcode(db);
+    if (rc == SQLITE_READONLY || rc == SQLITE_CANTOPEN) {
+        char wal[4200];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        struct stat ws;
+        sqlite3_close(db);
+        db = NULL;
+        if (stat(wal, &ws) == 0 && ws.st_size > 0) {
+            cb_err_set(err, "%s: cannot be read without write access to its directory: %s holds pages not yet in the "
+                       "database (open it once as its owner, or copy both files)", path, wal);
+            return -1;
+        }
+        rc = open_uri(path, "mode=ro&immutable=1", &db);
+    }
+    if (rc != SQLITE_OK) {
+        cb_err_set(err, "%s: cannot open the results database: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         return -1;
     }
-    sqlite3_busy_timeout(db, 10000);
+    *out = db;
+    return 0;
+}
+
+int cb_store_open_read(const char *path, sqlite3 **out, cb_err *err) {
+    sqlite3 *db = NULL;
+    if (open_readonly(path, &db, err)) return -1;
     int v = user_version(db);
     int rc = 0;
     if (v <= 0 || v > CB_SCHEMA_VERSION) {

@@ -16,8 +16,10 @@ int cb_store_migrate(sqlite3 *db, cb_err *err);
 void cb_store_close(sqlite3 *db);
 /* Run SQL with no result rows; err names the statement on failure. */
 int cb_store_exec(sqlite3 *db, const char *sql, cb_err *err);
-/* Open an existing database for reading (plot, report): the current views are installed as TEMP views;
- * an older schema is copied into memory and migrated there (the file is not changed). */
+/* Open an existing database for reading (plot, report, merge's inputs): read-only, never created (a
+ * missing path is an error), journal mode untouched; a newer schema is refused. The current views are
+ * installed as TEMP views; an older schema is copied into memory and migrated there (the file is not
+ * changed). A WAL database in a directory this user cannot write is read when no -wal file is pending. */
 int cb_store_open_read(const char *path, sqlite3 **db, cb_err *err);
 /* The CREATE statements of schema version 1 (later versions are migrations on top of it; tests build
  * a version-1 database from it to check the migration). sqlite3_malloc'd: sqlite3_free it. */

@@ -73,7 +73,8 @@ int cb_parse_contexts(const char *spec, int64_t *out, int *n, int max) {
         if (dots) {
             *dots = 0;
             int64_t a, b;
-            if (cb_parse_size(trim(t), &a) || cb_parse_size(trim(dots + 2), &b) || a <= 0 || b < a) return -1;
+            if (cb_parse_size(trim(t), &a) || cb_parse_size(trim(dots + 2), &b) || a <= 0 || b < a || b > CB_WL_MAX_CONTEXT)
+                return -1;
             if ((a & (a - 1)) || (b & (b - 1))) return -1; /* ranges are powers of two */
             for (int64_t c = a; c <= b; c *= 2) {
                 if (*n >= max) return -1;
@@ -81,7 +82,7 @@ int cb_parse_contexts(const char *spec, int64_t *out, int *n, int max) {
             }
         } else {
             int64_t c;
-            if (cb_parse_size(t, &c) || c <= 0 || *n >= max) return -1;
+            if (cb_parse_size(t, &c) || c <= 0 || c > CB_WL_MAX_CONTEXT || *n >= max) return -1;
             out[(*n)++] = c;
         }
     }
@@ -93,13 +94,25 @@ int cb_parse_memory_budget(const char *s, double *fraction, int64_t *bytes) {
     if (len > 1 && s[len - 1] == '%') {
         char *end;
         double v = strtod(s, &end);
-        if (end != s + len - 1 || v <= 0 || v > 100) return -1;
+        if (end != s + len - 1 || !(v > 0 && v <= 100)) return -1; /* NaN fails both */
         *fraction = v / 100; *bytes = 0;
         return 0;
     }
     int64_t b;
-    if (cb_parse_size(s, &b) || b <= 0) return -1;
+    if (cb_parse_size(s, &b) || b <= 0 || b > CB_WL_MAX_BUDGET_BYTES) return -1;
     *bytes = b; *fraction = 0;
+    return 0;
+}
+
+int cb_parse_seconds(const char *s, double *out) {
+    char *end;
+    double x = strtod(s, &end);
+    if (end == s || !(x >= 0)) return -1;
+    if (*end == 's' && !end[1]) end++;
+    else if (*end == 'm' && !end[1]) { x *= 60; end++; }
+    else if (*end == 'h' && !end[1]) { x *= 3600; end++; }
+    if (*end || !(x <= CB_WL_MAX_SECONDS)) return -1; /* inf and NaN too */
+    *out = x;
     return 0;
 }
 
@@ -134,21 +147,17 @@ static int to_int(const value *v, const char *key, const char *origin, int lo, i
 
 static int to_seconds(const value *v, const char *key, const char *origin, double *out, cb_err *err) {
     if (want_one(v, key, origin, err)) return -1;
-    char *end;
-    double x = strtod(v->v[0], &end);
-    if (end == v->v[0] || x < 0) goto bad;
-    if (*end == 's' && !end[1]) end++;
-    else if (*end == 'm' && !end[1]) { x *= 60; end++; }
-    else if (*end == 'h' && !end[1]) { x *= 3600; end++; }
-    if (*end) goto bad;
-    *out = x;
-    return 0;
-bad:
-    cb_err_set(err, "%s:%d: '%s' must be seconds (e.g. 30, 30s, 5m, 1h), got '%s'", origin, v->line, key, v->v[0]);
+    if (cb_parse_seconds(v->v[0], out) == 0) return 0;
+    cb_err_set(err, "%s:%d: '%s' must be seconds in [0, %.0f] (e.g. 30, 30s, 5m, 1h; 0 = no budget), got '%s'", origin,
+               v->line, key, CB_WL_MAX_SECONDS, v->v[0]);
     return -1;
 }
 
 static int apply(cb_workload *w, const char *key, const value *v, const char *origin, cb_err *err) {
+    if (v->is_list && v->n == 0) { /* every list key alike: an empty list would silently run nothing, or defaults */
+        cb_err_set(err, "%s:%d: '%s' is an empty list (expected at least one value)", origin, v->line, key);
+        return -1;
+    }
     if (!strcmp(key, "name")) {
         if (want_one(v, key, origin, err)) return -1;
         snprintf(w->name, sizeof w->name, "%s", v->v[0]);
@@ -170,7 +179,7 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
         w->n_contexts = 0;
         for (int i = 0; i < v->n; i++)
             if (cb_parse_contexts(v->v[i], w->contexts, &w->n_contexts, CB_WL_MAX_LIST)) {
-                cb_err_set(err, "%s:%d: bad context '%s' (expected e.g. 4K, 1M, or a power-of-two range 4K..1M)",
+                cb_err_set(err, "%s:%d: bad context '%s' (expected e.g. 4K, 1M, or a power-of-two range 4K..1M; each in [1, 2^60], at most 64)",
                            origin, v->line, v->v[i]);
                 return -1;
             }
@@ -190,9 +199,10 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
         for (int i = 0; i < v->n; i++) {
             int64_t x;
             if (b && !strcmp(v->v[i], "max")) x = 0;
-            else if (cb_parse_size(v->v[i], &x) || x < (b ? 1 : 0) || x > 1 << 20) {
+            else if (cb_parse_size(v->v[i], &x) || x < (b ? 1 : 0) || x > (b ? 1 << 20 : CB_WL_MAX_THREADS)) {
                 cb_err_set(err, "%s:%d: bad %s '%s' (expected %s)", origin, v->line, key, v->v[i],
-                           b ? "a positive integer or 'max' (largest batch that fits the memory budget)" : "a non-negative integer (0 = all)");
+                           b ? "an integer in [1, 1048576] or 'max' (largest batch that fits the memory budget)"
+                             : "an integer in [0, 4096] (0 = all)");
                 return -1;
             }
             if (*n >= CB_WL_MAX_LIST) goto toomany;
@@ -205,8 +215,10 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
     else if (!strcmp(key, "sample_depths")) return to_int(v, key, origin, 2, 64, &w->sample_depths, err);
     else if (!strcmp(key, "max_measured_prefill")) {
         if (want_one(v, key, origin, err)) return -1;
-        if (cb_parse_size(v->v[0], &w->max_measured_prefill) || w->max_measured_prefill <= 0) {
-            cb_err_set(err, "%s:%d: bad max_measured_prefill '%s' (expected a context such as 64K)", origin, v->line, v->v[0]);
+        if (cb_parse_size(v->v[0], &w->max_measured_prefill) || w->max_measured_prefill <= 0 ||
+            w->max_measured_prefill > CB_WL_MAX_CONTEXT) {
+            cb_err_set(err, "%s:%d: bad max_measured_prefill '%s' (expected a context such as 64K, at most 2^60)", origin,
+                       v->line, v->v[0]);
             return -1;
         }
     } else if (!strcmp(key, "fill")) {
@@ -220,7 +232,8 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
     else if (!strcmp(key, "memory_budget")) {
         if (want_one(v, key, origin, err)) return -1;
         if (cb_parse_memory_budget(v->v[0], &w->memory_budget_fraction, &w->memory_budget_bytes)) {
-            cb_err_set(err, "%s:%d: bad memory_budget '%s' (expected a percentage of MemAvailable like 85%% or bytes like 16G)", origin, v->line, v->v[0]);
+            cb_err_set(err, "%s:%d: bad memory_budget '%s' (expected a percentage of MemAvailable in (0, 100]%% like 85%%, or "
+                       "bytes in [1, 2^60] like 16G)", origin, v->line, v->v[0]);
             return -1;
         }
     } else if (!strcmp(key, "mode")) {
@@ -241,8 +254,13 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
         if (want_one(v, key, origin, err)) return -1;
         char *end;
         errno = 0;
-        unsigned long long s = strtoull(v->v[0], &end, 0);
-        if (*end || errno || end == v->v[0]) { cb_err_set(err, "%s:%d: bad seed '%s'", origin, v->line, v->v[0]); return -1; }
+        const char *t = v->v[0];
+        while (isspace((unsigned char)*t)) t++;
+        unsigned long long s = strtoull(t, &end, 0); /* strtoull takes "-1" as 2^64 - 1: a sign is refused first */
+        if (*t == '-' || *t == '+' || *end || errno || end == t) {
+            cb_err_set(err, "%s:%d: bad seed '%s' (expected an integer in [0, 18446744073709551615])", origin, v->line, v->v[0]);
+            return -1;
+        }
         w->seed = s;
     } else if (!strcmp(key, "papi_events")) {
         w->n_events = 0;
@@ -254,7 +272,10 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
         if (want_one(v, key, origin, err)) return -1;
         char *end;
         double x = strtod(v->v[0], &end);
-        if (*end || end == v->v[0] || x <= 0) { cb_err_set(err, "%s:%d: bad %s '%s' (expected a positive number)", origin, v->line, key, v->v[0]); return -1; }
+        if (*end || end == v->v[0] || !(x > 0 && x <= CB_WL_MAX_PEAK)) {
+            cb_err_set(err, "%s:%d: bad %s '%s' (expected a number in (0, 1e9])", origin, v->line, key, v->v[0]);
+            return -1;
+        }
         if (key[5] == 'g' && key[6] == 'f') w->peak_gflops = x; else w->peak_gbps = x;
     } else if (!strcmp(key, "memory_check")) {
         if (want_one(v, key, origin, err)) return -1;

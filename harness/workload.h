@@ -11,6 +11,12 @@
 
 #define CB_WL_MAX_LIST 64
 #define CB_WL_MAX_NAME 256
+/* Accepted ranges of the numeric keys and options (docs/usage.md); past them a value is refused by name. */
+#define CB_WL_MAX_CONTEXT (1ll << 60)      /* tokens */
+#define CB_WL_MAX_THREADS 4096
+#define CB_WL_MAX_SECONDS 1e7              /* time budgets (about 116 days) */
+#define CB_WL_MAX_BUDGET_BYTES (1ll << 60) /* memory_budget in bytes */
+#define CB_WL_MAX_PEAK 1e9                 /* peak_gflops, peak_gbps */
 
 typedef enum { CB_PH_PREFILL = 0, CB_PH_DECODE, CB_PH_PREFILL_CHUNK, CB_PH_THROUGHPUT, CB_PH_MEMORY, CB_PH_COUNT } cb_phase;
 typedef enum { CB_FILL_AUTO = 0, CB_FILL_REAL, CB_FILL_SYNTHETIC } cb_fill;
@@ -59,9 +65,11 @@ int cb_workload_load(const char *path, cb_workload *w, char **text_out, cb_err *
 
 /* "4K" -> 4096, "1M", "512", "64k". */
 int cb_parse_size(const char *s, int64_t *out);
-/* "4K..1M" (powers of two), "4K" or "4K,32K"; appends to out (max entries). */
+/* "4K..1M" (powers of two), "4K" or "4K,32K", each in [1, CB_WL_MAX_CONTEXT]; appends to out (max entries). */
 int cb_parse_contexts(const char *s, int64_t *out, int *n, int max);
-/* "85%" -> fraction, or bytes with K/M/G/T suffix. */
+/* "85%" -> fraction in (0, 1], or bytes with K/M/G/T suffix in [1, CB_WL_MAX_BUDGET_BYTES]. */
 int cb_parse_memory_budget(const char *s, double *fraction, int64_t *bytes);
+/* Seconds: "30", "30s", "5m", "1h", finite, in [0, CB_WL_MAX_SECONDS]. */
+int cb_parse_seconds(const char *s, double *out);
 
 #endif

@@ -5,7 +5,7 @@
 # `make test-cluster` runs; slurm-wlm itself also pulls slurmdbd and its database client).
 set -eu
 pkgs="build-essential pkg-config libsqlite3-dev sqlite3 libpapi-dev papi-tools libsde1 libcriterion-dev
-      gnuplot-nox libjansson-dev libopenblas-dev libomp-dev valgrind libyaml-dev"
+      gnuplot-nox libjansson-dev libopenblas-dev libomp-dev valgrind libyaml-dev libdnnl-dev"
 case "${1:-}" in
   "") ;;
   cluster) pkgs="$pkgs slurmctld slurmd slurm-client munge" ;;

@@ -196,7 +196,7 @@ Test(config, write_json_roundtrip) {
     cr_assert_str_eq(cb_arch_name(CB_ARCH_HYBRID), "hybrid");
 }
 
-/* quantization_config (issue 8): vLLM fp8 and compressed-tensors float/int-quantized are read for planning;
+/* quantization_config (docs/quantization.md): vLLM fp8 and compressed-tensors float/int-quantized are read for planning;
  * other methods are refused naming the key. */
 Test(config, quantization_config) {
     cb_config c = parse_ok("{" LLAMA_BASE ",\"quantization_config\":{\"quant_method\":\"fp8\",\"ignored_layers\":[\"lm_head\"]}}");

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../engines/counters.h"
+#include "../engines/kernels/kernels.h"
 #include "../harness/probes.h"
 
 #define MiB (1024LL * 1024)
@@ -24,7 +25,8 @@ Test(probes, machine_fields_plausible) {
     cr_assert_gt(m.mem_available_bytes, 0);
     cr_assert_leq(m.mem_available_bytes, m.mem_total_bytes);
     cr_assert(!strcmp(m.kernel_path, "portable") || !strcmp(m.kernel_path, "avx512") ||
-                  !strcmp(m.kernel_path, "avx512-bf16"), "kernel path: %s", m.kernel_path);
+                  !strcmp(m.kernel_path, "avx512-bf16") || !strcmp(m.kernel_path, "amx"),
+              "kernel path: %s", m.kernel_path);
     cr_assert(m.compiler[0] && m.cflags[0] && m.git_commit[0]);
     cr_assert(strstr(m.cflags, "-std=c17"), "cflags: %s", m.cflags);
     cr_assert(strncmp(m.papi_version, "7.", 2) == 0 || strncmp(m.papi_version, "8.", 2) == 0, "papi %s", m.papi_version);
@@ -187,6 +189,23 @@ Test(probes, info_command_reports_kernel_path_and_perf_event) {
     cr_assert_eq(st, 0);
     cr_assert(strstr(out, "kernel path:    portable"), "%s", out);
     cr_assert(strstr(out, "CTXBENCH_KERNELS=portable is set"), "%s", out);
+    free(out);
+
+    /* a path this CPU cannot run, or no path at all, is an error naming the variable (exit 1) */
+    snprintf(cmd, sizeof cmd, "CTXBENCH_KERNELS=amx %s info 2>&1", ctxbench_bin());
+    out = run_capture(cmd, &st);
+    if (cb_kernels_best_path() < CB_PATH_AMX) {
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "amx on a CPU without it must exit 1: %d\n%s", st, out);
+        cr_assert(strstr(out, "CTXBENCH_KERNELS=amx is not supported by this CPU"), "%s", out);
+    } else {
+        cr_assert_eq(st, 0, "%s", out);
+        cr_assert(strstr(out, "kernel path:    amx"), "%s", out);
+    }
+    free(out);
+    snprintf(cmd, sizeof cmd, "CTXBENCH_KERNELS=avx9000 %s info 2>&1", ctxbench_bin());
+    out = run_capture(cmd, &st);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "an unknown path must exit 1: %d\n%s", st, out);
+    cr_assert(strstr(out, "CTXBENCH_KERNELS='avx9000' is not a kernel path"), "%s", out);
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s info --bogus 2>&1", ctxbench_bin());

@@ -28,8 +28,9 @@ static void mock_plan(const cb_config *c, const cb_engine_opts *o, int64_t ctx, 
     m->total = m->weights + m->kv_cache + m->scratch;
 }
 static void spin(double s) { double t = cb_now_seconds() + s; while (cb_now_seconds() < t) { } }
+static bool mock_fail_create; /* a cause that a later resume finds fixed */
 static int mock_create(const cb_model *md, const cb_engine_opts *o, cb_engine **out, cb_err *err) {
-    (void)err;
+    if (mock_fail_create) { cb_err_set(err, "mock: create failed on purpose"); return -1; }
     mock_engine *e = calloc(1, sizeof *e);
     mock_plan(&md->cfg, o, o->max_context, o->max_batch, &e->mem);
     *out = e;
@@ -120,8 +121,7 @@ Test(sweep, end_to_end_rows_labels_stats) {
     cb_err err = { "" };
     cr_assert_eq(cb_workload_parse(wl_text, "mock", &w, &err), 0, "%s", err.msg);
     cb_sweep_opts o;
-    opts_init(&o, db_path);
-    o.roofs_seconds = 0.1;
+    opts_init(&o, db_path); /* roofs: sweep/roofs_respect_the_memory_budget (this budget is below their arrays) */
     cb_sweep_result r;
     cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
     /* 2 models x 3 contexts x (prefill, decode, chunk, 2 throughput, memory) = 36 points */
@@ -148,10 +148,6 @@ Test(sweep, end_to_end_rows_labels_stats) {
     cr_assert(q1(db, "SELECT (SELECT MIN(s.seconds) FROM samples s JOIN points p ON p.id=s.point_id WHERE p.model='mock-s' AND p.phase='decode' AND p.context=4096) >"
                      " (SELECT MIN(s.seconds) FROM samples s JOIN points p ON p.id=s.point_id WHERE p.model='mock-s' AND p.phase='decode' AND p.context=1024)") == 1);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs WHERE finished_utc IS NOT NULL AND git_commit='test-commit'"), 1);
-    /* the roofs measured once for the run, and the peaks taken from them (the workload gives none) */
-    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs WHERE roof_label='measured' AND roof_fma_gflops > 0 AND"
-                        " roof_fma_gflops_1t > 0 AND roof_triad_gbps > 0 AND roof_triad_gbps_1t > 0 AND"
-                        " peak_gflops = roof_fma_gflops AND peak_gbps = roof_triad_gbps"), 1);
     /* rates: the mock's SSD half of the prefill spin is a share near 0.5; bytes per token 1000 per call */
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM rates WHERE phase='prefill' AND (ssd_share < 0.3 OR ssd_share > 0.55)"), 0);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM rates WHERE phase='prefill' AND ssd_share IS NOT NULL"), 4);
@@ -258,12 +254,12 @@ Test(sweep, shards_partition_the_points) {
     cr_assert_eq(q1(db, "SELECT COUNT(DISTINCT shard) FROM runs"), 2);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM samples s LEFT JOIN points p ON p.id = s.point_id WHERE p.id IS NULL"), 0);
     cb_store_close(db);
-    /* merging a again appends (a third run), ids stay unique */
-    snprintf(cmd, sizeof cmd, "%s merge %s %s >/dev/null", bin, out, a);
+    /* merging a again changes nothing: its run is already there (skipped with a note) */
+    snprintf(cmd, sizeof cmd, "%s merge %s %s >/dev/null 2>&1", bin, out, a);
     cr_assert_eq(system(cmd), 0);
     cr_assert_eq(cb_store_open(out, &db, &err), 0);
-    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs"), 3);
-    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 54);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs"), 2);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 36);
     cb_store_close(db);
     cleanup(a); cleanup(b); cleanup(out);
 }
@@ -340,6 +336,126 @@ Test(sweep, bandwidth_probe_next_to_bandwidth_bound_points) {
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase='decode' AND label='measured' AND triad_before_gbps IS NULL"
                         " AND status LIKE 'ok; %no bandwidth probe: plan % > memory budget 1048576%'"), 1);
     cb_store_close(db);
+    cleanup(db_path);
+}
+
+/* --resume tries failed points again, and points refused for time; each retried point replaces its
+ * earlier row (one row per key), while memory refusals and finished points stay as they are. */
+Test(sweep, resume_retries_failed_and_time_refused_points) {
+    char db_path[256];
+    tmp_db(db_path, sizeof db_path);
+    static const char *wl =
+        "name: retry\nengines: [mock]\nmodels: [mock-a]\ncontexts: [1K, 2K, 64M]\nphases: [prefill, decode]\n"
+        "repetitions: 1\nwarmups: 0\ndecode_tokens: 2\nmemory_budget: 64M\nmax_measured_prefill: 1G\n";
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(wl, "retry", &w, &err), 0, "%s", err.msg);
+    cb_sweep_opts o;
+    opts_init(&o, db_path);
+    o.workload_text = wl;
+    cb_sweep_result r;
+    mock_fail_create = true;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    mock_fail_create = false;
+    cr_assert_eq(r.failed, 4);
+    cr_assert_eq(r.refused, 2); /* 64M x 16 bytes > 64M: refused for memory */
+    o.resume = true;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.skipped_resume, 2, "memory refusals are settled");
+    cr_assert_eq(r.measured, 4);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 6);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label = 'failed'"), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM samples s LEFT JOIN points p ON p.id = s.point_id WHERE p.id IS NULL"), 0);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM memory m LEFT JOIN points p ON p.id = m.point_id WHERE p.id IS NULL"), 0);
+    cb_store_close(db);
+    /* refused for time (a tiny point budget after a first estimate), then resumed with room: tried again */
+    w.time_budget_point = 1e-9;
+    o.resume = false;
+    cleanup(db_path);
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    int time_refused = r.refused - 2;
+    cr_assert(time_refused >= 1, "%d refused", r.refused);
+    w.time_budget_point = 600;
+    o.resume = true;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.run, time_refused, "%d retried, %d refused for time", r.run, time_refused);
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points"), 6);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label = 'refused' AND refused_bytes IS NULL"), 0);
+    cb_store_close(db);
+    cleanup(db_path);
+}
+
+/* The run-start roofs allocate 3 x 128 MiB: under a smaller memory budget they are not measured (the run
+ * row says why) instead of allocating past the budget. */
+Test(sweep, roofs_respect_the_memory_budget) {
+    char db_path[256];
+    tmp_db(db_path, sizeof db_path);
+    static const char *wl = "name: small\nengines: [mock]\nmodels: [mock-a]\ncontexts: [1K]\nphases: [memory]\nmemory_budget: 64M\n";
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(wl, "small", &w, &err), 0, "%s", err.msg);
+    cb_sweep_opts o;
+    opts_init(&o, db_path);
+    o.workload_text = wl;
+    o.roofs_seconds = 0.05;
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs WHERE roof_fma_gflops IS NULL AND roof_note LIKE '%exceed the memory budget 67108864%'"), 1);
+    cb_store_close(db);
+    cleanup(db_path);
+    /* with room for them: measured once for the run, and the peaks taken from them (the workload gives none) */
+    w.memory_budget_bytes = 1ll << 30;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM runs WHERE roof_label='measured' AND roof_fma_gflops > 0 AND"
+                        " roof_fma_gflops_1t > 0 AND roof_triad_gbps > 0 AND roof_triad_gbps_1t > 0 AND"
+                        " peak_gflops = roof_fma_gflops AND peak_gbps = roof_triad_gbps"), 1);
+    cb_store_close(db);
+    cleanup(db_path);
+}
+
+/* The same workload gives the same points: every point's identity, label, batch, fill and unit, in
+ * order, as the sweep stored them before it was split into plan / decide / measure / store (a 48K memory
+ * budget refuses the deepest points; there is no time budget, so nothing here depends on timings). */
+Test(sweep, same_workload_same_points) {
+    static const char *const expected[] = {
+#include "data/sweep_points.inc"
+    };
+    char db_path[256], text[1024];
+    tmp_db(db_path, sizeof db_path);
+    snprintf(text, sizeof text, "%.*smemory_budget: 48K\n", (int)(strstr(wl_text, "memory_budget") - wl_text), wl_text);
+    cb_workload w;
+    cb_err err = { "" };
+    cr_assert_eq(cb_workload_parse(text, "mocktest.yaml", &w, &err), 0, "%s", err.msg);
+    cb_sweep_opts o;
+    opts_init(&o, db_path);
+    o.workload_text = text;
+    cb_sweep_result r;
+    cr_assert_eq(cb_sweep_run(&w, &o, &r, &err), 0, "%s", err.msg);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT point_key || ' ' || arch || ' ' || label || ' ' || batch || ' ' || fill || ' ' ||"
+                                        " COALESCE(unit, '-') || ' ' || COALESCE(n_samples, '-') FROM points ORDER BY id",
+                                    -1, &s, NULL), SQLITE_OK);
+    size_t n = 0, n_expected = sizeof expected / sizeof expected[0];
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *got = (const char *)sqlite3_column_text(s, 0);
+        if (getenv("CB_PRINT_POINTS")) printf("        \"%s\",\n", got);
+        else {
+            cr_assert(n < n_expected, "more points than expected: %s", got);
+            cr_assert_str_eq(got, expected[n], "point %zu", n + 1);
+        }
+        n++;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    if (!getenv("CB_PRINT_POINTS")) cr_assert_eq(n, n_expected);
     cleanup(db_path);
 }
 

@@ -1,27 +1,99 @@
-/* Kernel path selection from CPUID, with an environment override for tests and benchmarks. */
+/* Kernel path selection: one CPU-feature record filled once from CPUID (and, for AMX, the kernel's
+ * permission to use tile state), the path it allows, and the CTXBENCH_KERNELS override. Every kernel
+ * entry point asks cb_kernels_path() (through dispatch.c); see docs/performance.md "Kernel paths". */
+#include <cpuid.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "kernels.h"
 
+#define ARCH_REQ_XCOMP_PERM 0x1023 /* asm/prctl.h; not in glibc's headers */
+#define XFEATURE_XTILEDATA 18
+
 static int selected = -1;
+static cb_cpu_features feat;
+static bool feat_done;
+
+static unsigned xgetbv0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return lo;
+}
+
+/* AMX needs the CPU bits, XCR0 tile state enabled by the OS, and (Linux ≥ 5.16) a per-process request
+ * for the large XTILEDATA state: without it the first tile instruction faults. */
+static void probe_amx(cb_cpu_features *f, unsigned edx7, bool osxsave) {
+    f->amx_bf16 = edx7 >> 22 & 1;
+    f->amx_tile = edx7 >> 24 & 1;
+    f->amx_int8 = edx7 >> 25 & 1;
+    if (!f->amx_tile) {
+        snprintf(f->amx_why, sizeof f->amx_why, "CPUID reports no AMX tiles");
+        return;
+    }
+    if (!osxsave || (xgetbv0() & 0x60000) != 0x60000) {
+        snprintf(f->amx_why, sizeof f->amx_why, "CPUID has AMX but the OS did not enable tile state (XCR0)");
+        return;
+    }
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) {
+        snprintf(f->amx_why, sizeof f->amx_why, "arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA) refused");
+        return;
+    }
+    f->amx_os = true;
+    snprintf(f->amx_why, sizeof f->amx_why, "AMX tiles%s%s, tile state granted by the OS",
+             f->amx_bf16 ? " + bf16" : "", f->amx_int8 ? " + int8" : "");
+}
+
+const cb_cpu_features *cb_cpu(void) {
+    if (feat_done) return &feat;
+    cb_cpu_features f = { 0 };
+    unsigned a, b, c, d, b7 = 0, c7 = 0, d7 = 0, a71 = 0;
+    bool osxsave = false, zmm_os = false;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        f.fma = c >> 12 & 1;
+        osxsave = c >> 27 & 1;
+        zmm_os = osxsave && (xgetbv0() & 0xe6) == 0xe6; /* SSE, AVX, opmask, ZMM state enabled */
+    }
+    if (__get_cpuid_count(7, 0, &a, &b7, &c7, &d7)) {
+        f.avx512f = zmm_os && (b7 >> 16 & 1);
+        f.avx512dq = zmm_os && (b7 >> 17 & 1);
+        f.avx512bw = zmm_os && (b7 >> 30 & 1);
+        f.avx512vl = zmm_os && (b7 >> 31 & 1);
+        f.avx512vnni = zmm_os && (c7 >> 11 & 1);
+        if (__get_cpuid_count(7, 1, &a71, &b, &c, &d)) f.avx512bf16 = zmm_os && (a71 >> 5 & 1);
+    }
+    probe_amx(&f, d7, osxsave);
+    f.avx512 = f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma;
+    feat = f;
+    feat_done = true;
+    return &feat;
+}
 
 cb_kpath cb_kernels_best_path(void) {
-    __builtin_cpu_init();
-    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                  __builtin_cpu_supports("fma");
-    if (!avx512) return CB_PATH_PORTABLE;
-    return __builtin_cpu_supports("avx512bf16") ? CB_PATH_AVX512_BF16 : CB_PATH_AVX512;
+    const cb_cpu_features *f = cb_cpu();
+    if (!f->avx512) return CB_PATH_PORTABLE;
+    if (!f->avx512bf16) return CB_PATH_AVX512;
+    return f->amx_bf16 && f->amx_os ? CB_PATH_AMX : CB_PATH_AVX512_BF16;
 }
 
 const char *cb_kpath_name(cb_kpath p) {
     switch (p) {
     case CB_PATH_AVX512: return "avx512";
     case CB_PATH_AVX512_BF16: return "avx512-bf16";
+    case CB_PATH_AMX: return "amx";
     default: return "portable";
     }
+}
+
+int cb_kernels_parse_path(const char *s, cb_kpath *p) {
+    if (!strcmp(s, "portable")) *p = CB_PATH_PORTABLE;
+    else if (!strcmp(s, "avx512")) *p = CB_PATH_AVX512;
+    else if (!strcmp(s, "avx512bf16") || !strcmp(s, "avx512-bf16")) *p = CB_PATH_AVX512_BF16;
+    else if (!strcmp(s, "amx")) *p = CB_PATH_AMX;
+    else return -1;
+    return 0;
 }
 
 int cb_kernels_set_path(cb_kpath p) {
@@ -30,22 +102,32 @@ int cb_kernels_set_path(cb_kpath p) {
     return 0;
 }
 
+int cb_kernels_check_env(char *why, size_t n) {
+    const char *env = getenv("CTXBENCH_KERNELS");
+    if (!env || !*env) return 0;
+    cb_kpath p, best = cb_kernels_best_path();
+    if (cb_kernels_parse_path(env, &p) != 0) {
+        snprintf(why, n, "CTXBENCH_KERNELS='%s' is not a kernel path (expected portable|avx512|avx512bf16|amx)", env);
+        return -1;
+    }
+    if (p > best) {
+        snprintf(why, n, "CTXBENCH_KERNELS=%s is not supported by this CPU (the best it allows is %s%s%s)", env,
+                 cb_kpath_name(best), p == CB_PATH_AMX ? ": " : "", p == CB_PATH_AMX ? cb_cpu()->amx_why : "");
+        return -1;
+    }
+    return 0;
+}
+
 cb_kpath cb_kernels_path(void) {
     if (selected >= 0) return (cb_kpath)selected;
     cb_kpath best = cb_kernels_best_path(), p = best;
-    const char *env = getenv("CTXBENCH_KERNELS");
-    if (env && *env) {
-        if (!strcmp(env, "portable")) p = CB_PATH_PORTABLE;
-        else if (!strcmp(env, "avx512")) p = CB_PATH_AVX512;
-        else if (!strcmp(env, "avx512bf16") || !strcmp(env, "avx512-bf16")) p = CB_PATH_AVX512_BF16;
-        else fprintf(stderr, "ctxbench: CTXBENCH_KERNELS='%s' unknown (portable|avx512|avx512bf16); using %s\n", env,
-                     cb_kpath_name(best));
-        if (p > best) {
-            fprintf(stderr, "ctxbench: CTXBENCH_KERNELS=%s not supported by this CPU; using %s\n", env,
-                    cb_kpath_name(best));
-            p = best;
-        }
+    char why[256];
+    if (cb_kernels_check_env(why, sizeof why) != 0) { /* the CLI checks first; this catches library users */
+        fprintf(stderr, "ctxbench: %s\n", why);
+        exit(1);
     }
+    const char *env = getenv("CTXBENCH_KERNELS");
+    if (env && *env) cb_kernels_parse_path(env, &p);
     if (p == CB_PATH_PORTABLE && best == CB_PATH_PORTABLE)
         fprintf(stderr, "ctxbench: this CPU has no AVX-512; running the portable kernels (slower)\n");
     selected = (int)p;

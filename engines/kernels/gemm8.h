@@ -1,4 +1,4 @@
-/* 8-bit weights (issue 8): FP8 E4M3 (OCP / PyTorch float8_e4m3fn) and INT8 symmetric, both with a
+/* 8-bit weights (docs/quantization.md): FP8 E4M3 (OCP / PyTorch float8_e4m3fn) and INT8 symmetric, both with a
  * per-output-channel (per-row) fp32 scale: W[n, k] ≈ scale[n] · q[n, k].
  *   fp8:  scale = max|row| / 448, q = fp8(w / scale) (round to nearest even, saturating to ±448)
  *   int8: scale = max|row| / 127, q = rne(w / scale) clamped to ±127

@@ -1,6 +1,7 @@
 /* Compute kernels shared by every engine. Each has a portable C reference twin (`*_ref`) that tests
  * compare against; the public entry point dispatches at run time to the AVX-512 (or AVX512-BF16) code
- * when CPUID reports it. CTXBENCH_KERNELS=portable|avx512|avx512bf16 forces a path (tests, benches).
+ * when CPUID reports it, and prefill-sized GEMMs to AMX tiles where the CPU and OS allow them.
+ * CTXBENCH_KERNELS=portable|avx512|avx512bf16|amx forces a path the CPU supports (tests, benches).
  *
  * Determinism: every output element is produced by the same sequence of operations whatever the
  * OpenMP thread count (reductions are never split across threads), so 1 and N threads agree. */
@@ -9,12 +10,26 @@
 
 #include "../types.h"
 
-typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16 } cb_kpath;
+/* Ordered: each path includes the ones before it (AMX runs the AVX512-BF16 kernels where tiles do not pay). */
+typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16, CB_PATH_AMX } cb_kpath;
+
+/* What the CPU (and, for AMX, the OS) allows: filled once from CPUID (engines/kernels/cpu.c). */
+typedef struct {
+    bool fma, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16;
+    bool avx512;                       /* f + bw + vl + dq + fma, ZMM state enabled by the OS */
+    bool amx_tile, amx_bf16, amx_int8; /* CPUID bits */
+    bool amx_os;                       /* XCR0 tile state on and arch_prctl(ARCH_REQ_XCOMP_PERM) granted */
+    char amx_why[96];                  /* why AMX can or cannot run here */
+} cb_cpu_features;
+const cb_cpu_features *cb_cpu(void);
 
 cb_kpath cb_kernels_path(void);           /* the path in use (CPUID, or the override) */
 cb_kpath cb_kernels_best_path(void);      /* what CPUID allows */
 int cb_kernels_set_path(cb_kpath p);      /* -1 if the CPU cannot run it */
-const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx512" | "avx512-bf16" */
+const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx512" | "avx512-bf16" | "amx" */
+int cb_kernels_parse_path(const char *s, cb_kpath *p); /* a CTXBENCH_KERNELS value; -1 if unknown */
+/* 0 when CTXBENCH_KERNELS is unset or names a path this CPU runs; else -1 with the reason in why. */
+int cb_kernels_check_env(char *why, size_t n);
 
 /* ---- GEMM: Y[M, N] (+)= X[M, K] · Wᵀ, W = cb_weight [N rows, K cols] in f32 / f16 / bf16 (fp32
  * accumulation; weights widened exactly). ldx / ldy are row strides in elements. M = 1 is a GEMV;

@@ -23,6 +23,7 @@
 #include "../kernels/attention.h"
 #include "../kernels/kernels.h"
 #include "../kernels/kv8.h"
+#include "linear.h"
 #include "scratch.h"
 
 #define DECODE_PART 1024     /* keys per flash-decoding partition (fixed: results depend on it) */
@@ -31,7 +32,8 @@
 struct cb_attn_layer {
     cb_attn_weights w;
     cb_mode mode;
-    int d, H, KV, G, hd, rot;
+    int d, H, KV, G, hd, rot; /* rot 0: no positional encoding */
+    float scale;              /* score scale: 1/sqrt(hd), or the config's attention multiplier */
     int max_batch, rows;
     int64_t cap;
     cb_dtype kv_dtype, kv_round;
@@ -40,7 +42,6 @@ struct cb_attn_layer {
     void *kv;
     float *kvs; /* 8-bit caches: [seq][KV head][K | V][cap] scales */
     size_t kv_bytes, scratch_bytes;
-    int64_t *len;
 };
 
 /* ---- sizes (shared by plan and create so they agree to the byte) ---- */
@@ -75,11 +76,6 @@ void cb_attn_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t context
     *scratch_bytes = scratch_floats(cfg, o) * sizeof(float);
 }
 
-static size_t weight_bytes(const cb_weight *w) {
-    if (!w->data) return 0;
-    return (size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype) + (w->scale ? (size_t)w->rows * sizeof(float) : 0);
-}
-
 int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engine_opts *o, cb_attn_layer **out,
                    cb_err *err) {
     *out = NULL;
@@ -88,7 +84,7 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
         cb_err_set(err, "attention: bad head shape (heads %d, kv heads %d, head_dim %d)", H, KV, hd);
         return -1;
     }
-    int rot = cfg->rope.rot_dim > 0 ? cfg->rope.rot_dim : hd;
+    int rot = cfg->rope.type == CB_ROPE_NONE ? 0 : cfg->rope.rot_dim > 0 ? cfg->rope.rot_dim : hd;
     if (rot > hd || rot % 2) {
         cb_err_set(err, "attention: rotary dims %d must be even and <= head_dim %d", rot, hd);
         return -1;
@@ -105,11 +101,6 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     if (o->kv_round != CB_F32 && !(cb_kv_is_q8(o->kv_round) && o->kv_dtype == CB_F32)) {
         cb_err_set(err, "attention: kv_round %s needs an f32 cache and fp8 or int8 (got kv_dtype %s)",
                    cb_dtype_name(o->kv_round), cb_dtype_name(o->kv_dtype));
-        return -1;
-    }
-    if (o->max_context <= 0 || o->max_batch <= 0 || o->prefill_chunk <= 0) {
-        cb_err_set(err, "attention: max_context %lld, max_batch %d, prefill_chunk %d must be positive",
-                   (long long)o->max_context, o->max_batch, o->prefill_chunk);
         return -1;
     }
     const cb_weight *need[4] = { &w->q, &w->k, &w->v, &w->o };
@@ -130,6 +121,7 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     l->mode = o->mode;
     l->d = cfg->d_model;
     l->H = H, l->KV = KV, l->G = H / KV, l->hd = hd, l->rot = rot;
+    l->scale = cfg->attn_scale > 0 ? (float)cfg->attn_scale : (float)(1.0 / sqrt((double)hd));
     l->max_batch = o->max_batch;
     l->rows = scratch_rows(o);
     l->cap = o->max_context;
@@ -138,14 +130,13 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     l->es = cb_dtype_size(o->kv_dtype);
     cb_attn_plan(cfg, o, o->max_context, o->max_batch, &l->kv_bytes, &l->scratch_bytes);
     l->inv_freq = malloc(sizeof(double) * (size_t)(rot / 2 + 1));
-    l->len = calloc((size_t)o->max_batch, sizeof *l->len);
-    if (!l->inv_freq || !l->len) {
+    if (!l->inv_freq) {
         cb_err_set(err, "attention: out of memory for RoPE tables");
         goto fail;
     }
     cb_rope rp = cfg->rope;
     rp.rot_dim = rot;
-    cb_rope_inv_freq(&rp, l->inv_freq);
+    if (rot > 0) cb_rope_inv_freq(&rp, l->inv_freq);
     /* calloc: untouched pages cost nothing until written, and stale/unused slots are finite zeros. A cache
      * larger than physical memory is refused up front (overcommit would only fail later, mid-run). */
     size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
@@ -178,17 +169,7 @@ void cb_attn_destroy(cb_attn_layer *l) {
     cb_free(l->kv);
     cb_free(l->kvs);
     free(l->inv_freq);
-    free(l->len);
     free(l);
-}
-
-int64_t cb_attn_seq_len(const cb_attn_layer *l, int seq) {
-    return seq >= 0 && seq < l->max_batch ? l->len[seq] : -1;
-}
-
-void cb_attn_reset(cb_attn_layer *l, int seq) {
-    for (int s = 0; s < l->max_batch; s++)
-        if (seq < 0 || s == seq) l->len[s] = 0;
 }
 
 void cb_attn_memory(const cb_attn_layer *l, size_t *kv_bytes, size_t *scratch_bytes) {
@@ -253,59 +234,30 @@ static long long pos_bytes(const cb_attn_layer *l) {
     return 2LL * l->hd * (long long)l->es + (cb_kv_is_q8(l->kv_dtype) ? 2LL * (long long)sizeof(float) : 0);
 }
 
-static void project(const cb_attn_layer *l, int M, const float *X, int64_t ldx, const cb_weight *W,
-                    const cb_weight *b, float *Y, int64_t ldy) {
-    if (l->mode == CB_MODE_FAST) cb_matmul_bf16(M, X, ldx, W, Y, ldy, false);
-    else cb_matmul(M, X, ldx, W, Y, ldy, false);
-    if (b->data) cb_add_bias(M, Y, ldy, b);
-}
-
 /* q, k, v for M tokens; RoPE at pos[i]; K/V appended to the caches of seqs[i]. */
 static void qkv(cb_attn_layer *l, int M, const float *x, const int *seqs, const int64_t *pos, float *q, float *k,
                 float *v) {
     const int qd = l->H * l->hd, kd = l->KV * l->hd;
     /* one call for the three projections: at decode one fork/join and one weight stream, not three */
-    const cb_weight *W[3] = { &l->w.q, &l->w.k, &l->w.v };
+    const cb_weight *W[3] = { &l->w.q, &l->w.k, &l->w.v }, *B[3] = { &l->w.q_b, &l->w.k_b, &l->w.v_b };
     float *const Y[3] = { q, k, v };
     const int64_t ld[3] = { qd, kd, kd };
-    if (l->mode == CB_MODE_FAST) cb_matmul_bf16_multi(M, x, l->d, 3, W, Y, ld);
-    else cb_matmul_multi(M, x, l->d, 3, W, Y, ld);
-    if (l->w.q_b.data) cb_add_bias(M, q, qd, &l->w.q_b);
-    if (l->w.k_b.data) cb_add_bias(M, k, kd, &l->w.k_b);
-    if (l->w.v_b.data) cb_add_bias(M, v, kd, &l->w.v_b);
+    cb_linear_multi(l->mode, M, x, l->d, 3, W, B, Y, ld);
 #pragma omp parallel for schedule(static) if (M > 1)
     for (int i = 0; i < M; i++) {
-        cb_rope_apply(q + (int64_t)i * qd, l->H, l->hd, l->rot, l->inv_freq, pos[i]);
-        cb_rope_apply(k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
+        if (l->rot > 0) {
+            cb_rope_apply(q + (int64_t)i * qd, l->H, l->hd, l->rot, l->inv_freq, pos[i]);
+            cb_rope_apply(k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
+        }
         cache_put(l, seqs[i], pos[i], k + (int64_t)i * kd, v + (int64_t)i * kd);
     }
 }
 
-static void count_proj(const cb_attn_layer *l, int M) {
-    int64_t in = (int64_t)l->d * (l->H + 2 * l->KV) * l->hd, outp = (int64_t)l->H * l->hd * l->d;
-    cb_ctr.flops += 2 * (long long)M * (in + outp);
-    cb_ctr.weight_bytes += (long long)(weight_bytes(&l->w.q) + weight_bytes(&l->w.k) + weight_bytes(&l->w.v) +
-                                       weight_bytes(&l->w.o) + weight_bytes(&l->w.q_b) + weight_bytes(&l->w.k_b) +
-                                       weight_bytes(&l->w.v_b) + weight_bytes(&l->w.o_b));
+static void count_kv_written(const cb_attn_layer *l, int M) {
     cb_ctr.kv_bytes_written += (long long)M * l->KV * pos_bytes(l);
 }
 
-int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out, cb_err *err) {
-    if (seq < 0 || seq >= l->max_batch) {
-        cb_err_set(err, "attention prefill: sequence %d out of range [0, %d)", seq, l->max_batch);
-        return -1;
-    }
-    if (n <= 0 || n > l->rows) {
-        cb_err_set(err, "attention prefill: %d tokens, expected 1..%d (prefill_chunk)", n, l->rows);
-        return -1;
-    }
-    const int64_t len = l->len[seq];
-    if (len + n > l->cap) {
-        cb_err_set(err, "attention prefill: sequence %d would hold %lld tokens, beyond max_context %lld (the KV cache "
-                   "of %zu bytes per layer was sized at create)", seq, (long long)(len + n), (long long)l->cap,
-                   l->kv_bytes);
-        return -1;
-    }
+void cb_attn_prefill(cb_attn_layer *l, int seq, int64_t len, const float *x, int n, float *out) {
     const int H = l->H, KV = l->KV, G = l->G, hd = l->hd, qd = H * hd;
     float *q = cb_scratch_get(), *k = q + (size_t)l->rows * qd, *v = k + (size_t)l->rows * KV * hd;
     float *att = v + (size_t)l->rows * KV * hd;
@@ -317,7 +269,7 @@ int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out
     /* work items: (KV head, query-head slice, token block), ≤ CB_FLASH_MAX_ROWS rows each */
     const int gs = G, bq = CB_MAX(1, CB_FLASH_MAX_ROWS / gs), nqb = (n + bq - 1) / bq;
     const int items = KV * nqb;
-    const float scale = (float)(1.0 / sqrt((double)hd));
+    const float scale = l->scale;
     const long long t_attn = cb_ctr_ns();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int it = 0; it < items; it++) {
@@ -346,50 +298,25 @@ int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out
             }
     }
     cb_ctr.attention_ns += cb_ctr_ns() - t_attn;
-    project(l, n, att, qd, &l->w.o, &l->w.o_b, out, l->d);
-    l->len[seq] = len + n;
+    cb_linear(l->mode, n, att, qd, &l->w.o, &l->w.o_b, out, l->d);
 
-    count_proj(l, n);
+    count_kv_written(l, n);
     long long kv_read = 0;
     for (int b = 0; b < nqb; b++) kv_read += len + (long long)b * bq + CB_MIN(bq, n - b * bq);
     cb_ctr.kv_bytes_read += kv_read * KV * pos_bytes(l);
     cb_ctr.flops += 4LL * hd * H * ((long long)n * len + (long long)n * (n + 1) / 2);
-    return 0;
 }
 
-int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x, float *out, cb_err *err) {
-    if (batch <= 0 || batch > l->max_batch) {
-        cb_err_set(err, "attention decode: batch %d, expected 1..%d (max_batch)", batch, l->max_batch);
-        return -1;
-    }
-    for (int b = 0; b < batch; b++) {
-        if (seqs[b] < 0 || seqs[b] >= l->max_batch) {
-            cb_err_set(err, "attention decode: sequence %d out of range [0, %d)", seqs[b], l->max_batch);
-            return -1;
-        }
-        for (int c = 0; c < b; c++)
-            if (seqs[c] == seqs[b]) {
-                cb_err_set(err, "attention decode: sequence %d appears twice in one batch", seqs[b]);
-                return -1;
-            }
-        if (l->len[seqs[b]] + 1 > l->cap) {
-            cb_err_set(err, "attention decode: sequence %d would hold %lld tokens, beyond max_context %lld (the KV "
-                       "cache of %zu bytes per layer was sized at create)", seqs[b], (long long)l->len[seqs[b]] + 1,
-                       (long long)l->cap, l->kv_bytes);
-            return -1;
-        }
-    }
+void cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const int64_t *pos, const float *x, float *out) {
     const int H = l->H, KV = l->KV, G = l->G, hd = l->hd, qd = H * hd;
     float *q = cb_scratch_get(), *k = q + (size_t)l->rows * qd, *v = k + (size_t)l->rows * KV * hd;
     float *att = v + (size_t)l->rows * KV * hd;
     float *part = att + (size_t)l->rows * qd; /* [wave item][G][hd + 2]: O, m, l */
     const int wave_cap = CB_MAX(DECODE_WAVE_ITEMS, l->max_batch * KV);
     float *run = part + (size_t)wave_cap * G * (hd + 2); /* [batch][H][hd + 2]: O, M, L */
-    int64_t pos[batch];
-    for (int b = 0; b < batch; b++) pos[b] = l->len[seqs[b]];
     qkv(l, batch, x, seqs, pos, q, k, v);
 
-    const float scale = (float)(1.0 / sqrt((double)hd));
+    const float scale = l->scale;
     int64_t max_parts = 0;
     for (int b = 0; b < batch; b++) max_parts = CB_MAX(max_parts, (pos[b] + 1 + DECODE_PART - 1) / DECODE_PART);
     for (int i = 0; i < batch * H; i++) {
@@ -452,27 +379,17 @@ int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x,
         float *dst = att + (int64_t)(bh / H) * qd + (int64_t)(bh % H) * hd;
         for (int d = 0; d < hd; d++) dst[d] = rr[d] * inv;
     }
-    project(l, batch, att, qd, &l->w.o, &l->w.o_b, out, l->d);
+    cb_linear(l->mode, batch, att, qd, &l->w.o, &l->w.o_b, out, l->d);
     long long ctx_sum = 0;
-    for (int b = 0; b < batch; b++) l->len[seqs[b]] = pos[b] + 1, ctx_sum += pos[b] + 1;
-    count_proj(l, batch);
+    for (int b = 0; b < batch; b++) ctx_sum += pos[b] + 1;
+    count_kv_written(l, batch);
     cb_ctr.kv_bytes_read += ctx_sum * KV * pos_bytes(l);
     cb_ctr.flops += 4LL * hd * H * ctx_sum;
-    return 0;
 }
 
 /* Synthetic depth: K and V uniform in [-√3, √3) (unit variance, the scale of RoPE'd keys/values of a
  * normalised model), written straight into the cache. Deterministic for a seed whatever the threads. */
-int cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng, cb_err *err) {
-    if (seq < 0 || seq >= l->max_batch) {
-        cb_err_set(err, "attention fill: sequence %d out of range [0, %d)", seq, l->max_batch);
-        return -1;
-    }
-    if (depth < 0 || depth > l->cap) {
-        cb_err_set(err, "attention fill: depth %lld beyond max_context %lld (the KV cache of %zu bytes per layer was "
-                   "sized at create)", (long long)depth, (long long)l->cap, l->kv_bytes);
-        return -1;
-    }
+void cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng) {
     const uint64_t seed = cb_rng_next(rng);
     const int64_t chunk = 1024, nch = (depth + chunk - 1) / chunk;
     const float a = 1.7320508f;
@@ -496,6 +413,4 @@ int cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng
             }
         }
     }
-    l->len[seq] = depth;
-    return 0;
 }

@@ -10,13 +10,15 @@ typedef struct cb_attn_layer cb_attn_layer;
 
 int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engine_opts *o, cb_attn_layer **out,
                    cb_err *err);
-/* n new tokens of sequence seq, at positions seq_len .. seq_len+n-1. x, out: [n, d_model]. n <= o->prefill_chunk. */
-int cb_attn_prefill(cb_attn_layer *l, int seq, const float *x, int n, float *out, cb_err *err);
-/* one token per sequence; x, out: [batch, d_model] */
-int cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const float *x, float *out, cb_err *err);
-int cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng, cb_err *err);
-int64_t cb_attn_seq_len(const cb_attn_layer *l, int seq);
-void cb_attn_reset(cb_attn_layer *l, int seq); /* seq < 0: all */
+/* The stack checks sequences, batches and lengths once at its entry (engines/stack/stack.c); these calls
+ * assume them: 0 <= seq < max_batch, distinct seqs in a batch, every position < max_context. */
+/* n (1..prefill_chunk) new tokens of sequence seq at positions len .. len+n-1, len = tokens it holds.
+ * x, out: [n, d_model]. */
+void cb_attn_prefill(cb_attn_layer *l, int seq, int64_t len, const float *x, int n, float *out);
+/* one token per sequence, at position pos[b] of sequence seqs[b]; x, out: [batch, d_model] */
+void cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const int64_t *pos, const float *x, float *out);
+/* positions 0 .. depth-1 of sequence seq filled with plausible K/V (engine.h, fill_synthetic) */
+void cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rng);
 /* bytes: KV cache and scratch, as allocated (== cb_attn_plan for the same options) */
 void cb_attn_memory(const cb_attn_layer *l, size_t *kv_bytes, size_t *scratch_bytes);
 void cb_attn_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t context, int batch, size_t *kv_bytes,

@@ -1,4 +1,4 @@
-/* Mamba2 mixer (BRIEF §2): in_proj → causal conv1d + silu → SSD (chunked for prefill, recurrence for
+/* Mamba2 mixer (docs/engines.md, "The Mamba2 mixer, exactly"): in_proj → causal conv1d + silu → SSD (chunked for prefill, recurrence for
  * decode) → gated RMSNorm over all of d_inner → out_proj. Per-sequence state: SSM [H, P, N] fp32 and
  * conv [conv_dim, K−1] in opts.state_dtype. Scratch comes from the shared arena (scratch.h). */
 #include "mamba2_mixer.h"
@@ -10,6 +10,7 @@
 #include "../counters.h"
 #include "../kernels/kernels.h"
 #include "../kernels/ssd.h"
+#include "linear.h"
 #include "scratch.h"
 
 struct cb_mamba_layer {
@@ -100,10 +101,6 @@ int cb_mamba_create(const cb_config *cfg, const cb_mamba_weights *w, const cb_en
         cb_err_set(err, "mamba2 mixer: state dtype %s not supported (f32, bf16, f16)", cb_dtype_name(o->state_dtype));
         return -1;
     }
-    if (o->max_batch < 1) {
-        cb_err_set(err, "mamba2 mixer: max_batch %d (expected >= 1)", o->max_batch);
-        return -1;
-    }
     cb_mamba_layer *l = cb_calloc(sizeof *l + (size_t)H * sizeof(float), err);
     if (!l) return -1;
     mixer_shape s = shape_of(cfg, o);
@@ -173,11 +170,7 @@ static void conv_state_store(const cb_mamba_layer *l, const float *src, void *ds
         for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = cb_f32_to_f16(src[i]);
 }
 
-int cb_mamba_fill_synthetic(cb_mamba_layer *l, int seq, int64_t depth, cb_rng *rng, cb_err *err) {
-    if (seq < 0 || seq >= l->max_batch) {
-        cb_err_set(err, "mamba2 mixer: sequence %d out of range (max_batch %d)", seq, l->max_batch);
-        return -1;
-    }
+void cb_mamba_fill_synthetic(cb_mamba_layer *l, int seq, int64_t depth, cb_rng *rng) {
     (void)depth; /* the state has the same size and cost at any depth */
     float *S = ssm_of(l, seq);
     size_t ns = ssm_bytes_per_seq(l->cfg) / sizeof(float), nc = conv_elems_per_seq(l->cfg);
@@ -185,14 +178,6 @@ int cb_mamba_fill_synthetic(cb_mamba_layer *l, int seq, int64_t depth, cb_rng *r
     float *tmp = cb_scratch_get();
     for (size_t i = 0; i < nc; i++) tmp[i] = cb_rng_uniform(rng);
     if (nc) conv_state_store(l, tmp, conv_of(l, seq), nc);
-    return 0;
-}
-
-static void linear(cb_mode mode, int n, const float *x, int64_t ldx, const cb_weight *w, const cb_weight *b, float *y,
-                   int64_t ldy) {
-    if (mode == CB_MODE_FAST) cb_matmul_bf16(n, x, ldx, w, y, ldy, false);
-    else cb_matmul(n, x, ldx, w, y, ldy, false);
-    if (b && b->data) cb_add_bias(n, y, ldy, b);
 }
 
 /* zx = x · in_projᵀ. Fast mode rounds activations to bf16 for the z and x rows only: B, C and dt (the last
@@ -203,7 +188,7 @@ static void in_projection(const struct cb_mamba_layer *l, int n, const float *x,
     const cb_weight *w = &l->w.in_proj;
     const cb_weight *bias = c->m_proj_bias ? &l->w.in_proj_b : NULL;
     if (l->mode != CB_MODE_FAST) {
-        linear(l->mode, n, x, c->d_model, w, bias, zx, c->m_in_proj_rows);
+        cb_linear(l->mode, n, x, c->d_model, w, bias, zx, c->m_in_proj_rows);
         return;
     }
     const int64_t split = 2 * (int64_t)c->m_d_inner; /* z | x of xBC */
@@ -212,9 +197,15 @@ static void in_projection(const struct cb_mamba_layer *l, int n, const float *x,
     fine.rows = w->rows - split;
     fine.data = (const char *)w->data + (size_t)split * (size_t)w->cols * cb_dtype_size(w->dtype);
     if (w->scale) fine.scale = w->scale + split;
-    cb_matmul_bf16(n, x, c->d_model, &wide, zx, c->m_in_proj_rows, false);
-    cb_matmul(n, x, c->d_model, &fine, zx + split, c->m_in_proj_rows, false);
-    if (bias && bias->data) cb_add_bias(n, zx, c->m_in_proj_rows, bias);
+    cb_weight wide_b = { 0 }, fine_b = { 0 }; /* the bias split the same way: each row still gets one add */
+    if (bias && bias->data) {
+        wide_b = fine_b = *bias;
+        wide_b.cols = split;
+        fine_b.cols = bias->cols - split;
+        fine_b.data = (const char *)bias->data + (size_t)split * cb_dtype_size(bias->dtype);
+    }
+    cb_linear(CB_MODE_FAST, n, x, c->d_model, &wide, &wide_b, zx, c->m_in_proj_rows);
+    cb_linear(CB_MODE_EXACT, n, x, c->d_model, &fine, &fine_b, zx + split, c->m_in_proj_rows);
 }
 
 typedef struct {
@@ -279,7 +270,7 @@ static void gate_norm_out(cb_mamba_layer *l, int n, const scratch_views *v, floa
         cb_silu_mul(Di, z, y, y);
     }
     cb_rmsnorm(n, Di, v->y, Di, &l->w.norm, c->eps, v->y, Di);
-    linear(l->mode, n, v->y, Di, &l->w.out_proj, c->m_proj_bias ? &l->w.out_proj_b : NULL, out, c->d_model);
+    cb_linear(l->mode, n, v->y, Di, &l->w.out_proj, c->m_proj_bias ? &l->w.out_proj_b : NULL, out, c->d_model);
 }
 
 static cb_ssd_head head_view(const cb_mamba_layer *l, const scratch_views *v, int h, int t0, int T, float *S,
@@ -296,28 +287,18 @@ static cb_ssd_head head_view(const cb_mamba_layer *l, const scratch_views *v, in
                           .CB = shared_cb ? v->cb + (size_t)g * v->cb_group : NULL };
 }
 
-static size_t weight_bytes(const cb_weight *w) {
-    return w->data ? (size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype) : 0;
-}
-
 static void count(const cb_mamba_layer *l, int n, int nseq, long long ssd_flops) {
     const cb_config *c = l->cfg;
-    cb_ctr.flops += 2LL * n * c->d_model * ((long long)c->m_in_proj_rows + c->m_d_inner) +
-                    2LL * n * c->m_conv_dim * c->m_conv + ssd_flops;
-    cb_ctr.weight_bytes += (long long)(weight_bytes(&l->w.in_proj) + weight_bytes(&l->w.out_proj) +
-                                       weight_bytes(&l->w.conv_w) + weight_bytes(&l->w.norm));
+    /* in_proj and out_proj are counted by cb_linear */
+    cb_ctr.flops += 2LL * n * c->m_conv_dim * c->m_conv + ssd_flops;
+    cb_ctr.weight_bytes += (long long)(cb_weight_bytes(&l->w.conv_w) + cb_weight_bytes(&l->w.norm));
     cb_ctr.state_bytes += 2LL * nseq *
                           (long long)(ssm_bytes_per_seq(c) + conv_elems_per_seq(c) * cb_dtype_size(l->state_dtype));
 }
 
-int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *out, cb_err *err) {
+void cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *out) {
     const cb_config *c = l->cfg;
-    if (seq < 0 || seq >= l->max_batch || n < 0 || n > l->rows) {
-        cb_err_set(err, "mamba2 mixer: prefill of %d tokens for sequence %d (limits: %d tokens, %d sequences)", n, seq,
-                   l->rows, l->max_batch);
-        return -1;
-    }
-    if (n == 0) return 0;
+    if (n == 0) return;
     scratch_views v = views(l);
     in_projection(l, n, x, v.zx);
     conv_rows(l, seq, &v, 0, n);
@@ -349,7 +330,6 @@ int cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *o
     gate_norm_out(l, n, &v, out);
     count(l, n, 1,
           (long long)H * cb_ssd_chunked_flops(n, Q, c->m_head_dim, N, true) + (long long)G * cb_ssd_cb_flops(n, Q, N));
-    return 0;
 }
 
 /* The conv weights and conv states are read once per token, right after in_proj: request them before
@@ -372,23 +352,8 @@ static void prefetch_conv(const cb_mamba_layer *l, int batch, const int *seqs) {
     }
 }
 
-int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *x, float *out, cb_err *err) {
+void cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *x, float *out) {
     const cb_config *c = l->cfg;
-    if (batch < 1 || batch > l->max_batch || batch > l->rows) {
-        cb_err_set(err, "mamba2 mixer: decode batch %d (max_batch %d)", batch, l->max_batch);
-        return -1;
-    }
-    for (int b = 0; b < batch; b++) {
-        if (seqs[b] < 0 || seqs[b] >= l->max_batch) {
-            cb_err_set(err, "mamba2 mixer: decode sequence %d out of range (max_batch %d)", seqs[b], l->max_batch);
-            return -1;
-        }
-        for (int b2 = 0; b2 < b; b2++)
-            if (seqs[b2] == seqs[b]) {
-                cb_err_set(err, "mamba2 mixer: sequence %d appears twice in one decode batch", seqs[b]);
-                return -1;
-            }
-    }
     scratch_views v = views(l);
     prefetch_conv(l, batch, seqs);
     in_projection(l, batch, x, v.zx);
@@ -403,5 +368,4 @@ int cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *
     }
     gate_norm_out(l, batch, &v, out);
     count(l, batch, batch, 4LL * batch * H * c->m_head_dim * c->m_state);
-    return 0;
 }

@@ -31,7 +31,7 @@ typedef struct {
     double eps;     /* rms_norm_eps / layer_norm_epsilon: all RMSNorms */
     bool tie_embeddings;
     cb_dtype weights_dtype; /* config "dtype"/"torch_dtype"; the checkpoint's tensors decide in the end */
-    /* 8-bit linear projections (issue 8, docs/quantization.md): CB_F8_E4M3 or CB_I8 when the linear
+    /* 8-bit linear projections (docs/quantization.md): CB_F8_E4M3 or CB_I8 when the linear
      * projections are stored in 8 bits with one fp32 scale per output row (a checkpoint's
      * quantization_config, --weights-dtype, or what the loader bound); any other value (the zero
      * default included): every weight is in weights_dtype. */
@@ -91,6 +91,9 @@ int64_t cb_config_active_param_count(const cb_config *cfg);
  * projection when cfg->q8 is not an 8-bit format). total = q8 + scales + kept. */
 typedef struct { size_t q8, scales, kept, total; } cb_weight_split;
 void cb_config_weight_split(const cb_config *cfg, cb_weight_split *out);
+/* Weight bytes one token reads: the total less the routed experts it does not run (their 8-bit scales
+ * included). Equal to the total without routed experts. */
+size_t cb_config_active_weight_bytes(const cb_config *cfg);
 static inline bool cb_config_is_q8(const cb_config *cfg) { return cfg->q8 == CB_F8_E4M3 || cfg->q8 == CB_I8; }
 
 #endif

@@ -1,7 +1,8 @@
-/* Checkpoint -> cb_model: each model_type's tensor names bound to the shared layer structs, with the
- * exact shape the config implies checked for every tensor. */
+/* Checkpoint -> cb_model: the family's tensor names (engines/stack/family.h) bound to the shared layer
+ * structs, with the exact shape the config implies checked for every tensor. */
 #include "model.h"
 #include "quantize.h"
+#include "../stack/family.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +86,7 @@ static int bind_lin(binder *b, const char *name, int64_t rows, int64_t cols, cb_
         cb_err_set(b->err, "%s: %s", tensor_file(b->m, t), inner.msg);
         return -1;
     }
-    b->m->weight_bytes += t->nbytes + (size_t)rows * sizeof(float);
+    b->m->weight_bytes += cb_weight_bytes(w); /* codes + per-row scales */
     return 0;
 }
 
@@ -216,23 +217,24 @@ int cb_model_bind(cb_model *m, cb_err *err) {
     binder b = { m, err, m->source[0] ? m->source : m->name };
     for (int i = 0; i < m->st.n_tensors; i++) m->st.tensors[i].used = false;
     m->weight_bytes = 0;
-    const bool llama = c->model_type == CB_MT_LLAMA, mamba2 = c->model_type == CB_MT_MAMBA2;
-    const bool granite = c->model_type == CB_MT_GRANITE;
-    const char *embed = mamba2 ? "backbone.embeddings.weight" : "model.embed_tokens.weight";
-    const char *norm = mamba2 ? "backbone.norm_f.weight"
-                     : llama || granite ? "model.norm.weight" : "model.final_layernorm.weight";
-    if (bind_mat(&b, embed, c->vocab, c->d_model, false, &m->embed) ||
-        bind_vec(&b, norm, c->d_model, false, &m->final_norm))
+    const cb_family *fam = cb_family_for(c);
+    if (!fam) {
+        cb_err_set(err, "%s: no model family for model_type '%s'", b.origin, c->model_type_str);
+        return -1;
+    }
+    const cb_tensor_names *nm = &fam->names;
+    if (bind_mat(&b, nm->embed, c->vocab, c->d_model, false, &m->embed) ||
+        bind_vec(&b, nm->final_norm, c->d_model, false, &m->final_norm))
         return -1;
     if (c->tie_embeddings) {
         m->lm_head = m->embed;
-        const cb_tensor *t = cb_st_find(&m->st, "lm_head.weight");
+        const cb_tensor *t = cb_st_find(&m->st, nm->lm_head);
         if (t) {
-            fprintf(stderr, "warning: %s: tie_word_embeddings is true: tensor lm_head.weight ignored, using %s\n",
-                    tensor_file(m, t), embed);
+            fprintf(stderr, "warning: %s: tie_word_embeddings is true: tensor %s ignored, using %s\n",
+                    tensor_file(m, t), nm->lm_head, nm->embed);
             ((cb_tensor *)t)->used = true;
         }
-    } else if (bind_lin(&b, "lm_head.weight", c->vocab, c->d_model, &m->lm_head)) {
+    } else if (bind_lin(&b, nm->lm_head, c->vocab, c->d_model, &m->lm_head)) {
         return -1;
     }
     for (int i = 0; i < c->n_layers; i++) {
@@ -240,25 +242,24 @@ int cb_model_bind(cb_model *m, cb_err *err) {
         memset(L, 0, sizeof *L);
         L->kind = c->mixer[i];
         char p[128], n[256];
-        snprintf(p, sizeof p, "%s.layers.%d", mamba2 ? "backbone" : "model", i);
-        snprintf(n, sizeof n, "%s.%s", p, mamba2 ? "norm.weight" : "input_layernorm.weight");
+        snprintf(p, sizeof p, nm->layer, i);
+        snprintf(n, sizeof n, "%s.%s", p, nm->mixer_norm);
         if (bind_vec(&b, n, c->d_model, false, &L->in_norm)) return -1;
         if (L->kind == CB_MIXER_ATTENTION) {
-            snprintf(n, sizeof n, "%s.self_attn", p);
+            snprintf(n, sizeof n, "%s.%s", p, nm->attention);
             if (bind_attn(&b, n, &L->attn)) return -1;
         } else {
-            snprintf(n, sizeof n, "%s.%s", p, mamba2 ? "mixer" : "mamba");
+            snprintf(n, sizeof n, "%s.%s", p, nm->mamba);
             if (bind_mamba(&b, n, &L->mamba)) return -1;
         }
-        if (c->has_mlp) {
-            snprintf(n, sizeof n, "%s.%s", p,
-                     llama || granite ? "post_attention_layernorm.weight" : "pre_ff_layernorm.weight");
+        if (fam->ff == CB_FF_SWIGLU) {
+            snprintf(n, sizeof n, "%s.%s", p, nm->ff_norm);
             if (bind_vec(&b, n, c->d_model, false, &L->ff_norm)) return -1;
-            snprintf(n, sizeof n, "%s.%s", p, llama ? "mlp" : granite ? "shared_mlp" : "feed_forward");
-            if (granite ? bind_shared_mlp(&b, n, &L->mlp) : bind_mlp(&b, n, &L->mlp)) return -1;
+            snprintf(n, sizeof n, "%s.%s", p, nm->ff);
+            if (nm->gate_up_stacked ? bind_shared_mlp(&b, n, &L->mlp) : bind_mlp(&b, n, &L->mlp)) return -1;
         }
-        if (c->n_experts > 0) {
-            snprintf(n, sizeof n, "%s.block_sparse_moe", p);
+        if (nm->moe && c->n_experts > 0) {
+            snprintf(n, sizeof n, "%s.%s", p, nm->moe);
             if (bind_moe(&b, n, &L->moe)) return -1;
         }
     }

@@ -36,13 +36,6 @@ void cb_model_quant_release(cb_model *m) {
     m->quant_owned_bytes = 0;
 }
 
-static size_t weight_bytes(const cb_weight *w) {
-    if (!w->data) return 0;
-    size_t b = (size_t)w->rows * (size_t)w->cols * cb_dtype_size(w->dtype);
-    if (w->scale) b += (size_t)w->rows * sizeof(float);
-    return b;
-}
-
 /* Every linear projection the model holds (lm_head only when untied). */
 typedef struct {
     cb_weight *w;
@@ -51,7 +44,8 @@ typedef struct {
 } linear_ref;
 
 #define LINEARS_PER_LAYER 11
-#define MAX_LINEARS (LINEARS_PER_LAYER * CB_MAX_LAYERS + 1)
+#define MAX_LINEARS CB_MAX_LINEARS
+_Static_assert(CB_MAX_LINEARS == LINEARS_PER_LAYER * CB_MAX_LAYERS + 1, "quantize.h's bound");
 
 /* The routed experts are linears too (quantised per row over (expert, output row)); the router is not. */
 static int list_linears(cb_model *m, linear_ref *out) {
@@ -83,7 +77,7 @@ static int quantize_one(cb_model *m, const linear_ref *r, cb_dtype to, cb_err *e
         return -1;
     }
     size_t n = (size_t)w->rows * (size_t)w->cols, codes = (n + 63) & ~(size_t)63;
-    size_t old = weight_bytes(w);
+    size_t old = cb_weight_bytes(w);
     uint8_t *q = own(m, codes + (size_t)w->rows * sizeof(float), err);
     if (!q) return -1;
     float *s = (float *)(q + codes);
@@ -93,7 +87,7 @@ static int quantize_one(cb_model *m, const linear_ref *r, cb_dtype to, cb_err *e
         return -1;
     }
     *w = (cb_weight){ .data = q, .dtype = to, .rows = w->rows, .cols = w->cols, .scale = s };
-    m->weight_bytes = m->weight_bytes - old + weight_bytes(w);
+    m->weight_bytes = m->weight_bytes - old + cb_weight_bytes(w);
     return 0;
 }
 
@@ -118,7 +112,7 @@ int cb_model_dequantize(cb_model *m, cb_err *err) {
     for (int i = 0; i < n && rc == 0; i++) {
         cb_weight *w = refs[i].w;
         if (!cb_dtype_is_q8(w->dtype)) continue;
-        const size_t cnt = (size_t)w->rows * (size_t)w->cols, old = weight_bytes(w);
+        const size_t cnt = (size_t)w->rows * (size_t)w->cols, old = cb_weight_bytes(w);
         float *f = own(m, cnt * sizeof(float), err);
         if (!f) { rc = -1; break; }
         const uint8_t *q = w->data;
@@ -128,7 +122,7 @@ int cb_model_dequantize(cb_model *m, cb_err *err) {
                 f[j] = w->scale[r] * (w->dtype == CB_F8_E4M3 ? cb_fp8_to_f32(q[j]) : (float)(int8_t)q[j]);
             }
         *w = (cb_weight){ .data = f, .dtype = CB_F32, .rows = w->rows, .cols = w->cols };
-        m->weight_bytes = m->weight_bytes - old + weight_bytes(w);
+        m->weight_bytes = m->weight_bytes - old + cb_weight_bytes(w);
     }
     free(refs);
     if (rc == 0) m->cfg.q8 = CB_F32; /* no 8-bit projection left */
@@ -213,7 +207,7 @@ int cb_quantized_bind(cb_model *m, cb_tensor *w, cb_tensor *scale, const char *n
 
 void cb_weight_bytes_by_dtype(const cb_model *m, size_t out[CB_DTYPE_COUNT]) {
     memset(out, 0, sizeof(size_t) * CB_DTYPE_COUNT);
-#define ADD(w) do { if ((w).data) out[(w).dtype] += weight_bytes(&(w)); } while (0)
+#define ADD(w) do { if ((w).data) out[(w).dtype] += cb_weight_bytes(&(w)); } while (0)
     ADD(m->embed);
     ADD(m->final_norm);
     if (m->lm_head.data != m->embed.data) ADD(m->lm_head);

@@ -63,9 +63,12 @@ typedef struct {
     int64_t run_id;
     const char *key;                 /* point_key: the --resume identity */
     const char *engine, *model, *arch, *mode, *weight_dtype, *kv_dtype;
+    const char *source;              /* points.source: NULL = "ctxbench"; "peer" for imports (peer_import.c) */
     const cb_point_def *def;
     const cb_point_result *r;
     cb_point_rates rates;
+    int64_t params_total, params_active; /* from the model's config; 0 when it did not load */
+    const char *resume_hash, *resume_commit; /* non-NULL (--resume): this key's earlier failed / time-refused rows go */
 } cb_point_record;
 
 #endif

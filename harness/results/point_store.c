@@ -106,9 +106,32 @@ static int insert_counters(sqlite3 *db, int64_t pid, const cb_point_result *r) {
     return rc;
 }
 
+#define POINT_OF_RUN "p.run_id IN (SELECT id FROM runs WHERE workload_hash = ?1 AND git_commit = ?2) AND p.point_key = ?3"
+#define SETTLED "(p.label IN ('measured','sampled','analytic') OR (p.label = 'refused' AND p.refused_bytes IS NOT NULL))"
+
+/* The earlier failed / time-refused rows of a point tried again on resume, children first. */
+static int supersede(sqlite3 *db, const char *hash, const char *commit, const char *key) {
+    static const char *const sql[] = {
+        "DELETE FROM samples WHERE point_id IN (SELECT p.id FROM points p WHERE " POINT_OF_RUN " AND NOT " SETTLED ")",
+        "DELETE FROM memory WHERE point_id IN (SELECT p.id FROM points p WHERE " POINT_OF_RUN " AND NOT " SETTLED ")",
+        "DELETE FROM counters WHERE point_id IN (SELECT p.id FROM points p WHERE " POINT_OF_RUN " AND NOT " SETTLED ")",
+        "DELETE FROM points AS p WHERE " POINT_OF_RUN " AND NOT " SETTLED,
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *s;
+        if (sqlite3_prepare_v2(db, sql[i], -1, &s, NULL) != SQLITE_OK) return -1;
+        bind_text(s, 1, hash); bind_text(s, 2, commit); bind_text(s, 3, key);
+        int rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE) return -1;
+    }
+    return 0;
+}
+
 int cb_store_insert_point(sqlite3 *db, const cb_point_record *rec, cb_err *err) {
     if (cb_store_exec(db, "BEGIN IMMEDIATE", err)) return -1;
-    if (insert_row(db, rec) == SQLITE_OK) {
+    if ((!rec->resume_hash || supersede(db, rec->resume_hash, rec->resume_commit, rec->key) == 0) &&
+        insert_row(db, rec) == SQLITE_OK) {
         int64_t pid = sqlite3_last_insert_rowid(db);
         if (!insert_samples(db, pid, rec->r) && !insert_memory(db, pid, rec->r) && !insert_counters(db, pid, rec->r))
             return cb_store_exec(db, "COMMIT", err);
@@ -120,8 +143,8 @@ int cb_store_insert_point(sqlite3 *db, const cb_point_record *rec, cb_err *err) 
 
 bool cb_store_point_done(sqlite3 *db, const char *hash, const char *commit, const char *key) {
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM points p JOIN runs r ON r.id = p.run_id WHERE r.workload_hash = ?"
-                               " AND r.git_commit = ? AND p.point_key = ? LIMIT 1", -1, &s, NULL) != SQLITE_OK) return false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM points p WHERE " POINT_OF_RUN " AND " SETTLED " LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+        return false;
     bind_text(s, 1, hash); bind_text(s, 2, commit); bind_text(s, 3, key);
     bool done = sqlite3_step(s) == SQLITE_ROW;
     sqlite3_finalize(s);

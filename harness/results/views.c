@@ -10,11 +10,13 @@
 
 /* The timed work a point's median is the time of, in tokens: tokens_per_s = work / median (derive.c). */
 #define TOKENS_PER_MEDIAN "(p.tokens_per_s * p.median)"
+/* The same for point alias a (vs_peer). */
+#define PEER_WORK(a) "(" a ".tokens_per_s * " a ".median)"
 
 static const cb_view views[] = {
     {"latency_by_context",
      "SELECT p.id AS point_id, p.run_id, p.engine, p.model, p.arch, p.phase, p.context, p.batch, p.threads, p.mode,\n"
-     "       p.weight_dtype, p.kv_dtype, p.fill, p.label, p.median AS seconds, p.ci_lo, p.ci_hi, p.cv, p.noisy,\n"
+     "       p.weight_dtype, p.kv_dtype, p.fill, p.source, p.label, p.median AS seconds, p.ci_lo, p.ci_hi, p.cv, p.noisy,\n"
      "       p.tokens_per_s,\n"
      /* prefill and throughput spell the work out (context, batch) so the bounds are exact divisions */
      "       CASE p.phase WHEN 'prefill' THEN p.context / p.ci_hi WHEN 'throughput' THEN p.batch / p.ci_hi\n"
@@ -64,7 +66,7 @@ static const cb_view views[] = {
      * a figure can mark where one side was refused. */
     {"arch_pairs",
      "SELECT e.run_id, e.engine, e.model, e.arch, t.model AS baseline_model, e.phase, e.context, e.batch,\n"
-     "       t.batch AS baseline_batch, e.threads, e.mode, e.weight_dtype, e.kv_dtype, e.fill,\n"
+     "       t.batch AS baseline_batch, e.threads, e.mode, e.weight_dtype, e.kv_dtype, e.fill, e.source,\n"
      "       e.label, t.label AS baseline_label,\n"
      "       CASE WHEN 'refused' IN (e.label, t.label) THEN 'refused' WHEN 'failed' IN (e.label, t.label) THEN 'failed'\n"
      "            WHEN 'analytic' IN (e.label, t.label) THEN 'analytic' WHEN 'sampled' IN (e.label, t.label) THEN 'sampled'\n"
@@ -74,7 +76,7 @@ static const cb_view views[] = {
      "       t.tokens_per_s AS baseline_tokens_per_s,\n"
      "       COALESCE(e.refused_bytes, t.refused_bytes) AS refused_bytes,\n"
      "       COALESCE(e.refused_seconds, t.refused_seconds) AS refused_seconds,\n"
-     "       e.id AS point_id, t.id AS baseline_point_id\n"
+     "       e.id AS point_id, t.id AS baseline_point_id, e.params_total, e.params_active\n"
      "FROM points e JOIN points t\n"
      "  ON t.run_id = e.run_id AND t.arch = 'transformer' AND e.arch <> 'transformer'\n"
      " AND substr(t.model, instr(t.model, '-')) = substr(e.model, instr(e.model, '-'))\n"
@@ -87,15 +89,37 @@ static const cb_view views[] = {
      * claims use measured and sampled pairs only; throughput pairs need both sides measured. */
     {"speedup",
      "SELECT run_id, engine, model, arch, baseline_model, phase, context, batch, threads, mode, weight_dtype, kv_dtype,\n"
-     "       seconds, baseline_seconds,\n"
+     "       source, seconds, baseline_seconds,\n"
      "       CASE WHEN phase = 'throughput' THEN tokens_per_s / baseline_tokens_per_s\n"
      "            ELSE baseline_seconds / seconds END AS speedup,\n"
      "       CASE WHEN phase <> 'throughput' THEN baseline_ci_lo / ci_hi END AS speedup_lo,\n"
      "       CASE WHEN phase <> 'throughput' THEN baseline_ci_hi / ci_lo END AS speedup_hi,\n"
-     "       label, baseline_label, pair_label, point_id, baseline_point_id\n"
+     "       label, baseline_label, pair_label, point_id, baseline_point_id, params_total, params_active\n"
      "FROM arch_pairs\n"
      "WHERE pair_label IN ('measured','sampled','analytic') AND seconds > 0 AND baseline_seconds > 0\n"
      "  AND (phase <> 'throughput' OR pair_label = 'measured')"},
+    /* A mixture-of-experts hybrid (params_active < params_total) against a dense hybrid of the same run
+     * and the same phase, context, batch, threads, mode, dtypes and fill, when the two have equal active
+     * parameters (within 2 %: the same bytes read per token) or equal total parameters (within 20 %: the
+     * same weight memory). speedup = dense time / MoE time; the interval as in speedup. Measured and
+     * sampled points only. */
+    {"moe_pairs",
+     "SELECT g.run_id, g.engine, g.model, b.model AS baseline_model,\n"
+     "       CASE WHEN abs(g.params_active - b.params_active) <= 0.02 * b.params_active THEN 'active' ELSE 'total'\n"
+     "            END AS matched_on,\n"
+     "       g.params_total, g.params_active, b.params_total AS baseline_params_total, g.phase, g.context, g.batch,\n"
+     "       g.threads, g.mode, g.weight_dtype, g.kv_dtype, g.median AS seconds, b.median AS baseline_seconds,\n"
+     "       b.median / g.median AS speedup, b.ci_lo / g.ci_hi AS speedup_lo, b.ci_hi / g.ci_lo AS speedup_hi,\n"
+     "       g.label, b.label AS baseline_label, g.id AS point_id, b.id AS baseline_point_id\n"
+     "FROM points g JOIN points b\n"
+     "  ON b.run_id = g.run_id AND g.arch = 'hybrid' AND b.arch = 'hybrid'\n"
+     " AND g.params_active < g.params_total AND b.params_active = b.params_total\n"
+     " AND (abs(g.params_active - b.params_active) <= 0.02 * b.params_active\n"
+     "      OR abs(g.params_total - b.params_total) <= 0.2 * b.params_total)\n"
+     " AND b.phase = g.phase AND b.context = g.context AND b.batch = g.batch AND b.threads = g.threads\n"
+     " AND b.mode = g.mode AND b.weight_dtype = g.weight_dtype AND b.kv_dtype = g.kv_dtype AND b.fill = g.fill\n"
+     "WHERE g.phase IN ('prefill', 'decode', 'prefill_chunk') AND g.label IN ('measured', 'sampled')\n"
+     "  AND b.label IN ('measured', 'sampled') AND g.median > 0 AND b.median > 0"},
     /* 8-bit weights against bf16: each model's latest measured 8-bit point and the latest measured bf16
      * point of the same model, phase, depth, batch, threads, mode and KV dtype (8-bit runs are separate
      * runs, so any run). speedup = bf16 time / 8-bit time (> 1: 8-bit faster). */
@@ -123,6 +147,36 @@ static const cb_view views[] = {
      "         COUNT(*) AS points\n"
      "  FROM points p JOIN memory m ON m.point_id = p.id AND m.category = 'weights' AND m.source = 'engine'\n"
      "  WHERE p.weight_dtype IN ('int8', 'fp8') GROUP BY p.model, p.weight_dtype, m.bytes) w"},
+    /* ctxbench against an imported peer (docs/peers.md): each measured or sampled ctxbench point and each
+     * peer point of the same model, phase, depth, batch, threads and weight dtype (any run: the peer's is an import).
+     * ratio = ctxbench tokens/s / the peer's (> 1: ctxbench faster), per token so that chunks of other
+     * sizes compare; its interval combines both 95% CIs conservatively, as the speed-up's does. */
+    {"vs_peer",
+     "SELECT e.id AS point_id, l.id AS peer_point_id, l.engine AS peer_engine, e.engine, e.model, e.arch, e.phase,\n"
+     "       e.context, e.batch, e.threads, e.mode, e.weight_dtype, e.kv_dtype, l.kv_dtype AS peer_kv_dtype, e.label,\n"
+     "       e.tokens_per_s, l.tokens_per_s AS peer_tokens_per_s, e.tokens_per_s / l.tokens_per_s AS ratio,\n"
+     "       (l.ci_lo / " PEER_WORK("l") ") / (e.ci_hi / " PEER_WORK("e") ") AS ratio_lo,\n"
+     "       (l.ci_hi / " PEER_WORK("l") ") / (e.ci_lo / " PEER_WORK("e") ") AS ratio_hi,\n"
+     "       re.cpu_model, rl.cpu_model AS peer_cpu_model, e.run_id, l.run_id AS peer_run_id\n"
+     "FROM points e JOIN points l ON l.source = 'peer' AND e.source = 'ctxbench' AND l.model = e.model\n"
+     " AND l.phase = e.phase AND l.context = e.context AND l.batch = e.batch AND l.threads = e.threads\n"
+     " AND l.weight_dtype = e.weight_dtype\n"
+     "JOIN runs re ON re.id = e.run_id JOIN runs rl ON rl.id = l.run_id\n"
+     "WHERE e.label IN ('measured','sampled') AND l.label = 'measured' AND e.phase IN ('prefill_chunk','decode')\n"
+     "  AND e.median > 0 AND l.median > 0"},
+    /* C2 beside the peer: ctxbench's speed-up over the transformer and the peer's own (its hybrid or mamba2
+     * model over its transformer of the same scale, from the same import), at equal phase, depth, batch
+     * and threads. speedup_ratio > 1: ctxbench's architectures gain more over the transformer. */
+    {"speedup_vs_peer",
+     "SELECT o.model, o.baseline_model, o.arch, o.phase, o.context, o.batch, o.threads, o.speedup, o.speedup_lo,\n"
+     "       o.speedup_hi, o.pair_label, p.engine AS peer_engine, p.speedup AS peer_speedup,\n"
+     "       p.speedup_lo AS peer_speedup_lo, p.speedup_hi AS peer_speedup_hi, o.speedup / p.speedup AS speedup_ratio,\n"
+     "       o.point_id, o.baseline_point_id, p.point_id AS peer_point_id, p.baseline_point_id AS peer_baseline_point_id\n"
+     "FROM speedup o JOIN speedup p ON p.source = 'peer' AND o.source = 'ctxbench' AND p.model = o.model\n"
+     " AND p.phase = o.phase AND p.context = o.context AND p.batch = o.batch AND p.threads = o.threads\n"
+     " AND p.weight_dtype = o.weight_dtype\n"
+     "WHERE o.pair_label IN ('measured','sampled') AND p.pair_label = 'measured'\n"
+     "  AND o.phase IN ('prefill_chunk','decode')"},
 };
 
 const cb_view *cb_views(int *n) {

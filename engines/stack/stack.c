@@ -1,4 +1,4 @@
-/* The layer stack shared by the built-in engines (see stack.h). Prefill runs in chunks of
+/* The engine every built-in family runs (contract in stack.h). Prefill runs in chunks of
  * o->prefill_chunk tokens so scratch never depends on context length. */
 #include "stack.h"
 
@@ -8,13 +8,17 @@
 
 #include "../counters.h"
 #include "../kernels/kernels.h"
-#include "attention_layer.h"
-#include "mamba2_mixer.h"
-#include "mlp.h"
-#include "scratch.h"
+#include "../layers/attention_layer.h"
+#include "../layers/linear.h"
+#include "../layers/mamba2_mixer.h"
+#include "../layers/mlp.h"
+#include "../layers/moe.h"
+#include "../layers/scratch.h"
+#include "family.h"
 
-struct cb_stack {
+struct cb_engine {
     const cb_model *m;
+    const cb_family *fam;
     cb_config cfg;
     cb_engine_opts o;
     cb_attn_layer *attn[CB_MAX_LAYERS];
@@ -23,12 +27,12 @@ struct cb_stack {
     int rows;         /* max rows per step: max(prefill_chunk, max_batch) */
     float *x, *h, *y; /* residual stream, normalised input, layer output: [rows, d] each */
     size_t own_bytes; /* the three buffers above */
-    size_t mlp_reserved;
+    size_t ff_reserved;
     float *capture;   /* optional [L+1][n][d] of the next prefill */
 };
 
 /* Thread count is process-global in OpenMP: apply the engine's before each call. */
-static void apply_threads(const cb_stack *s) {
+static void apply_threads(const cb_engine *s) {
     if (s->o.threads > 0) omp_set_num_threads(s->o.threads);
 }
 
@@ -38,12 +42,25 @@ static size_t own_scratch_bytes(const cb_config *cfg, const cb_engine_opts *o) {
     return 3 * (size_t)stack_rows(o) * (size_t)cfg->d_model * sizeof(float);
 }
 
-static size_t mlp_scratch_bytes(const cb_config *cfg, const cb_engine_opts *o) {
-    return cfg->has_mlp ? cb_mlp_scratch_floats(cfg, stack_rows(o)) * sizeof(float) : 0;
+/* The feed-forward's share of the scratch arena (the mixers reserve theirs): the MLP and the routed
+ * experts run one after the other and share it. */
+static size_t ff_scratch_bytes(const cb_config *cfg, const cb_engine_opts *o) {
+    size_t mlp = cfg->has_mlp ? cb_mlp_scratch_floats(cfg, stack_rows(o)) : 0;
+    return CB_MAX(mlp, cb_moe_scratch_floats(cfg, stack_rows(o))) * sizeof(float);
+}
+
+/* muP multipliers (docs/models.md): a config built in code leaves them 0, which means 1. */
+static float multiplier(double m) { return m > 0 ? (float)m : 1.0f; }
+
+/* x += a * y, exactly cb_add when a == 1 (the families without a residual multiplier). */
+static void add_residual(int64_t n, float *x, float *y, float a) {
+    if (a != 1.0f)
+        for (int64_t i = 0; i < n; i++) y[i] *= a;
+    cb_add(n, x, y);
 }
 
 static size_t param_bytes(const cb_config *cfg) {
-    cb_weight_split w; /* 8-bit projections + scales + kept-precision tensors (issue 8) */
+    cb_weight_split w; /* 8-bit projections + scales + kept-precision tensors (docs/quantization.md) */
     cb_config_weight_split(cfg, &w);
     return w.total;
 }
@@ -54,7 +71,7 @@ void cb_stack_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t contex
     ob.max_batch = batch;
     memset(out, 0, sizeof *out);
     out->weights = param_bytes(cfg);
-    size_t arena = mlp_scratch_bytes(cfg, &ob);
+    size_t arena = ff_scratch_bytes(cfg, &ob);
     for (int i = 0; i < cfg->n_layers; i++) {
         if (cfg->mixer[i] == CB_MIXER_ATTENTION) {
             size_t kv, sc;
@@ -74,13 +91,13 @@ void cb_stack_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t contex
                               out->scratch);
 }
 
-void cb_stack_destroy(cb_stack *s) {
+void cb_stack_destroy(cb_engine *s) {
     if (!s) return;
     for (int i = 0; i < s->cfg.n_layers; i++) {
         if (s->attn[i]) cb_attn_destroy(s->attn[i]);
         if (s->mamba[i]) cb_mamba_destroy(s->mamba[i]);
     }
-    if (s->mlp_reserved) cb_scratch_release(s->mlp_reserved);
+    if (s->ff_reserved) cb_scratch_release(s->ff_reserved);
     cb_free(s->x);
     cb_free(s->h);
     cb_free(s->y);
@@ -88,16 +105,22 @@ void cb_stack_destroy(cb_stack *s) {
     cb_free(s);
 }
 
-int cb_stack_create(const cb_model *m, const cb_engine_opts *o, cb_stack **out, cb_err *err) {
+int cb_stack_create(const cb_model *m, const cb_engine_opts *o, cb_engine **out, cb_err *err) {
     *out = NULL;
     if (o->max_batch < 1 || o->prefill_chunk < 1 || o->max_context < 1) {
         cb_err_set(err, "engine options: max_batch (%d), prefill_chunk (%d) and max_context (%lld) must be >= 1",
                    o->max_batch, o->prefill_chunk, (long long)o->max_context);
         return -1;
     }
-    cb_stack *s = cb_calloc(sizeof *s, err);
+    const cb_family *fam = cb_family_for(&m->cfg);
+    if (!fam || !cb_family_supports(fam, &m->cfg)) {
+        cb_err_set(err, "%s: no model family runs model_type '%s' with this layer pattern", m->name, m->cfg.model_type_str);
+        return -1;
+    }
+    cb_engine *s = cb_calloc(sizeof *s, err);
     if (!s) return -1;
     s->m = m;
+    s->fam = fam;
     s->cfg = m->cfg;
     s->o = *o;
     s->rows = stack_rows(o);
@@ -106,10 +129,10 @@ int cb_stack_create(const cb_model *m, const cb_engine_opts *o, cb_stack **out, 
     if (!(s->len = cb_calloc((size_t)o->max_batch * sizeof(int64_t), err)) || !(s->x = cb_alloc(buf, err)) ||
         !(s->h = cb_alloc(buf, err)) || !(s->y = cb_alloc(buf, err)))
         goto fail;
-    if (s->cfg.has_mlp) {
-        size_t need = mlp_scratch_bytes(&s->cfg, o);
+    if (s->cfg.has_mlp || s->cfg.n_experts > 0) {
+        size_t need = ff_scratch_bytes(&s->cfg, o);
         if (cb_scratch_reserve(need, err)) goto fail;
-        s->mlp_reserved = need;
+        s->ff_reserved = need;
     }
     for (int i = 0; i < s->cfg.n_layers; i++) {
         int rc = s->cfg.mixer[i] == CB_MIXER_ATTENTION
@@ -129,19 +152,22 @@ fail:
     return -1;
 }
 
-static void embed_rows(const cb_stack *s, const int32_t *tokens, int n, float *x) {
+static void embed_rows(const cb_engine *s, const int32_t *tokens, int n, float *x) {
     const cb_weight *e = &s->m->embed;
     int d = s->cfg.d_model;
+    const float mult = multiplier(s->cfg.embedding_multiplier);
     for (int r = 0; r < n; r++) {
         size_t base = (size_t)tokens[r] * (size_t)d;
         float *dst = x + (size_t)r * d;
         if (e->dtype == CB_F32) memcpy(dst, (const float *)e->data + base, (size_t)d * sizeof(float));
         else
             for (int i = 0; i < d; i++) dst[i] = cb_load_f32(e->data, e->dtype, base + (size_t)i);
+        if (mult != 1.0f)
+            for (int i = 0; i < d; i++) dst[i] *= mult;
     }
 }
 
-static int check_tokens(const cb_stack *s, const int32_t *tokens, int n, cb_err *err) {
+static int check_tokens(const cb_engine *s, const int32_t *tokens, int n, cb_err *err) {
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= s->cfg.vocab) {
             cb_err_set(err, "token %d at index %d is outside the vocabulary [0, %d)", tokens[i], i, s->cfg.vocab);
@@ -150,42 +176,62 @@ static int check_tokens(const cb_stack *s, const int32_t *tokens, int n, cb_err 
     return 0;
 }
 
-static void linear(const cb_stack *s, int n, const float *x, const cb_weight *w, float *y, int64_t ldy) {
-    if (s->o.mode == CB_MODE_FAST) cb_matmul_bf16(n, x, s->cfg.d_model, w, y, ldy, false);
-    else cb_matmul(n, x, s->cfg.d_model, w, y, ldy, false);
-    cb_ctr.flops += 2LL * n * w->rows * w->cols;
-    cb_ctr.weight_bytes += (long long)((size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype));
+/* logits[n, vocab] of the last n rows of x: final norm, LM head. */
+static void head(cb_engine *s, int n, const float *x, float *logits) {
+    const cb_config *c = &s->cfg;
+    cb_rmsnorm(n, c->d_model, x, c->d_model, &s->m->final_norm, c->eps, s->h, c->d_model);
+    cb_linear(s->o.mode, n, s->h, c->d_model, &s->m->lm_head, NULL, logits, c->vocab);
+    const float div = multiplier(c->logits_scaling); /* granitemoehybrid's logits_scaling */
+    if (div != 1.0f)
+        for (int64_t i = 0; i < (int64_t)n * c->vocab; i++) logits[i] /= div;
 }
 
-/* x[n, d] through every layer. seqs == NULL: prefill of n tokens of sequence `seq`; else a decode batch. */
-static int run_layers(cb_stack *s, int seq, const int *seqs, int n, size_t capture_row0, size_t capture_n,
-                      cb_err *err) {
+/* x += mixer(norm(x)) for layer i. seqs == NULL: prefill of n tokens of sequence `seq`; else a decode
+ * batch with pos[b] = the tokens sequence seqs[b] holds. */
+static void mixer_step(cb_engine *s, int i, int seq, const int *seqs, const int64_t *pos, int n) {
     const cb_config *c = &s->cfg;
-    int d = c->d_model;
-    for (int i = 0; i < c->n_layers; i++) {
-        const cb_layer_weights *lw = &s->m->layers[i];
-        cb_rmsnorm(n, d, s->x, d, &lw->in_norm, c->eps, s->h, d);
-        int rc;
-        if (c->mixer[i] == CB_MIXER_ATTENTION)
-            rc = seqs ? cb_attn_decode(s->attn[i], n, seqs, s->h, s->y, err)
-                      : cb_attn_prefill(s->attn[i], seq, s->h, n, s->y, err);
-        else
-            rc = seqs ? cb_mamba_decode(s->mamba[i], n, seqs, s->h, s->y, err)
-                      : cb_mamba_prefill(s->mamba[i], seq, s->h, n, s->y, err);
-        if (rc) return rc;
-        cb_add((int64_t)n * d, s->x, s->y);
-        if (c->has_mlp) {
-            cb_rmsnorm(n, d, s->x, d, &lw->ff_norm, c->eps, s->h, d);
-            cb_mlp_forward(c, &lw->mlp, s->o.mode, n, s->h, s->y, cb_scratch_get());
-            cb_add((int64_t)n * d, s->x, s->y);
-        }
+    const int d = c->d_model;
+    cb_rmsnorm(n, d, s->x, d, &s->m->layers[i].in_norm, c->eps, s->h, d);
+    if (c->mixer[i] == CB_MIXER_ATTENTION) {
+        if (seqs) cb_attn_decode(s->attn[i], n, seqs, pos, s->h, s->y);
+        else cb_attn_prefill(s->attn[i], seq, s->len[seq], s->h, n, s->y);
+    } else {
+        if (seqs) cb_mamba_decode(s->mamba[i], n, seqs, s->h, s->y);
+        else cb_mamba_prefill(s->mamba[i], seq, s->h, n, s->y);
+    }
+    add_residual((int64_t)n * d, s->x, s->y, multiplier(c->residual_multiplier));
+}
+
+/* x += feed_forward(norm(x)) for layer i, the family's kind: the SwiGLU MLP (granitemoehybrid's shared
+ * expert), plus the routed experts where the config has them (layers/moe.h). */
+static void ff_step(cb_engine *s, int i, int n) {
+    const cb_config *c = &s->cfg;
+    const cb_layer_weights *lw = &s->m->layers[i];
+    const int d = c->d_model;
+    switch (s->fam->ff) {
+    case CB_FF_NONE: return;
+    case CB_FF_SWIGLU:
+        cb_rmsnorm(n, d, s->x, d, &lw->ff_norm, c->eps, s->h, d);
+        cb_mlp_forward(c, &lw->mlp, s->o.mode, n, s->h, s->y, cb_scratch_get());
+        if (c->n_experts > 0) cb_moe_forward(c, &lw->moe, s->o.mode, n, s->h, s->y, cb_scratch_get());
+        break;
+    }
+    add_residual((int64_t)n * d, s->x, s->y, multiplier(c->residual_multiplier));
+}
+
+/* x[n, d] through every layer; a prefill's residual stream is captured when asked (verify --layers). */
+static void run_layers(cb_engine *s, int seq, const int *seqs, const int64_t *pos, int n, size_t capture_row0,
+                       size_t capture_n) {
+    const int d = s->cfg.d_model;
+    for (int i = 0; i < s->cfg.n_layers; i++) {
+        mixer_step(s, i, seq, seqs, pos, n);
+        ff_step(s, i, n);
         if (s->capture && !seqs)
             memcpy(s->capture + ((size_t)(i + 1) * capture_n + capture_row0) * d, s->x, (size_t)n * d * sizeof(float));
     }
-    return 0;
 }
 
-int cb_stack_prefill(cb_stack *s, int seq, const int32_t *tokens, int n, float *logits, bool all_logits, cb_err *err) {
+int cb_stack_prefill(cb_engine *s, int seq, const int32_t *tokens, int n, float *logits, bool all_logits, cb_err *err) {
     const cb_config *c = &s->cfg;
     int d = c->d_model;
     if (seq < 0 || seq >= s->o.max_batch) {
@@ -204,24 +250,17 @@ int cb_stack_prefill(cb_stack *s, int seq, const int32_t *tokens, int n, float *
         int r = CB_MIN(s->o.prefill_chunk, n - start);
         embed_rows(s, tokens + start, r, s->x);
         if (s->capture) memcpy(s->capture + (size_t)start * d, s->x, (size_t)r * d * sizeof(float));
-        if (run_layers(s, seq, NULL, r, (size_t)start, (size_t)n, err)) return -1;
+        run_layers(s, seq, NULL, NULL, r, (size_t)start, (size_t)n);
         s->len[seq] += r;
         if (!logits) continue;
-        if (all_logits) {
-            cb_rmsnorm(r, d, s->x, d, &s->m->final_norm, c->eps, s->h, d);
-            linear(s, r, s->h, &s->m->lm_head, logits + (size_t)start * c->vocab, c->vocab);
-        } else if (start + r == n) {
-            cb_rmsnorm(1, d, s->x + (size_t)(r - 1) * d, d, &s->m->final_norm, c->eps, s->h, d);
-            linear(s, 1, s->h, &s->m->lm_head, logits, c->vocab);
-        }
+        if (all_logits) head(s, r, s->x, logits + (size_t)start * c->vocab);
+        else if (start + r == n) head(s, 1, s->x + (size_t)(r - 1) * d, logits);
     }
     cb_ctr.tokens += n;
     return 0;
 }
 
-int cb_stack_decode(cb_stack *s, int batch, const int *seqs, const int32_t *tokens, float *logits, cb_err *err) {
-    const cb_config *c = &s->cfg;
-    int d = c->d_model;
+int cb_stack_decode(cb_engine *s, int batch, const int *seqs, const int32_t *tokens, float *logits, cb_err *err) {
     if (batch < 1 || batch > s->o.max_batch) {
         cb_err_set(err, "decode: batch %d out of range [1, %d]", batch, s->o.max_batch);
         return -1;
@@ -243,18 +282,17 @@ int cb_stack_decode(cb_stack *s, int batch, const int *seqs, const int32_t *toke
     }
     if (check_tokens(s, tokens, batch, err)) return -1;
     apply_threads(s);
+    int64_t pos[batch];
+    for (int b = 0; b < batch; b++) pos[b] = s->len[seqs[b]];
     embed_rows(s, tokens, batch, s->x);
-    if (run_layers(s, -1, seqs, batch, 0, 0, err)) return -1;
+    run_layers(s, -1, seqs, pos, batch, 0, 0);
     for (int b = 0; b < batch; b++) s->len[seqs[b]]++;
-    if (logits) {
-        cb_rmsnorm(batch, d, s->x, d, &s->m->final_norm, c->eps, s->h, d);
-        linear(s, batch, s->h, &s->m->lm_head, logits, c->vocab);
-    }
+    if (logits) head(s, batch, s->x, logits);
     cb_ctr.tokens += batch;
     return 0;
 }
 
-int cb_stack_fill_synthetic(cb_stack *s, int seq, int64_t depth, uint64_t seed, cb_err *err) {
+int cb_stack_fill_synthetic(cb_engine *s, int seq, int64_t depth, uint64_t seed, cb_err *err) {
     if (seq < 0 || seq >= s->o.max_batch || depth < 0 || depth > s->o.max_context) {
         cb_err_set(err, "fill_synthetic: sequence %d / depth %lld outside [0, %d) / [0, %lld]", seq, (long long)depth,
                    s->o.max_batch, (long long)s->o.max_context);
@@ -263,19 +301,18 @@ int cb_stack_fill_synthetic(cb_stack *s, int seq, int64_t depth, uint64_t seed, 
     apply_threads(s);
     cb_rng rng = { seed ^ (0x51ed270b27aULL * (uint64_t)(seq + 1)) };
     for (int i = 0; i < s->cfg.n_layers; i++) {
-        int rc = s->attn[i] ? cb_attn_fill_synthetic(s->attn[i], seq, depth, &rng, err)
-                            : cb_mamba_fill_synthetic(s->mamba[i], seq, depth, &rng, err);
-        if (rc) return rc;
+        if (s->attn[i]) cb_attn_fill_synthetic(s->attn[i], seq, depth, &rng);
+        else cb_mamba_fill_synthetic(s->mamba[i], seq, depth, &rng);
     }
     s->len[seq] = depth;
     return 0;
 }
 
-int64_t cb_stack_seq_len(const cb_stack *s, int seq) {
+int64_t cb_stack_seq_len(const cb_engine *s, int seq) {
     return seq >= 0 && seq < s->o.max_batch ? s->len[seq] : -1;
 }
 
-void cb_stack_memory(const cb_stack *s, cb_memory_report *out) {
+void cb_stack_memory(const cb_engine *s, cb_memory_report *out) {
     memset(out, 0, sizeof *out);
     out->weights = s->m->weight_bytes;
     for (int i = 0; i < s->cfg.n_layers; i++) {
@@ -295,32 +332,12 @@ void cb_stack_memory(const cb_stack *s, cb_memory_report *out) {
                               out->scratch);
 }
 
-void cb_stack_reset(cb_stack *s, int seq) {
-    for (int i = 0; i < s->cfg.n_layers; i++) {
-        if (s->attn[i]) cb_attn_reset(s->attn[i], seq);
+void cb_stack_reset(cb_engine *s, int seq) {
+    /* a KV cache needs no reset: attention reads positions below the sequence's length only */
+    for (int i = 0; i < s->cfg.n_layers; i++)
         if (s->mamba[i]) cb_mamba_reset(s->mamba[i], seq);
-    }
     for (int b = 0; b < s->o.max_batch; b++)
         if (seq < 0 || b == seq) s->len[b] = 0;
 }
 
-void cb_stack_capture_hidden(cb_stack *s, float *buf) { s->capture = buf; }
-
-/* Engine-table adapters: an engine built on the stack is its supports() plus CB_STACK_ENGINE_OPS. */
-int cb_stack_op_create(const cb_model *m, const cb_engine_opts *o, cb_engine **out, cb_err *err) {
-    return cb_stack_create(m, o, (cb_stack **)out, err);
-}
-int cb_stack_op_prefill(cb_engine *e, int seq, const int32_t *t, int n, float *logits, bool all, cb_err *err) {
-    return cb_stack_prefill((cb_stack *)e, seq, t, n, logits, all, err);
-}
-int cb_stack_op_decode(cb_engine *e, int batch, const int *seqs, const int32_t *t, float *logits, cb_err *err) {
-    return cb_stack_decode((cb_stack *)e, batch, seqs, t, logits, err);
-}
-int cb_stack_op_fill_synthetic(cb_engine *e, int seq, int64_t depth, uint64_t seed, cb_err *err) {
-    return cb_stack_fill_synthetic((cb_stack *)e, seq, depth, seed, err);
-}
-int64_t cb_stack_op_seq_len(const cb_engine *e, int seq) { return cb_stack_seq_len((const cb_stack *)e, seq); }
-void cb_stack_op_memory(const cb_engine *e, cb_memory_report *out) { cb_stack_memory((const cb_stack *)e, out); }
-void cb_stack_op_reset(cb_engine *e, int seq) { cb_stack_reset((cb_stack *)e, seq); }
-void cb_stack_op_destroy(cb_engine *e) { cb_stack_destroy((cb_stack *)e); }
-void cb_stack_op_capture_hidden(cb_engine *e, float *buf) { cb_stack_capture_hidden((cb_stack *)e, buf); }
+void cb_stack_capture_hidden(cb_engine *s, float *buf) { s->capture = buf; }

@@ -1,0 +1,317 @@
+/* `amx` section: the AMX-BF16 tile peak, then prefill GEMMs (M = 512) on the presets' shapes — our AMX
+ * kernels (fast: one bf16 product; exact: hi + lo split) against oneDNN's bf16 matmul (AMX inside; weights
+ * reordered once into its preferred layout, outside the timing), exact mode with a 2-part split
+ * (CTXBENCH_AMX_SPLIT=2), our AVX-512 exact kernel and OpenBLAS
+ * sgemm — on each requested thread count, variants timed round-robin (medians); then the crossover in M
+ * between the AVX-512 and the AMX kernels. Refused (exit 1) where the amx path cannot run. */
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engines/kernels/kernels.h"
+#include "../engines/kernels/kernels_amx.h"
+#include "../engines/kernels/kernels_avx512.h"
+#include "../harness/roofs.h"
+#include "bench.h"
+
+typedef struct {
+    const char *label;
+    int N, K;
+} shape;
+static const shape SHAPES[] = {
+    { "xs q/o", 512, 512 },      { "xs gate/up", 1792, 512 }, { "xs down", 512, 1792 },     { "s q/o", 1024, 1024 },
+    { "s gate/up", 3584, 1024 }, { "s down", 1024, 3584 },    { "9b in_proj", 16768, 4096 }, { "9b gate/up", 14336, 4096 },
+    { "9b down", 4096, 14336 },
+};
+
+/* ---- oneDNN bf16 matmul: src [M, K] bf16, weights [K, N] bf16 (ours, [N, K] row-major, is tag ba),
+ * reordered once to the layout the primitive asks for; dst [M, N] f32 ---- */
+typedef struct {
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    dnnl_primitive_t mm;
+    dnnl_memory_t src, wei, dst;
+    uint16_t *xb;
+} onednn;
+
+#define DN(call)                                                                                                       \
+    do {                                                                                                               \
+        dnnl_status_t st_ = (call);                                                                                    \
+        if (st_ != dnnl_success) {                                                                                     \
+            fprintf(stderr, "amx bench: oneDNN %s failed (%d)\n", #call, (int)st_);                                   \
+            return -1;                                                                                                 \
+        }                                                                                                              \
+    } while (0)
+
+static int onednn_make(onednn *o, int M, int N, int K, const uint16_t *w, const float *X, float *Y) {
+    memset(o, 0, sizeof *o);
+    DN(dnnl_engine_create(&o->eng, dnnl_cpu, 0));
+    DN(dnnl_stream_create(&o->strm, o->eng, dnnl_stream_default_flags));
+    dnnl_memory_desc_t smd, wmd_user, wmd_any, dmd;
+    DN(dnnl_memory_desc_init_by_tag(&smd, 2, (dnnl_dims_t){ M, K }, dnnl_bf16, dnnl_ab));
+    DN(dnnl_memory_desc_init_by_tag(&wmd_user, 2, (dnnl_dims_t){ K, N }, dnnl_bf16, dnnl_ba));
+    DN(dnnl_memory_desc_init_by_tag(&wmd_any, 2, (dnnl_dims_t){ K, N }, dnnl_bf16, dnnl_format_tag_any));
+    DN(dnnl_memory_desc_init_by_tag(&dmd, 2, (dnnl_dims_t){ M, N }, dnnl_f32, dnnl_ab));
+    dnnl_matmul_desc_t md;
+    DN(dnnl_matmul_desc_init(&md, &smd, &wmd_any, NULL, &dmd));
+    dnnl_primitive_desc_t pd;
+    DN(dnnl_primitive_desc_create(&pd, &md, NULL, o->eng, NULL));
+    const dnnl_memory_desc_t *wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_t wu;
+    DN(dnnl_memory_create(&wu, &wmd_user, o->eng, (void *)w));
+    DN(dnnl_memory_create(&o->wei, wq, o->eng, DNNL_MEMORY_ALLOCATE));
+    dnnl_primitive_desc_t rpd;
+    DN(dnnl_reorder_primitive_desc_create(&rpd, &wmd_user, o->eng, wq, o->eng, NULL));
+    dnnl_primitive_t r;
+    DN(dnnl_primitive_create(&r, rpd));
+    dnnl_exec_arg_t ra[2] = { { DNNL_ARG_FROM, wu }, { DNNL_ARG_TO, o->wei } };
+    DN(dnnl_primitive_execute(r, o->strm, 2, ra));
+    DN(dnnl_stream_wait(o->strm));
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_memory_destroy(wu);
+    o->xb = malloc((size_t)M * K * 2);
+    for (size_t i = 0; i < (size_t)M * K; i++) o->xb[i] = cb_f32_to_bf16(X[i]);
+    DN(dnnl_memory_create(&o->src, &smd, o->eng, o->xb));
+    DN(dnnl_memory_create(&o->dst, &dmd, o->eng, Y));
+    DN(dnnl_primitive_create(&o->mm, pd));
+    dnnl_primitive_desc_destroy(pd);
+    return 0;
+}
+static void onednn_free(onednn *o) {
+    dnnl_primitive_destroy(o->mm);
+    dnnl_memory_destroy(o->src);
+    dnnl_memory_destroy(o->wei);
+    dnnl_memory_destroy(o->dst);
+    dnnl_stream_destroy(o->strm);
+    dnnl_engine_destroy(o->eng);
+    free(o->xb);
+}
+
+enum { V_DNNL, V_FAST, V_EXACT, V_EXACT2, V_AVX512, V_SGEMM, NV, V_AVX512_FAST = NV };
+static const char *const VNAME[NV] = { "onednn-bf16", "amx-fast", "amx-exact", "split2", "avx512-exact", "sgemm-f32" };
+
+typedef struct {
+    int which, M;
+    const float *X, *Wf;
+    const cb_weight *W;
+    float *Y;
+    onednn *dn;
+} run_args;
+
+static void run_one(void *p) {
+    run_args *a = p;
+    const int N = (int)a->W->rows, K = (int)a->W->cols;
+    switch (a->which) {
+    case V_DNNL: {
+        dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, a->dn->src }, { DNNL_ARG_WEIGHTS, a->dn->wei },
+                                    { DNNL_ARG_DST, a->dn->dst } };
+        dnnl_primitive_execute(a->dn->mm, a->dn->strm, 3, args);
+        dnnl_stream_wait(a->dn->strm);
+        break;
+    }
+    case V_FAST: cb_matmul_bf16_amx(a->M, a->X, K, a->W, a->Y, N, false); break;
+    case V_EXACT: cb_matmul_amx(a->M, a->X, K, a->W, a->Y, N, false); break;
+    case V_EXACT2:
+        cb_matmul_amx_split(2);
+        cb_matmul_amx(a->M, a->X, K, a->W, a->Y, N, false);
+        cb_matmul_amx_split(3);
+        break;
+    case V_AVX512: cb_matmul_avx512(a->M, a->X, K, a->W, a->Y, N, false); break;
+    case V_AVX512_FAST: cb_matmul_bf16_avx512(a->M, a->X, K, a->W, a->Y, N, false, true); break;
+    default: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->M, N, K, 1.0f, a->X, K, a->Wf, K, 0.0f, a->Y, N);
+    }
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Round-robin medians over the variants in `use` (≥ 3 rounds, more until `budget` seconds, max 15). */
+static void time_round_robin(run_args *a, const bool *use, double budget, double out[NV]) {
+    double t[NV][15];
+    for (int v = 0; v < NV; v++)
+        if (use[v]) a[v].which = v, run_one(&a[v]);
+    int n = 0;
+    double start = cb_bench_now();
+    while (n < 15 && (n < 3 || cb_bench_now() - start < budget)) {
+        for (int v = 0; v < NV; v++) {
+            if (!use[v]) continue;
+            double t0 = cb_bench_now();
+            run_one(&a[v]);
+            t[v][n] = cb_bench_now() - t0;
+        }
+        n++;
+    }
+    for (int v = 0; v < NV; v++) {
+        out[v] = 0;
+        if (!use[v]) continue;
+        qsort(t[v], (size_t)n, sizeof(double), cmp_d);
+        out[v] = n % 2 ? t[v][n / 2] : 0.5 * (t[v][n / 2 - 1] + t[v][n / 2]);
+    }
+}
+
+/* Tile peak on `threads` threads: best of 5 repetitions of the roofs' loop. */
+static double amx_peak(int threads) {
+    double best = 0;
+    for (int r = 0; r < 6; r++) {
+        double f = 0, t0 = cb_bench_now();
+#pragma omp parallel num_threads(threads) reduction(+ : f)
+        {
+            float s;
+            f += cb_roofs_amx_bf16(1000000, &s);
+        }
+        double dt = cb_bench_now() - t0;
+        if (r > 0 && f / dt > best) best = f / dt;
+    }
+    return best * 1e-9;
+}
+
+typedef struct {
+    float *wf, *X, *Y;
+    uint16_t *wb;
+    cb_weight w;
+} operands;
+
+static operands make_operands(int M, int N, int K) {
+    operands o;
+    size_t n = (size_t)N * K;
+    o.wf = malloc(n * 4);
+    o.wb = malloc(n * 2);
+    cb_rng r = { 42 };
+    for (size_t i = 0; i < n; i++) {
+        o.wb[i] = cb_f32_to_bf16((float)((int)(cb_rng_next(&r) >> 54) - 512) * (1.0f / 4096.0f));
+        o.wf[i] = cb_bf16_to_f32(o.wb[i]);
+    }
+    o.w = (cb_weight){ .data = o.wb, .dtype = CB_BF16, .rows = N, .cols = K };
+    o.X = malloc((size_t)M * K * 4);
+    for (size_t i = 0; i < (size_t)M * K; i++) o.X[i] = (float)((int)(i * 2654435761u % 1000) - 500) * 1e-3f;
+    o.Y = malloc((size_t)M * N * 4);
+    return o;
+}
+static void free_operands(operands *o) { free(o->wf), free(o->wb), free(o->X), free(o->Y); }
+
+static bool ours_only; /* --ours-only: time only the AMX kernels (tuning runs) */
+
+static void gemm_table(int M, int threads, bool quick) {
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads); /* OpenBLAS's own pool ignores OpenMP's count */
+    double peak = amx_peak(threads);
+    printf("\nPrefill GEMM M = %d, %d thread%s: GFLOP/s (2·M·N·K / median); x = / oneDNN bf16; %%pk = of the measured\n"
+           "AMX-BF16 peak on %d thread%s (%.0f GFLOP/s)\n",
+           M, threads, threads > 1 ? "s" : "", threads, threads > 1 ? "s" : "", peak);
+    printf("%-11s %6s %6s | %11s | %8s %5s %4s | %9s %5s %4s | %6s %5s | %12s | %9s\n", "shape", "N", "K", VNAME[0],
+           VNAME[1], "x", "%pk", VNAME[2], "x", "%pk", VNAME[3], "x", VNAME[4], VNAME[5]);
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
+        const shape *sh = &SHAPES[s];
+        if (quick && sh->K >= 4096) continue;
+        operands o = make_operands(M, sh->N, sh->K);
+        onednn dn;
+        bool use[NV] = { !ours_only, true, true, !ours_only, !ours_only, !ours_only };
+        if (!ours_only && onednn_make(&dn, M, sh->N, sh->K, o.wb, o.X, o.Y)) use[V_DNNL] = false;
+        if (sh->K >= 4096 && threads == 1) use[V_SGEMM] = false; /* fp32 baselines: seconds per call */
+        run_args a[NV];
+        for (int v = 0; v < NV; v++) a[v] = (run_args){ v, M, o.X, o.wf, &o.w, o.Y, &dn };
+        double t[NV], fl = 2.0 * M * sh->N * (double)sh->K * 1e-9;
+        time_round_robin(a, use, sh->K >= 4096 ? 3.0 : 1.0, t);
+#define GF(v) (t[v] > 0 ? fl / t[v] : 0)
+        printf("%-11s %6d %6d | %11.0f | %8.0f %5.2f %3.0f%% | %9.0f %5.2f %3.0f%% | %6.0f %5.2f | %12.0f | %9.0f\n",
+               sh->label, sh->N, sh->K, GF(V_DNNL), GF(V_FAST), t[V_DNNL] > 0 ? t[V_DNNL] / t[V_FAST] : 0,
+               100 * GF(V_FAST) / peak, GF(V_EXACT), t[V_DNNL] > 0 ? t[V_DNNL] / t[V_EXACT] : 0,
+               100 * GF(V_EXACT) / peak, GF(V_EXACT2), t[V_DNNL] > 0 ? t[V_DNNL] / t[V_EXACT2] : 0, GF(V_AVX512),
+               GF(V_SGEMM));
+#undef GF
+        fflush(stdout);
+        if (use[V_DNNL]) onednn_free(&dn);
+        free_operands(&o);
+    }
+}
+
+/* AVX-512 vs AMX by M (exact and fast): where dispatch should hand over to the tiles. */
+static void crossover_table(int threads) {
+    omp_set_num_threads(threads);
+    static const int Ms[] = { 1, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256 };
+    static const shape S[] = { { "xs gate/up", 1792, 512 }, { "s q/o", 1024, 1024 }, { "s down", 1024, 3584 } };
+    printf("\nCrossover, %d thread%s: GFLOP/s of AVX-512 vs AMX by M (exact: 3-part split; fast: bf16 activations)\n",
+           threads, threads > 1 ? "s" : "");
+    printf("%-11s %4s | %12s %9s %5s | %11s %8s %5s\n", "shape", "M", "avx512-exact", "amx-exact", "x", "avx512-fast",
+           "amx-fast", "x");
+    for (size_t s = 0; s < sizeof S / sizeof S[0]; s++)
+        for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++) {
+            int M = Ms[i];
+            operands o = make_operands(M, S[s].N, S[s].K);
+            double fl = 2.0 * M * S[s].N * (double)S[s].K * 1e-9, t[4];
+            run_args a = { 0, M, o.X, o.wf, &o.w, o.Y, NULL };
+            a.which = V_AVX512;
+            t[0] = cb_bench_median(run_one, &a, 5, 200, 0.15);
+            a.which = V_EXACT;
+            t[1] = cb_bench_median(run_one, &a, 5, 200, 0.15);
+            a.which = V_AVX512_FAST;
+            t[2] = cb_bench_median(run_one, &a, 5, 200, 0.15);
+            a.which = V_FAST;
+            t[3] = cb_bench_median(run_one, &a, 5, 200, 0.15);
+            printf("%-11s %4d | %12.0f %9.0f %5.2f | %11.0f %8.0f %5.2f\n", S[s].label, M, fl / t[0], fl / t[1],
+                   t[0] / t[1], fl / t[2], fl / t[3], t[2] / t[3]);
+            fflush(stdout);
+            free_operands(&o);
+        }
+}
+
+static int parse_threads(const char *s, int *out, int cap) {
+    int n = 0;
+    for (const char *p = s; *p && n < cap;) {
+        int v = atoi(p);
+        if (v <= 0) return -1;
+        out[n++] = v;
+        p = strchr(p, ',');
+        if (!p) break;
+        p++;
+    }
+    return n;
+}
+
+static int run_amx(int argc, char **argv) {
+    bool quick = false, cross = true, gemm = true;
+    int thr[8], nthr = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--no-crossover")) cross = false;
+        else if (!strcmp(argv[i], "--ours-only")) ours_only = true;
+        else if (!strcmp(argv[i], "--crossover-only")) gemm = false;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if ((nthr = parse_threads(argv[++i], thr, 8)) <= 0) {
+                fprintf(stderr, "ctxbench-bench amx: --threads wants a list like 1,2,16\n");
+                return 2;
+            }
+        } else {
+            printf("ctxbench-bench amx [--quick] [--ours-only] [--threads 1,2,N] [--no-crossover|--crossover-only]\n"
+                   "  (--quick: skip the 9B shapes; default threads: 1, 2 and all)\n");
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+    }
+    if (cb_kernels_best_path() < CB_PATH_AMX) {
+        printf("amx: refused: %s\n", cb_cpu()->amx_why);
+        return 1;
+    }
+    cb_kernels_set_path(CB_PATH_AMX);
+    int all = omp_get_max_threads();
+    if (nthr == 0) {
+        thr[nthr++] = 1;
+        if (all >= 2) thr[nthr++] = 2;
+        if (all > 2) thr[nthr++] = all;
+    }
+    printf("AMX-BF16 peak (measured, tile-resident TDPBF16PS): %.0f GFLOP/s on 1 thread, %.0f on %d\n", amx_peak(1),
+           amx_peak(all), all);
+    for (int i = 0; gemm && i < nthr; i++) gemm_table(512, thr[i], quick);
+    for (int i = 0; cross && i < nthr; i++) crossover_table(thr[i]);
+    omp_set_num_threads(all);
+    return 0;
+}
+
+static const cb_bench_section amx_section = { "amx", "AMX peak, prefill GEMMs vs oneDNN bf16 and OpenBLAS, crossover",
+                                              run_amx };
+CB_REGISTER_BENCH(amx_section)
