@@ -99,6 +99,10 @@ int cb_sweep_store_point(cb_sweep_store *c, const cb_point_def *p, const char *k
         .weight_dtype = cb_dtype_name(w->weight_dtype), .kv_dtype = cb_dtype_name(w->kv_dtype), .def = p, .r = r,
         .resume_hash = c->resume_hash, .resume_commit = c->resume_commit,
     };
+    if (c->plan->cfg_ok[p->model]) { /* total vs active: a mixture of experts reads part of its weights */
+        rec.params_total = cb_config_param_count(&c->plan->cfgs[p->model]);
+        rec.params_active = cb_config_active_param_count(&c->plan->cfgs[p->model]);
+    }
     double pk_gf, pk_gb;
     peaks_for(c, p->threads, p->phase, &pk_gf, &pk_gb);
     cb_point_rates_compute(r, p->phase, w->decode_tokens, pk_gf, pk_gb, &rec.rates);
