@@ -546,12 +546,12 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
              any_q ? "; ppl KL / top-1 / ΔNLL of the 8-bit twin on the same tokens" : "");
     char st_part[400], meas[240];
     if (ratio > 0)
-        snprintf(meas, sizeof meas, "measured %s ratio %.3f, %.1f%% of its bf16 bytes kept in bf16 (points %s)",
+        snprintf(meas, sizeof meas, "measured %.60s ratio %.3f, %.1f%% of its bf16 bytes kept in bf16 (points %.100s)",
                  model_measured, ratio, 100 * kept_measured, ids);
     else snprintf(meas, sizeof meas, "no bf16 twin measured (points %s)", ids);
     if (ratio9 > 0) snprintf(st_part, sizeof st_part, "9b storage ratio %.4f (analytic, %s); %s", ratio9, at9, meas);
     else snprintf(st_part, sizeof st_part, "%s", meas);
-    snprintf(c->number, sizeof c->number, "%s%s%s%s%s%s%s", st_part, speed[0] ? "; " : "", speed, quality[0] ? "; " : "",
+    snprintf(c->number, sizeof c->number, "%.380s%s%.250s%s%.200s%s%.180s", st_part, speed[0] ? "; " : "", speed, quality[0] ? "; " : "",
              quality, reach[0] ? "; " : "", reach);
     /* storage is judged at the claim's scale (9b, analytic) when this build has the presets, else on the
      * measured ratio; the measured one is reported beside it either way */
