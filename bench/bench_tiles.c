@@ -195,6 +195,8 @@ static operands make_operands(int M, int N, int K) {
 }
 static void free_operands(operands *o) { free(o->wf), free(o->wb), free(o->X), free(o->Y); }
 
+static bool ours_only; /* --ours-only: time only the AMX kernels (tuning runs) */
+
 static void gemm_table(int M, int threads, bool quick) {
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads); /* OpenBLAS's own pool ignores OpenMP's count */
@@ -209,8 +211,8 @@ static void gemm_table(int M, int threads, bool quick) {
         if (quick && sh->K >= 4096) continue;
         operands o = make_operands(M, sh->N, sh->K);
         onednn dn;
-        bool use[NV] = { true, true, true, true, true, true };
-        if (onednn_make(&dn, M, sh->N, sh->K, o.wb, o.X, o.Y)) use[V_DNNL] = false;
+        bool use[NV] = { !ours_only, true, true, !ours_only, !ours_only, !ours_only };
+        if (!ours_only && onednn_make(&dn, M, sh->N, sh->K, o.wb, o.X, o.Y)) use[V_DNNL] = false;
         if (sh->K >= 4096 && threads == 1) use[V_SGEMM] = false; /* fp32 baselines: seconds per call */
         run_args a[NV];
         for (int v = 0; v < NV; v++) a[v] = (run_args){ v, M, o.X, o.wf, &o.w, o.Y, &dn };
@@ -278,6 +280,7 @@ static int run_amx(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--no-crossover")) cross = false;
+        else if (!strcmp(argv[i], "--ours-only")) ours_only = true;
         else if (!strcmp(argv[i], "--crossover-only")) gemm = false;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             if ((nthr = parse_threads(argv[++i], thr, 8)) <= 0) {
@@ -285,7 +288,7 @@ static int run_amx(int argc, char **argv) {
                 return 2;
             }
         } else {
-            printf("ctxbench-bench amx [--quick] [--threads 1,2,N] [--no-crossover|--crossover-only]\n"
+            printf("ctxbench-bench amx [--quick] [--ours-only] [--threads 1,2,N] [--no-crossover|--crossover-only]\n"
                    "  (--quick: skip the 9B shapes; default threads: 1, 2 and all)\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }

@@ -80,6 +80,10 @@ static int run(int argc, char **argv) {
         printf("\n  vs %s weights %zu bytes: saving %zu bytes (%.3f GiB), ratio %.4f", cb_dtype_name(odt), orig.total, orig.total - ws.total,
                (double)(orig.total - ws.total) / 1073741824.0, (double)ws.total / (double)orig.total);
     printf("\n");
+    if (cfg.n_experts > 0)
+        printf("parameters %lld, active per token %lld (%d of %d routed experts per layer): one token reads %zu weight "
+               "bytes of %zu\n", (long long)cb_config_param_count(&cfg), (long long)cb_config_active_param_count(&cfg),
+               cfg.top_k, cfg.n_experts, cb_config_active_weight_bytes(&cfg), ws.total);
     printf("%10s %15s %15s %13s %12s %12s %15s %10s", "context", "weights", "kv_cache", "ssm_state", "conv_state",
            "scratch", "total", "GiB");
     if (batch > 1) printf(" %15s %10s", "total@B", "GiB@B");

@@ -11,7 +11,8 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: ctxbench models [--dir DIR] [--help]\n\n"
                "List the built-in presets and the real model configs under DIR (default workloads/models):\n"
-               "name, model_type, architecture, layers (attention/mamba), width, parameters, and weight\n"
+               "name, model_type, architecture, layers (attention/mamba), width, parameters (all, and active: what\n"
+               "one token reads when only num_experts_per_tok routed experts run), and weight\n"
                "bytes at f32, bf16 and 8-bit storage (plus one fp32 scale per row for 8-bit).\n");
 }
 
@@ -29,6 +30,7 @@ static int64_t matrix_rows(const cb_config *c) {
         if (c->mixer[i] == CB_MIXER_ATTENTION) r += (int64_t)(c->n_heads + 2 * c->n_kv_heads) * c->head_dim + c->d_model;
         else r += c->m_in_proj_rows + c->d_model;
         if (c->has_mlp) r += 2 * (int64_t)c->d_ff + c->d_model;
+        r += (int64_t)c->n_experts * (1 + 2 * (int64_t)c->d_ff_expert + c->d_model); /* router + experts */
     }
     return r;
 }
@@ -40,8 +42,8 @@ static void row(const char *name, const cb_config *c) {
     fmt_bytes(f32, sizeof f32, (double)p * 4);
     fmt_bytes(bf16, sizeof bf16, (double)p * 2);
     fmt_bytes(q8, sizeof q8, (double)p + 4.0 * (double)matrix_rows(c));
-    printf("%-20s %-7s %-12s %-12s %6d %9.3fB %12s %12s %12s\n", name, c->model_type_str, cb_arch_name(c->arch), layers,
-           c->d_model, (double)p / 1e9, f32, bf16, q8);
+    printf("%-20s %-16s %-12s %-12s %6d %9.3fB %9.3fB %12s %12s %12s\n", name, c->model_type_str, cb_arch_name(c->arch),
+           layers, c->d_model, (double)p / 1e9, (double)cb_config_active_param_count(c) / 1e9, f32, bf16, q8);
 }
 
 static int by_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -55,8 +57,8 @@ static int run(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    printf("%-20s %-7s %-12s %-12s %6s %10s %12s %12s %12s\n", "name", "type", "arch", "layers(a/m)", "d", "params",
-           "f32", "bf16", "8-bit");
+    printf("%-20s %-16s %-12s %-12s %6s %10s %10s %12s %12s %12s\n", "name", "type", "arch", "layers(a/m)", "d", "params",
+           "active", "f32", "bf16", "8-bit");
     int status = 0;
     cb_err err;
     for (int i = 0; i < cb_preset_count(); i++) {

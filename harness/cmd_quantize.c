@@ -1,6 +1,6 @@
 /* `ctxbench quantize DIR --to fp8|int8 --out DIR2`: write a pre-quantised checkpoint in the layout the
- * loader accepts (docs/quantization.md): each linear projection as F8_E4M3 / I8 [out, in] with a
- * `<name>_scale` F32 [out, 1] tensor, everything else copied, and config.json with a compressed-tensors
+ * loader accepts (docs/quantization.md): each linear projection as F8_E4M3 / I8 [out, in] (routed experts
+ * [E, out, in]) with a `<name>_scale` F32 [rows, 1] tensor, everything else copied, and config.json with a compressed-tensors
  * quantization_config. The codes are cb_model_quantize's, so loading DIR2 gives the same model as
  * quantising DIR at load. */
 #include <errno.h>
@@ -50,25 +50,51 @@ static int write_config(const char *src, const char *out, cb_dtype to, bool keep
     return rc ? -1 : 0;
 }
 
+/* The 8-bit codes and scales of the linears a tensor holds, in row order: one linear as it is bound,
+ * two (granite's gate|up halves) joined into buffers `keep` owns. NULL codes: out of memory. */
+static void join_linears(cb_weight *const *lin, const int *parts, int np, void **keep, const void **codes,
+                         const float **scales, int64_t *rows) {
+    if (np == 1) {
+        *codes = lin[parts[0]]->data, *scales = lin[parts[0]]->scale, *rows = lin[parts[0]]->rows;
+        return;
+    }
+    int64_t r = 0, cols = lin[parts[0]]->cols;
+    for (int j = 0; j < np; j++) r += lin[parts[j]]->rows;
+    uint8_t *c = malloc((size_t)(r * cols) + (size_t)r * sizeof(float));
+    *keep = c, *codes = c, *rows = r;
+    if (!c) return;
+    float *sc = (float *)(void *)(c + (size_t)(r * cols));
+    *scales = sc;
+    for (int j = 0, at = 0; j < np; j++) {
+        const cb_weight *w = lin[parts[j]];
+        memcpy(c + (size_t)(at * cols), w->data, (size_t)(w->rows * cols));
+        memcpy(sc + at, w->scale, (size_t)w->rows * sizeof(float));
+        at += (int)w->rows;
+    }
+}
+
+#define MAX_PARTS 2 /* linears per tensor */
+
 static int quantize_dir(const char *src, cb_dtype to, const char *out, cb_err *err) {
     cb_model m;
     if (cb_model_load(src, &m, err)) return -1;
     int rc = -1, nl = 0, n = 0;
-    cb_weight **lin = calloc(9 * CB_MAX_LAYERS + 1, sizeof *lin);
-    int *owner = malloc(sizeof(int) * (size_t)(m.st.n_tensors + 1)); /* tensor -> linear index, or -1 */
+    cb_weight **lin = calloc(CB_MAX_LINEARS, sizeof *lin);
+    int *owner = malloc(sizeof(int) * MAX_PARTS * (size_t)(m.st.n_tensors + 1)); /* tensor -> its linears */
+    int *nparts = calloc((size_t)m.st.n_tensors + 1, sizeof *nparts);
     bool *skip = calloc((size_t)m.st.n_tensors + 1, sizeof *skip);    /* a source scale, replaced by ours */
     cb_st_write_item *items = calloc(2 * (size_t)m.st.n_tensors + 1, sizeof *items);
     char **names = calloc((size_t)m.st.n_tensors + 1, sizeof *names);
-    if (!lin || !owner || !skip || !items || !names) { cb_err_set(err, "out of memory"); goto out; }
-    nl = cb_model_linears(&m, lin, 9 * CB_MAX_LAYERS + 1);
+    void **joined = calloc((size_t)m.st.n_tensors + 1, sizeof *joined);
+    if (!lin || !owner || !nparts || !skip || !items || !names || !joined) { cb_err_set(err, "out of memory"); goto out; }
+    nl = cb_model_linears(&m, lin, CB_MAX_LINEARS);
     for (int i = 0; i < m.st.n_tensors; i++) {
         const cb_tensor *t = &m.st.tensors[i];
-        owner[i] = -1;
-        for (int k = 0; k < nl; k++) {
+        for (int k = 0; k < nl; k++) { /* cb_model_linears lists a tensor's halves in row order */
             const char *d = lin[k]->data, *b = t->data;
-            if (d >= b && d < b + t->nbytes) owner[i] = k;
+            if (d >= b && d < b + t->nbytes && nparts[i] < MAX_PARTS) owner[MAX_PARTS * i + nparts[i]++] = k;
         }
-        if (owner[i] >= 0) {
+        if (nparts[i] > 0) {
             const cb_tensor *sc = cb_quantized_find_scale(&m, t->name);
             if (sc) skip[sc - m.st.tensors] = true;
         }
@@ -77,18 +103,28 @@ static int quantize_dir(const char *src, cb_dtype to, const char *out, cb_err *e
     for (int i = 0; i < m.st.n_tensors; i++) {
         const cb_tensor *t = &m.st.tensors[i];
         if (skip[i]) continue;
-        if (owner[i] < 0) { /* kept as stored */
+        if (nparts[i] == 0) { /* kept as stored */
             items[n] = (cb_st_write_item){ t->name, t->dtype, t->ndim, { 0 }, t->data };
             memcpy(items[n].shape, t->shape, sizeof t->shape);
             n++;
             continue;
         }
-        const cb_weight *w = lin[owner[i]]; /* the bound rows (a Mamba2 in_proj drops unused d_mlp rows) */
+        /* the bound rows (a Mamba2 in_proj drops unused d_mlp rows; granite's gate|up are joined back) */
+        const void *codes = NULL;
+        const float *scales = NULL;
+        int64_t rows = 0;
+        join_linears(lin, owner + MAX_PARTS * i, nparts[i], &joined[i], &codes, &scales, &rows);
         size_t len = strlen(t->name) + 8;
-        if (!(names[i] = malloc(len))) { cb_err_set(err, "out of memory"); goto out; }
+        if (!codes || !(names[i] = malloc(len))) { cb_err_set(err, "out of memory"); goto out; }
         snprintf(names[i], len, "%s_scale", t->name);
-        items[n++] = (cb_st_write_item){ t->name, to, 2, { w->rows, w->cols }, w->data };
-        items[n++] = (cb_st_write_item){ names[i], CB_F32, 2, { w->rows, 1 }, w->scale };
+        const int64_t cols = lin[owner[MAX_PARTS * i]]->cols;
+        items[n] = (cb_st_write_item){ t->name, to, 2, { rows, cols }, codes };
+        if (t->ndim == 3) { /* routed experts keep their [E, rows, cols] shape; the scales run over (e, row) */
+            items[n].ndim = 3;
+            memcpy(items[n].shape, t->shape, sizeof t->shape);
+        }
+        n++;
+        items[n++] = (cb_st_write_item){ names[i], CB_F32, 2, { rows, 1 }, scales };
     }
     if (mkdir(out, 0777) && errno != EEXIST) { cb_err_set(err, "%s: cannot create directory: %s", out, strerror(errno)); goto out; }
     char path[4096];
@@ -99,7 +135,8 @@ static int quantize_dir(const char *src, cb_dtype to, const char *out, cb_err *e
     rc = 0;
 out:
     if (names) for (int i = 0; i < m.st.n_tensors; i++) free(names[i]);
-    free(names); free(items); free(skip); free(owner); free(lin);
+    if (joined) for (int i = 0; i < m.st.n_tensors; i++) free(joined[i]);
+    free(joined); free(names); free(items); free(skip); free(nparts); free(owner); free(lin);
     cb_model_free(&m);
     return rc;
 }

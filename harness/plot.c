@@ -266,6 +266,8 @@ static void legend_add(legend_set *l, const panel_data *p) {
                 if (k != L_REFUSED || p->s[a][k].n) l->arch[a] = true;
                 l->label[k] = true;
             }
+    for (int a = 0; a < N_ARCH; a++) /* an architecture seen only in refused markers still needs its colour named */
+        if (p->refused_arch[a]) l->arch[a] = true;
     if (p->refused) l->label[L_REFUSED] = true;
 }
 
@@ -278,10 +280,14 @@ typedef struct {
     int dash;       /* 0 = no line, 1 = solid, 2 = dashed, 3 = dotted */
 } legend_item;
 
-static void legend_draw(FILE *b, const legend_item *it, int n) {
-    int rows = n > 3 ? 2 : 1, cols = (n + rows - 1) / rows;
+static void legend_draw(FILE *b, const legend_item *it, int n, double width_in) {
+    /* one row when every entry fits its column: ~15 characters of legend text per inch at this font */
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) longest = strlen(it[i].text) > longest ? strlen(it[i].text) : longest;
+    int rows = n > 3 || (double)n * ((double)longest + 4) > 15 * width_in ? 2 : 1, cols = (n + rows - 1) / rows;
     double colw = 0.99 / cols, sw = 0.035 * cols / 3.0; /* line sample: about a third of an inch */
     if (sw > 0.05) sw = 0.05;
+    if (sw < 0.035) sw = 0.035;
     for (int i = 0; i < n; i++) {
         int r = i / cols, c = i % cols;
         double x = 0.01 + c * colw, y = rows == 1 ? 0.955 : 0.965 - r * 0.075;
@@ -329,7 +335,7 @@ static void panel_plot(figure *f, panel_data *p, const char *extra_plot, const l
         legend_item it[12];
         int n = legend_items(legend, it);
         for (int i = 0; i < n_extra && n < 12; i++) it[n++] = extra_items[i];
-        legend_draw(f->b, it, n);
+        legend_draw(f->b, it, n, f->width_in);
     }
     for (int a = 0; a < N_ARCH; a++)
         for (int l = 0; l < N_LABEL; l++) {
@@ -686,7 +692,7 @@ static int fig_memory(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_
             legend_item it[6] = {{"weights (analytic)", "#bbbbbb", 5, 0}, {"+ SSM/conv state", "#E69F00", 5, 0},
                                  {"+ KV cache", "#56B4E9", 5, 0},         {"+ scratch", "#F0E442", 5, 0},
                                  {"analytic total (dashed)", "black", 0, 2}, {"engine-allocated (markers)", "black", 7, 0}};
-            legend_draw(f.b, it, 6);
+            legend_draw(f.b, it, 6, f.width_in);
         }
         context_axis(f.b, 'x', (int64_t)xmin, (int64_t)xmax, "Context (tokens)");
         fprintf(f.b, "set logscale y 2\nset yrange [%g:%g]\nset format y '%%.0b %%BB'\nset ylabel '%s'\n"
@@ -766,12 +772,19 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     if (!st) return -1;
     if (sqlite3_step(st) == SQLITE_ROW) peak = col(st, 0), bw = col(st, 1);
     sqlite3_finalize(st);
+    /* runs on the amx path also measured the tile peak: prefill's GEMMs ran against that roof */
+    double amx = 0;
+    st = prepare(c, "SELECT MAX(roof_amx_gflops) FROM runs WHERE (?1 = 0 OR id = ?1)", err);
+    if (!st) return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) amx = col(st, 0);
+    sqlite3_finalize(st);
+    if (!(amx > 0) || !(bw > 0)) amx = 0;
     figure f;
     fig_open(&f, 3.5, 2.6);
     style_header(f.b);
     double x0 = xmin / 4, x1 = xmax * 4;
     if (bw > 0 && peak > 0) x0 = fmin(x0, peak / bw / 8), x1 = fmax(x1, peak / bw * 4);
-    double y1 = fmax(ymax, isfinite(peak) ? peak : 0) * 6, y0 = fmin(ymin, bw > 0 ? bw * x0 : ymin) / 2;
+    double y1 = fmax(fmax(ymax, isfinite(peak) ? peak : 0), amx) * 6, y0 = fmin(ymin, bw > 0 ? bw * x0 : ymin) / 2;
     fprintf(f.b, "set logscale xy 10\nset xrange [%g:%g]\nset yrange [%g:%g]\nset format x '%%g'\nset format y '%%g'\n"
                  "set xlabel 'Arithmetic intensity (FLOP/byte)'\nset ylabel 'Achieved GFLOP/s'\n",
                  x0, x1, y0, y1);
@@ -786,7 +799,7 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
         }
     it[ni++] = (legend_item){"prefill (filled)", "black", 7, 0};
     it[ni++] = (legend_item){"decode (hollow)", "black", 6, 0};
-    legend_draw(f.b, it, ni);
+    legend_draw(f.b, it, ni, f.width_in);
     bool roof = peak > 0 && bw > 0;
     if (roof) {
         fprintf(f.b, "set label 'peak %.0f GFLOP/s' at first %g, first %g right offset 0,0.7 font ',6' front\n", peak,
@@ -796,9 +809,14 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     } else {
         fprintf(log, "ctxbench plot: roofline drawn without roof: the run rows carry no measured peak_gflops/peak_gbps\n");
     }
+    if (amx > 0) /* dashed: the tile roof of runs on the amx path (docs/performance.md "AMX tiles") */
+        fprintf(f.b, "set label 'AMX-BF16 peak %.0f GFLOP/s' at first %g, first %g right offset 0,0.7 font ',6' front\n",
+                amx, x1 / 1.3, amx);
     fputs("plot ", f.b);
     if (roof) fprintf(f.b, "(x * %g < %g ? x * %g : %g) with lines lw 1.2 lc rgb '#444444' notitle", bw, peak, bw, peak);
     else fputs("NaN notitle", f.b);
+    if (amx > 0)
+        fprintf(f.b, ", (x * %g < %g ? x * %g : %g) with lines lw 1.0 dt 2 lc rgb '#444444' notitle", bw, amx, bw, amx);
     for (int a = 0; a < N_ARCH; a++)
         for (int k = 0; k < 2; k++) {
             if (!s[a][k].n) continue;

@@ -101,6 +101,34 @@ static plan_result plan_for(const char *preset, int64_t ctx, cb_dtype kv) {
     return p;
 }
 
+/* Granite 4.0-H beside Bamba-9B: the KV cut of a hybrid with 4 of 40 attention layers, and what a mixture
+ * of experts adds, total weights (memory) against the weights one token reads. Analytic (the plans). */
+static void moe_memory_table(FILE *md) {
+    static const char *models[3] = {"bamba-9b", "granite-4.0-h-small", "granite-4.0-h-tiny"};
+    fputs("### hybrid (MoE): Granite 4.0-H beside Bamba-9B\n\nAnalytic, batch 1, bf16 weights and KV, f32 state. "
+          "granite-4.0-h-small has about Bamba-9B's active parameters (8.8 B vs 9.8 B) but 3.3× its weight memory; "
+          "granite-4.0-h-tiny has 0.7× Bamba-9B's total parameters and 0.15× its active ones.\n\n| model | params total "
+          "/ active | weights in memory | weights read per token | KV at 128K | KV at 1M | SSM+conv state |\n"
+          "|---|---|---|---|---|---|---|\n", md);
+    for (int m = 0; m < 3; m++) {
+        cb_config cfg;
+        plan_result k128 = plan_for(models[m], 131072, CB_BF16), k1m = plan_for(models[m], 1048576, CB_BF16);
+        if (cb_model_config(models[m], &cfg, NULL) || !k128.ok || !k1m.ok) {
+            fprintf(md, "| %s | — | — | — | — | — | unavailable: %s |\n", models[m], k128.err);
+            continue;
+        }
+        char w[32], wa[32], a[32], b[32], st[32];
+        bytes_str((double)k128.r.weights, w, sizeof w);
+        bytes_str((double)cb_config_active_weight_bytes(&cfg), wa, sizeof wa);
+        bytes_str((double)k128.r.kv_cache, a, sizeof a), bytes_str((double)k1m.r.kv_cache, b, sizeof b);
+        bytes_str((double)(k128.r.ssm_state + k128.r.conv_state), st, sizeof st);
+        fprintf(md, "| %s | %.2f B / %.2f B | %s | %s | %s | %s | %s |\n", models[m],
+                (double)cb_config_param_count(&cfg) / 1e9, (double)cb_config_active_param_count(&cfg) / 1e9, w, wa, a, b,
+                st);
+    }
+    fputs("\n", md);
+}
+
 static void claim_c1(sqlite3 *db, FILE *md, claim_row *c) {
     static const char *presets[3] = {"transformer-9b", "mamba2-9b", "bamba-9b"};
     fputs("## C1 — KV-cache memory\n\n> *Bamba cuts KV-cache memory: only 3 of 32 layers keep a KV cache; the SSM state "
@@ -205,15 +233,45 @@ static void claim_c1(sqlite3 *db, FILE *md, claim_row *c) {
     }
     fprintf(md, "\nPoint ids: %s.\n\n", measured_any ? sb_str(&ids) : "none (analytic only)");
     sb_close(&ids);
+    moe_memory_table(md);
 }
 
 /* ---- C2: speed-ups ---- */
 /* The pairs and their speed-ups are the speedup view's (results/views.c); only measured or sampled. */
+/* ?2 = 1 keeps the mixtures of experts (params_active < params_total), 0 the dense models. */
 #define PAIR_SQL                                                                                                      \
     "SELECT model, phase, context, speedup, speedup_lo, speedup_hi, point_id, baseline_point_id, label, "             \
     "baseline_label, threads, weight_dtype, baseline_model FROM speedup WHERE arch = ?1 AND source = 'ctxbench' AND " \
-    "phase IN ('prefill', "                                                                                           \
-    "'decode') AND batch = 1 AND pair_label IN ('measured', 'sampled') ORDER BY phase DESC, context, point_id"
+    "phase IN ('prefill', 'decode') AND batch = 1 AND pair_label IN ('measured', 'sampled') "                          \
+    "AND (COALESCE(params_active < params_total, 0) = ?2) ORDER BY phase DESC, context, point_id"
+
+/* The MoE hybrid against the dense hybrid at equal active and at equal total parameters (moe_pairs). */
+static void moe_vs_dense_table(sqlite3 *db, FILE *md) {
+    fputs("### hybrid (MoE) vs bamba (hybrid)\n\nSame run, phase, context, batch, threads and dtypes; `active`: equal "
+          "active parameters (the same weight bytes per token, e.g. granite-xs / bamba-xs), `total`: equal total "
+          "parameters within 20 % (the same weight memory, e.g. granite-xs / bamba-s). Speed-up = bamba time / MoE "
+          "time (view `moe_pairs`).\n\n| matched on | phase | context | MoE model (total / active) | bamba model | "
+          "speed-up | 95% CI | point ids (MoE, bamba) |\n|---|---|---|---|---|---|---|---|\n", md);
+    sqlite3_stmt *st = q(db, "SELECT matched_on, phase, context, model, params_total, params_active, baseline_model, "
+                             "speedup, speedup_lo, speedup_hi, point_id, baseline_point_id FROM moe_pairs WHERE batch = 1 "
+                             "ORDER BY matched_on, phase DESC, context, point_id");
+    int rows = 0;
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        char cl[16], ci[48] = "—";
+        cb_plot_context_label(sqlite3_column_int64(st, 2), cl, sizeof cl);
+        if (sqlite3_column_type(st, 8) != SQLITE_NULL && sqlite3_column_type(st, 9) != SQLITE_NULL)
+            snprintf(ci, sizeof ci, "[%.2f, %.2f]", sqlite3_column_double(st, 8), sqlite3_column_double(st, 9));
+        fprintf(md, "| %s | %s | %s | %s (%.3f B / %.3f B) | %s | **%.2f×** | %s | %lld, %lld |\n", txt(st, 0), txt(st, 1),
+                cl, txt(st, 3), sqlite3_column_double(st, 4) / 1e9, sqlite3_column_double(st, 5) / 1e9, txt(st, 6),
+                sqlite3_column_double(st, 7), ci, (long long)sqlite3_column_int64(st, 10),
+                (long long)sqlite3_column_int64(st, 11));
+        rows++;
+    }
+    if (!st) fprintf(md, "(query failed: %s)\n", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (!rows) fputs("| — | — | — | — | — | — | — | no MoE / dense hybrid pairs in the DB |\n", md);
+    fputs("\n", md);
+}
 
 static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
     fputs("## C2 — speed-up over a similar-size transformer\n\n> *Bamba runs ~2× faster than a similar-size transformer, "
@@ -222,23 +280,29 @@ static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
           "(conservative). Only measured or sampled points on both sides, ctxbench's own (an imported peer's ratio is "
           "beside them below).\n\n",
           md);
-    static const char *arch[2] = {"hybrid", "mamba2"};
+    static const char *arch[3] = {"hybrid", "mamba2", "hybrid"};
+    static const char *title[3] = {"bamba (hybrid)", "mamba2", "hybrid (MoE)"};
     double bamba_best = 0, bamba_best_hi = 0;
     double sum_log = 0;
     int n_b = 0;
     char best_at[96] = "";
     sbuf ids;
     sb_open(&ids);
-    for (int a = 0; a < 2; a++) {
-        fprintf(md, "### %s vs transformer\n\n| phase | context | engine model | speed-up | 95%% CI | labels | point ids "
-                    "(engine, transformer) |\n|---|---|---|---|---|---|---|\n",
-                a == 0 ? "bamba (hybrid)" : "mamba2");
+    for (int a = 0; a < 3; a++) {
+        fprintf(md, "### %s vs transformer\n\n", title[a]);
+        if (a == 2)
+            fputs("Granite 4.0-H-style mixtures of experts against the transformer of the same scale (granite-xs and "
+                  "transformer-xs share width, depth and vocab; granite-xs has bamba-xs's active parameters). The "
+                  "claim's verdict rests on the Bamba rows only.\n\n", md);
+        fputs("| phase | context | engine model | speed-up | 95% CI | labels | point ids (engine, transformer) |\n"
+              "|---|---|---|---|---|---|---|\n", md);
         sqlite3_stmt *st = q(db, PAIR_SQL);
         if (!st) {
             fprintf(md, "(query failed: %s)\n\n", sqlite3_errmsg(db));
             continue;
         }
         sqlite3_bind_text(st, 1, arch[a], -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, a == 2);
         int rows = 0;
         while (sqlite3_step(st) == SQLITE_ROW) {
             char cl[16];
@@ -264,6 +328,7 @@ static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
         if (!rows) fputs("| — | — | — | — | — | — | no pairs in the DB |\n", md);
         fputs("\n", md);
     }
+moe_vs_dense_table(db, md);
     char peer[256];
     cb_report_c2_peer(db, md, peer, sizeof peer);
     c->claim = "Bamba runs ~2x faster than a similar-size transformer, up to 5x at long context";
@@ -546,12 +611,13 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
              any_q ? "; ppl KL / top-1 / ΔNLL of the 8-bit twin on the same tokens" : "");
     char st_part[400], meas[240];
     if (ratio > 0)
-        snprintf(meas, sizeof meas, "measured %.60s ratio %.3f, %.1f%% of its bf16 bytes kept in bf16 (points %.100s)",
+        snprintf(meas, sizeof meas, "measured %.50s ratio %.3f, %.1f%% of its bf16 bytes kept in bf16 (points %.100s)",
                  model_measured, ratio, 100 * kept_measured, ids);
     else snprintf(meas, sizeof meas, "no bf16 twin measured (points %s)", ids);
     if (ratio9 > 0) snprintf(st_part, sizeof st_part, "9b storage ratio %.4f (analytic, %s); %s", ratio9, at9, meas);
     else snprintf(st_part, sizeof st_part, "%s", meas);
-    snprintf(c->number, sizeof c->number, "%.380s%s%.250s%s%.200s%s%.180s", st_part, speed[0] ? "; " : "", speed, quality[0] ? "; " : "",
+    snprintf(c->number, sizeof c->number, "%.380s%s%.250s%s%.250s%s%.130s", st_part, speed[0] ? "; " : "", speed,
+             quality[0] ? "; " : "",
              quality, reach[0] ? "; " : "", reach);
     /* storage is judged at the claim's scale (9b, analytic) when this build has the presets, else on the
      * measured ratio; the measured one is reported beside it either way */

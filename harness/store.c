@@ -89,10 +89,16 @@ static const char schema_v7_peers[] =
     "  source_file TEXT NOT NULL, source_line INTEGER NOT NULL\n"
     ");\n";
 
+/* Version 8: the AMX-BF16 tile peak next to the FMA peak (measured on the amx kernel path, NULL elsewhere). */
+static const char schema_v8_amx_roof[] =
+    "ALTER TABLE runs ADD COLUMN roof_amx_gflops_1t REAL;\n"
+    "ALTER TABLE runs ADD COLUMN roof_amx_gflops REAL;\n";
+
 /* Going to version v runs the other tables' SQL of v (if any), then the points columns of v
  * (results/columns.h). Views are not migrated: results/views.c. */
 static const struct { int version; const char *sql; } migrations[] = {
     { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs }, { 6, schema_v6_ppl_kv }, { 7, schema_v7_peers },
+    { 8, schema_v8_amx_roof },
 };
 
 char *cb_store_schema_v1_sql(void) {

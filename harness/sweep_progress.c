@@ -10,7 +10,10 @@ void cb_progress_roofs(const cb_progress *pr, const cb_sweep_roofs *rf) {
         fprintf(stderr, "ctxbench: roofs (measured, %.1f s): FMA %.0f GFLOP/s 1 thread, %.0f GFLOP/s %d threads; "
                 "triad %.1f GB/s 1 thread, %.1f GB/s %d threads\n", r->seconds, r->fma_gflops_1t, r->fma_gflops,
                 r->threads, r->triad_gbps_1t, r->triad_gbps, r->threads);
-    else fprintf(stderr, "ctxbench: roofs %s\n", rf->why);
+    if (rf->have && r->amx_gflops > 0)
+        fprintf(stderr, "ctxbench: AMX-BF16 roof %.0f GFLOP/s 1 thread, %.0f GFLOP/s %d threads (prefill %% of peak uses it)\n",
+                r->amx_gflops_1t, r->amx_gflops, r->threads);
+    if (!rf->have) fprintf(stderr, "ctxbench: roofs %s\n", rf->why);
 }
 
 void cb_progress_point(cb_progress *pr, const cb_workload *w, const cb_point_def *p, const cb_point_result *r) {

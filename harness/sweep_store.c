@@ -9,11 +9,19 @@
 static int bind_text(sqlite3_stmt *s, int i, const char *v) { return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT); }
 
 /* The peaks a point's % figures are against: the workload's when given, else the roofs measured at the
- * point's thread count (1 thread: the 1-thread roofs; more: those of the run's thread count). 0 = none. */
-static void peaks_for(const cb_sweep_store *c, int threads, double *gflops, double *gbps) {
+ * point's thread count (1 thread: the 1-thread roofs; more: those of the run's thread count). Compute: the
+ * roof of the unit that did the work — the AMX tile peak for prefill phases when the amx path ran their
+ * bf16 GEMMs (docs/performance.md "AMX tiles"), the FMA peak otherwise. 0 = none. */
+static bool on_tiles(const cb_sweep_store *c, cb_phase phase) {
+    return c->roofs->have && c->roofs->roofs.amx_gflops > 0 && c->w->weight_dtype == CB_BF16 &&
+           (phase == CB_PH_PREFILL || phase == CB_PH_PREFILL_CHUNK);
+}
+static void peaks_for(const cb_sweep_store *c, int threads, cb_phase phase, double *gflops, double *gbps) {
     const cb_workload *w = c->w;
-    bool one = threads == 1 && c->roofs->have;
-    *gflops = w->peak_gflops > 0 ? w->peak_gflops : !c->roofs->have ? 0 : one ? c->roofs->roofs.fma_gflops_1t : c->roofs->roofs.fma_gflops;
+    const cb_roofs *rf = &c->roofs->roofs;
+    bool one = threads == 1 && c->roofs->have, amx = on_tiles(c, phase);
+    double fma = one ? rf->fma_gflops_1t : rf->fma_gflops, tiles = one ? rf->amx_gflops_1t : rf->amx_gflops;
+    *gflops = w->peak_gflops > 0 ? w->peak_gflops : !c->roofs->have ? 0 : amx ? tiles : fma;
     *gbps = w->peak_gbps > 0 ? w->peak_gbps : !c->roofs->have ? 0 : one ? c->roofs->roofs.triad_gbps_1t : c->roofs->roofs.triad_gbps;
 }
 
@@ -25,8 +33,8 @@ static int64_t insert_run(sqlite3 *db, const cb_sweep_store *c, const cb_sweep_o
                       " mem_available_bytes, kernel_path, papi_version, papi_components, os, hostname,"
                       " memory_budget_bytes, time_budget_point, time_budget_run, peak_gflops, peak_gbps, peak_source,"
                       " roof_threads, roof_fma_gflops_1t, roof_fma_gflops, roof_triad_gbps_1t, roof_triad_gbps,"
-                      " roof_label, roof_note)"
-                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                      " roof_label, roof_note, roof_amx_gflops_1t, roof_amx_gflops)"
+                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) { cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db)); return -1; }
     char shard[32];
@@ -43,7 +51,7 @@ static int64_t insert_run(sqlite3 *db, const cb_sweep_store *c, const cb_sweep_o
     bind_text(s, i++, m->hostname); sqlite3_bind_int64(s, i++, budget); sqlite3_bind_double(s, i++, tbp);
     sqlite3_bind_double(s, i++, w->time_budget_run);
     double pg, pb;
-    peaks_for(c, c->roofs->roofs.threads, &pg, &pb); /* the run's thread count */
+    peaks_for(c, c->roofs->roofs.threads, CB_PH_DECODE, &pg, &pb); /* the run's thread count, FMA peak */
     if (pg > 0) sqlite3_bind_double(s, i++, pg); else sqlite3_bind_null(s, i++);
     if (pb > 0) sqlite3_bind_double(s, i++, pb); else sqlite3_bind_null(s, i++);
     char src[160];
@@ -56,12 +64,20 @@ static int64_t insert_run(sqlite3 *db, const cb_sweep_store *c, const cb_sweep_o
         sqlite3_bind_double(s, i++, c->roofs->roofs.triad_gbps_1t); sqlite3_bind_double(s, i++, c->roofs->roofs.triad_gbps);
         bind_text(s, i++, "measured");
         char note[160];
-        snprintf(note, sizeof note, "%s FMA loop (12 chains, register-resident); triad 3 x 128 MiB; best of repetitions; %.2f s",
-                 c->roofs->roofs.loop, c->roofs->roofs.seconds);
+        snprintf(note, sizeof note, "%s FMA loop (12 chains, register-resident)%s; triad 3 x 128 MiB; best of repetitions; %.2f s",
+                 c->roofs->roofs.loop, c->roofs->roofs.amx_gflops > 0 ? "; AMX-BF16 loop (4 tile chains)" : "",
+                 c->roofs->roofs.seconds);
         bind_text(s, i++, note);
     } else {
         for (int k = 0; k < 6; k++) sqlite3_bind_null(s, i++);
         bind_text(s, i++, c->roofs->why);
+    }
+    if (c->roofs->have && c->roofs->roofs.amx_gflops > 0) {
+        sqlite3_bind_double(s, i++, c->roofs->roofs.amx_gflops_1t);
+        sqlite3_bind_double(s, i++, c->roofs->roofs.amx_gflops);
+    } else {
+        sqlite3_bind_null(s, i++);
+        sqlite3_bind_null(s, i++);
     }
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
@@ -83,8 +99,12 @@ int cb_sweep_store_point(cb_sweep_store *c, const cb_point_def *p, const char *k
         .weight_dtype = cb_dtype_name(w->weight_dtype), .kv_dtype = cb_dtype_name(w->kv_dtype), .def = p, .r = r,
         .resume_hash = c->resume_hash, .resume_commit = c->resume_commit,
     };
+    if (c->plan->cfg_ok[p->model]) { /* total vs active: a mixture of experts reads part of its weights */
+        rec.params_total = cb_config_param_count(&c->plan->cfgs[p->model]);
+        rec.params_active = cb_config_active_param_count(&c->plan->cfgs[p->model]);
+    }
     double pk_gf, pk_gb;
-    peaks_for(c, p->threads, &pk_gf, &pk_gb);
+    peaks_for(c, p->threads, p->phase, &pk_gf, &pk_gb);
     cb_point_rates_compute(r, p->phase, w->decode_tokens, pk_gf, pk_gb, &rec.rates);
     return cb_store_insert_point(c->db, &rec, err);
 }

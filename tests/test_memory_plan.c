@@ -75,17 +75,17 @@ Test(memory_plan, transformer_9b_keeps_kv_in_all_32_layers) {
 
 /* plan() is what create() + memory() report, category by category, for every built-in architecture. */
 Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
-    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny" };
+    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
     const cb_dtype kvs[] = { CB_BF16, CB_F8_E4M3, CB_I8 };
-    for (int c = 0; c < 9; c++) {
-        const int i = c % 3;
+    for (int c = 0; c < 12; c++) {
+        const int i = c % 4;
         cb_model m;
         cb_err err = { 0 };
         cr_assert_eq(cb_preset_create(presets[i], 1, CB_BF16, &m, &err), 0, "%s", err.msg);
         const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
         cb_engine_opts o;
         cb_engine_opts_default(&o);
-        o.kv_dtype = kvs[c / 3];
+        o.kv_dtype = kvs[c / 4];
         o.max_context = 3000;
         o.max_batch = 3;
         o.threads = 2;
@@ -102,4 +102,54 @@ Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
         ops->destroy(e);
         cb_model_free(&m);
     }
+}
+
+/* Granite-4.0-H-Small at the published shapes: 4 attention layers keep KV, 36 Mamba2 layers keep state;
+ * the weights are all 72 experts of every layer (total, not active, parameters live in memory). */
+Test(memory_plan, granite_h_small_matches_the_formula_to_the_byte) {
+    const int64_t contexts[] = { 4096, 131072, 1048576 };
+    for (int i = 0; i < 3; i++) {
+        cb_memory_report r;
+        const int64_t N = contexts[i];
+        plan_9b("granite-4.0-h-small", CB_BF16, CB_F32, N, 1, &r);
+        cr_assert_eq(r.kv_cache, (size_t)(2LL * 4 * 8 * 128 * N * 2), "KV at N=%lld", (long long)N);
+        cr_assert_eq(r.ssm_state, (size_t)(36LL * 128 * 64 * 128 * 4));
+        cr_assert_eq(r.conv_state, (size_t)(36LL * (8192 + 2 * 128) * 3 * 4));
+        cr_assert_eq(r.weights, (size_t)32207337984LL * 2); /* 32.2 B parameters in bf16 */
+        cr_assert_eq(r.total, r.weights + r.kv_cache + r.ssm_state + r.conv_state + r.scratch);
+    }
+    cb_config c;
+    cr_assert_eq(cb_preset_config("granite-4.0-h-small", &c, NULL), 0);
+    cr_assert_eq(cb_config_active_param_count(&c), 32207337984LL - 40LL * 62 * 3 * 768 * 4096);
+    cr_assert_eq(cb_config_active_weight_bytes(&c), (size_t)cb_config_active_param_count(&c) * 2);
+}
+
+/* plan() == create() + memory() for the Granite engine, on the granite-tiny checkpoint (routed experts,
+ * shared expert, NoPE attention): weights, KV, states and the scratch the experts' grouping needs. */
+Test(memory_plan, granite_plan_equals_allocation) {
+    cb_model m;
+    cb_err err = { 0 };
+    cr_assert_eq(cb_model_load("tests/fixtures/granite-tiny", &m, &err), 0, "%s", err.msg);
+    const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
+    cr_assert_not_null(ops);
+    const int batches[2] = { 1, 5 }, chunks[2] = { 512, 7 };
+    for (int i = 0; i < 2; i++) {
+        cb_engine_opts o;
+        cb_engine_opts_default(&o);
+        o.max_context = 2000;
+        o.max_batch = batches[i];
+        o.prefill_chunk = chunks[i];
+        cb_engine *e;
+        cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
+        cb_memory_report want, got;
+        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
+        ops->memory(e, &got);
+        cr_assert_eq(got.weights, want.weights);
+        cr_assert_eq(got.kv_cache, want.kv_cache);
+        cr_assert_eq(got.ssm_state, want.ssm_state);
+        cr_assert_eq(got.conv_state, want.conv_state);
+        cr_assert_eq(got.scratch, want.scratch, "scratch: allocated %zu, planned %zu", got.scratch, want.scratch);
+        ops->destroy(e);
+    }
+    cb_model_free(&m);
 }

@@ -219,12 +219,19 @@ Test(model_load, extra_tensor_warned, .init = cr_redirect_stderr) {
 /* ---- presets ---- */
 
 Test(presets, all_configs_valid) {
-    cr_assert_eq(cb_preset_count(), 12);
+    cr_assert_eq(cb_preset_count(), 18);
     for (int i = 0; i < cb_preset_count(); i++) {
         cb_config c;
         cb_err err;
         const char *name = cb_preset_name(i);
         cr_assert_eq(cb_preset_config(name, &c, &err), 0, "%s: %s", name, err.msg);
+        if (strncmp(name, "granite", 7) == 0) {
+            cr_assert_eq(c.model_type, CB_MT_GRANITE, "%s", name);
+            cr_assert_eq(c.arch, CB_ARCH_HYBRID, "%s", name);
+            cr_assert_eq(c.rope.type, CB_ROPE_NONE, "%s", name);
+            cr_assert_eq(c.m_heads * c.m_head_dim, 2 * c.d_model, "%s", name);
+            continue;
+        }
         cr_assert_eq(c.n_layers, strstr(name, "tiny") ? 8 : 32);
         if (strncmp(name, "bamba", 5) == 0) {
             cr_assert_eq(c.arch, CB_ARCH_HYBRID, "%s", name);
@@ -385,16 +392,19 @@ Test(presets, models_command) {
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     int rows = 0;
-    bool bamba9b = false, llama = false, codestral = false;
+    bool bamba9b = false, llama = false, codestral = false, small = false, tiny = false;
     while (fgets(line, sizeof line, p)) {
         rows++;
+        /* published: H-Small 32.2 B total / 9 B active, H-Tiny 7 B / 1 B (our count of the active: 8.80 / 1.47) */
+        if (strncmp(line, "granite-4.0-h-small ", 20) == 0) small = strstr(line, "32.207B") && strstr(line, "8.803B");
+        if (strncmp(line, "granite-4.0-h-tiny ", 19) == 0) tiny = strstr(line, "6.939B") && strstr(line, "1.465B");
         if (strncmp(line, "bamba-9b ", 9) == 0) bamba9b = strstr(line, "hybrid") && strstr(line, "9.780B");
         if (strncmp(line, "llama3.1-8b ", 12) == 0) llama = strstr(line, "8.030B") != NULL;
         if (strncmp(line, "mamba-codestral-7b ", 19) == 0) codestral = strstr(line, "7.285B") && strstr(line, "64 (0/64)");
     }
     cr_assert_eq(pclose(p), 0);
-    cr_assert_eq(rows, 1 + 12 + 2);
-    cr_assert(bamba9b && llama && codestral);
+    cr_assert_eq(rows, 1 + 18 + 2);
+    cr_assert(bamba9b && llama && codestral && small && tiny);
     snprintf(cmd, sizeof cmd, "%s models --bogus >/dev/null 2>&1", bin);
     cr_assert_eq(WEXITSTATUS(system(cmd)), 2);
 }

@@ -210,6 +210,23 @@ Test(peer_import, model_matching_and_its_errors) {
     cb_peer_match bad = { .as_all = "no-such-model" };
     cr_assert_eq(import_text(dir, TEST_LINE("odd.gguf", "12345"), &bad, &err), -1);
     cr_assert(strstr(err.msg, ":1: --as no-such-model for odd.gguf"), "%s", err.msg);
+    /* CSV: no samples; the median column holds the tool's mean, no CI, and the status says so */
+    char *csv = write_tmp(dir, "in.csv",
+                          "build_commit,model_filename,model_type,model_n_params,n_threads,type_k,type_v,flash_attn,"
+                          "n_prompt,n_gen,n_depth,test_time,avg_ns,stddev_ns\n"
+                          "\"abc\",\"bamba-xs.gguf\",\"granitehybrid ?B BF16\",\"172716144\",\"2\",\"f16\",\"q8_0\",\"1\","
+                          "\"512\",\"0\",\"4096\",\"t\",\"1500000000\",\"30000000\"\n");
+    char db_path[600];
+    snprintf(db_path, sizeof db_path, "%s/csv.db", dir);
+    sqlite3 *db;
+    cr_assert_eq(cb_store_open(db_path, &db, &err), 0, "%s", err.msg);
+    cb_peer_import_result r;
+    cr_assert_eq(cb_peer_import_llama_bench(db, csv, &none, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase = 'prefill_chunk' AND context = 4096 AND kv_dtype = 'f16/q8_0'"
+                        " AND median = 1.5 AND ci_lo IS NULL AND n_samples = 0 AND status LIKE '%CSV: no samples%'"), 1);
+    cr_assert_float_eq(q1(db, "SELECT tokens_per_s FROM points"), 512 / 1.5, 1e-9);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM samples"), 0);
+    sqlite3_close(db);
     /* the CLI: unknown tool, missing file argument */
     char *a[] = { "ctxbench", "import", "hyperfine", "f.json", NULL };
     cr_assert_eq(cb_cli_main(4, a), 2);

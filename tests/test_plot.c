@@ -1,6 +1,7 @@
 /* ctxbench plot: every figure renders from the fixture DB in every format as a valid, non-trivial file;
  * missing data skips a figure with a note; missing gnuplot is a clear error. */
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,4 +244,33 @@ Test(plot, context_labels) {
     cr_assert_str_eq(b, "1M");
     cb_plot_context_label(1000, b, sizeof b);
     cr_assert_str_eq(b, "1000");
+}
+
+/* A run on the amx path stored the tile peak: the roofline draws it as a second, dashed roof, labelled. */
+Test(plot, roofline_draws_the_amx_roof_when_measured) {
+    char *dir = cb_test_tmpdir();
+    cr_assert(dir);
+    char db[256], out[256];
+    snprintf(db, sizeof db, "%s/fixture.db", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(cb_test_fixture_db(db, false), 0);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "UPDATE runs SET roof_amx_gflops_1t = 900, roof_amx_gflops = 5432", NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    cb_plot_opts o = {.db = db, .out = out, .svg = true};
+    cb_err err = {0};
+    char logbuf[4096] = "";
+    FILE *log = fmemopen(logbuf, sizeof logbuf, "w");
+    int n = cb_plot_all(&o, log, &err);
+    fclose(log);
+    cr_assert_eq(n, N_DRAWN, "drew %d figures: %s / %s", n, err.msg, logbuf);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/roofline.svg", out);
+    char *svg = cb_test_slurp(path, NULL);
+    cr_assert(svg && strstr(svg, "AMX-BF16 peak 5432 GFLOP/s"), "roofline lacks the AMX roof label");
+    free(svg);
+    cb_test_rmdir(dir);
+    free(dir);
 }

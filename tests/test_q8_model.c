@@ -43,6 +43,10 @@ static void preset_equals_quantized(const char *preset, cb_dtype to) {
         same_weight(&a->mamba.conv_w, &b->mamba.conv_w, "conv", i);
         same_weight(&a->mlp.gate, &b->mlp.gate, "gate", i); same_weight(&a->mlp.up, &b->mlp.up, "up", i);
         same_weight(&a->mlp.down, &b->mlp.down, "down", i);
+        same_weight(&a->moe.experts_in, &b->moe.experts_in, "experts_in", i);
+        same_weight(&a->moe.experts_out, &b->moe.experts_out, "experts_out", i);
+        same_weight(&a->moe.router, &b->moe.router, "router", i);
+        cr_assert_eq(a->moe.router.data ? a->moe.router.dtype : CB_BF16, CB_BF16, "the router stays bf16");
         cr_assert_eq(a->mamba.A_log.data ? a->mamba.A_log.dtype : CB_BF16, CB_BF16, "SSM parameters stay bf16");
     }
     cr_assert_eq(direct.weight_bytes, ref.weight_bytes);
@@ -62,12 +66,15 @@ Test(q8_model, preset_fp8_is_quantised_bf16_preset) {
     preset_equals_quantized("bamba-tiny", CB_F8_E4M3);
     preset_equals_quantized("transformer-tiny", CB_F8_E4M3);
 }
-Test(q8_model, preset_int8_is_quantised_bf16_preset) { preset_equals_quantized("mamba2-tiny", CB_I8); }
+Test(q8_model, preset_int8_is_quantised_bf16_preset) {
+    preset_equals_quantized("mamba2-tiny", CB_I8);
+    preset_equals_quantized("granite-tiny", CB_I8);
+}
 
 /* plan() with cfg.q8 is what create() + memory() report for an 8-bit model (the sweep refuses by it). */
 Test(q8_model, plan_equals_allocation_8bit) {
-    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny" };
-    for (int i = 0; i < 3; i++) {
+    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
+    for (int i = 0; i < 4; i++) {
         for (int f = 0; f < 2; f++) {
             cb_dtype to = f ? CB_I8 : CB_F8_E4M3;
             cb_model m;
@@ -225,6 +232,12 @@ static void roundtrip(const char *fixture, const char *fmt, cb_dtype to) {
 }
 Test(q8_checkpoint, roundtrip_bamba_fp8) { roundtrip("tests/fixtures/bamba-tiny", "fp8", CB_F8_E4M3); }
 Test(q8_checkpoint, roundtrip_llama_int8) { roundtrip("tests/fixtures/llama-tiny", "int8", CB_I8); }
+/* granitemoehybrid: the shared expert's gate|up halves are written back as one tensor, the experts keep
+ * their [E, rows, cols] shape with scales over (expert, row), the router stays bf16. */
+Test(q8_checkpoint, roundtrip_granite_fp8_and_int8) {
+    roundtrip("tests/fixtures/granite-tiny", "fp8", CB_F8_E4M3);
+    roundtrip("tests/fixtures/granite-tiny", "int8", CB_I8);
+}
 
 /* Rewrite dir/model.safetensors with tensor `name` dropped or given `rows` x `cols` F32 zeros... */
 static void rewrite(const char *dir, const char *drop, const char *reshape, int64_t r0, int64_t r1) {

@@ -1,11 +1,18 @@
-/* Granite 4.0-H (model_type "granitemoehybrid"): a Mamba2 mixer or attention per layer (layer_types),
- * then a shared SwiGLU expert (gate and up stacked in shared_mlp.input_linear) plus, when
- * num_local_experts > 0, routed experts (block_sparse_moe; engines/layers/moe.h). The checkpoint loads
- * with these names; no engine is registered yet: the stack still lacks the routed experts and the muP
- * multipliers (docs/engines.md, "Adding a model family"). */
+/* Granite 4.0-H (model_type "granitemoehybrid"), engine "granite": a Mamba2 mixer or attention per layer
+ * (layer_types), then a shared SwiGLU expert (gate and up stacked in shared_mlp.input_linear) plus, when
+ * num_local_experts > 0, routed experts (block_sparse_moe; engines/layers/moe.h). The config's muP
+ * multipliers (embedding, residual branches, attention scores, logits) and NoPE/RoPE are the stack's and the
+ * attention layer's, read from cb_config (docs/models.md). */
 #include "../stack/family.h"
+#include "../stack/stack.h"
+
+static const cb_family granite;
+static bool supports(const cb_config *cfg) { return cb_family_supports(&granite, cfg); }
 
 static const cb_family granite = {
+    .engine = { .name = "granite",
+                .description = "Granite 4.0-H hybrid: Mamba2 + attention layers, shared SwiGLU expert + routed experts, muP",
+                .supports = supports, CB_STACK_ENGINE_OPS },
     .model_type = CB_MT_GRANITE,
     .mixers = CB_MIXERS_ATTENTION | CB_MIXERS_MAMBA2,
     .ff = CB_FF_SWIGLU,

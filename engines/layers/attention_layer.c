@@ -32,7 +32,8 @@
 struct cb_attn_layer {
     cb_attn_weights w;
     cb_mode mode;
-    int d, H, KV, G, hd, rot;
+    int d, H, KV, G, hd, rot; /* rot 0: no positional encoding */
+    float scale;              /* score scale: 1/sqrt(hd), or the config's attention multiplier */
     int max_batch, rows;
     int64_t cap;
     cb_dtype kv_dtype, kv_round;
@@ -83,7 +84,7 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
         cb_err_set(err, "attention: bad head shape (heads %d, kv heads %d, head_dim %d)", H, KV, hd);
         return -1;
     }
-    int rot = cfg->rope.rot_dim > 0 ? cfg->rope.rot_dim : hd;
+    int rot = cfg->rope.type == CB_ROPE_NONE ? 0 : cfg->rope.rot_dim > 0 ? cfg->rope.rot_dim : hd;
     if (rot > hd || rot % 2) {
         cb_err_set(err, "attention: rotary dims %d must be even and <= head_dim %d", rot, hd);
         return -1;
@@ -120,6 +121,7 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     l->mode = o->mode;
     l->d = cfg->d_model;
     l->H = H, l->KV = KV, l->G = H / KV, l->hd = hd, l->rot = rot;
+    l->scale = cfg->attn_scale > 0 ? (float)cfg->attn_scale : (float)(1.0 / sqrt((double)hd));
     l->max_batch = o->max_batch;
     l->rows = scratch_rows(o);
     l->cap = o->max_context;
@@ -134,7 +136,7 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
     }
     cb_rope rp = cfg->rope;
     rp.rot_dim = rot;
-    cb_rope_inv_freq(&rp, l->inv_freq);
+    if (rot > 0) cb_rope_inv_freq(&rp, l->inv_freq);
     /* calloc: untouched pages cost nothing until written, and stale/unused slots are finite zeros. A cache
      * larger than physical memory is refused up front (overcommit would only fail later, mid-run). */
     size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
@@ -243,8 +245,10 @@ static void qkv(cb_attn_layer *l, int M, const float *x, const int *seqs, const 
     cb_linear_multi(l->mode, M, x, l->d, 3, W, B, Y, ld);
 #pragma omp parallel for schedule(static) if (M > 1)
     for (int i = 0; i < M; i++) {
-        cb_rope_apply(q + (int64_t)i * qd, l->H, l->hd, l->rot, l->inv_freq, pos[i]);
-        cb_rope_apply(k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
+        if (l->rot > 0) {
+            cb_rope_apply(q + (int64_t)i * qd, l->H, l->hd, l->rot, l->inv_freq, pos[i]);
+            cb_rope_apply(k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
+        }
         cache_put(l, seqs[i], pos[i], k + (int64_t)i * kd, v + (int64_t)i * kd);
     }
 }
@@ -265,7 +269,7 @@ void cb_attn_prefill(cb_attn_layer *l, int seq, int64_t len, const float *x, int
     /* work items: (KV head, query-head slice, token block), ≤ CB_FLASH_MAX_ROWS rows each */
     const int gs = G, bq = CB_MAX(1, CB_FLASH_MAX_ROWS / gs), nqb = (n + bq - 1) / bq;
     const int items = KV * nqb;
-    const float scale = (float)(1.0 / sqrt((double)hd));
+    const float scale = l->scale;
     const long long t_attn = cb_ctr_ns();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int it = 0; it < items; it++) {
@@ -312,7 +316,7 @@ void cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const int64_t 
     float *run = part + (size_t)wave_cap * G * (hd + 2); /* [batch][H][hd + 2]: O, M, L */
     qkv(l, batch, x, seqs, pos, q, k, v);
 
-    const float scale = (float)(1.0 / sqrt((double)hd));
+    const float scale = l->scale;
     int64_t max_parts = 0;
     for (int b = 0; b < batch; b++) max_parts = CB_MAX(max_parts, (pos[b] + 1 + DECODE_PART - 1) / DECODE_PART);
     for (int i = 0; i < batch * H; i++) {

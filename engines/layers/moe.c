@@ -9,6 +9,20 @@
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; } /* keep every region 64-byte aligned */
 
+/* Calls of at most this many rows (decodes) run every chosen expert in one parallel region of row tiles,
+ * each tile a single-threaded cb_matmul on a row view; bigger calls (prefill chunks) run one GEMM per
+ * expert, parallel inside. Small experts (H-Tiny's are 0.75-1.5 MB in fp8) would otherwise pay a
+ * fork/join per projection per expert. TILE: rows per work item (a multiple of every GEMV's row block). */
+#ifndef GROUPED_MAX_ROWS
+#define GROUPED_MAX_ROWS 16
+#endif
+#define TILE 256
+
+/* Rows of the gathered input / gate|up / output buffers: one expert's rows, or all slots of a grouped call. */
+static size_t slot_rows(const cb_config *c, int n) {
+    return n <= GROUPED_MAX_ROWS ? (size_t)n * (size_t)c->top_k : (size_t)n;
+}
+
 /* Scratch regions for n rows, in floats (int regions share the float size). */
 typedef struct {
     float *logits;  /* [n, E] */
@@ -17,13 +31,13 @@ typedef struct {
     int *start;     /* [E + 1] first slot of each expert in member[] */
     int *member;    /* [n k] rows, grouped by expert, ascending rows within an expert */
     float *mgate;   /* [n k] their routing weights */
-    float *xe, *h, *ye; /* one expert's rows: gathered input [n, d], gate|up [n, 2 ff_e], output [n, d] */
+    float *xe, *h, *ye; /* gathered input [R, d], gate|up [R, 2 ff_e], output [R, d]; R = slot_rows() */
 } moe_scratch;
 
 static size_t layout(const cb_config *c, int n, float *base, moe_scratch *s) {
     const size_t E = (size_t)c->n_experts, k = (size_t)c->top_k, d = (size_t)c->d_model, f = (size_t)c->d_ff_expert;
-    const size_t N = (size_t)n;
-    const size_t sizes[9] = { N * E, N * k, N * k, E + 1, N * k, N * k, N * d, N * 2 * f, N * d };
+    const size_t N = (size_t)n, R = slot_rows(c, n);
+    const size_t sizes[9] = { N * E, N * k, N * k, E + 1, N * k, N * k, R * d, R * 2 * f, R * d };
     size_t off[9], o = 0;
     for (int i = 0; i < 9; i++) off[i] = o, o += pad16(sizes[i]);
     if (base) {
@@ -113,6 +127,64 @@ static void run_expert(const cb_config *c, const cb_moe_weights *w, cb_mode mode
     cb_ctr.weight_bytes += (long long)(bytes_of(&gu) + bytes_of(&down));
 }
 
+/* A work item of the grouped path: rows [r0, r0 + nr) of expert e's projection. */
+typedef struct { int e, r0, nr; } tile;
+
+static int make_tiles(const int *start, int E, int rows, tile *t) {
+    int n = 0;
+    for (int e = 0; e < E; e++)
+        if (start[e + 1] > start[e])
+            for (int r0 = 0; r0 < rows; r0 += TILE) t[n++] = (tile){ e, r0, CB_MIN(TILE, rows - r0) };
+    return n;
+}
+
+/* Every chosen expert at once (n <= GROUPED_MAX_ROWS): gate|up tiles in one parallel region, silu * up,
+ * down tiles in another, then the gate-weighted sum per row in ascending expert order. The tiles' GEMMs
+ * run single-threaded inside the region (no nested teams), each output element computed exactly as one
+ * whole-matrix call computes it. */
+static void run_grouped(const cb_config *c, const cb_moe_weights *w, cb_mode mode, int n, const float *x, float *out,
+                        const moe_scratch *s) {
+    const int E = c->n_experts, d = c->d_model, f = c->d_ff_expert, slots = n * c->top_k;
+    for (int i = 0; i < slots; i++) memcpy(s->xe + (size_t)i * d, x + (size_t)s->member[i] * d, sizeof(float) * (size_t)d);
+    const int per = (CB_MAX(2 * f, d) + TILE - 1) / TILE;
+    tile t[E * per];
+    int nt = make_tiles(s->start, E, 2 * f, t);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < nt; i++) {
+        cb_weight gu, down, v;
+        cb_moe_expert(c, w, t[i].e, &gu, &down);
+        v = cb_weight_rows(&gu, t[i].r0, t[i].nr);
+        const int s0 = s->start[t[i].e], cnt = s->start[t[i].e + 1] - s0;
+        matmul(mode, cnt, s->xe + (size_t)s0 * d, d, &v, s->h + (size_t)s0 * 2 * f + t[i].r0, 2 * f);
+    }
+    for (int i = 0; i < slots; i++) {
+        float *hi = s->h + (size_t)i * 2 * f;
+        cb_silu_mul(f, hi, hi + f, hi);
+    }
+    nt = make_tiles(s->start, E, d, t);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < nt; i++) {
+        cb_weight gu, down, v;
+        cb_moe_expert(c, w, t[i].e, &gu, &down);
+        v = cb_weight_rows(&down, t[i].r0, t[i].nr);
+        const int s0 = s->start[t[i].e], cnt = s->start[t[i].e + 1] - s0;
+        matmul(mode, cnt, s->h + (size_t)s0 * 2 * f, 2 * f, &v, s->ye + (size_t)s0 * d + t[i].r0, d);
+    }
+    for (int e = 0; e < E; e++) {
+        const int cnt = s->start[e + 1] - s->start[e];
+        if (!cnt) continue;
+        for (int i = s->start[e]; i < s->start[e + 1]; i++) {
+            float *o = out + (size_t)s->member[i] * d;
+            const float *y = s->ye + (size_t)i * d;
+            for (int j = 0; j < d; j++) o[j] += s->mgate[i] * y[j];
+        }
+        cb_weight gu, down;
+        cb_moe_expert(c, w, e, &gu, &down);
+        cb_ctr.flops += 6LL * cnt * (long long)d * f;
+        cb_ctr.weight_bytes += (long long)(bytes_of(&gu) + bytes_of(&down));
+    }
+}
+
 void cb_moe_forward(const cb_config *cfg, const cb_moe_weights *w, cb_mode mode, int n, const float *x, float *out,
                     float *scratch) {
     const int E = cfg->n_experts, k = cfg->top_k, d = cfg->d_model;
@@ -124,6 +196,10 @@ void cb_moe_forward(const cb_config *cfg, const cb_moe_weights *w, cb_mode mode,
     cb_ctr.weight_bytes += (long long)bytes_of(&w->router);
     for (int r = 0; r < n; r++) cb_moe_route(E, k, s.logits + (size_t)r * E, s.idx + (size_t)r * k, s.gate + (size_t)r * k);
     group_by_expert(E, k, n, s.idx, s.gate, s.start, s.member, s.mgate);
+    if (n <= GROUPED_MAX_ROWS) {
+        run_grouped(cfg, w, mode, n, x, out, &s);
+        return;
+    }
     for (int e = 0; e < E; e++) {
         int cnt = s.start[e + 1] - s.start[e];
         if (cnt > 0) run_expert(cfg, w, mode, e, cnt, s.member + s.start[e], s.mgate + s.start[e], x, out, &s);

@@ -4,7 +4,7 @@
  *
  * Rows are grouped by expert: each expert that any row chose runs once, as one GEMM over all the rows
  * that chose it (the cb_matmul entry points, so whatever kernel those dispatch to); an expert no row chose
- * is never read. A decode batch of one token therefore streams exactly its k experts' weights. Each row's
+ * is never read. Decode-sized calls run all chosen experts' GEMMs as row tiles of one parallel region. A decode batch of one token therefore streams exactly its k experts' weights. Each row's
  * sum runs over its experts in ascending expert index, whatever the batch or the split. */
 #ifndef CB_MOE_H
 #define CB_MOE_H

@@ -842,3 +842,14 @@ void cb_config_weight_split(const cb_config *c, cb_weight_split *out) {
     }
     out->total = out->q8 + out->scales + out->kept;
 }
+
+size_t cb_config_active_weight_bytes(const cb_config *c) {
+    cb_weight_split w;
+    cb_config_weight_split(c, &w);
+    if (c->n_experts == 0) return w.total;
+    const int64_t idle = (int64_t)c->n_layers * (c->n_experts - c->top_k), f = c->d_ff_expert, d = c->d_model;
+    const bool q8 = cb_config_is_q8(c);
+    const size_t per = (size_t)(3 * f * d) * (q8 ? 1 : cb_dtype_size(c->weights_dtype)) +
+                       (q8 ? (size_t)(2 * f + d) * sizeof(float) : 0);
+    return w.total - (size_t)idle * per;
+}

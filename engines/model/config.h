@@ -91,6 +91,9 @@ int64_t cb_config_active_param_count(const cb_config *cfg);
  * projection when cfg->q8 is not an 8-bit format). total = q8 + scales + kept. */
 typedef struct { size_t q8, scales, kept, total; } cb_weight_split;
 void cb_config_weight_split(const cb_config *cfg, cb_weight_split *out);
+/* Weight bytes one token reads: the total less the routed experts it does not run (their 8-bit scales
+ * included). Equal to the total without routed experts. */
+size_t cb_config_active_weight_bytes(const cb_config *cfg);
 static inline bool cb_config_is_q8(const cb_config *cfg) { return cfg->q8 == CB_F8_E4M3 || cfg->q8 == CB_I8; }
 
 #endif

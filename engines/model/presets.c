@@ -33,13 +33,96 @@ static const scale_spec scales[] = {
 static const char *families[] = { "bamba", "mamba2", "transformer" };
 #define N_FAMILIES 3
 
-int cb_preset_count(void) { return N_SCALES * N_FAMILIES; }
+/* Granite 4.0-H (granitemoehybrid) at the published shapes, and xs/s-scale MoE hybrids whose active
+ * feed-forward width (shared + top_k experts) equals the bamba-xs/-s MLP width. Where each published
+ * number comes from: docs/models.md "Granite presets". */
+typedef struct {
+    const char *name;
+    int d, layers, heads, kv_heads, head_dim, m_heads, m_head_dim, state, shared_ff, experts, top_k, expert_ff, vocab;
+    bool tied;
+    double emb, resid, attn, logits;
+    int attn_at[4], n_attn;
+} granite_spec;
+
+static const granite_spec granites[] = {
+    { "granite-4.0-h-micro", 2048, 40, 32, 8, 64, 64, 64, 128, 8192, 0, 0, 0, 100352, true, 12, 0.22, 0.015625, 8,
+      { 5, 15, 25, 35 }, 4 },
+    { "granite-4.0-h-tiny", 1536, 40, 12, 4, 128, 48, 64, 128, 1024, 64, 6, 512, 100352, true, 12, 0.22, 0.0078125, 6,
+      { 5, 15, 25, 35 }, 4 },
+    { "granite-4.0-h-small", 4096, 40, 32, 8, 128, 128, 64, 128, 1536, 72, 10, 768, 100352, true, 12, 0.22, 0.0078125,
+      16, { 5, 15, 25, 35 }, 4 },
+    { "granite-s", 1024, 32, 8, 2, 128, 32, 64, 128, 1536, 32, 4, 512, 32000, false, 12, 0.22, 0.0078125, 8,
+      { 9, 18, 27 }, 3 },
+    { "granite-xs", 512, 32, 4, 1, 128, 16, 64, 128, 768, 32, 4, 256, 32000, false, 12, 0.22, 0.0078125, 8,
+      { 9, 18, 27 }, 3 },    { "granite-tiny", 256, 8, 4, 1, 64, 8, 64, 64, 256, 8, 2, 256, 4096, false, 12, 0.22, 0.015625, 8, { 3, 7 }, 2 },
+};
+#define N_GRANITES ((int)(sizeof granites / sizeof granites[0]))
+
+int cb_preset_count(void) { return N_SCALES * N_FAMILIES + N_GRANITES; }
 
 const char *cb_preset_name(int i) {
     static char names[N_SCALES * N_FAMILIES][32];
     if (i < 0 || i >= cb_preset_count()) return NULL;
+    if (i >= N_SCALES * N_FAMILIES) return granites[i - N_SCALES * N_FAMILIES].name;
     if (!names[i][0]) snprintf(names[i], sizeof names[i], "%s-%s", families[i % N_FAMILIES], scales[i / N_FAMILIES].scale);
     return names[i];
+}
+
+static void set_mamba(cb_config *cfg, int heads, int head_dim, int state) {
+    cfg->m_heads = heads;
+    cfg->m_head_dim = head_dim;
+    cfg->m_state = state;
+    cfg->m_groups = 1;
+    cfg->m_conv = 4;
+    cfg->m_chunk = 256;
+    cfg->m_d_inner = heads * head_dim;
+    cfg->m_conv_dim = cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state;
+    cfg->m_in_proj_rows = 2 * cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state + cfg->m_heads;
+    cfg->m_proj_bias = false;
+    cfg->m_conv_bias = true;
+    cfg->m_dt_min = 0.0;
+    cfg->m_dt_max = INFINITY;
+}
+
+static void count_layers(cb_config *cfg) {
+    cfg->n_attn_layers = cfg->n_mamba_layers = 0;
+    for (int i = 0; i < cfg->n_layers; i++) {
+        if (cfg->mixer[i] == CB_MIXER_ATTENTION) cfg->n_attn_layers++;
+        else cfg->n_mamba_layers++;
+    }
+    cfg->arch = cfg->n_mamba_layers == 0 ? CB_ARCH_TRANSFORMER : cfg->n_attn_layers == 0 ? CB_ARCH_MAMBA2 : CB_ARCH_HYBRID;
+}
+
+static int granite_config(const granite_spec *g, cb_config *cfg, cb_err *err) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->model_type = CB_MT_GRANITE;
+    snprintf(cfg->model_type_str, sizeof cfg->model_type_str, "granitemoehybrid");
+    cfg->d_model = g->d;
+    cfg->n_layers = g->layers;
+    cfg->vocab = g->vocab;
+    cfg->eps = 1e-5;
+    cfg->tie_embeddings = g->tied;
+    cfg->weights_dtype = CB_BF16;
+    cfg->has_mlp = true;
+    cfg->d_ff = g->shared_ff;
+    cfg->n_experts = g->experts;
+    cfg->top_k = g->top_k;
+    cfg->d_ff_expert = g->expert_ff;
+    cfg->n_heads = g->heads;
+    cfg->n_kv_heads = g->kv_heads;
+    cfg->head_dim = g->head_dim;
+    cfg->rope.type = CB_ROPE_NONE; /* NoPE, as every published Granite 4.0-H */
+    cfg->rope.theta = 10000.0;
+    cfg->rope.factor = cfg->rope.low_freq_factor = cfg->rope.high_freq_factor = 1.0;
+    cfg->embedding_multiplier = g->emb;
+    cfg->residual_multiplier = g->resid;
+    cfg->attn_scale = g->attn;
+    cfg->logits_scaling = g->logits;
+    for (int i = 0; i < g->layers; i++) cfg->mixer[i] = CB_MIXER_MAMBA2;
+    for (int k = 0; k < g->n_attn; k++) cfg->mixer[g->attn_at[k]] = CB_MIXER_ATTENTION;
+    count_layers(cfg);
+    set_mamba(cfg, g->m_heads, g->m_head_dim, g->state);
+    return cb_config_validate(cfg, g->name, err);
 }
 
 static void list_presets(char *buf, size_t n) {
@@ -50,6 +133,8 @@ static void list_presets(char *buf, size_t n) {
 }
 
 int cb_preset_config(const char *name, cb_config *cfg, cb_err *err) {
+    for (int i = 0; i < N_GRANITES; i++)
+        if (strcmp(name, granites[i].name) == 0) return granite_config(&granites[i], cfg, err);
     int idx = -1;
     for (int i = 0; i < cb_preset_count(); i++)
         if (strcmp(name, cb_preset_name(i)) == 0) idx = i;
@@ -82,26 +167,8 @@ int cb_preset_config(const char *name, cb_config *cfg, cb_err *err) {
     for (int i = 0; i < s->layers; i++) cfg->mixer[i] = fam == 2 ? CB_MIXER_ATTENTION : CB_MIXER_MAMBA2;
     if (fam == 0)
         for (int k = 0; k < s->n_attn; k++) cfg->mixer[s->attn[k]] = CB_MIXER_ATTENTION;
-    for (int i = 0; i < s->layers; i++) {
-        if (cfg->mixer[i] == CB_MIXER_ATTENTION) cfg->n_attn_layers++;
-        else cfg->n_mamba_layers++;
-    }
-    cfg->arch = cfg->n_mamba_layers == 0 ? CB_ARCH_TRANSFORMER : cfg->n_attn_layers == 0 ? CB_ARCH_MAMBA2 : CB_ARCH_HYBRID;
-    if (fam != 2) {
-        cfg->m_heads = s->m_heads;
-        cfg->m_head_dim = s->m_head_dim;
-        cfg->m_state = s->state;
-        cfg->m_groups = 1;
-        cfg->m_conv = 4;
-        cfg->m_chunk = 256;
-        cfg->m_d_inner = s->m_heads * s->m_head_dim;
-        cfg->m_conv_dim = cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state;
-        cfg->m_in_proj_rows = 2 * cfg->m_d_inner + 2 * cfg->m_groups * cfg->m_state + cfg->m_heads;
-        cfg->m_proj_bias = false;
-        cfg->m_conv_bias = true;
-        cfg->m_dt_min = 0.0;
-        cfg->m_dt_max = INFINITY;
-    }
+    count_layers(cfg);
+    if (fam != 2) set_mamba(cfg, s->m_heads, s->m_head_dim, s->state);
     return cb_config_validate(cfg, name, err);
 }
 
@@ -144,6 +211,21 @@ static int add(spec_list *l, init_kind k, float scale, int ndim, int64_t a, int6
     return 0;
 }
 
+/* A stacked SwiGLU (gate|up in one input_linear, granitemoehybrid's shared expert) and the routed experts
+ * of the family's moe module, after the feed-forward norm. */
+static int stacked_ffn_specs(const cb_config *c, const cb_tensor_names *nm, spec_list *l, const char *root, float res) {
+    const int64_t d = c->d_model, f = c->d_ff, E = c->n_experts, fe = c->d_ff_expert;
+    int r = 0;
+    r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.%s", root, nm->ff_norm);
+    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, 2 * f, d, 0, "%s.%s.input_linear.weight", root, nm->ff);
+    r |= add(l, INIT_UNIFORM, res / sqrtf((float)f), 2, d, f, 0, "%s.%s.output_linear.weight", root, nm->ff);
+    if (E == 0 || !nm->moe) return r;
+    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, E, d, 0, "%s.%s.router.layer.weight", root, nm->moe);
+    r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 3, E, 2 * fe, d, "%s.%s.input_linear.weight", root, nm->moe);
+    r |= add(l, INIT_UNIFORM, res / sqrtf((float)fe), 3, E, d, fe, "%s.%s.output_linear.weight", root, nm->moe);
+    return r;
+}
+
 static int build_specs(const cb_config *c, spec_list *l) {
     const cb_tensor_names *nm = &cb_family_for(c)->names; /* checked by the caller */
     const int64_t d = c->d_model;
@@ -184,7 +266,9 @@ static int build_specs(const cb_config *c, spec_list *l) {
             r |= add(l, INIT_UNIFORM, res / sqrtf((float)c->m_d_inner), 2, d, c->m_d_inner, 0, "%s.%s.out_proj.weight", root, mx);
             if (c->m_proj_bias) r |= add(l, INIT_UNIFORM, 0.02f, 1, d, 0, 0, "%s.%s.out_proj.bias", root, mx);
         }
-        if (c->has_mlp) {
+        if (c->has_mlp && nm->gate_up_stacked) {
+            r |= stacked_ffn_specs(c, nm, l, root, res);
+        } else if (c->has_mlp) {
             const char *mlp = nm->ff;
             r |= add(l, INIT_ONE_PLUS, 0.05f, 1, d, 0, 0, "%s.%s", root, nm->ff_norm);
             r |= add(l, INIT_UNIFORM, 1.0f / sqrtf((float)d), 2, c->d_ff, d, 0, "%s.%s.gate_proj.weight", root, mlp);
@@ -272,7 +356,7 @@ static void gen_bf16_values(const spec *s, int tensor_index, uint64_t seed, size
 /* A linear projection generated straight into 8 bits: blocks of rows are generated (bf16-rounded
  * fp32, one block per thread at a time) and quantised per row; no full-precision copy exists. */
 static int fill_q8(void *base, const spec *s, const spec *sc, int tensor_index, uint64_t seed, cb_err *err) {
-    const int64_t rows = s->shape[0], cols = s->shape[1];
+    const int64_t rows = s->ndim == 3 ? s->shape[0] * s->shape[1] : s->shape[0], cols = s->shape[s->ndim - 1];
     const int64_t per = CB_MAX((int64_t)1, (int64_t)CHUNK / cols), nblocks = (rows + per - 1) / per;
     int bad = 0;
     cb_err first = { "" };
@@ -306,8 +390,12 @@ static int tensor_name_cmp(const void *a, const void *b) {
     return strcmp(((const cb_tensor *)a)->name, ((const cb_tensor *)b)->name);
 }
 
-/* Is spec s a linear projection (quantised in an 8-bit preset)? Every matrix but the embeddings. */
-static bool is_linear(const spec *s) { return s->ndim == 2 && !strstr(s->name, "embed"); }
+/* Is spec s a linear projection (quantised in an 8-bit preset)? Every matrix but the embeddings and the
+ * MoE router, and the 3-D expert tensors (per row over (expert, output row)). */
+static bool is_linear(const spec *s) {
+    if (strstr(s->name, "embed") || strstr(s->name, "router")) return false;
+    return s->ndim == 2 || (s->ndim == 3 && strstr(s->name, "block_sparse_moe"));
+}
 
 /* fill = false: the tensors are bound to an untouched, unreserved anonymous mapping (zero pages on read)
  * instead of being generated: the shapes an engine's create() checks, without the weights' memory or time. */
@@ -344,7 +432,8 @@ static int preset_build(const char *name, uint64_t seed, cb_dtype dtype, bool fi
         if (!cb_dtype_is_q8(l.v[i].dt)) continue;
         char wname[sizeof l.v[i].name];
         memcpy(wname, l.v[i].name, sizeof wname); /* add() may move l.v */
-        if (add(&l, INIT_UNIFORM, 0, 2, l.v[i].shape[0], 1, 0, "%s_scale", wname)) {
+        const int64_t rows = l.v[i].ndim == 3 ? l.v[i].shape[0] * l.v[i].shape[1] : l.v[i].shape[0];
+        if (add(&l, INIT_UNIFORM, 0, 2, rows, 1, 0, "%s_scale", wname)) {
             free(l.v);
             cb_err_set(err, "preset %s: out of memory", name);
             return -1;

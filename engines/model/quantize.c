@@ -44,7 +44,8 @@ typedef struct {
 } linear_ref;
 
 #define LINEARS_PER_LAYER 11
-#define MAX_LINEARS (LINEARS_PER_LAYER * CB_MAX_LAYERS + 1)
+#define MAX_LINEARS CB_MAX_LINEARS
+_Static_assert(CB_MAX_LINEARS == LINEARS_PER_LAYER * CB_MAX_LAYERS + 1, "quantize.h's bound");
 
 /* The routed experts are linears too (quantised per row over (expert, output row)); the router is not. */
 static int list_linears(cb_model *m, linear_ref *out) {

@@ -41,7 +41,9 @@ int cb_model_dequantize(cb_model *m, cb_err *err);
 int cb_model_note_q8(cb_model *m, cb_err *err);
 
 /* Pointers to the model's quantisable linear projections (attention q/k/v/o, Mamba2 in/out_proj, MLP,
- * untied lm_head) that are bound; returns how many (at most max). */
+ * routed experts, untied lm_head) that are bound; returns how many (at most max). A tensor may hold
+ * two (granite's shared_mlp.input_linear: gate rows, then up rows). */
+#define CB_MAX_LINEARS (11 * CB_MAX_LAYERS + 1)
 int cb_model_linears(cb_model *m, cb_weight **out, int max);
 
 /* Free the buffers cb_model_quantize / cb_quantized_bind allocated (safe to call twice, or on a model

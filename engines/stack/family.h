@@ -7,7 +7,8 @@
 
 #include "../engine.h"
 
-/* The feed-forward block after each layer's mixer (a mixture-of-experts block is the next kind). */
+/* The feed-forward block after each layer's mixer. CB_FF_SWIGLU: the SwiGLU MLP, followed by the routed
+ * experts (layers/moe.h) when the config has num_local_experts > 0 and the family names a moe module. */
 typedef enum { CB_FF_NONE = 0, CB_FF_SWIGLU } cb_ff_kind;
 
 /* Which mixers a family's layers may use (bits; cfg->mixer[i] says which each layer has). */

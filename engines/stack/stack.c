@@ -12,6 +12,7 @@
 #include "../layers/linear.h"
 #include "../layers/mamba2_mixer.h"
 #include "../layers/mlp.h"
+#include "../layers/moe.h"
 #include "../layers/scratch.h"
 #include "family.h"
 
@@ -41,9 +42,21 @@ static size_t own_scratch_bytes(const cb_config *cfg, const cb_engine_opts *o) {
     return 3 * (size_t)stack_rows(o) * (size_t)cfg->d_model * sizeof(float);
 }
 
-/* The feed-forward's share of the scratch arena (the mixers reserve theirs). */
+/* The feed-forward's share of the scratch arena (the mixers reserve theirs): the MLP and the routed
+ * experts run one after the other and share it. */
 static size_t ff_scratch_bytes(const cb_config *cfg, const cb_engine_opts *o) {
-    return cfg->has_mlp ? cb_mlp_scratch_floats(cfg, stack_rows(o)) * sizeof(float) : 0;
+    size_t mlp = cfg->has_mlp ? cb_mlp_scratch_floats(cfg, stack_rows(o)) : 0;
+    return CB_MAX(mlp, cb_moe_scratch_floats(cfg, stack_rows(o))) * sizeof(float);
+}
+
+/* muP multipliers (docs/models.md): a config built in code leaves them 0, which means 1. */
+static float multiplier(double m) { return m > 0 ? (float)m : 1.0f; }
+
+/* x += a * y, exactly cb_add when a == 1 (the families without a residual multiplier). */
+static void add_residual(int64_t n, float *x, float *y, float a) {
+    if (a != 1.0f)
+        for (int64_t i = 0; i < n; i++) y[i] *= a;
+    cb_add(n, x, y);
 }
 
 static size_t param_bytes(const cb_config *cfg) {
@@ -116,7 +129,7 @@ int cb_stack_create(const cb_model *m, const cb_engine_opts *o, cb_engine **out,
     if (!(s->len = cb_calloc((size_t)o->max_batch * sizeof(int64_t), err)) || !(s->x = cb_alloc(buf, err)) ||
         !(s->h = cb_alloc(buf, err)) || !(s->y = cb_alloc(buf, err)))
         goto fail;
-    if (s->cfg.has_mlp) {
+    if (s->cfg.has_mlp || s->cfg.n_experts > 0) {
         size_t need = ff_scratch_bytes(&s->cfg, o);
         if (cb_scratch_reserve(need, err)) goto fail;
         s->ff_reserved = need;
@@ -142,12 +155,15 @@ fail:
 static void embed_rows(const cb_engine *s, const int32_t *tokens, int n, float *x) {
     const cb_weight *e = &s->m->embed;
     int d = s->cfg.d_model;
+    const float mult = multiplier(s->cfg.embedding_multiplier);
     for (int r = 0; r < n; r++) {
         size_t base = (size_t)tokens[r] * (size_t)d;
         float *dst = x + (size_t)r * d;
         if (e->dtype == CB_F32) memcpy(dst, (const float *)e->data + base, (size_t)d * sizeof(float));
         else
             for (int i = 0; i < d; i++) dst[i] = cb_load_f32(e->data, e->dtype, base + (size_t)i);
+        if (mult != 1.0f)
+            for (int i = 0; i < d; i++) dst[i] *= mult;
     }
 }
 
@@ -165,6 +181,9 @@ static void head(cb_engine *s, int n, const float *x, float *logits) {
     const cb_config *c = &s->cfg;
     cb_rmsnorm(n, c->d_model, x, c->d_model, &s->m->final_norm, c->eps, s->h, c->d_model);
     cb_linear(s->o.mode, n, s->h, c->d_model, &s->m->lm_head, NULL, logits, c->vocab);
+    const float div = multiplier(c->logits_scaling); /* granitemoehybrid's logits_scaling */
+    if (div != 1.0f)
+        for (int64_t i = 0; i < (int64_t)n * c->vocab; i++) logits[i] /= div;
 }
 
 /* x += mixer(norm(x)) for layer i. seqs == NULL: prefill of n tokens of sequence `seq`; else a decode
@@ -180,10 +199,11 @@ static void mixer_step(cb_engine *s, int i, int seq, const int *seqs, const int6
         if (seqs) cb_mamba_decode(s->mamba[i], n, seqs, s->h, s->y);
         else cb_mamba_prefill(s->mamba[i], seq, s->h, n, s->y);
     }
-    cb_add((int64_t)n * d, s->x, s->y);
+    add_residual((int64_t)n * d, s->x, s->y, multiplier(c->residual_multiplier));
 }
 
-/* x += feed_forward(norm(x)) for layer i, the family's kind (a mixture of experts adds a case here). */
+/* x += feed_forward(norm(x)) for layer i, the family's kind: the SwiGLU MLP (granitemoehybrid's shared
+ * expert), plus the routed experts where the config has them (layers/moe.h). */
 static void ff_step(cb_engine *s, int i, int n) {
     const cb_config *c = &s->cfg;
     const cb_layer_weights *lw = &s->m->layers[i];
@@ -193,9 +213,10 @@ static void ff_step(cb_engine *s, int i, int n) {
     case CB_FF_SWIGLU:
         cb_rmsnorm(n, d, s->x, d, &lw->ff_norm, c->eps, s->h, d);
         cb_mlp_forward(c, &lw->mlp, s->o.mode, n, s->h, s->y, cb_scratch_get());
+        if (c->n_experts > 0) cb_moe_forward(c, &lw->moe, s->o.mode, n, s->h, s->y, cb_scratch_get());
         break;
     }
-    cb_add((int64_t)n * d, s->x, s->y);
+    add_residual((int64_t)n * d, s->x, s->y, multiplier(c->residual_multiplier));
 }
 
 /* x[n, d] through every layer; a prefill's residual stream is captured when asked (verify --layers). */

@@ -16,7 +16,7 @@
 
 /* The schema version (PRAGMA user_version): the newest `since` below, or of store.c's migrations of the
  * other tables. */
-#define CB_SCHEMA_VERSION 7
+#define CB_SCHEMA_VERSION 9
 
 /* X(name, decl, since, kind, has_value, value, doc) */
 #define CB_POINT_COLUMNS(X)                                                                                            \
@@ -80,7 +80,8 @@
       "SDE bytes (weights + KV read/written + state) / timed seconds")                                                 \
     X(arith_intensity, "REAL", 1, REAL, 1, rec->rates.arith_intensity, "flops / byte")                                 \
     X(pct_peak_flops, "REAL", 1, REAL, 1, rec->rates.pct_peak_flops,                                                   \
-      "100 * gflops_per_s / the compute peak at the point's threads: the workload's `peak_gflops`, else "              \
+      "100 * gflops_per_s / the compute peak at the point's threads: the workload's `peak_gflops`, else the roof "     \
+      "of the path that ran: `roof_amx_gflops(_1t)` for prefill phases on the amx path with bf16 weights, else "       \
       "`roof_fma_gflops_1t` for 1 thread, `roof_fma_gflops` for more")                                                 \
     X(pct_peak_bw, "REAL", 1, REAL, 1, rec->rates.pct_peak_bw,                                                         \
       "100 * gbytes_per_s / the bandwidth at the point's threads: the workload's `peak_gbps`, else the triad roof (1 " \
@@ -100,7 +101,12 @@
       "when no rate was known yet; against seconds_total it shows how good the estimates are")                         \
     X(source, "TEXT NOT NULL DEFAULT 'ctxbench'", 7, TEXT, 1, rec->source ? rec->source : "ctxbench",                 \
       "who measured the point: `ctxbench` (a sweep), or `peer` (imported from another tool by `ctxbench import`, "    \
-      "engine = the tool's name, details in `peer_tests`; docs/peers.md)")
+      "engine = the tool's name, details in `peer_tests`; docs/peers.md)")                                                                                        \
+    X(params_total, "INTEGER", 9, INT, rec->params_total > 0, rec->params_total,                                       \
+      "the model's parameters, every routed expert included (from its config); NULL when the config did not load")     \
+    X(params_active, "INTEGER", 9, INT, rec->params_active > 0, rec->params_active,                                    \
+      "the parameters one token reads: params_total less the routed experts it does not run (equal to params_total "   \
+      "without routed experts)")
 
 typedef enum { CB_COL_KEY, CB_COL_INT, CB_COL_REAL, CB_COL_TEXT } cb_col_kind;
 

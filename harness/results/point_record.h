@@ -67,6 +67,7 @@ typedef struct {
     const cb_point_def *def;
     const cb_point_result *r;
     cb_point_rates rates;
+    int64_t params_total, params_active; /* from the model's config; 0 when it did not load */
     const char *resume_hash, *resume_commit; /* non-NULL (--resume): this key's earlier failed / time-refused rows go */
 } cb_point_record;
 

@@ -82,7 +82,7 @@ static const cb_view views[] = {
      "       t.tokens_per_s AS baseline_tokens_per_s,\n"
      "       COALESCE(e.refused_bytes, t.refused_bytes) AS refused_bytes,\n"
      "       COALESCE(e.refused_seconds, t.refused_seconds) AS refused_seconds,\n"
-     "       e.id AS point_id, t.id AS baseline_point_id\n"
+     "       e.id AS point_id, t.id AS baseline_point_id, e.params_total, e.params_active\n"
      "FROM points e JOIN points t\n"
      "  ON t.run_id = e.run_id AND t.arch = 'transformer' AND e.arch <> 'transformer'\n"
      " AND substr(t.model, instr(t.model, '-')) = substr(e.model, instr(e.model, '-'))\n"
@@ -100,10 +100,32 @@ static const cb_view views[] = {
      "            ELSE baseline_seconds / seconds END AS speedup,\n"
      "       CASE WHEN phase <> 'throughput' THEN baseline_ci_lo / ci_hi END AS speedup_lo,\n"
      "       CASE WHEN phase <> 'throughput' THEN baseline_ci_hi / ci_lo END AS speedup_hi,\n"
-     "       label, baseline_label, pair_label, point_id, baseline_point_id\n"
+     "       label, baseline_label, pair_label, point_id, baseline_point_id, params_total, params_active\n"
      "FROM arch_pairs\n"
      "WHERE pair_label IN ('measured','sampled','analytic') AND seconds > 0 AND baseline_seconds > 0\n"
      "  AND (phase <> 'throughput' OR pair_label = 'measured')"},
+    /* A mixture-of-experts hybrid (params_active < params_total) against a dense hybrid of the same run
+     * and the same phase, context, batch, threads, mode, dtypes and fill, when the two have equal active
+     * parameters (within 2 %: the same bytes read per token) or equal total parameters (within 20 %: the
+     * same weight memory). speedup = dense time / MoE time; the interval as in speedup. Measured and
+     * sampled points only. */
+    {"moe_pairs",
+     "SELECT g.run_id, g.engine, g.model, b.model AS baseline_model,\n"
+     "       CASE WHEN abs(g.params_active - b.params_active) <= 0.02 * b.params_active THEN 'active' ELSE 'total'\n"
+     "            END AS matched_on,\n"
+     "       g.params_total, g.params_active, b.params_total AS baseline_params_total, g.phase, g.context, g.batch,\n"
+     "       g.threads, g.mode, g.weight_dtype, g.kv_dtype, g.median AS seconds, b.median AS baseline_seconds,\n"
+     "       b.median / g.median AS speedup, b.ci_lo / g.ci_hi AS speedup_lo, b.ci_hi / g.ci_lo AS speedup_hi,\n"
+     "       g.label, b.label AS baseline_label, g.id AS point_id, b.id AS baseline_point_id\n"
+     "FROM points g JOIN points b\n"
+     "  ON b.run_id = g.run_id AND g.arch = 'hybrid' AND b.arch = 'hybrid'\n"
+     " AND g.params_active < g.params_total AND b.params_active = b.params_total\n"
+     " AND (abs(g.params_active - b.params_active) <= 0.02 * b.params_active\n"
+     "      OR abs(g.params_total - b.params_total) <= 0.2 * b.params_total)\n"
+     " AND b.phase = g.phase AND b.context = g.context AND b.batch = g.batch AND b.threads = g.threads\n"
+     " AND b.mode = g.mode AND b.weight_dtype = g.weight_dtype AND b.kv_dtype = g.kv_dtype AND b.fill = g.fill\n"
+     "WHERE g.phase IN ('prefill', 'decode', 'prefill_chunk') AND g.label IN ('measured', 'sampled')\n"
+     "  AND b.label IN ('measured', 'sampled') AND g.median > 0 AND b.median > 0"},
     /* 8-bit weights against bf16: each model's latest measured 8-bit point and the latest measured bf16
      * point of the same model, phase, depth, batch, threads, mode and KV dtype (8-bit runs are separate
      * runs, so any run). speedup = bf16 time / 8-bit time (> 1: 8-bit faster). */
