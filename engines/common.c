@@ -112,3 +112,12 @@ double cb_now_seconds(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+void cb_registry_add(cb_registry *r, const void *p, const char *what) {
+    if (r->n == CB_REGISTRY_MAX) {
+        fprintf(stderr, "ctxbench: more than %d %s registered (raise CB_REGISTRY_MAX in engines/common.h)\n",
+                CB_REGISTRY_MAX, what);
+        exit(1);
+    }
+    r->item[r->n++] = p;
+}

@@ -71,6 +71,15 @@ static inline float cb_rng_uniform(cb_rng *r) {
 
 double cb_now_seconds(void); /* CLOCK_MONOTONIC */
 
+/* A list of registered pointers (engines, model families), filled by constructors before main. */
+#define CB_REGISTRY_MAX 32
+typedef struct {
+    const void *item[CB_REGISTRY_MAX];
+    int n;
+} cb_registry;
+/* Appends p; a full registry is a build error of the program: it says so, naming `what`, and exits 1. */
+void cb_registry_add(cb_registry *r, const void *p, const char *what);
+
 #define CB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CB_MAX(a, b) ((a) > (b) ? (a) : (b))
 

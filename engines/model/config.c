@@ -77,15 +77,21 @@ static int as_double(const json_t *v, double *out) {
     return -1;
 }
 
+/* An absent key: 1 when it may be (the caller takes its default), -1 with the error when it is required;
+ * 0 when present. */
+static int absent(ctx *c, const json_t *v, const char *key, bool required, const char *expected) {
+    if (!is_absent(v)) return 0;
+    if (!required) return 1;
+    cb_err_set(c->err, "%s: missing required key \"%s\" (expected %s)", c->origin, key, expected);
+    return -1;
+}
+
 static int get_int(ctx *c, const json_t *obj, const char *key, bool required, int def, int *out) {
     const json_t *v = json_object_get(obj, key);
-    if (is_absent(v)) {
-        if (required) {
-            cb_err_set(c->err, "%s: missing required key \"%s\" (expected an integer)", c->origin, key);
-            return -1;
-        }
+    int a = absent(c, v, key, required, "an integer");
+    if (a) {
         *out = def;
-        return 0;
+        return a > 0 ? 0 : -1;
     }
     double d;
     if (json_is_integer(v)) d = (double)json_integer_value(v);
@@ -105,13 +111,10 @@ static int get_int(ctx *c, const json_t *obj, const char *key, bool required, in
 
 static int get_double(ctx *c, const json_t *obj, const char *key, bool required, double def, double *out) {
     const json_t *v = json_object_get(obj, key);
-    if (is_absent(v)) {
-        if (required) {
-            cb_err_set(c->err, "%s: missing required key \"%s\" (expected a number)", c->origin, key);
-            return -1;
-        }
+    int a = absent(c, v, key, required, "a number");
+    if (a) {
         *out = def;
-        return 0;
+        return a > 0 ? 0 : -1;
     }
     if (as_double(v, out) != 0) {
         cb_err_set(c->err, "%s: key \"%s\": expected a number", c->origin, key);
@@ -672,6 +675,20 @@ static json_t *num_or_inf(double v) {
     return json_real(v);
 }
 
+/* The Mamba2 mixer's keys as mamba2 (spelling 0) or bamba / granitemoehybrid (spelling 1) name them. */
+static void write_mamba_keys(json_t *o, const cb_config *cfg, int expand, int spelling) {
+    static const char *const keys[2][9] = {
+        { "num_heads", "head_dim", "state_size", "n_groups", "conv_kernel", "expand", "chunk_size", "use_bias",
+          "use_conv_bias" },
+        { "mamba_n_heads", "mamba_d_head", "mamba_d_state", "mamba_n_groups", "mamba_d_conv", "mamba_expand",
+          "mamba_chunk_size", "mamba_proj_bias", "mamba_conv_bias" },
+    };
+    const int ints[7] = { cfg->m_heads, cfg->m_head_dim, cfg->m_state, cfg->m_groups, cfg->m_conv, expand, cfg->m_chunk };
+    for (int k = 0; k < 7; k++) json_object_set_new(o, keys[spelling][k], json_integer(ints[k]));
+    json_object_set_new(o, keys[spelling][7], json_boolean(cfg->m_proj_bias));
+    json_object_set_new(o, keys[spelling][8], json_boolean(cfg->m_conv_bias));
+}
+
 int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err) {
     json_t *o = json_object();
     json_object_set_new(o, "model_type", json_string(cfg->model_type_str));
@@ -730,15 +747,7 @@ int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err) {
     json_array_append_new(tsl, num_or_inf(cfg->m_dt_max));
     if (cfg->model_type == CB_MT_MAMBA2) {
         json_object_set_new(o, "layer_norm_epsilon", json_real(cfg->eps));
-        json_object_set_new(o, "num_heads", json_integer(cfg->m_heads));
-        json_object_set_new(o, "head_dim", json_integer(cfg->m_head_dim));
-        json_object_set_new(o, "state_size", json_integer(cfg->m_state));
-        json_object_set_new(o, "n_groups", json_integer(cfg->m_groups));
-        json_object_set_new(o, "conv_kernel", json_integer(cfg->m_conv));
-        json_object_set_new(o, "expand", json_integer(expand));
-        json_object_set_new(o, "chunk_size", json_integer(cfg->m_chunk));
-        json_object_set_new(o, "use_bias", json_boolean(cfg->m_proj_bias));
-        json_object_set_new(o, "use_conv_bias", json_boolean(cfg->m_conv_bias));
+        write_mamba_keys(o, cfg, expand, 0);
         json_object_set_new(o, "time_step_limit", tsl);
     } else {
         json_object_set_new(o, "rms_norm_eps", json_real(cfg->eps));
@@ -754,15 +763,7 @@ int cb_config_write_json(const cb_config *cfg, const char *path, cb_err *err) {
                     json_array_append_new(lt, json_string(cfg->mixer[i] == CB_MIXER_ATTENTION ? "attention" : "mamba"));
                 json_object_set_new(o, "layer_types", lt);
             }
-            json_object_set_new(o, "mamba_n_heads", json_integer(cfg->m_heads));
-            json_object_set_new(o, "mamba_d_head", json_integer(cfg->m_head_dim));
-            json_object_set_new(o, "mamba_d_state", json_integer(cfg->m_state));
-            json_object_set_new(o, "mamba_n_groups", json_integer(cfg->m_groups));
-            json_object_set_new(o, "mamba_d_conv", json_integer(cfg->m_conv));
-            json_object_set_new(o, "mamba_expand", json_integer(expand));
-            json_object_set_new(o, "mamba_chunk_size", json_integer(cfg->m_chunk));
-            json_object_set_new(o, "mamba_proj_bias", json_boolean(cfg->m_proj_bias));
-            json_object_set_new(o, "mamba_conv_bias", json_boolean(cfg->m_conv_bias));
+            write_mamba_keys(o, cfg, expand, 1);
             json_object_set_new(o, "time_step_limit", tsl);
             tsl = NULL;
         }

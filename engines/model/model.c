@@ -24,6 +24,18 @@ static void fmt_shape(char *buf, size_t n, const int64_t *shape, int ndim) {
     if (o < n) snprintf(buf + o, n - o, "]");
 }
 
+/* Whether t has exactly `shape`; else an error naming the tensor, the expected and the found shape. */
+static int check_shape(binder *b, const cb_tensor *t, const char *name, int ndim, const int64_t *shape) {
+    bool ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+    if (ok) return 0;
+    char want[128], found[128];
+    fmt_shape(want, sizeof want, shape, ndim);
+    fmt_shape(found, sizeof found, t->shape, t->ndim);
+    cb_err_set(b->err, "%s: tensor %s: expected shape %s, found %s", tensor_file(b->m, t), name, want, found);
+    return -1;
+}
+
 /* Find `name` and check its shape; ndim 1 -> vector, 2 -> matrix, 3 -> conv [rows, 1, cols]. */
 static int bind_shape(binder *b, const char *name, int ndim, const int64_t *shape, bool optional, cb_weight *w) {
     memset(w, 0, sizeof *w);
@@ -35,15 +47,7 @@ static int bind_shape(binder *b, const char *name, int ndim, const int64_t *shap
         cb_err_set(b->err, "%s: tensor %s: missing (expected shape %s)", b->origin, name, want);
         return -1;
     }
-    bool ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
-    if (!ok) {
-        char want[128], found[128];
-        fmt_shape(want, sizeof want, shape, ndim);
-        fmt_shape(found, sizeof found, t->shape, t->ndim);
-        cb_err_set(b->err, "%s: tensor %s: expected shape %s, found %s", tensor_file(b->m, t), name, want, found);
-        return -1;
-    }
+    if (check_shape(b, t, name, ndim, shape)) return -1;
     if (t->dtype != CB_F32 && t->dtype != CB_F16 && t->dtype != CB_BF16) {
         cb_err_set(b->err, "%s: tensor %s: dtype %s not supported for weights (expected F32, F16 or BF16)",
                    tensor_file(b->m, t), name, cb_dtype_safetensors_name(t->dtype));
@@ -67,20 +71,13 @@ static int bind_vec(binder *b, const char *name, int64_t n, bool optional, cb_we
     return bind_shape(b, name, 1, s, optional, w);
 }
 
-/* A linear projection [rows, cols]: f32/f16/bf16 as any weight, or already 8-bit (F8_E4M3 / I8 with its
- * `<name>_scale` companion, docs/quantization.md), bound through cb_quantized_bind. */
-static int bind_lin(binder *b, const char *name, int64_t rows, int64_t cols, cb_weight *w) {
-    cb_tensor *t = (cb_tensor *)cb_st_find(&b->m->st, name);
-    if (!t || (t->dtype != CB_F8_E4M3 && t->dtype != CB_I8)) return bind_mat(b, name, rows, cols, false, w);
+static bool is_8bit(const cb_tensor *t) { return t && (t->dtype == CB_F8_E4M3 || t->dtype == CB_I8); }
+
+/* An 8-bit tensor t (F8_E4M3 / I8 with its `<name>_scale` companion, docs/quantization.md) of the given
+ * shape, bound through cb_quantized_bind: a matrix whose rows run over all but the last dimension. */
+static int bind_8bit(binder *b, cb_tensor *t, const char *name, int ndim, const int64_t *shape, cb_weight *w) {
     memset(w, 0, sizeof *w);
-    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols) {
-        int64_t s[2] = { rows, cols };
-        char want[128], found[128];
-        fmt_shape(want, sizeof want, s, 2);
-        fmt_shape(found, sizeof found, t->shape, t->ndim);
-        cb_err_set(b->err, "%s: tensor %s: expected shape %s, found %s", tensor_file(b->m, t), name, want, found);
-        return -1;
-    }
+    if (check_shape(b, t, name, ndim, shape)) return -1;
     cb_err inner = { "" };
     if (cb_quantized_bind(b->m, t, cb_quantized_find_scale(b->m, name), name, w, &inner)) {
         cb_err_set(b->err, "%s: %s", tensor_file(b->m, t), inner.msg);
@@ -88,6 +85,14 @@ static int bind_lin(binder *b, const char *name, int64_t rows, int64_t cols, cb_
     }
     b->m->weight_bytes += cb_weight_bytes(w); /* codes + per-row scales */
     return 0;
+}
+
+/* A linear projection [rows, cols]: f32/f16/bf16 as any weight, or already 8-bit. */
+static int bind_lin(binder *b, const char *name, int64_t rows, int64_t cols, cb_weight *w) {
+    cb_tensor *t = (cb_tensor *)cb_st_find(&b->m->st, name);
+    if (!is_8bit(t)) return bind_mat(b, name, rows, cols, false, w);
+    const int64_t shape[2] = { rows, cols };
+    return bind_8bit(b, t, name, 2, shape, w);
 }
 
 static int bind_attn(binder *b, const char *p, cb_attn_weights *a) {
@@ -137,25 +142,9 @@ static int bind_shared_mlp(binder *b, const char *p, cb_mlp_weights *w) {
 static int bind_experts(binder *b, const char *name, int64_t E, int64_t rows, int64_t cols, cb_weight *w) {
     cb_tensor *t = (cb_tensor *)cb_st_find(&b->m->st, name);
     int64_t shape[3] = { E, rows, cols };
-    if (!t || (t->dtype != CB_F8_E4M3 && t->dtype != CB_I8)) {
-        if (bind_shape(b, name, 3, shape, false, w)) return -1;
-        w->rows = E * rows;
-        return 0;
-    }
-    memset(w, 0, sizeof *w);
-    if (t->ndim != 3 || t->shape[0] != E || t->shape[1] != rows || t->shape[2] != cols) {
-        char want[128], found[128];
-        fmt_shape(want, sizeof want, shape, 3);
-        fmt_shape(found, sizeof found, t->shape, t->ndim);
-        cb_err_set(b->err, "%s: tensor %s: expected shape %s, found %s", tensor_file(b->m, t), name, want, found);
-        return -1;
-    }
-    cb_err inner = { "" };
-    if (cb_quantized_bind(b->m, t, cb_quantized_find_scale(b->m, name), name, w, &inner)) {
-        cb_err_set(b->err, "%s: %s", tensor_file(b->m, t), inner.msg);
-        return -1;
-    }
-    b->m->weight_bytes += t->nbytes + (size_t)(E * rows) * sizeof(float);
+    if (is_8bit(t)) return bind_8bit(b, t, name, 3, shape, w);
+    if (bind_shape(b, name, 3, shape, false, w)) return -1;
+    w->rows = E * rows;
     return 0;
 }
 

@@ -1,17 +1,15 @@
 /* The family registry (filled by CB_REGISTER_FAMILY constructors) and the shared supports() rule. */
 #include "family.h"
 
-#define CB_MAX_FAMILIES 32
-static const cb_family *families[CB_MAX_FAMILIES];
-static int n_families;
+static cb_registry families;
 
-void cb_family_register(const cb_family *f) {
-    if (n_families < CB_MAX_FAMILIES) families[n_families++] = f;
-}
+void cb_family_register(const cb_family *f) { cb_registry_add(&families, f, "model families"); }
 
 const cb_family *cb_family_for(const cb_config *cfg) {
-    for (int i = 0; i < n_families; i++)
-        if (families[i]->model_type == cfg->model_type) return families[i];
+    for (int i = 0; i < families.n; i++) {
+        const cb_family *f = families.item[i];
+        if (f->model_type == cfg->model_type) return f;
+    }
     return NULL;
 }
 
