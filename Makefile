@@ -22,7 +22,7 @@ CRITERION_LIBS = -lcriterion
 BLAS_LIBS = -lopenblas -ldnnl
 
 ENGINE_SRC  = $(wildcard engines/*.c engines/*/*.c)
-HARNESS_SRC = $(filter-out harness/main.c,$(wildcard harness/*.c harness/*/*.c))
+HARNESS_SRC = $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c))
 LIB_SRC     = $(ENGINE_SRC) $(HARNESS_SRC)
 LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC    = $(wildcard tests/*.c)
@@ -54,12 +54,12 @@ $(BUILD)/build_info_gen.h: FORCE
 	@mkdir -p $(BUILD); printf '#define CB_GIT_COMMIT "%s"\n#define CB_CFLAGS "%s"\n#define CB_AVX512_FLAGS "%s"\n' \
 	    "$$(git describe --always --dirty 2>/dev/null || echo unknown)" "$(strip $(CFLAGS_COMMON))" "$(AVX512_FLAGS)" >$@.tmp; \
 	    if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
-$(BUILD)/harness/build_info.o: harness/build_info.c $(BUILD)/build_info_gen.h
+$(BUILD)/harness/measure/build_info.o: harness/measure/build_info.c $(BUILD)/build_info_gen.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I$(BUILD) -c $< -o $@
 FORCE:
 
-$(BUILD)/ctxbench: $(BUILD)/harness/main.o $(LIB_OBJ)
+$(BUILD)/ctxbench: $(BUILD)/harness/cli/main.o $(LIB_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)
 	@ln -sf $(BUILD)/ctxbench ctxbench 2>/dev/null || true
 

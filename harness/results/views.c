@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../store.h"
+#include "store.h"
 
 /* The timed work a point's median is the time of, in tokens: tokens_per_s = work / median (derive.c). */
 #define TOKENS_PER_MEDIAN "(p.tokens_per_s * p.median)"
