@@ -1,13 +1,14 @@
 # ctxbench build. Portable code is compiled for baseline x86-64; files named *_avx512.c are compiled
 # with AVX-512 (+BF16) enabled, *_amx.c with AVX-512 + AMX; each is only called after its CPUID (and, for
 # AMX, OS permission) check in engines/kernels/cpu.c.
-#   make            build build/ctxbench
+#   make            check the Debian packages (scripts/install-deps.sh --check), build build/ctxbench
 #   make test       install missing packages, build and run the Criterion suite
 #   make test-cluster  a real Slurm job array on a one-node cluster on localhost
 #   make demo       install missing packages, run the default workload end to end
 #   make bench      kernel and engine benchmarks (vs OpenBLAS and the measured machine peak);
 #                   BENCH_ARGS=... picks the kernel section, BENCH_ENGINES=0 skips the engine half
 #   make asan       ASan + UBSan build of the tests, run
+#   make fuzz       the libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each (docs/promises.md)
 
 CC      ?= gcc
 BUILD   ?= build
@@ -31,7 +32,11 @@ BENCH_SRC   = $(wildcard bench/*.c)
 BENCH_OBJ   = $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test test-cluster demo bench asan clean valgrind FORCE
-all: $(BUILD)/ctxbench
+# A plain `make` first checks the Debian packages (installing nothing): a missing one is named with the
+# command that installs it, instead of a compiler error at a missing header.
+all:
+	@scripts/install-deps.sh --check
+	@$(MAKE) --no-print-directory $(BUILD)/ctxbench
 
 deps:
 	@scripts/install-deps.sh
@@ -73,6 +78,8 @@ $(BUILD)/ctxbench-bench: $(BENCH_OBJ) $(LIB_OBJ)
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ctxbench $(BUILD)/ctxbench-tests
 	CTXBENCH_BIN=$(BUILD)/ctxbench $(BUILD)/ctxbench-tests $(TEST_ARGS)
+	@$(MAKE) --no-print-directory fuzz-build
+	scripts/fuzz.sh $(FUZZ_TEST_SECONDS)
 
 # A real Slurm run: one-node cluster on localhost, the shipped job array, shards merged and checked against
 # a one-process run (scripts/test-cluster.sh; installs slurm and munge as root).
@@ -90,6 +97,33 @@ bench: deps
 	@if [ -z "$(BENCH_ARGS)" ]; then build-bench/ctxbench-bench flash-decode && build-bench/ctxbench-bench decode-stack; fi
 	@if [ "$(BENCH_ENGINES)" != 0 ]; then scripts/bench-engines.sh build-bench/ctxbench results/bench-engines.db; fi
 
+# libFuzzer targets (tests/fuzz/, docs/promises.md): clang with ASan + UBSan, only the readers they fuzz.
+#   make fuzz FUZZ_SECONDS=600     each target for that long, one after another
+# make test runs each for FUZZ_TEST_SECONDS (a bounded regression run of the committed seeds and beyond).
+FUZZ_CC      ?= $(shell command -v clang-14 || command -v clang)
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 3
+FUZZ_CFLAGS   = -std=c17 -g -O1 -D_GNU_SOURCE -Wall -Wextra -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS  = safetensors config workload tokens reference
+FUZZ_DEPS_safetensors = engines/model/safetensors.c
+FUZZ_DEPS_config      = engines/model/config.c
+FUZZ_DEPS_workload    = harness/workload.c
+FUZZ_DEPS_tokens      = harness/tokens.c engines/model/safetensors.c
+FUZZ_DEPS_reference   = harness/verify_reference.c engines/model/safetensors.c
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+define fuzz_target
+build-fuzz/fuzz_$(1): build-fuzz/tests/fuzz/fuzz_$(1).o build-fuzz/engines/common.o $$(FUZZ_DEPS_$(1):%.c=build-fuzz/%.o)
+	$$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $$@ $$^ -ljansson -lyaml -lm
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
+fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    build-asan/ctxbench build-asan/ctxbench-tests
@@ -101,6 +135,6 @@ valgrind: deps
 	scripts/valgrind.sh $(BUILD)/ctxbench
 
 clean:
-	rm -rf build build-asan build-bench ctxbench
+	rm -rf build build-asan build-bench build-fuzz ctxbench
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build-fuzz -name '*.d' 2>/dev/null)

@@ -11,6 +11,7 @@
 #include "../engines/model/quantize.h"
 #include "cli.h"
 #include "cli_options.h"
+#include "workload.h" /* CB_WL_MAX_THREADS */
 #include "quality.h"
 
 static void usage(FILE *f) {
@@ -49,8 +50,8 @@ static int parse_q8(const char *flag, const char *v, cb_dtype *out, bool allow_o
     return -1;
 }
 
-static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t *out) {
-    return cb_cli_int("ppl", flag, v, lo, INT64_MAX, out);
+static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out) {
+    return cb_cli_int("ppl", flag, v, lo, hi, out);
 }
 
 static int run_ppl(int argc, char **argv) {
@@ -76,8 +77,8 @@ static int run_ppl(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 't': tokens = optarg; break;
-        case 'c': if (parse_i64("--context", optarg, 2, &context)) return 2; break;
-        case 's': if (parse_i64("--stride", optarg, 1, &stride)) return 2; break;
+        case 'c': if (parse_i64("--context", optarg, 2, 1 << 24, &context)) return 2; break;
+        case 's': if (parse_i64("--stride", optarg, 1, 1 << 24, &stride)) return 2; break;
         case 'w': if (parse_q8("--weights-dtype", optarg, &wdt, true)) return 2; break;
         case 'q': if (parse_q8("--compare", optarg, &cmp, false)) return 2; break;
         case 'b': buckets = optarg; break;
@@ -88,8 +89,8 @@ static int run_ppl(int argc, char **argv) {
         case 'M':
             if (cb_cli_mode("ppl", optarg, &o.mode)) return 2;
             break;
-        case 'T': if (parse_i64("--threads", optarg, 0, &threads)) return 2; break;
-        case 'S': if (parse_i64("--seed", optarg, 0, &seed)) return 2; break;
+        case 'T': if (parse_i64("--threads", optarg, 0, CB_WL_MAX_THREADS, &threads)) return 2; break;
+        case 'S': if (parse_i64("--seed", optarg, 0, INT64_MAX, &seed)) return 2; break;
         case 'd': db = optarg; break;
         case 'h': usage(stdout); return 0;
         default: return cb_cli_unknown_option("ppl", argv[optind - 1], usage);

@@ -15,6 +15,7 @@
 #include "../engines/model/quantize.h"
 #include "cli.h"
 #include "cli_options.h"
+#include "verify_reference.h"
 
 typedef struct {
     const char *dir, *reference;
@@ -140,17 +141,6 @@ static int parse_args(int argc, char **argv, verify_args *a) {
     return 0;
 }
 
-static const cb_tensor *ref_tensor(const cb_safetensors *st, const char *path, const char *name, cb_dtype dt,
-                                   int ndim, cb_err *err) {
-    const cb_tensor *t = cb_st_find(st, name);
-    if (!t) cb_err_set(err, "%s: tensor '%s' missing", path, name);
-    else if (t->dtype != dt || t->ndim != ndim)
-        cb_err_set(err, "%s: tensor '%s': expected %s with %d dims, found %s with %d dims", path, name,
-                   cb_dtype_safetensors_name(dt), ndim, cb_dtype_safetensors_name(t->dtype), t->ndim);
-    else return t;
-    return NULL;
-}
-
 static void compare_row(const float *got, const float *want, int vocab, double *max_abs, verify_result *r) {
     int ga = 0, wa = 0;
     for (int v = 0; v < vocab; v++) {
@@ -171,14 +161,13 @@ static void compare_row(const float *got, const float *want, int vocab, double *
 
 /* Per-layer residual-stream report for the prefill of the first n tokens (debugging aid). */
 static void report_layers(const cb_engine_ops *ops, const cb_model *m, const cb_engine_opts *run_opts,
-                          const cb_safetensors *ref, const char *path, const int32_t *ids, int n) {
-    const cb_tensor *hs = cb_st_find(ref, "hidden_states");
+                          const cb_verify_reference *ref, const char *path, const int32_t *ids, int n) {
     int L = m->cfg.n_layers, d = m->cfg.d_model;
-    if (!hs || hs->dtype != CB_F32 || hs->ndim != 3 || hs->shape[0] != L + 1 || hs->shape[2] != d || !ops->capture_hidden) {
-        fprintf(stderr, "verify: --layers: no usable hidden_states in %s or engine cannot capture\n", path);
+    if (!ref->hidden || !ops->capture_hidden) {
+        fprintf(stderr, "verify: --layers: %s: %s\n", path, ref->hidden ? "the engine cannot capture layers" : ref->hidden_why);
         return;
     }
-    int64_t T = hs->shape[1];
+    int64_t T = ref->T;
     cb_engine_opts o = *run_opts; /* same mode, KV dtype, chunks and threads as the logits comparison */
     o.max_context = n;
     o.max_batch = 1;
@@ -192,7 +181,7 @@ static void report_layers(const cb_engine_ops *ops, const cb_model *m, const cb_
     }
     ops->capture_hidden(e, buf);
     if (ops->prefill(e, 0, ids, n, NULL, false, &err) == 0) {
-        const float *want = hs->data;
+        const float *want = ref->hidden;
         for (int l = 0; l <= L; l++) {
             double mx = 0;
             for (int t = 0; t < n; t++)
@@ -325,44 +314,34 @@ static int cmd_verify(int argc, char **argv) {
     char path[1024];
     if (strchr(a.reference, '/')) snprintf(path, sizeof path, "%s", a.reference);
     else snprintf(path, sizeof path, "%s/%s", a.dir, a.reference);
-    cb_safetensors ref;
-    memset(&ref, 0, sizeof ref);
-    const cb_tensor *ids_t = NULL, *lg_t = NULL;
-    if (cb_st_open(path, &ref, &err) || !(ids_t = ref_tensor(&ref, path, "input_ids", CB_I32, 1, &err)) ||
-        !(lg_t = ref_tensor(&ref, path, "logits", CB_F32, 2, &err))) {
+    cb_verify_reference ref;
+    if (cb_verify_reference_open(path, m.cfg.vocab, m.cfg.n_layers, m.cfg.d_model, &ref, &err)) {
         fprintf(stderr, "ctxbench verify: %s\n", err.msg);
         cb_model_free(&m);
         return 1;
     }
-    int T = (int)ids_t->shape[0];
-    if (lg_t->shape[0] != T || lg_t->shape[1] != m.cfg.vocab) {
-        fprintf(stderr, "ctxbench verify: %s: logits shape [%lld, %lld], expected [%d, %d]\n", path,
-                (long long)lg_t->shape[0], (long long)lg_t->shape[1], T, m.cfg.vocab);
-        cb_st_close(&ref);
-        cb_model_free(&m);
-        return 1;
-    }
+    int T = ref.T;
     double tol = a.tol >= 0 ? a.tol : a.o.mode == CB_MODE_EXACT ? 1e-3 : 5e-2;
     double min_agree = a.min_agree >= 0 ? a.min_agree : 0.99;
     printf("verify: %s engine=%s mode=%s kv=%s threads=%d batch=%d prefill=%d of %d\n", a.dir, ops->name,
            a.o.mode == CB_MODE_EXACT ? "exact" : "fast", cb_dtype_name(a.o.kv_dtype), a.o.threads, a.batch,
            a.prefill > 0 ? a.prefill : CB_MAX(1, 3 * T / 4), T);
-    if (a.layers) report_layers(ops, &m, &a.o, &ref, path, ids_t->data, a.prefill > 0 ? a.prefill : CB_MAX(1, 3 * T / 4));
+    if (a.layers) report_layers(ops, &m, &a.o, &ref, path, ref.ids, a.prefill > 0 ? a.prefill : CB_MAX(1, 3 * T / 4));
     verify_result r = { 0 };
-    const float *want = lg_t->data;
+    const float *want = ref.logits;
     float *twin = NULL;
     if (cb_dtype_is_q8(a.wdt)) {
         /* 8-bit: the quantisation error against the reference is reported, not judged; the pass criterion
          * is the engine's 8-bit path against its dequantised fp32 twin (scale · code) on the same tokens. */
         verify_result q = { 0 };
-        if (run_verify(&a, &m, ops, ids_t->data, lg_t->data, T, &q, &err) == 0)
+        if (run_verify(&a, &m, ops, ref.ids, ref.logits, T, &q, &err) == 0)
             printf("verify: %s weights vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
                    "%.4f over %ld rows\n", cb_dtype_name(a.wdt), fmax(q.prefill_max, q.decode_max),
                    q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
-        twin = dequantised_logits(&a, &m, ops, ids_t->data, T, &err);
+        twin = dequantised_logits(&a, &m, ops, ref.ids, T, &err);
         if (!twin) {
             fprintf(stderr, "ctxbench verify: dequantised twin: %s\n", err.msg);
-            cb_st_close(&ref);
+            cb_verify_reference_close(&ref);
             cb_model_free(&m);
             return 1;
         }
@@ -373,21 +352,21 @@ static int cmd_verify(int argc, char **argv) {
         /* 8-bit KV: as for 8-bit weights, the distance to the reference is printed; the pass criterion is the
          * 8-bit cache against the f32 cache holding its dequantised rows */
         verify_result q = { 0 };
-        if (run_verify(&a, &m, ops, ids_t->data, lg_t->data, T, &q, &err) == 0)
+        if (run_verify(&a, &m, ops, ref.ids, ref.logits, T, &q, &err) == 0)
             printf("verify: %s KV cache vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
                    "%.4f over %ld rows\n", cb_dtype_name(a.o.kv_dtype), fmax(q.prefill_max, q.decode_max),
                    q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
-        twin = kv_twin_logits(&a, &m, ops, ids_t->data, T, &err);
+        twin = kv_twin_logits(&a, &m, ops, ref.ids, T, &err);
         if (!twin) {
             fprintf(stderr, "ctxbench verify: dequantised KV twin: %s\n", err.msg);
-            cb_st_close(&ref);
+            cb_verify_reference_close(&ref);
             cb_model_free(&m);
             return 1;
         }
         want = twin;
         printf("verify: judging the %s KV cache against its dequantised f32 twin\n", cb_dtype_name(a.o.kv_dtype));
     }
-    int rc = run_verify(&a, &m, ops, ids_t->data, want, T, &r, &err);
+    int rc = run_verify(&a, &m, ops, ref.ids, want, T, &r, &err);
     free(twin);
     if (rc) fprintf(stderr, "ctxbench verify: %s\n", err.msg);
     double mx = fmax(r.prefill_max, r.decode_max);
@@ -398,7 +377,7 @@ static int cmd_verify(int argc, char **argv) {
                agree, r.rows, r.rows - r.argmax_agree, r.flip_margin);
     printf("verify: model_type=%s tokens=%d prefill_max_abs=%.3g decode_max_abs=%.3g max_abs=%.3g tol=%g result=%s\n",
            m.cfg.model_type_str, T, r.prefill_max, r.decode_max, mx, tol, pass ? "PASS" : "FAIL");
-    cb_st_close(&ref);
+    cb_verify_reference_close(&ref);
     cb_model_free(&m);
     return pass ? 0 : 1;
 }

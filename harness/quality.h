@@ -4,6 +4,7 @@
 #define CB_QUALITY_H
 
 #include "../engines/common.h"
+#include "tokens.h" /* cb_tokens_read */
 
 /* -log softmax(logits)[target], computed in double (max-shifted log-sum-exp). */
 double cb_nll(const float *logits, int vocab, int target);
@@ -26,10 +27,6 @@ int cb_quality_buckets(const char *spec, int64_t context, cb_quality_bucket *out
 /* Index of the bucket holding context length len (buckets as made above). */
 int cb_quality_bucket_of(const cb_quality_bucket *b, int nb, int64_t len);
 
-/* Read a token file: raw little-endian int32 when the name ends in .bin or .i32, otherwise whitespace
- * separated decimal ids. Every id must be in [0, vocab) (vocab <= 0: no check); errors name the file
- * and the token index. *ids is malloc'd. */
-int cb_tokens_read(const char *path, int vocab, int32_t **ids, int64_t *n, cb_err *err);
 
 /* Scored windows for teacher forcing over T tokens with window N and stride S (HF perplexity recipe):
  * window w covers [begin, end) with begin = min(begin_prev + S, end_prev - 1) (0 first), end = min(begin + N, T); it scores the predictions of

@@ -27,6 +27,8 @@ static int cli(const char *args, char *out, size_t n) {
     size_t len = fread(out, 1, n - 1, p);
     out[len] = 0;
     int st = pclose(p);
+    /* under make asan a sanitizer report also exits 1: it must never be the reason */
+    cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "%s: sanitizer report:\n%s", args, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -338,6 +340,7 @@ static int run_shell(const char *cmd, char *out, size_t n) {
     size_t len = fread(out, 1, n - 1, p);
     out[len] = 0;
     int st = pclose(p);
+    cr_assert(!strstr(out, "Sanitizer") && !strstr(out, "runtime error"), "%s: sanitizer report:\n%s", cmd, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -494,4 +497,21 @@ Test(hostile, numeric_run_options_are_range_checked_with_exit_1) {
         cr_assert(access(db, F_OK) != 0, "%s: a refused run created the database", cases[i].opt);
     }
     unlink(wl);
+}
+
+/* A reference whose input_ids leave the vocabulary: the engine would read past its embedding table. */
+#include "../engines/model/safetensors.h"
+Test(hostile, verify_reference_with_ids_outside_the_vocabulary_is_refused) {
+    char ref[256], cmd[1024], out[8192];
+    tmp_path(ref, sizeof ref, ".safetensors");
+    int32_t ids[4] = { 1, 2, 999, 3 };
+    static float logits[4 * 384];
+    cb_st_write_item items[2] = { { "input_ids", CB_I32, 1, { 4 }, ids }, { "logits", CB_F32, 2, { 4, 384 }, logits } };
+    cb_err err = { "" };
+    cr_assert_eq(cb_st_write(ref, items, 2, &err), 0, "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "verify tests/fixtures/llama-tiny --reference %s", ref);
+    int rc = cli(cmd, out, sizeof out);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, ref) && strstr(out, "input_ids'[2] = 999") && strstr(out, "[0, 384)"), "%s", out);
+    unlink(ref);
 }
