@@ -28,7 +28,7 @@ static const int PT_HOLLOW[N_ARCH] = {6, 4, 8};
  * diamonds in the architecture's colour (docs/figures.md). */
 enum { L_MEASURED, L_SAMPLED, L_ANALYTIC, L_REFUSED, L_PEER, N_LABEL };
 static const char *const LABEL[N_LABEL] = {"measured", "sampled", "analytic", "refused", "peer"};
-#define PEER_LEGEND "llama.cpp (peer, dotted)"
+#define PEER_LEGEND "llama.cpp (dotted)"
 
 static int arch_index(const char *a) {
     if (!a) return -1;
@@ -280,17 +280,25 @@ typedef struct {
     int dash;       /* 0 = no line, 1 = solid, 2 = dashed, 3 = dotted */
 } legend_item;
 
+/* Layout: equal columns in one row when every entry fits its column, else in two rows, else entries flowed
+ * left to right by their own widths (about 16 characters of legend text per inch at this font, with room). */
 static void legend_draw(FILE *b, const legend_item *it, int n, double width_in) {
-    /* one row when every entry fits its column: ~15 characters of legend text per inch at this font */
-    size_t longest = 0;
-    for (int i = 0; i < n; i++) longest = strlen(it[i].text) > longest ? strlen(it[i].text) : longest;
-    int rows = n > 3 || (double)n * ((double)longest + 4) > 15 * width_in ? 2 : 1, cols = (n + rows - 1) / rows;
-    double colw = 0.99 / cols, sw = 0.035 * cols / 3.0; /* line sample: about a third of an inch */
-    if (sw > 0.05) sw = 0.05;
-    if (sw < 0.035) sw = 0.035;
+    const double cw = 1.0 / (16.5 * width_in), sw = 0.035; /* screen units per character; line sample */
+    double wi[16], widest = 0;
+    n = n > 16 ? 16 : n;
+    for (int i = 0; i < n; i++) wi[i] = sw + (double)(strlen(it[i].text) + 4) * cw, widest = fmax(widest, wi[i]);
+    int cols = n;
+    if (widest > 0.99 / cols) cols = (n + 1) / 2;
+    bool flow = widest > 0.99 / (cols ? cols : 1);
+    double x = 0.01;
+    int r = 0;
     for (int i = 0; i < n; i++) {
-        int r = i / cols, c = i % cols;
-        double x = 0.01 + c * colw, y = rows == 1 ? 0.955 : 0.965 - r * 0.075;
+        if (flow) {
+            if (i && x + wi[i] > 1.0) r++, x = 0.01;
+        } else {
+            r = i / cols, x = 0.01 + (i % cols) * (0.99 / cols);
+        }
+        double y = !flow && cols == n ? 0.955 : 0.965 - r * 0.075;
         if (it[i].dash)
             fprintf(b, "set arrow from screen %.4f,%.4f to screen %.4f,%.4f nohead lw 1.2 lc rgb '%s' dt %s front\n", x,
                     y, x + sw, y, it[i].colour, it[i].dash == 1 ? "1" : it[i].dash == 2 ? "(4,3)" : "(1,2)");
@@ -298,6 +306,7 @@ static void legend_draw(FILE *b, const legend_item *it, int n, double width_in) 
             fprintf(b, "set label '' at screen %.4f,%.4f point pt %d ps 0.9*PS lc rgb '%s' front\n", x + sw / 2, y,
                     it[i].pt, it[i].colour);
         fprintf(b, "set label '%s' at screen %.4f,%.4f left offset char 0.4,0 font ',6.2' front\n", it[i].text, x + sw, y);
+        if (flow) x += wi[i];
     }
 }
 

@@ -154,7 +154,7 @@ Test(peer_import, vs_peer_and_speedup_vs_peer) {
     size_t got = fread(buf, 1, sizeof buf - 1, s);
     buf[got] = 0;
     fclose(s);
-    cr_assert(strstr(buf, "llama.cpp (peer, dotted)"), "legend missing in peer.svg");
+    cr_assert(strstr(buf, "llama.cpp (dotted)"), "legend missing in peer.svg");
     char cmd[1300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
     cr_assert_eq(system(cmd), 0);

@@ -6,21 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Bit arithmetic, no libm calls: it quantises every K/V row an 8-bit cache stores (a synthetic 1M-token
+ * fill converts billions of values). Normal range: round the fp32 mantissa to 3 bits (nearest even; a
+ * carry moves into the exponent) and rebias the exponent from 127 to 7. */
 uint8_t cb_f32_to_fp8(float f) {
     union { float f; uint32_t u; } v = { .f = f };
-    uint8_t sign = (uint8_t)((v.u >> 24) & 0x80u);
-    if (isnan(f)) return sign | CB_FP8_NAN;
-    float a = fabsf(f);
-    if (a >= CB_FP8_MAX) return sign | 0x7e; /* saturate (also ±inf) */
-    if (a < 0x1p-6f) /* subnormal range: step 2^-9; q = 8 is exactly the smallest normal, code 0x08 */
-        return sign | (uint8_t)nearbyintf(a * 0x1p9f); /* a·2^9 is exact; default rounding = RNE */
-    int e;
-    float m = frexpf(a, &e); /* a = m·2^e, m in [0.5, 1) */
-    int E = e - 1;
-    int q = (int)nearbyintf((2.0f * m - 1.0f) * 8.0f); /* exact scaled fraction, RNE */
-    if (q == 8) { q = 0; E++; }
-    /* a < 448 never rounds past 448 (= E 8, q 6): the midpoint to 480 is 464. */
-    return sign | (uint8_t)(((E + 7) << 3) | q);
+    const uint8_t sign = (uint8_t)((v.u >> 24) & 0x80u);
+    const uint32_t a = v.u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | CB_FP8_NAN;
+    if (a >= 0x43e00000u) return sign | 0x7e; /* >= 448: saturate (also ±inf) */
+    if (a < 0x3c800000u) { /* below 2^-6: subnormal step 2^-9; q = 8 is exactly the smallest normal, 0x08 */
+        union { float f; uint32_t u; } m = { .f = f };
+        m.u = a;
+        /* a·2^9 < 8 is exact; adding 1.5·2^23 rounds it to an integer, nearest even */
+        const float r = (m.f * 0x1p9f + 12582912.0f) - 12582912.0f;
+        return sign | (uint8_t)r;
+    }
+    const uint32_t r = a + 0x7ffffu + ((a >> 20) & 1u); /* round to 3 mantissa bits, nearest even */
+    /* a < 448 never rounds past 448 (= E 8, q 6): the midpoint to 480 is 464 */
+    return sign | (uint8_t)((r >> 20) - (120u << 3));
 }
 
 float cb_fp8_to_f32(uint8_t c) {
