@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../harness/cli.h"
-#include "../harness/peer_import.h"
-#include "../harness/plot.h"
-#include "../harness/report.h"
-#include "../harness/stats.h"
-#include "../harness/store.h"
+#include "../harness/cli/cli.h"
+#include "../harness/results/peer_import.h"
+#include "../harness/outputs/plot.h"
+#include "../harness/outputs/report.h"
+#include "../harness/stats/stats.h"
+#include "../harness/results/store.h"
 #include "plot_fixture.h"
 
 #define PEER_FILE "tests/data/llama-bench-2t-2026-11-26.jsonl"
