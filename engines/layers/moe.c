@@ -178,7 +178,7 @@ void cb_moe_forward(const cb_config *cfg, const cb_moe_weights *w, cb_mode mode,
                     float *scratch) {
     const int E = cfg->n_experts, k = cfg->top_k, d = cfg->d_model;
     if (E == 0 || n < 1) return;
-    moe_scratch s;
+    moe_scratch s = { 0 }; /* layout() fills it; zeroed so -O3 sees no uninitialised read */
     layout(cfg, n, scratch, &s);
     cb_linear(CB_MODE_EXACT, n, x, d, &w->router, NULL, s.logits, E); /* exact in either mode: docs/engines.md */
     for (int r = 0; r < n; r++) cb_moe_route(E, k, s.logits + (size_t)r * E, s.idx + (size_t)r * k, s.gate + (size_t)r * k);
