@@ -23,7 +23,7 @@ CRITERION_LIBS = -lcriterion
 BLAS_LIBS = -lopenblas -ldnnl
 
 ENGINE_SRC  = $(wildcard engines/*.c engines/*/*.c)
-HARNESS_SRC = $(filter-out harness/main.c,$(wildcard harness/*.c harness/*/*.c))
+HARNESS_SRC = $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c))
 LIB_SRC     = $(ENGINE_SRC) $(HARNESS_SRC)
 LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC    = $(wildcard tests/*.c)
@@ -59,12 +59,12 @@ $(BUILD)/build_info_gen.h: FORCE
 	@mkdir -p $(BUILD); printf '#define CB_GIT_COMMIT "%s"\n#define CB_CFLAGS "%s"\n#define CB_AVX512_FLAGS "%s"\n' \
 	    "$$(git describe --always --dirty 2>/dev/null || echo unknown)" "$(strip $(CFLAGS_COMMON))" "$(AVX512_FLAGS)" >$@.tmp; \
 	    if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
-$(BUILD)/harness/build_info.o: harness/build_info.c $(BUILD)/build_info_gen.h
+$(BUILD)/harness/measure/build_info.o: harness/measure/build_info.c $(BUILD)/build_info_gen.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I$(BUILD) -c $< -o $@
 FORCE:
 
-$(BUILD)/ctxbench: $(BUILD)/harness/main.o $(LIB_OBJ)
+$(BUILD)/ctxbench: $(BUILD)/harness/cli/main.o $(LIB_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)
 	@ln -sf $(BUILD)/ctxbench ctxbench 2>/dev/null || true
 
@@ -108,9 +108,9 @@ FUZZ_CFLAGS   = -std=c17 -g -O1 -D_GNU_SOURCE -Wall -Wextra -fsanitize=fuzzer-no
 FUZZ_TARGETS  = safetensors config workload tokens reference
 FUZZ_DEPS_safetensors = engines/model/safetensors.c
 FUZZ_DEPS_config      = engines/model/config.c
-FUZZ_DEPS_workload    = harness/workload.c
-FUZZ_DEPS_tokens      = harness/tokens.c engines/model/safetensors.c
-FUZZ_DEPS_reference   = harness/verify_reference.c engines/model/safetensors.c
+FUZZ_DEPS_workload    = harness/measure/workload.c
+FUZZ_DEPS_tokens      = harness/measure/tokens.c engines/model/safetensors.c
+FUZZ_DEPS_reference   = harness/measure/verify_reference.c engines/model/safetensors.c
 build-fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@

@@ -10,7 +10,7 @@
 
 #include "../engines/kernels/kernels.h"
 #include "../engines/model/model.h"
-#include "../harness/roofs.h"
+#include "../harness/measure/roofs.h"
 #include "bench.h"
 
 typedef struct {

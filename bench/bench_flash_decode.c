@@ -13,8 +13,8 @@
 #include "../engines/kernels/attention.h"
 #include "../engines/kernels/kernels.h"
 #include "../engines/kernels/kv8.h"
-#include "../harness/roofs.h"
-#include "../harness/workload.h"
+#include "../harness/measure/roofs.h"
+#include "../harness/measure/workload.h"
 #include "bench.h"
 
 #define PART 1024 /* keys per call: the decode partition */

@@ -1,6 +1,6 @@
 /* `kernels` section: machine FMA peak and triad bandwidth measured in the same run, then the prefill GEMMs
  * (our cb_matmul on bf16 and f32 weights, fast-mode bf16, vs OpenBLAS cblas_sgemm) and the decode skinny
- * GEMMs (vs cblas_sgemv / sgemm) on the presets' shapes. The peaks are the harness's roofs (harness/roofs.h,
+ * GEMMs (vs cblas_sgemv / sgemm) on the presets' shapes. The peaks are the harness's roofs (harness/measure/roofs.h,
  * best of repetitions). The variants of a shape are timed round-robin (medians of ≥ 5 rounds after a
  * warm-up), so that a noisy neighbour slows all of them alike. */
 #include <cblas.h>
@@ -11,12 +11,12 @@
 #include <time.h>
 
 #include "../engines/kernels/kernels.h"
-#include "../harness/roofs.h"
+#include "../harness/measure/roofs.h"
 #include "bench.h"
 
 double cb_bench_fma_peak_1t, cb_bench_fma_peak_all, cb_bench_triad_1t, cb_bench_triad_all;
 
-/* ---- peaks: the harness's roof measurement (harness/roofs.c), given more time ---- */
+/* ---- peaks: the harness's roof measurement (harness/measure/roofs.c), given more time ---- */
 static void measure_peaks(void) {
     cb_roofs r;
     cb_err err = { "" };

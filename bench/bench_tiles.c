@@ -14,7 +14,7 @@
 #include "../engines/kernels/kernels.h"
 #include "../engines/kernels/kernels_amx.h"
 #include "../engines/kernels/kernels_avx512.h"
-#include "../harness/roofs.h"
+#include "../harness/measure/roofs.h"
 #include "bench.h"
 
 typedef struct {

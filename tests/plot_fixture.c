@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../harness/store.h"
+#include "../harness/results/store.h"
 
 char *cb_test_slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");

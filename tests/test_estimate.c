@@ -1,8 +1,8 @@
-/* The sweep's cost model (harness/estimate.c): FLOP counts from the config and the scaling rule. */
+/* The sweep's cost model (harness/measure/estimate.c): FLOP counts from the config and the scaling rule. */
 #include <criterion/criterion.h>
 
 #include "../engines/model/presets.h"
-#include "../harness/estimate.h"
+#include "../harness/measure/estimate.h"
 
 static cb_config preset(const char *name) {
     cb_config c;

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../harness/cli.h"
-#include "../harness/peer_import.h"
-#include "../harness/store.h"
+#include "../harness/cli/cli.h"
+#include "../harness/results/peer_import.h"
+#include "../harness/results/store.h"
 #include "plot_fixture.h"
 
 static char dir[512], db_path[600];

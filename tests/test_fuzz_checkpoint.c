@@ -154,7 +154,7 @@ Test(fuzz_checkpoint, granite_tiny, .init = cr_redirect_stderr, .timeout = 60) {
 
 /* A pre-quantised checkpoint (F8_E4M3 weights + <name>_scale tensors, written by `ctxbench quantize`): mutants
  * reach the 8-bit binder (scale shapes, dtypes, missing companions). */
-#include "../harness/cli.h"
+#include "../harness/cli/cli.h"
 Test(fuzz_checkpoint, bamba_tiny_fp8, .init = cr_redirect_stderr, .timeout = 60) {
     char dir[] = "/tmp/ctxbench-fuzz8-XXXXXX", out[64], cmd[96];
     cr_assert_not_null(mkdtemp(dir));

@@ -12,9 +12,9 @@
 #include "../engines/engine.h"
 #include "../engines/model/config.h"
 #include "../engines/model/presets.h"
-#include "../harness/store.h"
-#include "../harness/sweep.h"
-#include "../harness/workload.h"
+#include "../harness/results/store.h"
+#include "../harness/measure/sweep.h"
+#include "../harness/measure/workload.h"
 
 static const char *bin(void) { return getenv("CTXBENCH_BIN") ? getenv("CTXBENCH_BIN") : "build/ctxbench"; }
 

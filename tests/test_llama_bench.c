@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../harness/llama_bench.h"
+#include "../harness/results/llama_bench.h"
 
 #define PEER_FILE "tests/data/llama-bench-2t-2026-11-26.jsonl"
 

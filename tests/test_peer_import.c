@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../harness/cli.h"
-#include "../harness/peer_import.h"
-#include "../harness/plot.h"
-#include "../harness/report.h"
-#include "../harness/stats.h"
-#include "../harness/store.h"
+#include "../harness/cli/cli.h"
+#include "../harness/results/peer_import.h"
+#include "../harness/outputs/plot.h"
+#include "../harness/outputs/report.h"
+#include "../harness/stats/stats.h"
+#include "../harness/results/store.h"
 #include "plot_fixture.h"
 
 #define PEER_FILE "tests/data/llama-bench-2t-2026-11-26.jsonl"
@@ -154,7 +154,7 @@ Test(peer_import, vs_peer_and_speedup_vs_peer) {
     size_t got = fread(buf, 1, sizeof buf - 1, s);
     buf[got] = 0;
     fclose(s);
-    cr_assert(strstr(buf, "llama.cpp (peer, dotted)"), "legend missing in peer.svg");
+    cr_assert(strstr(buf, "llama.cpp (dotted)"), "legend missing in peer.svg");
     char cmd[1300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
     cr_assert_eq(system(cmd), 0);

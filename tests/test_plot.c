@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../harness/cli.h"
-#include "../harness/plot.h"
+#include "../harness/cli/cli.h"
+#include "../harness/outputs/plot.h"
 #include "plot_fixture.h"
 
 static const char *const DRAWN[] = {"prefill", "decode", "memory", "speedup", "throughput", "roofline"};

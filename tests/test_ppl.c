@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "../engines/model/quantize.h"
-#include "../harness/quality.h"
+#include "../harness/stats/quality.h"
 
 Test(ppl, nll_and_kl_maths) {
     float l[3] = { 1.0f, 2.0f, 3.0f };
@@ -238,7 +238,7 @@ Test(ppl, fixture_llama) { fixture_quality(&FIX[0]); }
 Test(ppl, fixture_mamba2) { fixture_quality(&FIX[1]); }
 Test(ppl, fixture_bamba) { fixture_quality(&FIX[2]); }
 
-#include "../harness/cli.h"
+#include "../harness/cli/cli.h"
 
 Test(ppl, cli_rejects_bad_arguments) {
     char *a1[] = { "ctxbench", "ppl", "--bogus", NULL };
@@ -303,7 +303,7 @@ Test(ppl, db_stores_buckets_and_comparison) {
 }
 
 /* ctxbench merge carries ppl_runs / ppl_buckets, renumbered; merging the same input twice adds nothing. */
-#include "../harness/store.h"
+#include "../harness/results/store.h"
 Test(ppl, merge_carries_ppl_tables) {
     char a[] = "/tmp/ctxbench-pplm-a-XXXXXX", out[] = "/tmp/ctxbench-pplm-o-XXXXXX";
     close(mkstemp(a)), close(mkstemp(out));

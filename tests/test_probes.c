@@ -9,7 +9,7 @@
 
 #include "../engines/counters.h"
 #include "../engines/kernels/kernels.h"
-#include "../harness/probes.h"
+#include "../harness/measure/probes.h"
 
 #define MiB (1024LL * 1024)
 

@@ -130,7 +130,7 @@ Test(q8_model, weight_split_9b) {
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include "../harness/sweep.h"
+#include "../harness/measure/sweep.h"
 
 Test(q8_model, sweep_records_weight_dtype_and_split) {
     char db[] = "/tmp/ctxbench-q8-XXXXXX";
@@ -169,7 +169,7 @@ Test(q8_model, sweep_records_weight_dtype_and_split) {
 }
 
 /* ---- pre-quantised checkpoints: `ctxbench quantize` writes them, the loader binds them ---- */
-#include "../harness/cli.h"
+#include "../harness/cli/cli.h"
 #include "../engines/model/safetensors.h"
 
 static char *tmpdir_q8(void) {

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../harness/cli.h"
-#include "../harness/report.h"
+#include "../harness/cli/cli.h"
+#include "../harness/outputs/report.h"
 #include "plot_fixture.h"
 
 static char *report_for(bool schema_only, char **tex_out) {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../engines/kernels/kernels.h"
-#include "../harness/roofs.h"
+#include "../harness/measure/roofs.h"
 
 Test(roofs, fma_twins_agree) {
     if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("no AVX-512");

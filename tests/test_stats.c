@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "../harness/stats.h"
+#include "../harness/stats/stats.h"
 
 Test(stats, median_iqr_exact_on_known_data) {
     const double x[] = { 5, 1, 4, 2, 3 }; /* sorted 1..5 */

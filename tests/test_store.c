@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "../harness/results/columns.h"
-#include "../harness/store.h"
+#include "../harness/results/store.h"
 
 static void tmp_path(char *p, size_t n) {
     snprintf(p, n, "/tmp/ctxbench-store-%d-XXXXXX", (int)getpid());

@@ -11,8 +11,8 @@
 
 #include "../engines/counters.h"
 #include "../engines/engine.h"
-#include "../harness/store.h"
-#include "../harness/sweep.h"
+#include "../harness/results/store.h"
+#include "../harness/measure/sweep.h"
 
 #define MOCK_D 7 /* the mock model's d_model marks it */
 

@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "../harness/workload.h"
+#include "../harness/measure/workload.h"
 
 Test(workload, good_file_with_comments_ranges_lists) {
     const char *t = "# a comment\n"

@@ -338,7 +338,7 @@ void cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *
 static void prefetch_conv(const cb_mamba_layer *l, int batch, const int *seqs) {
     const cb_config *c = l->cfg;
     const char *w = l->w.conv_w.data;
-    size_t wb = (size_t)(l->w.conv_w.rows * l->w.conv_w.cols) * cb_dtype_size(l->w.conv_w.dtype);
+    size_t wb = cb_weight_bytes(&l->w.conv_w);
     size_t sb = conv_elems_per_seq(c) * cb_dtype_size(l->state_dtype);
     for (size_t o = 0; o < wb; o += 64) __builtin_prefetch(w + o, 0, 3);
     if (c->m_conv_bias && l->w.conv_b.data) {

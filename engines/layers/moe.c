@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "../counters.h"
 #include "../kernels/kernels.h"
+#include "linear.h"
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; } /* keep every region 64-byte aligned */
 
@@ -79,15 +79,6 @@ void cb_moe_route(int E, int k, const float *logits, int *idx, float *gate) {
     for (int j = 0; j < k; j++) gate[j] /= sum;
 }
 
-static size_t bytes_of(const cb_weight *w) {
-    return (size_t)(w->rows * w->cols) * cb_dtype_size(w->dtype) + (w->scale ? (size_t)w->rows * sizeof(float) : 0);
-}
-
-static void matmul(cb_mode mode, int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy) {
-    if (mode == CB_MODE_FAST) cb_matmul_bf16(M, X, ldx, W, Y, ldy, false);
-    else cb_matmul(M, X, ldx, W, Y, ldy, false);
-}
-
 /* Bucket the (row, choice) pairs by expert: counting sort, rows ascending inside each expert. */
 static void group_by_expert(int E, int k, int n, const int *idx, const float *gate, int *start, int *member,
                             float *mgate) {
@@ -112,19 +103,17 @@ static void run_expert(const cb_config *c, const cb_moe_weights *w, cb_mode mode
     cb_weight gu, down;
     cb_moe_expert(c, w, e, &gu, &down);
     for (int i = 0; i < cnt; i++) memcpy(s->xe + (size_t)i * d, x + (size_t)rows[i] * d, sizeof(float) * (size_t)d);
-    matmul(mode, cnt, s->xe, d, &gu, s->h, 2 * f);
+    cb_linear(mode, cnt, s->xe, d, &gu, NULL, s->h, 2 * f);
     for (int i = 0; i < cnt; i++) {
         float *hi = s->h + (size_t)i * 2 * f;
         cb_silu_mul(f, hi, hi + f, hi);
     }
-    matmul(mode, cnt, s->h, 2 * f, &down, s->ye, d);
+    cb_linear(mode, cnt, s->h, 2 * f, &down, NULL, s->ye, d);
     for (int i = 0; i < cnt; i++) {
         float *o = out + (size_t)rows[i] * d;
         const float *y = s->ye + (size_t)i * d;
         for (int j = 0; j < d; j++) o[j] += g[i] * y[j];
     }
-    cb_ctr.flops += 6LL * cnt * (long long)d * f;
-    cb_ctr.weight_bytes += (long long)(bytes_of(&gu) + bytes_of(&down));
 }
 
 /* A work item of the grouped path: rows [r0, r0 + nr) of expert e's projection. */
@@ -155,7 +144,7 @@ static void run_grouped(const cb_config *c, const cb_moe_weights *w, cb_mode mod
         cb_moe_expert(c, w, t[i].e, &gu, &down);
         v = cb_weight_rows(&gu, t[i].r0, t[i].nr);
         const int s0 = s->start[t[i].e], cnt = s->start[t[i].e + 1] - s0;
-        matmul(mode, cnt, s->xe + (size_t)s0 * d, d, &v, s->h + (size_t)s0 * 2 * f + t[i].r0, 2 * f);
+        cb_linear_product(mode, cnt, s->xe + (size_t)s0 * d, d, &v, s->h + (size_t)s0 * 2 * f + t[i].r0, 2 * f);
     }
     for (int i = 0; i < slots; i++) {
         float *hi = s->h + (size_t)i * 2 * f;
@@ -168,7 +157,7 @@ static void run_grouped(const cb_config *c, const cb_moe_weights *w, cb_mode mod
         cb_moe_expert(c, w, t[i].e, &gu, &down);
         v = cb_weight_rows(&down, t[i].r0, t[i].nr);
         const int s0 = s->start[t[i].e], cnt = s->start[t[i].e + 1] - s0;
-        matmul(mode, cnt, s->h + (size_t)s0 * 2 * f, 2 * f, &v, s->ye + (size_t)s0 * d + t[i].r0, d);
+        cb_linear_product(mode, cnt, s->h + (size_t)s0 * 2 * f, 2 * f, &v, s->ye + (size_t)s0 * d + t[i].r0, d);
     }
     for (int e = 0; e < E; e++) {
         const int cnt = s->start[e + 1] - s->start[e];
@@ -180,8 +169,8 @@ static void run_grouped(const cb_config *c, const cb_moe_weights *w, cb_mode mod
         }
         cb_weight gu, down;
         cb_moe_expert(c, w, e, &gu, &down);
-        cb_ctr.flops += 6LL * cnt * (long long)d * f;
-        cb_ctr.weight_bytes += (long long)(bytes_of(&gu) + bytes_of(&down));
+        cb_linear_count(cnt, &gu, NULL);
+        cb_linear_count(cnt, &down, NULL);
     }
 }
 
@@ -191,9 +180,7 @@ void cb_moe_forward(const cb_config *cfg, const cb_moe_weights *w, cb_mode mode,
     if (E == 0 || n < 1) return;
     moe_scratch s;
     layout(cfg, n, scratch, &s);
-    cb_matmul(n, x, d, &w->router, s.logits, E, false);
-    cb_ctr.flops += 2LL * n * E * d;
-    cb_ctr.weight_bytes += (long long)bytes_of(&w->router);
+    cb_linear(CB_MODE_EXACT, n, x, d, &w->router, NULL, s.logits, E); /* exact in either mode: docs/engines.md */
     for (int r = 0; r < n; r++) cb_moe_route(E, k, s.logits + (size_t)r * E, s.idx + (size_t)r * k, s.gate + (size_t)r * k);
     group_by_expert(E, k, n, s.idx, s.gate, s.start, s.member, s.mgate);
     if (n <= GROUPED_MAX_ROWS) {

@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 #include "../../engines/engine.h"
-#include "../probes.h"
-#include "../stats.h"
-#include "../workload.h"
+#include "../measure/probes.h"
+#include "../stats/stats.h"
+#include "../measure/workload.h"
 
 /* Every point ends with exactly one label (docs/methodology.md). */
 typedef enum { CB_LABEL_MEASURED = 0, CB_LABEL_SAMPLED, CB_LABEL_ANALYTIC, CB_LABEL_REFUSED, CB_LABEL_FAILED, CB_LABEL_COUNT } cb_label;

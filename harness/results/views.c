@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../store.h"
+#include "store.h"
 
 /* The timed work a point's median is the time of, in tokens: tokens_per_s = work / median (derive.c). */
 #define TOKENS_PER_MEDIAN "(p.tokens_per_s * p.median)"
@@ -60,6 +60,12 @@ static const cb_view views[] = {
      "         SUM(CASE WHEN event = 'sde:::ctxbench::attention_ns' THEN value END) AS attention_ns\n"
      "  FROM counters GROUP BY point_id) c ON c.point_id = p.id\n"
      "WHERE p.label = 'measured' ORDER BY p.engine, p.model, p.phase, p.context"},
+    /* How good the sweep's time estimates are (harness/measure/sweep_decide.c): each point that ran with an
+     * estimate, its whole wall time over the estimate. */
+    {"estimates",
+     "SELECT p.id AS point_id, p.run_id, p.engine, p.model, p.phase, p.context, p.batch, p.threads, p.label,\n"
+     "       p.estimated_seconds, p.seconds_total, p.seconds_total / p.estimated_seconds AS actual_over_estimate\n"
+     "FROM points p WHERE p.estimated_seconds > 0 AND p.seconds_total > 0 AND p.label IN ('measured','sampled')"},
     /* The pairing behind every speed-up: an engine point and the transformer point of the same run that
      * differs only in architecture (same model scale, phase, context, threads, mode, dtypes, fill, and
      * batch except for throughput, where each side has its own largest batch). Every label is kept, so

@@ -1,7 +1,7 @@
-/* Fuzz target: verify's reference file (harness/verify_reference.c) for a model of the fixtures' shape
+/* Fuzz target: verify's reference file (harness/measure/verify_reference.c) for a model of the fixtures' shape
  * (vocab 384, 4 layers, width 128): an accepted reference has ids in the vocabulary and logits and
  * hidden states of exactly the shapes verify reads. */
-#include "../../harness/verify_reference.h"
+#include "../../harness/measure/verify_reference.h"
 #include "fuzz_io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,6 +1,6 @@
-/* Fuzz target: token files of `ctxbench ppl` (harness/tokens.c): the first byte picks the form (text,
+/* Fuzz target: token files of `ctxbench ppl` (harness/measure/tokens.c): the first byte picks the form (text,
  * raw int32 .bin, or .safetensors with input_ids); every id returned is inside the vocabulary. */
-#include "../../harness/tokens.h"
+#include "../../harness/measure/tokens.h"
 #include "fuzz_io.h"
 
 #define VOCAB 384

@@ -1,6 +1,6 @@
-/* Fuzz target: workload YAML (harness/workload.c). An accepted workload has every list non-empty and
+/* Fuzz target: workload YAML (harness/measure/workload.c). An accepted workload has every list non-empty and
  * every number inside the ranges the parser promises (docs/usage.md). */
-#include "../../harness/workload.h"
+#include "../../harness/measure/workload.h"
 #include "fuzz_io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
