@@ -18,9 +18,10 @@ for t in $targets; do
     -artifact_prefix="$dir/crash-$t-" "$dir/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  cov=$(sed -n 's/.*DONE *cov: \([0-9]*\).*/\1/p' "$log" | tail -1)
   size=$(ls "$dir/corpus/$t" | wc -l)
   if [ "$rc" -eq 0 ]; then
-    echo "fuzz $t: PASS (${runs:-?} runs in ${secs} s, corpus $size new entries; log $log)"
+    echo "fuzz $t: PASS (${runs:-?} runs in ${secs} s, ${cov:-?} edges, $size inputs in $dir/corpus/$t; log $log)"
   else
     echo "fuzz $t: FAIL (exit $rc after ${runs:-?} runs; see $log and $dir/crash-$t-*)"
     grep -m5 -E "ERROR|runtime error|SUMMARY|Test unit written" "$log" | sed 's/^/    /'

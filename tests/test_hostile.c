@@ -515,3 +515,23 @@ Test(hostile, verify_reference_with_ids_outside_the_vocabulary_is_refused) {
     cr_assert(strstr(out, ref) && strstr(out, "input_ids'[2] = 999") && strstr(out, "[0, 384)"), "%s", out);
     unlink(ref);
 }
+
+/* A run merged before it finished (more points since): merging it again is refused, not half-duplicated. */
+Test(hostile, merge_of_a_run_that_grew_since_is_refused) {
+    char a[256], o[256], cmd[2048], out[8192];
+    tmp_path(a, sizeof a, ".db");
+    tmp_path(o, sizeof o, ".db");
+    make_db(a);
+    snprintf(cmd, sizeof cmd, "merge %s %s", o, a);
+    cr_assert_eq(cli(cmd, out, sizeof out), 0, "%s", out);
+    int64_t points = scalar(o, "SELECT COUNT(*) FROM points");
+    snprintf(cmd, sizeof cmd, "sqlite3 %s \"CREATE TEMP TABLE t AS SELECT * FROM points WHERE id = 1; UPDATE t SET id = 1000, "
+             "point_key = point_key || '|late'; INSERT INTO points SELECT * FROM t\"", a);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "merge %s %s", o, a);
+    int rc = cli(cmd, out, sizeof out);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, a) && strstr(out, "changed after that merge"), "%s", out);
+    cr_assert_eq(scalar(o, "SELECT COUNT(*) FROM points"), points, "a refused merge changed the output");
+    rm_db(a); rm_db(o);
+}

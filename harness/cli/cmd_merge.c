@@ -94,7 +94,7 @@ static int report_twins(sqlite3 *db, const char *in, const char *out, cb_err *er
                     in, rid, name ? name : "?", start ? start : "?", out, mid);
         else {
             cb_err_set(err, "run %lld (workload %s, started %s) is in %s as run %lld with %lld points, here with %lld: it "
-                       "changed after that merge (resumed?); merge into a new database instead", rid, name ? name : "?",
+                       "changed after that merge (merged while still running?); merge into a new database instead", rid, name ? name : "?",
                        start ? start : "?", out, mid, np_main, np_src);
             rc = -1;
         }
