@@ -103,7 +103,8 @@ Test(workload, shipped_workloads_parse) {
     static const char *const files[] = { "workloads/quick.yaml", "workloads/claims.yaml", "workloads/full.yaml",
                                          "workloads/engines.yaml", "workloads/cluster.yaml", "workloads/long1m.yaml",
                                          "workloads/quick-9b.yaml", "workloads/quick-throughput.yaml",
-                                         "workloads/quick-peer.yaml", "workloads/granite.yaml", "workloads/kv8.yaml" };
+                                         "workloads/quick-peer.yaml", "workloads/granite.yaml", "workloads/kv8.yaml",
+                                         "workloads/prefill128k.yaml" };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         cb_workload w;
         cb_err err = { "" };
