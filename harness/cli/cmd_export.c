@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../outputs/atomic_file.h"
+#include "../results/atomic_file.h"
 #include "cli.h"
 #include "cli_options.h"
 #include "../results/views.h"

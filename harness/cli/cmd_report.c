@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../outputs/atomic_file.h"
+#include "../results/atomic_file.h"
 #include "cli.h"
 #include "cli_options.h"
 #include "../outputs/report.h"

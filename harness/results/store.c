@@ -1,6 +1,6 @@
 /* SQLite store: schema creation, migrations (user_version), WAL, and read-only opening for the outputs.
  * The points table's columns are results/columns.h; the views results/views.c. Writers
- * (results/point_store.c, cmd_merge.c) commit each point in its own transaction. */
+ * (results/point_store.c, merge.c) commit each point in its own transaction. */
 #include "store.h"
 
 #include <errno.h>
