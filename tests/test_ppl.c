@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../engines/model/quantize.h"
+#include "../harness/measure/tokens.h"
 #include "../harness/stats/quality.h"
 
 Test(ppl, nll_and_kl_maths) {

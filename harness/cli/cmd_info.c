@@ -12,7 +12,9 @@
 #include "../../engines/kernels/kernels_avx512.h"
 #include "../measure/build_info.h"
 #include "cli.h"
-#include "../measure/probes.h"
+#include "../measure/machine.h"
+#include "../measure/memprobe.h"
+#include "../measure/papi_counters.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctxbench info [--help]\n\n"

@@ -11,7 +11,10 @@
 #include "../../engines/model/quantize.h"
 #include "cli.h"
 #include "cli_options.h"
+#include "../measure/build_info.h"
+#include "../measure/tokens.h"
 #include "../measure/workload.h" /* CB_WL_MAX_THREADS */
+#include "../results/ppl_store.h"
 #include "../stats/quality.h"
 
 static void usage(FILE *f) {
@@ -170,7 +173,7 @@ static int run_ppl(int argc, char **argv) {
     if (db) {
         char wname[16];
         snprintf(wname, sizeof wname, "%s", cb_dtype_name(cb_config_is_q8(&m.cfg) ? m.cfg.q8 : m.cfg.weights_dtype));
-        cb_ppl_record rec = { .model = model, .weight_dtype = wname,
+        cb_ppl_record rec = { .git_commit = cb_build_commit, .model = model, .weight_dtype = wname,
                               .compare_dtype = cmp != CB_DTYPE_COUNT ? cb_dtype_name(cmp) : NULL,
                               .kv_dtype = cb_dtype_name(o.kv_dtype), .compare_kv_dtype = qkv ? cb_dtype_name(cmp_kv) : NULL,
                               .mode = o.mode == CB_MODE_EXACT ? "exact" : "fast", .tokens_file = tokens, .seed = seed,

@@ -307,3 +307,9 @@ int cb_store_open_read(const char *path, sqlite3 **out, cb_err *err) {
 }
 
 void cb_store_close(sqlite3 *db) { if (db) sqlite3_close(db); }
+
+void cb_workload_hash(const char *text, char out[17]) {
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) { h ^= *p; h *= 1099511628211ull; }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
