@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_options.h"
 #include "../results/merge.h"
 
 static void usage(FILE *f) {
@@ -21,15 +22,17 @@ static void merged(void *ctx, const char *in, int64_t runs) {
 }
 
 static int run(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        if (argv[i][0] == '-') { fprintf(stderr, "ctxbench merge: unknown option '%s'\n", argv[i]); usage(stderr); return 2; }
-    }
-    if (argc < 3) { usage(stderr); return 2; }
+    const cb_cli_opt opts[] = { CB_OPT_END };
+    int first, st = cb_cli_parse("merge", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (argc - first < 2) { usage(stderr); return 2; }
     cb_err err = { "" };
     const cb_merge_report rep = { note, merged, NULL };
-    if (cb_merge_databases(argv[1], argv + 2, argc - 2, &rep, &err)) { fprintf(stderr, "ctxbench merge: %s\n", err.msg); return 1; }
-    printf("merged %d database(s) into %s\n", argc - 2, argv[1]);
+    if (cb_merge_databases(argv[first], argv + first + 1, argc - first - 1, &rep, &err)) {
+        fprintf(stderr, "ctxbench merge: %s\n", err.msg);
+        return 1;
+    }
+    printf("merged %d database(s) into %s\n", argc - first - 1, argv[first]);
     return 0;
 }
 
