@@ -16,6 +16,7 @@ static void plan_9b(const char *preset, cb_dtype kv, cb_dtype state, int64_t n, 
     cb_engine_opts_default(&o);
     o.kv_dtype = kv;
     o.state_dtype = state;
+    o.tile_weights = false; /* the formulas are the checkpoint's bytes; tile copies have their own test */
     ops->plan(&cfg, &o, n, batch, r);
 }
 
@@ -100,6 +101,37 @@ Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
         cr_assert_eq(got.ssm_state, want.ssm_state, "%s ssm", presets[i]);
         cr_assert_eq(got.conv_state, want.conv_state, "%s conv", presets[i]);
         cr_assert_eq(got.scratch, want.scratch, "%s scratch", presets[i]);
+        ops->destroy(e);
+        cb_model_free(&m);
+    }
+}
+
+/* With the AMX tile copies (packing is portable, so this runs on any CPU): the plan counts them in the
+ * weights, to the byte, and they are there (bf16 presets: every projection of the mixers and MLPs). */
+Test(memory_plan, plan_equals_allocation_with_tile_copies) {
+    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
+    for (int i = 0; i < 4; i++) {
+        cb_model m;
+        cb_err err = { 0 };
+        cr_assert_eq(cb_preset_create(presets[i], 1, CB_BF16, &m, &err), 0, "%s", err.msg);
+        const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
+        cb_engine_opts o;
+        cb_engine_opts_default(&o);
+        o.max_context = 1000;
+        o.max_batch = 2;
+        o.threads = 2;
+        cb_memory_report plain, want, got;
+        o.tile_weights = false;
+        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &plain);
+        o.tile_weights = true;
+        cb_engine *e;
+        cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
+        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
+        ops->memory(e, &got);
+        cr_assert_eq(got.weights, want.weights, "%s weights with tile copies", presets[i]);
+        cr_assert_eq(got.total, want.total, "%s total with tile copies", presets[i]);
+        cr_assert_gt(want.weights, plain.weights, "%s: bf16 projections get tile copies", presets[i]);
+        cr_assert_eq(want.kv_cache, plain.kv_cache);
         ops->destroy(e);
         cb_model_free(&m);
     }

@@ -192,11 +192,7 @@ static void in_projection(const struct cb_mamba_layer *l, int n, const float *x,
         return;
     }
     const int64_t split = 2 * (int64_t)c->m_d_inner; /* z | x of xBC */
-    cb_weight wide = *w, fine = *w;
-    wide.rows = split;
-    fine.rows = w->rows - split;
-    fine.data = (const char *)w->data + (size_t)split * (size_t)w->cols * cb_dtype_size(w->dtype);
-    if (w->scale) fine.scale = w->scale + split;
+    cb_weight wide = cb_weight_rows(w, 0, split), fine = cb_weight_rows(w, split, w->rows - split);
     cb_weight wide_b = { 0 }, fine_b = { 0 }; /* the bias split the same way: each row still gets one add */
     if (bias && bias->data) {
         wide_b = fine_b = *bias;

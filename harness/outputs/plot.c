@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "../results/atomic_file.h"
 #include "../results/store.h"
 
 /* Engine architectures in fixed order: colour-blind-safe (Okabe-Ito) colours and markers. */
