@@ -4,7 +4,7 @@
 
 #include "../engines/engine.h"
 #include "../engines/model/presets.h"
-#include "../harness/measure/probes.h"
+#include "../harness/measure/memprobe.h"
 
 static void plan_9b(const char *preset, cb_dtype kv, cb_dtype state, int64_t n, int batch, cb_memory_report *r) {
     cb_config cfg;
