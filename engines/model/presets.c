@@ -444,7 +444,7 @@ static int preset_build(const char *name, uint64_t seed, cb_dtype dtype, bool fi
         total += (l.v[i].count * cb_dtype_size(l.v[i].dt) + 63) / 64 * 64;
     }
     if (fill) {
-        m->owned = cb_alloc(total, err);
+        m->owned = cb_alloc_in(CB_ALLOC_WEIGHTS, total, err);
     } else {
         void *map = mmap(NULL, total ? total : 1, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (map == MAP_FAILED) cb_err_set(err, "preset %s: cannot map %zu bytes of weight shapes", name, total);
