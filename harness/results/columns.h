@@ -5,8 +5,9 @@
  * `ctxbench merge` (merge.c), and the check of docs/schema.md (tests/test_store.c).
  *
  * Adding a column: one row here with `since` = CB_SCHEMA_VERSION + 1, CB_SCHEMA_VERSION bumped to it, and
- * the same row in docs/schema.md (with the version). Never add to a version already on main: a database
- * at that version would not get the column. Kinds: KEY (assigned by SQLite), INT, REAL, TEXT. */
+ * the same row in docs/schema.md (with the version); when rows stored before it can be given their value,
+ * a row in CB_POINT_BACKFILL too. Never add to a version already on main: a database at that version
+ * would not get the column. Kinds: KEY (assigned by SQLite), INT, REAL, TEXT. */
 #ifndef CB_COLUMNS_H
 #define CB_COLUMNS_H
 
@@ -108,6 +109,10 @@
       "the parameters one token reads: params_total less the routed experts it does not run (equal to params_total "   \
       "without routed experts)")
 
+/* The value rows stored before a column existed get when the migration adds it (an SQL expression over
+ * their other columns; a column not listed stays NULL there). X(name, expression) */
+#define CB_POINT_BACKFILL(X)
+
 typedef enum { CB_COL_KEY, CB_COL_INT, CB_COL_REAL, CB_COL_TEXT } cb_col_kind;
 
 typedef struct {
@@ -122,7 +127,9 @@ extern const int cb_point_column_count;
 
 /* The SQL the table generates (malloc'd; NULL when out of memory). */
 char *cb_points_create_sql(void);            /* CREATE TABLE points of schema version 1 */
-char *cb_points_add_columns_sql(int version); /* ALTER TABLE ... ADD COLUMN of the columns `version` added ("" if none) */
+/* ALTER TABLE ... ADD COLUMN of the columns `version` added, each followed by its CB_POINT_BACKFILL update
+ * ("" if none) */
+char *cb_points_add_columns_sql(int version);
 char *cb_points_insert_sql(void);            /* INSERT INTO points (every column but id) VALUES (?, ...) */
 /* "p1.c1, p1.c2, ..." over every column but id and run_id, each with `prefix` (merge copies those by name). */
 char *cb_points_column_list(const char *prefix);
