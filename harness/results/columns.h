@@ -17,7 +17,7 @@
 
 /* The schema version (PRAGMA user_version): the newest `since` below, or of store.c's migrations of the
  * other tables. */
-#define CB_SCHEMA_VERSION 9
+#define CB_SCHEMA_VERSION 10
 
 /* X(name, decl, since, kind, has_value, value, doc) */
 #define CB_POINT_COLUMNS(X)                                                                                            \
@@ -107,11 +107,18 @@
       "the model's parameters, every routed expert included (from its config); NULL when the config did not load")     \
     X(params_active, "INTEGER", 9, INT, rec->params_active > 0, rec->params_active,                                    \
       "the parameters one token reads: params_total less the routed experts it does not run (equal to params_total "   \
-      "without routed experts)")
+      "without routed experts)")                                                                                       \
+    X(batch_asked, "INTEGER", 10, INT, 1, rec->def->batch,                                                             \
+      "the batch the workload asked for (throughput `max`: 0; `batch` is the one used); rows stored before version "   \
+      "10 get it from their point_key")
 
 /* The value rows stored before a column existed get when the migration adds it (an SQL expression over
  * their other columns; a column not listed stays NULL there). X(name, expression) */
-#define CB_POINT_BACKFILL(X)
+#define CB_POINT_BACKFILL(X) X(batch_asked, CB_KEY_FIELD_5)
+/* point_key's fifth field (the batch as asked, as an integer): engine|model|phase|context|batch|... */
+#define CB_KEY_AFTER_BAR(x) "substr(" x ", instr(" x ", '|') + 1)"
+#define CB_KEY_FIELD_5_REST CB_KEY_AFTER_BAR(CB_KEY_AFTER_BAR(CB_KEY_AFTER_BAR(CB_KEY_AFTER_BAR("point_key"))))
+#define CB_KEY_FIELD_5 "CAST(substr(" CB_KEY_FIELD_5_REST ", 1, instr(" CB_KEY_FIELD_5_REST ", '|') - 1) AS INTEGER)"
 
 typedef enum { CB_COL_KEY, CB_COL_INT, CB_COL_REAL, CB_COL_TEXT } cb_col_kind;
 
