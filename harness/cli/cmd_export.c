@@ -1,12 +1,11 @@
 /* `ctxbench export`: the points, or any view of results/views.c, as a Markdown, CSV, JSON or JSON-lines table
  * (llama-bench's and hyperfine's export formats), to stdout or a file written atomically. docs/usage.md. */
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../outputs/atomic_file.h"
+#include "../results/atomic_file.h"
 #include "cli.h"
 #include "cli_options.h"
 #include "../results/views.h"
@@ -136,35 +135,19 @@ static char *query_sql(const char *name, cb_err *err) {
 }
 
 static int run(int argc, char **argv) {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' }, { "db", required_argument, NULL, 'd' },
-        { "format", required_argument, NULL, 'f' }, { "query", required_argument, NULL, 'q' },
-        { "out", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 }
-    };
+    static const char *const formats[] = { "md", "csv", "json", "jsonl", NULL }; /* in fmt_t's order */
     const char *db_path = "results/ctxbench.db", *query = "points", *out = NULL;
-    fmt_t fmt = FMT_MD;
-    optind = 1; opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': usage(stdout); return 0;
-        case 'd': db_path = optarg; break;
-        case 'q': query = optarg; break;
-        case 'o': out = optarg; break;
-        case 'f':
-            if (!strcmp(optarg, "md")) fmt = FMT_MD;
-            else if (!strcmp(optarg, "csv")) fmt = FMT_CSV;
-            else if (!strcmp(optarg, "json")) fmt = FMT_JSON;
-            else if (!strcmp(optarg, "jsonl")) fmt = FMT_JSONL;
-            else { fprintf(stderr, "ctxbench export: bad --format '%s' (expected md, csv, json or jsonl)\n", optarg); return 2; }
-            break;
-        default: return cb_cli_unknown_option("export", argv[optind - 1], usage);
-        }
-    }
-    if (optind != argc) { usage(stderr); return 2; }
+    int fmt = FMT_MD;
+    const cb_cli_opt opts[] = {
+        CB_OPT("db", CB_OPT_TEXT, &db_path), CB_OPT("format", CB_OPT_CHOICE, &fmt, .choices = formats),
+        CB_OPT("query", CB_OPT_TEXT, &query), CB_OPT("out", CB_OPT_TEXT, &out), CB_OPT_END,
+    };
+    int first, st = cb_cli_parse("export", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first != argc) { usage(stderr); return 2; }
     cb_err err = { "" };
     char *sql = query_sql(query, &err);
-    if (!sql) { fprintf(stderr, "ctxbench export: %s\n", err.msg); return 2; }
+    if (!sql) { fprintf(stderr, "ctxbench export: %s\n", err.msg); return 1; }
     sqlite3 *db;
     if (cb_store_open_read(db_path, &db, &err)) {
         fprintf(stderr, "ctxbench export: %s\n", err.msg);
@@ -173,7 +156,7 @@ static int run(int argc, char **argv) {
     }
     cb_atomic_file af;
     int rc = out ? cb_atomic_open(&af, out, &err) : 0;
-    if (!rc) rc = write_table(db, sql, fmt, out ? af.f : stdout, &err);
+    if (!rc) rc = write_table(db, sql, (fmt_t)fmt, out ? af.f : stdout, &err);
     if (out && !rc) rc = cb_atomic_commit(&af, &err);
     else if (out && af.f) cb_atomic_abort(&af);
     sqlite3_free(sql);

@@ -14,11 +14,6 @@ CB_POINT_COLUMNS(CB_COLUMN_VERSION_CHECK)
 #undef CB_COLUMN_VERSION_CHECK
 const int cb_point_column_count = (int)(sizeof cb_point_columns / sizeof cb_point_columns[0]);
 
-const char *cb_label_name(cb_label l) {
-    static const char *const names[CB_LABEL_COUNT] = { "measured", "sampled", "analytic", "refused", "failed" };
-    return l >= 0 && l < CB_LABEL_COUNT ? names[l] : "failed";
-}
-
 void cb_point_result_free(cb_point_result *r) { free(r->samples); free(r->counters); }
 
 /* A growing string on open_memstream; NULL on failure. */

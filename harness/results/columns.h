@@ -1,8 +1,8 @@
 /* The columns of `points`, defined once. Each row: name, SQL declaration, schema version that added it,
  * kind, when it has a value and which (from `rec`, a const cb_point_record *; no value stores NULL,
  * as does a NAN), and its docs/schema.md meaning. From this table come the CREATE TABLE of version 1
- * and the ADD COLUMN of later versions (store.c), the INSERT (point_store.c), the column list of
- * `ctxbench merge`, and the check of docs/schema.md (tests/test_store.c).
+ * and the ADD COLUMN of later versions (store.c), the INSERT (point_store.c), the points copy of
+ * `ctxbench merge` (merge.c), and the check of docs/schema.md (tests/test_store.c).
  *
  * Adding a column: one row here with `since` = CB_SCHEMA_VERSION + 1, CB_SCHEMA_VERSION bumped to it, and
  * the same row in docs/schema.md (with the version). Never add to a version already on main: a database
