@@ -32,6 +32,10 @@ const cb_cpu_features *cb_cpu(void);
 cb_kpath cb_kernels_path(void);           /* the path in use (CPUID, or the override) */
 cb_kpath cb_kernels_best_path(void);      /* what CPUID allows */
 int cb_kernels_set_path(cb_kpath p);      /* -1 if the CPU cannot run it */
+/* AVX512-VNNI integer kernels (int8 KV flash attention): CPUID allows them and no test/bench switched them
+ * off (false takes the fp32 loops, which give the same results to fp32 rounding) */
+bool cb_kernels_vnni(void);
+void cb_kernels_set_vnni(bool on);
 const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx512" | "avx512-bf16" | "amx" */
 int cb_kernels_parse_path(const char *s, cb_kpath *p); /* a CTXBENCH_KERNELS value; -1 if unknown */
 /* 0 when CTXBENCH_KERNELS is unset or names a path this CPU runs; else -1 with the reason in why. */
