@@ -748,7 +748,7 @@ static int fig_memory(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_
         }
         if (meas[a].n) {
             qsort(meas[a].v, (size_t)meas[a].n, sizeof(pt), cmp_pt);
-            char name[16];
+            char name[32];
             snprintf(name, sizeof name, "e%d", a);
             points_clause(&f, name, &meas[a], PT_FILLED[a], ARCH_COLOUR[a], first);
         }
@@ -841,7 +841,7 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     for (int a = 0; a < N_ARCH; a++)
         for (int k = 0; k < 2; k++) {
             if (!s[a][k].n) continue;
-            char name[16];
+            char name[32];
             snprintf(name, sizeof name, "r%d_%d", a, k);
             points_clause(&f, name, &s[a][k], k ? PT_HOLLOW[a] : PT_FILLED[a], ARCH_COLOUR[a], false);
             free(s[a][k].v);
