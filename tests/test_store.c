@@ -273,3 +273,70 @@ Test(store, open_read_migrates_a_copy) {
     cr_assert(strstr(err.msg, "not a ctxbench results database") && strstr(err.msg, p), "%s", err.msg);
     unlink(p);
 }
+
+/* points.batch_asked (schema version 10): rows stored before it get the batch their point_key asked for,
+ * so a throughput point of `max` (key batch 0) keeps 0 while its `batch` is the one used. */
+Test(store, batch_asked_is_filled_from_the_key_when_migrated) {
+    char p[256];
+    tmp_path(p, sizeof p);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cb_err err = { "" };
+    char *v1 = cb_store_schema_v1_sql();
+    cr_assert_eq(cb_store_exec(db, v1, &err), 0, "%s", err.msg);
+    sqlite3_free(v1);
+    cr_assert_eq(cb_store_exec(db,
+        "PRAGMA user_version = 1;"
+        "INSERT INTO runs (id, started_utc, workload_name, workload_text, workload_hash, shard, git_commit) VALUES"
+        " (1, 't', 'w', '', 'h', '0/1', 'c');"
+        "INSERT INTO points (id, run_id, point_key, engine, model, arch, phase, context, batch, threads, mode,"
+        " weight_dtype, kv_dtype, fill, label, status) VALUES"
+        " (1, 1, 'bamba|bamba-xs|throughput|4096|0|2|exact|bf16|bf16|real', 'bamba', 'bamba-xs', 'hybrid', 'throughput',"
+        "  4096, 15, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok'),"
+        " (2, 1, 'bamba|bamba-xs|throughput|4096|16|2|exact|bf16|bf16|real', 'bamba', 'bamba-xs', 'hybrid', 'throughput',"
+        "  4096, 16, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok'),"
+        " (3, 1, 'transformer|transformer-xs|decode|1024|1|2|exact|bf16|bf16|real', 'transformer', 'transformer-xs',"
+        "  'transformer', 'decode', 1024, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok')", &err), 0, "%s", err.msg);
+    sqlite3_close(db);
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(user_version(db), CB_SCHEMA_VERSION);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT group_concat(batch_asked, ',') FROM (SELECT batch_asked FROM points ORDER BY id)",
+                                    -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "0,16,1");
+    sqlite3_finalize(s);
+    cb_store_close(db);
+    unlink(p);
+}
+
+/* arch_pairs matches throughput points on the batch the workload asked for: explicit batches 1 and 4 pair
+ * with the transformer's 1 and 4 only, and `max` (asked 0) with its `max`, whatever batch each side used. */
+Test(store, arch_pairs_match_throughput_on_the_batch_asked) {
+    char p[256];
+    tmp_path(p, sizeof p);
+    sqlite3 *db;
+    cb_err err = { "" };
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_exec(db,
+        "INSERT INTO runs (id, started_utc, workload_name, workload_text, workload_hash, shard, git_commit) VALUES"
+        " (1, 't', 'w', '', 'h', '0/1', 'c');"
+        "INSERT INTO points (id, run_id, point_key, engine, model, arch, phase, context, batch, batch_asked, threads, mode,"
+        " weight_dtype, kv_dtype, fill, label, status, median, ci_lo, ci_hi, tokens_per_s) VALUES"
+        " (1, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'throughput', 4096, 1, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 1.0),"
+        " (2, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'throughput', 4096, 4, 4, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 4.0),"
+        " (3, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'throughput', 4096, 9, 0, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 9.0),"
+        " (4, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'throughput', 4096, 1, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 2.0),"
+        " (5, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'throughput', 4096, 4, 4, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 8.0),"
+        " (6, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'throughput', 4096, 15, 0, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 27.0)",
+        &err), 0, "%s", err.msg);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT group_concat(point_id || '/' || baseline_point_id || '=' || speedup, ' ') FROM"
+                                        " (SELECT * FROM speedup ORDER BY point_id)", -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "4/1=2.0 5/2=2.0 6/3=3.0",
+                     "one pair per asked batch, not every throughput point with every other");
+    sqlite3_finalize(s);
+    cb_store_close(db);
+    unlink(p);
+}

@@ -114,8 +114,8 @@ int cb_mamba_create(const cb_config *cfg, const cb_mamba_weights *w, const cb_en
     l->nthr = s.nthr;
     for (int h = 0; h < H; h++) l->A[h] = -expf(wload(&w->A_log, h));
     cb_mamba_plan(cfg, o, o->max_batch, &l->ssm_bytes, &l->conv_bytes, &l->scratch_bytes);
-    l->ssm = cb_calloc(l->ssm_bytes, err);
-    l->conv = l->conv_bytes ? cb_calloc(l->conv_bytes, err) : NULL;
+    l->ssm = cb_calloc_in(CB_ALLOC_SSM, l->ssm_bytes, err);
+    l->conv = l->conv_bytes ? cb_calloc_in(CB_ALLOC_CONV, l->conv_bytes, err) : NULL;
     if (!l->ssm || (l->conv_bytes && !l->conv) || cb_scratch_reserve(l->scratch_bytes, err)) {
         cb_free(l->ssm);
         cb_free(l->conv);

@@ -190,8 +190,8 @@ int cb_stack_create(const cb_model *m, const cb_engine_opts *o, cb_engine **out,
     s->rows = stack_rows(o);
     size_t buf = (size_t)s->rows * (size_t)s->cfg.d_model * sizeof(float);
     s->own_bytes = 3 * buf;
-    if (!(s->len = cb_calloc((size_t)o->max_batch * sizeof(int64_t), err)) || !(s->x = cb_alloc(buf, err)) ||
-        !(s->h = cb_alloc(buf, err)) || !(s->y = cb_alloc(buf, err)))
+    if (!(s->len = cb_calloc((size_t)o->max_batch * sizeof(int64_t), err)) || !(s->x = cb_alloc_in(CB_ALLOC_SCRATCH, buf, err)) ||
+        !(s->h = cb_alloc_in(CB_ALLOC_SCRATCH, buf, err)) || !(s->y = cb_alloc_in(CB_ALLOC_SCRATCH, buf, err)))
         goto fail;
     if (s->cfg.has_mlp || s->cfg.n_experts > 0) {
         size_t need = ff_scratch_bytes(&s->cfg, o);

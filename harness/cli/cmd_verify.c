@@ -252,6 +252,28 @@ static float *dequantised_logits(const verify_args *a, const cb_model *m, const 
     return out;
 }
 
+/* An 8-bit path (weights, or with kv the KV cache; parse_args allows one at a time): its distance to the
+ * reference is printed, not judged; it is judged against its dequantised twin, whose logits are returned
+ * (malloc'd; NULL with err on failure). */
+static float *eight_bit_twin(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids,
+                             const float *ref_logits, int T, bool kv, cb_err *err) {
+    const char *dt = cb_dtype_name(kv ? a->o.kv_dtype : a->wdt), *what = kv ? "KV cache" : "weights";
+    verify_result q = { 0 };
+    if (run_verify(a, m, ops, ids, ref_logits, T, &q, err) == 0)
+        printf("verify: %s %s vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
+               "%.4f over %ld rows\n", dt, what, fmax(q.prefill_max, q.decode_max),
+               q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
+    float *twin = kv ? kv_twin_logits(a, m, ops, ids, T, err) : dequantised_logits(a, m, ops, ids, T, err);
+    if (!twin) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        cb_err_set(err, "dequantised %stwin: %s", kv ? "KV " : "", why);
+        return NULL;
+    }
+    printf("verify: judging the %s %s against its dequantised %s twin\n", dt, kv ? "KV cache" : "path", kv ? "f32" : "fp32");
+    return twin;
+}
+
 static int cmd_verify(int argc, char **argv) {
     verify_args a = { 0 };
     int prc = parse_args(argc, argv, &a);
@@ -291,41 +313,15 @@ static int cmd_verify(int argc, char **argv) {
     verify_result r = { 0 };
     const float *want = ref.logits;
     float *twin = NULL;
-    if (cb_dtype_is_q8(a.wdt)) {
-        /* 8-bit: the quantisation error against the reference is reported, not judged; the pass criterion
-         * is the engine's 8-bit path against its dequantised fp32 twin (scale · code) on the same tokens. */
-        verify_result q = { 0 };
-        if (run_verify(&a, &m, ops, ref.ids, ref.logits, T, &q, &err) == 0)
-            printf("verify: %s weights vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
-                   "%.4f over %ld rows\n", cb_dtype_name(a.wdt), fmax(q.prefill_max, q.decode_max),
-                   q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
-        twin = dequantised_logits(&a, &m, ops, ref.ids, T, &err);
+    if (cb_dtype_is_q8(a.wdt) || cb_dtype_is_q8(a.o.kv_dtype)) {
+        twin = eight_bit_twin(&a, &m, ops, ref.ids, ref.logits, T, cb_dtype_is_q8(a.o.kv_dtype), &err);
         if (!twin) {
-            fprintf(stderr, "ctxbench verify: dequantised twin: %s\n", err.msg);
+            fprintf(stderr, "ctxbench verify: %s\n", err.msg);
             cb_verify_reference_close(&ref);
             cb_model_free(&m);
             return 1;
         }
         want = twin;
-        printf("verify: judging the %s path against its dequantised fp32 twin\n", cb_dtype_name(a.wdt));
-    }
-    if (cb_dtype_is_q8(a.o.kv_dtype)) {
-        /* 8-bit KV: as for 8-bit weights, the distance to the reference is printed; the pass criterion is the
-         * 8-bit cache against the f32 cache holding its dequantised rows */
-        verify_result q = { 0 };
-        if (run_verify(&a, &m, ops, ref.ids, ref.logits, T, &q, &err) == 0)
-            printf("verify: %s KV cache vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
-                   "%.4f over %ld rows\n", cb_dtype_name(a.o.kv_dtype), fmax(q.prefill_max, q.decode_max),
-                   q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
-        twin = kv_twin_logits(&a, &m, ops, ref.ids, T, &err);
-        if (!twin) {
-            fprintf(stderr, "ctxbench verify: dequantised KV twin: %s\n", err.msg);
-            cb_verify_reference_close(&ref);
-            cb_model_free(&m);
-            return 1;
-        }
-        want = twin;
-        printf("verify: judging the %s KV cache against its dequantised f32 twin\n", cb_dtype_name(a.o.kv_dtype));
     }
     int rc = run_verify(&a, &m, ops, ref.ids, want, T, &r, &err);
     free(twin);
