@@ -156,6 +156,56 @@ Test(attention_kernel, low_precision_kv_and_narrow_last_tile) {
     cb_kernels_set_path(cb_kernels_best_path());
 }
 
+/* The AMX kernel (prefill-sized blocks over a bf16 cache, hd % 32 == 0, through the dispatcher): against the
+ * naive double softmax on awkward shapes — rows not multiples of 16 (16..64), head sizes 32..256, depths off
+ * the 64-key blocks, a narrow last tile (capacity = keys), a capacity past the keys. */
+Test(attention_kernel, amx_prefill_rows_vs_naive_double) {
+    if (cb_kernels_best_path() < CB_PATH_AMX) cr_skip_test("no AMX here: %s", cb_cpu()->amx_why);
+    cr_assert_eq(cb_kernels_set_path(CB_PATH_AMX), 0);
+    const int hds[] = { 32, 64, 96, 128, 256 };
+    const int cases[][4] = { /* G, nq, depth, cap_extra */
+                             { 1, 16, 0, 0 },   { 4, 5, 77, 0 },  { 2, 17, 130, 3 }, { 8, 8, 93, 0 },
+                             { 1, 64, 511, 1 }, { 4, 16, 1000, 0 }, { 3, 11, 200, 50 } };
+    for (int h = 0; h < 5; h++)
+        for (int c = 0; c < 7; c++) {
+            double e = kernel_case(cases[c][0], cases[c][1], cases[c][2], hds[h], CB_BF16, cases[c][3]);
+            cr_assert_lt(e, 3e-6, "amx hd %d G %d nq %d depth %d: rel err %g", hds[h], cases[c][0], cases[c][1],
+                         cases[c][2], e);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+/* The AMX kernel and its AVX-512 twin fold the same key range [64, 333) into the same running state (left
+ * by [0, 64)): m, l and O agree to fp32 rounding. */
+Test(attention_kernel, amx_continues_a_running_state_like_avx512) {
+    if (cb_kernels_best_path() < CB_PATH_AMX) cr_skip_test("no AMX here: %s", cb_cpu()->amx_why);
+    const int R = 37, hd = 64;
+    const int64_t cap = 340, nk = 333;
+    float *kf = malloc(sizeof(float) * cap * hd), *vf = malloc(sizeof(float) * cap * hd);
+    float *Q = malloc(sizeof(float) * R * hd), *Oa = calloc((size_t)R * hd, sizeof(float)),
+          *Ob = calloc((size_t)R * hd, sizeof(float));
+    fill(kf, (size_t)cap * hd, 21, 1.3f);
+    fill(vf, (size_t)cap * hd, 22, 1.0f);
+    fill(Q, (size_t)R * hd, 23, 0.4f);
+    void *vc, *kc = make_cache(cap, hd, CB_BF16, kf, vf, &vc);
+    cb_kv_view kv = { .k = kc, .v = vc, .dtype = CB_BF16, .hd = hd, .cap = cap };
+    float ma[64], la[64], mb[64], lb[64];
+    int64_t qp[64];
+    for (int r = 0; r < R; r++) ma[r] = -INFINITY, la[r] = 0, qp[r] = 40 + 8 * r;
+    cb_attn_flash_avx512(R, Q, qp, &kv, 0, 64, ma, la, Oa);
+    memcpy(mb, ma, sizeof ma), memcpy(lb, la, sizeof la), memcpy(Ob, Oa, sizeof(float) * (size_t)R * hd);
+    cr_assert_eq(cb_kernels_set_path(CB_PATH_AMX), 0);
+    cb_attn_flash_amx(R, Q, qp, &kv, 64, nk, ma, la, Oa);
+    cb_attn_flash_avx512(R, Q, qp, &kv, 64, nk, mb, lb, Ob);
+    cb_kernels_set_path(cb_kernels_best_path());
+    for (int r = 0; r < R; r++) {
+        cr_assert_float_eq(ma[r], mb[r], 1e-5f * fmaxf(1.0f, fabsf(mb[r])), "m[%d]", r);
+        cr_assert_float_eq(la[r], lb[r], 1e-5f * lb[r], "l[%d]", r);
+    }
+    cr_assert_lt(max_diff(Oa, Ob, (size_t)R * hd), 1e-5, "O differs");
+    free(kf), free(vf), free(Q), free(Oa), free(Ob), free(kc), free(vc);
+}
+
 /* The bf16 decode loop (R <= 8 rows, hd % 32 == 0: pair widening, split-order O) for every row count and
  * the head sizes it handles differently (one, two, three or four 32-column pairs per 128-column pass, two
  * passes at 160 and 256), over several blocks with a partial last one, at a split like flash-decoding's. */
