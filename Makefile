@@ -108,7 +108,7 @@ FUZZ_CFLAGS   = -std=c17 -g -O1 -D_GNU_SOURCE -Wall -Wextra -fsanitize=fuzzer-no
 FUZZ_TARGETS  = safetensors config workload tokens reference
 FUZZ_DEPS_safetensors = engines/model/safetensors.c
 FUZZ_DEPS_config      = engines/model/config.c
-FUZZ_DEPS_workload    = harness/measure/workload.c
+FUZZ_DEPS_workload    = harness/measure/workload.c harness/results/point_types.c
 FUZZ_DEPS_tokens      = harness/measure/tokens.c engines/model/safetensors.c
 FUZZ_DEPS_reference   = harness/measure/verify_reference.c engines/model/safetensors.c
 build-fuzz/%.o: %.c

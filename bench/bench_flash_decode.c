@@ -59,8 +59,10 @@ static int run_flash_decode(int argc, char **argv) {
                 fprintf(stderr, "flash-decode: --dtype must be bf16, f16, f32, fp8 or int8\n");
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--no-vnni")) {
+            cb_kernels_set_vnni(false); /* int8: the fp32 loop instead of the VNNI one, to compare */
         } else {
-            printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8]\n");
+            printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8] [--no-vnni]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -102,8 +104,9 @@ static int run_flash_decode(int argc, char **argv) {
             else ((uint16_t *)a.k[c])[j] = cb_f32_to_f16(x), ((uint16_t *)a.v[c])[j] = cb_f32_to_f16(y);
         }
     }
-    printf("ctxbench flash-decode benchmark — kernel path %s, %s KV, head_dim %d, %lld keys per cache, %d caches "
-           "(%.0f MiB), calls of %d keys\n", cb_kpath_name(cb_kernels_path()), cb_dtype_name(dt), hd, (long long)keys,
+    printf("ctxbench flash-decode benchmark — kernel path %s%s, %s KV, head_dim %d, %lld keys per cache, %d caches "
+           "(%.0f MiB), calls of %d keys\n", cb_kpath_name(cb_kernels_path()),
+           dt == CB_I8 ? (cb_kernels_vnni() ? " (int8 dot products: VNNI)" : " (int8: fp32 loop)") : "", cb_dtype_name(dt), hd, (long long)keys,
            caches, (double)read * caches / 1048576, PART);
     printf("threads | triad GB/s |  rows:      1         2         4         8   (GB/s of K+V, %% of the larger triad) | triad after\n");
     int thr[2] = { 1, T };
@@ -130,6 +133,6 @@ static int run_flash_decode(int argc, char **argv) {
 }
 
 static const cb_bench_section flash_decode_section = {
-    "flash-decode", "decode attention from DRAM vs the triad, 1 and all threads [--keys N --hd D --dtype T]",
+    "flash-decode", "decode attention from DRAM vs the triad, 1 and all threads [--keys N --hd D --dtype T --no-vnni]",
     run_flash_decode };
 CB_REGISTER_BENCH(flash_decode_section)

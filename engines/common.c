@@ -1,6 +1,8 @@
 #include "common.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,24 +90,100 @@ float cb_load_f32(const void *data, cb_dtype t, size_t i) {
     }
 }
 
-void *cb_alloc(size_t bytes, cb_err *err) {
+/* Live blocks while counting (cb_alloc_count_start): address, requested bytes, category, mapped or not. */
+static struct {
+    bool on, dry;
+    int n;
+    size_t live[CB_ALLOC_NCAT];
+    struct { void *p; size_t bytes; cb_alloc_cat cat; bool mapped; } rec[CB_ALLOC_TRACK_MAX];
+} acct;
+static pthread_mutex_t acct_lock = PTHREAD_MUTEX_INITIALIZER;
+#define DRY_MIN ((size_t)1 << 20)
+
+void cb_alloc_count_start(bool dry) {
+    pthread_mutex_lock(&acct_lock);
+    memset(&acct, 0, sizeof acct);
+    acct.on = true, acct.dry = dry;
+    pthread_mutex_unlock(&acct_lock);
+}
+
+void cb_alloc_count_stop(void) {
+    pthread_mutex_lock(&acct_lock);
+    if (acct.n) fprintf(stderr, "ctxbench: allocation counting stopped with %d blocks live (freed as usual)\n", acct.n);
+    for (int i = 0; i < acct.n; i++) /* keep the mapped ones findable: stop only clears the counters */
+        if (!acct.rec[i].mapped) acct.rec[i--] = acct.rec[--acct.n];
+    memset(acct.live, 0, sizeof acct.live);
+    acct.on = false;
+    pthread_mutex_unlock(&acct_lock);
+}
+
+size_t cb_alloc_live_bytes(cb_alloc_cat cat) { return cat >= 0 && cat < CB_ALLOC_NCAT ? acct.live[cat] : 0; }
+
+static void *alloc_block(cb_alloc_cat cat, size_t bytes, bool *mapped, cb_err *err) {
     void *p = NULL;
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded == 0) rounded = 64;
-    if (posix_memalign(&p, 64, rounded) != 0) {
+    *mapped = false;
+    if (acct.on && acct.dry && bytes >= DRY_MIN) {
+        p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) p = NULL;
+        else *mapped = true;
+    } else if (posix_memalign(&p, 64, rounded) != 0) {
+        p = NULL;
+    }
+    if (!p) {
         cb_err_set(err, "out of memory allocating %zu bytes", bytes);
         return NULL;
+    }
+    if (acct.on) {
+        pthread_mutex_lock(&acct_lock);
+        if (acct.n == CB_ALLOC_TRACK_MAX) {
+            fprintf(stderr, "ctxbench: more than %d blocks live while counting allocations (raise CB_ALLOC_TRACK_MAX in "
+                    "engines/common.h)\n", CB_ALLOC_TRACK_MAX);
+            abort();
+        }
+        acct.rec[acct.n].p = p, acct.rec[acct.n].bytes = bytes, acct.rec[acct.n].cat = cat, acct.rec[acct.n].mapped = *mapped;
+        acct.n++;
+        acct.live[cat] += bytes;
+        pthread_mutex_unlock(&acct_lock);
     }
     return p;
 }
 
-void *cb_calloc(size_t bytes, cb_err *err) {
-    void *p = cb_alloc(bytes, err);
-    if (p) memset(p, 0, bytes);
+void *cb_alloc_in(cb_alloc_cat cat, size_t bytes, cb_err *err) {
+    bool mapped;
+    return alloc_block(cat, bytes, &mapped, err);
+}
+
+void *cb_calloc_in(cb_alloc_cat cat, size_t bytes, cb_err *err) {
+    bool mapped;
+    void *p = alloc_block(cat, bytes, &mapped, err);
+    if (p && !mapped) memset(p, 0, bytes); /* fresh anonymous pages already read as zeros */
     return p;
 }
 
-void cb_free(void *p) { free(p); }
+void *cb_alloc(size_t bytes, cb_err *err) { return cb_alloc_in(CB_ALLOC_OTHER, bytes, err); }
+void *cb_calloc(size_t bytes, cb_err *err) { return cb_calloc_in(CB_ALLOC_OTHER, bytes, err); }
+
+void cb_free(void *p) {
+    if (!p) return;
+    if (acct.on || acct.n) {
+        pthread_mutex_lock(&acct_lock);
+        for (int i = 0; i < acct.n; i++)
+            if (acct.rec[i].p == p) {
+                const bool mapped = acct.rec[i].mapped;
+                const size_t rounded = (acct.rec[i].bytes + 63) & ~(size_t)63;
+                if (acct.on) acct.live[acct.rec[i].cat] -= acct.rec[i].bytes;
+                acct.rec[i] = acct.rec[--acct.n];
+                pthread_mutex_unlock(&acct_lock);
+                if (mapped) munmap(p, rounded ? rounded : 64);
+                else free(p);
+                return;
+            }
+        pthread_mutex_unlock(&acct_lock);
+    }
+    free(p);
+}
 
 double cb_now_seconds(void) {
     struct timespec ts;

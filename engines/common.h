@@ -56,6 +56,21 @@ void *cb_alloc(size_t bytes, cb_err *err);
 void *cb_calloc(size_t bytes, cb_err *err);
 void cb_free(void *p);
 
+/* Allocation accounting (docs/methodology.md, "Memory and counters"): what an engine really allocates, by
+ * memory-plan category, so tests can hold the plan to the allocations. The engines allocate their KV cache,
+ * states and scratch through cb_calloc_in / cb_alloc_in with the category; plain cb_alloc is OTHER. */
+typedef enum { CB_ALLOC_OTHER, CB_ALLOC_WEIGHTS, CB_ALLOC_KV, CB_ALLOC_SSM, CB_ALLOC_CONV, CB_ALLOC_SCRATCH, CB_ALLOC_NCAT } cb_alloc_cat;
+void *cb_alloc_in(cb_alloc_cat cat, size_t bytes, cb_err *err);
+void *cb_calloc_in(cb_alloc_cat cat, size_t bytes, cb_err *err);
+/* Start (counters zeroed) or stop counting; at most CB_ALLOC_TRACK_MAX blocks live at once while counting
+ * (more aborts with a message). dry: blocks of 1 MiB or more are MAP_NORESERVE mappings that read as zeros
+ * and that cb_calloc does not write, so an engine of any size can be created without faulting its pages in
+ * (cb_preset_create_shapes does the same for the weights); never run a forward pass in dry mode. */
+#define CB_ALLOC_TRACK_MAX 4096
+void cb_alloc_count_start(bool dry);
+void cb_alloc_count_stop(void);
+size_t cb_alloc_live_bytes(cb_alloc_cat cat); /* bytes requested and not yet freed, since the start */
+
 /* Deterministic RNG (splitmix64 / xoshiro-style), used by presets and synthetic fills. */
 typedef struct { uint64_t s; } cb_rng;
 static inline uint64_t cb_rng_next(cb_rng *r) {

@@ -20,6 +20,8 @@ typedef struct {
     int max_batch;         /* sequences the engine holds at once (>= 1) */
     int prefill_chunk;     /* tokens per prefill step (default 512): scratch is independent of context */
     int ssd_chunk;         /* Mamba2 SSD chunk; 0 = the config's */
+    bool tile_weights;     /* keep a copy of each bf16 projection in the AMX tile layout (counted as weights);
+                            * default: on when the kernel path is amx, unless CTXBENCH_AMX_PACK=0 */
 } cb_engine_opts;
 
 void cb_engine_opts_default(cb_engine_opts *o);

@@ -23,5 +23,6 @@ const cb_engine_ops *cb_engine_for_config(const cb_config *cfg) {
 
 void cb_engine_opts_default(cb_engine_opts *o) {
     *o = (cb_engine_opts){ .threads = 0, .mode = CB_MODE_EXACT, .kv_dtype = CB_BF16, .kv_round = CB_F32, .state_dtype = CB_F32,
-                           .max_context = 4096, .max_batch = 1, .prefill_chunk = 512, .ssd_chunk = 0 };
+                           .max_context = 4096, .max_batch = 1, .prefill_chunk = 512, .ssd_chunk = 0,
+                           .tile_weights = cb_tile_weights_default() };
 }

@@ -11,6 +11,8 @@
 
 #include "../engines/kernels/kernels.h"
 #include "../engines/kernels/kernels_amx.h"
+#include "../engines/kernels/tiles.h"
+#include "../engines/model/model.h"
 
 static void need_amx(void) {
     if (cb_kernels_best_path() < CB_PATH_AMX) cr_skip_test("no AMX here: %s", cb_cpu()->amx_why);
@@ -92,6 +94,35 @@ static void run_pair(bool fast, int M, int64_t N, int64_t K, bool acc) {
     free_case(&c);
 }
 
+/* The same case with the weight's tile copy (kernels/tiles.h): checked against double, and bit-identical to the
+ * per-call packing (the K order is the same). */
+static void run_tiled(bool fast, int M, int64_t N, int64_t K, bool acc) {
+    gcase c = make_case(M, N, K, 91 + (uint64_t)(M * 7 + N * 13 + K));
+    uint32_t *tiles = aligned_alloc(64, (cb_tiles_bytes(N, K) + 63) & ~(size_t)63);
+    cb_weight W = { .data = c.w, .dtype = CB_BF16, .rows = N, .cols = K }, Wt = W;
+    cb_tiles_pack(&W, tiles);
+    Wt.tiles = tiles;
+    size_t ny = ((size_t)(M * c.ldy) + 1) * sizeof(float);
+    memcpy(c.y, c.y0, ny);
+    memcpy(c.yt, c.y0, ny);
+    matmul_fn f = fast ? cb_matmul_bf16_amx : cb_matmul_amx;
+    f(M, c.xbuf + 1, c.ldx, &Wt, c.y + 1, c.ldy, acc);
+    f(M, c.xbuf + 1, c.ldx, &W, c.yt + 1, c.ldy, acc);
+    check(fast ? "amx fast, tile copy" : "amx exact, tile copy", &c, c.y + 1, fast, acc);
+    cr_assert_eq(memcmp(c.y, c.yt, ny), 0, "tile copy vs per-call packing differ: M=%d N=%ld K=%ld", M, (long)N,
+                 (long)K);
+    if (N > 16) { /* a row view from the second tile group carries its part of the copy */
+        cb_weight v = cb_weight_rows(&Wt, 16, N - 16), vp = cb_weight_rows(&W, 16, N - 16);
+        cr_assert_eq(v.tiles, tiles + cb_tiles_group_u32(K));
+        f(M, c.xbuf + 1, c.ldx, &v, c.y + 1, c.ldy, false);
+        f(M, c.xbuf + 1, c.ldx, &vp, c.yt + 1, c.ldy, false);
+        cr_assert_eq(memcmp(c.y, c.yt, ny), 0, "row view of the tile copy differs: M=%d N=%ld K=%ld", M, (long)N,
+                     (long)K);
+    }
+    free(tiles);
+    free_case(&c);
+}
+
 static const int64_t NS[] = { 1, 15, 16, 17, 31, 33, 47, 65 };
 static const int64_t KS[] = { 1, 2, 15, 31, 32, 33, 63, 65 };
 
@@ -110,6 +141,49 @@ static void sweep(bool fast) {
 
 Test(amx_gemm, exact_vs_twin_awkward_shapes) { sweep(false); }
 Test(amx_gemm, fast_vs_twin_awkward_shapes) { sweep(true); }
+
+static void sweep_tiled(bool fast) {
+    need_amx();
+    for (int M = 1; M <= 33; M += 4)
+        for (size_t a = 0; a < sizeof NS / sizeof NS[0]; a++)
+            for (size_t b = 0; b < sizeof KS / sizeof KS[0]; b += 3) run_tiled(fast, M, NS[a], KS[b], (M + a) % 2);
+    run_tiled(fast, 37, 545, 1027, false); /* across the K and N blocks */
+    run_tiled(fast, 70, 291, 513, true);
+    run_tiled(fast, 129, 33, 1600, true);
+}
+Test(amx_gemm, exact_with_tile_copy) { sweep_tiled(false); }
+Test(amx_gemm, fast_with_tile_copy) { sweep_tiled(true); }
+
+/* The tile layout itself (portable: runs everywhere): every element where tiles.h says, zeros past N and K. */
+Test(tiles, pack_layout_awkward_shapes) {
+    const int64_t ns[] = { 1, 15, 16, 17, 33 }, ks[] = { 1, 2, 31, 32, 33, 65 };
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = 0; b < 6; b++) {
+            const int64_t N = ns[a], K = ks[b], S = cb_tiles_ksteps(K), G = (N + 15) / 16;
+            uint16_t *w = malloc((size_t)(N * K) * 2);
+            for (int64_t i = 0; i < N * K; i++) w[i] = (uint16_t)(i * 40503u + 1);
+            cb_weight W = { .data = w, .dtype = CB_BF16, .rows = N, .cols = K };
+            size_t bytes = cb_tiles_bytes(N, K);
+            cr_assert_eq(bytes, (size_t)(G * S) * 1024);
+            uint32_t *t = aligned_alloc(64, bytes);
+            memset(t, 0xab, bytes);
+            cb_tiles_pack(&W, t);
+            for (int64_t g = 0; g < G; g++)
+                for (int64_t s = 0; s < S; s++)
+                    for (int r = 0; r < 16; r++)
+                        for (int c = 0; c < 16; c++) {
+                            int64_t n = 16 * g + c, k = 32 * s + 2 * r;
+                            uint32_t lo = n < N && k < K ? w[n * K + k] : 0, hi = n < N && k + 1 < K ? w[n * K + k + 1] : 0;
+                            cr_assert_eq(t[(g * S + s) * 256 + r * 16 + c], lo | hi << 16, "N=%ld K=%ld g=%ld s=%ld r=%d c=%d",
+                                         (long)N, (long)K, (long)g, (long)s, r, c);
+                        }
+            cb_weight v = W;
+            v.tiles = t;
+            cr_assert_null(cb_weight_rows(&v, 1, N > 1 ? N - 1 : 0).tiles, "a view off the 16-row grid keeps no copy");
+            free(t);
+            free(w);
+        }
+}
 
 /* Same bits whatever the thread count (the K order does not depend on the split). */
 static void threads_same(bool fast, int M, int64_t N, int64_t K) {
@@ -175,6 +249,14 @@ Test(amx_verify, fixtures_exact_through_tiles) {
         snprintf(a, sizeof a, "%s --threads 2 --prefill 150 --prefill-chunk 33", fx[i]);
         verify_amx(a);
     }
+}
+/* The same fixtures with per-call packing (engines keep no tile copy). */
+Test(amx_verify, fixtures_exact_packed_per_call) {
+    need_amx();
+    setenv("CTXBENCH_AMX_PACK", "0", 1);
+    verify_amx("tests/fixtures/llama-tiny --threads 2 --batch 3 --prefill 100");
+    verify_amx("tests/fixtures/bamba-tiny --threads 2 --prefill 150 --prefill-chunk 33");
+    unsetenv("CTXBENCH_AMX_PACK");
 }
 Test(amx_verify, fixtures_fast_through_tiles) {
     need_amx();

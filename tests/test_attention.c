@@ -156,6 +156,56 @@ Test(attention_kernel, low_precision_kv_and_narrow_last_tile) {
     cb_kernels_set_path(cb_kernels_best_path());
 }
 
+/* The AMX kernel (prefill-sized blocks over a bf16 cache, hd % 32 == 0, through the dispatcher): against the
+ * naive double softmax on awkward shapes — rows not multiples of 16 (16..64), head sizes 32..256, depths off
+ * the 64-key blocks, a narrow last tile (capacity = keys), a capacity past the keys. */
+Test(attention_kernel, amx_prefill_rows_vs_naive_double) {
+    if (cb_kernels_best_path() < CB_PATH_AMX) cr_skip_test("no AMX here: %s", cb_cpu()->amx_why);
+    cr_assert_eq(cb_kernels_set_path(CB_PATH_AMX), 0);
+    const int hds[] = { 32, 64, 96, 128, 256 };
+    const int cases[][4] = { /* G, nq, depth, cap_extra */
+                             { 1, 16, 0, 0 },   { 4, 5, 77, 0 },  { 2, 17, 130, 3 }, { 8, 8, 93, 0 },
+                             { 1, 64, 511, 1 }, { 4, 16, 1000, 0 }, { 3, 11, 200, 50 } };
+    for (int h = 0; h < 5; h++)
+        for (int c = 0; c < 7; c++) {
+            double e = kernel_case(cases[c][0], cases[c][1], cases[c][2], hds[h], CB_BF16, cases[c][3]);
+            cr_assert_lt(e, 3e-6, "amx hd %d G %d nq %d depth %d: rel err %g", hds[h], cases[c][0], cases[c][1],
+                         cases[c][2], e);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+/* The AMX kernel and its AVX-512 twin fold the same key range [64, 333) into the same running state (left
+ * by [0, 64)): m, l and O agree to fp32 rounding. */
+Test(attention_kernel, amx_continues_a_running_state_like_avx512) {
+    if (cb_kernels_best_path() < CB_PATH_AMX) cr_skip_test("no AMX here: %s", cb_cpu()->amx_why);
+    const int R = 37, hd = 64;
+    const int64_t cap = 340, nk = 333;
+    float *kf = malloc(sizeof(float) * cap * hd), *vf = malloc(sizeof(float) * cap * hd);
+    float *Q = malloc(sizeof(float) * R * hd), *Oa = calloc((size_t)R * hd, sizeof(float)),
+          *Ob = calloc((size_t)R * hd, sizeof(float));
+    fill(kf, (size_t)cap * hd, 21, 1.3f);
+    fill(vf, (size_t)cap * hd, 22, 1.0f);
+    fill(Q, (size_t)R * hd, 23, 0.4f);
+    void *vc, *kc = make_cache(cap, hd, CB_BF16, kf, vf, &vc);
+    cb_kv_view kv = { .k = kc, .v = vc, .dtype = CB_BF16, .hd = hd, .cap = cap };
+    float ma[64], la[64], mb[64], lb[64];
+    int64_t qp[64];
+    for (int r = 0; r < R; r++) ma[r] = -INFINITY, la[r] = 0, qp[r] = 40 + 8 * r;
+    cb_attn_flash_avx512(R, Q, qp, &kv, 0, 64, ma, la, Oa);
+    memcpy(mb, ma, sizeof ma), memcpy(lb, la, sizeof la), memcpy(Ob, Oa, sizeof(float) * (size_t)R * hd);
+    cr_assert_eq(cb_kernels_set_path(CB_PATH_AMX), 0);
+    cb_attn_flash_amx(R, Q, qp, &kv, 64, nk, ma, la, Oa);
+    cb_attn_flash_avx512(R, Q, qp, &kv, 64, nk, mb, lb, Ob);
+    cb_kernels_set_path(cb_kernels_best_path());
+    for (int r = 0; r < R; r++) {
+        cr_assert_float_eq(ma[r], mb[r], 1e-5f * fmaxf(1.0f, fabsf(mb[r])), "m[%d]", r);
+        cr_assert_float_eq(la[r], lb[r], 1e-5f * lb[r], "l[%d]", r);
+    }
+    cr_assert_lt(max_diff(Oa, Ob, (size_t)R * hd), 1e-5, "O differs");
+    free(kf), free(vf), free(Q), free(Oa), free(Ob), free(kc), free(vc);
+}
+
 /* The bf16 decode loop (R <= 8 rows, hd % 32 == 0: pair widening, split-order O) for every row count and
  * the head sizes it handles differently (one, two, three or four 32-column pairs per 128-column pass, two
  * passes at 160 and 256), over several blocks with a partial last one, at a split like flash-decoding's. */
@@ -176,12 +226,57 @@ Test(attention_kernel, q8_decode_rows_and_head_dims) {
     if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip("no AVX-512");
     const int hds[] = { 16, 48, 64, 128, 256 };
     const cb_dtype ts[] = { CB_F8_E4M3, CB_I8 };
-    for (int t = 0; t < 2; t++)
+    /* int8 twice: the VNNI integer loop (where the CPU has it) and the fp32 loop */
+    const bool vnni = cb_cpu()->avx512vnni;
+    for (int t = 0; t < 3; t++) {
+        cb_kernels_set_vnni(t == 1 && vnni);
         for (int h = 0; h < 5; h++)
             for (int R = 1; R <= 8; R++) {
-                double e = kernel_case(R, 1, 200 + 13 * R, hds[h], ts[t], 70 + R);
-                cr_assert_lt(e, 2e-6, "%s hd %d rows %d: rel err %g", cb_dtype_name(ts[t]), hds[h], R, e);
+                double e = kernel_case(R, 1, 200 + 13 * R, hds[h], ts[CB_MIN(t, 1)], 70 + R);
+                cr_assert_lt(e, 2e-6, "%s%s hd %d rows %d: rel err %g", cb_dtype_name(ts[CB_MIN(t, 1)]),
+                             t == 1 && vnni ? " (VNNI)" : "", hds[h], R, e);
             }
+    }
+    cb_kernels_set_vnni(true);
+}
+
+/* The int8 VNNI loop against the fp32 loop on the same cache: many full blocks, a split call (k0 > 0),
+ * a partial last block and the narrow tile after them (the permuted O goes back before the fallback),
+ * rows that see none of a call's keys, and query rows of large and of tiny magnitude (24-bit fixed
+ * point is relative to each row's largest element). Both loops round in fp32, differently: the running
+ * max and sum agree to 1e-5, the outputs to 5e-6 of the row's largest (each is within 2e-6 of the double
+ * reference in the tests above). */
+Test(attention_kernel, int8_vnni_matches_fp32_loop) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512 || !cb_cpu()->avx512vnni) cr_skip("no AVX-512 VNNI on this CPU");
+    const int hd = 128, R = 8;
+    const int64_t nk = 1000, cap = 1003;
+    float *kf = malloc(sizeof(float) * cap * hd), *vf = malloc(sizeof(float) * cap * hd);
+    float Q[8 * 128], O[2][8 * 128], m[2][8], l[2][8];
+    fill(kf, (size_t)cap * hd, 5, 2.0f), fill(vf, (size_t)cap * hd, 6, 1.0f), fill(Q, sizeof Q / sizeof *Q, 7, 0.4f);
+    for (int d = 0; d < hd; d++) Q[6 * hd + d] *= 30.0f, Q[7 * hd + d] *= 1e-6f;
+    void *vc, *kc = make_cache(cap, hd, CB_I8, kf, vf, &vc);
+    cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = CB_I8, .hd = hd, .cap = cap };
+    int64_t qp[8];
+    for (int r = 0; r < R; r++) qp[r] = r == 5 ? 100 : nk - 1 - r; /* row 5 sees none of the second call */
+    for (int v = 0; v < 2; v++) {
+        cb_kernels_set_vnni(v == 1);
+        for (int r = 0; r < R; r++) m[v][r] = -INFINITY, l[v][r] = 0;
+        memset(O[v], 0, sizeof O[v]);
+        cb_attn_flash(R, Q, qp, &kv, 0, 512, m[v], l[v], O[v]);
+        cb_attn_flash(R, Q, qp, &kv, 512, nk, m[v], l[v], O[v]);
+    }
+    cb_kernels_set_vnni(true);
+    for (int r = 0; r < R; r++) {
+        cr_assert(fabsf(m[1][r] - m[0][r]) <= 1e-5f * fmaxf(1.0f, fabsf(m[0][r])), "row %d max %g vs %g", r, m[1][r], m[0][r]);
+        cr_assert(fabsf(l[1][r] - l[0][r]) <= 1e-5f * l[0][r], "row %d sum %g vs %g", r, l[1][r], l[0][r]);
+        float mag = 0;
+        for (int d = 0; d < hd; d++) mag = fmaxf(mag, fabsf(O[0][r * hd + d] / l[0][r]));
+        for (int d = 0; d < hd; d++) {
+            const float a = O[1][r * hd + d] / l[1][r], b = O[0][r * hd + d] / l[0][r];
+            cr_assert(fabsf(a - b) <= 5e-6f * mag, "row %d dim %d: %g vs %g", r, d, a, b);
+        }
+    }
+    free(kf), free(vf), free(kc), free(vc), free(cache_ks), free(cache_vs);
 }
 
 /* ---------- layer level ---------- */

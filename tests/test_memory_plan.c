@@ -4,6 +4,7 @@
 
 #include "../engines/engine.h"
 #include "../engines/model/presets.h"
+#include "../harness/measure/memprobe.h"
 
 static void plan_9b(const char *preset, cb_dtype kv, cb_dtype state, int64_t n, int batch, cb_memory_report *r) {
     cb_config cfg;
@@ -15,6 +16,7 @@ static void plan_9b(const char *preset, cb_dtype kv, cb_dtype state, int64_t n, 
     cb_engine_opts_default(&o);
     o.kv_dtype = kv;
     o.state_dtype = state;
+    o.tile_weights = false; /* the formulas are the checkpoint's bytes; tile copies have their own test */
     ops->plan(&cfg, &o, n, batch, r);
 }
 
@@ -104,6 +106,37 @@ Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
     }
 }
 
+/* With the AMX tile copies (packing is portable, so this runs on any CPU): the plan counts them in the
+ * weights, to the byte, and they are there (bf16 presets: every projection of the mixers and MLPs). */
+Test(memory_plan, plan_equals_allocation_with_tile_copies) {
+    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
+    for (int i = 0; i < 4; i++) {
+        cb_model m;
+        cb_err err = { 0 };
+        cr_assert_eq(cb_preset_create(presets[i], 1, CB_BF16, &m, &err), 0, "%s", err.msg);
+        const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
+        cb_engine_opts o;
+        cb_engine_opts_default(&o);
+        o.max_context = 1000;
+        o.max_batch = 2;
+        o.threads = 2;
+        cb_memory_report plain, want, got;
+        o.tile_weights = false;
+        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &plain);
+        o.tile_weights = true;
+        cb_engine *e;
+        cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
+        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
+        ops->memory(e, &got);
+        cr_assert_eq(got.weights, want.weights, "%s weights with tile copies", presets[i]);
+        cr_assert_eq(got.total, want.total, "%s total with tile copies", presets[i]);
+        cr_assert_gt(want.weights, plain.weights, "%s: bf16 projections get tile copies", presets[i]);
+        cr_assert_eq(want.kv_cache, plain.kv_cache);
+        ops->destroy(e);
+        cb_model_free(&m);
+    }
+}
+
 /* Granite-4.0-H-Small at the published shapes: 4 attention layers keep KV, 36 Mamba2 layers keep state;
  * the weights are all 72 experts of every layer (total, not active, parameters live in memory). */
 Test(memory_plan, granite_h_small_matches_the_formula_to_the_byte) {
@@ -152,4 +185,56 @@ Test(memory_plan, granite_plan_equals_allocation) {
         ops->destroy(e);
     }
     cb_model_free(&m);
+}
+
+/* `ctxbench memory --model granite-4.0-h-small` prints plan(); here the plan is held to what the engine
+ * allocates, category by category, from 4K to 1M. The engine is created over the preset's shapes (weights
+ * mapped, never loaded) with allocation counting in dry mode (KV, states and scratch mapped, never written):
+ * 60 GB of weights and 16 GB of KV cost no memory, which the peak RSS checks. */
+Test(memory_plan, granite_h_small_allocations_equal_the_plan) {
+    cb_model m;
+    cb_err err = { 0 };
+    cr_assert_eq(cb_preset_create_shapes("granite-4.0-h-small", CB_BF16, &m, &err), 0, "%s", err.msg);
+    const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
+    cr_assert_not_null(ops);
+    size_t tensors = 0;
+    for (int i = 0; i < m.st.n_tensors; i++) tensors += m.st.tensors[i].nbytes;
+    const struct { int64_t n; int batch; cb_dtype kv; } pts[] = {
+        { 4096, 1, CB_BF16 }, { 32768, 1, CB_BF16 }, { 131072, 1, CB_BF16 }, { 524288, 1, CB_BF16 },
+        { 1048576, 1, CB_BF16 }, { 131072, 3, CB_BF16 }, { 1048576, 1, CB_F8_E4M3 }, { 1048576, 1, CB_F32 },
+    };
+    for (size_t i = 0; i < sizeof pts / sizeof pts[0]; i++) {
+        cb_engine_opts o;
+        cb_engine_opts_default(&o);
+        o.max_context = pts[i].n;
+        o.max_batch = pts[i].batch;
+        o.kv_dtype = pts[i].kv;
+        cb_memory_report plan;
+        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &plan);
+        cb_alloc_count_start(true);
+        cb_engine *e;
+        cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
+        const char *kv = cb_dtype_name(o.kv_dtype);
+        const long long N = (long long)pts[i].n;
+        cr_assert_eq(tensors, plan.weights, "weights bound %zu, planned %zu", tensors, plan.weights);
+        cr_assert_eq(cb_alloc_live_bytes(CB_ALLOC_KV), plan.kv_cache, "KV at %lld x %d (%s): allocated %zu, planned %zu",
+                     N, pts[i].batch, kv, cb_alloc_live_bytes(CB_ALLOC_KV), plan.kv_cache);
+        cr_assert_eq(cb_alloc_live_bytes(CB_ALLOC_SSM), plan.ssm_state, "SSM state at %lld", N);
+        cr_assert_eq(cb_alloc_live_bytes(CB_ALLOC_CONV), plan.conv_state, "conv state at %lld", N);
+        cr_assert_eq(cb_alloc_live_bytes(CB_ALLOC_SCRATCH), plan.scratch, "scratch at %lld: allocated %zu, planned %zu", N,
+                     cb_alloc_live_bytes(CB_ALLOC_SCRATCH), plan.scratch);
+        cr_assert_eq(plan.total, plan.weights + plan.kv_cache + plan.ssm_state + plan.conv_state + plan.scratch);
+        /* and the allocations against the published shapes (4 attention layers, 8 KV heads x 128, 36 Mamba2
+         * layers of 128 heads x 64 x state 128, conv 8192 + 2 x 128 channels x 3) */
+        const size_t per_pos = o.kv_dtype == CB_F8_E4M3 ? 2 * 128 + 2 * 4 : 2 * 128 * cb_dtype_size(o.kv_dtype);
+        cr_assert_eq(cb_alloc_live_bytes(CB_ALLOC_KV), (size_t)(4LL * 8 * pts[i].batch * pts[i].n) * per_pos);
+        cr_assert_eq(cb_alloc_live_bytes(CB_ALLOC_SSM), (size_t)(36LL * pts[i].batch * 128 * 64 * 128 * 4));
+        cr_assert_eq(cb_alloc_live_bytes(CB_ALLOC_CONV), (size_t)(36LL * pts[i].batch * (8192 + 2 * 128) * 3 * 4));
+        ops->destroy(e);
+        for (int c = 0; c < CB_ALLOC_NCAT; c++) cr_assert_eq(cb_alloc_live_bytes((cb_alloc_cat)c), 0, "category %d leaked", c);
+        cb_alloc_count_stop();
+    }
+    cb_model_free(&m);
+    cr_assert_lt(cb_mem_peak_rss_bytes(), (int64_t)1 << 30, "peak RSS %lld bytes: the dry engine touched its memory",
+                 (long long)cb_mem_peak_rss_bytes());
 }

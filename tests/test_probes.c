@@ -9,7 +9,9 @@
 
 #include "../engines/counters.h"
 #include "../engines/kernels/kernels.h"
-#include "../harness/measure/probes.h"
+#include "../harness/measure/machine.h"
+#include "../harness/measure/memprobe.h"
+#include "../harness/measure/papi_counters.h"
 
 #define MiB (1024LL * 1024)
 

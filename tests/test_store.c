@@ -26,6 +26,44 @@ static int user_version(sqlite3 *db) {
     return v;
 }
 
+/* The runs row the view tests stand on: INSERT_RUNS RUN_ROW(1) ... */
+#define INSERT_RUNS "INSERT INTO runs (id, started_utc, workload_name, workload_text, workload_hash, shard, git_commit) VALUES"
+#define RUN_ROW(id) " (" #id ", 't', 'w', '', 'h', '0/1', 'c')"
+
+/* A new database (its path in p) holding the rows sql inserts. */
+static sqlite3 *db_with_rows(char *p, size_t n, const char *sql) {
+    tmp_path(p, n);
+    sqlite3 *db;
+    cb_err err = { "" };
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(cb_store_exec(db, sql, &err), 0, "%s", err.msg);
+    return db;
+}
+
+/* A database at schema version 1 (its path in p) holding the rows sql inserts. */
+static void make_v1_db(char *p, size_t n, const char *sql) {
+    tmp_path(p, n);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cb_err err = { "" };
+    char *v1 = cb_store_schema_v1_sql();
+    cr_assert_eq(cb_store_exec(db, v1, &err), 0, "%s", err.msg);
+    sqlite3_free(v1);
+    cr_assert_eq(cb_store_exec(db, "PRAGMA user_version = 1", &err), 0);
+    cr_assert_eq(cb_store_exec(db, sql, &err), 0, "%s", err.msg);
+    sqlite3_close(db);
+}
+
+/* The one text value sql selects. */
+static void assert_text(sqlite3 *db, const char *sql, const char *want, const char *why) {
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    const char *got = (const char *)sqlite3_column_text(s, 0);
+    cr_assert_str_eq(got ? got : "(null)", want, "%s", why);
+    sqlite3_finalize(s);
+}
+
 Test(store, create_migrate_and_refuse_newer) {
     char p[256];
     tmp_path(p, sizeof p);
@@ -209,13 +247,8 @@ Test(store, points_table_is_the_column_table) {
  * interval from both CIs, refused / failed points never in it, another run's transformer never used. */
 Test(store, speedup_view_pairs_within_a_run) {
     char p[256];
-    tmp_path(p, sizeof p);
-    sqlite3 *db;
-    cb_err err = { "" };
-    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
-    cr_assert_eq(cb_store_exec(db,
-        "INSERT INTO runs (id, started_utc, workload_name, workload_text, workload_hash, shard, git_commit) VALUES"
-        " (1, 't', 'w', '', 'h', '0/1', 'c'), (2, 't', 'w', '', 'h', '0/1', 'c');"
+    sqlite3 *db = db_with_rows(p, sizeof p,
+        INSERT_RUNS RUN_ROW(1) "," RUN_ROW(2) ";"
         "INSERT INTO points (id, run_id, point_key, engine, model, arch, phase, context, batch, threads, mode,"
         " weight_dtype, kv_dtype, fill, label, status, median, ci_lo, ci_hi) VALUES"
         " (1, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'prefill', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 4.0, 3.0, 5.0),"
@@ -224,8 +257,7 @@ Test(store, speedup_view_pairs_within_a_run) {
         " (4, 2, 'k', 'bamba', 'bamba-xs', 'hybrid', 'prefill', 8192, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0),"
         " (5, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'prefill', 8192, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 9.0, 9.0, 9.0),"
         " (6, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'decode', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'refused', 'no', NULL, NULL, NULL),"
-        " (7, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'decode', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0)",
-        &err), 0, "%s", err.msg);
+        " (7, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'decode', 4096, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0)");
     sqlite3_stmt *s;
     cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*), MIN(point_id), MIN(baseline_point_id), MIN(speedup), MIN(speedup_lo),"
                                         " MIN(speedup_hi) FROM speedup", -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
@@ -248,15 +280,9 @@ Test(store, speedup_view_pairs_within_a_run) {
 /* A reader of an older database gets the current views over a migrated copy; the file is not changed. */
 Test(store, open_read_migrates_a_copy) {
     char p[256];
-    tmp_path(p, sizeof p);
+    make_v1_db(p, sizeof p, "");
     sqlite3 *db;
-    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
     cb_err err = { "" };
-    char *v1 = cb_store_schema_v1_sql();
-    cr_assert_eq(cb_store_exec(db, v1, &err), 0, "%s", err.msg);
-    sqlite3_free(v1);
-    cr_assert_eq(cb_store_exec(db, "PRAGMA user_version = 1", &err), 0);
-    sqlite3_close(db);
     cr_assert_eq(cb_store_open_read(p, &db, &err), 0, "%s", err.msg);
     cr_assert_eq(user_version(db), CB_SCHEMA_VERSION);
     cr_assert_eq(cb_store_exec(db, "SELECT triad_drift FROM rates; SELECT pair_label FROM speedup", &err), 0, "%s", err.msg);
@@ -271,5 +297,50 @@ Test(store, open_read_migrates_a_copy) {
     sqlite3_close(db);
     cr_assert_eq(cb_store_open_read(p, &db, &err), -1);
     cr_assert(strstr(err.msg, "not a ctxbench results database") && strstr(err.msg, p), "%s", err.msg);
+    unlink(p);
+}
+
+/* points.batch_asked (schema version 10): rows stored before it get the batch their point_key asked for,
+ * so a throughput point of `max` (key batch 0) keeps 0 while its `batch` is the one used. */
+Test(store, batch_asked_is_filled_from_the_key_when_migrated) {
+    char p[256];
+    make_v1_db(p, sizeof p,
+        INSERT_RUNS RUN_ROW(1) ";"
+        "INSERT INTO points (id, run_id, point_key, engine, model, arch, phase, context, batch, threads, mode,"
+        " weight_dtype, kv_dtype, fill, label, status) VALUES"
+        " (1, 1, 'bamba|bamba-xs|throughput|4096|0|2|exact|bf16|bf16|real', 'bamba', 'bamba-xs', 'hybrid', 'throughput',"
+        "  4096, 15, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok'),"
+        " (2, 1, 'bamba|bamba-xs|throughput|4096|16|2|exact|bf16|bf16|real', 'bamba', 'bamba-xs', 'hybrid', 'throughput',"
+        "  4096, 16, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok'),"
+        " (3, 1, 'transformer|transformer-xs|decode|1024|1|2|exact|bf16|bf16|real', 'transformer', 'transformer-xs',"
+        "  'transformer', 'decode', 1024, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok')");
+    sqlite3 *db;
+    cb_err err = { "" };
+    cr_assert_eq(cb_store_open(p, &db, &err), 0, "%s", err.msg);
+    cr_assert_eq(user_version(db), CB_SCHEMA_VERSION);
+    assert_text(db, "SELECT group_concat(batch_asked, ',') FROM (SELECT batch_asked FROM points ORDER BY id)", "0,16,1",
+                "the batch each key asked for");
+    cb_store_close(db);
+    unlink(p);
+}
+
+/* arch_pairs matches throughput points on the batch the workload asked for: explicit batches 1 and 4 pair
+ * with the transformer's 1 and 4 only, and `max` (asked 0) with its `max`, whatever batch each side used. */
+Test(store, arch_pairs_match_throughput_on_the_batch_asked) {
+    char p[256];
+    sqlite3 *db = db_with_rows(p, sizeof p,
+        INSERT_RUNS RUN_ROW(1) ";"
+        "INSERT INTO points (id, run_id, point_key, engine, model, arch, phase, context, batch, batch_asked, threads, mode,"
+        " weight_dtype, kv_dtype, fill, label, status, median, ci_lo, ci_hi, tokens_per_s) VALUES"
+        " (1, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'throughput', 4096, 1, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 1.0),"
+        " (2, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'throughput', 4096, 4, 4, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 4.0),"
+        " (3, 1, 'k', 'transformer', 'transformer-xs', 'transformer', 'throughput', 4096, 9, 0, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 9.0),"
+        " (4, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'throughput', 4096, 1, 1, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 2.0),"
+        " (5, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'throughput', 4096, 4, 4, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 8.0),"
+        " (6, 1, 'k', 'bamba', 'bamba-xs', 'hybrid', 'throughput', 4096, 15, 0, 2, 'exact', 'bf16', 'bf16', 'real', 'measured', 'ok', 1.0, 1.0, 1.0, 27.0)");
+    assert_text(db, "SELECT group_concat(point_id || '/' || baseline_point_id || '=' || speedup, ' ') FROM"
+                    " (SELECT * FROM speedup ORDER BY point_id)", "4/1=2.0 5/2=2.0 6/3=3.0",
+                "one pair per asked batch, not every throughput point with every other");
+    cb_store_close(db);
     unlink(p);
 }

@@ -138,6 +138,10 @@ Test(sweep, end_to_end_rows_labels_stats) {
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label='sampled' AND ABS(validation_rel_error) < 0.5"), 2);
     /* 1M budget: throughput at batch 2 of 4K+ tokens (16 B/token) fits; 'max' batch found from the plan */
     cr_assert_eq(q1(db, "SELECT MIN(batch) FROM points WHERE phase='throughput' AND label='measured' AND batch > 2"), 15);
+    /* batch_asked keeps what the workload asked for: 2, or 0 for max (whose batch is the one used) */
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase='throughput' AND batch_asked = 2 AND batch = 2"), 6);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase='throughput' AND batch_asked = 0"), 6);
+    cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE phase<>'throughput' AND batch_asked IS NOT batch"), 0);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM points WHERE label='measured' AND (median IS NULL OR ci_lo > median OR ci_hi < median OR n_samples <> 3)"), 0);
     cr_assert_eq(q1(db, "SELECT COUNT(*) FROM samples s JOIN points p ON p.id=s.point_id WHERE p.label='measured' AND p.phase='decode'"), 18);
     cr_assert(q1(db, "SELECT COUNT(*) FROM memory WHERE source='analytic'") >= 36 * 6 - 0);

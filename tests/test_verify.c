@@ -1,6 +1,6 @@
 /* Fidelity: every engine against the fixtures' transformers logits, through the CLI exactly as a user
  * runs it (`ctxbench verify`), over the prefill lengths, SSD chunk sizes, thread counts and batch
- * shapes the engine issues list. Each case checks the exit status and the PASS line. */
+ * shapes each engine supports. Each case checks the exit status and the PASS line. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +144,7 @@ Test(verify_granite, batch_of_three) {
     verify_ok(GRANITE " --batch 3 --prefill 37 --threads 1");
 }
 Test(verify_granite, long_reference) { verify_ok(GRANITE " --reference reference-long.safetensors --prefill 1000"); }
-/* BRIEF gives no transformers-bf16 yardstick for granite-tiny. Measured here (2026-12-02, every kernel path):
+/* granite-tiny has no transformers-bf16 yardstick (docs/engines.md, fast mode). Measured here (2026-12-02, every kernel path):
  * max_abs 0.0021-0.0023, argmax 99.4-100 % (the one flip at a reference top-2 margin of 0.0006). The bound
  * is the measured value with headroom, so a regression is caught. */
 Test(verify_granite, fast_mode_measured_bound) {

@@ -4,19 +4,7 @@
 #include "../stack/family.h"
 #include "../stack/stack.h"
 
-static const cb_family bamba;
-static bool supports(const cb_config *cfg) { return cb_family_supports(&bamba, cfg); }
-
-static const cb_family bamba = {
-    .engine = { .name = "bamba",
-                .description = "Bamba hybrid: Mamba2 layers + a few attention layers, SwiGLU MLP everywhere",
-                .supports = supports, CB_STACK_ENGINE_OPS },
-    .model_type = CB_MT_BAMBA,
-    .mixers = CB_MIXERS_ATTENTION | CB_MIXERS_MAMBA2,
-    .ff = CB_FF_SWIGLU,
-    .names = { .embed = "model.embed_tokens.weight", .final_norm = "model.final_layernorm.weight",
-               .lm_head = "lm_head.weight", .layer = "model.layers.%d", .mixer_norm = "input_layernorm.weight",
-               .attention = "self_attn", .mamba = "mamba", .ff_norm = "pre_ff_layernorm.weight",
-               .ff = "feed_forward" },
-};
-CB_REGISTER_FAMILY(bamba)
+CB_FAMILY(bamba, "bamba", "Bamba hybrid: Mamba2 layers + a few attention layers, SwiGLU MLP everywhere", CB_MT_BAMBA,
+          CB_MIXERS_ATTENTION | CB_MIXERS_MAMBA2, CB_FF_SWIGLU,
+          CB_NAMES_MODEL_LAYOUT, .final_norm = "model.final_layernorm.weight", .mamba = "mamba",
+          .ff_norm = "pre_ff_layernorm.weight", .ff = "feed_forward")

@@ -6,19 +6,9 @@
 #include "../stack/family.h"
 #include "../stack/stack.h"
 
-static const cb_family granite;
-static bool supports(const cb_config *cfg) { return cb_family_supports(&granite, cfg); }
-
-static const cb_family granite = {
-    .engine = { .name = "granite",
-                .description = "Granite 4.0-H hybrid: Mamba2 + attention layers, shared SwiGLU expert + routed experts, muP",
-                .supports = supports, CB_STACK_ENGINE_OPS },
-    .model_type = CB_MT_GRANITE,
-    .mixers = CB_MIXERS_ATTENTION | CB_MIXERS_MAMBA2,
-    .ff = CB_FF_SWIGLU,
-    .names = { .embed = "model.embed_tokens.weight", .final_norm = "model.norm.weight", .lm_head = "lm_head.weight",
-               .layer = "model.layers.%d", .mixer_norm = "input_layernorm.weight", .attention = "self_attn",
-               .mamba = "mamba", .ff_norm = "post_attention_layernorm.weight", .ff = "shared_mlp",
-               .gate_up_stacked = true, .moe = "block_sparse_moe" },
-};
-CB_REGISTER_FAMILY(granite)
+CB_FAMILY(granite, "granite",
+          "Granite 4.0-H hybrid: Mamba2 + attention layers, shared SwiGLU expert + routed experts, muP", CB_MT_GRANITE,
+          CB_MIXERS_ATTENTION | CB_MIXERS_MAMBA2, CB_FF_SWIGLU,
+          CB_NAMES_MODEL_LAYOUT, .final_norm = "model.norm.weight", .mamba = "mamba",
+          .ff_norm = "post_attention_layernorm.weight", .ff = "shared_mlp", .gate_up_stacked = true,
+          .moe = "block_sparse_moe")

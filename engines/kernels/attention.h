@@ -56,5 +56,10 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
                              int64_t k1, float *m, float *l, float *O);
 void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
                           int64_t k1, float *m, float *l, float *O);
+/* AMX twin (attention_amx.c): bf16 caches with hd % 32 == 0, on the amx path only; the dispatcher sends it
+ * blocks of at least CB_ATTN_AMX_MIN_ROWS rows (prefill; decode's few rows stay on AVX-512). */
+#define CB_ATTN_AMX_MIN_ROWS 16
+void cb_attn_flash_amx(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                       float *m, float *l, float *O);
 
 #endif

@@ -9,8 +9,10 @@
  * fp32 tiles, which the f32 kernel then consumes as a 64-key cache; the cache itself is never expanded. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "attention.h"
+#include "kernels.h"
 #include "flash_softmax_avx512.h"
 
 #define DIRECT_MAX_ROWS 8
@@ -173,6 +175,276 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     }
 }
 
+/* ---- int8 cache with VNNI (vpdpbusd): integer dot products, exact to fp32's precision ----
+ * Each query row is held as a 24-bit fixed-point integer Qi = rne(q · G), G = 127·2^16 / max|q|, split
+ * into three signed bytes (Qi = 2^16·h + 2^8·m + l, balanced digits). An int8 code times a byte is exact,
+ * so a score is Σ_p 256^p · Σ_d k_d · plane_p,d exactly in int32 per plane (|.| < 2^23, hence exact in
+ * fp32 too), combined in fp32: the only errors are q's rounding to 24 bits (relative 2^-24 of max|q|) and
+ * two fp32 roundings, as small as the fp32 FMA chain's. vpdpbusd wants one unsigned operand: K's codes
+ * are offset by 128 (xor 0x80) and 128·Σ_d plane_p,d is subtracted per row. Likewise P·V: the softmax
+ * weights (times the V scales) of a block are held as 24-bit unsigned fixed point relative to the
+ * block's largest, three unsigned bytes against V's signed codes. K tiles are [hd][16] bytes: 64 bytes
+ * (dims d..d+3 of 16 keys) become 16 lanes of one key's 4 dims by a dword permute and a byte shuffle;
+ * 4 V rows become lanes of 4 keys of one column by two rounds of unpacks, which leaves the 16 columns of
+ * a 128-bit lane in the order 4k + i ↔ column 16L + 4k + i (O is kept in that order inside a call). */
+/* Prefetch distance in blocks (into L1) for this loop: two blocks ahead, as in the fp32 loop, streamed
+ * ~25 % slower from DRAM at 1-2 rows than one block ahead (ctxbench-bench flash-decode); an extra L2
+ * prefetch further ahead was slower still. */
+#ifndef PF_I8
+#define PF_I8 1
+#endif
+#define I8_QMAX 8323072.0f /* 127 · 2^16: the balanced top digit stays within int8 */
+#define I8_PMAX 16777215.0f
+
+/* vpdpbusd through asm: with the intrinsic gcc copies each accumulator before and after the instruction
+ * (it ties the destination badly in unrolled loops), doubling the loop's instructions. acc += Σ4 a_u8·b_s8;
+ * _bc: b is one dword broadcast from memory (embedded broadcast, no register). */
+static inline __attribute__((always_inline)) __m512i dp(__m512i acc, __m512i a, __m512i b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+static inline __attribute__((always_inline)) __m512i dp_bc(__m512i acc, __m512i a, const int32_t *b) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*b));
+    return acc;
+}
+
+typedef struct {
+    int32_t q[3][DIRECT_MAX_ROWS][CB_FLASH_MAX_HD / 4]; /* planes of the rows' Qi, 4 dims per dword */
+    int32_t corr[3][DIRECT_MAX_ROWS];                   /* 128 · Σ_d plane_p,d */
+    float qinv[DIRECT_MAX_ROWS];                        /* 1 / G */
+    int32_t p[3][DIRECT_MAX_ROWS][CB_FLASH_BK / 4];     /* planes of the block's weights, 4 keys per dword */
+    float punit[DIRECT_MAX_ROWS];                       /* weight = punit · Pi */
+} i8_state;
+
+/* false when a row is not finite (the caller then takes the fp32 loop, which propagates it) */
+static bool i8_quantize_q(int R, const float *Q, int hd, i8_state *st) {
+    for (int r = 0; r < R; r++) {
+        const float *q = Q + (size_t)r * hd;
+        __m512 mx = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(q + d)));
+        const float amax = _mm512_reduce_max_ps(mx);
+        if (!isfinite(amax)) return false;
+        const __m512 G = _mm512_set1_ps(amax > 0.0f ? I8_QMAX / amax : 0.0f);
+        st->qinv[r] = amax > 0.0f ? amax / I8_QMAX : 0.0f;
+        __m512i c[3] = { _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512() };
+        for (int d = 0; d < hd; d += 16) {
+            const __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(q + d), G)); /* rne */
+            const __m512i lo = _mm512_srai_epi32(_mm512_slli_epi32(qi, 24), 24), q1 = _mm512_srai_epi32(_mm512_sub_epi32(qi, lo), 8);
+            const __m512i mi = _mm512_srai_epi32(_mm512_slli_epi32(q1, 24), 24), hi = _mm512_srai_epi32(_mm512_sub_epi32(q1, mi), 8);
+            const __m512i dig[3] = { lo, mi, hi };
+            for (int p = 0; p < 3; p++) {
+                _mm_storeu_si128((__m128i *)((int8_t *)st->q[p][r] + d), _mm512_cvtepi32_epi8(dig[p]));
+                c[p] = _mm512_add_epi32(c[p], dig[p]);
+            }
+        }
+        for (int p = 0; p < 3; p++) st->corr[p][r] = 128 * _mm512_reduce_add_epi32(c[p]);
+    }
+    return true;
+}
+
+/* 16 keys' dims 4c..4c+3 from a [hd][16] byte tile, one key per lane, offset to unsigned */
+static inline __attribute__((always_inline)) __m512i i8_kquad(const uint8_t *p, __m512i perm, __m512i shuf) {
+    const __m512i x = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm, _mm512_loadu_si512(p)), shuf);
+    return _mm512_xor_si512(x, _mm512_set1_epi8((char)0x80));
+}
+
+static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, int t0, int NT, int hd,
+                                                        const uint8_t *kt0, const float *ks, const i8_state *st,
+                                                        float *S, const char *pf, int npf) {
+    __m512i a[4][4][3];
+    int rr[4];
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512i shuf = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) rr[i] = CB_MIN(r0 + i, R - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++)
+#pragma GCC unroll 3
+            for (int p = 0; p < 3; p++) a[i][j][p] = _mm512_setzero_si512();
+    const size_t tile = (size_t)hd * 16;
+    const uint8_t *k = kt0 + (size_t)t0 * tile;
+    for (int c = 0; c < hd / 4; c++) {
+        __m512i kx[4];
+        if (pf) /* npf lines per chunk: 1, 2 or 4 */
+            for (int u = 0; u < 4; u++)
+                if (u < npf) _mm_prefetch(pf + ((size_t)c * npf + u) * 64, _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) kx[j] = i8_kquad(k + j * tile + (size_t)c * 64, perm, shuf);
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++)
+#pragma GCC unroll 3
+            for (int p = 0; p < 3; p++)
+#pragma GCC unroll 4
+                for (int j = 0; j < NT; j++) a[i][j][p] = dp_bc(a[i][j][p], kx[j], &st->q[p][rr[i]][c]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) {
+        if (r0 + i >= R) continue;
+        const int r = r0 + i;
+        const __m512 qinv = _mm512_set1_ps(st->qinv[r]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) {
+            const __m512 h2 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[i][j][2], _mm512_set1_epi32(st->corr[2][r])));
+            const __m512 h1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[i][j][1], _mm512_set1_epi32(st->corr[1][r])));
+            const __m512 h0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[i][j][0], _mm512_set1_epi32(st->corr[0][r])));
+            __m512 s = _mm512_add_ps(_mm512_fmadd_ps(h2, _mm512_set1_ps(65536.0f), _mm512_mul_ps(h1, _mm512_set1_ps(256.0f))), h0);
+            s = _mm512_mul_ps(s, _mm512_mul_ps(qinv, _mm512_loadu_ps(ks + 16 * (t0 + j))));
+            _mm512_store_ps(S + r * CB_FLASH_BK + 16 * (t0 + j), s);
+        }
+    }
+}
+
+/* The online-softmax step fused with the weights' quantisation. Row r's weights are p_j·vs_j with
+ * p_j = exp(s_j − m_new) = c · e_j, e_j = exp(s_j − bmax), c = exp(bmax − m_new) (bmax: the block's
+ * largest score), so e_j·vs_j / max(vs) <= 1 needs no second reduction: Pi_j = rne(e_j·vs_j·PMAX/max(vs)),
+ * weight = punit·Pi with punit = c·max(vs)/PMAX. Masked keys get e = 0; alpha[r] as in softmax_block. */
+static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, const float *S, const float *vs,
+                              float *m, __m512 *lsum, float *alpha, i8_state *st) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 w[4];
+    for (int i = 0; i < 4; i++) w[i] = _mm512_loadu_ps(vs + 16 * i);
+    const float vmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(w[0], w[1]), _mm512_max_ps(w[2], w[3])));
+    const float wf = vmax > 0.0f ? I8_PMAX / vmax : 0.0f;
+    for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(w[i], _mm512_set1_ps(wf));
+    for (int r = 0; r < R; r++) {
+        const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
+        if (vis <= 0) {
+            alpha[r] = 1.0f, st->punit[r] = 0.0f;
+            for (int p = 0; p < 3; p++) _mm512_storeu_si512(st->p[p][r], _mm512_setzero_si512());
+            continue;
+        }
+        const float *sr = S + r * CB_FLASH_BK;
+        __m512 x[4] = { _mm512_load_ps(sr), _mm512_load_ps(sr + 16), _mm512_load_ps(sr + 32), _mm512_load_ps(sr + 48) };
+        if (vis < CB_FLASH_BK) {
+            const uint64_t keep = (1ull << vis) - 1ull;
+            for (int i = 0; i < 4; i++) x[i] = _mm512_mask_mov_ps(ninf, (__mmask16)(keep >> (16 * i)), x[i]);
+        }
+        const float bmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3])));
+        const float m_new = fmaxf(m[r], bmax);
+        /* lane 0: alpha = exp(m_old − m_new), lane 1: c = exp(bmax − m_new) */
+        const __m512 ac = cb_exp512(_mm512_sub_ps(_mm512_mask_mov_ps(_mm512_set1_ps(m[r]), 2, _mm512_set1_ps(bmax)), _mm512_set1_ps(m_new)));
+        const __m512 bb = _mm512_set1_ps(bmax);
+        __m512 sum = _mm512_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            const __m512 e = cb_exp512(_mm512_sub_ps(x[i], bb));
+            sum = _mm512_add_ps(sum, e);
+            const __m512i pi = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(e, w[i])), _mm512_set1_epi32((int)I8_PMAX));
+            _mm_storeu_si128((__m128i *)&st->p[0][r][4 * i], _mm512_cvtepi32_epi8(pi));
+            _mm_storeu_si128((__m128i *)&st->p[1][r][4 * i], _mm512_cvtepi32_epi8(_mm512_srli_epi32(pi, 8)));
+            _mm_storeu_si128((__m128i *)&st->p[2][r][4 * i], _mm512_cvtepi32_epi8(_mm512_srli_epi32(pi, 16)));
+        }
+        const float a = _mm512_cvtss_f32(ac), c = _mm512_cvtss_f32(_mm512_permutexvar_ps(_mm512_set1_epi32(1), ac));
+        lsum[r] = _mm512_fmadd_ps(lsum[r], _mm512_set1_ps(a), _mm512_mul_ps(sum, _mm512_set1_ps(c)));
+        st->punit[r] = vmax > 0.0f ? c * (vmax / I8_PMAX) : 0.0f;
+        m[r] = m_new, alpha[r] = a;
+    }
+}
+
+/* Os[r][g·64 + 16k + 4L + i] (column c0 + 16L + 4k + i) = Os·alpha + Σ_j w_j·V[j] for NR <= 2 rows from
+ * r0 and the 64-column group at c0 (nu 16-column lanes valid); ng groups of 4 keys. */
+static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, int c0, int nu, int hd, int ng,
+                                                        const uint8_t *vb, const i8_state *st, const float *alpha,
+                                                        float *Os, int hdp, const char *pf, int pf_per_g,
+                                                        const char *pf_end) {
+    __m512i a[2][4][3];
+    int rr[2];
+    const __mmask64 mk = nu >= 4 ? ~(__mmask64)0 : (((__mmask64)1 << (16 * nu)) - 1);
+#pragma GCC unroll 2
+    for (int i = 0; i < NR; i++) rr[i] = CB_MIN(r0 + i, R - 1);
+#pragma GCC unroll 2
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+#pragma GCC unroll 3
+            for (int p = 0; p < 3; p++) a[i][k][p] = _mm512_setzero_si512();
+    const uint8_t *v = vb + c0;
+    for (int g = 0; g < ng; g++, v += 4 * (size_t)hd) {
+        if (pf) {
+            for (int u = 0; u < 4; u++) /* pf_per_g <= 4 (hd <= 256) */
+                if (u < pf_per_g && pf + 64 * u < pf_end) _mm_prefetch(pf + 64 * u, _MM_HINT_T0);
+            pf += 64 * pf_per_g;
+        }
+        const __m512i A0 = _mm512_maskz_loadu_epi8(mk, v), A1 = _mm512_maskz_loadu_epi8(mk, v + hd);
+        const __m512i A2 = _mm512_maskz_loadu_epi8(mk, v + 2 * hd), A3 = _mm512_maskz_loadu_epi8(mk, v + 3 * hd);
+        const __m512i t01l = _mm512_unpacklo_epi8(A0, A1), t01h = _mm512_unpackhi_epi8(A0, A1);
+        const __m512i t23l = _mm512_unpacklo_epi8(A2, A3), t23h = _mm512_unpackhi_epi8(A2, A3);
+        const __m512i W[4] = { _mm512_unpacklo_epi16(t01l, t23l), _mm512_unpackhi_epi16(t01l, t23l),
+                               _mm512_unpacklo_epi16(t01h, t23h), _mm512_unpackhi_epi16(t01h, t23h) };
+#pragma GCC unroll 2
+        for (int i = 0; i < NR; i++)
+#pragma GCC unroll 3
+            for (int p = 0; p < 3; p++) {
+                const __m512i pb = _mm512_set1_epi32(st->p[p][rr[i]][g]);
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) a[i][k][p] = dp(a[i][k][p], pb, W[k]);
+            }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < NR; i++) {
+        if (r0 + i >= R) continue;
+        const int r = r0 + i;
+        const __m512 al = _mm512_set1_ps(alpha[r]), pu = _mm512_set1_ps(st->punit[r]);
+        float *o = Os + (size_t)r * hdp + c0;
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m512 x = _mm512_add_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][k][2]), _mm512_set1_ps(65536.0f),
+                                                           _mm512_mul_ps(_mm512_cvtepi32_ps(a[i][k][1]), _mm512_set1_ps(256.0f))),
+                                           _mm512_cvtepi32_ps(a[i][k][0]));
+            _mm512_store_ps(o + 16 * k, _mm512_fmadd_ps(_mm512_load_ps(o + 16 * k), al, _mm512_mul_ps(x, pu)));
+        }
+    }
+}
+
+/* A row's 64-column group ↔ its permuted form (see above): the 4 × 4 transpose of 128-bit lanes, its own
+ * inverse. to_perm: O (nu valid 16-column lanes, the rest read as 0) → Os; else Os → O (nu lanes written). */
+static void i8_permute(float *O, float *Os, int nu, bool to_perm) {
+    __m512 x[4];
+    for (int i = 0; i < 4; i++)
+        x[i] = to_perm ? _mm512_maskz_loadu_ps(i < nu ? 0xffff : 0, O + 16 * i) : _mm512_load_ps(Os + 16 * i);
+    const __m512 t0 = _mm512_shuffle_f32x4(x[0], x[1], 0x44), t1 = _mm512_shuffle_f32x4(x[0], x[1], 0xEE);
+    const __m512 t2 = _mm512_shuffle_f32x4(x[2], x[3], 0x44), t3 = _mm512_shuffle_f32x4(x[2], x[3], 0xEE);
+    const __m512 y[4] = { _mm512_shuffle_f32x4(t0, t2, 0x88), _mm512_shuffle_f32x4(t0, t2, 0xDD),
+                          _mm512_shuffle_f32x4(t1, t3, 0x88), _mm512_shuffle_f32x4(t1, t3, 0xDD) };
+    for (int i = 0; i < 4; i++)
+        if (to_perm) _mm512_store_ps(Os + 16 * i, y[i]);
+        else if (i < nu) _mm512_storeu_ps(O + 16 * i, y[i]);
+}
+static void i8_permute_rows(int R, int hd, float *O, float *Os, int hdp, bool to_perm) {
+    for (int r = 0; r < R; r++)
+        for (int c0 = 0; c0 < hd; c0 += 64) i8_permute(O + (size_t)r * hd + c0, Os + (size_t)r * hdp + c0, CB_MIN(64, hd - c0) / 16, to_perm);
+}
+
+static void block_i8(int R, const int64_t *qpos, int hd, int64_t kb, int nb, const uint8_t *kt0, const uint8_t *vb,
+                     const float *ks, const float *vs, i8_state *st, float *S, float *m, __m512 *lsum, float *alpha,
+                     float *Os, int hdp) {
+    const size_t bytes = (size_t)CB_FLASH_BK * hd;
+    const char *pfv = (const char *)vb + PF_I8 * bytes;
+    _mm_prefetch((const char *)(ks + PF_I8 * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(ks + PF_I8 * CB_FLASH_BK + 32), _MM_HINT_T0);
+    _mm_prefetch((const char *)(vs + PF_I8 * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(vs + PF_I8 * CB_FLASH_BK + 32), _MM_HINT_T0);
+    /* the next block's V (hd/4 chunks × 256 bytes) is requested over the Q·Kᵀ passes */
+    if (R <= 2) {
+        if (R == 1) qk_i8(R, 0, 1, 0, 4, hd, kt0, ks, st, S, pfv, 4);
+        else qk_i8(R, 0, 2, 0, 4, hd, kt0, ks, st, S, pfv, 4);
+    } else { /* 2 or 4 passes, each requesting its share of the next V */
+        const int npf = R <= 4 ? 2 : 1;
+        for (int t0 = 0, k = 0; t0 < 4; t0 += 2)
+            for (int r0 = 0; r0 < R; r0 += 4, k++) qk_i8(R, r0, 4, t0, 2, hd, kt0, ks, st, S, pfv + (size_t)k * npf * 16 * hd, npf);
+    }
+    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st);
+    const int ng = (nb + 3) / 4, passes = ((hd + 63) / 64) * ((R + 1) / 2);
+    const int per_g = (int)((bytes / 64 + (size_t)passes * ng - 1) / ((size_t)passes * ng));
+    const char *pf = (const char *)kt0 + PF_I8 * bytes, *pf_end = pf + bytes;
+    for (int c0 = 0; c0 < hd; c0 += 64) {
+        const int nu = CB_MIN(64, hd - c0) / 16;
+        for (int r0 = 0; r0 < R; r0 += 2, pf += (size_t)64 * per_g * ng) {
+            if (R == 1) pv_i8(R, r0, 1, c0, nu, hd, ng, vb, st, alpha, Os, hdp, pf, per_g, pf_end);
+            else pv_i8(R, r0, 2, c0, nu, hd, ng, vb, st, alpha, Os, hdp, pf, per_g, pf_end);
+        }
+    }
+}
+
 /* Keys [kb, kb + nb) widened and scaled into fp32 tiles Kf [4][hd][16] (narrow or missing tiles padded
  * with zeros) and rows Vf [64][hd]: the layout of an f32 cache of capacity 64. */
 static void widen_block(const cb_kv_view *kv, int64_t kb, int nb, float *Kf, float *Vf) {
@@ -214,6 +486,12 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
     __m512 lsum[DIRECT_MAX_ROWS];
     const bool direct = R <= DIRECT_MAX_ROWS;
     float Qs[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* fp8: Q · 2^64 (stream16) */
+    /* int8 with VNNI: integer dot products (block_i8); O is carried permuted in Os while those run */
+    bool vi8 = direct && kv->dtype == CB_I8 && cb_kernels_vnni(), scr = false;
+    i8_state st;
+    float Os[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64)));
+    const int hdp = (hd + 63) & ~63;
+    if (vi8) vi8 = i8_quantize_q(R, Q, hd, &st);
     if (direct && kv->dtype == CB_F8_E4M3)
         for (int i = 0; i < R * hd; i++) Qs[i] = Q[i] * FP8_Q_SCALE;
     if (direct)
@@ -232,12 +510,16 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
                     if (o < PF_AHEAD * CB_FLASH_BK * sizeof(float))
                         _mm_prefetch((const char *)(kv->ks + kb) + o, _MM_HINT_T0), _mm_prefetch((const char *)(kv->vs + kb) + o, _MM_HINT_T0);
                 }
-            if (kv->dtype == CB_F8_E4M3)
+            if (vi8) {
+                if (!scr) i8_permute_rows(R, hd, O, Os, hdp, true), scr = true;
+                block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, Os, hdp);
+            } else if (kv->dtype == CB_F8_E4M3)
                 block8(R, Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O);
             else
                 block8(R, Q, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_I8, S, m, lsum, alpha, O);
             continue;
         }
+        if (scr) i8_permute_rows(R, hd, O, Os, hdp, false), scr = false;
         /* one widened block through the f32 kernel, positions relative to kb */
         widen_block(kv, kb, nb, Kf, Vf);
         int64_t qp[CB_FLASH_MAX_ROWS];
@@ -249,6 +531,7 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
         if (direct)
             for (int r = 0; r < R; r++) lsum[r] = _mm512_mask_mov_ps(_mm512_setzero_ps(), 1, _mm512_set1_ps(l[r]));
     }
+    if (scr) i8_permute_rows(R, hd, O, Os, hdp, false);
     if (direct)
         for (int r = 0; r < R; r++) l[r] = _mm512_reduce_add_ps(lsum[r]);
 }

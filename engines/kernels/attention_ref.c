@@ -52,7 +52,9 @@ void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_v
 
 void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                    float *m, float *l, float *O) {
-    if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0 && cb_kv_is_q8(kv->dtype))
+    if (cb_kernels_path() == CB_PATH_AMX && kv->dtype == CB_BF16 && kv->hd % 32 == 0 && R >= CB_ATTN_AMX_MIN_ROWS)
+        cb_attn_flash_amx(R, Q, qpos, kv, k0, k1, m, l, O);
+    else if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0 && cb_kv_is_q8(kv->dtype))
         cb_attn_flash_q8_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
     else if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0)
         cb_attn_flash_avx512(R, Q, qpos, kv, k0, k1, m, l, O);

@@ -71,6 +71,10 @@ const cb_cpu_features *cb_cpu(void) {
     return &feat;
 }
 
+static bool vnni_off;
+bool cb_kernels_vnni(void) { return cb_cpu()->avx512vnni && !vnni_off; }
+void cb_kernels_set_vnni(bool on) { vnni_off = !on; }
+
 cb_kpath cb_kernels_best_path(void) {
     const cb_cpu_features *f = cb_cpu();
     if (!f->avx512) return CB_PATH_PORTABLE;

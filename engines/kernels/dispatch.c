@@ -5,11 +5,20 @@
 #include "kernels_amx.h"
 #include "kernels_avx512.h"
 #include "gemm8.h"
+#include "tiles.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 static inline bool avx512(void) { return cb_kernels_path() >= CB_PATH_AVX512; }
 /* Tiles pay from the measured crossover in M up (docs/performance.md "AMX"). */
 static inline bool amx(int M, const cb_weight *W) {
     return cb_kernels_path() == CB_PATH_AMX && M >= cb_matmul_amx_min_m(0) && cb_matmul_amx_supports(W);
+}
+
+bool cb_tile_weights_default(void) {
+    const char *e = getenv("CTXBENCH_AMX_PACK");
+    return cb_kernels_path() == CB_PATH_AMX && !(e && !strcmp(e, "0"));
 }
 
 void cb_matmul(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {

@@ -1,5 +1,5 @@
 /* The online-softmax step of the AVX-512 flash kernels (attention_avx512.c, attention8_avx512.c), shared so
- * both caches' kernels round alike. Include only from *_avx512.c files. */
+ * both caches' kernels round alike (and attention_amx.c). Include only from *_avx512.c and *_amx.c files. */
 #ifndef CB_FLASH_SOFTMAX_AVX512_H
 #define CB_FLASH_SOFTMAX_AVX512_H
 

@@ -8,6 +8,7 @@
  * 4 x 4 register blocks for M >= 4 — exact int32 arithmetic either way.
  * Parallel over output rows only: results do not depend on the thread count. */
 #include <immintrin.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "gemm8.h"
@@ -63,20 +64,13 @@ static float dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
+/* Rows [n0, n1) of W for all M activation rows (X already scaled for fp8). */
+static void skinny_range(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc,
+                         int64_t n0, int64_t n1) {
     const bool fp8 = W->dtype == CB_F8_E4M3;
     const float unit = fp8 ? FP8_UNIT : 1.0f;
-    const int64_t N = W->rows, K = W->cols;
-    float *xs = NULL; /* fp8: the activations times 2^64 (see fp8_bits) */
-    if (fp8) {
-        xs = malloc((size_t)M * (size_t)K * sizeof(float) + 64);
-        if (!xs) abort(); /* M x K floats (M <= CB_Q8_SKINNY_MAX): out of memory */
-        for (int m = 0; m < M; m++)
-            for (int64_t k = 0; k < K; k++) xs[m * K + k] = X[m * ldx + k] * FP8_X_SCALE;
-        X = xs, ldx = K;
-    }
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; n++) {
+    const int64_t K = W->cols;
+    for (int64_t n = n0; n < n1; n++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)n * (size_t)K;
         const float s = W->scale[n] * unit;
         for (int m = 0; m < M; m++) {
@@ -84,7 +78,38 @@ static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float
             Y[m * ldy + n] = acc ? Y[m * ldy + n] + v : v;
         }
     }
-    free(xs);
+}
+
+/* The scaled activations, kept per thread (a decode calls this hundreds of times per token). */
+static _Thread_local float *t_xs;
+static _Thread_local size_t t_xs_cap;
+
+static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
+    const bool fp8 = W->dtype == CB_F8_E4M3;
+    const int64_t N = W->rows, K = W->cols;
+    if (fp8) { /* the activations times 2^64 (see fp8_bits) */
+        const size_t need = (size_t)M * (size_t)K;
+        if (need > t_xs_cap) {
+            free(t_xs);
+            t_xs = malloc(need * sizeof(float) + 64);
+            if (!t_xs) abort(); /* M x K floats (M <= CB_Q8_SKINNY_MAX): out of memory */
+            t_xs_cap = need;
+        }
+        for (int m = 0; m < M; m++)
+            for (int64_t k = 0; k < K; k++) t_xs[m * K + k] = X[m * ldx + k] * FP8_X_SCALE;
+        X = t_xs, ldx = K;
+    }
+    /* Inside a parallel region (the MoE decode's expert tiles) the caller's thread does the whole call: a
+     * nested team of one costs about as much as a small tile's arithmetic (docs/performance.md, "Granite"). */
+    if (cb_omp_nested()) {
+        skinny_range(M, X, ldx, W, Y, ldy, acc, 0, N);
+        return;
+    }
+#pragma omp parallel
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        skinny_range(M, X, ldx, W, Y, ldy, acc, N * t / T, N * (t + 1) / T);
+    }
 }
 
 /* Rows [n0, n0+nb) of W as unscaled code values in bf16 into P [nb, K]. Exact: an fp8 code value (x 256

@@ -715,6 +715,25 @@ static void skinny_rows(int M, const void *Xs, int64_t lds, const cb_weight *W, 
  * small projections (k/v) cost no fork/join of their own. Each output element is computed by one thread
  * with the same operations whatever the split. */
 #define MULTI_MAX 4
+/* Thread t of T: its contiguous range of the blocks (a direct call with t = 0, T = 1 does them all). */
+static void multi_slice(int M, const void *Xs, int64_t lds, int n, const cb_weight *const *W, float *const *Y,
+                        const int64_t *ldy, bool accumulate, int mode, const int64_t *first, const int64_t *pf,
+                        bool rows, const float *xsplit, int t, int T) {
+    const int64_t total = first[n], lo = total * t / T, hi = total * (t + 1) / T;
+    int i = 0;
+    while (i < n - 1 && lo >= first[i + 1]) i++;
+    if (lo < hi) { /* the in-loop prefetch covers the blocks after the first one: request that one now */
+        const cb_weight *w = W[i];
+        const size_t es = cb_dtype_size(w->dtype);
+        const int64_t r0 = (lo - first[i]) * SN, nr = CB_MIN((int64_t)SN, w->rows - r0);
+        const char *p0 = (const char *)w->data + (size_t)(r0 * w->cols) * es;
+        for (size_t o = 0; o < (size_t)(nr * w->cols) * es; o += 64) _mm_prefetch(p0 + o, _MM_HINT_T0);
+    }
+    for (int64_t b = lo; b < hi; b++) {
+        while (b >= first[i + 1]) i++;
+        skinny_rows(M, Xs, lds, W[i], (b - first[i]) * SN, Y[i], ldy[i], accumulate, mode, pf[i], rows, xsplit);
+    }
+}
 static void gemm_skinny_multi(int M, const void *Xs, int64_t lds, int n, const cb_weight *const *W, float *const *Y,
                               const int64_t *ldy, bool accumulate, int mode) {
     int64_t first[MULTI_MAX + 1] = { 0 }, pf[MULTI_MAX];
@@ -727,7 +746,6 @@ static void gemm_skinny_multi(int M, const void *Xs, int64_t lds, int n, const c
          * streams a contiguous range of rows, so that is where its stream will be. */
         pf[i] = CB_MAX((int64_t)PF_DIST, (int64_t)SN * K * (int64_t)cb_dtype_size(W[i]->dtype));
     }
-    const int64_t total = first[n];
     const bool rows = M == 1 && (gemv_rows >= 0 ? gemv_rows : cb_matmul_avx512_gemv_rows(-1)) == 1;
     if (rows) /* one stream per thread: PF_DIST ahead in it (a block of SN rows ahead would be 4 rows, up to
                * 112 KiB for K = 14336: far past L1, evicted before use) */
@@ -735,23 +753,12 @@ static void gemm_skinny_multi(int M, const void *Xs, int64_t lds, int n, const c
     bool all_bf16 = rows && mode == 0;
     for (int i = 0; i < n; i++) all_bf16 = all_bf16 && W[i]->dtype == CB_BF16 && W[i]->cols == W[0]->cols;
     const float *xsplit = all_bf16 ? split_x((const float *)Xs, W[0]->cols) : NULL;
-#pragma omp parallel if (work > 1e5)
-    {
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-        const int64_t lo = total * t / T, hi = total * (t + 1) / T;
-        int i = 0;
-        while (i < n - 1 && lo >= first[i + 1]) i++;
-        if (lo < hi) { /* the in-loop prefetch covers the blocks after the first one: request that one now */
-            const cb_weight *w = W[i];
-            const size_t es = cb_dtype_size(w->dtype);
-            const int64_t r0 = (lo - first[i]) * SN, rows = CB_MIN((int64_t)SN, w->rows - r0);
-            const char *p0 = (const char *)w->data + (size_t)(r0 * w->cols) * es;
-            for (size_t o = 0; o < (size_t)(rows * w->cols) * es; o += 64) _mm_prefetch(p0 + o, _MM_HINT_T0);
-        }
-        for (int64_t b = lo; b < hi; b++) {
-            while (b >= first[i + 1]) i++;
-            skinny_rows(M, Xs, lds, W[i], (b - first[i]) * SN, Y[i], ldy[i], accumulate, mode, pf[i], rows, xsplit);
-        }
+    if (work > 1e5 && !cb_omp_nested()) {
+#pragma omp parallel
+        multi_slice(M, Xs, lds, n, W, Y, ldy, accumulate, mode, first, pf, rows, xsplit, omp_get_thread_num(),
+                    omp_get_num_threads());
+    } else {
+        multi_slice(M, Xs, lds, n, W, Y, ldy, accumulate, mode, first, pf, rows, xsplit, 0, 1);
     }
 }
 

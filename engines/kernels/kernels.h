@@ -8,7 +8,13 @@
 #ifndef CB_KERNELS_H
 #define CB_KERNELS_H
 
+#include <omp.h>
+
 #include "../types.h"
+
+/* True inside any OpenMP parallel region (active or a team of one). Kernels then run the whole call on
+ * the calling thread: a nested team of one costs ~0.6 us here, as much as a small tile's work. */
+static inline bool cb_omp_nested(void) { return omp_get_level() > 0; }
 
 /* Ordered: each path includes the ones before it (AMX runs the AVX512-BF16 kernels where tiles do not pay). */
 typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16, CB_PATH_AMX } cb_kpath;
@@ -26,6 +32,10 @@ const cb_cpu_features *cb_cpu(void);
 cb_kpath cb_kernels_path(void);           /* the path in use (CPUID, or the override) */
 cb_kpath cb_kernels_best_path(void);      /* what CPUID allows */
 int cb_kernels_set_path(cb_kpath p);      /* -1 if the CPU cannot run it */
+/* AVX512-VNNI integer kernels (int8 KV flash attention): CPUID allows them and no test/bench switched them
+ * off (false takes the fp32 loops, which give the same results to fp32 rounding) */
+bool cb_kernels_vnni(void);
+void cb_kernels_set_vnni(bool on);
 const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx512" | "avx512-bf16" | "amx" */
 int cb_kernels_parse_path(const char *s, cb_kpath *p); /* a CTXBENCH_KERNELS value; -1 if unknown */
 /* 0 when CTXBENCH_KERNELS is unset or names a path this CPU runs; else -1 with the reason in why. */

@@ -141,8 +141,8 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
      * larger than physical memory is refused up front (overcommit would only fail later, mid-run). */
     size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
     const size_t scale_bytes = kv_scale_bytes(cfg, o->kv_dtype, o->max_context, o->max_batch);
-    l->kv = l->kv_bytes <= phys ? cb_calloc(l->kv_bytes - scale_bytes, NULL) : NULL;
-    if (l->kv && scale_bytes && !(l->kvs = cb_calloc(scale_bytes, NULL))) {
+    l->kv = l->kv_bytes <= phys ? cb_calloc_in(CB_ALLOC_KV, l->kv_bytes - scale_bytes, NULL) : NULL;
+    if (l->kv && scale_bytes && !(l->kvs = cb_calloc_in(CB_ALLOC_KV, scale_bytes, NULL))) {
         cb_free(l->kv);
         l->kv = NULL;
     }

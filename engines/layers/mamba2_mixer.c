@@ -114,8 +114,8 @@ int cb_mamba_create(const cb_config *cfg, const cb_mamba_weights *w, const cb_en
     l->nthr = s.nthr;
     for (int h = 0; h < H; h++) l->A[h] = -expf(wload(&w->A_log, h));
     cb_mamba_plan(cfg, o, o->max_batch, &l->ssm_bytes, &l->conv_bytes, &l->scratch_bytes);
-    l->ssm = cb_calloc(l->ssm_bytes, err);
-    l->conv = l->conv_bytes ? cb_calloc(l->conv_bytes, err) : NULL;
+    l->ssm = cb_calloc_in(CB_ALLOC_SSM, l->ssm_bytes, err);
+    l->conv = l->conv_bytes ? cb_calloc_in(CB_ALLOC_CONV, l->conv_bytes, err) : NULL;
     if (!l->ssm || (l->conv_bytes && !l->conv) || cb_scratch_reserve(l->scratch_bytes, err)) {
         cb_free(l->ssm);
         cb_free(l->conv);
@@ -192,11 +192,7 @@ static void in_projection(const struct cb_mamba_layer *l, int n, const float *x,
         return;
     }
     const int64_t split = 2 * (int64_t)c->m_d_inner; /* z | x of xBC */
-    cb_weight wide = *w, fine = *w;
-    wide.rows = split;
-    fine.rows = w->rows - split;
-    fine.data = (const char *)w->data + (size_t)split * (size_t)w->cols * cb_dtype_size(w->dtype);
-    if (w->scale) fine.scale = w->scale + split;
+    cb_weight wide = cb_weight_rows(w, 0, split), fine = cb_weight_rows(w, split, w->rows - split);
     cb_weight wide_b = { 0 }, fine_b = { 0 }; /* the bias split the same way: each row still gets one add */
     if (bias && bias->data) {
         wide_b = fine_b = *bias;

@@ -127,37 +127,38 @@ static int make_tiles(const int *start, int E, int rows, tile *t) {
     return n;
 }
 
-/* Every chosen expert at once (n <= GROUPED_MAX_ROWS): gate|up tiles in one parallel region, silu * up,
- * down tiles in another, then the gate-weighted sum per row in ascending expert order. The tiles' GEMMs
- * run single-threaded inside the region (no nested teams), each output element computed exactly as one
- * whole-matrix call computes it. */
+/* Every chosen expert at once (n <= GROUPED_MAX_ROWS), in one parallel region: the gate|up tiles, silu * up
+ * per slot, the down tiles (a barrier between the phases, no fork/join), then the gate-weighted sum per row in
+ * ascending expert order. The tiles' GEMMs run on the calling thread (the kernels do not nest a team inside a
+ * region), each output element computed exactly as one whole-matrix call computes it. */
+static void tile_product(const cb_config *c, const cb_moe_weights *w, cb_mode mode, const tile *t, bool down,
+                         const moe_scratch *s) {
+    const int d = c->d_model, f = c->d_ff_expert;
+    cb_weight gu, dn;
+    cb_moe_expert(c, w, t->e, &gu, &dn);
+    const cb_weight v = cb_weight_rows(down ? &dn : &gu, t->r0, t->nr);
+    const int s0 = s->start[t->e], cnt = s->start[t->e + 1] - s0;
+    if (down) cb_linear_product(mode, cnt, s->h + (size_t)s0 * 2 * f, 2 * f, &v, s->ye + (size_t)s0 * d + t->r0, d);
+    else cb_linear_product(mode, cnt, s->xe + (size_t)s0 * d, d, &v, s->h + (size_t)s0 * 2 * f + t->r0, 2 * f);
+}
+
 static void run_grouped(const cb_config *c, const cb_moe_weights *w, cb_mode mode, int n, const float *x, float *out,
                         const moe_scratch *s) {
     const int E = c->n_experts, d = c->d_model, f = c->d_ff_expert, slots = n * c->top_k;
     for (int i = 0; i < slots; i++) memcpy(s->xe + (size_t)i * d, x + (size_t)s->member[i] * d, sizeof(float) * (size_t)d);
-    const int per = (CB_MAX(2 * f, d) + TILE - 1) / TILE;
-    tile t[E * per];
-    int nt = make_tiles(s->start, E, 2 * f, t);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < nt; i++) {
-        cb_weight gu, down, v;
-        cb_moe_expert(c, w, t[i].e, &gu, &down);
-        v = cb_weight_rows(&gu, t[i].r0, t[i].nr);
-        const int s0 = s->start[t[i].e], cnt = s->start[t[i].e + 1] - s0;
-        cb_linear_product(mode, cnt, s->xe + (size_t)s0 * d, d, &v, s->h + (size_t)s0 * 2 * f + t[i].r0, 2 * f);
-    }
-    for (int i = 0; i < slots; i++) {
-        float *hi = s->h + (size_t)i * 2 * f;
-        cb_silu_mul(f, hi, hi + f, hi);
-    }
-    nt = make_tiles(s->start, E, d, t);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < nt; i++) {
-        cb_weight gu, down, v;
-        cb_moe_expert(c, w, t[i].e, &gu, &down);
-        v = cb_weight_rows(&down, t[i].r0, t[i].nr);
-        const int s0 = s->start[t[i].e], cnt = s->start[t[i].e + 1] - s0;
-        cb_linear_product(mode, cnt, s->h + (size_t)s0 * 2 * f, 2 * f, &v, s->ye + (size_t)s0 * d + t[i].r0, d);
+    tile tgu[E * ((2 * f + TILE - 1) / TILE)], tdn[E * ((d + TILE - 1) / TILE)];
+    const int ngu = make_tiles(s->start, E, 2 * f, tgu), ndn = make_tiles(s->start, E, d, tdn);
+#pragma omp parallel
+    {
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < ngu; i++) tile_product(c, w, mode, &tgu[i], false, s);
+#pragma omp for schedule(static)
+        for (int i = 0; i < slots; i++) {
+            float *hi = s->h + (size_t)i * 2 * f;
+            cb_silu_mul(f, hi, hi + f, hi);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < ndn; i++) tile_product(c, w, mode, &tdn[i], true, s);
     }
     for (int e = 0; e < E; e++) {
         const int cnt = s->start[e + 1] - s->start[e];

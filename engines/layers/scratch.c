@@ -8,7 +8,7 @@ static int users;
 
 int cb_scratch_reserve(size_t bytes, cb_err *err) {
     if (bytes > arena_size) {
-        void *p = cb_alloc(bytes, err);
+        void *p = cb_alloc_in(CB_ALLOC_SCRATCH, bytes, err);
         if (!p) return -1;
         cb_free(arena);
         arena = p;

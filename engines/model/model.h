@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "safetensors.h"
+#include "../kernels/tiles.h"
 
 typedef struct {
     cb_weight q, k, v, o;          /* q [H*hd, d], k/v [KV*hd, d], o [d, H*hd] */
@@ -36,12 +37,15 @@ typedef struct {
     cb_weight experts_out; /* [E * d, ff_e] ([E, d, ff_e]) */
 } cb_moe_weights;
 
-/* Rows [r0, r0 + n) of a matrix as a matrix of its own (no copy; the per-row scale follows). */
+/* Rows [r0, r0 + n) of a matrix as a matrix of its own (no copy; the per-row scale follows, and the tile
+ * copy when r0 starts a 16-row tile group, kernels/tiles.h). */
 static inline cb_weight cb_weight_rows(const cb_weight *w, int64_t r0, int64_t n) {
     cb_weight v = *w;
     v.data = (const char *)w->data + (size_t)r0 * (size_t)w->cols * cb_dtype_size(w->dtype);
     v.rows = n;
     if (w->scale) v.scale = w->scale + r0;
+    v.tiles = w->tiles && r0 % CB_TILE_ROWS == 0 ? w->tiles + (size_t)(r0 / CB_TILE_ROWS) * cb_tiles_group_u32(w->cols)
+                                                 : NULL;
     return v;
 }
 

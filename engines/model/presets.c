@@ -93,27 +93,38 @@ static void count_layers(cb_config *cfg) {
     cfg->arch = cfg->n_mamba_layers == 0 ? CB_ARCH_TRANSFORMER : cfg->n_attn_layers == 0 ? CB_ARCH_MAMBA2 : CB_ARCH_HYBRID;
 }
 
-static int granite_config(const granite_spec *g, cb_config *cfg, cb_err *err) {
+/* What every preset sets alike: bf16 weights, untied, eps 1e-5, an MLP of d_ff, and no RoPE scaling
+ * (theta 10000, factors 1; the rope type is the family's). */
+static void preset_base(cb_config *cfg, cb_model_type mt, const char *type_str, int d, int layers, int vocab, int d_ff) {
     memset(cfg, 0, sizeof *cfg);
-    cfg->model_type = CB_MT_GRANITE;
-    snprintf(cfg->model_type_str, sizeof cfg->model_type_str, "granitemoehybrid");
-    cfg->d_model = g->d;
-    cfg->n_layers = g->layers;
-    cfg->vocab = g->vocab;
+    cfg->model_type = mt;
+    snprintf(cfg->model_type_str, sizeof cfg->model_type_str, "%s", type_str);
+    cfg->d_model = d;
+    cfg->n_layers = layers;
+    cfg->vocab = vocab;
     cfg->eps = 1e-5;
-    cfg->tie_embeddings = g->tied;
+    cfg->tie_embeddings = false;
     cfg->weights_dtype = CB_BF16;
     cfg->has_mlp = true;
-    cfg->d_ff = g->shared_ff;
+    cfg->d_ff = d_ff;
+    cfg->rope.theta = 10000.0;
+    cfg->rope.factor = cfg->rope.low_freq_factor = cfg->rope.high_freq_factor = 1.0;
+}
+
+static void preset_heads(cb_config *cfg, int heads, int kv_heads, int head_dim) {
+    cfg->n_heads = heads;
+    cfg->n_kv_heads = kv_heads;
+    cfg->head_dim = head_dim;
+}
+
+static int granite_config(const granite_spec *g, cb_config *cfg, cb_err *err) {
+    preset_base(cfg, CB_MT_GRANITE, "granitemoehybrid", g->d, g->layers, g->vocab, g->shared_ff);
+    cfg->tie_embeddings = g->tied;
     cfg->n_experts = g->experts;
     cfg->top_k = g->top_k;
     cfg->d_ff_expert = g->expert_ff;
-    cfg->n_heads = g->heads;
-    cfg->n_kv_heads = g->kv_heads;
-    cfg->head_dim = g->head_dim;
+    preset_heads(cfg, g->heads, g->kv_heads, g->head_dim);
     cfg->rope.type = CB_ROPE_NONE; /* NoPE, as every published Granite 4.0-H */
-    cfg->rope.theta = 10000.0;
-    cfg->rope.factor = cfg->rope.low_freq_factor = cfg->rope.high_freq_factor = 1.0;
     cfg->embedding_multiplier = g->emb;
     cfg->residual_multiplier = g->resid;
     cfg->attn_scale = g->attn;
@@ -146,23 +157,9 @@ int cb_preset_config(const char *name, cb_config *cfg, cb_err *err) {
     }
     const scale_spec *s = &scales[idx / N_FAMILIES];
     const int fam = idx % N_FAMILIES; /* 0 bamba, 1 mamba2 (model_type bamba), 2 transformer (llama) */
-    memset(cfg, 0, sizeof *cfg);
-    cfg->model_type = fam == 2 ? CB_MT_LLAMA : CB_MT_BAMBA;
-    snprintf(cfg->model_type_str, sizeof cfg->model_type_str, "%s", fam == 2 ? "llama" : "bamba");
-    cfg->d_model = s->d;
-    cfg->n_layers = s->layers;
-    cfg->vocab = s->vocab;
-    cfg->eps = 1e-5;
-    cfg->tie_embeddings = false;
-    cfg->weights_dtype = CB_BF16;
-    cfg->has_mlp = true;
-    cfg->d_ff = s->d_ff;
-    cfg->n_heads = s->heads;
-    cfg->n_kv_heads = s->kv_heads;
-    cfg->head_dim = s->head_dim;
+    preset_base(cfg, fam == 2 ? CB_MT_LLAMA : CB_MT_BAMBA, fam == 2 ? "llama" : "bamba", s->d, s->layers, s->vocab, s->d_ff);
+    preset_heads(cfg, s->heads, s->kv_heads, s->head_dim);
     cfg->rope.type = CB_ROPE_DEFAULT;
-    cfg->rope.theta = 10000.0;
-    cfg->rope.factor = cfg->rope.low_freq_factor = cfg->rope.high_freq_factor = 1.0;
     cfg->rope.rot_dim = fam == 2 ? s->head_dim : s->head_dim / 2; /* bamba: partial_rotary_factor 0.5 */
     for (int i = 0; i < s->layers; i++) cfg->mixer[i] = fam == 2 ? CB_MIXER_ATTENTION : CB_MIXER_MAMBA2;
     if (fam == 0)
@@ -447,7 +444,7 @@ static int preset_build(const char *name, uint64_t seed, cb_dtype dtype, bool fi
         total += (l.v[i].count * cb_dtype_size(l.v[i].dt) + 63) / 64 * 64;
     }
     if (fill) {
-        m->owned = cb_alloc(total, err);
+        m->owned = cb_alloc_in(CB_ALLOC_WEIGHTS, total, err);
     } else {
         void *map = mmap(NULL, total ? total : 1, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (map == MAP_FAILED) cb_err_set(err, "preset %s: cannot map %zu bytes of weight shapes", name, total);

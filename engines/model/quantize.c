@@ -16,7 +16,7 @@ typedef struct quant_block {
 
 static void *own(cb_model *m, size_t bytes, cb_err *err) {
     size_t head = (sizeof(quant_block) + 63) & ~(size_t)63; /* keep the payload 64-byte aligned */
-    quant_block *b = cb_alloc(head + bytes, err);
+    quant_block *b = cb_alloc_in(CB_ALLOC_WEIGHTS, head + bytes, err);
     if (!b) return NULL;
     b->next = m->quant_owned;
     b->bytes = bytes;

@@ -44,12 +44,29 @@ bool cb_family_supports(const cb_family *f, const cb_config *cfg);
 const cb_family *cb_family_for(const cb_config *cfg);
 void cb_family_register(const cb_family *f);
 
-/* In a family's file: `static const cb_family llama;` ... CB_REGISTER_FAMILY(llama) registers the family
- * and its engine. The family's supports() is `return cb_family_supports(&fam, cfg);` plus any extra rule. */
+/* The tensor names the Llama-derived families share: transformers' `model.*` layout (Llama, Bamba,
+ * Granite 4.0-H). Each adds its final norm, feed-forward and Mamba2 names. */
+#define CB_NAMES_MODEL_LAYOUT                                                                                \
+    .embed = "model.embed_tokens.weight", .lm_head = "lm_head.weight", .layer = "model.layers.%d",            \
+    .mixer_norm = "input_layernorm.weight", .attention = "self_attn"
+
+/* A family's file is its descriptor, CB_FAMILY(fam, engine name, description, model_type, mixers,
+ * feed-forward, tensor names...): it defines the family `fam` and its engine, whose supports() is
+ * cb_family_supports, and registers both. A family with an extra rule in supports() writes its
+ * descriptor out and registers it with CB_REGISTER_FAMILY(fam). */
 #define CB_REGISTER_FAMILY(fam)                                                                              \
     __attribute__((constructor)) static void cb_register_family_##fam(void) {                                \
         cb_family_register(&(fam));                                                                          \
         if ((fam).engine.name) cb_engine_register(&(fam).engine);                                            \
     }
+#define CB_FAMILY(fam, engine_name, engine_description, mt, mixer_bits, ff_kind, ...)                        \
+    static const cb_family fam;                                                                              \
+    static bool fam##_supports(const cb_config *cfg) { return cb_family_supports(&(fam), cfg); }             \
+    static const cb_family fam = {                                                                           \
+        .engine = { .name = (engine_name), .description = (engine_description), .supports = fam##_supports,  \
+                    CB_STACK_ENGINE_OPS },                                                                   \
+        .model_type = (mt), .mixers = (mixer_bits), .ff = (ff_kind), .names = { __VA_ARGS__ },                \
+    };                                                                                                       \
+    CB_REGISTER_FAMILY(fam)
 
 #endif

@@ -29,6 +29,9 @@ struct cb_engine {
     size_t own_bytes; /* the three buffers above */
     size_t ff_reserved;
     float *capture;   /* optional [L+1][n][d] of the next prefill */
+    cb_layer_weights *lw; /* the model's layer weights, plus the tile copies below (n_layers) */
+    uint32_t *tiles;      /* tile copies of the bf16 projections (o.tile_weights), tile_bytes */
+    size_t tile_bytes;
 };
 
 /* Thread count is process-global in OpenMP: apply the engine's before each call. */
@@ -65,12 +68,71 @@ static size_t param_bytes(const cb_config *cfg) {
     return w.total;
 }
 
+/* The projections of layer i that get a tile copy (kernels/tiles.h) when the engine keeps them: every bf16
+ * linear projection of the mixer and the MLP (the LM head and routed experts, decode-sized or sliced per
+ * expert, are packed per call). Their addresses in L (when L is given) and their shapes from the config, the
+ * one list both plan() and create() count. */
+#define MAX_TILED 7
+static int tiled_projections(const cb_config *c, const cb_engine_opts *o, int i, cb_layer_weights *L,
+                             cb_weight *w[MAX_TILED], int64_t shape[MAX_TILED][2]) {
+    if (!o->tile_weights || cb_config_is_q8(c) || c->weights_dtype != CB_BF16) return 0;
+    int n = 0;
+#define TILED(field, r, k) (w[n] = L ? &L->field : NULL, shape[n][0] = (r), shape[n][1] = (k), n++)
+    const int64_t d = c->d_model;
+    if (c->mixer[i] == CB_MIXER_ATTENTION) {
+        const int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+        TILED(attn.q, q, d), TILED(attn.k, kv, d), TILED(attn.v, kv, d), TILED(attn.o, d, q);
+    } else {
+        TILED(mamba.in_proj, c->m_in_proj_rows, d), TILED(mamba.out_proj, d, c->m_d_inner);
+    }
+    if (c->has_mlp) TILED(mlp.gate, c->d_ff, d), TILED(mlp.up, c->d_ff, d), TILED(mlp.down, d, c->d_ff);
+#undef TILED
+    return n;
+}
+
+static size_t tile_plan_bytes(const cb_config *c, const cb_engine_opts *o) {
+    size_t total = 0;
+    for (int i = 0; i < c->n_layers; i++) {
+        cb_weight *w[MAX_TILED];
+        int64_t sh[MAX_TILED][2];
+        int n = tiled_projections(c, o, i, NULL, w, sh);
+        for (int k = 0; k < n; k++) total = cb_bytes_add(total, cb_tiles_bytes(sh[k][0], sh[k][1]));
+    }
+    return total;
+}
+
+/* Copy the model's layer weights into s->lw and give the listed projections their tile copies. */
+static int make_tiles(cb_engine *s, cb_err *err) {
+    const cb_config *c = &s->cfg;
+    if (!(s->lw = cb_alloc((size_t)c->n_layers * sizeof *s->lw, err))) return -1;
+    memcpy(s->lw, s->m->layers, (size_t)c->n_layers * sizeof *s->lw);
+    size_t bytes = tile_plan_bytes(c, &s->o);
+    if (!bytes) return 0;
+    if (!(s->tiles = cb_alloc(bytes, err))) return -1;
+    s->tile_bytes = bytes;
+    size_t at = 0; /* in uint32; every copy is a whole number of 1 KiB tiles, so each stays 64-byte aligned */
+    for (int i = 0; i < c->n_layers; i++) {
+        cb_weight *w[MAX_TILED];
+        int64_t sh[MAX_TILED][2];
+        int n = tiled_projections(c, &s->o, i, &s->lw[i], w, sh);
+        for (int k = 0; k < n; k++) {
+            size_t b = cb_tiles_bytes(sh[k][0], sh[k][1]);
+            if (w[k]->data && w[k]->dtype == CB_BF16 && w[k]->rows == sh[k][0] && w[k]->cols == sh[k][1]) {
+                cb_tiles_pack(w[k], s->tiles + at);
+                w[k]->tiles = s->tiles + at;
+            }
+            at += b / sizeof(uint32_t);
+        }
+    }
+    return 0;
+}
+
 void cb_stack_plan(const cb_config *cfg, const cb_engine_opts *o, int64_t context, int batch, cb_memory_report *out) {
     cb_engine_opts ob = *o;
     ob.max_context = context;
     ob.max_batch = batch;
     memset(out, 0, sizeof *out);
-    out->weights = param_bytes(cfg);
+    out->weights = cb_bytes_add(param_bytes(cfg), tile_plan_bytes(cfg, o));
     size_t arena = ff_scratch_bytes(cfg, &ob);
     for (int i = 0; i < cfg->n_layers; i++) {
         if (cfg->mixer[i] == CB_MIXER_ATTENTION) {
@@ -102,6 +164,8 @@ void cb_stack_destroy(cb_engine *s) {
     cb_free(s->h);
     cb_free(s->y);
     cb_free(s->len);
+    cb_free(s->lw);
+    cb_free(s->tiles);
     cb_free(s);
 }
 
@@ -126,18 +190,19 @@ int cb_stack_create(const cb_model *m, const cb_engine_opts *o, cb_engine **out,
     s->rows = stack_rows(o);
     size_t buf = (size_t)s->rows * (size_t)s->cfg.d_model * sizeof(float);
     s->own_bytes = 3 * buf;
-    if (!(s->len = cb_calloc((size_t)o->max_batch * sizeof(int64_t), err)) || !(s->x = cb_alloc(buf, err)) ||
-        !(s->h = cb_alloc(buf, err)) || !(s->y = cb_alloc(buf, err)))
+    if (!(s->len = cb_calloc((size_t)o->max_batch * sizeof(int64_t), err)) || !(s->x = cb_alloc_in(CB_ALLOC_SCRATCH, buf, err)) ||
+        !(s->h = cb_alloc_in(CB_ALLOC_SCRATCH, buf, err)) || !(s->y = cb_alloc_in(CB_ALLOC_SCRATCH, buf, err)))
         goto fail;
     if (s->cfg.has_mlp || s->cfg.n_experts > 0) {
         size_t need = ff_scratch_bytes(&s->cfg, o);
         if (cb_scratch_reserve(need, err)) goto fail;
         s->ff_reserved = need;
     }
+    if (make_tiles(s, err)) goto fail;
     for (int i = 0; i < s->cfg.n_layers; i++) {
         int rc = s->cfg.mixer[i] == CB_MIXER_ATTENTION
-                     ? cb_attn_create(&s->cfg, &m->layers[i].attn, o, &s->attn[i], err)
-                     : cb_mamba_create(&s->cfg, &m->layers[i].mamba, o, &s->mamba[i], err);
+                     ? cb_attn_create(&s->cfg, &s->lw[i].attn, o, &s->attn[i], err)
+                     : cb_mamba_create(&s->cfg, &s->lw[i].mamba, o, &s->mamba[i], err);
         if (rc) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err ? err->msg : "");
@@ -191,7 +256,7 @@ static void head(cb_engine *s, int n, const float *x, float *logits) {
 static void mixer_step(cb_engine *s, int i, int seq, const int *seqs, const int64_t *pos, int n) {
     const cb_config *c = &s->cfg;
     const int d = c->d_model;
-    cb_rmsnorm(n, d, s->x, d, &s->m->layers[i].in_norm, c->eps, s->h, d);
+    cb_rmsnorm(n, d, s->x, d, &s->lw[i].in_norm, c->eps, s->h, d);
     if (c->mixer[i] == CB_MIXER_ATTENTION) {
         if (seqs) cb_attn_decode(s->attn[i], n, seqs, pos, s->h, s->y);
         else cb_attn_prefill(s->attn[i], seq, s->len[seq], s->h, n, s->y);
@@ -206,7 +271,7 @@ static void mixer_step(cb_engine *s, int i, int seq, const int *seqs, const int6
  * expert), plus the routed experts where the config has them (layers/moe.h). */
 static void ff_step(cb_engine *s, int i, int n) {
     const cb_config *c = &s->cfg;
-    const cb_layer_weights *lw = &s->m->layers[i];
+    const cb_layer_weights *lw = &s->lw[i];
     const int d = c->d_model;
     switch (s->fam->ff) {
     case CB_FF_NONE: return;
@@ -314,7 +379,7 @@ int64_t cb_stack_seq_len(const cb_engine *s, int seq) {
 
 void cb_stack_memory(const cb_engine *s, cb_memory_report *out) {
     memset(out, 0, sizeof *out);
-    out->weights = s->m->weight_bytes;
+    out->weights = cb_bytes_add(s->m->weight_bytes, s->tile_bytes);
     for (int i = 0; i < s->cfg.n_layers; i++) {
         if (s->attn[i]) {
             size_t kv, sc;

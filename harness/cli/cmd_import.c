@@ -1,5 +1,4 @@
 /* `ctxbench import llama-bench FILE`: another tool's measurements into the results database (peer_import.h). */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,40 +21,32 @@ static void usage(FILE *f) {
                "docs/peers.md says how the numbers compare with ctxbench's.\n");
 }
 
+/* --as MODEL (every test), or --as FILE=MODEL (repeatable). */
+static int parse_as(const char *cmd, const char *flag, const char *v, void *dest) {
+    cb_peer_match *m = dest;
+    char *eq = strchr(v, '=');
+    if (!eq) { m->as_all = v; return 0; }
+    if (m->n_as == CB_PEER_MAX_AS || eq == v || !eq[1]) {
+        fprintf(stderr, "ctxbench %s: bad %s '%s' (expected MODEL or FILE=MODEL, at most %d)\n", cmd, flag, v, CB_PEER_MAX_AS);
+        return -1;
+    }
+    *eq = 0; /* v is argv's own string */
+    m->as_file[m->n_as] = v, m->as_model[m->n_as++] = eq + 1;
+    return 0;
+}
+
 static int run(int argc, char **argv) {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' }, { "db", required_argument, NULL, 'd' }, { "as", required_argument, NULL, 'a' },
-        { NULL, 0, NULL, 0 }
-    };
     const char *db_path = "results/ctxbench.db";
     cb_peer_match m = { 0 };
-    optind = 1; opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': usage(stdout); return 0;
-        case 'd': db_path = optarg; break;
-        case 'a': {
-            char *eq = strchr(optarg, '=');
-            if (!eq) { m.as_all = optarg; break; }
-            if (m.n_as == CB_PEER_MAX_AS || eq == optarg || !eq[1]) {
-                fprintf(stderr, "ctxbench import: bad --as '%s' (expected MODEL or FILE=MODEL, at most %d)\n", optarg,
-                        CB_PEER_MAX_AS);
-                return 2;
-            }
-            *eq = 0;
-            m.as_file[m.n_as] = optarg, m.as_model[m.n_as++] = eq + 1;
-            break;
-        }
-        default: return cb_cli_unknown_option("import", argv[optind - 1], usage);
-        }
-    }
-    if (optind + 2 != argc) { usage(stderr); return 2; }
-    if (strcmp(argv[optind], "llama-bench")) {
-        fprintf(stderr, "ctxbench import: unknown tool '%s' (expected llama-bench)\n", argv[optind]);
+    const cb_cli_opt opts[] = { CB_OPT("db", CB_OPT_TEXT, &db_path), CB_OPT("as", CB_OPT_CUSTOM, &m, .parse = parse_as), CB_OPT_END };
+    int first, st = cb_cli_parse("import", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first + 2 != argc) { usage(stderr); return 2; }
+    if (strcmp(argv[first], "llama-bench")) {
+        fprintf(stderr, "ctxbench import: unknown tool '%s' (expected llama-bench)\n", argv[first]);
         return 2;
     }
-    const char *file = argv[optind + 1];
+    const char *file = argv[first + 1];
     sqlite3 *db;
     cb_err err = { "" };
     if (cb_store_open(db_path, &db, &err)) { fprintf(stderr, "ctxbench import: %s\n", err.msg); return 1; }

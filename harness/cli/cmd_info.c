@@ -12,7 +12,10 @@
 #include "../../engines/kernels/kernels_avx512.h"
 #include "../measure/build_info.h"
 #include "cli.h"
-#include "../measure/probes.h"
+#include "cli_options.h"
+#include "../measure/machine.h"
+#include "../measure/memprobe.h"
+#include "../measure/papi_counters.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctxbench info [--help]\n\n"
@@ -135,15 +138,10 @@ static void print_papi(const cb_machine *m) {
 }
 
 static int run_info(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        fprintf(stderr, "ctxbench info: unknown argument '%s'\n", argv[i]);
-        usage(stderr);
-        return 2;
-    }
+    const cb_cli_opt opts[] = { CB_OPT_END };
+    int first, st = cb_cli_parse("info", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first < argc) return cb_cli_unexpected_argument("info", argv[first]);
     cb_machine m;
     cb_machine_collect(&m, omp_get_max_threads());
     printf("cpu:            %s\n", m.cpu_model);

@@ -1,6 +1,4 @@
 /* `ctxbench memory`: the analytic memory table of a model (from ops->plan; nothing allocated). */
-#include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,38 +20,17 @@ static void usage(FILE *f) {
 }
 
 static int run(int argc, char **argv) {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },          { "model", required_argument, NULL, 'm' },
-        { "contexts", required_argument, NULL, 'c' }, { "kv-dtype", required_argument, NULL, 'k' },
-        { "batch", required_argument, NULL, 'b' },    { "engine", required_argument, NULL, 'e' },
-        { "weights-dtype", required_argument, NULL, 'w' }, { NULL, 0, NULL, 0 }
-    };
     const char *model = NULL, *ctxs = "4K..1M", *engine = NULL;
     cb_dtype kv = CB_BF16, wdt = CB_DTYPE_COUNT;
     int batch = 1;
-    optind = 1; opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int64_t b;
-        switch (c) {
-        case 'h': usage(stdout); return 0;
-        case 'm': model = optarg; break;
-        case 'c': ctxs = optarg; break;
-        case 'e': engine = optarg; break;
-        case 'k':
-            if (cb_cli_kv_dtype("memory", optarg, &kv)) return 2;
-            break;
-        case 'w':
-            if (cb_cli_weights_dtype("memory", optarg, &wdt)) return 2;
-            break;
-        case 'b':
-            if (cb_cli_int("memory", "--batch", optarg, 1, 1 << 20, &b)) return 1;
-            batch = (int)b;
-            break;
-        default: return cb_cli_unknown_option("memory", argv[optind - 1], usage);
-        }
-    }
-    if (!model || optind != argc) { usage(stderr); return 2; }
+    const cb_cli_opt opts[] = {
+        CB_OPT("model", CB_OPT_TEXT, &model),         CB_OPT("contexts", CB_OPT_TEXT, &ctxs),
+        CB_OPT("kv-dtype", CB_OPT_KV_DTYPE, &kv),     CB_OPT("batch", CB_OPT_INT, &batch, .lo = 1, .hi = 1 << 20),
+        CB_OPT("engine", CB_OPT_TEXT, &engine),       CB_OPT("weights-dtype", CB_OPT_WEIGHTS_DTYPE, &wdt), CB_OPT_END,
+    };
+    int first, st = cb_cli_parse("memory", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (!model || first != argc) { usage(stderr); return 2; }
     int64_t cv[CB_WL_MAX_LIST];
     int n = 0;
     if (cb_parse_contexts(ctxs, cv, &n, CB_WL_MAX_LIST)) {

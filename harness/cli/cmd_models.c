@@ -7,6 +7,7 @@
 
 #include "../../engines/model/presets.h"
 #include "cli.h"
+#include "cli_options.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctxbench models [--dir DIR] [--help]\n\n"
@@ -50,13 +51,10 @@ static int by_str(const void *a, const void *b) { return strcmp(*(char *const *)
 
 static int run(int argc, char **argv) {
     const char *dir = "workloads/models";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        if (!strcmp(argv[i], "--dir") && i + 1 < argc) { dir = argv[++i]; continue; }
-        fprintf(stderr, "ctxbench models: unknown or incomplete option '%s'\n", argv[i]);
-        usage(stderr);
-        return 2;
-    }
+    const cb_cli_opt opts[] = { CB_OPT("dir", CB_OPT_TEXT, &dir), CB_OPT_END };
+    int first, st = cb_cli_parse("models", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first < argc) return cb_cli_unexpected_argument("models", argv[first]);
     printf("%-20s %-16s %-12s %-12s %6s %10s %10s %12s %12s %12s\n", "name", "type", "arch", "layers(a/m)", "d", "params",
            "active", "f32", "bf16", "8-bit");
     int status = 0;

@@ -1,6 +1,5 @@
 /* ctxbench plot: figures from a results database (see harness/outputs/plot.h, docs/figures.md). */
-#include <errno.h>
-#include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,51 +22,35 @@ static void usage(FILE *f) {
           f);
 }
 
+/* --formats: any of pdf, png, svg. */
+static int parse_formats(const char *cmd, const char *flag, const char *v, void *dest) {
+    cb_plot_opts *o = dest;
+    o->pdf = o->png = o->svg = false;
+    char *dup = strdup(v), *save = NULL;
+    int rc = dup ? 0 : -1;
+    for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t && !rc; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "pdf")) o->pdf = true;
+        else if (!strcmp(t, "png")) o->png = true;
+        else if (!strcmp(t, "svg")) o->svg = true;
+        else rc = -1, fprintf(stderr, "ctxbench %s: unknown format '%s' in %s (pdf, png, svg)\n", cmd, t, flag);
+    }
+    free(dup);
+    return rc;
+}
+
 static int run(int argc, char **argv) {
     cb_plot_opts o = {.db = "results/ctxbench.db", .out = "plots/out", .pdf = true, .png = true, .svg = true};
-    static const struct option lo[] = {{"db", required_argument, 0, 'd'},      {"out", required_argument, 0, 'o'},
-                                       {"formats", required_argument, 0, 'f'}, {"run", required_argument, 0, 'r'},
-                                       {"scale", required_argument, 0, 's'},   {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-    optind = 0;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (ch) {
-        case 'd': o.db = optarg; break;
-        case 'o': o.out = optarg; break;
-        case 's': o.scale = optarg; break;
-        case 'r': {
-            char *end;
-            errno = 0;
-            o.run_id = strtoll(optarg, &end, 10);
-            if (*end || end == optarg || errno || o.run_id <= 0) {
-                fprintf(stderr, "ctxbench plot: --run wants a positive run id, got '%s'\n", optarg);
-                return 1;
-            }
-            break;
-        }
-        case 'f': {
-            o.pdf = o.png = o.svg = false;
-            char *dup = strdup(optarg), *save = NULL;
-            for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (!strcmp(t, "pdf")) o.pdf = true;
-                else if (!strcmp(t, "png")) o.png = true;
-                else if (!strcmp(t, "svg")) o.svg = true;
-                else {
-                    fprintf(stderr, "ctxbench plot: unknown format '%s' in --formats (pdf, png, svg)\n", t);
-                    free(dup);
-                    return 1;
-                }
-            }
-            free(dup);
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        default: return cb_cli_unknown_option("plot", argv[optind - 1], usage);
-        }
-    }
-    if (optind < argc) return cb_cli_unexpected_argument("plot", argv[optind]);
+    const cb_cli_opt opts[] = {
+        CB_OPT("db", CB_OPT_TEXT, &o.db),
+        CB_OPT("out", CB_OPT_TEXT, &o.out),
+        CB_OPT("formats", CB_OPT_CUSTOM, &o, .parse = parse_formats),
+        CB_OPT("run", CB_OPT_I64, &o.run_id, .lo = 1, .hi = INT64_MAX),
+        CB_OPT("scale", CB_OPT_TEXT, &o.scale),
+        CB_OPT_END,
+    };
+    int first, st = cb_cli_parse("plot", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first < argc) return cb_cli_unexpected_argument("plot", argv[first]);
     cb_err err = {0};
     int n = cb_plot_all(&o, stderr, &err);
     if (n < 0) {

@@ -1,6 +1,5 @@
 /* ctxbench ppl: teacher-forced NLL per context-length bucket on a token file, optionally with 8-bit
  * weights, or comparing the original model with its 8-bit twin (KL, top-1 agreement, ΔNLL). */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +10,10 @@
 #include "../../engines/model/quantize.h"
 #include "cli.h"
 #include "cli_options.h"
+#include "../measure/build_info.h"
+#include "../measure/tokens.h"
 #include "../measure/workload.h" /* CB_WL_MAX_THREADS */
+#include "../results/ppl_store.h"
 #include "../stats/quality.h"
 
 static void usage(FILE *f) {
@@ -37,66 +39,45 @@ static void usage(FILE *f) {
             "                         ppl_buckets, docs/schema.md), for `ctxbench report` (C4)\n");
 }
 
-/* --compare: fp8 | int8. --weights-dtype (allow_orig): also orig (a preset in bf16, a checkpoint as
- * stored) and bf16 / f16 / f32 (a preset's dtype). */
-static int parse_q8(const char *flag, const char *v, cb_dtype *out, bool allow_orig) {
-    if (allow_orig && strcmp(v, "orig") == 0) { *out = CB_DTYPE_COUNT; return 0; }
+/* --weights-dtype: orig (a preset in bf16, a checkpoint as stored: CB_DTYPE_COUNT), a preset's bf16 / f16 /
+ * f32, or fp8 / int8. */
+static int parse_weights(const char *cmd, const char *flag, const char *v, void *dest) {
     cb_dtype t;
-    if (cb_dtype_parse(v, &t) == 0 && (cb_dtype_is_q8(t) || (allow_orig && (t == CB_F32 || t == CB_F16 || t == CB_BF16)))) {
-        *out = t;
-        return 0;
+    if (strcmp(v, "orig") == 0) t = CB_DTYPE_COUNT;
+    else if (cb_dtype_parse(v, &t) || !(cb_dtype_is_q8(t) || t == CB_F32 || t == CB_F16 || t == CB_BF16)) {
+        fprintf(stderr, "ctxbench %s: bad %s '%s' (expected orig, bf16, f16, f32, fp8 or int8)\n", cmd, flag, v);
+        return -1;
     }
-    fprintf(stderr, "ctxbench ppl: %s expects %sfp8 or int8, got '%s'\n", flag, allow_orig ? "orig, bf16, f16, f32, " : "", v);
-    return -1;
-}
-
-static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out) {
-    return cb_cli_int("ppl", flag, v, lo, hi, out);
+    *(cb_dtype *)dest = t;
+    return 0;
 }
 
 static int run_ppl(int argc, char **argv) {
-    static const struct option opts[] = {
-        { "model", required_argument, 0, 'm' },   { "tokens", required_argument, 0, 't' },
-        { "context", required_argument, 0, 'c' }, { "stride", required_argument, 0, 's' },
-        { "weights-dtype", required_argument, 0, 'w' }, { "compare", required_argument, 0, 'q' },
-        { "buckets", required_argument, 0, 'b' }, { "mode", required_argument, 0, 'M' },
-        { "threads", required_argument, 0, 'T' }, { "seed", required_argument, 0, 'S' },
-        { "db", required_argument, 0, 'd' },      { "help", no_argument, 0, 'h' },
-        { "kv-dtype", required_argument, 0, 'k' }, { "compare-kv", required_argument, 0, 'K' },
-        { 0, 0, 0, 0 } };
     const char *model = NULL, *tokens = NULL, *buckets = NULL, *db = NULL;
     int64_t context = 0, stride = 0, threads = 0, seed = 1;
     cb_dtype wdt = CB_DTYPE_COUNT, cmp = CB_DTYPE_COUNT, kv = CB_DTYPE_COUNT, cmp_kv = CB_DTYPE_COUNT;
     cb_engine_opts o;
     cb_engine_opts_default(&o);
     o.mode = CB_MODE_EXACT;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 't': tokens = optarg; break;
-        case 'c': if (parse_i64("--context", optarg, 2, 1 << 24, &context)) return 2; break;
-        case 's': if (parse_i64("--stride", optarg, 1, 1 << 24, &stride)) return 2; break;
-        case 'w': if (parse_q8("--weights-dtype", optarg, &wdt, true)) return 2; break;
-        case 'q': if (parse_q8("--compare", optarg, &cmp, false)) return 2; break;
-        case 'b': buckets = optarg; break;
-        case 'k':
-            if (cb_cli_kv_dtype("ppl", optarg, &kv)) return 2;
-            break;
-        case 'K': if (parse_q8("--compare-kv", optarg, &cmp_kv, false)) return 2; break;
-        case 'M':
-            if (cb_cli_mode("ppl", optarg, &o.mode)) return 2;
-            break;
-        case 'T': if (parse_i64("--threads", optarg, 0, CB_WL_MAX_THREADS, &threads)) return 2; break;
-        case 'S': if (parse_i64("--seed", optarg, 0, INT64_MAX, &seed)) return 2; break;
-        case 'd': db = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: return cb_cli_unknown_option("ppl", argv[optind - 1], usage);
-        }
-    }
-    if (optind != argc || !model || !tokens) {
+    const cb_cli_opt opts[] = {
+        CB_OPT("model", CB_OPT_TEXT, &model),
+        CB_OPT("tokens", CB_OPT_TEXT, &tokens),
+        CB_OPT("context", CB_OPT_I64, &context, .lo = 2, .hi = 1 << 24),
+        CB_OPT("stride", CB_OPT_I64, &stride, .lo = 1, .hi = 1 << 24),
+        CB_OPT("weights-dtype", CB_OPT_CUSTOM, &wdt, .parse = parse_weights),
+        CB_OPT("compare", CB_OPT_Q8_DTYPE, &cmp),
+        CB_OPT("buckets", CB_OPT_TEXT, &buckets),
+        CB_OPT("mode", CB_OPT_MODE, &o.mode),
+        CB_OPT("threads", CB_OPT_I64, &threads, .lo = 0, .hi = CB_WL_MAX_THREADS),
+        CB_OPT("seed", CB_OPT_I64, &seed, .lo = 0, .hi = INT64_MAX),
+        CB_OPT("db", CB_OPT_TEXT, &db),
+        CB_OPT("kv-dtype", CB_OPT_KV_DTYPE, &kv),
+        CB_OPT("compare-kv", CB_OPT_Q8_DTYPE, &cmp_kv),
+        CB_OPT_END,
+    };
+    int first, st = cb_cli_parse("ppl", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first != argc || !model || !tokens) {
         fprintf(stderr, "ctxbench ppl: --model and --tokens are required (and no positional arguments)\n");
         usage(stderr);
         return 2;
@@ -170,7 +151,7 @@ static int run_ppl(int argc, char **argv) {
     if (db) {
         char wname[16];
         snprintf(wname, sizeof wname, "%s", cb_dtype_name(cb_config_is_q8(&m.cfg) ? m.cfg.q8 : m.cfg.weights_dtype));
-        cb_ppl_record rec = { .model = model, .weight_dtype = wname,
+        cb_ppl_record rec = { .git_commit = cb_build_commit, .model = model, .weight_dtype = wname,
                               .compare_dtype = cmp != CB_DTYPE_COUNT ? cb_dtype_name(cmp) : NULL,
                               .kv_dtype = cb_dtype_name(o.kv_dtype), .compare_kv_dtype = qkv ? cb_dtype_name(cmp_kv) : NULL,
                               .mode = o.mode == CB_MODE_EXACT ? "exact" : "fast", .tokens_file = tokens, .seed = seed,

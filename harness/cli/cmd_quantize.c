@@ -4,7 +4,6 @@
  * quantization_config. The codes are cb_model_quantize's, so loading DIR2 gives the same model as
  * quantising DIR at load. */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,29 +141,15 @@ out:
 }
 
 static int run(int argc, char **argv) {
-    static const struct option opts[] = { { "to", required_argument, NULL, 't' }, { "out", required_argument, NULL, 'o' },
-                                          { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
     const char *out = NULL;
     cb_dtype to = CB_DTYPE_COUNT;
-    optind = 1; opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': usage(stdout); return 0;
-        case 'o': out = optarg; break;
-        case 't':
-            if (cb_dtype_parse(optarg, &to) || !cb_dtype_is_q8(to)) {
-                fprintf(stderr, "ctxbench quantize: --to expects fp8 or int8, got '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        default: return cb_cli_unknown_option("quantize", argv[optind - 1], usage);
-        }
-    }
-    if (optind != argc - 1 || !out || to == CB_DTYPE_COUNT) { usage(stderr); return 2; }
+    const cb_cli_opt opts[] = { CB_OPT("to", CB_OPT_Q8_DTYPE, &to), CB_OPT("out", CB_OPT_TEXT, &out), CB_OPT_END };
+    int first, st = cb_cli_parse("quantize", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first != argc - 1 || !out || to == CB_DTYPE_COUNT) { usage(stderr); return 2; }
     cb_err err = { "" };
-    if (quantize_dir(argv[optind], to, out, &err)) { fprintf(stderr, "ctxbench quantize: %s\n", err.msg); return 1; }
-    printf("quantize: %s -> %s (%s, per-channel scales)\n", argv[optind], out, cb_dtype_name(to));
+    if (quantize_dir(argv[first], to, out, &err)) { fprintf(stderr, "ctxbench quantize: %s\n", err.msg); return 1; }
+    printf("quantize: %s -> %s (%s, per-channel scales)\n", argv[first], out, cb_dtype_name(to));
     return 0;
 }
 

@@ -1,10 +1,8 @@
 /* ctxbench report: the Bamba claims C1-C4 checked against a results database (see harness/outputs/report.h). */
-#include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../outputs/atomic_file.h"
+#include "../results/atomic_file.h"
 #include "cli.h"
 #include "cli_options.h"
 #include "../outputs/report.h"
@@ -22,22 +20,10 @@ static void usage(FILE *f) {
 
 static int run(int argc, char **argv) {
     const char *db = "results/ctxbench.db", *out = "results/claims.md", *texp = "results/claims.tex";
-    static const struct option lo[] = {{"db", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
-                                       {"tex", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-    optind = 0;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (ch) {
-        case 'd': db = optarg; break;
-        case 'o': out = optarg; break;
-        case 't': texp = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: return cb_cli_unknown_option("report", argv[optind - 1], usage);
-        }
-    }
-    if (optind < argc) return cb_cli_unexpected_argument("report", argv[optind]);
+    const cb_cli_opt opts[] = { CB_OPT("db", CB_OPT_TEXT, &db), CB_OPT("out", CB_OPT_TEXT, &out), CB_OPT("tex", CB_OPT_TEXT, &texp), CB_OPT_END };
+    int first, st = cb_cli_parse("report", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first < argc) return cb_cli_unexpected_argument("report", argv[first]);
     /* both files are written beside their targets and renamed over them only when the report is complete:
      * a missing database or a failed query leaves an existing report as it was */
     cb_err err = {0};

@@ -1,7 +1,6 @@
 /* `ctxbench run WORKLOAD`: a workload file -> a sweep -> rows in the results database. */
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,96 +36,67 @@ static void usage(FILE *f) {
 
 #define MAX_SHARDS 1000000
 
-/* "I/N", both plain decimal integers, 0 <= I < N <= MAX_SHARDS; nothing after N. */
-static int parse_shard(const char *s, int *i, int *n) {
+/* --shard "I/N", both plain decimal integers, 0 <= I < N <= MAX_SHARDS; nothing after N. */
+static int parse_shard(const char *cmd, const char *flag, const char *s, void *dest) {
+    cb_sweep_opts *o = dest;
     char *end;
     errno = 0;
-    long a = strtol(s, &end, 10);
-    if (end == s || *end != '/' || !isdigit((unsigned char)s[0])) return -1;
+    long a = strtol(s, &end, 10), b = 0;
     const char *t = end + 1;
-    long b = strtol(t, &end, 10);
-    if (end == t || *end || !isdigit((unsigned char)t[0]) || errno || b < 1 || b > MAX_SHARDS || a < 0 || a >= b) return -1;
-    *i = (int)a, *n = (int)b;
+    bool ok = end != s && *end == '/' && isdigit((unsigned char)s[0]);
+    if (ok) b = strtol(t, &end, 10);
+    if (!ok || end == t || *end || !isdigit((unsigned char)t[0]) || errno || b < 1 || b > MAX_SHARDS || a < 0 || a >= b) {
+        fprintf(stderr, "ctxbench %s: bad %s '%s' (expected I/N with 0 <= I < N <= %d)\n", cmd, flag, s, MAX_SHARDS);
+        return -1;
+    }
+    o->shard_i = (int)a, o->shard_n = (int)b;
     return 0;
 }
 
+static int parse_memory_budget(const char *cmd, const char *flag, const char *v, void *dest) {
+    cb_sweep_opts *o = dest;
+    if (!cb_parse_memory_budget(v, &o->memory_budget_fraction, &o->memory_budget_bytes)) return 0;
+    fprintf(stderr, "ctxbench %s: bad %s '%s' (expected bytes in [1, 2^60] like 16G, or a percentage in (0, 100]%% "
+            "like 85%%)\n", cmd, flag, v);
+    return -1;
+}
+
+static int parse_time_budget(const char *cmd, const char *flag, const char *v, void *dest) {
+    double *t = dest;
+    if (!cb_parse_seconds(v, t) && *t > 0) return 0;
+    fprintf(stderr, "ctxbench %s: bad %s '%s' (expected seconds in (0, %.0f], e.g. 30, 5m, 1h)\n", cmd, flag, v,
+            CB_WL_MAX_SECONDS);
+    return -1;
+}
+
 static int run(int argc, char **argv) {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },           { "db", required_argument, NULL, 'd' },
-        { "resume", no_argument, NULL, 'r' },         { "shard", required_argument, NULL, 's' },
-        { "quiet", no_argument, NULL, 'q' },          { "threads", required_argument, NULL, 't' },
-        { "memory-budget", required_argument, NULL, 'm' }, { "time-budget", required_argument, NULL, 'T' },
-        { "weights-dtype", required_argument, NULL, 'w' }, { "mode", required_argument, NULL, 'M' },
-        { "kv-dtype", required_argument, NULL, 'k' },
-        { NULL, 0, NULL, 0 }
-    };
-    cb_sweep_opts o = { 0 };
+    cb_sweep_opts o = { .db_path = "results/ctxbench.db", .shard_n = 1 };
     cb_dtype wdt = CB_DTYPE_COUNT, kv = CB_DTYPE_COUNT; /* none given */
-    int mode = -1;
-    o.db_path = "results/ctxbench.db";
-    o.shard_n = 1;
-    optind = 1; opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 'h': usage(stdout); return 0;
-        case 'd': o.db_path = optarg; break;
-        case 'r': o.resume = true; break;
-        case 'q': o.quiet = true; break;
-        case 's':
-            if (parse_shard(optarg, &o.shard_i, &o.shard_n)) {
-                fprintf(stderr, "ctxbench run: bad --shard '%s' (expected I/N with 0 <= I < N <= %d)\n", optarg, MAX_SHARDS);
-                return 1;
-            }
-            break;
-        case 't': {
-            errno = 0;
-            long t = strtol(optarg, &end, 10);
-            if (*end || end == optarg || errno || t < 1 || t > CB_WL_MAX_THREADS) {
-                fprintf(stderr, "ctxbench run: bad --threads '%s' (expected an integer in [1, %d])\n", optarg, CB_WL_MAX_THREADS);
-                return 1;
-            }
-            o.threads_override = (int)t;
-            break;
-        }
-        case 'm':
-            if (cb_parse_memory_budget(optarg, &o.memory_budget_fraction, &o.memory_budget_bytes)) {
-                fprintf(stderr, "ctxbench run: bad --memory-budget '%s' (expected bytes in [1, 2^60] like 16G, or a percentage "
-                        "in (0, 100]%% like 85%%)\n", optarg);
-                return 1;
-            }
-            break;
-        case 'w':
-            if (cb_cli_weights_dtype("run", optarg, &wdt)) return 2;
-            break;
-        case 'k':
-            if (cb_cli_kv_dtype("run", optarg, &kv)) return 2;
-            break;
-        case 'M': {
-            cb_mode m;
-            if (cb_cli_mode("run", optarg, &m)) return 2;
-            mode = (int)m;
-            break;
-        }
-        case 'T':
-            if (cb_parse_seconds(optarg, &o.time_budget_point) || o.time_budget_point <= 0) {
-                fprintf(stderr, "ctxbench run: bad --time-budget '%s' (expected seconds in (0, %.0f], e.g. 30, 5m, 1h)\n", optarg,
-                        CB_WL_MAX_SECONDS);
-                return 1;
-            }
-            break;
-        default: return cb_cli_unknown_option("run", argv[optind - 1], usage);
-        }
-    }
-    if (optind != argc - 1) { usage(stderr); return 2; }
+    cb_mode mode = CB_MODE_EXACT;
+    bool mode_given = false;
+    const cb_cli_opt opts[] = {
+        CB_OPT("db", CB_OPT_TEXT, &o.db_path),
+        CB_OPT("resume", CB_OPT_FLAG, &o.resume),
+        CB_OPT("shard", CB_OPT_CUSTOM, &o, .parse = parse_shard),
+        CB_OPT("quiet", CB_OPT_FLAG, &o.quiet),
+        CB_OPT("threads", CB_OPT_INT, &o.threads_override, .lo = 1, .hi = CB_WL_MAX_THREADS),
+        CB_OPT("memory-budget", CB_OPT_CUSTOM, &o, .parse = parse_memory_budget),
+        CB_OPT("time-budget", CB_OPT_CUSTOM, &o.time_budget_point, .parse = parse_time_budget),
+        CB_OPT("weights-dtype", CB_OPT_WEIGHTS_DTYPE, &wdt),
+        CB_OPT("mode", CB_OPT_MODE, &mode, .given = &mode_given),
+        CB_OPT("kv-dtype", CB_OPT_KV_DTYPE, &kv),
+        CB_OPT_END,
+    };
+    int first, st = cb_cli_parse("run", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (first != argc - 1) { usage(stderr); return 2; }
     cb_workload w;
     char *text = NULL;
     cb_err err = { "" };
-    if (cb_workload_load(argv[optind], &w, &text, &err)) { fprintf(stderr, "ctxbench run: %s\n", err.msg); return 1; }
+    if (cb_workload_load(argv[first], &w, &text, &err)) { fprintf(stderr, "ctxbench run: %s\n", err.msg); return 1; }
     o.workload_text = text;
     if (wdt != CB_DTYPE_COUNT) w.weight_dtype = wdt; /* recorded in points.weight_dtype and the point key */
-    if (mode >= 0) w.mode = (cb_mode)mode;
+    if (mode_given) w.mode = mode;
     if (kv != CB_DTYPE_COUNT) w.kv_dtype = kv; /* recorded in points.kv_dtype and the point key */
     /* results/ by default: create the directory of the database when it is missing */
     char dir[1024];

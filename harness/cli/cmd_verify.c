@@ -2,7 +2,6 @@
  * logit row with the reference (transformers fp32 full forward): prefill the first P tokens (all-position
  * logits), then decode the rest one token at a time. With --batch B, B copies of the sequence with
  * different prefill lengths are decoded together in one batch. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,75 +57,37 @@ static void usage(FILE *f) {
             "Last line: verify: model_type=X tokens=T prefill_max_abs=A decode_max_abs=B max_abs=M tol=E result=PASS|FAIL\n");
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int *out) {
-    int64_t x;
-    if (cb_cli_int("verify", flag, v, lo, 1 << 30, &x)) return -1;
-    *out = (int)x;
-    return 0;
-}
-
-static int parse_fraction(const char *flag, const char *v, double hi, double *out) {
-    char *end;
-    double x = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || !(x >= 0 && x <= hi)) {
-        fprintf(stderr, "ctxbench verify: %s expects a number in [0, %g], got '%s'\n", flag, hi, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, verify_args *a) {
-    static const struct option opts[] = {
-        { "mode", required_argument, 0, 'm' },    { "threads", required_argument, 0, 't' },
-        { "prefill", required_argument, 0, 'p' }, { "batch", required_argument, 0, 'b' },
-        { "reference", required_argument, 0, 'r' }, { "ssd-chunk", required_argument, 0, 's' },
-        { "prefill-chunk", required_argument, 0, 'c' }, { "kv-dtype", required_argument, 0, 'k' },
-        { "tol", required_argument, 0, 'T' },     { "min-agree", required_argument, 0, 'A' },
-        { "layers", no_argument, 0, 'l' },       { "help", no_argument, 0, 'h' },
-        { "weights-dtype", required_argument, 0, 'w' }, { 0, 0, 0, 0 },
-    };
     cb_engine_opts_default(&a->o);
     a->reference = "reference.safetensors";
     a->batch = 1;
     a->prefill = -1;
     a->tol = a->min_agree = -1;
     a->wdt = CB_DTYPE_COUNT;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            if (cb_cli_mode("verify", optarg, &a->o.mode)) return 2;
-            break;
-        case 't': if (parse_int("--threads", optarg, 1, &a->o.threads)) return 2; break;
-        case 'p': if (parse_int("--prefill", optarg, 1, &a->prefill)) return 2; break;
-        case 'b': if (parse_int("--batch", optarg, 1, &a->batch)) return 2; break;
-        case 's': if (parse_int("--ssd-chunk", optarg, 1, &a->o.ssd_chunk)) return 2; break;
-        case 'c': if (parse_int("--prefill-chunk", optarg, 1, &a->o.prefill_chunk)) return 2; break;
-        case 'r': a->reference = optarg; break;
-        case 'T': if (parse_fraction("--tol", optarg, 1e3, &a->tol)) return 2; break;
-        case 'A': if (parse_fraction("--min-agree", optarg, 1, &a->min_agree)) return 2; break;
-        case 'k':
-            if (cb_cli_kv_dtype("verify", optarg, &a->o.kv_dtype)) return 2;
-            a->kv_given = true;
-            break;
-        case 'l': a->layers = true; break;
-        case 'w':
-            if (cb_cli_weights_dtype("verify", optarg, &a->wdt)) return 2;
-            if (!cb_dtype_is_q8(a->wdt)) a->wdt = CB_DTYPE_COUNT; /* a checkpoint keeps its stored precision */
-            break;
-        case 'h': usage(stdout); return 1;
-        default: return cb_cli_unknown_option("verify", argv[optind - 1], usage);
-        }
-    }
-    if (optind != argc - 1) {
+    const cb_cli_opt opts[] = {
+        CB_OPT("mode", CB_OPT_MODE, &a->o.mode),
+        CB_OPT("threads", CB_OPT_INT, &a->o.threads, .lo = 1, .hi = 1 << 30),
+        CB_OPT("prefill", CB_OPT_INT, &a->prefill, .lo = 1, .hi = 1 << 30),
+        CB_OPT("batch", CB_OPT_INT, &a->batch, .lo = 1, .hi = 1 << 30),
+        CB_OPT("reference", CB_OPT_TEXT, &a->reference),
+        CB_OPT("ssd-chunk", CB_OPT_INT, &a->o.ssd_chunk, .lo = 1, .hi = 1 << 30),
+        CB_OPT("prefill-chunk", CB_OPT_INT, &a->o.prefill_chunk, .lo = 1, .hi = 1 << 30),
+        CB_OPT("kv-dtype", CB_OPT_KV_DTYPE, &a->o.kv_dtype, .given = &a->kv_given),
+        CB_OPT("tol", CB_OPT_REAL, &a->tol, .lo = 0, .hi = 1000),
+        CB_OPT("min-agree", CB_OPT_REAL, &a->min_agree, .lo = 0, .hi = 1),
+        CB_OPT("layers", CB_OPT_FLAG, &a->layers),
+        CB_OPT("weights-dtype", CB_OPT_WEIGHTS_DTYPE, &a->wdt),
+        CB_OPT_END,
+    };
+    int first, st = cb_cli_parse("verify", argc, argv, opts, usage, &first);
+    if (st != CB_CLI_GO) return st;
+    if (!cb_dtype_is_q8(a->wdt)) a->wdt = CB_DTYPE_COUNT; /* a checkpoint keeps its stored precision */
+    if (first != argc - 1) {
         fprintf(stderr, "ctxbench verify: expected exactly one checkpoint directory\n");
         usage(stderr);
         return 2;
     }
-    a->dir = argv[optind];
+    a->dir = argv[first];
     if (cb_dtype_is_q8(a->wdt) && a->o.mode == CB_MODE_FAST) {
         fprintf(stderr, "ctxbench verify: --weights-dtype %s is verified in exact mode (fast mode also rounds or "
                 "quantises activations; measure its accuracy with ctxbench ppl --mode fast)\n", cb_dtype_name(a->wdt));
@@ -138,7 +99,7 @@ static int parse_args(int argc, char **argv, verify_args *a) {
         return 2;
     }
     if (!a->kv_given) a->o.kv_dtype = a->o.mode == CB_MODE_EXACT ? CB_F32 : CB_BF16;
-    return 0;
+    return CB_CLI_GO;
 }
 
 static void compare_row(const float *got, const float *want, int vocab, double *max_abs, verify_result *r) {
@@ -291,10 +252,32 @@ static float *dequantised_logits(const verify_args *a, const cb_model *m, const 
     return out;
 }
 
+/* An 8-bit path (weights, or with kv the KV cache; parse_args allows one at a time): its distance to the
+ * reference is printed, not judged; it is judged against its dequantised twin, whose logits are returned
+ * (malloc'd; NULL with err on failure). */
+static float *eight_bit_twin(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids,
+                             const float *ref_logits, int T, bool kv, cb_err *err) {
+    const char *dt = cb_dtype_name(kv ? a->o.kv_dtype : a->wdt), *what = kv ? "KV cache" : "weights";
+    verify_result q = { 0 };
+    if (run_verify(a, m, ops, ids, ref_logits, T, &q, err) == 0)
+        printf("verify: %s %s vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
+               "%.4f over %ld rows\n", dt, what, fmax(q.prefill_max, q.decode_max),
+               q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
+    float *twin = kv ? kv_twin_logits(a, m, ops, ids, T, err) : dequantised_logits(a, m, ops, ids, T, err);
+    if (!twin) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        cb_err_set(err, "dequantised %stwin: %s", kv ? "KV " : "", why);
+        return NULL;
+    }
+    printf("verify: judging the %s %s against its dequantised %s twin\n", dt, kv ? "KV cache" : "path", kv ? "f32" : "fp32");
+    return twin;
+}
+
 static int cmd_verify(int argc, char **argv) {
     verify_args a = { 0 };
     int prc = parse_args(argc, argv, &a);
-    if (prc) return prc == 1 ? 0 : prc;
+    if (prc != CB_CLI_GO) return prc;
     cb_err err = { 0 };
     cb_model m;
     memset(&m, 0, sizeof m);
@@ -330,41 +313,15 @@ static int cmd_verify(int argc, char **argv) {
     verify_result r = { 0 };
     const float *want = ref.logits;
     float *twin = NULL;
-    if (cb_dtype_is_q8(a.wdt)) {
-        /* 8-bit: the quantisation error against the reference is reported, not judged; the pass criterion
-         * is the engine's 8-bit path against its dequantised fp32 twin (scale · code) on the same tokens. */
-        verify_result q = { 0 };
-        if (run_verify(&a, &m, ops, ref.ids, ref.logits, T, &q, &err) == 0)
-            printf("verify: %s weights vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
-                   "%.4f over %ld rows\n", cb_dtype_name(a.wdt), fmax(q.prefill_max, q.decode_max),
-                   q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
-        twin = dequantised_logits(&a, &m, ops, ref.ids, T, &err);
+    if (cb_dtype_is_q8(a.wdt) || cb_dtype_is_q8(a.o.kv_dtype)) {
+        twin = eight_bit_twin(&a, &m, ops, ref.ids, ref.logits, T, cb_dtype_is_q8(a.o.kv_dtype), &err);
         if (!twin) {
-            fprintf(stderr, "ctxbench verify: dequantised twin: %s\n", err.msg);
+            fprintf(stderr, "ctxbench verify: %s\n", err.msg);
             cb_verify_reference_close(&ref);
             cb_model_free(&m);
             return 1;
         }
         want = twin;
-        printf("verify: judging the %s path against its dequantised fp32 twin\n", cb_dtype_name(a.wdt));
-    }
-    if (cb_dtype_is_q8(a.o.kv_dtype)) {
-        /* 8-bit KV: as for 8-bit weights, the distance to the reference is printed; the pass criterion is the
-         * 8-bit cache against the f32 cache holding its dequantised rows */
-        verify_result q = { 0 };
-        if (run_verify(&a, &m, ops, ref.ids, ref.logits, T, &q, &err) == 0)
-            printf("verify: %s KV cache vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
-                   "%.4f over %ld rows\n", cb_dtype_name(a.o.kv_dtype), fmax(q.prefill_max, q.decode_max),
-                   q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
-        twin = kv_twin_logits(&a, &m, ops, ref.ids, T, &err);
-        if (!twin) {
-            fprintf(stderr, "ctxbench verify: dequantised KV twin: %s\n", err.msg);
-            cb_verify_reference_close(&ref);
-            cb_model_free(&m);
-            return 1;
-        }
-        want = twin;
-        printf("verify: judging the %s KV cache against its dequantised f32 twin\n", cb_dtype_name(a.o.kv_dtype));
     }
     int rc = run_verify(&a, &m, ops, ref.ids, want, T, &r, &err);
     free(twin);

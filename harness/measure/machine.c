@@ -11,7 +11,9 @@
 
 #include "../../engines/kernels/kernels.h"
 #include "build_info.h"
-#include "probes.h"
+#include "machine.h"
+#include "memprobe.h"
+#include "papi_counters.h"
 
 static void copy_str(char *dst, size_t cap, const char *src) {
     snprintf(dst, cap, "%s", src ? src : "");

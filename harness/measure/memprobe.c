@@ -6,7 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "probes.h"
+#include "memprobe.h"
 
 static char peak_note[128];
 

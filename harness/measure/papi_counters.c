@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "../../engines/counters.h"
-#include "probes.h"
+#include "papi_counters.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_status = -1;

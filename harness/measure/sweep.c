@@ -12,17 +12,13 @@
 #include "../../engines/model/presets.h"
 #include "../results/point_store.h"
 #include "../results/store.h"
+#include "machine.h"
+#include "memprobe.h"
 #include "sweep_progress.h"
 #include "sweep_store.h"
 
 static void default_close(cb_model *m) { cb_model_free(m); }
 static const cb_model_source default_source = { cb_model_config, cb_model_open, default_close };
-
-void cb_workload_hash(const char *text, char out[17]) {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) { h ^= *p; h *= 1099511628211ull; }
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
-}
 
 /* The memory budget points are planned against: the options' override, else the workload's, in bytes or
  * as a fraction of MemAvailable now. */

@@ -40,9 +40,6 @@ typedef struct {
 
 int cb_sweep_run(const cb_workload *w, const cb_sweep_opts *o, cb_sweep_result *res, cb_err *err);
 
-/* FNV-1a 64 of the workload text, as 16 hex digits. */
-void cb_workload_hash(const char *text, char out[17]);
-
 /* Sampled prefill: per-token cost t(d) at depths d[0..k) fitted by least squares to a + b*d and
  * integrated over [0, n): returns the estimated seconds; *fit_err = max |residual| / t. */
 double cb_sampled_prefill_estimate(const double *depth, const double *sec_per_token, int k, int64_t n, double *fit_err);

@@ -9,6 +9,7 @@
 #include "../../engines/model/presets.h"
 #include "../../engines/model/quantize.h"
 #include "../results/derive.h"
+#include "memprobe.h"
 
 void cb_measurer_init(cb_measurer *m, const cb_workload *w, const cb_model_source *src, int64_t mem_budget,
                       cb_counter_set *cs, int n_events) {

@@ -4,6 +4,7 @@
 #ifndef CB_SWEEP_MEASURE_H
 #define CB_SWEEP_MEASURE_H
 
+#include "papi_counters.h"
 #include "roofs.h"
 #include "sweep_decide.h"
 

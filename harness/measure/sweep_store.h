@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include "machine.h"
 #include "sweep_measure.h"
 
 typedef struct {

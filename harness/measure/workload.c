@@ -9,10 +9,6 @@
 #include <string.h>
 #include <yaml.h>
 
-static const char *const phase_names[CB_PH_COUNT] = { "prefill", "decode", "prefill_chunk", "throughput", "memory" };
-static const char *const fill_names[] = { "auto", "real", "synthetic" };
-const char *cb_phase_name(cb_phase p) { return p < CB_PH_COUNT ? phase_names[p] : "?"; }
-const char *cb_fill_name(cb_fill f) { return f <= CB_FILL_SYNTHETIC ? fill_names[f] : "?"; }
 
 void cb_workload_defaults(cb_workload *w) {
     memset(w, 0, sizeof *w);
@@ -187,7 +183,7 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
         w->n_phases = 0;
         for (int i = 0; i < v->n; i++) {
             int p = -1;
-            for (int k = 0; k < CB_PH_COUNT; k++) if (!strcmp(v->v[i], phase_names[k])) p = k;
+            for (int k = 0; k < CB_PH_COUNT; k++) if (!strcmp(v->v[i], cb_phase_name((cb_phase)k))) p = k;
             if (p < 0) { cb_err_set(err, "%s:%d: unknown phase '%s' (expected prefill, decode, prefill_chunk, throughput, memory)", origin, v->line, v->v[i]); return -1; }
             for (int k = 0; k < w->n_phases; k++) if ((int)w->phases[k] == p) p = -2;
             if (p >= 0) w->phases[w->n_phases++] = (cb_phase)p;
@@ -224,7 +220,7 @@ static int apply(cb_workload *w, const char *key, const value *v, const char *or
     } else if (!strcmp(key, "fill")) {
         if (want_one(v, key, origin, err)) return -1;
         int f = -1;
-        for (int k = 0; k < 3; k++) if (!strcmp(v->v[0], fill_names[k])) f = k;
+        for (int k = 0; k < CB_FILL_COUNT; k++) if (!strcmp(v->v[0], cb_fill_name((cb_fill)k))) f = k;
         if (f < 0) { cb_err_set(err, "%s:%d: bad fill '%s' (expected real, synthetic or auto)", origin, v->line, v->v[0]); return -1; }
         w->fill = (cb_fill)f;
     } else if (!strcmp(key, "time_budget_point")) return to_seconds(v, key, origin, &w->time_budget_point, err);

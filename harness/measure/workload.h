@@ -8,6 +8,7 @@
 
 #include "../../engines/common.h"
 #include "../../engines/engine.h"
+#include "../results/point_types.h" /* cb_phase, cb_fill */
 
 #define CB_WL_MAX_LIST 64
 #define CB_WL_MAX_NAME 256
@@ -17,12 +18,6 @@
 #define CB_WL_MAX_SECONDS 1e7              /* time budgets (about 116 days) */
 #define CB_WL_MAX_BUDGET_BYTES (1ll << 60) /* memory_budget in bytes */
 #define CB_WL_MAX_PEAK 1e9                 /* peak_gflops, peak_gbps */
-
-typedef enum { CB_PH_PREFILL = 0, CB_PH_DECODE, CB_PH_PREFILL_CHUNK, CB_PH_THROUGHPUT, CB_PH_MEMORY, CB_PH_COUNT } cb_phase;
-typedef enum { CB_FILL_AUTO = 0, CB_FILL_REAL, CB_FILL_SYNTHETIC } cb_fill;
-
-const char *cb_phase_name(cb_phase p);
-const char *cb_fill_name(cb_fill f);
 
 typedef struct {
     char name[CB_WL_MAX_NAME];

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "../results/atomic_file.h"
 #include "../results/store.h"
 
 /* Engine architectures in fixed order: colour-blind-safe (Okabe-Ito) colours and markers. */
@@ -252,6 +252,15 @@ static int panel_query(ctx_t *c, const char *sql, panel_data *p, FILE *b, int *l
     return 0;
 }
 
+/* A series as the datablock `$name` (x y per line) and its plot clause: markers `pt` in `colour`, after
+ * ", " unless it is the plot's first clause. */
+static void points_clause(figure *f, const char *name, const series *s, int pt, const char *colour, bool first) {
+    fprintf(f->d, "$%s << EOD\n", name);
+    for (int i = 0; i < s->n; i++) fprintf(f->d, "%.9g %.9g\n", s->v[i].x, s->v[i].y);
+    fputs("EOD\n", f->d);
+    fprintf(f->b, "%s$%s using 1:2 with points pt %d ps 0.9*PS lc rgb '%s' notitle", first ? "" : ", ", name, pt, colour);
+}
+
 /* Emit datablocks and the plot command for a panel. Measured: solid line + filled markers + error bars;
  * sampled: hollow markers with error bars; analytic: dashed line. */
 /* Which series kinds a whole figure shows: the legend (drawn once, across the top) lists exactly these. */
@@ -448,6 +457,13 @@ static int render(const cb_plot_opts *o, const char *gnuplot, figure *f, const c
         if (rc == 0) rc = cb_atomic_rename(tmp[i], path[i], err);
         else unlink(tmp[i]);
     }
+    return rc;
+}
+
+/* A figure's end: drawn through gnuplot and freed. Returns 1 (one figure drawn) or -1 (err says why). */
+static int draw(const cb_plot_opts *o, const char *gnuplot, figure *f, const char *name, cb_err *err) {
+    int rc = render(o, gnuplot, f, name, err) ? -1 : 1;
+    fig_free(f);
     return rc;
 }
 
@@ -732,11 +748,9 @@ static int fig_memory(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_
         }
         if (meas[a].n) {
             qsort(meas[a].v, (size_t)meas[a].n, sizeof(pt), cmp_pt);
-            fprintf(f.d, "$e%d << EOD\n", a);
-            for (int i = 0; i < meas[a].n; i++) fprintf(f.d, "%.9g %.9g\n", meas[a].v[i].x, meas[a].v[i].y);
-            fputs("EOD\n", f.d);
-            fprintf(f.b, "%s$e%d using 1:2 with points pt %d ps 0.9*PS lc rgb '%s' notitle", first ? "" : ", ",
-                    a, PT_FILLED[a], ARCH_COLOUR[a]);
+            char name[32];
+            snprintf(name, sizeof name, "e%d", a);
+            points_clause(&f, name, &meas[a], PT_FILLED[a], ARCH_COLOUR[a], first);
         }
         fputs("\n", f.b);
     }
@@ -744,9 +758,7 @@ static int fig_memory(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fig_
         for (int k = 0; k < 4; k++) free(band[a][k].v);
         free(meas[a].v);
     }
-    int rc = render(o, gnuplot, &f, e->name, err) ? -1 : 1;
-    fig_free(&f);
-    return rc;
+    return draw(o, gnuplot, &f, e->name, err);
 }
 
 /* Figure 6: roofline from the SDE counters (flops and bytes per point) against the run's measured peaks. */
@@ -829,17 +841,13 @@ static int fig_roofline(ctx_t *c, const cb_plot_opts *o, const char *gnuplot, fi
     for (int a = 0; a < N_ARCH; a++)
         for (int k = 0; k < 2; k++) {
             if (!s[a][k].n) continue;
-            fprintf(f.d, "$r%d_%d << EOD\n", a, k);
-            for (int i = 0; i < s[a][k].n; i++) fprintf(f.d, "%.9g %.9g\n", s[a][k].v[i].x, s[a][k].v[i].y);
-            fputs("EOD\n", f.d);
-            fprintf(f.b, ", $r%d_%d using 1:2 with points pt %d ps 0.9*PS lc rgb '%s' notitle", a, k,
-                    k ? PT_HOLLOW[a] : PT_FILLED[a], ARCH_COLOUR[a]);
+            char name[32];
+            snprintf(name, sizeof name, "r%d_%d", a, k);
+            points_clause(&f, name, &s[a][k], k ? PT_HOLLOW[a] : PT_FILLED[a], ARCH_COLOUR[a], false);
             free(s[a][k].v);
         }
     fputs("\n", f.b);
-    int rc = render(o, gnuplot, &f, e->name, err) ? -1 : 1;
-    fig_free(&f);
-    return rc;
+    return draw(o, gnuplot, &f, e->name, err);
 }
 
 /* Figure 7: PMU counters per prefill token vs context — only where a PMU answered. */

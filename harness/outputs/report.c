@@ -11,6 +11,7 @@
 #include "../../engines/engine.h"
 #include "../../engines/model/presets.h"
 #include "plot.h"
+#include "report_cells.h"
 #include "report_peer.h"
 #include "../results/store.h"
 
@@ -44,19 +45,11 @@ static void bytes_str(double b, char *buf, size_t n) {
     snprintf(buf, n, "%.2f %s", v, u[i]);
 }
 
-static sqlite3_stmt *q(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
-    return st;
-}
-static const char *txt(sqlite3_stmt *st, int i) {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "?";
-}
+static const char *txt(sqlite3_stmt *st, int i) { return cb_report_text(st, i, "?"); }
 
 /* ---- what ran: machine lines ---- */
 static void runs_section(sqlite3 *db, FILE *md, char *summary, size_t n) {
-    sqlite3_stmt *st = q(db, "SELECT id, started_utc, cpu_model, threads_used, kernel_path, compiler, git_commit, workload_name FROM runs "
+    sqlite3_stmt *st = cb_report_query(db, "SELECT id, started_utc, cpu_model, threads_used, kernel_path, compiler, git_commit, workload_name FROM runs "
                              "ORDER BY id");
     summary[0] = 0;
     fputs("## Runs in this database\n\n| run | date | machine | threads | kernel path | compiler | commit | workload |\n"
@@ -148,11 +141,11 @@ static void claim_c1(sqlite3 *db, FILE *md, claim_row *c) {
     /* the most recent allocation, so a later 8-bit KV run (workloads/long1m.yaml) is the one shown */
     /* with the same point's analytic row: the engine is sized for the depth plus the decoded tokens, so
      * its allocation is checked against the plan the sweep stored for that capacity */
-    sqlite3_stmt *st = q(db, "SELECT m.bytes, p.id, p.kv_dtype, (SELECT a.bytes FROM memory a WHERE a.point_id = p.id AND "
+    sqlite3_stmt *st = cb_report_query(db, "SELECT m.bytes, p.id, p.kv_dtype, (SELECT a.bytes FROM memory a WHERE a.point_id = p.id AND "
                              "a.category = 'kv_cache' AND a.source = 'analytic') FROM memory m JOIN points p ON p.id = "
                              "m.point_id WHERE p.model = ?1 AND p.context = ?2 AND p.batch = 1 AND m.category = 'kv_cache' "
                              "AND m.source = 'engine' ORDER BY p.id DESC LIMIT 1");
-    sqlite3_stmt *an = q(db, "SELECT MAX(CASE WHEN m.category = 'kv_cache' THEN m.bytes END), SUM(CASE WHEN m.category "
+    sqlite3_stmt *an = cb_report_query(db, "SELECT MAX(CASE WHEN m.category = 'kv_cache' THEN m.bytes END), SUM(CASE WHEN m.category "
                              "IN ('ssm_state', 'conv_state') THEN m.bytes ELSE 0 END), p.id FROM memory m JOIN points p ON "
                              "p.id = m.point_id WHERE p.model = ?1 AND p.context = ?2 AND p.batch = 1 AND m.source = "
                              "'analytic' GROUP BY p.id HAVING MAX(CASE WHEN m.category = 'kv_cache' THEN 1 END) = 1 "
@@ -259,15 +252,14 @@ static void moe_vs_dense_table(sqlite3 *db, FILE *md) {
           "parameters within 20 % (the same weight memory, e.g. granite-xs / bamba-s). Speed-up = bamba time / MoE "
           "time (view `moe_pairs`).\n\n| matched on | phase | context | MoE model (total / active) | bamba model | "
           "speed-up | 95% CI | point ids (MoE, bamba) |\n|---|---|---|---|---|---|---|---|\n", md);
-    sqlite3_stmt *st = q(db, "SELECT matched_on, phase, context, model, params_total, params_active, baseline_model, "
+    sqlite3_stmt *st = cb_report_query(db, "SELECT matched_on, phase, context, model, params_total, params_active, baseline_model, "
                              "speedup, speedup_lo, speedup_hi, point_id, baseline_point_id FROM moe_pairs WHERE batch = 1 "
                              "ORDER BY matched_on, phase DESC, context, point_id");
     int rows = 0;
     while (st && sqlite3_step(st) == SQLITE_ROW) {
-        char cl[16], ci[48] = "—";
+        char cl[16], ci[48];
         cb_plot_context_label(sqlite3_column_int64(st, 2), cl, sizeof cl);
-        if (sqlite3_column_type(st, 8) != SQLITE_NULL && sqlite3_column_type(st, 9) != SQLITE_NULL)
-            snprintf(ci, sizeof ci, "[%.2f, %.2f]", sqlite3_column_double(st, 8), sqlite3_column_double(st, 9));
+        cb_report_ci(st, 8, 9, ci, sizeof ci);
         fprintf(md, "| %s | %s | %s | %s (%.3f B / %.3f B) | %s | **%.2f×** | %s | %lld, %lld |\n", txt(st, 0), txt(st, 1),
                 cl, txt(st, 3), sqlite3_column_double(st, 4) / 1e9, sqlite3_column_double(st, 5) / 1e9, txt(st, 6),
                 sqlite3_column_double(st, 7), ci, (long long)sqlite3_column_int64(st, 10),
@@ -303,7 +295,7 @@ static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
                   "claim's verdict rests on the Bamba rows only.\n\n", md);
         fputs("| phase | context | engine model | speed-up | 95% CI | labels | point ids (engine, transformer) |\n"
               "|---|---|---|---|---|---|---|\n", md);
-        sqlite3_stmt *st = q(db, PAIR_SQL);
+        sqlite3_stmt *st = cb_report_query(db, PAIR_SQL);
         if (!st) {
             fprintf(md, "(query failed: %s)\n\n", sqlite3_errmsg(db));
             continue;
@@ -314,10 +306,9 @@ static void claim_c2(sqlite3 *db, FILE *md, claim_row *c) {
         while (sqlite3_step(st) == SQLITE_ROW) {
             char cl[16];
             cb_plot_context_label(sqlite3_column_int64(st, 2), cl, sizeof cl);
-            double s = sqlite3_column_double(st, 3), lo = sqlite3_column_double(st, 4), hi = sqlite3_column_double(st, 5);
-            bool has_ci = sqlite3_column_type(st, 4) != SQLITE_NULL && sqlite3_column_type(st, 5) != SQLITE_NULL;
-            char ci[48] = "—";
-            if (has_ci) snprintf(ci, sizeof ci, "[%.2f, %.2f]", lo, hi);
+            double s = sqlite3_column_double(st, 3), hi = sqlite3_column_double(st, 5);
+            char ci[48];
+            bool has_ci = cb_report_ci(st, 4, 5, ci, sizeof ci);
             fprintf(md, "| %s | %s | %s | **%.2f×** | %s | %s / %s | %lld, %lld |\n", txt(st, 1), cl, txt(st, 0), s, ci,
                     txt(st, 8), txt(st, 9), (long long)sqlite3_column_int64(st, 6), (long long)sqlite3_column_int64(st, 7));
             if (a == 0) {
@@ -366,7 +357,7 @@ static void claim_c3(sqlite3 *db, FILE *md, claim_row *c) {
           "context in the DB per engine and phase, with its label (measured / sampled / analytic / refused) and the "
           "point ids.\n\n| engine | phase | context | label | point ids |\n|---|---|---|---|---|\n",
           md);
-    sqlite3_stmt *st = q(db, "SELECT arch, phase, context, label, group_concat(id, ', ') FROM points WHERE batch = 1 "
+    sqlite3_stmt *st = cb_report_query(db, "SELECT arch, phase, context, label, group_concat(id, ', ') FROM points WHERE batch = 1 "
                              "AND source = 'ctxbench' GROUP BY arch, phase, context, label ORDER BY arch, phase, context");
     int64_t best = 0;
     bool refused_1m = false;
@@ -412,7 +403,7 @@ static void claim_c3(sqlite3 *db, FILE *md, claim_row *c) {
 /* Speed: each measured 8-bit point against the latest measured bf16 point of the same model, phase, depth,
  * batch, threads, mode and KV dtype. Fills `out` with the median speed-up per (phase, format). */
 static void c4_speed(sqlite3 *db, FILE *md, char *out, size_t n) {
-    sqlite3_stmt *st = q(db, "SELECT point_id, model, weight_dtype, phase, context, seconds, baseline_point_id, "
+    sqlite3_stmt *st = cb_report_query(db, "SELECT point_id, model, weight_dtype, phase, context, seconds, baseline_point_id, "
                              "baseline_seconds, mode, speedup FROM weights_8bit_speedup WHERE phase IN ('decode', "
                              "'prefill_chunk', 'prefill') ORDER BY phase, mode, model, context, weight_dtype");
     out[0] = 0;
@@ -449,7 +440,7 @@ static void c4_speed(sqlite3 *db, FILE *md, char *out, size_t n) {
 /* Accuracy: the total rows of `ctxbench ppl --compare ... --db` (ppl_runs / ppl_buckets). Returns the worst
  * ΔNLL; *any: rows exist; *random_only: every model is a preset or a test fixture (random weights). */
 static double c4_quality(sqlite3 *db, FILE *md, char *out, size_t n, bool *any, bool *random_only) {
-    sqlite3_stmt *st = q(db, "SELECT r.id, r.model, r.compare_dtype, b.n_scored, b.nll, b.dnll, b.kl, b.top1_agree, r.mode, "
+    sqlite3_stmt *st = cb_report_query(db, "SELECT r.id, r.model, r.compare_dtype, b.n_scored, b.nll, b.dnll, b.kl, b.top1_agree, r.mode, "
                              "r.weight_bytes, r.compare_weight_bytes FROM ppl_runs r JOIN ppl_buckets b ON b.run_id = r.id "
                              "AND b.is_total = 1 WHERE r.compare_dtype IS NOT NULL ORDER BY r.compare_dtype, r.model, r.id");
     double worst = -INFINITY, kl_max = 0, top1_min = 1;
@@ -485,7 +476,7 @@ static double c4_quality(sqlite3 *db, FILE *md, char *out, size_t n, bool *any, 
 
 /* Reach at 8 bits: deepest measured 8-bit decode per 9b model, and the first refused depth. */
 static void c4_reach(sqlite3 *db, FILE *md, char *out, size_t n) {
-    sqlite3_stmt *st = q(db, "SELECT p.model, p.weight_dtype, MAX(CASE WHEN p.label = 'measured' THEN p.context END), "
+    sqlite3_stmt *st = cb_report_query(db, "SELECT p.model, p.weight_dtype, MAX(CASE WHEN p.label = 'measured' THEN p.context END), "
                              "MIN(CASE WHEN p.label = 'refused' THEN p.context END), MAX(CASE WHEN p.label = 'measured' THEN "
                              "p.id END), MIN(CASE WHEN p.label = 'refused' THEN p.id END) FROM points p WHERE p.phase = "
                              "'decode' AND p.weight_dtype IN ('fp8', 'int8') AND p.model LIKE '%-9b' GROUP BY p.model, "
@@ -558,7 +549,7 @@ static void claim_c4(sqlite3 *db, FILE *md, claim_row *c) {
     c->claim = "8-bit weights halve storage without losing accuracy";
     c->short_claim = "C4: 8-bit weights";
     /* one row per model, 8-bit format and byte count (the first point that has it) */
-    sqlite3_stmt *st = q(db, "SELECT point_id, model, weight_dtype, weight_bytes, baseline_weight_bytes, "
+    sqlite3_stmt *st = cb_report_query(db, "SELECT point_id, model, weight_dtype, weight_bytes, baseline_weight_bytes, "
                              "baseline_point_id, points, ratio FROM weights_8bit_bytes ORDER BY point_id");
     int n = 0;
     double ratio = 0;
@@ -677,7 +668,7 @@ static void tex_escape(FILE *f, const char *s) {
 int cb_report_write(const char *db_path, FILE *md, FILE *tex, cb_err *err) {
     sqlite3 *db = NULL;
     if (cb_store_open_read(db_path, &db, err)) return -1;
-    sqlite3_stmt *chk = q(db, "SELECT count(*) FROM points");
+    sqlite3_stmt *chk = cb_report_query(db, "SELECT count(*) FROM points");
     if (!chk || sqlite3_step(chk) != SQLITE_ROW) {
         cb_err_set(err, "%s: not a ctxbench results database (no points table: %s)", db_path, sqlite3_errmsg(db));
         sqlite3_finalize(chk);

@@ -14,11 +14,6 @@ CB_POINT_COLUMNS(CB_COLUMN_VERSION_CHECK)
 #undef CB_COLUMN_VERSION_CHECK
 const int cb_point_column_count = (int)(sizeof cb_point_columns / sizeof cb_point_columns[0]);
 
-const char *cb_label_name(cb_label l) {
-    static const char *const names[CB_LABEL_COUNT] = { "measured", "sampled", "analytic", "refused", "failed" };
-    return l >= 0 && l < CB_LABEL_COUNT ? names[l] : "failed";
-}
-
 void cb_point_result_free(cb_point_result *r) { free(r->samples); free(r->counters); }
 
 /* A growing string on open_memstream; NULL on failure. */
@@ -43,12 +38,25 @@ char *cb_points_create_sql(void) {
     return buf_close(&b);
 }
 
+/* CB_POINT_BACKFILL as data, by column index (a name that is no column does not compile); the terminator
+ * keeps the array non-empty while the table is. */
+#define CB_COLUMN_INDEX(name, decl, since, kind, has, value, doc) CB_COLUMN_INDEX_##name,
+enum { CB_POINT_COLUMNS(CB_COLUMN_INDEX) };
+#undef CB_COLUMN_INDEX
+#define CB_BACKFILL_ENTRY(name, expr) { CB_COLUMN_INDEX_##name, expr },
+static const struct { int column; const char *expr; } backfills[] = { CB_POINT_BACKFILL(CB_BACKFILL_ENTRY) { -1, NULL } };
+#undef CB_BACKFILL_ENTRY
+
 char *cb_points_add_columns_sql(int version) {
     sql_buf b;
     if (!buf_open(&b)) return NULL;
-    for (int i = 0; i < cb_point_column_count; i++)
-        if (cb_point_columns[i].since == version)
-            fprintf(b.f, "ALTER TABLE points ADD COLUMN %s %s;\n", cb_point_columns[i].name, cb_point_columns[i].decl);
+    for (int i = 0; i < cb_point_column_count; i++) {
+        const cb_column *c = &cb_point_columns[i];
+        if (c->since != version) continue;
+        fprintf(b.f, "ALTER TABLE points ADD COLUMN %s %s;\n", c->name, c->decl);
+        for (int k = 0; backfills[k].expr; k++)
+            if (backfills[k].column == i) fprintf(b.f, "UPDATE points SET %s = %s;\n", c->name, backfills[k].expr);
+    }
     return buf_close(&b);
 }
 

@@ -1,12 +1,13 @@
 /* The columns of `points`, defined once. Each row: name, SQL declaration, schema version that added it,
  * kind, when it has a value and which (from `rec`, a const cb_point_record *; no value stores NULL,
  * as does a NAN), and its docs/schema.md meaning. From this table come the CREATE TABLE of version 1
- * and the ADD COLUMN of later versions (store.c), the INSERT (point_store.c), the column list of
- * `ctxbench merge`, and the check of docs/schema.md (tests/test_store.c).
+ * and the ADD COLUMN of later versions (store.c), the INSERT (point_store.c), the points copy of
+ * `ctxbench merge` (merge.c), and the check of docs/schema.md (tests/test_store.c).
  *
  * Adding a column: one row here with `since` = CB_SCHEMA_VERSION + 1, CB_SCHEMA_VERSION bumped to it, and
- * the same row in docs/schema.md (with the version). Never add to a version already on main: a database
- * at that version would not get the column. Kinds: KEY (assigned by SQLite), INT, REAL, TEXT. */
+ * the same row in docs/schema.md (with the version); when rows stored before it can be given their value,
+ * a row in CB_POINT_BACKFILL too. Never add to a version already on main: a database at that version
+ * would not get the column. Kinds: KEY (assigned by SQLite), INT, REAL, TEXT. */
 #ifndef CB_COLUMNS_H
 #define CB_COLUMNS_H
 
@@ -16,7 +17,7 @@
 
 /* The schema version (PRAGMA user_version): the newest `since` below, or of store.c's migrations of the
  * other tables. */
-#define CB_SCHEMA_VERSION 9
+#define CB_SCHEMA_VERSION 10
 
 /* X(name, decl, since, kind, has_value, value, doc) */
 #define CB_POINT_COLUMNS(X)                                                                                            \
@@ -106,7 +107,18 @@
       "the model's parameters, every routed expert included (from its config); NULL when the config did not load")     \
     X(params_active, "INTEGER", 9, INT, rec->params_active > 0, rec->params_active,                                    \
       "the parameters one token reads: params_total less the routed experts it does not run (equal to params_total "   \
-      "without routed experts)")
+      "without routed experts)")                                                                                       \
+    X(batch_asked, "INTEGER", 10, INT, 1, rec->def->batch,                                                             \
+      "the batch the workload asked for (throughput `max`: 0; `batch` is the one used); rows stored before version "   \
+      "10 get it from their point_key")
+
+/* The value rows stored before a column existed get when the migration adds it (an SQL expression over
+ * their other columns; a column not listed stays NULL there). X(name, expression) */
+#define CB_POINT_BACKFILL(X) X(batch_asked, CB_KEY_FIELD_5)
+/* point_key's fifth field (the batch as asked, as an integer): engine|model|phase|context|batch|... */
+#define CB_KEY_AFTER_BAR(x) "substr(" x ", instr(" x ", '|') + 1)"
+#define CB_KEY_FIELD_5_REST CB_KEY_AFTER_BAR(CB_KEY_AFTER_BAR(CB_KEY_AFTER_BAR(CB_KEY_AFTER_BAR("point_key"))))
+#define CB_KEY_FIELD_5 "CAST(substr(" CB_KEY_FIELD_5_REST ", 1, instr(" CB_KEY_FIELD_5_REST ", '|') - 1) AS INTEGER)"
 
 typedef enum { CB_COL_KEY, CB_COL_INT, CB_COL_REAL, CB_COL_TEXT } cb_col_kind;
 
@@ -122,7 +134,9 @@ extern const int cb_point_column_count;
 
 /* The SQL the table generates (malloc'd; NULL when out of memory). */
 char *cb_points_create_sql(void);            /* CREATE TABLE points of schema version 1 */
-char *cb_points_add_columns_sql(int version); /* ALTER TABLE ... ADD COLUMN of the columns `version` added ("" if none) */
+/* ALTER TABLE ... ADD COLUMN of the columns `version` added, each followed by its CB_POINT_BACKFILL update
+ * ("" if none) */
+char *cb_points_add_columns_sql(int version);
 char *cb_points_insert_sql(void);            /* INSERT INTO points (every column but id) VALUES (?, ...) */
 /* "p1.c1, p1.c2, ..." over every column but id and run_id, each with `prefix` (merge copies those by name). */
 char *cb_points_column_list(const char *prefix);

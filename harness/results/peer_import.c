@@ -13,7 +13,6 @@
 #include "point_store.h"
 #include "../stats/stats.h"
 #include "store.h"
-#include "../measure/sweep.h"
 
 #define PEER_ENGINE "llama.cpp"
 #define PEER_MODE "native"

@@ -9,13 +9,8 @@
 #include <stdint.h>
 
 #include "../../engines/engine.h"
-#include "../measure/probes.h"
 #include "../stats/stats.h"
-#include "../measure/workload.h"
-
-/* Every point ends with exactly one label (docs/methodology.md). */
-typedef enum { CB_LABEL_MEASURED = 0, CB_LABEL_SAMPLED, CB_LABEL_ANALYTIC, CB_LABEL_REFUSED, CB_LABEL_FAILED, CB_LABEL_COUNT } cb_label;
-const char *cb_label_name(cb_label l); /* "measured", ... as stored in points.label */
+#include "point_types.h"
 
 /* A point of the plan: engine x model x phase x context x threads x batch. */
 typedef struct {

@@ -43,67 +43,75 @@ static int insert_row(sqlite3 *db, const cb_point_record *rec) {
     return rc;
 }
 
-static int insert_samples(sqlite3 *db, int64_t pid, const cb_point_result *r) {
+/* n rows of one of a point's tables through one INSERT whose first parameter is the point id: bind(s, k,
+ * ctx) binds row k's other values from parameter 2 on. */
+static int insert_rows(sqlite3 *db, const char *sql, int64_t pid, int n, void (*bind)(sqlite3_stmt *, int, const void *),
+                       const void *ctx) {
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "INSERT INTO samples (point_id, rep, seconds) VALUES (?,?,?)", -1, &s, NULL) != SQLITE_OK) return -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) return -1;
     int rc = 0;
-    for (int k = 0; k < r->n_samples && !rc; k++) {
+    for (int k = 0; k < n && !rc; k++) {
         sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, pid); sqlite3_bind_int(s, 2, k); sqlite3_bind_double(s, 3, r->samples[k]);
+        sqlite3_bind_int64(s, 1, pid);
+        bind(s, k, ctx);
         rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
     }
     sqlite3_finalize(s);
     return rc;
 }
 
-static int insert_memory_row(sqlite3_stmt *s, int64_t pid, const char *category, int64_t bytes, const char *source) {
-    sqlite3_reset(s);
-    sqlite3_bind_int64(s, 1, pid);
-    bind_text(s, 2, category);
-    sqlite3_bind_int64(s, 3, bytes);
-    bind_text(s, 4, source);
-    return sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+static void bind_sample(sqlite3_stmt *s, int k, const void *ctx) {
+    sqlite3_bind_int(s, 2, k);
+    sqlite3_bind_double(s, 3, ((const cb_point_result *)ctx)->samples[k]);
+}
+
+static void bind_counter(sqlite3_stmt *s, int k, const void *ctx) {
+    const cb_counter_value *c = &((const cb_point_result *)ctx)->counters[k];
+    bind_text(s, 2, c->name);
+    if (c->ok) sqlite3_bind_int64(s, 3, c->value);
+    else sqlite3_bind_null(s, 3);
+    bind_text(s, 4, c->status);
+}
+
+typedef struct { const char *category; int64_t bytes; const char *source; } memory_row;
+static void bind_memory(sqlite3_stmt *s, int k, const void *ctx) {
+    const memory_row *m = &((const memory_row *)ctx)[k];
+    bind_text(s, 2, m->category);
+    sqlite3_bind_int64(s, 3, m->bytes);
+    bind_text(s, 4, m->source);
 }
 
 /* The plan (analytic) and the engine's accounting (engine) by category, with the weights split by storage
  * under them, and the peak RSS (rss) of a point that ran. */
 static int insert_memory(sqlite3 *db, int64_t pid, const cb_point_result *r) {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "INSERT INTO memory (point_id, category, bytes, source) VALUES (?,?,?,?)", -1, &s, NULL) != SQLITE_OK) return -1;
     static const char *const names[] = { "weights", "kv_cache", "ssm_state", "conv_state", "scratch", "total" };
     static const char *const split_names[] = { "weights_q8", "weights_scales", "weights_kept" };
     const struct { bool have; const cb_memory_report *m; const cb_weight_split *w; const char *source; } srcs[2] = {
         { r->have_plan, &r->plan, &r->wplan, "analytic" }, { r->have_engine, &r->engine, &r->wengine, "engine" } };
-    int rc = 0;
-    for (int k = 0; k < 2 && !rc; k++) {
+    memory_row rows[2 * 6 + 1 + 2 * 3];
+    int n = 0;
+    for (int k = 0; k < 2; k++) {
         if (!srcs[k].have) continue;
         const cb_memory_report *m = srcs[k].m;
         size_t vals[] = { m->weights, m->kv_cache, m->ssm_state, m->conv_state, m->scratch, m->total };
-        for (int c = 0; c < 6 && !rc; c++) rc = insert_memory_row(s, pid, names[c], (int64_t)vals[c], srcs[k].source);
+        for (int c = 0; c < 6; c++) rows[n++] = (memory_row){ names[c], (int64_t)vals[c], srcs[k].source };
     }
-    if (!rc && r->have_engine) rc = insert_memory_row(s, pid, "peak_rss", r->peak_rss, "rss");
-    for (int k = 0; k < 2 && !rc; k++) {
+    if (r->have_engine) rows[n++] = (memory_row){ "peak_rss", r->peak_rss, "rss" };
+    for (int k = 0; k < 2; k++) {
         if (!srcs[k].have) continue;
         size_t vals[] = { srcs[k].w->q8, srcs[k].w->scales, srcs[k].w->kept };
-        for (int c = 0; c < 3 && !rc; c++) rc = insert_memory_row(s, pid, split_names[c], (int64_t)vals[c], srcs[k].source);
+        for (int c = 0; c < 3; c++) rows[n++] = (memory_row){ split_names[c], (int64_t)vals[c], srcs[k].source };
     }
-    sqlite3_finalize(s);
-    return rc;
+    return insert_rows(db, "INSERT INTO memory (point_id, category, bytes, source) VALUES (?,?,?,?)", pid, n, bind_memory, rows);
+}
+
+static int insert_samples(sqlite3 *db, int64_t pid, const cb_point_result *r) {
+    return insert_rows(db, "INSERT INTO samples (point_id, rep, seconds) VALUES (?,?,?)", pid, r->n_samples, bind_sample, r);
 }
 
 static int insert_counters(sqlite3 *db, int64_t pid, const cb_point_result *r) {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "INSERT INTO counters (point_id, event, value, status) VALUES (?,?,?,?)", -1, &s, NULL) != SQLITE_OK) return -1;
-    int rc = 0;
-    for (int k = 0; k < r->n_counters && !rc; k++) {
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, pid); bind_text(s, 2, r->counters[k].name);
-        if (r->counters[k].ok) sqlite3_bind_int64(s, 3, r->counters[k].value); else sqlite3_bind_null(s, 3);
-        bind_text(s, 4, r->counters[k].status);
-        rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return insert_rows(db, "INSERT INTO counters (point_id, event, value, status) VALUES (?,?,?,?)", pid, r->n_counters,
+                       bind_counter, r);
 }
 
 #define POINT_OF_RUN "p.run_id IN (SELECT id FROM runs WHERE workload_hash = ?1 AND git_commit = ?2) AND p.point_key = ?3"

@@ -1,11 +1,10 @@
-/* `ctxbench ppl --db`: one ppl_runs row per invocation and one ppl_buckets row per context bucket plus the
- * total, in one transaction (schema in docs/schema.md, migration in store.c). */
+/* Storing a ppl evaluation (ppl_store.h). */
+#include "ppl_store.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <time.h>
 
-#include "../measure/build_info.h"
-#include "../stats/quality.h"
 #include "store.h"
 
 static void text_or_null(sqlite3_stmt *s, int i, const char *v) {
@@ -28,7 +27,7 @@ int64_t cb_ppl_store(const char *db_path, const cb_ppl_record *r, const cb_quali
                                "compare_kv_dtype) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &s, NULL) != SQLITE_OK)
         goto fail;
     int i = 1;
-    text_or_null(s, i++, now); text_or_null(s, i++, cb_build_commit); text_or_null(s, i++, r->model);
+    text_or_null(s, i++, now); text_or_null(s, i++, r->git_commit); text_or_null(s, i++, r->model);
     text_or_null(s, i++, r->weight_dtype); text_or_null(s, i++, r->compare_dtype); text_or_null(s, i++, r->mode);
     sqlite3_bind_int64(s, i++, r->seed); text_or_null(s, i++, r->tokens_file); sqlite3_bind_int64(s, i++, r->n_tokens);
     sqlite3_bind_int64(s, i++, r->context); sqlite3_bind_int64(s, i++, r->stride);

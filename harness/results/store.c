@@ -1,6 +1,6 @@
 /* SQLite store: schema creation, migrations (user_version), WAL, and read-only opening for the outputs.
  * The points table's columns are results/columns.h; the views results/views.c. Writers
- * (results/point_store.c, cmd_merge.c) commit each point in its own transaction. */
+ * (results/point_store.c, merge.c) commit each point in its own transaction. */
 #include "store.h"
 
 #include <errno.h>
@@ -307,3 +307,9 @@ int cb_store_open_read(const char *path, sqlite3 **out, cb_err *err) {
 }
 
 void cb_store_close(sqlite3 *db) { if (db) sqlite3_close(db); }
+
+void cb_workload_hash(const char *text, char out[17]) {
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) { h ^= *p; h *= 1099511628211ull; }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}

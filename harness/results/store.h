@@ -21,6 +21,9 @@ int cb_store_exec(sqlite3 *db, const char *sql, cb_err *err);
  * installed as TEMP views; an older schema is copied into memory and migrated there (the file is not
  * changed). A WAL database in a directory this user cannot write is read when no -wal file is pending. */
 int cb_store_open_read(const char *path, sqlite3 **db, cb_err *err);
+/* runs.workload_hash, the key of --resume and of merge's twin runs: FNV-1a 64 of the workload text, as 16
+ * hex digits. */
+void cb_workload_hash(const char *text, char out[17]);
 /* The CREATE statements of schema version 1 (later versions are migrations on top of it; tests build
  * a version-1 database from it to check the migration). sqlite3_malloc'd: sqlite3_free it. */
 char *cb_store_schema_v1_sql(void);

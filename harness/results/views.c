@@ -67,9 +67,9 @@ static const cb_view views[] = {
      "       p.estimated_seconds, p.seconds_total, p.seconds_total / p.estimated_seconds AS actual_over_estimate\n"
      "FROM points p WHERE p.estimated_seconds > 0 AND p.seconds_total > 0 AND p.label IN ('measured','sampled')"},
     /* The pairing behind every speed-up: an engine point and the transformer point of the same run that
-     * differs only in architecture (same model scale, phase, context, threads, mode, dtypes, fill, and
-     * batch except for throughput, where each side has its own largest batch). Every label is kept, so
-     * a figure can mark where one side was refused. */
+     * differs only in architecture (same model scale, phase, context, threads, mode, dtypes, fill, and the
+     * batch asked for; the batch used too except for throughput, where `max` gives each side its own
+     * largest batch). Every label is kept, so a figure can mark where one side was refused. */
     {"arch_pairs",
      "SELECT e.run_id, e.engine, e.model, e.arch, t.model AS baseline_model, e.phase, e.context, e.batch,\n"
      "       t.batch AS baseline_batch, e.threads, e.mode, e.weight_dtype, e.kv_dtype, e.fill, e.source,\n"
@@ -88,7 +88,7 @@ static const cb_view views[] = {
      " AND substr(t.model, instr(t.model, '-')) = substr(e.model, instr(e.model, '-'))\n"
      " AND t.phase = e.phase AND t.context = e.context AND t.threads = e.threads AND t.mode = e.mode\n"
      " AND t.weight_dtype = e.weight_dtype AND t.kv_dtype = e.kv_dtype AND t.fill = e.fill\n"
-     " AND (t.batch = e.batch OR e.phase = 'throughput')"},
+     " AND (t.batch = e.batch OR e.phase = 'throughput') AND t.batch_asked IS e.batch_asked"},
     /* Speed-up = baseline time / engine time (throughput: engine tokens/s / baseline tokens/s); its interval
      * combines both 95% CIs conservatively: [baseline lo / engine hi, baseline hi / engine lo]. Refused and
      * failed points never enter; pair_label says whether a side was sampled or analytic (an estimate), and

@@ -1,10 +1,9 @@
 /* Quality maths for `ctxbench ppl` (docs/quantization.md): teacher-forced NLL from logits (log-softmax in double),
- * KL divergence / top-1 agreement between two models' distributions, position buckets, token files. */
+ * KL divergence / top-1 agreement between two models' distributions, position buckets. */
 #ifndef CB_QUALITY_H
 #define CB_QUALITY_H
 
 #include "../../engines/common.h"
-#include "../measure/tokens.h" /* cb_tokens_read */
 
 /* -log softmax(logits)[target], computed in double (max-shifted log-sum-exp). */
 double cb_nll(const float *logits, int vocab, int target);
@@ -45,15 +44,4 @@ int64_t cb_quality_windows(int64_t T, int64_t N, int64_t S, int64_t *begin, int6
 int cb_ppl_eval(const cb_model *m, const cb_model *mq, const cb_engine_opts *o, const cb_engine_opts *oq,
                 const int32_t *ids, int64_t T, int64_t N, int64_t S, cb_quality_bucket *b, int nb, cb_err *err);
 
-/* `ctxbench ppl --db`: what was evaluated, for the ppl_runs row (docs/schema.md). compare_dtype NULL: no
- * comparison model (nll_q, dnll, kl, top1_agree stored as NULL). */
-typedef struct {
-    const char *model, *weight_dtype, *compare_dtype, *mode, *tokens_file;
-    const char *kv_dtype, *compare_kv_dtype; /* compare_kv_dtype: --compare-kv (compare_dtype is then NULL) */
-    int64_t seed, n_tokens, context, stride;
-    size_t weight_bytes, compare_weight_bytes;
-} cb_ppl_record;
-/* Store the record and its buckets (plus a total row, is_total = 1) into the results DB at db_path
- * (created or migrated). Returns the ppl_runs id, -1 on error. */
-int64_t cb_ppl_store(const char *db_path, const cb_ppl_record *r, const cb_quality_bucket *b, int nb, cb_err *err);
 #endif

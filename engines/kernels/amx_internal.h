@@ -1,0 +1,141 @@
+/* Tile helpers shared by the AMX kernels (gemm_amx.c, attention_amx.c): tile configuration, the fp32 -> bf16
+ * part split of the A operand into tiles, and the 32 × 32 register block over C tiles. Include only from
+ * *_amx.c files (AVX-512 + AMX flags). See gemm_amx.c for the layouts. */
+#ifndef CB_AMX_INTERNAL_H
+#define CB_AMX_INTERNAL_H
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "tiles.h"
+
+#define TILE_U32 CB_TILE_U32 /* one B tile: 16 rows × 16 pairs */
+#define TILE_U16 512         /* one A tile: 16 rows × 32 bf16 */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* Every tile 16 rows × 64 bytes: 0-3 C (fp32), 4-5 A (bf16 rows), 6-7 B (bf16 pairs). */
+static inline void tiles_on(void) {
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 8; i++) {
+        c.colsb[i] = 64;
+        c.rows[i] = 16;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* ---- activations: fp32 rows -> bf16 part rows, Mp rows, zero padded ---- */
+static inline __m512i bf16_of(__m512 v) { /* RNE, 16 values in the low halves of 32-bit lanes */
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
+}
+
+/* parts = 1: hi = bf16(x) (fast mode); 2: + lo = bf16(x − hi); 3: + a third term, so hi + mid + lo carries
+ * all 24 bits of x (each remainder is exact in fp32). Written in the tile layout: A tile (mb, s, p) — rows
+ * 16mb..16mb+15, k 32s..32s+31, part p — is 1 KiB at act + ((mb·S + s)·parts + p)·TILE_U16, S = Kp / 32, so
+ * the tiles a row block needs are contiguous (no L1 set conflicts, sequential streams). */
+static inline void split_rows(int M, const float *X, int64_t ldx, int64_t K, int Mp, int64_t S, int parts, uint16_t *act) {
+#pragma omp parallel for schedule(static) if ((double)M * (double)K > 1e5)
+    for (int m = 0; m < Mp; m++)
+        for (int64_t k = 0; k < 32 * S; k += 16) {
+            int64_t left = m < M ? K - k : 0;
+            __mmask16 mk = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            __m512 r = _mm512_maskz_loadu_ps(mk, X + (int64_t)(m < M ? m : 0) * ldx + k);
+            uint16_t *t = act + ((size_t)(m / 16) * (size_t)S + (size_t)(k / 32)) * (size_t)parts * TILE_U16 +
+                          (size_t)(m % 16) * 32 + (size_t)(k % 32);
+            for (int p = 0; p < parts; p++) {
+                __m512i b = bf16_of(r);
+                _mm256_storeu_si256((__m256i *)(t + (size_t)p * TILE_U16), _mm512_cvtepi32_epi16(b));
+                __m512 bf = _mm512_castsi512_ps(_mm512_slli_epi32(b, 16));
+                /* r == its bf16 (inf included) leaves no remainder; elsewhere r − bf16(r) is exact */
+                r = _mm512_maskz_sub_ps(_mm512_cmp_ps_mask(r, bf, _CMP_NEQ_UQ), r, bf);
+            }
+        }
+}
+
+/* ---- C tiles: in place in Y when whole, else through a scratch tile ---- */
+typedef struct {
+    float *Y;
+    int64_t ldy;
+    int M, N;
+    float scratch[4][256] __attribute__((aligned(64)));
+} c_ctx;
+
+static inline bool c_whole(const c_ctx *c, int m0, int64_t n0) { return m0 + 16 <= c->M && n0 + 16 <= c->N; }
+
+/* Fill scratch tile t from Y's valid part (zeros elsewhere; zeros only when !load). */
+static inline void c_stage(c_ctx *c, int t, int m0, int64_t n0, bool load) {
+    float *s = c->scratch[t];
+    memset(s, 0, sizeof c->scratch[t]);
+    if (!load) return;
+    for (int i = 0; i < 16 && m0 + i < c->M; i++)
+        for (int j = 0; j < 16 && n0 + j < c->N; j++) s[i * 16 + j] = c->Y[(int64_t)(m0 + i) * c->ldy + n0 + j];
+}
+static inline void c_unstage(c_ctx *c, int t, int m0, int64_t n0) {
+    const float *s = c->scratch[t];
+    for (int i = 0; i < 16 && m0 + i < c->M; i++)
+        for (int j = 0; j < 16 && n0 + j < c->N; j++) c->Y[(int64_t)(m0 + i) * c->ldy + n0 + j] = s[i * 16 + j];
+}
+
+#define C_LOAD(T, mi, nj)                                                                                              \
+    do {                                                                                                               \
+        int m_ = m0 + 16 * (mi);                                                                                       \
+        int64_t n_ = n0 + 16 * (nj);                                                                                   \
+        if (c_whole(c, m_, n_)) {                                                                                      \
+            if (load) _tile_loadd(T, c->Y + (int64_t)m_ * c->ldy + n_, c->ldy * 4);                                    \
+            else _tile_zero(T);                                                                                        \
+        } else {                                                                                                       \
+            c_stage(c, T, m_, n_, load);                                                                               \
+            _tile_loadd(T, c->scratch[T], 64);                                                                         \
+        }                                                                                                              \
+    } while (0)
+#define C_STORE(T, mi, nj)                                                                                             \
+    do {                                                                                                               \
+        int m_ = m0 + 16 * (mi);                                                                                       \
+        int64_t n_ = n0 + 16 * (nj);                                                                                   \
+        if (c_whole(c, m_, n_)) _tile_stored(T, c->Y + (int64_t)m_ * c->ldy + n_, c->ldy * 4);                         \
+        else {                                                                                                         \
+            _tile_stored(T, c->scratch[T], 64);                                                                        \
+            c_unstage(c, T, m_, n_);                                                                                   \
+        }                                                                                                              \
+    } while (0)
+
+/* One 32 × 32 block of C over ksteps 32-wide k steps. a0 / a1: the A tiles of the two 16-row blocks at the
+ * first step (parts consecutive, steps parts·TILE_U16 apart); b0 (columns n0..+15) and b1 (n0+16..+31): the
+ * B tiles of the first step, consecutive steps TILE_U32 apart. */
+static inline __attribute__((always_inline)) void block32(c_ctx *c, int m0, int64_t n0, bool load, bool skip_c1,
+                                                          const uint16_t *a0, const uint16_t *a1,
+                                                          const uint32_t *b0, const uint32_t *b1, int ksteps,
+                                                          const int parts) {
+    const bool two_n = !skip_c1;
+    C_LOAD(0, 0, 0);
+    C_LOAD(2, 1, 0);
+    if (two_n) {
+        C_LOAD(1, 0, 1);
+        C_LOAD(3, 1, 1);
+    }
+    for (int s = 0; s < ksteps; s++) {
+        _tile_loadd(6, b0 + s * TILE_U32, 64);
+        if (two_n) _tile_loadd(7, b1 + s * TILE_U32, 64);
+        for (int p = 0; p < parts; p++) {
+            _tile_loadd(4, a0 + (s * parts + p) * TILE_U16, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            if (two_n) _tile_dpbf16ps(1, 4, 7);
+            _tile_loadd(5, a1 + (s * parts + p) * TILE_U16, 64);
+            _tile_dpbf16ps(2, 5, 6);
+            if (two_n) _tile_dpbf16ps(3, 5, 7);
+        }
+    }
+    C_STORE(0, 0, 0);
+    C_STORE(2, 1, 0);
+    if (two_n) {
+        C_STORE(1, 0, 1);
+        C_STORE(3, 1, 1);
+    }
+}
+#endif
