@@ -75,65 +75,55 @@ Test(memory_plan, transformer_9b_keeps_kv_in_all_32_layers) {
     cr_assert_eq(r.ssm_state, (size_t)(32LL * 128 * 64 * 128 * 4));
 }
 
+/* Every category of create() + memory() against plan() for the same options (and the total). */
+static void assert_allocation_equals_plan(const char *preset, cb_dtype kv, int64_t context, int batch,
+                                          bool tile_weights, cb_memory_report *plan_out) {
+    cb_model m;
+    cb_err err = { 0 };
+    cr_assert_eq(cb_preset_create(preset, 1, CB_BF16, &m, &err), 0, "%s", err.msg);
+    const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
+    cb_engine_opts o;
+    cb_engine_opts_default(&o);
+    o.kv_dtype = kv;
+    o.max_context = context;
+    o.max_batch = batch;
+    o.threads = 2;
+    o.tile_weights = tile_weights;
+    cb_engine *e;
+    cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
+    cb_memory_report want, got;
+    ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
+    ops->memory(e, &got);
+    const char *tiles = tile_weights ? "with tile copies" : "without tile copies";
+    cr_assert_eq(got.weights, want.weights, "%s weights %s", preset, tiles);
+    cr_assert_eq(got.kv_cache, want.kv_cache, "%s kv %s", preset, cb_dtype_name(kv));
+    cr_assert_eq(got.ssm_state, want.ssm_state, "%s ssm", preset);
+    cr_assert_eq(got.conv_state, want.conv_state, "%s conv", preset);
+    cr_assert_eq(got.scratch, want.scratch, "%s scratch", preset);
+    cr_assert_eq(got.total, want.total, "%s total %s", preset, tiles);
+    ops->destroy(e);
+    cb_model_free(&m);
+    if (plan_out) *plan_out = want;
+}
+
+static const char *const tiny_presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
+
 /* plan() is what create() + memory() report, category by category, for every built-in architecture. */
 Test(memory_plan, plan_equals_allocation_for_tiny_presets) {
-    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
     const cb_dtype kvs[] = { CB_BF16, CB_F8_E4M3, CB_I8 };
-    for (int c = 0; c < 12; c++) {
-        const int i = c % 4;
-        cb_model m;
-        cb_err err = { 0 };
-        cr_assert_eq(cb_preset_create(presets[i], 1, CB_BF16, &m, &err), 0, "%s", err.msg);
-        const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
-        cb_engine_opts o;
-        cb_engine_opts_default(&o);
-        o.kv_dtype = kvs[c / 4];
-        o.max_context = 3000;
-        o.max_batch = 3;
-        o.threads = 2;
-        cb_engine *e;
-        cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
-        cb_memory_report want, got;
-        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
-        ops->memory(e, &got);
-        cr_assert_eq(got.weights, want.weights, "%s weights", presets[i]);
-        cr_assert_eq(got.kv_cache, want.kv_cache, "%s kv %s", presets[i], cb_dtype_name(o.kv_dtype));
-        cr_assert_eq(got.ssm_state, want.ssm_state, "%s ssm", presets[i]);
-        cr_assert_eq(got.conv_state, want.conv_state, "%s conv", presets[i]);
-        cr_assert_eq(got.scratch, want.scratch, "%s scratch", presets[i]);
-        ops->destroy(e);
-        cb_model_free(&m);
-    }
+    for (int c = 0; c < 12; c++)
+        assert_allocation_equals_plan(tiny_presets[c % 4], kvs[c / 4], 3000, 3, false, NULL);
 }
 
 /* With the AMX tile copies (packing is portable, so this runs on any CPU): the plan counts them in the
  * weights, to the byte, and they are there (bf16 presets: every projection of the mixers and MLPs). */
 Test(memory_plan, plan_equals_allocation_with_tile_copies) {
-    const char *presets[] = { "bamba-tiny", "mamba2-tiny", "transformer-tiny", "granite-tiny" };
     for (int i = 0; i < 4; i++) {
-        cb_model m;
-        cb_err err = { 0 };
-        cr_assert_eq(cb_preset_create(presets[i], 1, CB_BF16, &m, &err), 0, "%s", err.msg);
-        const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
-        cb_engine_opts o;
-        cb_engine_opts_default(&o);
-        o.max_context = 1000;
-        o.max_batch = 2;
-        o.threads = 2;
-        cb_memory_report plain, want, got;
-        o.tile_weights = false;
-        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &plain);
-        o.tile_weights = true;
-        cb_engine *e;
-        cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
-        ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
-        ops->memory(e, &got);
-        cr_assert_eq(got.weights, want.weights, "%s weights with tile copies", presets[i]);
-        cr_assert_eq(got.total, want.total, "%s total with tile copies", presets[i]);
-        cr_assert_gt(want.weights, plain.weights, "%s: bf16 projections get tile copies", presets[i]);
-        cr_assert_eq(want.kv_cache, plain.kv_cache);
-        ops->destroy(e);
-        cb_model_free(&m);
+        cb_memory_report plain, tiled;
+        assert_allocation_equals_plan(tiny_presets[i], CB_BF16, 1000, 2, false, &plain);
+        assert_allocation_equals_plan(tiny_presets[i], CB_BF16, 1000, 2, true, &tiled);
+        cr_assert_gt(tiled.weights, plain.weights, "%s: bf16 projections get tile copies", tiny_presets[i]);
+        cr_assert_eq(tiled.kv_cache, plain.kv_cache);
     }
 }
 
