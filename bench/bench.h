@@ -4,6 +4,7 @@
 #define CB_BENCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     const char *name;
@@ -20,6 +21,11 @@ double cb_bench_now(void); /* monotonic seconds */
 /* Median seconds of fn(arg) over repetitions after one warm-up: at least min_reps, more until min_time
  * seconds have been spent (max max_reps). */
 double cb_bench_median(void (*fn)(void *), void *arg, int min_reps, int max_reps, double min_time);
+
+/* Operands every GEMM section times alike: n random bf16 weights (multiples of 1/4096 in [-1/8, 1/8), seed
+ * 42) and their exact fp32 widening, both malloc'd; M·K activations in [-0.5, 0.5). */
+void cb_bench_weights(size_t n, uint16_t **bf16, float **f32);
+float *cb_bench_activations(int M, int K);
 
 /* Machine peaks measured by the kernels section (0 until measured); engine sections can reuse them. */
 extern double cb_bench_fma_peak_1t, cb_bench_fma_peak_all, cb_bench_triad_1t, cb_bench_triad_all;

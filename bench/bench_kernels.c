@@ -101,23 +101,10 @@ static void time_variants(int M, const float *X, const weights *w, float *Y, dou
 
 static weights make_weights(int N, int K) {
     weights w;
-    size_t n = (size_t)N * K;
-    w.wf = malloc(n * 4);
-    w.wb = malloc(n * 2);
-    cb_rng r = { 42 };
-    for (size_t i = 0; i < n; i++) {
-        w.wf[i] = (float)((int)(cb_rng_next(&r) >> 54) - 512) * (1.0f / 4096.0f);
-        w.wb[i] = cb_f32_to_bf16(w.wf[i]);
-    }
+    cb_bench_weights((size_t)N * K, &w.wb, &w.wf);
     w.f32 = (cb_weight){ .data = w.wf, .dtype = CB_F32, .rows = N, .cols = K };
     w.bf16 = (cb_weight){ .data = w.wb, .dtype = CB_BF16, .rows = N, .cols = K };
     return w;
-}
-
-static float *make_x(int M, int K) {
-    float *x = malloc((size_t)M * K * 4);
-    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = (float)((int)(i * 2654435761u % 1000) - 500) * 1e-3f;
-    return x;
 }
 
 static void prefill_table(int M, bool quick) {
@@ -130,7 +117,7 @@ static void prefill_table(int M, bool quick) {
         const shape *sh = &PREFILL[s];
         if (quick && sh->K >= 4096) continue;
         weights w = make_weights(sh->N, sh->K);
-        float *X = make_x(M, sh->K), *Y = malloc((size_t)M * sh->N * 4);
+        float *X = cb_bench_activations(M, sh->K), *Y = malloc((size_t)M * sh->N * 4);
         double fl = 2.0 * M * sh->N * (double)sh->K * 1e-9;
         double tv[4];
         time_variants(M, X, &w, Y, tv);
@@ -157,7 +144,7 @@ static void decode_table(bool quick) {
         weights w = make_weights(sh->N, sh->K);
         for (size_t mi = 0; mi < 3; mi++) {
             int M = Ms[mi];
-            float *X = make_x(M, sh->K), *Y = malloc((size_t)M * sh->N * 4);
+            float *X = cb_bench_activations(M, sh->K), *Y = malloc((size_t)M * sh->N * 4);
             double b4 = 4.0 * sh->N * (double)sh->K * 1e-9, b2 = b4 / 2;
             double tv[4];
             time_variants(M, X, &w, Y, tv);

@@ -184,21 +184,13 @@ typedef struct {
 
 static operands make_operands(int M, int N, int K) {
     operands o;
-    size_t n = (size_t)N * K;
-    o.wf = malloc(n * 4);
-    o.wb = malloc(n * 2);
-    cb_rng r = { 42 };
-    for (size_t i = 0; i < n; i++) {
-        o.wb[i] = cb_f32_to_bf16((float)((int)(cb_rng_next(&r) >> 54) - 512) * (1.0f / 4096.0f));
-        o.wf[i] = cb_bf16_to_f32(o.wb[i]);
-    }
+    cb_bench_weights((size_t)N * K, &o.wb, &o.wf);
     o.w = (cb_weight){ .data = o.wb, .dtype = CB_BF16, .rows = N, .cols = K };
     o.tiles = aligned_alloc(64, cb_tiles_bytes(N, K));
     cb_tiles_pack(&o.w, o.tiles);
     o.wt = o.w;
     o.wt.tiles = o.tiles;
-    o.X = malloc((size_t)M * K * 4);
-    for (size_t i = 0; i < (size_t)M * K; i++) o.X[i] = (float)((int)(i * 2654435761u % 1000) - 500) * 1e-3f;
+    o.X = cb_bench_activations(M, K);
     o.Y = malloc((size_t)M * N * 4);
     return o;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../engines/common.h"
 #include "bench.h"
 
 #define MAX_SECTIONS 16
@@ -56,4 +57,20 @@ int main(int argc, char **argv) {
     fprintf(stderr, "ctxbench-bench: unknown section '%s'\n", name);
     usage(stderr);
     return 2;
+}
+
+void cb_bench_weights(size_t n, uint16_t **bf16, float **f32) {
+    *bf16 = malloc(n * 2);
+    *f32 = malloc(n * 4);
+    cb_rng r = { 42 };
+    for (size_t i = 0; i < n; i++) {
+        (*bf16)[i] = cb_f32_to_bf16((float)((int)(cb_rng_next(&r) >> 54) - 512) * (1.0f / 4096.0f));
+        (*f32)[i] = cb_bf16_to_f32((*bf16)[i]);
+    }
+}
+
+float *cb_bench_activations(int M, int K) {
+    float *x = malloc((size_t)M * K * 4);
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = (float)((int)(i * 2654435761u % 1000) - 500) * 1e-3f;
+    return x;
 }

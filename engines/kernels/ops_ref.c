@@ -29,7 +29,12 @@ static void load_row(const cb_weight *W, int64_t n, float *dst) {
     }
 }
 
-void cb_matmul_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {
+static inline float round_bf16(float x) { return cb_bf16_to_f32(cb_f32_to_bf16(x)); }
+
+/* Y = X · Wᵀ, one output column per weight row; bf16_inputs rounds both operands to bf16 first (the fast-mode
+ * contract of cb_matmul_bf16), with the same fp32 sum in k order either way. */
+static void matmul_rows(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
+                        bool accumulate, bool bf16_inputs) {
     int64_t N = W->rows, K = W->cols;
 #pragma omp parallel
     {
@@ -37,10 +42,15 @@ void cb_matmul_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; n++) {
             load_row(W, n, row);
+            if (bf16_inputs)
+                for (int64_t k = 0; k < K; k++) row[k] = round_bf16(row[k]);
             for (int m = 0; m < M; m++) {
                 const float *x = X + m * ldx;
                 float acc = 0.0f;
-                for (int64_t k = 0; k < K; k++) acc += x[k] * row[k];
+                if (bf16_inputs)
+                    for (int64_t k = 0; k < K; k++) acc += round_bf16(x[k]) * row[k];
+                else
+                    for (int64_t k = 0; k < K; k++) acc += x[k] * row[k];
                 float *y = Y + m * ldy + n;
                 *y = accumulate ? *y + acc : acc;
             }
@@ -48,27 +58,13 @@ void cb_matmul_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float
     }
 }
 
-static inline float round_bf16(float x) { return cb_bf16_to_f32(cb_f32_to_bf16(x)); }
+void cb_matmul_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {
+    matmul_rows(M, X, ldx, W, Y, ldy, accumulate, false);
+}
 
 void cb_matmul_bf16_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                         bool accumulate) {
-    int64_t N = W->rows, K = W->cols;
-#pragma omp parallel
-    {
-        float row[K > 0 ? K : 1];
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < N; n++) {
-            load_row(W, n, row);
-            for (int64_t k = 0; k < K; k++) row[k] = round_bf16(row[k]);
-            for (int m = 0; m < M; m++) {
-                const float *x = X + m * ldx;
-                float acc = 0.0f;
-                for (int64_t k = 0; k < K; k++) acc += round_bf16(x[k]) * row[k];
-                float *y = Y + m * ldy + n;
-                *y = accumulate ? *y + acc : acc;
-            }
-        }
-    }
+    matmul_rows(M, X, ldx, W, Y, ldy, accumulate, true);
 }
 
 void cb_add_bias_ref(int M, float *Y, int64_t ldy, const cb_weight *bias) {
