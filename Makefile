@@ -1,6 +1,8 @@
 # ctxbench build. Portable code is compiled for baseline x86-64; files named *_avx512.c are compiled
-# with AVX-512 (+BF16) enabled, *_amx.c with AVX-512 + AMX; each is only called after its CPUID (and, for
-# AMX, OS permission) check in engines/kernels/cpu.c.
+# with exactly the ISA of the avx512 gate in engines/kernels/cpu.c (AVX-512 F/BW/VL/DQ, FMA, F16C, BMI2):
+# their few AVX512-BF16 and VNNI functions say so with a target attribute (CB_TARGET_BF16/_VNNI in
+# kernels_avx512.h) and run only after cb_cpu() found that feature; *_amx.c adds BF16 + AMX, which the
+# amx gate checks (with the OS permission for tile state).
 #   make            check the Debian packages (scripts/install-deps.sh --check), build build/ctxbench
 #   make test       install missing packages, build and run the Criterion suite
 #   make test-cluster  a real Slurm job array on a one-node cluster on localhost
@@ -16,8 +18,8 @@ OPT     ?= -O2
 SAN     ?=
 CFLAGS_COMMON = -std=c17 $(OPT) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -fno-math-errno \
                 -fno-strict-aliasing -MMD -MP $(SAN)
-AVX512_FLAGS  = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni -mfma -mf16c -mbmi2
-AMX_FLAGS     = $(AVX512_FLAGS) -mamx-tile -mamx-bf16 -mamx-int8
+AVX512_FLAGS  = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mbmi2
+AMX_FLAGS     = $(AVX512_FLAGS) -mavx512bf16 -mamx-tile -mamx-bf16 -mamx-int8
 LDLIBS  = -fopenmp -ljansson -lsqlite3 -lpapi -lsde -lm -lpthread -ldl -lyaml $(SAN)
 CRITERION_LIBS = -lcriterion
 BLAS_LIBS = -lopenblas -ldnnl

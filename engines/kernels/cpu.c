@@ -53,10 +53,12 @@ const cb_cpu_features *cb_cpu(void) {
     bool osxsave = false, zmm_os = false;
     if (__get_cpuid(1, &a, &b, &c, &d)) {
         f.fma = c >> 12 & 1;
+        f.f16c = c >> 29 & 1;
         osxsave = c >> 27 & 1;
         zmm_os = osxsave && (xgetbv0() & 0xe6) == 0xe6; /* SSE, AVX, opmask, ZMM state enabled */
     }
     if (__get_cpuid_count(7, 0, &a, &b7, &c7, &d7)) {
+        f.bmi2 = b7 >> 8 & 1;
         f.avx512f = zmm_os && (b7 >> 16 & 1);
         f.avx512dq = zmm_os && (b7 >> 17 & 1);
         f.avx512bw = zmm_os && (b7 >> 30 & 1);
@@ -65,7 +67,7 @@ const cb_cpu_features *cb_cpu(void) {
         if (__get_cpuid_count(7, 1, &a71, &b, &c, &d)) f.avx512bf16 = zmm_os && (a71 >> 5 & 1);
     }
     probe_amx(&f, d7, osxsave);
-    f.avx512 = f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma;
+    f.avx512 = f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c && f.bmi2;
     feat = f;
     feat_done = true;
     return &feat;

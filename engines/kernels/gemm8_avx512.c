@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "gemm8.h"
+#include "kernels_avx512.h"
 
 static inline __m512 dec16(const uint8_t *p, __mmask16 mk, bool fp8) {
     __m128i b = _mm_maskz_loadu_epi8(mk, p);
@@ -173,7 +174,7 @@ static inline __m512i signed_w(const int8_t *w, __mmask64 neg, __mmask64 mk) {
     return _mm512_mask_sub_epi8(v, neg, _mm512_setzero_si512(), v);
 }
 
-static int32_t dot_abs(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K) {
+static CB_TARGET_VNNI int32_t dot_abs(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
@@ -227,7 +228,7 @@ static void int8_vnni(int M, const float *X, int64_t ldx, const cb_weight *W, fl
 /* Prefill (M >= 4): xu = xq + 128 as the unsigned operand against the signed weights, corrected by
  * 128 * sum(w): sum(xu * w) - 128 * sum(w) = sum(xq * w) exactly in int32 (|sum| <= 255 * 127 * K), so the
  * result is bit-identical to the per-pair kernel while 4 x 4 rows share their loads (16 accumulators). */
-static void int8_vnni_blocked(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
+static CB_TARGET_VNNI void int8_vnni_blocked(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
     const int64_t N = W->rows, K = W->cols;
     uint8_t *xu = malloc((size_t)M * (size_t)K + 64);
     float *sx = malloc((size_t)M * sizeof(float) + 64);

@@ -320,7 +320,7 @@ static void pack_x_bf16(const float *X, int64_t ldx, int mr, int64_t k0, int kc,
     }
 }
 
-static inline __attribute__((always_inline)) void ukr_bf16(int kp, const uint32_t *restrict A,
+static CB_TARGET_BF16 void ukr_bf16(int kp, const uint32_t *restrict A,
                                                            const uint32_t *restrict B, float *C, int64_t ldc, int mr,
                                                            __mmask16 m0, __mmask16 m1, bool load) {
     __m512 c[MR][2];
@@ -526,7 +526,7 @@ static inline __attribute__((always_inline)) void skinny_block_bf16eo(int sm, in
 }
 
 /* vdpbf16ps: xr rows are bf16 (K padded to even with zeros); weights converted/rounded per 32 lanes. */
-static inline __attribute__((always_inline)) void skinny_block_dp(cb_dtype dt, int sm, int64_t K,
+static CB_TARGET_BF16_INLINE void skinny_block_dp(cb_dtype dt, int sm, int64_t K,
                                                                   const uint16_t *const *xr, const void *const *wr,
                                                                   int64_t pf, float out[SM][SN]) {
     __m512 acc[SM][SN];
@@ -620,9 +620,22 @@ static inline float row_bf16_split(int64_t K, const float *xsp, const uint16_t *
     return _mm512_reduce_add_ps(_mm512_add_ps(acc, acc2));
 }
 
+/* skinny_block_dp at a constant block height, for one row block of skinny_rows in mode 2. */
+static CB_TARGET_BF16 void skinny_dp(cb_dtype dt, int mm, int64_t K, const uint16_t *const *xr, const void *const *wr,
+                                     int64_t pf, float out[SM][SN]) {
+#define DP(D) (mm == 1 ? skinny_block_dp(D, 1, K, xr, wr, pf, out) : mm == 2 ? skinny_block_dp(D, 2, K, xr, wr, pf, out) \
+                                                                  : skinny_block_dp(D, 4, K, xr, wr, pf, out))
+    switch (dt) {
+    case CB_BF16: DP(CB_BF16); break;
+    case CB_F16: DP(CB_F16); break;
+    default: DP(CB_F32); break;
+    }
+#undef DP
+}
+
 /* M = 1, vdpbf16ps (fast mode), bf16 weights: the same row-after-row order; one accumulator per row as in
  * skinny_block_dp at sm = 1, so bit-identical too. */
-static inline float row_dp_bf16(int64_t K, const uint16_t *x, const uint16_t *w, int64_t pf) {
+static CB_TARGET_BF16 float row_dp_bf16(int64_t K, const uint16_t *x, const uint16_t *w, int64_t pf) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k += 32) {
         const int64_t rem = K - k;
@@ -676,14 +689,7 @@ static void skinny_rows(int M, const void *Xs, int64_t lds, const cb_weight *W, 
         if (mode == 2) {
             const uint16_t *xr[SM];
             for (int i = 0; i < SM; i++) xr[i] = (const uint16_t *)Xs + (m0 + (i < mm ? i : 0)) * lds;
-#define DP(D) (mm == 1 ? skinny_block_dp(D, 1, K, xr, wr, pf, out) : mm == 2 ? skinny_block_dp(D, 2, K, xr, wr, pf, out) \
-                                                                  : skinny_block_dp(D, 4, K, xr, wr, pf, out))
-            switch (dt) {
-            case CB_BF16: DP(CB_BF16); break;
-            case CB_F16: DP(CB_F16); break;
-            default: DP(CB_F32); break;
-            }
-#undef DP
+            skinny_dp(dt, mm, K, xr, wr, pf, out);
         } else {
             const float *xr[SM];
             for (int i = 0; i < SM; i++) xr[i] = (const float *)Xs + (m0 + (i < mm ? i : 0)) * lds;

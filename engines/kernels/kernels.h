@@ -22,7 +22,9 @@ typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16, CB_PAT
 /* What the CPU (and, for AMX, the OS) allows: filled once from CPUID (engines/kernels/cpu.c). */
 typedef struct {
     bool fma, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16;
-    bool avx512;                       /* f + bw + vl + dq + fma, ZMM state enabled by the OS */
+    bool f16c, bmi2;
+    bool avx512;                       /* f + bw + vl + dq + fma + f16c + bmi2, ZMM state enabled by the OS: the
+                                        * ISA *_avx512.c files are compiled for (Makefile AVX512_FLAGS) */
     bool amx_tile, amx_bf16, amx_int8; /* CPUID bits */
     bool amx_os;                       /* XCR0 tile state on and arch_prctl(ARCH_REQ_XCOMP_PERM) granted */
     char amx_why[96];                  /* why AMX can or cannot run here */

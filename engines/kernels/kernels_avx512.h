@@ -5,6 +5,13 @@
 
 #include "kernels.h"
 
+/* *_avx512.c files are compiled for exactly the avx512 gate of cpu.c; a function that needs more says so
+ * here and runs only behind the check of that feature (cb_kernels_path() >= CB_PATH_AVX512_BF16,
+ * cb_kernels_vnni()). Such a function must not be inlined into code the gate alone admits. */
+#define CB_TARGET_BF16 __attribute__((target("avx512bf16"), noinline))
+#define CB_TARGET_VNNI __attribute__((target("avx512vnni"), noinline))
+#define CB_TARGET_BF16_INLINE __attribute__((target("avx512bf16"), always_inline)) inline
+
 /* Weight dtypes the AVX-512 GEMMs handle (others go to the portable twin). */
 bool cb_matmul_avx512_supports(const cb_weight *W);
 

@@ -36,7 +36,7 @@ static void print_kernel_path(const cb_machine *m) {
     const cb_cpu_features *f = cb_cpu();
     const char *env = getenv("CTXBENCH_KERNELS");
     printf("kernel path:    %s\n", m->kernel_path);
-    static const char *const need[] = { "avx512f", "avx512bw", "avx512vl", "avx512dq", "fma" };
+    static const char *const need[] = { "avx512f", "avx512bw", "avx512vl", "avx512dq", "fma", "f16c", "bmi2" };
     char missing[96] = "";
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
         if (!has_flag(m->cpu_flags, need[i])) {
@@ -46,10 +46,10 @@ static void print_kernel_path(const cb_machine *m) {
     if (best == CB_PATH_PORTABLE)
         printf("  CPUID:        lacks%s: only the portable C kernels can run (correct, slower)\n", missing);
     else if (best == CB_PATH_AVX512)
-        printf("  CPUID:        avx512f/bw/vl/dq + fma, no avx512_bf16: AVX-512 fp32 kernels; fast (bf16)\n"
+        printf("  CPUID:        avx512f/bw/vl/dq + fma + f16c + bmi2, no avx512_bf16: AVX-512 fp32 kernels; fast (bf16)\n"
                "                mode falls back to its portable twin\n");
     else
-        printf("  CPUID:        avx512f/bw/vl/dq + fma + avx512_bf16: AVX-512 kernels, with vdpbf16ps\n"
+        printf("  CPUID:        avx512f/bw/vl/dq + fma + f16c + bmi2 + avx512_bf16: AVX-512 kernels, with vdpbf16ps\n"
                "                dot products in fast mode\n");
     printf("  AMX:          %s%s\n", f->amx_why,
            best == CB_PATH_AMX ? ": prefill GEMMs (bf16 weights, M >= the crossover) run on tiles" : "");
@@ -155,7 +155,8 @@ static int run_info(int argc, char **argv) {
     print_kernel_path(&m);
     printf("compiler:       %s\n", m.compiler);
     printf("flags (build):  %s\n", m.cflags);
-    printf("  *_avx512.c:   + %s\n", cb_build_avx512_flags);
+    printf("  *_avx512.c:   + %s (the avx512 gate; the vdpbf16ps and vpdpbusd functions\n"
+           "                in them carry their own target attribute and run after their CPUID bit)\n", cb_build_avx512_flags);
     printf("commit:         %s\n", m.git_commit);
     printf("os:             %s\n", m.os);
     printf("host:           %s\n", m.hostname);

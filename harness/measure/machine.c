@@ -45,7 +45,7 @@ static bool relevant_flag(const char *flag) {
     static const char *const keep[] = { "avx2",        "fma",         "f16c",         "avx512f",      "avx512bw",
                                         "avx512vl",    "avx512dq",    "avx512cd",     "avx512_bf16",  "avx512_vnni",
                                         "avx512ifma",  "avx512vbmi",  "avx512_vbmi2", "avx512_fp16",  "avx_vnni",
-                                        "avx_vnni_int8", "avx512_vp2intersect" };
+                                        "avx_vnni_int8", "avx512_vp2intersect", "bmi2" };
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         if (!strcmp(flag, keep[i])) return true;
     return !strncmp(flag, "amx", 3);
