@@ -31,31 +31,44 @@ static inline void tiles_on(void) {
 }
 
 /* ---- activations: fp32 rows -> bf16 part rows, Mp rows, zero padded ---- */
-static inline __m512i bf16_of(__m512 v) { /* RNE, 16 values in the low halves of 32-bit lanes */
-    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
-}
 
 /* parts = 1: hi = bf16(x) (fast mode); 2: + lo = bf16(x − hi); 3: + a third term, so hi + mid + lo carries
  * all 24 bits of x (each remainder is exact in fp32). Written in the tile layout: A tile (mb, s, p) — rows
  * 16mb..16mb+15, k 32s..32s+31, part p — is 1 KiB at act + ((mb·S + s)·parts + p)·TILE_U16, S = Kp / 32, so
- * the tiles a row block needs are contiguous (no L1 set conflicts, sequential streams). */
+ * the tiles a row block needs are contiguous (no L1 set conflicts, sequential streams). One tile at a time:
+ * 16 rows of 32 floats in, whole 64-byte rows out, in address order (docs/performance.md "AMX", split). */
+static inline __m512 bf16_lo_f32(__m512i b) { /* the low 16 bf16 of b as fp32 */
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(b)), 16));
+}
+static inline __m512 bf16_hi_f32(__m512i b) { /* the high 16 bf16 of b as fp32 */
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(b, 1)), 16));
+}
+/* r − bf16(r), exact in fp32; 0 where r equals its bf16 (inf included) */
+static inline __m512 split_rest(__m512 r, __m512 bf) { return _mm512_maskz_sub_ps(_mm512_cmp_ps_mask(r, bf, _CMP_NEQ_UQ), r, bf); }
 static inline void split_rows(int M, const float *X, int64_t ldx, int64_t K, int Mp, int64_t S, int parts, uint16_t *act) {
+    const int64_t tiles = (int64_t)(Mp / 16) * S;
 #pragma omp parallel for schedule(static) if ((double)M * (double)K > 1e5)
-    for (int m = 0; m < Mp; m++)
-        for (int64_t k = 0; k < 32 * S; k += 16) {
-            int64_t left = m < M ? K - k : 0;
-            __mmask16 mk = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-            __m512 r = _mm512_maskz_loadu_ps(mk, X + (int64_t)(m < M ? m : 0) * ldx + k);
-            uint16_t *t = act + ((size_t)(m / 16) * (size_t)S + (size_t)(k / 32)) * (size_t)parts * TILE_U16 +
-                          (size_t)(m % 16) * 32 + (size_t)(k % 32);
+    for (int64_t t = 0; t < tiles; t++) {
+        const int mb = (int)(t / S);
+        const int64_t k = 32 * (t % S), left = K - k;
+        const __mmask16 m0 = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+        const __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+        uint16_t *dst = act + (size_t)t * (size_t)parts * TILE_U16;
+        for (int r = 0; r < 16; r++) {
+            const int m = 16 * mb + r;
+            __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+            if (m < M) {
+                const float *x = X + (int64_t)m * ldx + k;
+                lo = _mm512_maskz_loadu_ps(m0, x);
+                hi = _mm512_maskz_loadu_ps(m1, x + 16);
+            }
             for (int p = 0; p < parts; p++) {
-                __m512i b = bf16_of(r);
-                _mm256_storeu_si256((__m256i *)(t + (size_t)p * TILE_U16), _mm512_cvtepi32_epi16(b));
-                __m512 bf = _mm512_castsi512_ps(_mm512_slli_epi32(b, 16));
-                /* r == its bf16 (inf included) leaves no remainder; elsewhere r − bf16(r) is exact */
-                r = _mm512_maskz_sub_ps(_mm512_cmp_ps_mask(r, bf, _CMP_NEQ_UQ), r, bf);
+                __m512i b = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* RNE; lo's 16 values in the low half */
+                _mm512_store_si512((__m512i *)(dst + (size_t)p * TILE_U16 + 32 * r), b);
+                if (p + 1 < parts) lo = split_rest(lo, bf16_lo_f32(b)), hi = split_rest(hi, bf16_hi_f32(b));
             }
         }
+    }
 }
 
 /* ---- C tiles: in place in Y when whole, else through a scratch tile ---- */

@@ -27,9 +27,10 @@
 #include "amx_internal.h"
 #include "tiles.h"
 
-/* Blocking (docs/performance.md "AMX", "Tuning"): K in blocks of KC — 4096, so the C tiles of a 32 × 32 block
- * are loaded and stored once for K up to 4096 (smaller blocks, which keep A in L1, measured slower: the C
- * traffic cost more), N in slices of NC = 256. CTXBENCH_AMX_TUNE="kc,nc,order" overrides them for tuning
+/* Blocking (docs/performance.md "AMX", "Tuning" and "on the 2-core AMX VM"): K in blocks of KC = 1024, so
+ * the C tiles of a 32 × 32 block are loaded and stored once per 1024 k (smaller blocks, which keep A in L1,
+ * measured slower: the C traffic cost more; 4096 measured slower at K ≥ 1792, where a slice's B panel no
+ * longer fits L2), N in slices of NC = 256. CTXBENCH_AMX_TUNE="kc,nc,order" overrides them for tuning
  * runs (order 0: K blocks outside the row blocks; 1: row blocks outside, C of a row block in L2 across K,
  * needs the weights' tile copy; 2: as 0 with column pairs outside the row blocks). */
 typedef struct {
@@ -38,7 +39,7 @@ typedef struct {
 static blocking tune(void) {
     static blocking b; /* kc == 0: not read yet */
     if (!b.kc) {
-        blocking t = { 4096, 256, 0 };
+        blocking t = { 1024, 256, 0 };
         const char *e = getenv("CTXBENCH_AMX_TUNE");
         int kc, nc, order;
         if (e && sscanf(e, "%d,%d,%d", &kc, &nc, &order) == 3 && kc >= 32 && kc % 32 == 0 && nc >= 32 &&
