@@ -191,6 +191,26 @@ static double amx_peak(int threads) {
     return best * 1e-9;
 }
 
+/* What bounds a GEMM on the tiles, 1 thread, the four loops interleaved (best of 7 each): the peak loop on
+ * non-zero and on zero operands, and the peak loop with the tile loads of the GEMM's 2 × 2 block (4 per 4
+ * products) or of B alone (2 per 4), all from L1. */
+static void tile_ceilings(void) {
+    static const char *const name[4] = { "non-zero operands (the peak above)", "zero operands",
+                                         "+ 4 tile loads per 4 products from L1 (the GEMM's 2 x 2 block)",
+                                         "+ 2 tile loads per 4 products from L1" };
+    double best[4] = { 0 };
+    for (int r = 0; r < 7; r++)
+        for (int k = 0; k < 4; k++) {
+            float s;
+            double t0 = cb_bench_now();
+            double f = k == 0 ? cb_roofs_amx_bf16(100000, &s) : cb_roofs_amx_bf16_variant(k - 1, 100000, &s);
+            double g = f / (cb_bench_now() - t0) * 1e-9;
+            if (g > best[k]) best[k] = g;
+        }
+    printf("Tile loop, 1 thread, GFLOP/s (best of 7, interleaved):\n");
+    for (int k = 0; k < 4; k++) printf("  %-64s %6.0f  (%3.0f%% of non-zero)\n", name[k], best[k], 100 * best[k] / best[0]);
+}
+
 typedef struct {
     float *wf, *X, *Y;
     uint16_t *wb;
@@ -326,6 +346,7 @@ static int run_amx(int argc, char **argv) {
     }
     printf("AMX-BF16 peak (measured, tile-resident TDPBF16PS): %.0f GFLOP/s on 1 thread, %.0f on %d\n", amx_peak(1),
            amx_peak(all), all);
+    tile_ceilings();
     for (int i = 0; gemm && i < nthr; i++) gemm_table(512, thr[i], quick);
     for (int i = 0; cross && i < nthr; i++) crossover_table(thr[i]);
     omp_set_num_threads(all);

@@ -26,7 +26,7 @@ fi
 # Claim C4 at demo scale: the same decode points with bf16, fp8 and int8 weights, and the 8-bit twins'
 # accuracy (KL, top-1, dNLL) on the fixtures' own token ids, all into the same database for the report.
 for w in bf16 fp8 int8; do "$bin" run workloads/quick8.yaml --weights-dtype "$w" --db "$db" --resume || rc=$?; done
-for m in llama bamba; do
+for m in llama bamba granite; do
   for q in fp8 int8; do
     "$bin" ppl --model "tests/fixtures/$m-tiny" --tokens "tests/fixtures/$m-tiny/reference.safetensors" \
       --compare "$q" --db "$db" || rc=$?

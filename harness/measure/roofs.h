@@ -37,5 +37,9 @@ double cb_roofs_fma_avx512(long iters, float *sum);
 double cb_roofs_fma_ref(long iters, float *sum);
 /* The AMX-BF16 loop (roofs_amx.c; amx path only): iters × 4 independent TDPBF16PS, tile-resident. */
 double cb_roofs_amx_bf16(long iters, float *sum);
+/* Variants of that loop for the amx bench (what bounds a GEMM on the tiles; docs/performance.md "on the 2-core
+ * AMX VM"): kind 0 = zero operands (the unit may run faster on zeros), 1 = the 2 × 2 block of gemm_amx.c with
+ * its four tile loads per four products from an L1-resident 8 KiB buffer, 2 = two loads (B only) per four. */
+double cb_roofs_amx_bf16_variant(int kind, long iters, float *sum);
 
 #endif
