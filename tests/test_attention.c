@@ -10,6 +10,7 @@
 #include "../engines/counters.h"
 #include "../engines/kernels/attention.h"
 #include "../engines/kernels/kernels.h"
+#include "../engines/kernels/gemm8.h"
 #include "../engines/kernels/kv8.h"
 #include "../engines/layers/attention_layer.h"
 
@@ -715,4 +716,83 @@ Test(attention_kernel, avx512_matches_portable_twin) {
         }
     cb_kernels_set_path(cb_kernels_best_path());
     free(kf), free(vf);
+}
+
+/* fp8 caches with E4M3 subnormal codes (docs/quantization.md, "Subnormal codes"). A cache of raw codes:
+ * K tiles and V rows from code(p, d), scales ks/vs. */
+static void raw_fp8_cache(int64_t cap, int hd, uint8_t (*code)(int64_t, int, bool, void *), void *arg, float sk,
+                          uint8_t **k, uint8_t **v, float **ks, float **vs) {
+    *k = calloc((size_t)cap * hd, 1), *v = calloc((size_t)cap * hd, 1);
+    *ks = malloc(sizeof(float) * cap), *vs = malloc(sizeof(float) * cap);
+    for (int64_t p = 0; p < cap; p++) {
+        (*ks)[p] = sk * (0.002f + 0.00001f * (float)(p % 97)), (*vs)[p] = sk * (0.003f + 0.00001f * (float)(p % 89));
+        for (int d = 0; d < hd; d++) {
+            (*k)[cb_kv_k_offset(p, d, hd, cap, CB_F8_E4M3)] = code(p, d, true, arg);
+            (*v)[p * hd + d] = code(p, d, false, arg);
+        }
+    }
+}
+
+/* Blocks of 64 positions: block % 3 == 0 about 1 code in 3 subnormal, == 1 none, == 2 a single one in V;
+ * the other codes normal with exponent 1..8 (so that 2^6 times each is a code). */
+static uint8_t sub_code(int64_t p, int d, bool isk, void *arg) {
+    uint64_t h = (uint64_t)(p * 1315423911u + d * 2654435761u + (isk ? 7 : 0)) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    const int b = (int)((p / 64) % 3);
+    uint8_t s = (uint8_t)(h >> 40 & 0x80);
+    bool sub = b == 0 ? h % 3 == 0 : b == 2 && !isk && p % 64 == 5 && d == 3;
+    uint8_t c = sub ? (uint8_t)(s | (1 + (h >> 8) % 7)) : (uint8_t)(s | (8 + (h >> 8) % 64));
+    if (arg) { /* the twin: 2^6 times the value, always a normal code */
+        float x = cb_fp8_to_f32(c) * 0x1p6f;
+        c = cb_f32_to_fp8(x);
+        cr_assert(cb_fp8_to_f32(c) == x && (c & 0x78));
+    }
+    return c;
+}
+/* Every one of the 256 codes (NaN codes as 0) in turn along K and V. */
+static uint8_t every_code(int64_t p, int d, bool isk, void *arg) {
+    (void)arg;
+    uint8_t c = (uint8_t)(p * 131 + d * 7 + (isk ? 0 : 91));
+    return (c & 0x7f) == 0x7f ? 0 : c;
+}
+
+/* The subnormal-safe decode gives the same bits as the clean one: a cache with subnormal codes against its
+ * twin of codes worth 2^6 times as much with scales / 2^6 (every product and sum equal), 1..8 rows, split
+ * calls; both also against the portable twin. And all 256 codes against the portable twin. */
+Test(attention_kernel, fp8_subnormal_codes_bit_identical) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip("no AVX-512");
+    const int hds[] = { 64, 128 };
+    const int64_t cap = 1000, split = 448, nk = 990;
+    float Q[8 * 128], O[3][8 * 128], m[3][8], l[3][8];
+    int64_t qp[8];
+    fill(Q, 8 * 128, 31, 0.5f);
+    for (int hi = 0; hi < 2; hi++) {
+        const int hd = hds[hi];
+        uint8_t *k[3], *v[3];
+        float *ks[3], *vs[3];
+        raw_fp8_cache(cap, hd, sub_code, NULL, 1.0f, &k[0], &v[0], &ks[0], &vs[0]);
+        raw_fp8_cache(cap, hd, sub_code, (void *)1, 0x1p-6f, &k[1], &v[1], &ks[1], &vs[1]);
+        raw_fp8_cache(cap, hd, every_code, NULL, 1.0f, &k[2], &v[2], &ks[2], &vs[2]);
+        for (int R = 1; R <= 8; R += (R < 2 ? 1 : 3)) {
+            for (int c = 0; c < 3; c++) {
+                cb_kv_view kv = { .k = k[c], .v = v[c], .ks = ks[c], .vs = vs[c], .dtype = CB_F8_E4M3, .hd = hd, .cap = cap };
+                float Op[8 * 128], mp[8], lp[8];
+                for (int p = 0; p < 2; p++) {
+                    float *o = p ? O[c] : Op, *mm = p ? m[c] : mp, *ll = p ? l[c] : lp;
+                    cb_kernels_set_path(p ? cb_kernels_best_path() : CB_PATH_PORTABLE);
+                    memset(o, 0, sizeof(float) * 8 * 128);
+                    for (int r = 0; r < R; r++) mm[r] = -INFINITY, ll[r] = 0, qp[r] = nk - 1 - (R - 1 - r);
+                    cb_attn_flash(R, Q, qp, &kv, 0, split, mm, ll, o);
+                    cb_attn_flash(R, Q, qp, &kv, split, nk, mm, ll, o);
+                }
+                double e = max_diff(O[c], Op, (size_t)R * hd);
+                cr_assert_lt(e, 1e-5, "cache %d hd %d R %d: vs portable %g", c, hd, R, e);
+            }
+            cr_assert_eq(memcmp(m[0], m[1], sizeof(float) * R), 0, "hd %d R %d: running max differs", hd, R);
+            cr_assert_eq(memcmp(l[0], l[1], sizeof(float) * R), 0, "hd %d R %d: running sum differs", hd, R);
+            cr_assert_eq(memcmp(O[0], O[1], sizeof(float) * R * hd), 0, "hd %d R %d: outputs differ", hd, R);
+        }
+        for (int c = 0; c < 3; c++) free(k[c]), free(v[c]), free(ks[c]), free(vs[c]);
+    }
+    cb_kernels_set_path(cb_kernels_best_path());
 }

@@ -177,6 +177,107 @@ static void twins(bool fast) {
 Test(quant, gemm_exact_avx512_vs_portable) { twins(false); }
 Test(quant, gemm_fast_avx512_vs_portable) { twins(true); }
 
+/* Every one of the 256 fp8 codes (NaN codes as 0) through the exact GEMV (M = 1..3, the weight-streaming
+ * decode) and the panel GEMM (M = 17), in 64-code blocks with and without E4M3 subnormals and in the ragged
+ * tail, against the portable twin bit for bit: activations in {-1, 0, 1} with at most 64 nonzero per row
+ * make every partial sum exact (multiples of 2^-9 below 2^15), so any order gives the same bits.
+ * docs/quantization.md, "Subnormal codes". */
+static uint8_t fp8_code_ok(uint64_t r) { uint8_t c = (uint8_t)r; return (c & 0x7f) == 0x7f ? 0 : c; }
+
+Test(quant, fp8_every_code_exact_vs_portable) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
+    cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
+    const int64_t N = 256 + 64, K = 64 * 4 + 21, ldx = K;
+    uint8_t *q = malloc((size_t)(N * K));
+    float *s = malloc(sizeof(float) * (size_t)N);
+    cb_rng rng = { 3 };
+    for (int64_t n = 0; n < N; n++) {
+        s[n] = 0.75f + 0.001f * (float)n;
+        for (int64_t k = 0; k < K; k++) {
+            uint8_t c;
+            if (n < 256) c = fp8_code_ok((uint64_t)n); /* the row of one code */
+            else if (n < 256 + 32) c = fp8_code_ok(cb_rng_next(&rng)); /* every code mixed */
+            else c = (uint8_t)(cb_rng_next(&rng) & 0x87); /* subnormals and zeros only */
+            /* the first block of the mixed rows: one row without subnormals (fast blocks), one with a single one */
+            if (n >= 256 && n < 256 + 16 && k < 64 && (c & 0x78) == 0) c |= 0x08;
+            if (n >= 256 && n < 256 + 8 && k == 37) c = 0x83;
+            q[n * K + k] = c;
+        }
+    }
+    cb_weight w = { .data = q, .dtype = CB_F8_E4M3, .rows = N, .cols = K, .scale = s };
+    const int Ms[] = { 1, 2, 3, 17 };
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++) {
+        const int M = Ms[mi];
+        float *X = calloc((size_t)(M * ldx), sizeof(float));
+        for (int m = 0; m < M; m++)
+            for (int j = 0; j < 64; j++) {
+                int64_t k = (int64_t)(cb_rng_next(&rng) % (uint64_t)K);
+                X[m * ldx + k] = (cb_rng_next(&rng) & 1) ? 1.0f : -1.0f;
+            }
+        X[0] = 1.0f, X[K - 1] = -1.0f; /* the first block and the tail always count */
+        for (int acc = 0; acc < 2; acc++) {
+            float *yr = run(cb_matmul_q8_ref, M, X, ldx, &w, 2, acc);
+            float *y1 = run(cb_matmul_q8_avx512, M, X, ldx, &w, 1, acc);
+            float *y2 = run(cb_matmul_q8_avx512, M, X, ldx, &w, 2, acc);
+            for (int m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) {
+                    int64_t i = m * (N + 3) + n;
+                    cr_assert_eq(memcmp(&y1[i], &yr[i], 4), 0, "M %d row %lld (code %#x): %a vs portable %a", M,
+                                 (long long)n, q[n * K], (double)y1[i], (double)yr[i]);
+                    cr_assert_eq(memcmp(&y1[i], &y2[i], 4), 0, "1 vs 2 threads differ");
+                }
+            free(yr), free(y1), free(y2);
+        }
+        free(X);
+    }
+    free(q), free(s);
+}
+
+/* Many subnormal codes with arbitrary activations: weights whose codes are E4M3 subnormals (and normal codes
+ * of exponent <= 8) against the same weights as codes worth 2^6 times as much (all normal: the clean decode)
+ * with the scales divided by 2^6. Every product and partial sum differs by that power of two only, so the
+ * GEMV results must agree bit for bit: the subnormal-safe decode gives what the clean decode gives. */
+Test(quant, fp8_many_subnormals_bit_identical) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
+    cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
+    const int64_t N = 40, K = 64 * 5 + 7;
+    uint8_t *qs = malloc((size_t)(N * K)), *qn = malloc((size_t)(N * K));
+    float *ss = malloc(sizeof(float) * (size_t)N), *sn = malloc(sizeof(float) * (size_t)N);
+    cb_rng rng = { 21 };
+    for (int64_t n = 0; n < N; n++) {
+        ss[n] = 0.5f + frand(&rng) * 0.25f, sn[n] = ss[n] * 0x1p-6f;
+        const int every = (int)(n % 4) * 3 + 1; /* 1 in 1, 4, 7, 10 codes subnormal */
+        for (int64_t k = 0; k < K; k++) {
+            uint64_t r = cb_rng_next(&rng);
+            uint8_t c = (k % every == 0) ? (uint8_t)((r >> 8 & 0x80) | (1 + r % 7)) : (uint8_t)((r >> 8 & 0x80) | (1 + r % 71));
+            qs[n * K + k] = c;
+            float v = cb_fp8_to_f32(c) * 0x1p6f;
+            uint8_t c2 = cb_f32_to_fp8(v);
+            cr_assert_eq(cb_fp8_to_f32(c2), v, "code %#x times 2^6 must be a code", c);
+            cr_assert_neq(c2 & 0x78, 0, "the twin of %#x must be normal", c);
+            qn[n * K + k] = c2;
+        }
+    }
+    cb_weight ws = { .data = qs, .dtype = CB_F8_E4M3, .rows = N, .cols = K, .scale = ss };
+    cb_weight wn = { .data = qn, .dtype = CB_F8_E4M3, .rows = N, .cols = K, .scale = sn };
+    for (int M = 1; M <= 4; M += 3) {
+        float *X = malloc(sizeof(float) * (size_t)(M * K));
+        for (int64_t i = 0; i < M * K; i++) X[i] = frand(&rng) * (float)(1 + i % 7);
+        float *y1 = run(cb_matmul_q8_avx512, M, X, K, &ws, 2, false);
+        float *y2 = run(cb_matmul_q8_avx512, M, X, K, &wn, 2, false);
+        float *yr = run(cb_matmul_q8_ref, M, X, K, &ws, 2, false);
+        for (int m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                int64_t i = m * (N + 3) + n;
+                cr_assert_eq(memcmp(&y1[i], &y2[i], 4), 0, "M %d row %lld: %a vs %a", M, (long long)n, (double)y1[i],
+                             (double)y2[i]);
+                cr_assert_leq(fabsf(y1[i] - yr[i]), 1e-5f * (1.0f + fabsf(yr[i])), "vs portable");
+            }
+        free(X), free(y1), free(y2), free(yr);
+    }
+    free(qs), free(qn), free(ss), free(sn);
+}
+
 /* Dequantised GEMM vs the fp32 GEMM on the original weights: |Δy| ≤ Σ_k |x_k|·|Δw_k|, with the per-element
  * weight bound of the format (checked in quantize_rows_bounds) + fp32 slack; fast modes add the
  * activation rounding (bf16: 2^-9 relative; int8: half a step max|x|/254). */

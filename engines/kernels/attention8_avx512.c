@@ -14,6 +14,7 @@
 #include "attention.h"
 #include "kernels.h"
 #include "flash_softmax_avx512.h"
+#include "fp8_avx512.h"
 
 #define DIRECT_MAX_ROWS 8
 /* Decode prefetch distance in blocks of CB_FLASH_BK keys (a block of an 8-bit cache is half a bf16 one's
@@ -50,12 +51,32 @@ static inline __attribute__((always_inline)) __m512 stream16(const uint8_t *p, c
     if (t == CB_I8) return _mm512_cvtepi32_ps(v);
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(v, 20), _mm512_set1_epi32((int)0x87F00000u)));
 }
+/* An E4M3 subnormal code (exponent field 0, mantissa != 0) would land as an fp32 subnormal above, and on
+ * Intel cores every FMA with a subnormal input takes a microcode assist (docs/quantization.md, "Subnormal
+ * codes"). A block whose K or V holds one (fp8_any_sub) is decoded by stream16_fix instead: value · 2^-104
+ * exactly and never subnormal (cb_fp8_bits_fix, fp8_avx512.h), against queries scaled by 2^48 and V weights by 2^48, so every
+ * product equals the one stream16 gives: the results are the same bits. */
+#define FP8_FIX_SCALE 0x1p48f
+static inline __attribute__((always_inline)) __m512 stream16_fix(const uint8_t *p) {
+    return cb_fp8_bits_fix(_mm512_slli_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)), 20));
+}
+static inline __attribute__((always_inline)) __m512 stream16x(const uint8_t *p, cb_dtype t, bool fix) {
+    return fix ? stream16_fix(p) : stream16(p, t);
+}
+/* Whether n bytes (a multiple of 64) of fp8 codes hold an E4M3 subnormal: two byte tests per 64 codes. */
+static inline bool fp8_any_sub(const uint8_t *p, size_t n) {
+    __mmask64 k = 0;
+    for (size_t i = 0; i < n; i += 64) {
+        k |= cb_fp8_sub64(_mm512_loadu_si512(p + i));
+    }
+    return k != 0;
+}
 
 /* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0; pf: one line per head dim
  * prefetched (NULL: none). */
 static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int t0, int NT, const float *Q, int hd,
                                                       const uint8_t *kt0, const float *ks, cb_dtype t, float *S,
-                                                      const char *pf) {
+                                                      const char *pf, bool fix) {
     __m512 a[4][4];
     const float *q[4];
 #pragma GCC unroll 4
@@ -70,7 +91,7 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
         __m512 kv[4];
         if (pf) _mm_prefetch(pf + (size_t)d * 64, _MM_HINT_T0);
 #pragma GCC unroll 4
-        for (int j = 0; j < NT; j++) kv[j] = stream16(k + j * tile + (size_t)d * 16, t);
+        for (int j = 0; j < NT; j++) kv[j] = stream16x(k + j * tile + (size_t)d * 16, t, fix);
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             const __m512 qb = _mm512_set1_ps(q[i][d]);
@@ -92,7 +113,7 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
 static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int c0, int NU, int hd, int nb,
                                                       const uint8_t *vb, cb_dtype t, const float *S,
                                                       const float *alpha, float *O, const char *pf, int pf_per_j,
-                                                      const char *pf_end) {
+                                                      const char *pf_end, bool fix) {
     __m512 b[4][8];
     const float *p[4];
     int rr[4];
@@ -112,7 +133,7 @@ static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int
             for (int u = 0; u < pf_per_j; u++, pf += 64)
                 if (pf < pf_end) _mm_prefetch(pf, _MM_HINT_T0);
 #pragma GCC unroll 8
-        for (int u = 0; u < NU; u++) vv[u] = stream16(vr + 16 * u, t);
+        for (int u = 0; u < NU; u++) vv[u] = stream16x(vr + 16 * u, t, fix);
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             const __m512 pb = _mm512_set1_ps(p[i][j]);
@@ -134,7 +155,7 @@ static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int
 static inline __attribute__((always_inline)) void block8(int R, const float *Q, const int64_t *qpos, int hd,
                                                          int64_t kb, int nb, const uint8_t *kt0, const uint8_t *vb,
                                                          const float *ks, const float *vs, cb_dtype t, float *S,
-                                                         float *m, __m512 *lsum, float *alpha, float *O) {
+                                                         float *m, __m512 *lsum, float *alpha, float *O, bool fix) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd; /* of K (and of V) per block */
     /* K tiles two at a time, each read in address order (the hardware prefetcher follows two streams, not
      * four 2 KiB apart; as block_bf16_pairs in attention_avx512.c) */
@@ -143,14 +164,14 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     const char *pfv = (const char *)vb + PF_AHEAD * bytes;
     _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
     _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
-    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, pfv);
+    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, pfv, fix);
     else if (R == 2)
-        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, t, S, t0 ? NULL : pfv);
+        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, t, S, t0 ? NULL : pfv, fix);
     else
         for (int t0 = 0; t0 < 4; t0 += 2)
-            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, t, S, r0 || t0 ? NULL : pfv);
+            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, t, S, r0 || t0 ? NULL : pfv, fix);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
-    const __m512 u = _mm512_set1_ps(VUNIT(t));
+    const __m512 u = _mm512_set1_ps(fix ? FP8_FIX_SCALE : VUNIT(t));
     __m512 w[4];
     for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * i), u);
     for (int r = 0; r < R; r++)
@@ -164,7 +185,7 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     for (int c0 = 0; c0 < hd; c0 += ncw) {
         const int nu = CB_MIN(ncw, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += nr, pf += (size_t)64 * per_j * CB_FLASH_BK) {
-#define PV(NR, NU) pv8(R, r0, NR, c0, NU, hd, nb, vb, t, S, alpha, O, pf, per_j, pf_end)
+#define PV(NR, NU) pv8(R, r0, NR, c0, NU, hd, nb, vb, t, S, alpha, O, pf, per_j, pf_end, fix)
             if (R <= 2) {
                 if (R == 1) switch (nu) { case 8: PV(1, 8); break; case 4: PV(1, 4); break; default: PV(1, nu); }
                 else switch (nu) { case 8: PV(2, 8); break; case 4: PV(2, 4); break; default: PV(2, nu); }
@@ -486,6 +507,7 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
     __m512 lsum[DIRECT_MAX_ROWS];
     const bool direct = R <= DIRECT_MAX_ROWS;
     float Qs[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* fp8: Q · 2^64 (stream16) */
+    float Qf[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* fp8: Q · 2^48 (stream16_fix) */
     /* int8 with VNNI: integer dot products (block_i8); O is carried permuted in Os while those run */
     bool vi8 = direct && kv->dtype == CB_I8 && cb_kernels_vnni(), scr = false;
     i8_state st;
@@ -493,7 +515,7 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
     const int hdp = (hd + 63) & ~63;
     if (vi8) vi8 = i8_quantize_q(R, Q, hd, &st);
     if (direct && kv->dtype == CB_F8_E4M3)
-        for (int i = 0; i < R * hd; i++) Qs[i] = Q[i] * FP8_Q_SCALE;
+        for (int i = 0; i < R * hd; i++) Qs[i] = Q[i] * FP8_Q_SCALE, Qf[i] = Q[i] * FP8_FIX_SCALE;
     if (direct)
         for (int r = 0; r < R; r++) lsum[r] = _mm512_mask_mov_ps(_mm512_setzero_ps(), 1, _mm512_set1_ps(l[r]));
     for (int64_t kb = k0; kb < k1; kb += CB_FLASH_BK) {
@@ -513,10 +535,14 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
             if (vi8) {
                 if (!scr) i8_permute_rows(R, hd, O, Os, hdp, true), scr = true;
                 block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, Os, hdp);
-            } else if (kv->dtype == CB_F8_E4M3)
-                block8(R, Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O);
-            else
-                block8(R, Q, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_I8, S, m, lsum, alpha, O);
+            } else if (kv->dtype == CB_F8_E4M3) {
+                const size_t bytes = (size_t)CB_FLASH_BK * hd;
+                if (__builtin_expect(!fp8_any_sub(kt0, bytes) && !fp8_any_sub(vb, bytes), 1))
+                    block8(R, Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O, false);
+                else
+                    block8(R, Qf, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O, true);
+            } else
+                block8(R, Q, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_I8, S, m, lsum, alpha, O, false);
             continue;
         }
         if (scr) i8_permute_rows(R, hd, O, Os, hdp, false), scr = false;

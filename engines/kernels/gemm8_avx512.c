@@ -1,7 +1,8 @@
 /* AVX-512 GEMMs for 8-bit weights (see gemm8.h for the semantics).
  * Decode (M <= CB_Q8_SKINNY_MAX): weight-streaming dot products, each weight row read from memory once
  * (it stays in L1 for the other activation rows), codes decoded to fp32 in registers: fp8 by placing the
- * code's bits in an fp32 against activations scaled by 2^64 (fp8_bits), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
+ * code's bits in an fp32 against activations scaled by 2^64 (fp8_bits; fp8_bits_fix for blocks with E4M3
+ * subnormals), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
  * as exact bf16 panels handed to the GEMMs of kernels.h (cb_matmul exact, cb_matmul_bf16 fast), scale
  * applied in the epilogue.
  * int8 fast path: |xq| (u8) × ±w (s8) with vpdpbusd for decode, (xq + 128) (u8) × w (s8) minus 128·Σw in
@@ -11,6 +12,7 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include "fp8_avx512.h"
 #include "gemm8.h"
 #include "kernels_avx512.h"
 
@@ -28,18 +30,27 @@ static inline __m512 dec16(const uint8_t *p, __mmask16 mk, bool fp8) {
 
 /* fp8 for the weight-streaming loop, in 3 instructions per 16 codes: sign-extend each byte to 32 bits,
  * shift left by 20 and keep the sign and the 7 code bits: s.eeee.mmm lands as sign, exponent field
- * 0000eeee and mantissa mmm0..., an fp32 worth value · 2^-120 exactly (fp8 subnormals land as fp32
- * subnormals, also exactly). The activations are scaled by 2^64 first, so the products are x · value ·
- * 2^-56, far from fp32's subnormal range; the 2^56 goes into the row scale. Every scaling is by a power of
- * two: results are bit-identical to decoding through f16 (dec16). */
+ * 0000eeee and mantissa mmm0..., an fp32 worth value · 2^-120 exactly. The activations are scaled by 2^64
+ * first, so the products are x · value · 2^-56, far from fp32's subnormal range; the 2^56 goes into the
+ * row scale. Every scaling is by a power of two: results are bit-identical to decoding through f16 (dec16).
+ * An E4M3 subnormal (exponent field 0, mantissa != 0) would land as an fp32 *subnormal*, and on Intel cores
+ * every FMA with a subnormal input takes a microcode assist (a GEMV 8.8 → 2.9 GB/s at 1 code in 256,
+ * 0.3 GB/s when all are: docs/quantization.md, "Subnormal codes"). So each 64 codes are tested first
+ * (two byte tests); a block that holds one goes through fp8_bits_fix, which never makes a subnormal. */
 #define FP8_X_SCALE 0x1p64f
 #define FP8_UNIT 0x1p56f
 static inline __m512 fp8_bits(const uint8_t *p, __mmask16 mk) {
     __m512i v = _mm512_slli_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, p)), 20);
     return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0x87F00000u)));
 }
-static inline __m512 dec_stream(const uint8_t *p, __mmask16 mk, bool fp8) {
-    return fp8 ? fp8_bits(p, mk) : _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, p)));
+/* fp8_bits_fix: value · 2^-104 (cb_fp8_bits_fix, fp8_avx512.h); against activations scaled by
+ * 2^64 · 2^-16 the products equal those of fp8_bits. */
+#define FP8_FIX_X 0x1p-16f
+static inline __m512 fp8_bits_fix(const uint8_t *p, __mmask16 mk) {
+    return cb_fp8_bits_fix(_mm512_slli_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, p)), 20));
+}
+static inline __m512 i8_stream(const uint8_t *p, __mmask16 mk) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, p)));
 }
 
 /* Decode reads each weight row once from memory: requested PF_DIST bytes ahead of use (as the bf16
@@ -48,19 +59,34 @@ static inline __m512 dec_stream(const uint8_t *p, __mmask16 mk, bool fp8) {
 #define PF_DIST 4096
 #endif
 
-static float dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8) {
+static inline __attribute__((always_inline)) float dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const __m512 fx = _mm512_set1_ps(FP8_FIX_X);
     int64_t k = 0;
     for (; k + 64 <= K; k += 64) {
         _mm_prefetch((const char *)w + k + PF_DIST, _MM_HINT_T0);
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), dec_stream(w + k, 0xffff, fp8), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), dec_stream(w + k + 16, 0xffff, fp8), a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), dec_stream(w + k + 32, 0xffff, fp8), a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), dec_stream(w + k + 48, 0xffff, fp8), a3);
+        if (!fp8) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), i8_stream(w + k, 0xffff), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), i8_stream(w + k + 16, 0xffff), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), i8_stream(w + k + 32, 0xffff), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), i8_stream(w + k + 48, 0xffff), a3);
+        } else if (__builtin_expect(cb_fp8_sub64(_mm512_loadu_si512(w + k)) == 0, 1)) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), fp8_bits(w + k, 0xffff), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), fp8_bits(w + k + 16, 0xffff), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), fp8_bits(w + k + 32, 0xffff), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), fp8_bits(w + k + 48, 0xffff), a3);
+        } else {
+            a0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k), fx), fp8_bits_fix(w + k, 0xffff), a0);
+            a1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k + 16), fx), fp8_bits_fix(w + k + 16, 0xffff), a1);
+            a2 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k + 32), fx), fp8_bits_fix(w + k + 32, 0xffff), a2);
+            a3 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k + 48), fx), fp8_bits_fix(w + k + 48, 0xffff), a3);
+        }
     }
-    for (; k < K; k += 16) {
+    for (; k < K; k += 16) { /* the tail: fp8 always through the subnormal-safe decode */
         __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + k), dec_stream(w + k, mk, fp8), a0);
+        const __m512 xv = _mm512_maskz_loadu_ps(mk, x + k);
+        a0 = fp8 ? _mm512_fmadd_ps(_mm512_mul_ps(xv, fx), fp8_bits_fix(w + k, mk), a0)
+                 : _mm512_fmadd_ps(xv, i8_stream(w + k, mk), a0);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
@@ -75,7 +101,7 @@ static void skinny_range(int M, const float *X, int64_t ldx, const cb_weight *W,
         const uint8_t *w = (const uint8_t *)W->data + (size_t)n * (size_t)K;
         const float s = W->scale[n] * unit;
         for (int m = 0; m < M; m++) {
-            float v = s * dot_q8(X + m * ldx, w, K, fp8);
+            float v = s * (fp8 ? dot_q8(X + m * ldx, w, K, true) : dot_q8(X + m * ldx, w, K, false));
             Y[m * ldy + n] = acc ? Y[m * ldy + n] + v : v;
         }
     }
