@@ -535,3 +535,42 @@ Test(hostile, merge_of_a_run_that_grew_since_is_refused) {
     cr_assert_eq(scalar(o, "SELECT COUNT(*) FROM points"), points, "a refused merge changed the output");
     rm_db(a); rm_db(o);
 }
+
+/* A malformed fast-mode yardstick beside a checkpoint is an error naming the file and the key, never a
+ * silent fall-back to the generic bar; a missing file or reference is "no yardstick". */
+#include "../harness/measure/bf16_yardstick.h"
+Test(hostile, bf16_yardstick_errors_name_the_file_and_key) {
+    char dir[] = "/tmp/ctxbench-yard-XXXXXX", path[300];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/" CB_BF16_YARDSTICK_FILE, dir);
+    cb_bf16_yardstick y;
+    cb_err e = { "" };
+    cr_assert_eq(cb_bf16_yardstick_read(dir, "reference.safetensors", &y, &e), 0, "%s", e.msg);
+    cr_assert(!y.found);
+    const struct { const char *text, *must; } bad[] = {
+        { "{\"references\": {", "line" },
+        { "[1, 2]", "\"references\"" },
+        { "{\"references\": {\"reference.safetensors\": {\"max_abs\": 0.1, \"argmax_agreement\": 0.9}}}", "measured_with" },
+        { "{\"measured_with\": \"x\", \"references\": {\"reference.safetensors\": {\"max_abs\": \"0.1\", \"argmax_agreement\": 0.9}}}", "max_abs" },
+        { "{\"measured_with\": \"x\", \"references\": {\"reference.safetensors\": {\"max_abs\": 0.1, \"argmax_agreement\": 1.5}}}", "argmax_agreement" },
+        { "{\"measured_with\": \"x\", \"references\": {\"reference.safetensors\": 3}}", "reference.safetensors" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[i].text, f);
+        fclose(f);
+        e.msg[0] = 0;
+        cr_assert_eq(cb_bf16_yardstick_read(dir, "reference.safetensors", &y, &e), -1, "accepted: %s", bad[i].text);
+        cr_assert(strstr(e.msg, path) && strstr(e.msg, bad[i].must), "case %zu: '%s' lacks '%s'", i, e.msg, bad[i].must);
+        cr_assert(!y.found);
+    }
+    FILE *f = fopen(path, "w");
+    fputs("{\"measured_with\": \"x\", \"references\": {\"other.safetensors\": {\"max_abs\": 0.1, \"argmax_agreement\": 0.9}}}", f);
+    fclose(f);
+    cr_assert_eq(cb_bf16_yardstick_read(dir, "reference.safetensors", &y, &e), 0, "%s", e.msg);
+    cr_assert(!y.found, "another reference's yardstick must not apply");
+    cr_assert_eq(cb_bf16_yardstick_read(dir, "other.safetensors", &y, &e), 0, "%s", e.msg);
+    cr_assert(y.found && y.max_abs == 0.1 && y.argmax_agreement == 0.9 && !strcmp(y.source, "x"));
+    unlink(path);
+    rmdir(dir);
+}
