@@ -371,6 +371,25 @@ Test(hostile, report_plot_merge_read_a_read_only_database) {
     cr_assert_eq(system(cmd), 0);
 }
 
+/* Reading a database (report, merge) leaves no -wal / -shm files beside it. */
+Test(hostile, reading_a_database_leaves_no_wal_or_shm_files) {
+    char dir[] = "/tmp/ctxbench-rd-XXXXXX", db[300], cmd[1024], out[16384], side[320];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    make_db(db);
+    snprintf(cmd, sizeof cmd, "report --db %s --out %s/r.md --tex ''", db, dir);
+    cr_assert_eq(cli(cmd, out, sizeof out), 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "merge %s/m.db %s", dir, db);
+    cr_assert_eq(cli(cmd, out, sizeof out), 0, "%s", out);
+    const char *suffix[] = { "-wal", "-shm" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(side, sizeof side, "%s%s", db, suffix[i]);
+        cr_assert_neq(access(side, F_OK), 0, "%s was left beside the database read by report/merge", side);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
 Test(hostile, plot_into_an_unwritable_folder_fails_cleanly) {
     char dir[] = "/tmp/ctxbench-unw-XXXXXX", db[300], args[2048], cmd[4096], out[16384];
     cr_assert_not_null(mkdtemp(dir));
