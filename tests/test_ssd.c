@@ -219,3 +219,14 @@ Test(ssd, elementwise_steps_bit_identical_to_the_twins) {
         }
     }
 }
+
+/* The SSD flushes subnormals for its own duration only (docs/engines.md): the caller's MXCSR comes back
+ * unchanged, and a head whose decays fall through the subnormal range (A = −16) still matches the
+ * double-precision recurrence. */
+#include <xmmintrin.h>
+Test(ssd, subnormal_flush_is_scoped_and_harmless) {
+    unsigned before = _mm_getcsr();
+    check(300, 2, 16, 32, 1, logf(16.0f), 0.05f, 0.3f, 256, 300, false, 71);
+    check(40, 2, 16, 32, 1, logf(16.0f), 0.05f, 0.3f, 1, 1, true, 72);
+    cr_assert_eq(_mm_getcsr() & ~0x3fu, before & ~0x3fu, "MXCSR control bits changed: %#x -> %#x", before, _mm_getcsr());
+}
