@@ -1,7 +1,7 @@
 /* Fast mode's yardstick for one reference file: how far transformers' own bf16 forward lands from the
  * fp32 reference logits (max |Δ logit| and argmax agreement), measured by scripts/hf_bf16_yardstick.py and
- * stored beside the checkpoint as bf16_yardstick.json (format: docs/engines.md, "Fast mode"). Fast mode
- * is accepted when it is no worse than that (docs/promises.md). */
+ * stored beside the checkpoint as bf16_yardstick.json (format: docs/engines.md, "The fast-mode bar"). Fast mode
+ * is accepted when it is no worse than that (docs/engines.md, "The fast-mode bar"). */
 #ifndef CB_BF16_YARDSTICK_H
 #define CB_BF16_YARDSTICK_H
 
