@@ -371,6 +371,25 @@ Test(hostile, report_plot_merge_read_a_read_only_database) {
     cr_assert_eq(system(cmd), 0);
 }
 
+/* Reading a database (report, merge) leaves no -wal / -shm files beside it. */
+Test(hostile, reading_a_database_leaves_no_wal_or_shm_files) {
+    char dir[] = "/tmp/ctxbench-rd-XXXXXX", db[300], cmd[1024], out[16384], side[320];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    make_db(db);
+    snprintf(cmd, sizeof cmd, "report --db %s --out %s/r.md --tex ''", db, dir);
+    cr_assert_eq(cli(cmd, out, sizeof out), 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "merge %s/m.db %s", dir, db);
+    cr_assert_eq(cli(cmd, out, sizeof out), 0, "%s", out);
+    const char *suffix[] = { "-wal", "-shm" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(side, sizeof side, "%s%s", db, suffix[i]);
+        cr_assert_neq(access(side, F_OK), 0, "%s was left beside the database read by report/merge", side);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
 Test(hostile, plot_into_an_unwritable_folder_fails_cleanly) {
     char dir[] = "/tmp/ctxbench-unw-XXXXXX", db[300], args[2048], cmd[4096], out[16384];
     cr_assert_not_null(mkdtemp(dir));
@@ -534,4 +553,43 @@ Test(hostile, merge_of_a_run_that_grew_since_is_refused) {
     cr_assert(strstr(out, a) && strstr(out, "changed after that merge"), "%s", out);
     cr_assert_eq(scalar(o, "SELECT COUNT(*) FROM points"), points, "a refused merge changed the output");
     rm_db(a); rm_db(o);
+}
+
+/* A malformed fast-mode yardstick beside a checkpoint is an error naming the file and the key, never a
+ * silent fall-back to the generic bar; a missing file or reference is "no yardstick". */
+#include "../harness/measure/bf16_yardstick.h"
+Test(hostile, bf16_yardstick_errors_name_the_file_and_key) {
+    char dir[] = "/tmp/ctxbench-yard-XXXXXX", path[300];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/" CB_BF16_YARDSTICK_FILE, dir);
+    cb_bf16_yardstick y;
+    cb_err e = { "" };
+    cr_assert_eq(cb_bf16_yardstick_read(dir, "reference.safetensors", &y, &e), 0, "%s", e.msg);
+    cr_assert(!y.found);
+    const struct { const char *text, *must; } bad[] = {
+        { "{\"references\": {", "line" },
+        { "[1, 2]", "\"references\"" },
+        { "{\"references\": {\"reference.safetensors\": {\"max_abs\": 0.1, \"argmax_agreement\": 0.9}}}", "measured_with" },
+        { "{\"measured_with\": \"x\", \"references\": {\"reference.safetensors\": {\"max_abs\": \"0.1\", \"argmax_agreement\": 0.9}}}", "max_abs" },
+        { "{\"measured_with\": \"x\", \"references\": {\"reference.safetensors\": {\"max_abs\": 0.1, \"argmax_agreement\": 1.5}}}", "argmax_agreement" },
+        { "{\"measured_with\": \"x\", \"references\": {\"reference.safetensors\": 3}}", "reference.safetensors" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[i].text, f);
+        fclose(f);
+        e.msg[0] = 0;
+        cr_assert_eq(cb_bf16_yardstick_read(dir, "reference.safetensors", &y, &e), -1, "accepted: %s", bad[i].text);
+        cr_assert(strstr(e.msg, path) && strstr(e.msg, bad[i].must), "case %zu: '%s' lacks '%s'", i, e.msg, bad[i].must);
+        cr_assert(!y.found);
+    }
+    FILE *f = fopen(path, "w");
+    fputs("{\"measured_with\": \"x\", \"references\": {\"other.safetensors\": {\"max_abs\": 0.1, \"argmax_agreement\": 0.9}}}", f);
+    fclose(f);
+    cr_assert_eq(cb_bf16_yardstick_read(dir, "reference.safetensors", &y, &e), 0, "%s", e.msg);
+    cr_assert(!y.found, "another reference's yardstick must not apply");
+    cr_assert_eq(cb_bf16_yardstick_read(dir, "other.safetensors", &y, &e), 0, "%s", e.msg);
+    cr_assert(y.found && y.max_abs == 0.1 && y.argmax_agreement == 0.9 && !strcmp(y.source, "x"));
+    unlink(path);
+    rmdir(dir);
 }

@@ -166,3 +166,67 @@ Test(ssd, silu_paths_agree) {
                   "silu(%g): ref %g avx512 %g exact %g", (double)x[i], (double)a[i], (double)b[i], ref);
     }
 }
+
+/* The chunked SSD's elementwise steps do one operation per element on every path: the AVX-512 ones must
+ * give the portable twins' bits exactly, on ragged shapes and strides (docs/engines.md, Mamba2 mixer). */
+#include "../engines/kernels/ssd_internal.h"
+static void fill(float *v, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        v[i] = (float)((int)(seed >> 8) % 20001 - 10000) * 1e-3f;
+    }
+}
+Test(ssd, elementwise_steps_bit_identical_to_the_twins) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("no AVX-512 here: only the portable steps exist");
+    const cb_ssd_ops *v = cb_ssd_ops_avx512();
+    const int shapes[][2] = { { 1, 1 }, { 15, 17 }, { 16, 16 }, { 33, 128 }, { 100, 64 }, { 256, 16 }, { 7, 200 } };
+    enum { CAP = 300 * 300 };
+    static float src[CAP], s[CAP], a[CAP], b[CAP], c[CAP], d[CAP];
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int m = shapes[k][0], n = shapes[k][1];
+        int64_t lds = n + 3, ldd = m + 5; /* padded rows: strides are honoured, padding untouched */
+        fill(src, CAP, 7u + (unsigned)k);
+        fill(s, CAP, 99u + (unsigned)k);
+        memset(a, 0x5a, sizeof a), memset(b, 0x5a, sizeof b);
+        cb_ssd_transpose_ref(m, n, src, lds, a, ldd);
+        v->transpose(m, n, src, lds, b, ldd);
+        cr_assert_eq(memcmp(a, b, sizeof a), 0, "transpose %dx%d", m, n);
+        memset(a, 0x5a, sizeof a), memset(b, 0x5a, sizeof b);
+        cb_ssd_scale_rows_ref(m, n, s, 3, src, lds, a, n + 1);
+        v->scale_rows(m, n, s, 3, src, lds, b, n + 1);
+        cr_assert_eq(memcmp(a, b, sizeof a), 0, "scale_rows %dx%d", m, n);
+        for (int i = 0; i < m; i++) c[i] = -0.01f * (float)i; /* a_i as the chunk's cumulative decay */
+        memcpy(a, s, sizeof a), memcpy(b, s, sizeof b);
+        cb_ssd_skip_ref(m, n, c, 0.75f, src, lds, a, n + 2);
+        v->skip(m, n, c, 0.75f, src, lds, b, n + 2);
+        cr_assert_eq(memcmp(a, b, sizeof a), 0, "skip %dx%d", m, n);
+        memcpy(a, src, sizeof a), memcpy(b, src, sizeof b);
+        cb_ssd_scale_cols_ref(m, n, s, a);
+        v->scale_cols(m, n, s, b);
+        cr_assert_eq(memcmp(a, b, sizeof a), 0, "scale_cols %dx%d", m, n);
+        if (m == n || k == 3) { /* decay_mask (square q x q): zeros above the diagonal exactly, exps within ulps */
+            int q = m;
+            for (int i = 0; i < q; i++) d[i] = -0.05f * (float)i;
+            memset(a, 0x5a, sizeof a), memset(b, 0x5a, sizeof b);
+            cb_ssd_decay_mask_ref(q, d, src, a, q + 1);
+            v->decay_mask(q, d, src, b, q + 1);
+            for (int i = 0; i < q; i++)
+                for (int j = 0; j < q; j++) {
+                    float x = a[i * (q + 1) + j], y = b[i * (q + 1) + j];
+                    cr_assert(j > i ? x == 0 && y == 0 : fabsf(x - y) <= 1e-6f * fabsf(x) + 1e-30f, /* cb_exp512 vs expf: a few ulps */
+                              "decay_mask q=%d [%d][%d]: %g vs %g", q, i, j, (double)x, (double)y);
+                }
+        }
+    }
+}
+
+/* The SSD flushes subnormals for its own duration only (docs/engines.md): the caller's MXCSR comes back
+ * unchanged, and a head whose decays fall through the subnormal range (A = −16) still matches the
+ * double-precision recurrence. */
+#include <xmmintrin.h>
+Test(ssd, subnormal_flush_is_scoped_and_harmless) {
+    unsigned before = _mm_getcsr();
+    check(300, 2, 16, 32, 1, logf(16.0f), 0.05f, 0.3f, 256, 300, false, 71);
+    check(40, 2, 16, 32, 1, logf(16.0f), 0.05f, 0.3f, 1, 1, true, 72);
+    cr_assert_eq(_mm_getcsr() & ~0x3fu, before & ~0x3fu, "MXCSR control bits changed: %#x -> %#x", before, _mm_getcsr());
+}

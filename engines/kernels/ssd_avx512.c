@@ -84,6 +84,10 @@ static void decay_mask_avx512(int q, const float *a, const float *src, float *G,
         __m512 ai = _mm512_set1_ps(a[i]);
         for (int j = 0; j < q; j += 16) {
             __mmask16 in = tail_mask(q - j);
+            if (j > i) { /* wholly above the diagonal */
+                _mm512_mask_storeu_ps(g + j, in, _mm512_setzero_ps());
+                continue;
+            }
             /* j' ≤ i keeps the decayed value; above the diagonal 0 (exp is never taken there) */
             __mmask16 keep = in & _mm512_cmple_epi32_mask(_mm512_add_epi32(iota, _mm512_set1_epi32(j)),
                                                           _mm512_set1_epi32(i));
@@ -95,7 +99,59 @@ static void decay_mask_avx512(int q, const float *a, const float *src, float *G,
     }
 }
 
-static const cb_ssd_ops avx512_ops = { gemm_avx512, decay_mask_avx512 };
+/* By gathering one column of 16 source rows per vector (the rows stay in L1 across the columns): the
+ * scalar loop's transposed stores cost ~10 cycles per element at the chunk sizes used. */
+static void transpose_avx512(int m, int n, const float *src, int64_t lds, float *dst, int64_t ldd) {
+    if ((int64_t)15 * lds > INT32_MAX / 4) { /* the gather's 32-bit byte offsets would overflow */
+        cb_ssd_transpose_ref(m, n, src, lds, dst, ldd);
+        return;
+    }
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32((int)lds));
+    for (int i0 = 0; i0 < m; i0 += 16) {
+        __mmask16 k = tail_mask(m - i0);
+        const float *s = src + (int64_t)i0 * lds;
+        for (int j = 0; j < n; j++)
+            _mm512_mask_storeu_ps(dst + (int64_t)j * ldd + i0, k, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, rows, s + j, 4));
+    }
+}
+
+static void scale_rows_avx512(int m, int n, const float *s, int64_t lds, const float *src, int64_t ldsrc, float *dst,
+                              int64_t lddst) {
+    for (int i = 0; i < m; i++) {
+        const __m512 d = _mm512_set1_ps(s[(int64_t)i * lds]);
+        for (int p = 0; p < n; p += 16) {
+            __mmask16 k = tail_mask(n - p);
+            _mm512_mask_storeu_ps(dst + (int64_t)i * lddst + p, k, _mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, src + (int64_t)i * ldsrc + p)));
+        }
+    }
+}
+
+static void skip_avx512(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy) {
+    const __m512 dv = _mm512_set1_ps(D);
+    for (int i = 0; i < q; i++) {
+        const __m512 e = _mm512_set1_ps(expf(a[i])); /* libm's expf, as the portable twin */
+        float *yi = y + (int64_t)i * ldy;
+        const float *xi = x + (int64_t)i * ldx;
+        for (int p = 0; p < P; p += 16) {
+            __mmask16 m = tail_mask(P - p);
+            __m512 v = _mm512_add_ps(_mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, yi + p)),
+                                     _mm512_mul_ps(dv, _mm512_maskz_loadu_ps(m, xi + p))); /* not fused: as the twin */
+            _mm512_mask_storeu_ps(yi + p, m, v);
+        }
+    }
+}
+
+static void scale_cols_avx512(int rows, int cols, const float *s, float *M) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 m = tail_mask(cols - j);
+            float *row = M + (int64_t)r * cols + j;
+            _mm512_mask_storeu_ps(row, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row), _mm512_maskz_loadu_ps(m, s + j)));
+        }
+}
+
+static const cb_ssd_ops avx512_ops = { gemm_avx512, decay_mask_avx512, transpose_avx512, scale_rows_avx512, skip_avx512, scale_cols_avx512 };
 
 const cb_ssd_ops *cb_ssd_ops_avx512(void) { return &avx512_ops; }
 

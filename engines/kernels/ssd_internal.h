@@ -1,5 +1,6 @@
-/* Internal to the SSD kernels: the chunked algorithm is written once (ssd_ref.c) over these two
- * GEMM-shaped steps, which each path (portable, AVX-512) provides. */
+/* Internal to the SSD kernels: the chunked algorithm is written once (ssd_ref.c) over these steps
+ * (GEMM-shaped and elementwise), which each path (portable, AVX-512) provides; the elementwise ones do
+ * the same single operation per element on every path, so they never move a number. */
 #ifndef CB_SSD_INTERNAL_H
 #define CB_SSD_INTERNAL_H
 
@@ -14,12 +15,26 @@ typedef struct {
                  int64_t ldc, bool accumulate, bool causal);
     /* G[i][j] ← exp(a_i − a_j)·src[i][j] for j ≤ i, else 0 (src may be G) */
     void (*decay_mask)(int q, const float *a, const float *src, float *G, int64_t ldg);
+    /* dst[j][i] = src[i][j] for i < m, j < n (row strides lds, ldd) */
+    void (*transpose)(int m, int n, const float *src, int64_t lds, float *dst, int64_t ldd);
+    /* dst[i][p] = s[i·lds]·src[i][p] for i < m, p < n (row strides ldsrc, lddst) */
+    void (*scale_rows)(int m, int n, const float *s, int64_t lds, const float *src, int64_t ldsrc, float *dst,
+                       int64_t lddst);
+    /* y_i ← expf(a_i)·y_i + D·x_i, for i < q */
+    void (*skip)(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy);
+    /* M[r][j] ← M[r][j]·s[j] for r < rows, j < cols (row-major, row stride cols) */
+    void (*scale_cols)(int rows, int cols, const float *s, float *M);
 } cb_ssd_ops;
 
 void cb_ssd_chunked_with(const cb_ssd_head *h, int Q, float *ws, const cb_ssd_ops *ops);
 void cb_ssd_gemm_ref(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                      int64_t ldc, bool accumulate, bool causal);
 void cb_ssd_decay_mask_ref(int q, const float *a, const float *src, float *G, int64_t ldg);
+void cb_ssd_transpose_ref(int m, int n, const float *src, int64_t lds, float *dst, int64_t ldd);
+void cb_ssd_scale_rows_ref(int m, int n, const float *s, int64_t lds, const float *src, int64_t ldsrc, float *dst,
+                           int64_t lddst);
+void cb_ssd_skip_ref(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy);
+void cb_ssd_scale_cols_ref(int rows, int cols, const float *s, float *M);
 const cb_ssd_ops *cb_ssd_ops_avx512(void);
 
 #endif

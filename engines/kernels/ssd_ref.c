@@ -2,6 +2,7 @@
  * GEMM-shaped steps), the portable twins of those steps, and the dispatchers. */
 #include <math.h>
 #include <string.h>
+#include <xmmintrin.h>
 
 #include "kernels.h"
 #include "ssd.h"
@@ -57,7 +58,33 @@ void cb_ssd_decay_mask_ref(int q, const float *a, const float *src, float *G, in
     }
 }
 
-static const cb_ssd_ops ref_ops = { cb_ssd_gemm_ref, cb_ssd_decay_mask_ref };
+void cb_ssd_transpose_ref(int m, int n, const float *src, int64_t lds, float *dst, int64_t ldd) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) dst[(int64_t)j * ldd + i] = src[(int64_t)i * lds + j];
+}
+
+void cb_ssd_scale_rows_ref(int m, int n, const float *s, int64_t lds, const float *src, int64_t ldsrc, float *dst,
+                           int64_t lddst) {
+    for (int i = 0; i < m; i++)
+        for (int p = 0; p < n; p++) dst[(int64_t)i * lddst + p] = s[(int64_t)i * lds] * src[(int64_t)i * ldsrc + p];
+}
+
+void cb_ssd_skip_ref(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy) {
+    for (int i = 0; i < q; i++) {
+        float e = expf(a[i]);
+        float *yi = y + (int64_t)i * ldy;
+        const float *xi = x + (int64_t)i * ldx;
+        for (int p = 0; p < P; p++) yi[p] = e * yi[p] + D * xi[p];
+    }
+}
+
+void cb_ssd_scale_cols_ref(int rows, int cols, const float *s, float *M) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) M[(int64_t)r * cols + j] *= s[j];
+}
+
+static const cb_ssd_ops ref_ops = { cb_ssd_gemm_ref, cb_ssd_decay_mask_ref, cb_ssd_transpose_ref, cb_ssd_scale_rows_ref, cb_ssd_skip_ref,
+                                    cb_ssd_scale_cols_ref };
 
 void cb_ssd_chunked_with(const cb_ssd_head *h, int Q, float *ws, const cb_ssd_ops *ops) {
     const int P = h->P, N = h->N, T = h->T;
@@ -66,30 +93,24 @@ void cb_ssd_chunked_with(const cb_ssd_head *h, int Q, float *ws, const cb_ssd_op
     float *Xd = G + round16((size_t)Q * Q);          /* [q, P]  dt·x */
     float *BT = Xd + round16((size_t)Q * P);         /* [N, q]  Bᵀ, then Bᵀ scaled by exp(a_last − a_j) */
     float *ST = BT + round16((size_t)N * Q);         /* [N, P]  state, transposed */
-    for (int p = 0; p < P; p++)
-        for (int n = 0; n < N; n++) ST[(int64_t)n * P + p] = h->S[(int64_t)p * N + n];
+    ops->transpose(P, N, h->S, N, ST, P);
 
     for (int c0 = 0; c0 < T; c0 += Q) {
         const int q = CB_MIN(Q, T - c0);
         const float *x = h->x + (int64_t)c0 * h->ldx;
         const float *B = h->B + (int64_t)c0 * h->ldbc, *C = h->C + (int64_t)c0 * h->ldbc;
         float *y = h->y + (int64_t)c0 * h->ldy;
+        const float *dtc = h->dt + (int64_t)c0 * h->lddt;
         float cum = 0.0f;
         for (int i = 0; i < q; i++) {
-            float dt = h->dt[(int64_t)(c0 + i) * h->lddt];
-            cum += dt * h->A;
+            cum += dtc[(int64_t)i * h->lddt] * h->A;
             a[i] = cum;
-            for (int p = 0; p < P; p++) Xd[(int64_t)i * P + p] = dt * x[(int64_t)i * h->ldx + p];
-            for (int n = 0; n < N; n++) BT[(int64_t)n * q + i] = B[(int64_t)i * h->ldbc + n];
         }
+        ops->scale_rows(q, P, dtc, h->lddt, x, h->ldx, Xd, P);
+        ops->transpose(q, N, B, h->ldbc, BT, q);
         /* state-to-output: y_i = exp(a_i)·C_i·S_prev (+ D·x_i), then the intra-chunk term */
         ops->gemm(q, P, N, C, h->ldbc, ST, P, y, h->ldy, false, false);
-        for (int i = 0; i < q; i++) {
-            float e = expf(a[i]);
-            float *yi = y + (int64_t)i * h->ldy;
-            const float *xi = x + (int64_t)i * h->ldx;
-            for (int p = 0; p < P; p++) yi[p] = e * yi[p] + h->D * xi[p];
-        }
+        ops->skip(q, P, a, h->D, x, h->ldx, y, h->ldy);
         if (h->CB) {
             ops->decay_mask(q, a, h->CB + (int64_t)c0 * Q, G, q);
         } else {
@@ -100,20 +121,31 @@ void cb_ssd_chunked_with(const cb_ssd_head *h, int Q, float *ws, const cb_ssd_op
         /* carry: S ← exp(a_last)·S + Σ_j exp(a_last − a_j)·B_j ⊗ dt_j·x_j */
         const float alast = a[q - 1], elast = expf(alast);
         for (int j = 0; j < q; j++) a[j] = expf(alast - a[j]);
-        for (int n = 0; n < N; n++)
-            for (int j = 0; j < q; j++) BT[(int64_t)n * q + j] *= a[j];
+        ops->scale_cols(N, q, a, BT);
         for (int64_t i = 0; i < (int64_t)N * P; i++) ST[i] *= elast;
         ops->gemm(N, P, q, BT, q, Xd, P, ST, P, true, false);
     }
-    for (int p = 0; p < P; p++)
-        for (int n = 0; n < N; n++) h->S[(int64_t)p * N + n] = ST[(int64_t)n * P + p];
+    ops->transpose(N, P, ST, P, h->S, N);
 }
 
 void cb_ssd_chunked_ref(const cb_ssd_head *h, int Q, float *ws) { cb_ssd_chunked_with(h, Q, ws, &ref_ops); }
 
+/* The SSD runs with subnormals flushed to zero and read as zero (MXCSR FTZ | DAZ), on every path: the
+ * decay exp(a_i − a_j) of a strongly decaying head (A = −16) falls below 2⁻¹²⁶ for tokens a few dozen
+ * apart, and on Intel cores every FMA on a subnormal takes a microcode assist (the chunked SSD of such a
+ * head ran 7× slower); a term below 2⁻¹²⁶ beside O(1) terms changes no fp32 sum. docs/engines.md. */
+static unsigned flush_subnormals(void) {
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u);
+    return csr;
+}
+static void restore_mode(unsigned csr) { _mm_setcsr((csr & ~0x3fu) | (_mm_getcsr() & 0x3fu)); } /* flags raised stay */
+
 void cb_ssd_chunked(const cb_ssd_head *h, int Q, float *ws) {
+    unsigned csr = flush_subnormals();
     if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_chunked_avx512(h, Q, ws);
     else cb_ssd_chunked_ref(h, Q, ws);
+    restore_mode(csr);
 }
 
 void cb_ssd_cb(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws) {
@@ -142,8 +174,10 @@ void cb_ssd_step_ref(const cb_ssd_head *h) {
 }
 
 void cb_ssd_step(const cb_ssd_head *h) {
+    unsigned csr = flush_subnormals();
     if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_step_avx512(h);
     else cb_ssd_step_ref(h);
+    restore_mode(csr);
 }
 
 void cb_ssd_silu_ref(int64_t n, float *x) {

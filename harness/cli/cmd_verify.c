@@ -14,6 +14,7 @@
 #include "../../engines/model/quantize.h"
 #include "cli.h"
 #include "cli_options.h"
+#include "../measure/bf16_yardstick.h"
 #include "../measure/verify_reference.h"
 
 typedef struct {
@@ -37,7 +38,8 @@ static void usage(FILE *f) {
             "  Load the checkpoint in DIR, run the engine for its model_type, prefill the first P tokens of\n"
             "  DIR/reference.safetensors' input_ids, decode the rest one at a time, and compare every logit row.\n"
             "  --mode exact|fast      exact: fp32 activations, f32 KV cache, tol 1e-3 (default);\n"
-            "                         fast: bf16 activations, bf16 KV, tol 5e-2 and argmax agreement >= 99%%\n"
+            "                         fast: bf16 activations, bf16 KV; tol and argmax agreement: those of transformers'\n"
+            "                         own bf16 forward on the reference (DIR/bf16_yardstick.json), else 5e-2 and 99%%\n"
             "  --threads N            OpenMP threads (default: all)\n"
             "  --prefill P            tokens prefilled before decoding (default 3/4 of T)\n"
             "  --batch B              decode B sequences together (prefill lengths P, P-d, P-2d, ...)\n"
@@ -49,7 +51,7 @@ static void usage(FILE *f) {
             "                         the 8-bit reconstruction (dequantised twin, same tolerances); the error\n"
             "                         against the reference is printed, not judged\n"
             "  --tol X                max |logit difference| accepted (default: the mode's)\n"
-            "  --min-agree F          fast mode: least argmax agreement accepted, 0..1 (default 0.99)\n"
+            "  --min-agree F          fast mode: least argmax agreement accepted, 0..1 (default: as --mode says)\n"
             "  --layers               also compare the residual stream after every layer (prefill)\n"
             "  --weights-dtype fp8|int8  quantise the linear projections at load; the 8-bit path is judged against\n"
             "                         its dequantised fp32 twin (same tolerances); the error against the\n"
@@ -274,6 +276,29 @@ static float *eight_bit_twin(const verify_args *a, cb_model *m, const cb_engine_
     return twin;
 }
 
+/* Fast mode is judged against transformers' own bf16 forward on the same reference when the checkpoint
+ * folder holds that yardstick (bf16_yardstick.h); otherwise against the generic bar already in tol. */
+static int fast_mode_bar(const char *ref_path, double *tol, double *min_agree, cb_err *err) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", ref_path);
+    char *slash = strrchr(dir, '/');
+    const char *name = slash ? ref_path + (slash - dir) + 1 : ref_path;
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    cb_bf16_yardstick y;
+    if (cb_bf16_yardstick_read(dir, name, &y, err)) return -1;
+    if (!y.found) {
+        printf("verify: no transformers-bf16 yardstick for %s in %s/%s; fast mode uses the generic bar "
+               "(max_abs <= %g, argmax agreement >= %g)\n", name, dir, CB_BF16_YARDSTICK_FILE, *tol, *min_agree);
+        return 0;
+    }
+    *tol = y.max_abs;
+    *min_agree = y.argmax_agreement;
+    printf("verify: fast-mode bar: transformers' bf16 forward on %s, max_abs %g, argmax agreement %g (%s/%s: %s)\n",
+           name, y.max_abs, y.argmax_agreement, dir, CB_BF16_YARDSTICK_FILE, y.source);
+    return 0;
+}
+
 static int cmd_verify(int argc, char **argv) {
     verify_args a = { 0 };
     int prc = parse_args(argc, argv, &a);
@@ -304,8 +329,15 @@ static int cmd_verify(int argc, char **argv) {
         return 1;
     }
     int T = ref.T;
-    double tol = a.tol >= 0 ? a.tol : a.o.mode == CB_MODE_EXACT ? 1e-3 : 5e-2;
-    double min_agree = a.min_agree >= 0 ? a.min_agree : 0.99;
+    double tol = a.o.mode == CB_MODE_EXACT ? 1e-3 : 5e-2, min_agree = 0.99;
+    if (a.o.mode == CB_MODE_FAST && fast_mode_bar(path, &tol, &min_agree, &err)) {
+        fprintf(stderr, "ctxbench verify: %s\n", err.msg);
+        cb_verify_reference_close(&ref);
+        cb_model_free(&m);
+        return 1;
+    }
+    if (a.tol >= 0) tol = a.tol;
+    if (a.min_agree >= 0) min_agree = a.min_agree;
     printf("verify: %s engine=%s mode=%s kv=%s threads=%d batch=%d prefill=%d of %d\n", a.dir, ops->name,
            a.o.mode == CB_MODE_EXACT ? "exact" : "fast", cb_dtype_name(a.o.kv_dtype), a.o.threads, a.batch,
            a.prefill > 0 ? a.prefill : CB_MAX(1, 3 * T / 4), T);

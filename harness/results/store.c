@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "columns.h"
 #include "views.h"
@@ -243,7 +244,8 @@ static char *file_uri(const char *path, const char *query) {
 static int open_uri(const char *path, const char *query, sqlite3 **db) {
     char *uri = file_uri(path, query);
     if (!uri) return SQLITE_NOMEM;
-    int rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    int flags = strcmp(query, "mode=rw") ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    int rc = sqlite3_open_v2(uri, db, flags | SQLITE_OPEN_URI, NULL);
     free(uri);
     if (rc == SQLITE_OK) sqlite3_busy_timeout(*db, 10000);
     return rc;
@@ -257,7 +259,16 @@ static int open_readonly(const char *path, sqlite3 **out, cb_err *err) {
     if (stat(path, &sb)) { cb_err_set(err, "%s: cannot open the results database: %s", path, strerror(errno)); return -1; }
     if (!S_ISREG(sb.st_mode)) { cb_err_set(err, "%s: not a file (expected a results database)", path); return -1; }
     sqlite3 *db = NULL;
-    int rc = open_uri(path, "mode=ro", &db);
+    /* A reader that may write opens read-write with writes refused (query_only, set once the temp views
+     * exist): the last connection to close then removes the -wal and -shm files, which a read-only
+     * connection would leave beside the user's database. */
+    int rc = access(path, W_OK) ? SQLITE_READONLY : open_uri(path, "mode=rw", &db);
+    if (rc == SQLITE_OK && user_version(db) < 0) rc = sqlite3_errcode(db);
+    if (rc != SQLITE_OK) {
+        sqlite3_close(db);
+        db = NULL;
+        rc = open_uri(path, "mode=ro", &db);
+    }
     if (rc == SQLITE_OK && user_version(db) < 0) rc = sqlite3_errcode(db);
     if (rc == SQLITE_READONLY || rc == SQLITE_CANTOPEN) {
         char wal[4200];
@@ -293,10 +304,11 @@ int cb_store_open_read(const char *path, sqlite3 **out, cb_err *err) {
         rc = -1;
     } else if (v == CB_SCHEMA_VERSION) {
         rc = cb_views_install(db, true, err);
+        if (!rc) rc = cb_store_exec(db, "PRAGMA query_only = 1;", err);
         if (!rc) { *out = db; return 0; }
     } else {
         sqlite3 *mem;
-        rc = migrated_copy(db, &mem, err);
+        rc = cb_store_exec(db, "PRAGMA query_only = 1;", err) || migrated_copy(db, &mem, err);
         if (!rc) { sqlite3_close(db); *out = mem; return 0; }
     }
     char m[512];
