@@ -18,7 +18,7 @@
 #include "flash_softmax_avx512.h"
 #include "kernels_amx.h"
 
-#define PARTS 3
+#define PARTS 3 /* exact mode; fast mode: 1 */
 #define MAX_PAIRS (CB_FLASH_MAX_HD / 2)
 
 typedef struct {
@@ -72,8 +72,10 @@ static void stage_k(const cb_kv_view *kv, int64_t kb, int nb, uint32_t *kst) {
  * truncation: each remainder is exact, so hi + mid + lo = p as with split_rows' rounding), 16 rows
  * at a time so the 16 rescales exp(m_old − m_new) are one vector exp; rows that see no key of the block get
  * zero parts and alpha 1. Returns whether any row's alpha differs from 1 (O then needs rescaling). */
-static bool softmax_parts(int R, const int64_t *qpos, int64_t kb, int nb, const float *S, float *m, __m512 *lsum,
-                          float *alpha, uint16_t *pa, const char *pf_k, const char *pf_v, int pf_lines) {
+static inline __attribute__((always_inline)) bool softmax_parts(int R, const int64_t *qpos, int64_t kb, int nb,
+                                                                const float *S, float *m, __m512 *lsum, float *alpha,
+                                                                uint16_t *pa, const char *pf_k, const char *pf_v,
+                                                                int pf_lines, const int parts) {
     const int pf_per_row = (pf_lines + R - 1) / R;
     int pf = 0;
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
@@ -104,7 +106,7 @@ static bool softmax_parts(int R, const int64_t *qpos, int64_t kb, int nb, const 
         const __m512 av = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), seen, cb_exp512(_mm512_sub_ps(_mm512_load_ps(mo), mnv)));
         _mm512_storeu_ps(alpha + r0, av); /* alpha has room for 16 past R */
         rescale |= _mm512_mask_cmp_ps_mask(seen, av, _mm512_set1_ps(1.0f), _CMP_NEQ_UQ);
-        uint16_t *dst = pa + (size_t)(r0 / 16) * 2 * PARTS * TILE_U16;
+        uint16_t *dst = pa + (size_t)(r0 / 16) * 2 * parts * TILE_U16;
         for (int i = 0; i < n; i++) { /* pass 2: P = exp(S − m_new) straight into the tile parts */
             const int r = r0 + i;
             uint16_t *d = dst + 32 * i;
@@ -113,7 +115,7 @@ static bool softmax_parts(int R, const int64_t *qpos, int64_t kb, int nb, const 
                 _mm_prefetch(pf_v + 64 * (size_t)pf, _MM_HINT_T1);
             }
             if (!(seen >> i & 1)) {
-                for (int t = 0; t < 2 * PARTS; t++) _mm512_store_si512((__m512i *)(d + (size_t)t * TILE_U16), _mm512_setzero_si512());
+                for (int t = 0; t < 2 * parts; t++) _mm512_store_si512((__m512i *)(d + (size_t)t * TILE_U16), _mm512_setzero_si512());
                 continue;
             }
             const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
@@ -126,8 +128,17 @@ static bool softmax_parts(int R, const int64_t *qpos, int64_t kb, int nb, const 
             const __m512 mb = _mm512_set1_ps(mn[i]);
             for (int t = 0; t < 4; t++) p[t] = cb_exp512(_mm512_sub_ps(p[t], mb));
             const __m512 a = _mm512_permutexvar_ps(_mm512_set1_epi32(i), av);
-            lsum[r] = _mm512_fmadd_ps(lsum[r], a, _mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3])));
             m[r] = mn[i];
+            if (parts == 1) { /* fast mode: P rounded to bf16 (RNE), and l sums the rounded weights */
+                for (int st = 0; st < 2; st++) {
+                    const __m512i b = (__m512i)_mm512_cvtne2ps_pbh(p[2 * st + 1], p[2 * st]);
+                    _mm512_store_si512((__m512i *)(d + (size_t)st * TILE_U16), b);
+                    p[2 * st] = bf16_lo_f32(b), p[2 * st + 1] = bf16_hi_f32(b);
+                }
+                lsum[r] = _mm512_fmadd_ps(lsum[r], a, _mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3])));
+                continue;
+            }
+            lsum[r] = _mm512_fmadd_ps(lsum[r], a, _mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3])));
             for (int st = 0; st < 2; st++) { /* parts by truncation: p = hi + mid + lo exactly (p is finite) */
                 __m512i lo = _mm512_castps_si512(p[2 * st]), hi = _mm512_castps_si512(p[2 * st + 1]);
                 for (int q = 0; q < PARTS; q++) {
@@ -144,30 +155,25 @@ static bool softmax_parts(int R, const int64_t *qpos, int64_t kb, int nb, const 
     return rescale != 0;
 }
 
-void cb_attn_flash_amx(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
-                       float *m, float *l, float *O) {
+static inline __attribute__((always_inline)) void flash(int R, const float *Q, const int64_t *qpos,
+                                                       const cb_kv_view *kv, int64_t k0, int64_t k1, float *m, float *l,
+                                                       float *O, flash_buf *b, const int parts) {
     const int hd = kv->hd, ks = hd / 32;
-    if (!t_buf) t_buf = aligned_alloc(64, sizeof(flash_buf));
-    if (!t_buf) { /* out of memory: the AVX-512 kernel (same contract) */
-        cb_attn_flash_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
-        return;
-    }
-    flash_buf *b = t_buf;
     const int Rp = (R + 31) & ~31;
     const int64_t full_end = kv->cap & ~(int64_t)15; /* tiles before this are 16 wide */
-    split_rows(R, Q, hd, hd, Rp, ks, PARTS, b->qa);
+    split_rows(R, Q, hd, hd, Rp, ks, parts, b->qa);
     for (int r = 0; r < Rp; r++) {
         if (r < R) memcpy(b->O + (size_t)r * hd, O + (size_t)r * hd, sizeof(float) * (size_t)hd);
         else memset(b->O + (size_t)r * hd, 0, sizeof(float) * (size_t)hd);
     }
     /* P parts of the padding rows R..Rp stay zero; softmax_parts writes the others every block */
-    memset(b->pa, 0, sizeof(uint16_t) * (size_t)Rp * CB_FLASH_BK * PARTS);
+    memset(b->pa, 0, sizeof(uint16_t) * (size_t)Rp * CB_FLASH_BK * parts);
     __m512 lsum[CB_FLASH_MAX_ROWS];
     for (int r = 0; r < R; r++) lsum[r] = _mm512_mask_mov_ps(_mm512_setzero_ps(), 1, _mm512_set1_ps(l[r]));
     c_ctx cs __attribute__((aligned(64))), co __attribute__((aligned(64)));
     cs.Y = b->S, cs.ldy = CB_FLASH_BK, cs.M = Rp, cs.N = CB_FLASH_BK;
     co.Y = b->O, co.ldy = hd, co.M = Rp, co.N = hd;
-    const size_t qblock = (size_t)ks * PARTS * TILE_U16, pblock = (size_t)2 * PARTS * TILE_U16; /* 16 rows */
+    const size_t qblock = (size_t)ks * parts * TILE_U16, pblock = (size_t)2 * parts * TILE_U16; /* 16 rows */
     tiles_on();
     for (int64_t kb = k0; kb < k1; kb += CB_FLASH_BK) {
         const int nb = (int)CB_MIN((int64_t)CB_FLASH_BK, k1 - kb);
@@ -186,13 +192,13 @@ void cb_attn_flash_amx(int R, const float *Q, const int64_t *qpos, const cb_kv_v
             for (int n0 = 0; n0 < CB_FLASH_BK; n0 += 32) {
                 const uint16_t *a0 = b->qa + (size_t)(m0 / 16) * qblock;
                 const uint32_t *b0 = kt + (size_t)(n0 / 16) * ktile;
-                block32(&cs, m0, n0, false, false, a0, a0 + qblock, b0, b0 + ktile, ks, PARTS);
+                block32(&cs, m0, n0, false, false, a0, a0 + qblock, b0, b0 + ktile, ks, parts);
             }
         /* prefetches past k1 or the cache end are harmless: they never fault */
         const size_t bbytes = (size_t)CB_FLASH_BK * hd * 2; /* of K, and of V, per block */
         const char *pk = (const char *)kt + bbytes, *pv = (const char *)kv->v + (size_t)kb * hd * 2 + bbytes;
         const bool rescale = softmax_parts(R, qpos, kb, nb, b->S, m, lsum, b->alpha, b->pa, pk, pv,
-                                           kb + CB_FLASH_BK < k1 && kt != b->kst ? (int)(bbytes / 64) : 0);
+                                           kb + CB_FLASH_BK < k1 && kt != b->kst ? (int)(bbytes / 64) : 0, parts);
         pack_v((const uint16_t *)kv->v + (size_t)kb * hd, hd, nb, b->vt);
         for (int r = 0; rescale && r < R; r++) { /* alpha is exactly 1 wherever the row's max did not move */
             if (b->alpha[r] == 1.0f) continue;
@@ -205,7 +211,7 @@ void cb_attn_flash_amx(int R, const float *Q, const int64_t *qpos, const cb_kv_v
             for (int n0 = 0; n0 < hd; n0 += 32) {
                 const uint16_t *a0 = b->pa + (size_t)(m0 / 16) * pblock;
                 const uint32_t *b0 = b->vt + (size_t)(n0 / 16) * 2 * TILE_U32;
-                block32(&co, m0, n0, true, false, a0, a0 + pblock, b0, b0 + 2 * TILE_U32, psteps, PARTS);
+                block32(&co, m0, n0, true, false, a0, a0 + pblock, b0, b0 + 2 * TILE_U32, psteps, parts);
             }
     }
     _tile_release();
@@ -213,4 +219,15 @@ void cb_attn_flash_amx(int R, const float *Q, const int64_t *qpos, const cb_kv_v
         memcpy(O + (size_t)r * hd, b->O + (size_t)r * hd, sizeof(float) * (size_t)hd);
         l[r] = _mm512_reduce_add_ps(lsum[r]);
     }
+}
+
+void cb_attn_flash_amx(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                       float *m, float *l, float *O, bool fast) {
+    if (!t_buf) t_buf = aligned_alloc(64, sizeof(flash_buf));
+    if (!t_buf) { /* out of memory: the AVX-512 kernel (same contract; exact in both modes) */
+        cb_attn_flash_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
+        return;
+    }
+    if (fast) flash(R, Q, qpos, kv, k0, k1, m, l, O, t_buf, 1);
+    else flash(R, Q, qpos, kv, k0, k1, m, l, O, t_buf, PARTS);
 }
