@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xmmintrin.h>
 
 #include "../engines/counters.h"
 #include "../engines/kernels/attention.h"
@@ -77,6 +78,7 @@ static void *make_cache(int64_t cap, int hd, cb_dtype t, float *kf, float *vf, v
 
 /* R rows: G heads × nq tokens at positions depth..depth+nq-1, keys [0, depth+nq); run the flash kernel
  * (current path) and the naive double softmax; return the max relative error. */
+static float q_scale = 0.3f; /* the queries' range: larger makes peaked score rows */
 static double kernel_case(int G, int nq, int64_t depth, int hd, cb_dtype t, int64_t cap_extra) {
     int R = G * nq;
     int64_t nk = depth + nq, cap = nk + cap_extra;
@@ -85,7 +87,7 @@ static double kernel_case(int G, int nq, int64_t depth, int hd, cb_dtype t, int6
     double *ref = calloc((size_t)R * hd, sizeof(double));
     fill(kf, (size_t)cap * hd, 11 + hd, 1.7f);
     fill(vf, (size_t)cap * hd, 12 + hd, 1.0f);
-    fill(Q, (size_t)R * hd, 13 + nq, 0.3f);
+    fill(Q, (size_t)R * hd, 13 + nq, q_scale);
     void *vc, *kc = make_cache(cap, hd, t, kf, vf, &vc);
     float m[CB_FLASH_MAX_ROWS], l[CB_FLASH_MAX_ROWS];
     int64_t qp[CB_FLASH_MAX_ROWS];
@@ -173,6 +175,31 @@ Test(attention_kernel, amx_prefill_rows_vs_naive_double) {
             cr_assert_lt(e, 3e-6, "amx hd %d G %d nq %d depth %d: rel err %g", hds[h], cases[c][0], cases[c][1],
                          cases[c][2], e);
         }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+/* Peaked score rows (queries ×100 the usual range: scores spread over hundreds, so most exp(s − max) underflow to
+ * subnormals or zero) on every path and cache dtype the CPU runs: the dispatcher flushes subnormals for the
+ * call (kernels.h) and must still match the naive double softmax, and hand the caller's MXCSR back unchanged.
+ * The bar is fp32's conditioning of scores |s| ~ 10²–10³, not the flush: it is the same with the flush off. */
+Test(attention_kernel, peaked_scores_every_path) {
+    const cb_dtype dts[] = { CB_F32, CB_BF16, CB_I8, CB_F8_E4M3 };
+    q_scale = 30.0f;
+    for (int p = CB_PATH_PORTABLE; p <= (int)cb_kernels_best_path(); p++) {
+        cr_assert_eq(cb_kernels_set_path((cb_kpath)p), 0);
+        for (int t = 0; t < 4; t++)
+            for (int hd = 64; hd <= 128; hd += 64) {
+                const unsigned before = _mm_getcsr();
+                const int G = p == CB_PATH_AMX ? 2 : 4, nq = p == CB_PATH_AMX ? 32 : 8;
+                double e = kernel_case(G, nq, 1000, hd, dts[t], 0);
+                cr_assert_eq(_mm_getcsr() & ~0x3fu, before & ~0x3fu, "path %s left MXCSR %#x (was %#x)",
+                             cb_kpath_name((cb_kpath)p), _mm_getcsr(), before);
+                cr_assert_lt(e, 2e-4, "path %s %s hd %d: rel err %g", cb_kpath_name((cb_kpath)p),
+                             cb_dtype_name(dts[t]), hd, e);
+                cr_log_info("peaked path %s %s hd %d: %.2g", cb_kpath_name((cb_kpath)p), cb_dtype_name(dts[t]), hd, e);
+            }
+    }
+    q_scale = 0.3f;
     cb_kernels_set_path(cb_kernels_best_path());
 }
 
