@@ -80,8 +80,6 @@ static inline __attribute__((always_inline)) bool softmax_parts(int R, const int
     int pf = 0;
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u); /* a float's bf16 truncation */
-    const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23,
-                                         21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1); /* the high halves of a, then of b */
     __mmask16 rescale = 0;
     for (int r0 = 0; r0 < R; r0 += 16) {
         const int n = CB_MIN(16, R - r0);
@@ -144,7 +142,8 @@ static inline __attribute__((always_inline)) bool softmax_parts(int R, const int
                 for (int q = 0; q < PARTS; q++) {
                     const __m512i tl = q + 1 < PARTS ? _mm512_and_si512(lo, top) : lo;
                     const __m512i th = q + 1 < PARTS ? _mm512_and_si512(hi, top) : hi;
-                    _mm512_store_si512((__m512i *)(d + (size_t)(st * PARTS + q) * TILE_U16), _mm512_permutex2var_epi16(tl, odd, th));
+                    _mm512_store_si512((__m512i *)(d + (size_t)(st * PARTS + q) * TILE_U16), (__m512i)_mm512_cvtne2ps_pbh(
+                                           _mm512_castsi512_ps(th), _mm512_castsi512_ps(tl))); /* exact: bf16 values */
                     if (q + 1 < PARTS)
                         lo = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(lo), _mm512_castsi512_ps(tl))),
                         hi = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(hi), _mm512_castsi512_ps(th)));
