@@ -3,13 +3,15 @@
  *   S = Q·Kᵀ on the tiles: the cache's K tiles are already the B operand (16 keys × dims d, d+1 side by
  *     side, attention.h), so they load straight from the cache; Q is split once per call into three bf16
  *     parts (hi + mid + lo = all 24 bits of each fp32 q, as in gemm_amx.c), one tile product per part;
- *   the online-softmax update of the AVX-512 kernel (flash_softmax_avx512.h: same rounding, same running
- *     sums);
- *   O = O·α + P·V on the tiles: P split into three bf16 parts the same way, V rows interleaved in pairs of
- *     keys into B tiles once per block (reused by every row).
+ *   the online-softmax update of the AVX-512 kernel (flash_softmax_avx512.h's operations), fused with the
+ *     split of P into its three parts, written straight into the A tiles (softmax_parts), the next
+ *     block's K and V prefetched into L2 meanwhile;
+ *   O = O·α + P·V on the tiles (rows whose max did not move have α = 1 exactly and are not rescaled), V
+ *     rows interleaved in pairs of keys into B tiles once per block (reused by every row).
  * Products of exact parts against exact bf16 keys and values with fp32 sums: the numbers are the AVX-512
- * kernel's up to fp32 summation order. O is accumulated in an fp32 buffer of whole tiles (rows padded to
- * 32); a block that runs past the last full 16-key tile of the capacity is staged with zeros. */
+ * kernel's up to fp32 summation order. Fast mode (cb_attn_flash_fast): one bf16 part of Q and of P.
+ * O is accumulated in an fp32 buffer of whole tiles (rows padded to 32); a block that runs past the last
+ * full 16-key tile of the capacity is staged with zeros. docs/performance.md, "AMX attention prefill". */
 #include <math.h>
 #include <stdlib.h>
 
