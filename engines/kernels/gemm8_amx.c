@@ -30,8 +30,9 @@ static int amx8_min_m; /* 0: not read yet */
 int cb_matmul_q8_amx_min_m(int m) {
     if (m > 0) amx8_min_m = m;
     if (amx8_min_m == 0) {
-        const char *e = getenv("CTXBENCH_AMX_MIN_M"); /* the same knob as the bf16 crossover (tests, benches) */
-        amx8_min_m = e && atoi(e) > 0 ? atoi(e) : CB_AMX8_MIN_M_DEFAULT;
+        /* CTXBENCH_AMX8_MIN_M moves this one alone; CTXBENCH_AMX_MIN_M moves both (tests, benches) */
+        const char *e8 = getenv("CTXBENCH_AMX8_MIN_M"), *e = getenv("CTXBENCH_AMX_MIN_M");
+        amx8_min_m = e8 && atoi(e8) > 0 ? atoi(e8) : e && atoi(e) > 0 ? atoi(e) : CB_AMX8_MIN_M_DEFAULT;
     }
     return amx8_min_m;
 }
