@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../engines/engine.h"
 #include "../engines/kernels/gemm8.h"
@@ -265,14 +266,14 @@ Test(amx_gemm8_engine, int8_fast_logits_same_on_tiles_and_vnni) {
 /* The fixtures through the CLI: `ctxbench ppl` with int8 weights in fast mode prints the same numbers with
  * every int8 GEMM on the tiles (CTXBENCH_AMX8_MIN_M=1; with and without tile copies) as with every int8
  * GEMM on VNNI (CTXBENCH_AMX8_MIN_M out of reach), 600 tokens, one 512-token prefill chunk and a second. */
-static void ppl_output(const char *fixture, const char *env, char *out, size_t cap) {
+static void ppl_output(const char *fixture, const char *tokens, const char *env, char *out, size_t cap) {
     const char *bin = getenv("CTXBENCH_BIN");
     if (!bin) bin = "build/ctxbench";
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
-             "CTXBENCH_KERNELS=amx %s %s ppl --model %s --tokens /tmp/ctxbench-amx8-tokens.bin --context 512 "
-             "--weights-dtype int8 --mode fast --threads 2 2>&1",
-             env, bin, fixture);
+             "CTXBENCH_KERNELS=amx %s %s ppl --model %s --tokens %s --context 512 --weights-dtype int8 --mode fast "
+             "--threads 2 2>&1",
+             env, bin, fixture, tokens);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p, "cannot run %s", cmd);
     size_t n = fread(out, 1, cap - 1, p);
@@ -281,7 +282,10 @@ static void ppl_output(const char *fixture, const char *env, char *out, size_t c
 }
 Test(amx_gemm8_engine, fixtures_ppl_same_on_tiles_and_vnni) {
     need_amx8();
-    FILE *f = fopen("/tmp/ctxbench-amx8-tokens.bin", "wb");
+    char tokens[] = "/tmp/ctxbench-amx8-tokens-XXXXXX.bin"; /* other suites may run at the same time */
+    int fd = mkstemps(tokens, 4);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "wb");
     cr_assert_not_null(f);
     for (int i = 0; i < 600; i++) {
         int32_t t = (int32_t)((i * 7919 + 13) % 384); /* the fixtures' vocabulary */
@@ -292,12 +296,12 @@ Test(amx_gemm8_engine, fixtures_ppl_same_on_tiles_and_vnni) {
                          "tests/fixtures/granite-tiny" };
     static char a[8192], b[8192], c[8192];
     for (int i = 0; i < 4; i++) {
-        ppl_output(fx[i], "CTXBENCH_AMX8_MIN_M=1000000", a, sizeof a);
-        ppl_output(fx[i], "CTXBENCH_AMX8_MIN_M=1", b, sizeof b);
-        ppl_output(fx[i], "CTXBENCH_AMX8_MIN_M=1 CTXBENCH_AMX_PACK=0", c, sizeof c);
+        ppl_output(fx[i], tokens, "CTXBENCH_AMX8_MIN_M=1000000", a, sizeof a);
+        ppl_output(fx[i], tokens, "CTXBENCH_AMX8_MIN_M=1", b, sizeof b);
+        ppl_output(fx[i], tokens, "CTXBENCH_AMX8_MIN_M=1 CTXBENCH_AMX_PACK=0", c, sizeof c);
         cr_assert(strstr(a, "all") != NULL, "%s: no ppl table: %s", fx[i], a);
         cr_assert_str_eq(a, b, "%s: tiles vs VNNI", fx[i]);
         cr_assert_str_eq(a, c, "%s: tiles packed per call vs VNNI", fx[i]);
     }
-    remove("/tmp/ctxbench-amx8-tokens.bin");
+    remove(tokens);
 }
