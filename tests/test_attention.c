@@ -76,6 +76,9 @@ static void *make_cache(int64_t cap, int hd, cb_dtype t, float *kf, float *vf, v
     return k;
 }
 
+/* cb_attn_flash_fast instead of cb_attn_flash in kernel_case (fast mode's attention) */
+static bool case_fast;
+
 /* R rows: G heads × nq tokens at positions depth..depth+nq-1, keys [0, depth+nq); run the flash kernel
  * (current path) and the naive double softmax; return the max relative error. */
 static float q_scale = 0.3f; /* the queries' range: larger makes peaked score rows */
@@ -93,7 +96,7 @@ static double kernel_case(int G, int nq, int64_t depth, int hd, cb_dtype t, int6
     int64_t qp[CB_FLASH_MAX_ROWS];
     for (int r = 0; r < R; r++) m[r] = -INFINITY, l[r] = 0, qp[r] = depth + r % nq;
     cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = t, .hd = hd, .cap = cap };
-    cb_attn_flash(R, Q, qp, &kv, 0, nk, m, l, O);
+    (case_fast ? cb_attn_flash_fast : cb_attn_flash)(R, Q, qp, &kv, 0, nk, m, l, O);
     for (int r = 0; r < R; r++) {
         for (int d = 0; d < hd; d++) O[r * hd + d] /= l[r];
         int64_t n = qp[r] + 1;
@@ -203,6 +206,33 @@ Test(attention_kernel, peaked_scores_every_path) {
     cb_kernels_set_path(cb_kernels_best_path());
 }
 
+/* Fast mode's attention on the tiles (Q and P rounded to bf16) on the same shapes: close to the double
+ * softmax at bf16 accuracy, and really rounded (further from it than the exact kernel); on the other paths
+ * it is the exact kernel. */
+Test(attention_kernel, amx_fast_mode_rows_vs_naive_double) {
+    if (cb_kernels_best_path() < CB_PATH_AMX) cr_skip_test("no AMX here: %s", cb_cpu()->amx_why);
+    const int hds[] = { 32, 64, 128, 256 };
+    const int cases[][4] = { { 1, 16, 0, 0 }, { 4, 5, 77, 0 }, { 2, 17, 130, 3 }, { 1, 64, 511, 1 }, { 4, 16, 1000, 0 },
+                             { 3, 11, 200, 50 } };
+    double worst = 0, least = 1;
+    for (int h = 0; h < 4; h++)
+        for (int c = 0; c < 6; c++) {
+            cr_assert_eq(cb_kernels_set_path(CB_PATH_AMX), 0);
+            case_fast = true;
+            const double e = kernel_case(cases[c][0], cases[c][1], cases[c][2], hds[h], CB_BF16, cases[c][3]);
+            cb_kernels_set_path(CB_PATH_AVX512);
+            const double e_avx = kernel_case(cases[c][0], cases[c][1], cases[c][2], hds[h], CB_BF16, cases[c][3]);
+            case_fast = false;
+            cr_assert_lt(e, 2e-2, "amx fast hd %d G %d nq %d depth %d: rel err %g", hds[h], cases[c][0], cases[c][1],
+                         cases[c][2], e);
+            cr_assert_lt(e_avx, 1e-5, "avx512 under cb_attn_flash_fast is exact: rel err %g", e_avx);
+            worst = fmax(worst, e), least = fmin(least, e);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+    cr_assert_gt(least, 1e-5, "fast mode should round Q and P (least rel err %g)", least);
+    cr_log_info("amx fast mode: rel err %.3g .. %.3g", least, worst);
+}
+
 /* The AMX kernel and its AVX-512 twin fold the same key range [64, 333) into the same running state (left
  * by [0, 64)): m, l and O agree to fp32 rounding. */
 Test(attention_kernel, amx_continues_a_running_state_like_avx512) {
@@ -223,7 +253,7 @@ Test(attention_kernel, amx_continues_a_running_state_like_avx512) {
     cb_attn_flash_avx512(R, Q, qp, &kv, 0, 64, ma, la, Oa);
     memcpy(mb, ma, sizeof ma), memcpy(lb, la, sizeof la), memcpy(Ob, Oa, sizeof(float) * (size_t)R * hd);
     cr_assert_eq(cb_kernels_set_path(CB_PATH_AMX), 0);
-    cb_attn_flash_amx(R, Q, qp, &kv, 64, nk, ma, la, Oa);
+    cb_attn_flash_amx(R, Q, qp, &kv, 64, nk, ma, la, Oa, false);
     cb_attn_flash_avx512(R, Q, qp, &kv, 64, nk, mb, lb, Ob);
     cb_kernels_set_path(cb_kernels_best_path());
     for (int r = 0; r < R; r++) {
