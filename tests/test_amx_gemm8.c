@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../engines/engine.h"
 #include "../engines/kernels/gemm8.h"
@@ -129,6 +130,8 @@ Test(amx_gemm8, bit_identical_across_blocks) {
     check8(37, 545, 2049, true);
     check8(129, 33, 1600, false);
     check8(64, 512, 4096, false);
+    check8(512, 200, 1100, true); /* a whole prefill chunk */
+    check8(512, 64, 64, false);
 }
 
 /* The public entry point sends int8 weights in fast mode to the tiles from the crossover up (same bits). */
@@ -258,4 +261,47 @@ Test(amx_gemm8_engine, int8_fast_logits_same_on_tiles_and_vnni) {
                      presets[i]);
         free(vnni), free(amx), free(amx1);
     }
+}
+
+/* The fixtures through the CLI: `ctxbench ppl` with int8 weights in fast mode prints the same numbers with
+ * every int8 GEMM on the tiles (CTXBENCH_AMX8_MIN_M=1; with and without tile copies) as with every int8
+ * GEMM on VNNI (CTXBENCH_AMX8_MIN_M out of reach), 600 tokens, one 512-token prefill chunk and a second. */
+static void ppl_output(const char *fixture, const char *tokens, const char *env, char *out, size_t cap) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin) bin = "build/ctxbench";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "CTXBENCH_KERNELS=amx %s %s ppl --model %s --tokens %s --context 512 --weights-dtype int8 --mode fast "
+             "--threads 2 2>&1",
+             env, bin, fixture, tokens);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "cannot run %s", cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    cr_assert_eq(pclose(p), 0, "`%s` failed: %s", cmd, out);
+}
+Test(amx_gemm8_engine, fixtures_ppl_same_on_tiles_and_vnni) {
+    need_amx8();
+    char tokens[] = "/tmp/ctxbench-amx8-tokens-XXXXXX.bin"; /* other suites may run at the same time */
+    int fd = mkstemps(tokens, 4);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 600; i++) {
+        int32_t t = (int32_t)((i * 7919 + 13) % 384); /* the fixtures' vocabulary */
+        fwrite(&t, sizeof t, 1, f);
+    }
+    fclose(f);
+    const char *fx[] = { "tests/fixtures/llama-tiny", "tests/fixtures/bamba-tiny", "tests/fixtures/mamba2-tiny",
+                         "tests/fixtures/granite-tiny" };
+    static char a[8192], b[8192], c[8192];
+    for (int i = 0; i < 4; i++) {
+        ppl_output(fx[i], tokens, "CTXBENCH_AMX8_MIN_M=1000000", a, sizeof a);
+        ppl_output(fx[i], tokens, "CTXBENCH_AMX8_MIN_M=1", b, sizeof b);
+        ppl_output(fx[i], tokens, "CTXBENCH_AMX8_MIN_M=1 CTXBENCH_AMX_PACK=0", c, sizeof c);
+        cr_assert(strstr(a, "all") != NULL, "%s: no ppl table: %s", fx[i], a);
+        cr_assert_str_eq(a, b, "%s: tiles vs VNNI", fx[i]);
+        cr_assert_str_eq(a, c, "%s: tiles packed per call vs VNNI", fx[i]);
+    }
+    remove(tokens);
 }

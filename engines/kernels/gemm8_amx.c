@@ -7,8 +7,9 @@
  * Operands. A = the quantised activations in 16 × 64-byte tiles, (row block mb, k step s) at
  * act + (mb·S + s)·1 KiB (rows padded to 32, K to 64, zeros). B = W in the VNNI-4 layout of tiles.h: the
  * weight's tile copy (W->tiles, made once by the engine) when it has one, else packed per call per thread
- * and NC × KC block. C = int32 tiles in a per-thread buffer (the slice's rows × NC columns, whole tiles),
- * carried across K blocks; the epilogue converts and scales them once.
+ * and NC × KC block. C = int32 tiles: with K in one block, 4 KiB per 32 × 32 block converted and scaled
+ * right after it; else a per-thread buffer (the slice's rows × NC columns, whole tiles) carried across K
+ * blocks, the epilogue converting and scaling them once.
  *
  * Blocking as the bf16 AMX GEMM's default (gemm_amx.c): N in slices of NC = 256 split over the threads,
  * K in blocks of 1024 (the B block, 256 KiB, stays in L2), 32 × 32 register blocks (2 × 2 C tiles). */
@@ -30,8 +31,9 @@ static int amx8_min_m; /* 0: not read yet */
 int cb_matmul_q8_amx_min_m(int m) {
     if (m > 0) amx8_min_m = m;
     if (amx8_min_m == 0) {
-        const char *e = getenv("CTXBENCH_AMX_MIN_M"); /* the same knob as the bf16 crossover (tests, benches) */
-        amx8_min_m = e && atoi(e) > 0 ? atoi(e) : CB_AMX8_MIN_M_DEFAULT;
+        /* CTXBENCH_AMX8_MIN_M moves this one alone; CTXBENCH_AMX_MIN_M moves both (tests, benches) */
+        const char *e8 = getenv("CTXBENCH_AMX8_MIN_M"), *e = getenv("CTXBENCH_AMX_MIN_M");
+        amx8_min_m = e8 && atoi(e8) > 0 ? atoi(e8) : e && atoi(e) > 0 ? atoi(e) : CB_AMX8_MIN_M_DEFAULT;
     }
     return amx8_min_m;
 }
@@ -105,16 +107,17 @@ static inline void block8(int32_t *c0, int32_t *c1, bool load, bool one, const i
     }
 }
 
-/* y = (float)d · (sx_m · scale[n]) (+ y): the VNNI kernels' epilogue, in the same operation order. */
-static void epilogue(const job8 *j, const int32_t *ci, int G, int64_t jc, int nc) {
-    const float *scale = j->W->scale + jc;
-    for (int m = 0; m < j->M; m++) {
+/* y = (float)d · (sx_m · scale[n]) (+ y): the VNNI kernels' epilogue, in the same operation order. Rows
+ * [ma, mb), columns [n0, n0 + nc); C tile (row block (m - ma) / 16, column group g) at ci + (rb·G + g)·256. */
+static void epilogue(const job8 *j, const int32_t *ci, int G, int ma, int mb, int64_t n0, int nc) {
+    const float *scale = j->W->scale + n0;
+    for (int m = ma; m < mb; m++) {
         const __m512 sm = _mm512_set1_ps(j->sx[m]);
-        float *y = j->Y + (int64_t)m * j->ldy + jc;
-        for (int g = 0; g < G; g++) {
+        float *y = j->Y + (int64_t)m * j->ldy + n0;
+        for (int g = 0; 16 * g < nc; g++) {
             const int left = nc - 16 * g;
             const __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-            const int32_t *c = ci + ((size_t)(m / 16) * (size_t)G + (size_t)g) * 256 + (size_t)(m % 16) * 16;
+            const int32_t *c = ci + ((size_t)((m - ma) / 16) * (size_t)G + (size_t)g) * 256 + (size_t)((m - ma) % 16) * 16;
             __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c)),
                                      _mm512_mul_ps(sm, _mm512_maskz_loadu_ps(mk, scale + 16 * g)));
             if (j->accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y + 16 * g), v);
@@ -123,10 +126,14 @@ static void epilogue(const job8 *j, const int32_t *ci, int G, int64_t jc, int nc
     }
 }
 
-/* Columns [na, nb) of Y for every row. ci: Mp × NC int32; pack: NC × 64·KCS bytes (no tile copy only). */
+/* Columns [na, nb) of Y for every row. ci: Mp × NC int32; pack: NC × 64·KCS bytes (no tile copy only).
+ * K within one block (K <= 1024): each 32 × 32 block goes from its 4 KiB of C tiles (L1) straight through the
+ * epilogue; longer K keeps the slice's C tiles in ci across the K blocks. */
 static void slice8(const job8 *j, int32_t *ci, uint32_t *pack, int64_t na, int64_t nb) {
     const uint32_t *pre = j->W->tiles;
     const size_t pre_g = (size_t)j->S * TILE_U32, ablock = (size_t)j->S * A_TILE;
+    const bool one_block = j->S <= KCS;
+    int32_t scr[4 * 256] __attribute__((aligned(64)));
     for (int64_t jc = na; jc < nb; jc += NC) {
         const int nc = (int)CB_MIN((int64_t)NC, nb - jc), G = (nc + 15) / 16;
         for (int64_t s0 = 0; s0 < j->S; s0 += KCS) {
@@ -138,12 +145,17 @@ static void slice8(const job8 *j, int32_t *ci, uint32_t *pack, int64_t na, int64
             for (int m0 = 0; m0 < j->Mp; m0 += 32) {
                 const int8_t *a0 = j->act + (size_t)(m0 / 16) * ablock + (size_t)s0 * A_TILE, *a1 = a0 + ablock;
                 int32_t *c0 = ci + (size_t)(m0 / 16) * (size_t)G * 256, *c1 = c0 + (size_t)G * 256;
-                for (int g = 0; g < G; g += 2)
-                    block8(c0 + (size_t)g * 256, c1 + (size_t)g * 256, s0 > 0, g + 1 >= G, a0, a1,
-                           b + (size_t)g * gs, b + (size_t)(g + 1) * gs, ks);
+                for (int g = 0; g < G; g += 2) {
+                    if (one_block) {
+                        block8(scr, scr + 512, false, g + 1 >= G, a0, a1, b + (size_t)g * gs, b + (size_t)(g + 1) * gs, ks);
+                        if (m0 < j->M) epilogue(j, scr, 2, m0, CB_MIN(j->M, m0 + 32), jc + 16 * g, CB_MIN(32, nc - 16 * g));
+                    } else
+                        block8(c0 + (size_t)g * 256, c1 + (size_t)g * 256, s0 > 0, g + 1 >= G, a0, a1,
+                               b + (size_t)g * gs, b + (size_t)(g + 1) * gs, ks);
+                }
             }
         }
-        epilogue(j, ci, G, jc, nc);
+        if (!one_block) epilogue(j, ci, G, 0, j->M, jc, nc);
     }
 }
 

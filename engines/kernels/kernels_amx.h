@@ -25,7 +25,7 @@ int cb_matmul_amx_min_m(int m);
 void cb_matmul_q8_fast_amx(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                            bool accumulate);
 /* Smallest M that dispatch sends to the int8 tiles (docs/performance.md "int8 weights on AMX"); m > 0 sets
- * it, as does CTXBENCH_AMX_MIN_M (which moves both crossovers). Returns the value in force. */
+ * it, as do CTXBENCH_AMX8_MIN_M (this one alone) and CTXBENCH_AMX_MIN_M (both). Returns the value in force. */
 #define CB_AMX8_MIN_M_DEFAULT 8
 int cb_matmul_q8_amx_min_m(int m);
 
