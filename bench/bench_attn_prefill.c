@@ -3,8 +3,8 @@
  * xs / s presets), so 32 calls of 64 rows (16 tokens × 4 query heads), each over keys [0, its last
  * visible key]. Per point: ms for the 32 calls (median of round-robin rounds over the paths), useful
  * GFLOP/s (4·hd flops per visible (row, key): Q·Kᵀ and P·V), and on the amx path the % of the tile-loop
- * peak (harness/measure/roofs_amx.c) sampled in the same rounds; amx-fast: cb_attn_flash_fast (fast mode). docs/performance.md, "Attention prefill
- * kernel". */
+ * peak (harness/measure/roofs_amx.c) sampled in the same rounds; amx-fast: cb_attn_flash_fast (fast mode).
+ * docs/performance.md, "AMX attention prefill". */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
