@@ -2,7 +2,10 @@
  * mode, bf16 weights and KV, the same preset model and process under each kernel path side by side: the
  * AVX-512 path, the amx path packing weights per call (CTXBENCH_AMX_PACK=0's engines) and the amx path on
  * the engine's tile copies, interleaved round-robin. Tokens/s, medians of the repetitions after one warm-up
- * round, each repetition from the same synthetic state. docs/performance.md "AMX". Without AMX only the AVX-512 column runs. */
+ * round, each repetition from the same synthetic state. docs/performance.md "AMX". Without AMX only the AVX-512 column runs.
+ * --int8: int8 weights in fast mode instead (docs/performance.md "int8 weights on AMX"): the AVX-512 path
+ * (VNNI), the amx path with the int8 GEMMs kept on VNNI (crossover out of reach: isolates the int8 GEMM from
+ * the other kernels the amx path changes) and the amx path with the int8 GEMMs on AMX-INT8 (tile copies). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +14,15 @@
 #include "../engines/counters.h"
 #include "../engines/engine.h"
 #include "../engines/kernels/kernels.h"
+#include "../engines/kernels/kernels_amx.h"
 #include "../engines/model/presets.h"
 #include "bench.h"
 
 enum { P_AVX512, P_PERCALL, P_TILES, NP };
-static const char *const PNAME[NP] = { "avx512", "amx per-call", "amx tiles" };
+static const char *const PNAME_BF16[NP] = { "avx512", "amx per-call", "amx tiles" };
+static const char *const PNAME_INT8[NP] = { "avx512", "amx int8-on-vnni", "amx-int8 tiles" };
+static const char *const *PNAME = PNAME_BF16;
+static bool int8_fast; /* --int8 */
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -27,7 +34,11 @@ static double median(double *t, int n) {
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
-static void set_path(int p) { cb_kernels_set_path(p == P_AVX512 ? CB_PATH_AVX512 : CB_PATH_AMX); }
+static void set_path(int p) {
+    cb_kernels_set_path(p == P_AVX512 ? CB_PATH_AVX512 : CB_PATH_AMX);
+    if (int8_fast && cb_kernels_best_path() == CB_PATH_AMX)
+        cb_matmul_q8_amx_min_m(p == P_PERCALL ? 1 << 30 : CB_AMX8_MIN_M_DEFAULT);
+}
 
 /* A chunk of n tokens at depth on each path in use, the paths interleaved round-robin (one warm-up round,
  * then reps rounds, every repetition from the same synthetic state), so a drift of the machine hits all
@@ -47,6 +58,7 @@ static void time_chunks(const cb_model *m, const bool *use, int64_t depth, int n
         o.threads = threads;
         o.max_context = depth + n;
         o.tile_weights = p == P_TILES;
+        if (int8_fast) o.mode = CB_MODE_FAST;
         if (ops->create(m, &o, &e[p], &err)) {
             fprintf(stderr, "chunk: %s (%s): %s\n", m->name, PNAME[p], err.msg);
             e[p] = NULL;
@@ -112,9 +124,11 @@ static int run_chunk(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) nt = parse_list(argv[++i], thr, 8);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-per-call")) paths[P_PERCALL] = false;
+        else if (!strcmp(argv[i], "--int8")) int8_fast = true, PNAME = PNAME_INT8;
         else {
-            printf("ctxbench-bench chunk [--models a,b] [--depths 4K,16K] [--threads 2,16] [--reps N] [--no-per-call]\n"
-                   "  (defaults: transformer-xs,bamba-xs,mamba2-xs; 4K; 2 threads; 2 repetitions)\n");
+            printf("ctxbench-bench chunk [--models a,b] [--depths 4K,16K] [--threads 2,16] [--reps N] [--no-per-call]"
+                   " [--int8]\n  (defaults: transformer-xs,bamba-xs,mamba2-xs; 4K; 2 threads; 2 repetitions; bf16 weights,"
+                   " exact mode;\n   --int8: int8 weights, fast mode)\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -126,14 +140,14 @@ static int run_chunk(int argc, char **argv) {
         printf("chunk: no amx path here (%s): the avx512 column only\n", cb_cpu()->amx_why);
         paths[P_PERCALL] = paths[P_TILES] = false;
     }
-    printf("512-token chunk at synthetic depth, exact mode, bf16 weights and KV: tokens/s (median of %d rounds after a "
+    printf("512-token chunk at synthetic depth, %s, bf16 KV: tokens/s (median of %d rounds after a "
            "warm-up round, paths interleaved);\nattn / ssd: ms per chunk in the flash attention / the chunked SSD (mean)\n"
            "%-15s %6s %3s | %8s %11s | %12s %5s | %9s %5s %11s\n",
-           reps, "model", "depth", "thr", PNAME[0], "attn / ssd", PNAME[1], "x", PNAME[2], "x", "attn / ssd");
+           int8_fast ? "fast mode, int8 weights" : "exact mode, bf16 weights", reps, "model", "depth", "thr", PNAME[0], "attn / ssd", PNAME[1], "x", PNAME[2], "x", "attn / ssd");
     for (int a = 0; a < nm; a++) {
         cb_model m;
         cb_err err = { 0 };
-        if (cb_preset_create(models[a], 1, CB_BF16, &m, &err)) {
+        if (cb_preset_create(models[a], 1, int8_fast ? CB_I8 : CB_BF16, &m, &err)) {
             fprintf(stderr, "chunk: %s\n", err.msg);
             return 1;
         }
@@ -159,6 +173,7 @@ static int run_chunk(int argc, char **argv) {
         cb_model_free(&m);
     }
     cb_kernels_set_path(cb_kernels_best_path());
+    if (int8_fast && cb_kernels_best_path() == CB_PATH_AMX) cb_matmul_q8_amx_min_m(CB_AMX8_MIN_M_DEFAULT);
     return 0;
 }
 

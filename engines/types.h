@@ -12,8 +12,8 @@ typedef struct {
     cb_dtype dtype;
     int64_t rows, cols; /* vectors: rows = 1 */
     const float *scale;
-    /* bf16 matrices only: the same weights packed once into the AMX tile layout (kernels/tiles.h), or NULL
-     * (the AMX GEMM then packs per call). Owned by whoever made it (the engine). */
+    /* bf16 and int8 matrices only: the same weights packed once into the AMX tile layout of their dtype
+     * (kernels/tiles.h), or NULL (the AMX GEMM then packs per call). Owned by whoever made it (the engine). */
     const uint32_t *tiles;
 } cb_weight;
 

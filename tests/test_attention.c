@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xmmintrin.h>
 
 #include "../engines/counters.h"
 #include "../engines/kernels/attention.h"
@@ -75,8 +76,12 @@ static void *make_cache(int64_t cap, int hd, cb_dtype t, float *kf, float *vf, v
     return k;
 }
 
+/* cb_attn_flash_fast instead of cb_attn_flash in kernel_case (fast mode's attention) */
+static bool case_fast;
+
 /* R rows: G heads × nq tokens at positions depth..depth+nq-1, keys [0, depth+nq); run the flash kernel
  * (current path) and the naive double softmax; return the max relative error. */
+static float q_scale = 0.3f; /* the queries' range: larger makes peaked score rows */
 static double kernel_case(int G, int nq, int64_t depth, int hd, cb_dtype t, int64_t cap_extra) {
     int R = G * nq;
     int64_t nk = depth + nq, cap = nk + cap_extra;
@@ -85,13 +90,13 @@ static double kernel_case(int G, int nq, int64_t depth, int hd, cb_dtype t, int6
     double *ref = calloc((size_t)R * hd, sizeof(double));
     fill(kf, (size_t)cap * hd, 11 + hd, 1.7f);
     fill(vf, (size_t)cap * hd, 12 + hd, 1.0f);
-    fill(Q, (size_t)R * hd, 13 + nq, 0.3f);
+    fill(Q, (size_t)R * hd, 13 + nq, q_scale);
     void *vc, *kc = make_cache(cap, hd, t, kf, vf, &vc);
     float m[CB_FLASH_MAX_ROWS], l[CB_FLASH_MAX_ROWS];
     int64_t qp[CB_FLASH_MAX_ROWS];
     for (int r = 0; r < R; r++) m[r] = -INFINITY, l[r] = 0, qp[r] = depth + r % nq;
     cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = t, .hd = hd, .cap = cap };
-    cb_attn_flash(R, Q, qp, &kv, 0, nk, m, l, O);
+    (case_fast ? cb_attn_flash_fast : cb_attn_flash)(R, Q, qp, &kv, 0, nk, m, l, O);
     for (int r = 0; r < R; r++) {
         for (int d = 0; d < hd; d++) O[r * hd + d] /= l[r];
         int64_t n = qp[r] + 1;
@@ -176,6 +181,58 @@ Test(attention_kernel, amx_prefill_rows_vs_naive_double) {
     cb_kernels_set_path(cb_kernels_best_path());
 }
 
+/* Peaked score rows (queries ×100 the usual range: scores spread over hundreds, so most exp(s − max) underflow to
+ * subnormals or zero) on every path and cache dtype the CPU runs: the dispatcher flushes subnormals for the
+ * call (kernels.h) and must still match the naive double softmax, and hand the caller's MXCSR back unchanged.
+ * The bar is fp32's conditioning of scores |s| ~ 10²–10³, not the flush: it is the same with the flush off. */
+Test(attention_kernel, peaked_scores_every_path) {
+    const cb_dtype dts[] = { CB_F32, CB_BF16, CB_I8, CB_F8_E4M3 };
+    q_scale = 30.0f;
+    for (int p = CB_PATH_PORTABLE; p <= (int)cb_kernels_best_path(); p++) {
+        cr_assert_eq(cb_kernels_set_path((cb_kpath)p), 0);
+        for (int t = 0; t < 4; t++)
+            for (int hd = 64; hd <= 128; hd += 64) {
+                const unsigned before = _mm_getcsr();
+                const int G = p == CB_PATH_AMX ? 2 : 4, nq = p == CB_PATH_AMX ? 32 : 8;
+                double e = kernel_case(G, nq, 1000, hd, dts[t], 0);
+                cr_assert_eq(_mm_getcsr() & ~0x3fu, before & ~0x3fu, "path %s left MXCSR %#x (was %#x)",
+                             cb_kpath_name((cb_kpath)p), _mm_getcsr(), before);
+                cr_assert_lt(e, 2e-4, "path %s %s hd %d: rel err %g", cb_kpath_name((cb_kpath)p),
+                             cb_dtype_name(dts[t]), hd, e);
+                cr_log_info("peaked path %s %s hd %d: %.2g", cb_kpath_name((cb_kpath)p), cb_dtype_name(dts[t]), hd, e);
+            }
+    }
+    q_scale = 0.3f;
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+/* Fast mode's attention on the tiles (Q and P rounded to bf16) on the same shapes: close to the double
+ * softmax at bf16 accuracy, and really rounded (further from it than the exact kernel); on the other paths
+ * it is the exact kernel. */
+Test(attention_kernel, amx_fast_mode_rows_vs_naive_double) {
+    if (cb_kernels_best_path() < CB_PATH_AMX) cr_skip_test("no AMX here: %s", cb_cpu()->amx_why);
+    const int hds[] = { 32, 64, 128, 256 };
+    const int cases[][4] = { { 1, 16, 0, 0 }, { 4, 5, 77, 0 }, { 2, 17, 130, 3 }, { 1, 64, 511, 1 }, { 4, 16, 1000, 0 },
+                             { 3, 11, 200, 50 } };
+    double worst = 0, least = 1;
+    for (int h = 0; h < 4; h++)
+        for (int c = 0; c < 6; c++) {
+            cr_assert_eq(cb_kernels_set_path(CB_PATH_AMX), 0);
+            case_fast = true;
+            const double e = kernel_case(cases[c][0], cases[c][1], cases[c][2], hds[h], CB_BF16, cases[c][3]);
+            cb_kernels_set_path(CB_PATH_AVX512);
+            const double e_avx = kernel_case(cases[c][0], cases[c][1], cases[c][2], hds[h], CB_BF16, cases[c][3]);
+            case_fast = false;
+            cr_assert_lt(e, 2e-2, "amx fast hd %d G %d nq %d depth %d: rel err %g", hds[h], cases[c][0], cases[c][1],
+                         cases[c][2], e);
+            cr_assert_lt(e_avx, 1e-5, "avx512 under cb_attn_flash_fast is exact: rel err %g", e_avx);
+            worst = fmax(worst, e), least = fmin(least, e);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+    cr_assert_gt(least, 1e-5, "fast mode should round Q and P (least rel err %g)", least);
+    cr_log_info("amx fast mode: rel err %.3g .. %.3g", least, worst);
+}
+
 /* The AMX kernel and its AVX-512 twin fold the same key range [64, 333) into the same running state (left
  * by [0, 64)): m, l and O agree to fp32 rounding. */
 Test(attention_kernel, amx_continues_a_running_state_like_avx512) {
@@ -196,7 +253,7 @@ Test(attention_kernel, amx_continues_a_running_state_like_avx512) {
     cb_attn_flash_avx512(R, Q, qp, &kv, 0, 64, ma, la, Oa);
     memcpy(mb, ma, sizeof ma), memcpy(lb, la, sizeof la), memcpy(Ob, Oa, sizeof(float) * (size_t)R * hd);
     cr_assert_eq(cb_kernels_set_path(CB_PATH_AMX), 0);
-    cb_attn_flash_amx(R, Q, qp, &kv, 64, nk, ma, la, Oa);
+    cb_attn_flash_amx(R, Q, qp, &kv, 64, nk, ma, la, Oa, false);
     cb_attn_flash_avx512(R, Q, qp, &kv, 64, nk, mb, lb, Ob);
     cb_kernels_set_path(cb_kernels_best_path());
     for (int r = 0; r < R; r++) {

@@ -231,3 +231,50 @@ Test(memory_plan, granite_h_small_allocations_equal_the_plan) {
     cr_assert_lt(cb_mem_peak_rss_bytes(), (int64_t)1 << 30, "peak RSS %lld bytes: the dry engine touched its memory",
                  (long long)cb_mem_peak_rss_bytes());
 }
+
+/* int8 weights in fast mode keep tile copies in the VNNI-4 layout of TDPBSSD (kernels/tiles.h) for the same
+ * projections: plan() counts them to the byte, and they are exactly those bytes over the copy-less weights;
+ * exact mode, which decodes int8 panels and never reads them, keeps none. */
+static void int8_plan(const char *preset, cb_mode mode, bool tiles, cb_memory_report *out) {
+    cb_model m;
+    cb_err err = { 0 };
+    cr_assert_eq(cb_preset_create(preset, 1, CB_I8, &m, &err), 0, "%s", err.msg);
+    const cb_engine_ops *ops = cb_engine_for_config(&m.cfg);
+    cb_engine_opts o;
+    cb_engine_opts_default(&o);
+    o.max_context = 500;
+    o.max_batch = 1;
+    o.threads = 2;
+    o.mode = mode;
+    o.tile_weights = tiles;
+    cb_engine *e;
+    cr_assert_eq(ops->create(&m, &o, &e, &err), 0, "%s", err.msg);
+    cb_memory_report want;
+    ops->plan(&m.cfg, &o, o.max_context, o.max_batch, &want);
+    ops->memory(e, out);
+    cr_assert_eq(out->weights, want.weights, "%s int8 mode %d tiles %d: weights", preset, (int)mode, tiles);
+    cr_assert_eq(out->total, want.total, "%s int8 mode %d tiles %d: total", preset, (int)mode, tiles);
+    ops->destroy(e);
+    cb_model_free(&m);
+}
+Test(memory_plan, int8_fast_mode_counts_its_tile_copies) {
+    for (int i = 0; i < 4; i++) {
+        cb_memory_report plain, exact, fast;
+        int8_plan(tiny_presets[i], CB_MODE_FAST, false, &plain);
+        int8_plan(tiny_presets[i], CB_MODE_EXACT, true, &exact);
+        int8_plan(tiny_presets[i], CB_MODE_FAST, true, &fast);
+        cr_assert_eq(exact.weights, plain.weights, "%s: exact mode keeps no int8 tile copies", tiny_presets[i]);
+        cr_assert_gt(fast.weights, plain.weights, "%s: fast mode keeps int8 tile copies", tiny_presets[i]);
+    }
+    cb_config c;
+    cb_err err = { 0 };
+    cr_assert_eq(cb_preset_config("transformer-tiny", &c, &err), 0, "%s", err.msg);
+    const int64_t d = c.d_model, q = (int64_t)c.n_heads * c.head_dim, kv = (int64_t)c.n_kv_heads * c.head_dim;
+    const size_t per = cb_tiles_bytes_of(CB_I8, q, d) + 2 * cb_tiles_bytes_of(CB_I8, kv, d) +
+                       cb_tiles_bytes_of(CB_I8, d, q) + 2 * cb_tiles_bytes_of(CB_I8, c.d_ff, d) +
+                       cb_tiles_bytes_of(CB_I8, d, c.d_ff);
+    cb_memory_report plain, fast;
+    int8_plan("transformer-tiny", CB_MODE_FAST, false, &plain);
+    int8_plan("transformer-tiny", CB_MODE_FAST, true, &fast);
+    cr_assert_eq(fast.weights - plain.weights, (size_t)c.n_layers * per, "transformer-tiny: the VNNI-4 copies' bytes");
+}

@@ -48,6 +48,11 @@ static inline int64_t cb_kv_k_offset(int64_t pos, int d, int hd, int64_t cap, cb
 
 void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                    float *m, float *l, float *O);
+/* Fast mode's variant (same contract): on the amx path, over a bf16 cache, Q and the softmax weights P enter
+ * the tile products rounded to bf16 (one tile product each instead of three; l sums the rounded weights, so
+ * each output stays a convex combination of V rows); every other path is cb_attn_flash's. */
+void cb_attn_flash_fast(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                        float *m, float *l, float *O);
 void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                        float *m, float *l, float *O);
 /* AVX-512 twins: require hd % 16 == 0 (the dispatcher falls back to the ref otherwise); _q8_ for 8-bit
@@ -57,9 +62,10 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
 void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
                           int64_t k1, float *m, float *l, float *O);
 /* AMX twin (attention_amx.c): bf16 caches with hd % 32 == 0, on the amx path only; the dispatcher sends it
- * blocks of at least CB_ATTN_AMX_MIN_ROWS rows (prefill; decode's few rows stay on AVX-512). */
+ * blocks of at least CB_ATTN_AMX_MIN_ROWS rows (prefill; decode's few rows stay on AVX-512); fast: Q and P
+ * rounded to bf16 (cb_attn_flash_fast), else split into exact parts. */
 #define CB_ATTN_AMX_MIN_ROWS 16
 void cb_attn_flash_amx(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
-                       float *m, float *l, float *O);
+                       float *m, float *l, float *O, bool fast);
 
 #endif

@@ -50,14 +50,28 @@ void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_v
     }
 }
 
-void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
-                   float *m, float *l, float *O) {
+/* Subnormals flushed for the call (kernels.h, cb_subnormals_flush_begin): a peaked score row's exp(s − max)
+ * underflows, and each FMA on the subnormals it leaves takes a microcode assist on Intel cores. */
+static void flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                  float *m, float *l, float *O, bool fast) {
+    const unsigned csr = cb_subnormals_flush_begin();
     if (cb_kernels_path() == CB_PATH_AMX && kv->dtype == CB_BF16 && kv->hd % 32 == 0 && R >= CB_ATTN_AMX_MIN_ROWS)
-        cb_attn_flash_amx(R, Q, qpos, kv, k0, k1, m, l, O);
+        cb_attn_flash_amx(R, Q, qpos, kv, k0, k1, m, l, O, fast);
     else if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0 && cb_kv_is_q8(kv->dtype))
         cb_attn_flash_q8_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
     else if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0)
         cb_attn_flash_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
     else
         cb_attn_flash_ref(R, Q, qpos, kv, k0, k1, m, l, O);
+    cb_subnormals_flush_end(csr);
+}
+
+void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                   float *m, float *l, float *O) {
+    flash(R, Q, qpos, kv, k0, k1, m, l, O, false);
+}
+
+void cb_attn_flash_fast(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                        float *m, float *l, float *O) {
+    flash(R, Q, qpos, kv, k0, k1, m, l, O, true);
 }

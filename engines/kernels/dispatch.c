@@ -16,6 +16,12 @@ static inline bool amx(int M, const cb_weight *W) {
     return cb_kernels_path() == CB_PATH_AMX && M >= cb_matmul_amx_min_m(0) && cb_matmul_amx_supports(W);
 }
 
+/* int8 weights in fast mode: TDPBSSD from its crossover in M up (docs/performance.md "int8 weights on AMX"). */
+static inline bool amx8(int M, const cb_weight *W) {
+    return W->dtype == CB_I8 && cb_kernels_path() == CB_PATH_AMX && cb_cpu()->amx_int8 &&
+           M >= cb_matmul_q8_amx_min_m(0);
+}
+
 bool cb_tile_weights_default(void) {
     const char *e = getenv("CTXBENCH_AMX_PACK");
     return cb_kernels_path() == CB_PATH_AMX && !(e && !strcmp(e, "0"));
@@ -29,6 +35,7 @@ void cb_matmul(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y,
 }
 /* On AVX-512 without BF16 the same rounding (bf16 operands, fp32 accumulation) runs on fp32 FMAs. */
 void cb_matmul_bf16(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {
+    if (amx8(M, W)) { cb_matmul_q8_fast_amx(M, X, ldx, W, Y, ldy, accumulate); return; }
     if (cb_dtype_is_q8(W->dtype)) { cb_matmul_q8_fast(M, X, ldx, W, Y, ldy, accumulate); return; }
     if (amx(M, W)) cb_matmul_bf16_amx(M, X, ldx, W, Y, ldy, accumulate);
     else if (avx512() && cb_matmul_avx512_supports(W))

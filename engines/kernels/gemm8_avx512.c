@@ -190,6 +190,35 @@ void cb_matmul_q8_avx512(int M, const float *X, int64_t ldx, const cb_weight *W,
     else panels(M, X, ldx, W, Y, ldy, accumulate, false);
 }
 
+/* One activation row quantised as cb_q8_quantize_activations does it, bit for bit: the max of |x| is exact
+ * in any order (a NaN never wins: max_ps returns its second operand, the running max, when the first is
+ * NaN, as fmaxf ignores NaN), x / sx is IEEE division either way, the rounding is to nearest even and the
+ * clamp and NaN -> 0 are those of cb_f32_to_i8. */
+void cb_q8_quantize_row_avx512(const float *x, int64_t K, int8_t *xq, float *sx) {
+    __m512 am = _mm512_setzero_ps();
+    const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        am = _mm512_max_ps(_mm512_and_ps(_mm512_maskz_loadu_ps(mk, x + k), sign), am);
+    }
+    const float amax = _mm512_reduce_max_ps(am);
+    const float s = amax / 127.0f;
+    *sx = s;
+    const __m512 vs = _mm512_set1_ps(s), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        __m128i q = _mm_setzero_si128();
+        if (amax > 0.0f) {
+            __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vs),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            const __mmask16 ok = _mm512_cmp_ps_mask(r, r, _CMP_ORD_Q); /* NaN -> 0 */
+            r = _mm512_maskz_max_ps(ok, _mm512_min_ps(r, hi), lo);
+            q = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(r));
+        }
+        _mm_mask_storeu_epi8(xq + k, mk, q);
+    }
+}
+
 /* ---- int8 × int8 (VNNI) ----
  * vpdpbusd multiplies unsigned by signed bytes: feed |xq| as the unsigned operand and negate the weight
  * bytes where xq < 0 (weights are within ±127, so negation is exact). No correction pass over W. */

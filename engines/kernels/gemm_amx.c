@@ -62,28 +62,6 @@ int cb_matmul_amx_min_m(int m) {
 bool cb_matmul_amx_supports(const cb_weight *W) { return W->dtype == CB_BF16; }
 
 /* ---- weights: 16 rows × 32 k of bf16 W -> one B tile (row r = pairs k+2r, k+2r+1 of the 16 rows) ---- */
-static inline void transpose16_u32(__m512i r[16]) {
-    __m512i t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    for (int j = 0; j < 4; j++) {
-        __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
-        __m512i v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), v3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
-        r[j] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-        r[8 + j] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
-        r[4 + j] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-        r[12 + j] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
-    }
-}
-
 static void pack_tile(const uint16_t *W, int64_t K, int64_t N, int64_t n0, int64_t k0, uint32_t *dst) {
     int64_t left = K - k0;
     __mmask32 mk = left >= 32 ? 0xffffffffu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);

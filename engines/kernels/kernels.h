@@ -9,12 +9,24 @@
 #define CB_KERNELS_H
 
 #include <omp.h>
+#include <xmmintrin.h>
 
 #include "../types.h"
 
 /* True inside any OpenMP parallel region (active or a team of one). Kernels then run the whole call on
  * the calling thread: a nested team of one costs ~0.6 us here, as much as a small tile's work. */
 static inline bool cb_omp_nested(void) { return omp_get_level() > 0; }
+
+/* MXCSR FTZ | DAZ for the span of one kernel call, on every path: the SSD's decay exp(a_i − a_j) and the
+ * attention's exp(s − max) of a peaked score row fall below 2⁻¹²⁶, and on Intel cores every FMA on a subnormal
+ * takes a microcode assist; a term below 2⁻¹²⁶ beside O(1) terms changes no fp32 sum. The caller's mode is
+ * restored, exception flags raised inside stay raised. docs/engines.md, "Subnormals are flushed". */
+static inline unsigned cb_subnormals_flush_begin(void) {
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u);
+    return csr;
+}
+static inline void cb_subnormals_flush_end(unsigned csr) { _mm_setcsr((csr & ~0x3fu) | (_mm_getcsr() & 0x3fu)); }
 
 /* Ordered: each path includes the ones before it (AMX runs the AVX512-BF16 kernels where tiles do not pay). */
 typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16, CB_PATH_AMX } cb_kpath;

@@ -20,4 +20,13 @@ void cb_matmul_bf16_amx(int M, const float *X, int64_t ldx, const cb_weight *W, 
 #define CB_AMX_MIN_M_DEFAULT 32
 int cb_matmul_amx_min_m(int m);
 
+/* int8 weights in fast mode on AMX-INT8 (gemm8_amx.c; the path is amx and cb_cpu()->amx_int8):
+ * cb_matmul_q8_fast's contract (gemm8.h), bit-identical to the VNNI kernels and the portable twin. */
+void cb_matmul_q8_fast_amx(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
+                           bool accumulate);
+/* Smallest M that dispatch sends to the int8 tiles (docs/performance.md "int8 weights on AMX"); m > 0 sets
+ * it, as do CTXBENCH_AMX8_MIN_M (this one alone) and CTXBENCH_AMX_MIN_M (both). Returns the value in force. */
+#define CB_AMX8_MIN_M_DEFAULT 8
+int cb_matmul_q8_amx_min_m(int m);
+
 #endif

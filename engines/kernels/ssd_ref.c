@@ -2,7 +2,6 @@
  * GEMM-shaped steps), the portable twins of those steps, and the dispatchers. */
 #include <math.h>
 #include <string.h>
-#include <xmmintrin.h>
 
 #include "kernels.h"
 #include "ssd.h"
@@ -130,22 +129,12 @@ void cb_ssd_chunked_with(const cb_ssd_head *h, int Q, float *ws, const cb_ssd_op
 
 void cb_ssd_chunked_ref(const cb_ssd_head *h, int Q, float *ws) { cb_ssd_chunked_with(h, Q, ws, &ref_ops); }
 
-/* The SSD runs with subnormals flushed to zero and read as zero (MXCSR FTZ | DAZ), on every path: the
- * decay exp(a_i − a_j) of a strongly decaying head (A = −16) falls below 2⁻¹²⁶ for tokens a few dozen
- * apart, and on Intel cores every FMA on a subnormal takes a microcode assist (the chunked SSD of such a
- * head ran 7× slower); a term below 2⁻¹²⁶ beside O(1) terms changes no fp32 sum. docs/engines.md. */
-static unsigned flush_subnormals(void) {
-    unsigned csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8040u);
-    return csr;
-}
-static void restore_mode(unsigned csr) { _mm_setcsr((csr & ~0x3fu) | (_mm_getcsr() & 0x3fu)); } /* flags raised stay */
-
+/* Subnormals flushed for the call: kernels.h, cb_subnormals_flush_begin. */
 void cb_ssd_chunked(const cb_ssd_head *h, int Q, float *ws) {
-    unsigned csr = flush_subnormals();
+    const unsigned csr = cb_subnormals_flush_begin();
     if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_chunked_avx512(h, Q, ws);
     else cb_ssd_chunked_ref(h, Q, ws);
-    restore_mode(csr);
+    cb_subnormals_flush_end(csr);
 }
 
 void cb_ssd_cb(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws) {
@@ -174,10 +163,10 @@ void cb_ssd_step_ref(const cb_ssd_head *h) {
 }
 
 void cb_ssd_step(const cb_ssd_head *h) {
-    unsigned csr = flush_subnormals();
+    const unsigned csr = cb_subnormals_flush_begin();
     if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_step_avx512(h);
     else cb_ssd_step_ref(h);
-    restore_mode(csr);
+    cb_subnormals_flush_end(csr);
 }
 
 void cb_ssd_silu_ref(int64_t n, float *x) {

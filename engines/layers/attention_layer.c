@@ -288,7 +288,7 @@ void cb_attn_prefill(cb_attn_layer *l, int seq, int64_t len, const float *x, int
             }
         memset(O, 0, sizeof(float) * (size_t)R * hd);
         cb_kv_view kv = kv_view(l, seq, h);
-        cb_attn_flash(R, Q, qp, &kv, 0, len + i0 + nq, m, s, O);
+        (l->mode == CB_MODE_FAST ? cb_attn_flash_fast : cb_attn_flash)(R, Q, qp, &kv, 0, len + i0 + nq, m, s, O);
         for (int g = 0; g < gs; g++)
             for (int i = 0; i < nq; i++) {
                 int r = g * nq + i;

@@ -44,7 +44,7 @@ static inline cb_weight cb_weight_rows(const cb_weight *w, int64_t r0, int64_t n
     v.data = (const char *)w->data + (size_t)r0 * (size_t)w->cols * cb_dtype_size(w->dtype);
     v.rows = n;
     if (w->scale) v.scale = w->scale + r0;
-    v.tiles = w->tiles && r0 % CB_TILE_ROWS == 0 ? w->tiles + (size_t)(r0 / CB_TILE_ROWS) * cb_tiles_group_u32(w->cols)
+    v.tiles = w->tiles && r0 % CB_TILE_ROWS == 0 ? w->tiles + (size_t)(r0 / CB_TILE_ROWS) * cb_tiles_group_u32_of(w->dtype, w->cols)
                                                  : NULL;
     return v;
 }

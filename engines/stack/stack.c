@@ -30,7 +30,7 @@ struct cb_engine {
     size_t ff_reserved;
     float *capture;   /* optional [L+1][n][d] of the next prefill */
     cb_layer_weights *lw; /* the model's layer weights, plus the tile copies below (n_layers) */
-    uint32_t *tiles;      /* tile copies of the bf16 projections (o.tile_weights), tile_bytes */
+    uint32_t *tiles;      /* tile copies of the bf16 / int8 projections (o.tile_weights), tile_bytes */
     size_t tile_bytes;
 };
 
@@ -68,14 +68,22 @@ static size_t param_bytes(const cb_config *cfg) {
     return w.total;
 }
 
+/* The dtype of the projections that get tile copies: bf16 weights (both modes read them), int8 weights in
+ * fast mode (the TDPBSSD layout; exact mode decodes int8 panels instead); CB_F32 for none. */
+static cb_dtype tiled_dtype(const cb_config *c, const cb_engine_opts *o) {
+    if (!o->tile_weights) return CB_F32;
+    if (cb_config_is_q8(c)) return c->q8 == CB_I8 && o->mode == CB_MODE_FAST ? CB_I8 : CB_F32;
+    return c->weights_dtype == CB_BF16 ? CB_BF16 : CB_F32;
+}
+
 /* The projections of layer i that get a tile copy (kernels/tiles.h) when the engine keeps them: every bf16
- * linear projection of the mixer and the MLP (the LM head and routed experts, decode-sized or sliced per
- * expert, are packed per call). Their addresses in L (when L is given) and their shapes from the config, the
- * one list both plan() and create() count. */
+ * (or int8, fast mode) linear projection of the mixer and the MLP (the LM head and routed experts,
+ * decode-sized or sliced per expert, are packed per call). Their addresses in L (when L is given) and their
+ * shapes from the config, the one list both plan() and create() count. */
 #define MAX_TILED 7
 static int tiled_projections(const cb_config *c, const cb_engine_opts *o, int i, cb_layer_weights *L,
                              cb_weight *w[MAX_TILED], int64_t shape[MAX_TILED][2]) {
-    if (!o->tile_weights || cb_config_is_q8(c) || c->weights_dtype != CB_BF16) return 0;
+    if (tiled_dtype(c, o) == CB_F32) return 0;
     int n = 0;
 #define TILED(field, r, k) (w[n] = L ? &L->field : NULL, shape[n][0] = (r), shape[n][1] = (k), n++)
     const int64_t d = c->d_model;
@@ -96,7 +104,7 @@ static size_t tile_plan_bytes(const cb_config *c, const cb_engine_opts *o) {
         cb_weight *w[MAX_TILED];
         int64_t sh[MAX_TILED][2];
         int n = tiled_projections(c, o, i, NULL, w, sh);
-        for (int k = 0; k < n; k++) total = cb_bytes_add(total, cb_tiles_bytes(sh[k][0], sh[k][1]));
+        for (int k = 0; k < n; k++) total = cb_bytes_add(total, cb_tiles_bytes_of(tiled_dtype(c, o), sh[k][0], sh[k][1]));
     }
     return total;
 }
@@ -116,9 +124,11 @@ static int make_tiles(cb_engine *s, cb_err *err) {
         int64_t sh[MAX_TILED][2];
         int n = tiled_projections(c, &s->o, i, &s->lw[i], w, sh);
         for (int k = 0; k < n; k++) {
-            size_t b = cb_tiles_bytes(sh[k][0], sh[k][1]);
-            if (w[k]->data && w[k]->dtype == CB_BF16 && w[k]->rows == sh[k][0] && w[k]->cols == sh[k][1]) {
-                cb_tiles_pack(w[k], s->tiles + at);
+            const cb_dtype dt = tiled_dtype(c, &s->o);
+            size_t b = cb_tiles_bytes_of(dt, sh[k][0], sh[k][1]);
+            if (w[k]->data && w[k]->dtype == dt && w[k]->rows == sh[k][0] && w[k]->cols == sh[k][1]) {
+                if (dt == CB_I8) cb_tiles_pack_i8(w[k], s->tiles + at);
+                else cb_tiles_pack(w[k], s->tiles + at);
                 w[k]->tiles = s->tiles + at;
             }
             at += b / sizeof(uint32_t);

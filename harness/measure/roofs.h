@@ -41,5 +41,8 @@ double cb_roofs_amx_bf16(long iters, float *sum);
  * AMX VM"): kind 0 = zero operands (the unit may run faster on zeros), 1 = the 2 × 2 block of gemm_amx.c with
  * its four tile loads per four products from an L1-resident 8 KiB buffer, 2 = two loads (B only) per four. */
 double cb_roofs_amx_bf16_variant(int kind, long iters, float *sum);
+/* The AMX-INT8 loop (roofs_amx.c; amx path with cb_cpu()->amx_int8): iters × 4 independent TDPBSSD,
+ * tile-resident; returns the integer ops (2 per multiply-add), *sum two of the final int32 lanes. */
+double cb_roofs_amx_int8(long iters, int32_t *sum);
 
 #endif

@@ -58,3 +58,41 @@ static double tile_loop(int kind, long iters, float *sum) {
 
 double cb_roofs_amx_bf16(long iters, float *sum) { return tile_loop(0, iters, sum); }
 double cb_roofs_amx_bf16_variant(int kind, long iters, float *sum) { return tile_loop(kind + 1, iters, sum); }
+
+/* AMX-INT8 peak loop: TDPBSSD into 4 independent int32 accumulator tiles from 2 A and 2 B tiles of non-zero
+ * int8 values loaded once, tile-resident, as the bf16 loop above (one TDPBSSD = 16 · 16 · 64 multiply-adds).
+ * Needs AMX-INT8 (cb_cpu()->amx_int8) on the amx path. Returns the integer ops (2 per multiply-add). */
+double cb_roofs_amx_int8(long iters, int32_t *sum) {
+    struct {
+        uint8_t palette, start_row, reserved[14];
+        uint16_t colsb[16];
+        uint8_t rows[16];
+    } cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    /* ±1..±7 with alternating signs: sums stay far from int32 overflow for a million iterations */
+    static _Thread_local int8_t ops[4][16 * 64] __attribute__((aligned(64)));
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < 16 * 64; i++) ops[t][i] = (int8_t)((1 + (i + t) % 7) * (i % 2 ? 1 : -1));
+    int32_t out[256] __attribute__((aligned(64)));
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, ops[0], 64);
+    _tile_loadd(5, ops[1], 64);
+    _tile_loadd(6, ops[2], 64);
+    _tile_loadd(7, ops[3], 64);
+    for (long it = 0; it < iters; it++) {
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(1, 4, 7);
+        _tile_dpbssd(2, 5, 6);
+        _tile_dpbssd(3, 5, 7);
+    }
+    _tile_stored(0, out, 64);
+    _tile_release();
+    *sum = out[0] + out[255];
+    return (double)iters * 4 * (16.0 * 16 * 64 * 2);
+}
