@@ -3,13 +3,15 @@
  *   S = Q·Kᵀ on the tiles: the cache's K tiles are already the B operand (16 keys × dims d, d+1 side by
  *     side, attention.h), so they load straight from the cache; Q is split once per call into three bf16
  *     parts (hi + mid + lo = all 24 bits of each fp32 q, as in gemm_amx.c), one tile product per part;
- *   the online-softmax update of the AVX-512 kernel (flash_softmax_avx512.h: same rounding, same running
- *     sums);
- *   O = O·α + P·V on the tiles: P split into three bf16 parts the same way, V rows interleaved in pairs of
- *     keys into B tiles once per block (reused by every row).
+ *   the online-softmax update of the AVX-512 kernel (flash_softmax_avx512.h's operations), fused with the
+ *     split of P into its three parts, written straight into the A tiles (softmax_parts), the next
+ *     block's K and V prefetched into L2 meanwhile;
+ *   O = O·α + P·V on the tiles (rows whose max did not move have α = 1 exactly and are not rescaled), V
+ *     rows interleaved in pairs of keys into B tiles once per block (reused by every row).
  * Products of exact parts against exact bf16 keys and values with fp32 sums: the numbers are the AVX-512
- * kernel's up to fp32 summation order. O is accumulated in an fp32 buffer of whole tiles (rows padded to
- * 32); a block that runs past the last full 16-key tile of the capacity is staged with zeros. */
+ * kernel's up to fp32 summation order. Fast mode (cb_attn_flash_fast): one bf16 part of Q and of P.
+ * O is accumulated in an fp32 buffer of whole tiles (rows padded to 32); a block that runs past the last
+ * full 16-key tile of the capacity is staged with zeros. docs/performance.md, "AMX attention prefill". */
 #include <math.h>
 #include <stdlib.h>
 
@@ -80,8 +82,6 @@ static inline __attribute__((always_inline)) bool softmax_parts(int R, const int
     int pf = 0;
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u); /* a float's bf16 truncation */
-    const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23,
-                                         21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1); /* the high halves of a, then of b */
     __mmask16 rescale = 0;
     for (int r0 = 0; r0 < R; r0 += 16) {
         const int n = CB_MIN(16, R - r0);
@@ -144,7 +144,8 @@ static inline __attribute__((always_inline)) bool softmax_parts(int R, const int
                 for (int q = 0; q < PARTS; q++) {
                     const __m512i tl = q + 1 < PARTS ? _mm512_and_si512(lo, top) : lo;
                     const __m512i th = q + 1 < PARTS ? _mm512_and_si512(hi, top) : hi;
-                    _mm512_store_si512((__m512i *)(d + (size_t)(st * PARTS + q) * TILE_U16), _mm512_permutex2var_epi16(tl, odd, th));
+                    _mm512_store_si512((__m512i *)(d + (size_t)(st * PARTS + q) * TILE_U16), (__m512i)_mm512_cvtne2ps_pbh(
+                                           _mm512_castsi512_ps(th), _mm512_castsi512_ps(tl))); /* exact: bf16 values */
                     if (q + 1 < PARTS)
                         lo = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(lo), _mm512_castsi512_ps(tl))),
                         hi = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(hi), _mm512_castsi512_ps(th)));
