@@ -790,14 +790,15 @@ static void raw_fp8_cache(int64_t cap, int hd, uint8_t (*code)(int64_t, int, boo
     }
 }
 
-/* Blocks of 64 positions: block % 3 == 0 about 1 code in 3 subnormal, == 1 none, == 2 a single one in V;
- * the other codes normal with exponent 1..8 (so that 2^6 times each is a code). */
+/* Blocks of 64 positions: block % 4 == 0 about 1 code in 3 subnormal, == 1 none, == 2 a single one in V,
+ * == 3 a single one in K (K and V choose their decode apart); the other codes normal with exponent 1..8
+ * (so that 2^6 times each is a code). */
 static uint8_t sub_code(int64_t p, int d, bool isk, void *arg) {
     uint64_t h = (uint64_t)(p * 1315423911u + d * 2654435761u + (isk ? 7 : 0)) * 0x9E3779B97F4A7C15ull;
     h ^= h >> 29;
-    const int b = (int)((p / 64) % 3);
+    const int b = (int)((p / 64) % 4);
     uint8_t s = (uint8_t)(h >> 40 & 0x80);
-    bool sub = b == 0 ? h % 3 == 0 : b == 2 && !isk && p % 64 == 5 && d == 3;
+    bool sub = b == 0 ? h % 3 == 0 : (b == 2 && !isk && p % 64 == 5 && d == 3) || (b == 3 && isk && p % 64 == 9 && d == 7);
     uint8_t c = sub ? (uint8_t)(s | (1 + (h >> 8) % 7)) : (uint8_t)(s | (8 + (h >> 8) % 64));
     if (arg) { /* the twin: 2^6 times the value, always a normal code */
         float x = cb_fp8_to_f32(c) * 0x1p6f;

@@ -53,9 +53,10 @@ static inline __attribute__((always_inline)) __m512 stream16(const uint8_t *p, c
 }
 /* An E4M3 subnormal code (exponent field 0, mantissa != 0) would land as an fp32 subnormal above, and on
  * Intel cores every FMA with a subnormal input takes a microcode assist (docs/quantization.md, "Subnormal
- * codes"). A block whose K or V holds one (fp8_any_sub) is decoded by stream16_fix instead: value · 2^-104
- * exactly and never subnormal (cb_fp8_bits_fix, fp8_avx512.h), against queries scaled by 2^48 and V weights by 2^48, so every
- * product equals the one stream16 gives: the results are the same bits. */
+ * codes"). A block whose K (or V) holds one (fp8_any_sub) decodes that K (or V) by stream16_fix instead:
+ * value · 2^-104 exactly and never subnormal (cb_fp8_bits_fix, fp8_avx512.h), against queries (or V
+ * weights) scaled by 2^48, so every product equals the one stream16 gives: the results are the same bits,
+ * and K and V can decide apart. */
 #define FP8_FIX_SCALE 0x1p48f
 static inline __attribute__((always_inline)) __m512 stream16_fix(const uint8_t *p) {
     return cb_fp8_bits_fix(_mm512_slli_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)), 20));
@@ -155,7 +156,8 @@ static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int
 static inline __attribute__((always_inline)) void block8(int R, const float *Q, const int64_t *qpos, int hd,
                                                          int64_t kb, int nb, const uint8_t *kt0, const uint8_t *vb,
                                                          const float *ks, const float *vs, cb_dtype t, float *S,
-                                                         float *m, __m512 *lsum, float *alpha, float *O, bool fix) {
+                                                         float *m, __m512 *lsum, float *alpha, float *O, bool fixk,
+                                                         bool fixv) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd; /* of K (and of V) per block */
     /* K tiles two at a time, each read in address order (the hardware prefetcher follows two streams, not
      * four 2 KiB apart; as block_bf16_pairs in attention_avx512.c) */
@@ -164,14 +166,14 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     const char *pfv = (const char *)vb + PF_AHEAD * bytes;
     _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
     _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
-    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, pfv, fix);
+    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, pfv, fixk);
     else if (R == 2)
-        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, t, S, t0 ? NULL : pfv, fix);
+        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, t, S, t0 ? NULL : pfv, fixk);
     else
         for (int t0 = 0; t0 < 4; t0 += 2)
-            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, t, S, r0 || t0 ? NULL : pfv, fix);
+            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, t, S, r0 || t0 ? NULL : pfv, fixk);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
-    const __m512 u = _mm512_set1_ps(fix ? FP8_FIX_SCALE : VUNIT(t));
+    const __m512 u = _mm512_set1_ps(fixv ? FP8_FIX_SCALE : VUNIT(t));
     __m512 w[4];
     for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * i), u);
     for (int r = 0; r < R; r++)
@@ -185,7 +187,7 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     for (int c0 = 0; c0 < hd; c0 += ncw) {
         const int nu = CB_MIN(ncw, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += nr, pf += (size_t)64 * per_j * CB_FLASH_BK) {
-#define PV(NR, NU) pv8(R, r0, NR, c0, NU, hd, nb, vb, t, S, alpha, O, pf, per_j, pf_end, fix)
+#define PV(NR, NU) pv8(R, r0, NR, c0, NU, hd, nb, vb, t, S, alpha, O, pf, per_j, pf_end, fixv)
             if (R <= 2) {
                 if (R == 1) switch (nu) { case 8: PV(1, 8); break; case 4: PV(1, 4); break; default: PV(1, nu); }
                 else switch (nu) { case 8: PV(2, 8); break; case 4: PV(2, 4); break; default: PV(2, nu); }
@@ -537,12 +539,17 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
                 block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, Os, hdp);
             } else if (kv->dtype == CB_F8_E4M3) {
                 const size_t bytes = (size_t)CB_FLASH_BK * hd;
-                if (__builtin_expect(!fp8_any_sub(kt0, bytes) && !fp8_any_sub(vb, bytes), 1))
-                    block8(R, Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O, false);
-                else
-                    block8(R, Qf, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O, true);
+                /* K and V decide apart: both decodes give products in the same units (2^-56), so a block
+                 * whose subnormal codes are only in V (or only in K) pays the safe decode on that half */
+                const bool fk = fp8_any_sub(kt0, bytes), fv = fp8_any_sub(vb, bytes);
+#define B8(FK, FV) block8(R, FK ? Qf : Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O, FK, FV)
+                if (__builtin_expect(!fk && !fv, 1)) B8(false, false); /* constant flags: one loop body each */
+                else if (fk && fv) B8(true, true);
+                else if (fk) B8(true, false);
+                else B8(false, true);
+#undef B8
             } else
-                block8(R, Q, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_I8, S, m, lsum, alpha, O, false);
+                block8(R, Q, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_I8, S, m, lsum, alpha, O, false, false);
             continue;
         }
         if (scr) i8_permute_rows(R, hd, O, Os, hdp, false), scr = false;
