@@ -21,6 +21,16 @@ double cb_bench_now(void); /* monotonic seconds */
 /* Median seconds of fn(arg) over repetitions after one warm-up: at least min_reps, more until min_time
  * seconds have been spent (max max_reps). */
 double cb_bench_median(void (*fn)(void *), void *arg, int min_reps, int max_reps, double min_time);
+/* The median of n values (sorts t in place). */
+double cb_bench_median_of(double *t, int n);
+
+/* The prefill GEMM shapes every GEMM section times (Y[M, N] = X[M, K] · Wᵀ of the xs, s and 9b presets). */
+typedef struct {
+    const char *label;
+    int N, K;
+} cb_bench_gemm_shape;
+extern const cb_bench_gemm_shape CB_BENCH_PREFILL_SHAPES[];
+extern const int CB_BENCH_N_PREFILL_SHAPES;
 
 /* Operands every GEMM section times alike: n random bf16 weights (multiples of 1/4096 in [-1/8, 1/8), seed
  * 42) and their exact fp32 widening, both malloc'd; M·K activations in [-0.5, 0.5). */

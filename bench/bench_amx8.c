@@ -17,79 +17,9 @@
 #include "../engines/kernels/tiles.h"
 #include "../harness/measure/roofs.h"
 #include "bench.h"
+#include "onednn_matmul.h"
 
-typedef struct {
-    const char *label;
-    int N, K;
-} shape;
-static const shape SHAPES[] = {
-    { "xs q/o", 512, 512 },      { "xs gate/up", 1792, 512 }, { "xs down", 512, 1792 },     { "s q/o", 1024, 1024 },
-    { "s gate/up", 3584, 1024 }, { "s down", 1024, 3584 },    { "9b in_proj", 16768, 4096 }, { "9b gate/up", 14336, 4096 },
-    { "9b down", 4096, 14336 },
-};
 
-/* ---- oneDNN int8 matmul: src [M, K] s8, weights [K, N] s8 (ours, [N, K] row-major, is tag ba) reordered
- * once to the primitive's layout, dst [M, N] s32 ---- */
-typedef struct {
-    dnnl_engine_t eng;
-    dnnl_stream_t strm;
-    dnnl_primitive_t mm;
-    dnnl_memory_t src, wei, dst;
-    int32_t *dy;
-} onednn8;
-
-#define DN(call)                                                                                                       \
-    do {                                                                                                               \
-        dnnl_status_t st_ = (call);                                                                                    \
-        if (st_ != dnnl_success) {                                                                                     \
-            fprintf(stderr, "amx8 bench: oneDNN %s failed (%d)\n", #call, (int)st_);                                  \
-            return -1;                                                                                                 \
-        }                                                                                                              \
-    } while (0)
-
-static int onednn8_make(onednn8 *o, int M, int N, int K, const int8_t *w, int8_t *xq) {
-    memset(o, 0, sizeof *o);
-    DN(dnnl_engine_create(&o->eng, dnnl_cpu, 0));
-    DN(dnnl_stream_create(&o->strm, o->eng, dnnl_stream_default_flags));
-    dnnl_memory_desc_t smd, wmd_user, wmd_any, dmd;
-    DN(dnnl_memory_desc_init_by_tag(&smd, 2, (dnnl_dims_t){ M, K }, dnnl_s8, dnnl_ab));
-    DN(dnnl_memory_desc_init_by_tag(&wmd_user, 2, (dnnl_dims_t){ K, N }, dnnl_s8, dnnl_ba));
-    DN(dnnl_memory_desc_init_by_tag(&wmd_any, 2, (dnnl_dims_t){ K, N }, dnnl_s8, dnnl_format_tag_any));
-    DN(dnnl_memory_desc_init_by_tag(&dmd, 2, (dnnl_dims_t){ M, N }, dnnl_s32, dnnl_ab));
-    dnnl_matmul_desc_t md;
-    DN(dnnl_matmul_desc_init(&md, &smd, &wmd_any, NULL, &dmd));
-    dnnl_primitive_desc_t pd;
-    DN(dnnl_primitive_desc_create(&pd, &md, NULL, o->eng, NULL));
-    const dnnl_memory_desc_t *wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    dnnl_memory_t wu;
-    DN(dnnl_memory_create(&wu, &wmd_user, o->eng, (void *)w));
-    DN(dnnl_memory_create(&o->wei, wq, o->eng, DNNL_MEMORY_ALLOCATE));
-    dnnl_primitive_desc_t rpd;
-    DN(dnnl_reorder_primitive_desc_create(&rpd, &wmd_user, o->eng, wq, o->eng, NULL));
-    dnnl_primitive_t r;
-    DN(dnnl_primitive_create(&r, rpd));
-    dnnl_exec_arg_t ra[2] = { { DNNL_ARG_FROM, wu }, { DNNL_ARG_TO, o->wei } };
-    DN(dnnl_primitive_execute(r, o->strm, 2, ra));
-    DN(dnnl_stream_wait(o->strm));
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(rpd);
-    dnnl_memory_destroy(wu);
-    o->dy = malloc((size_t)M * N * sizeof(int32_t));
-    DN(dnnl_memory_create(&o->src, &smd, o->eng, xq));
-    DN(dnnl_memory_create(&o->dst, &dmd, o->eng, o->dy));
-    DN(dnnl_primitive_create(&o->mm, pd));
-    dnnl_primitive_desc_destroy(pd);
-    return 0;
-}
-static void onednn8_free(onednn8 *o) {
-    dnnl_primitive_destroy(o->mm);
-    dnnl_memory_destroy(o->src);
-    dnnl_memory_destroy(o->wei);
-    dnnl_memory_destroy(o->dst);
-    dnnl_stream_destroy(o->strm);
-    dnnl_engine_destroy(o->eng);
-    free(o->dy);
-}
 
 enum { V_DNNL, V_AMX8, V_AMX8_PC, V_VNNI, V_BF16, NV };
 static const char *const VNAME[NV] = { "onednn-s8", "amx-int8", "per-call", "vnni", "amx-bf16" };
@@ -99,20 +29,14 @@ typedef struct {
     const float *X;
     const cb_weight *W, *Wt, *Wb; /* int8; int8 with its tile copy; bf16 with its tile copy */
     float *Y;
-    onednn8 *dn;
+    cb_onednn_matmul *dn;
 } run_args;
 
 static void run_one(void *p) {
     run_args *a = p;
     const int N = (int)a->W->rows, K = (int)a->W->cols;
     switch (a->which) {
-    case V_DNNL: {
-        dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, a->dn->src }, { DNNL_ARG_WEIGHTS, a->dn->wei },
-                                    { DNNL_ARG_DST, a->dn->dst } };
-        dnnl_primitive_execute(a->dn->mm, a->dn->strm, 3, args);
-        dnnl_stream_wait(a->dn->strm);
-        break;
-    }
+    case V_DNNL: cb_onednn_matmul_run(a->dn); break;
     case V_AMX8: cb_matmul_q8_fast_amx(a->M, a->X, K, a->Wt, a->Y, N, false); break;
     case V_AMX8_PC: cb_matmul_q8_fast_amx(a->M, a->X, K, a->W, a->Y, N, false); break;
     case V_VNNI: cb_matmul_q8_fast_avx512(a->M, a->X, K, a->W, a->Y, N, false); break;
@@ -120,14 +44,6 @@ static void run_one(void *p) {
     }
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 /* One short sample of the TDPBSSD peak on the current thread count, GOP/s. */
 static double peak_sample(void) {
@@ -218,13 +134,14 @@ static void gemm_table(int M, int threads, bool quick) {
            M, threads, threads > 1 ? "s" : "", threads, threads > 1 ? "s" : "", peak);
     printf("%-11s %6s %6s | %5s | %9s | %8s %5s %4s | %8s %5s | %6s %5s | %8s %5s | %s\n", "shape", "N", "K", "pk",
            VNAME[0], VNAME[1], "x", "%pk", VNAME[2], "x", VNAME[3], "x", VNAME[4], "x", "amx-int8 / vnni");
-    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
-        const shape *sh = &SHAPES[s];
+    for (size_t s = 0; s < (size_t)CB_BENCH_N_PREFILL_SHAPES; s++) {
+        const cb_bench_gemm_shape *sh = &CB_BENCH_PREFILL_SHAPES[s];
         if (quick && sh->K >= 4096) continue;
         operands o = make_operands(M, sh->N, sh->K, true);
-        onednn8 dn;
+        cb_onednn_matmul dn;
+        int32_t *dy = malloc((size_t)M * sh->N * sizeof(int32_t)); /* oneDNN's s32 result */
         bool use[NV] = { true, true, true, true, true };
-        if (onednn8_make(&dn, M, sh->N, sh->K, o.q, o.xq)) use[V_DNNL] = false;
+        if (cb_onednn_matmul_make(&dn, "amx8", M, sh->N, sh->K, dnnl_s8, dnnl_s8, dnnl_s32, o.q, o.xq, dy)) use[V_DNNL] = false;
         run_args a[NV];
         for (int v = 0; v < NV; v++) a[v] = (run_args){ v, M, o.X, &o.w, &o.wt, &o.wb16, o.Y, &dn };
         double t[NV][15], pk[15], med[NV];
@@ -242,8 +159,8 @@ static void gemm_table(int M, int threads, bool quick) {
             pk[n] = peak_sample();
             n++;
         }
-        const double p = median(pk, n), fl = 2.0 * M * sh->N * (double)sh->K * 1e-9;
-        for (int v = 0; v < NV; v++) med[v] = use[v] ? median(t[v], n) : 0;
+        const double p = cb_bench_median_of(pk, n), fl = 2.0 * M * sh->N * (double)sh->K * 1e-9;
+        for (int v = 0; v < NV; v++) med[v] = use[v] ? cb_bench_median_of(t[v], n) : 0;
 #define GF(v) (med[v] > 0 ? fl / med[v] : 0)
 #define X_(v) (med[V_DNNL] > 0 && med[v] > 0 ? med[V_DNNL] / med[v] : 0)
         printf("%-11s %6d %6d | %5.0f | %9.0f | %8.0f %5.2f %3.0f%% | %8.0f %5.2f | %6.0f %5.2f | %8.0f %5.2f | %5.2f\n",
@@ -252,7 +169,8 @@ static void gemm_table(int M, int threads, bool quick) {
 #undef X_
 #undef GF
         fflush(stdout);
-        if (use[V_DNNL]) onednn8_free(&dn);
+        if (use[V_DNNL]) cb_onednn_matmul_free(&dn);
+        free(dy);
         free_operands(&o);
     }
 }
@@ -261,7 +179,7 @@ static void gemm_table(int M, int threads, bool quick) {
 static void crossover_table(int threads) {
     omp_set_num_threads(threads);
     static const int Ms[] = { 1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512 };
-    static const shape S[] = { { "xs gate/up", 1792, 512 }, { "s q/o", 1024, 1024 }, { "s down", 1024, 3584 } };
+    static const cb_bench_gemm_shape S[] = { { "xs gate/up", 1792, 512 }, { "s q/o", 1024, 1024 }, { "s down", 1024, 3584 } };
     printf("\nCrossover, %d thread%s: GOP/s of VNNI vs AMX-INT8 (tile copy; per-call packing) by M\n", threads,
            threads > 1 ? "s" : "");
     printf("%-11s %4s | %6s | %8s %5s | %8s %5s\n", "shape", "M", "vnni", "amx-int8", "x", "per-call", "x");

@@ -51,14 +51,6 @@ static void ap_run(void *p) {
     }
 }
 
-static int cmp_d(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 /* one short tile-loop peak sample on `threads` threads, GFLOP/s (amx path only) */
 static double peak_sample(int threads) {
@@ -161,10 +153,10 @@ static int run_attn_prefill(int argc, char **argv) {
                 rounds++;
             }
             printf("%5d %6lld |", a.hd, (long long)a.depth);
-            const double peak = amx ? median(pk, rounds) : 0;
+            const double peak = amx ? cb_bench_median_of(pk, rounds) : 0;
             for (int p = 0; p < np; p++) {
                 if (!on[p]) { printf(" %19s %5s", "-", "-"); continue; }
-                const double s = median(t[p], rounds), gf = flops / s * 1e-9;
+                const double s = cb_bench_median_of(t[p], rounds), gf = flops / s * 1e-9;
                 printf(" %19.2f %5.0f", 1e3 * s, gf);
                 if (use[p] == CB_PATH_AMX) printf(" %5.1f", 100 * gf / peak);
             }

@@ -24,15 +24,7 @@ static const char *const PNAME_INT8[NP] = { "avx512", "amx int8-on-vnni", "amx-i
 static const char *const *PNAME = PNAME_BF16;
 static bool int8_fast; /* --int8 */
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 static void set_path(int p) {
     cb_kernels_set_path(p == P_AVX512 ? CB_PATH_AVX512 : CB_PATH_AMX);
@@ -86,7 +78,7 @@ static void time_chunks(const cb_model *m, const bool *use, int64_t depth, int n
             e[p] = NULL;
         }
     for (int p = 0; p < NP; p++) {
-        if (e[p] && got[p]) sec[p] = median(t[p], got[p]), ms[p][0] /= got[p], ms[p][1] /= got[p];
+        if (e[p] && got[p]) sec[p] = cb_bench_median_of(t[p], got[p]), ms[p][0] /= got[p], ms[p][1] /= got[p];
         if (e[p]) ops->destroy(e[p]);
     }
     free(tok);

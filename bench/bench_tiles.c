@@ -18,80 +18,9 @@
 #include "../engines/kernels/tiles.h"
 #include "../harness/measure/roofs.h"
 #include "bench.h"
+#include "onednn_matmul.h"
 
-typedef struct {
-    const char *label;
-    int N, K;
-} shape;
-static const shape SHAPES[] = {
-    { "xs q/o", 512, 512 },      { "xs gate/up", 1792, 512 }, { "xs down", 512, 1792 },     { "s q/o", 1024, 1024 },
-    { "s gate/up", 3584, 1024 }, { "s down", 1024, 3584 },    { "9b in_proj", 16768, 4096 }, { "9b gate/up", 14336, 4096 },
-    { "9b down", 4096, 14336 },
-};
 
-/* ---- oneDNN bf16 matmul: src [M, K] bf16, weights [K, N] bf16 (ours, [N, K] row-major, is tag ba),
- * reordered once to the layout the primitive asks for; dst [M, N] f32 ---- */
-typedef struct {
-    dnnl_engine_t eng;
-    dnnl_stream_t strm;
-    dnnl_primitive_t mm;
-    dnnl_memory_t src, wei, dst;
-    uint16_t *xb;
-} onednn;
-
-#define DN(call)                                                                                                       \
-    do {                                                                                                               \
-        dnnl_status_t st_ = (call);                                                                                    \
-        if (st_ != dnnl_success) {                                                                                     \
-            fprintf(stderr, "amx bench: oneDNN %s failed (%d)\n", #call, (int)st_);                                   \
-            return -1;                                                                                                 \
-        }                                                                                                              \
-    } while (0)
-
-static int onednn_make(onednn *o, int M, int N, int K, const uint16_t *w, const float *X, float *Y) {
-    memset(o, 0, sizeof *o);
-    DN(dnnl_engine_create(&o->eng, dnnl_cpu, 0));
-    DN(dnnl_stream_create(&o->strm, o->eng, dnnl_stream_default_flags));
-    dnnl_memory_desc_t smd, wmd_user, wmd_any, dmd;
-    DN(dnnl_memory_desc_init_by_tag(&smd, 2, (dnnl_dims_t){ M, K }, dnnl_bf16, dnnl_ab));
-    DN(dnnl_memory_desc_init_by_tag(&wmd_user, 2, (dnnl_dims_t){ K, N }, dnnl_bf16, dnnl_ba));
-    DN(dnnl_memory_desc_init_by_tag(&wmd_any, 2, (dnnl_dims_t){ K, N }, dnnl_bf16, dnnl_format_tag_any));
-    DN(dnnl_memory_desc_init_by_tag(&dmd, 2, (dnnl_dims_t){ M, N }, dnnl_f32, dnnl_ab));
-    dnnl_matmul_desc_t md;
-    DN(dnnl_matmul_desc_init(&md, &smd, &wmd_any, NULL, &dmd));
-    dnnl_primitive_desc_t pd;
-    DN(dnnl_primitive_desc_create(&pd, &md, NULL, o->eng, NULL));
-    const dnnl_memory_desc_t *wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    dnnl_memory_t wu;
-    DN(dnnl_memory_create(&wu, &wmd_user, o->eng, (void *)w));
-    DN(dnnl_memory_create(&o->wei, wq, o->eng, DNNL_MEMORY_ALLOCATE));
-    dnnl_primitive_desc_t rpd;
-    DN(dnnl_reorder_primitive_desc_create(&rpd, &wmd_user, o->eng, wq, o->eng, NULL));
-    dnnl_primitive_t r;
-    DN(dnnl_primitive_create(&r, rpd));
-    dnnl_exec_arg_t ra[2] = { { DNNL_ARG_FROM, wu }, { DNNL_ARG_TO, o->wei } };
-    DN(dnnl_primitive_execute(r, o->strm, 2, ra));
-    DN(dnnl_stream_wait(o->strm));
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(rpd);
-    dnnl_memory_destroy(wu);
-    o->xb = malloc((size_t)M * K * 2);
-    for (size_t i = 0; i < (size_t)M * K; i++) o->xb[i] = cb_f32_to_bf16(X[i]);
-    DN(dnnl_memory_create(&o->src, &smd, o->eng, o->xb));
-    DN(dnnl_memory_create(&o->dst, &dmd, o->eng, Y));
-    DN(dnnl_primitive_create(&o->mm, pd));
-    dnnl_primitive_desc_destroy(pd);
-    return 0;
-}
-static void onednn_free(onednn *o) {
-    dnnl_primitive_destroy(o->mm);
-    dnnl_memory_destroy(o->src);
-    dnnl_memory_destroy(o->wei);
-    dnnl_memory_destroy(o->dst);
-    dnnl_stream_destroy(o->strm);
-    dnnl_engine_destroy(o->eng);
-    free(o->xb);
-}
 
 enum { V_DNNL, V_FAST, V_EXACT, V_EXACT_PC, V_EXACT2, V_AVX512, V_SGEMM, NV, V_AVX512_FAST = NV };
 static const char *const VNAME[NV] = { "onednn-bf16", "amx-fast", "amx-exact", "per-call", "split2", "avx512-exact",
@@ -102,20 +31,14 @@ typedef struct {
     const float *X, *Wf;
     const cb_weight *W, *Wt; /* Wt: with the tile copy */
     float *Y;
-    onednn *dn;
+    cb_onednn_matmul *dn;
 } run_args;
 
 static void run_one(void *p) {
     run_args *a = p;
     const int N = (int)a->W->rows, K = (int)a->W->cols;
     switch (a->which) {
-    case V_DNNL: {
-        dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, a->dn->src }, { DNNL_ARG_WEIGHTS, a->dn->wei },
-                                    { DNNL_ARG_DST, a->dn->dst } };
-        dnnl_primitive_execute(a->dn->mm, a->dn->strm, 3, args);
-        dnnl_stream_wait(a->dn->strm);
-        break;
-    }
+    case V_DNNL: cb_onednn_matmul_run(a->dn); break;
     case V_FAST: cb_matmul_bf16_amx(a->M, a->X, K, a->Wt, a->Y, N, false); break;
     case V_EXACT: cb_matmul_amx(a->M, a->X, K, a->Wt, a->Y, N, false); break;
     case V_EXACT_PC: cb_matmul_amx(a->M, a->X, K, a->W, a->Y, N, false); break;
@@ -130,10 +53,6 @@ static void run_one(void *p) {
     }
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* One short sample of the tile-loop peak on the current thread count, GFLOP/s (a round-robin entry). */
 static double peak_sample(void) {
@@ -165,13 +84,11 @@ static void time_round_robin(run_args *a, const bool *use, double budget, double
         pk[n] = peak_sample();
         n++;
     }
-    qsort(pk, (size_t)n, sizeof(double), cmp_d);
-    *peak = n % 2 ? pk[n / 2] : 0.5 * (pk[n / 2 - 1] + pk[n / 2]);
+    *peak = cb_bench_median_of(pk, n);
     for (int v = 0; v < NV; v++) {
         out[v] = 0;
         if (!use[v]) continue;
-        qsort(t[v], (size_t)n, sizeof(double), cmp_d);
-        out[v] = n % 2 ? t[v][n / 2] : 0.5 * (t[v][n / 2 - 1] + t[v][n / 2]);
+        out[v] = cb_bench_median_of(t[v], n);
     }
 }
 
@@ -244,13 +161,15 @@ static void gemm_table(int M, int threads, bool quick) {
     printf("%-11s %6s %6s | %5s | %11s | %8s %5s %4s | %9s %5s %4s | %8s %5s | %6s %5s | %12s | %9s\n", "shape", "N",
            "K", "pk", VNAME[0], VNAME[1], "x", "%pk", VNAME[2], "x", "%pk", VNAME[3], "x", VNAME[4], "x", VNAME[5],
            VNAME[6]);
-    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
-        const shape *sh = &SHAPES[s];
+    for (size_t s = 0; s < (size_t)CB_BENCH_N_PREFILL_SHAPES; s++) {
+        const cb_bench_gemm_shape *sh = &CB_BENCH_PREFILL_SHAPES[s];
         if (quick && sh->K >= 4096) continue;
         operands o = make_operands(M, sh->N, sh->K);
-        onednn dn;
+        cb_onednn_matmul dn;
+        uint16_t *xb = malloc((size_t)M * sh->K * 2); /* oneDNN's bf16 source */
+        for (size_t i = 0; i < (size_t)M * sh->K; i++) xb[i] = cb_f32_to_bf16(o.X[i]);
         bool use[NV] = { !ours_only, true, true, !ours_only, !ours_only, !ours_only, !ours_only };
-        if (!ours_only && onednn_make(&dn, M, sh->N, sh->K, o.wb, o.X, o.Y)) use[V_DNNL] = false;
+        if (!ours_only && cb_onednn_matmul_make(&dn, "amx", M, sh->N, sh->K, dnnl_bf16, dnnl_bf16, dnnl_f32, o.wb, xb, o.Y)) use[V_DNNL] = false;
         if (sh->K >= 4096 && threads == 1) use[V_SGEMM] = false; /* fp32 baselines: seconds per call */
         run_args a[NV];
         for (int v = 0; v < NV; v++) a[v] = (run_args){ v, M, o.X, o.wf, &o.w, &o.wt, o.Y, &dn };
@@ -266,7 +185,8 @@ static void gemm_table(int M, int threads, bool quick) {
 #undef X_
 #undef GF
         fflush(stdout);
-        if (use[V_DNNL]) onednn_free(&dn);
+        if (use[V_DNNL]) cb_onednn_matmul_free(&dn);
+        free(xb);
         free_operands(&o);
     }
 }
@@ -275,7 +195,7 @@ static void gemm_table(int M, int threads, bool quick) {
 static void crossover_table(int threads) {
     omp_set_num_threads(threads);
     static const int Ms[] = { 1, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256 };
-    static const shape S[] = { { "xs gate/up", 1792, 512 }, { "s q/o", 1024, 1024 }, { "s down", 1024, 3584 } };
+    static const cb_bench_gemm_shape S[] = { { "xs gate/up", 1792, 512 }, { "s q/o", 1024, 1024 }, { "s down", 1024, 3584 } };
     printf("\nCrossover, %d thread%s: GFLOP/s of AVX-512 vs AMX by M (exact: 3-part split; fast: bf16 activations)\n",
            threads, threads > 1 ? "s" : "");
     printf("%-11s %4s | %12s %9s %5s | %11s %8s %5s\n", "shape", "M", "avx512-exact", "amx-exact", "x", "avx512-fast",

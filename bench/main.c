@@ -37,9 +37,20 @@ double cb_bench_median(void (*fn)(void *), void *arg, int min_reps, int max_reps
         fn(arg);
         t[n++] = cb_bench_now() - t0;
     }
+    return cb_bench_median_of(t, n);
+}
+
+double cb_bench_median_of(double *t, int n) {
     qsort(t, (size_t)n, sizeof t[0], cmp_double);
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
+
+const cb_bench_gemm_shape CB_BENCH_PREFILL_SHAPES[] = {
+    { "xs q/o", 512, 512 },      { "xs gate/up", 1792, 512 }, { "xs down", 512, 1792 },     { "s q/o", 1024, 1024 },
+    { "s gate/up", 3584, 1024 }, { "s down", 1024, 3584 },    { "9b in_proj", 16768, 4096 }, { "9b gate/up", 14336, 4096 },
+    { "9b down", 4096, 14336 },
+};
+const int CB_BENCH_N_PREFILL_SHAPES = (int)(sizeof CB_BENCH_PREFILL_SHAPES / sizeof CB_BENCH_PREFILL_SHAPES[0]);
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ctxbench-bench [--list] [SECTION [ARGS...]]   (default section: kernels)\nsections:\n");
