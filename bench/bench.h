@@ -3,6 +3,7 @@
 #ifndef CB_BENCH_H
 #define CB_BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,10 @@ extern const int CB_BENCH_N_PREFILL_SHAPES;
  * 42) and their exact fp32 widening, both malloc'd; M·K activations in [-0.5, 0.5). */
 void cb_bench_weights(size_t n, uint16_t **bf16, float **f32);
 float *cb_bench_activations(int M, int K);
+
+/* The tile-resident AMX peak loop of the roofs (TDPBSSD if int8, else TDPBF16PS) on `threads` threads, best
+ * of 5 repetitions after a warm-up, in GFLOP/s (GOP/s for int8). Only on the amx path (bench_tiles.c). */
+double cb_bench_tile_peak(bool int8, int threads);
 
 /* Machine peaks measured by the kernels section (0 until measured); engine sections can reuse them. */
 extern double cb_bench_fma_peak_1t, cb_bench_fma_peak_all, cb_bench_triad_1t, cb_bench_triad_all;

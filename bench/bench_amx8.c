@@ -55,35 +55,6 @@ static double peak_sample(void) {
     }
     return f / (cb_bench_now() - t0) * 1e-9;
 }
-/* The TDPBSSD peak on `threads` threads: best of 5 repetitions after a warm-up. */
-static double int8_peak(int threads) {
-    double best = 0;
-    for (int r = 0; r < 6; r++) {
-        double f = 0, t0 = cb_bench_now();
-#pragma omp parallel num_threads(threads) reduction(+ : f)
-        {
-            int32_t s;
-            f += cb_roofs_amx_int8(1000000, &s);
-        }
-        double dt = cb_bench_now() - t0;
-        if (r > 0 && f / dt > best) best = f / dt;
-    }
-    return best * 1e-9;
-}
-static double bf16_peak(int threads) {
-    double best = 0;
-    for (int r = 0; r < 6; r++) {
-        double f = 0, t0 = cb_bench_now();
-#pragma omp parallel num_threads(threads) reduction(+ : f)
-        {
-            float s;
-            f += cb_roofs_amx_bf16(1000000, &s);
-        }
-        double dt = cb_bench_now() - t0;
-        if (r > 0 && f / dt > best) best = f / dt;
-    }
-    return best * 1e-9;
-}
 
 typedef struct {
     int8_t *q, *xq;
@@ -128,7 +99,7 @@ static void free_operands(operands *o) {
 
 static void gemm_table(int M, int threads, bool quick) {
     omp_set_num_threads(threads);
-    const double peak = int8_peak(threads);
+    const double peak = cb_bench_tile_peak(true, threads);
     printf("\nPrefill int8 GEMM M = %d, %d thread%s: GOP/s (2·M·N·K / median); x = / oneDNN s8; %%pk = of the AMX-INT8\n"
            "tile-loop peak on %d thread%s sampled in the same rounds (pk: its median; best of 5 before the table: %.0f)\n",
            M, threads, threads > 1 ? "s" : "", threads, threads > 1 ? "s" : "", peak);
@@ -239,7 +210,7 @@ static int run_amx8(int argc, char **argv) {
     }
     printf("AMX-INT8 peak (measured, tile-resident TDPBSSD): %.0f GOP/s on 1 thread, %.0f on %d; AMX-BF16 (TDPBF16PS): "
            "%.0f GFLOP/s on 1 thread\n",
-           int8_peak(1), int8_peak(all), all, bf16_peak(1));
+           cb_bench_tile_peak(true, 1), cb_bench_tile_peak(true, all), all, cb_bench_tile_peak(false, 1));
     for (int i = 0; gemm && i < nthr; i++) gemm_table(512, thr[i], quick);
     for (int i = 0; cross && i < nthr; i++) crossover_table(thr[i]);
     omp_set_num_threads(all);

@@ -22,6 +22,22 @@
 
 
 
+double cb_bench_tile_peak(bool int8, int threads) {
+    double best = 0;
+    for (int r = 0; r < 6; r++) {
+        double f = 0, t0 = cb_bench_now();
+#pragma omp parallel num_threads(threads) reduction(+ : f)
+        {
+            float s;
+            int32_t si;
+            f += int8 ? cb_roofs_amx_int8(1000000, &si) : cb_roofs_amx_bf16(1000000, &s);
+        }
+        double dt = cb_bench_now() - t0;
+        if (r > 0 && f / dt > best) best = f / dt;
+    }
+    return best * 1e-9;
+}
+
 enum { V_DNNL, V_FAST, V_EXACT, V_EXACT_PC, V_EXACT2, V_AVX512, V_SGEMM, NV, V_AVX512_FAST = NV };
 static const char *const VNAME[NV] = { "onednn-bf16", "amx-fast", "amx-exact", "per-call", "split2", "avx512-exact",
                                        "sgemm-f32" };
@@ -92,21 +108,6 @@ static void time_round_robin(run_args *a, const bool *use, double budget, double
     }
 }
 
-/* Tile peak on `threads` threads: best of 5 repetitions of the roofs' loop. */
-static double amx_peak(int threads) {
-    double best = 0;
-    for (int r = 0; r < 6; r++) {
-        double f = 0, t0 = cb_bench_now();
-#pragma omp parallel num_threads(threads) reduction(+ : f)
-        {
-            float s;
-            f += cb_roofs_amx_bf16(1000000, &s);
-        }
-        double dt = cb_bench_now() - t0;
-        if (r > 0 && f / dt > best) best = f / dt;
-    }
-    return best * 1e-9;
-}
 
 /* What bounds a GEMM on the tiles, 1 thread, the four loops interleaved (best of 7 each): the peak loop on
  * non-zero and on zero operands, and the peak loop with the tile loads of the GEMM's 2 × 2 block (4 per 4
@@ -154,7 +155,7 @@ static bool ours_only; /* --ours-only: time only the AMX kernels on the tile cop
 static void gemm_table(int M, int threads, bool quick) {
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads); /* OpenBLAS's own pool ignores OpenMP's count */
-    double peak = amx_peak(threads);
+    double peak = cb_bench_tile_peak(false, threads);
     printf("\nPrefill GEMM M = %d, %d thread%s: GFLOP/s (2·M·N·K / median); x = / oneDNN bf16; %%pk = of the AMX-BF16\n"
            "tile-loop peak on %d thread%s sampled in the same rounds (pk: its median; best of 5 before the table: %.0f)\n",
            M, threads, threads > 1 ? "s" : "", threads, threads > 1 ? "s" : "", peak);
@@ -264,8 +265,8 @@ static int run_amx(int argc, char **argv) {
         if (all >= 2) thr[nthr++] = 2;
         if (all > 2) thr[nthr++] = all;
     }
-    printf("AMX-BF16 peak (measured, tile-resident TDPBF16PS): %.0f GFLOP/s on 1 thread, %.0f on %d\n", amx_peak(1),
-           amx_peak(all), all);
+    printf("AMX-BF16 peak (measured, tile-resident TDPBF16PS): %.0f GFLOP/s on 1 thread, %.0f on %d\n", cb_bench_tile_peak(false, 1),
+           cb_bench_tile_peak(false, all), all);
     tile_ceilings();
     for (int i = 0; gemm && i < nthr; i++) gemm_table(512, thr[i], quick);
     for (int i = 0; cross && i < nthr; i++) crossover_table(thr[i]);

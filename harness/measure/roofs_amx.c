@@ -7,8 +7,8 @@
 
 #include "roofs.h"
 
-/* kind 0: the peak loop (non-zero operands, no loads); 1-3: cb_roofs_amx_bf16_variant's kinds 0-2. */
-static double tile_loop(int kind, long iters, float *sum) {
+/* Palette 1, tiles 0-7 all 16 rows x 64 bytes: what both peak loops use. */
+static void load_tile_config(void) {
     struct {
         uint8_t palette, start_row, reserved[14];
         uint16_t colsb[16];
@@ -17,6 +17,11 @@ static double tile_loop(int kind, long iters, float *sum) {
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    _tile_loadconfig(&cfg);
+}
+
+/* kind 0: the peak loop (non-zero operands, no loads); 1-3: cb_roofs_amx_bf16_variant's kinds 0-2. */
+static double tile_loop(int kind, long iters, float *sum) {
     /* 8 tiles of non-zero operands (zeros could let the unit idle; kind 1 measures that): ±(1 + j/8)·2^-10 with
      * alternating signs, so that each product is ~2^-20 and a million iterations keep the sums finite */
     static _Thread_local uint16_t ops[8][16 * 32] __attribute__((aligned(64)));
@@ -28,7 +33,7 @@ static double tile_loop(int kind, long iters, float *sum) {
             ops[t][i] = (uint16_t)(u >> 16); /* exact: v has 4 significant bits */
         }
     float out[256] __attribute__((aligned(64)));
-    _tile_loadconfig(&cfg);
+    load_tile_config();
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -63,20 +68,12 @@ double cb_roofs_amx_bf16_variant(int kind, long iters, float *sum) { return tile
  * int8 values loaded once, tile-resident, as the bf16 loop above (one TDPBSSD = 16 · 16 · 64 multiply-adds).
  * Needs AMX-INT8 (cb_cpu()->amx_int8) on the amx path. Returns the integer ops (2 per multiply-add). */
 double cb_roofs_amx_int8(long iters, int32_t *sum) {
-    struct {
-        uint8_t palette, start_row, reserved[14];
-        uint16_t colsb[16];
-        uint8_t rows[16];
-    } cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
     /* ±1..±7 with alternating signs: sums stay far from int32 overflow for a million iterations */
     static _Thread_local int8_t ops[4][16 * 64] __attribute__((aligned(64)));
     for (int t = 0; t < 4; t++)
         for (int i = 0; i < 16 * 64; i++) ops[t][i] = (int8_t)((1 + (i + t) % 7) * (i % 2 ? 1 : -1));
     int32_t out[256] __attribute__((aligned(64)));
-    _tile_loadconfig(&cfg);
+    load_tile_config();
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
