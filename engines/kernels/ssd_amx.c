@@ -42,19 +42,16 @@ static void pack_b(int k, int n, const float *B, int64_t ldb, int64_t S, int par
     }
 }
 
-/* causal: row i of A uses only k ≤ i. Zero the parts past the diagonal in the diagonal k step of each 16-row
- * block (later steps are never read for it: the k loop of a 32-row block stops at its diagonal step). */
-static void mask_diagonal(int Mp, int64_t S, int parts, uint16_t *act) {
-    for (int mb = 0; mb < Mp / 16; mb++) {
-        const int64_t s = mb / 2;
-        if (s >= S) break;
-        for (int r = 0; r < 16; r++) {
-            const int keep = 16 * mb + r - 32 * (int)s + 1; /* k − 32s ≤ row − 32s */
-            const __mmask32 m = keep >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << keep) - 1);
-            for (int p = 0; p < parts; p++) {
-                uint16_t *row = act + ((size_t)(mb * S + s) * (size_t)parts + (size_t)p) * TILE_U16 + 32 * r;
-                _mm512_store_si512((__m512i *)row, _mm512_maskz_mov_epi16(m, _mm512_load_si512((const __m512i *)row)));
-            }
+/* causal: row i of A uses only k ≤ i. Zero the parts past the diagonal in the last k step of a 32-row block
+ * at m0 whose split holds ks steps (the steps past it are never split nor read). */
+static void mask_diagonal(int m0, int ks, int parts, uint16_t *act) {
+    for (int r = 0; r < 32; r++) {
+        const int keep = m0 + r - 32 * (ks - 1) + 1; /* k − 32(ks − 1) ≤ row − 32(ks − 1) */
+        if (keep >= 32) continue;
+        const __mmask32 m = (__mmask32)((1u << keep) - 1);
+        for (int p = 0; p < parts; p++) {
+            uint16_t *row = act + ((size_t)((r / 16) * ks + ks - 1) * (size_t)parts + (size_t)p) * TILE_U16 + 32 * (r % 16);
+            _mm512_store_si512((__m512i *)row, _mm512_maskz_mov_epi16(m, _mm512_load_si512((const __m512i *)row)));
         }
     }
 }
@@ -114,15 +111,16 @@ int cb_ssd_amx_terms(int terms) {
     }
     return exact_terms;
 }
-static int64_t min_work; /* 0: not read yet */
+static int64_t min_work; /* 0: not read yet (both modes' crossover from the defaults) */
 int64_t cb_ssd_amx_min_work(int64_t mnk) {
     if (mnk > 0) min_work = mnk;
     if (!min_work) {
         const char *e = getenv("CTXBENCH_SSD_AMX_MIN");
-        min_work = e && atoll(e) > 0 ? atoll(e) : CB_SSD_AMX_MIN_DEFAULT;
+        min_work = e && atoll(e) > 0 ? atoll(e) : -1;
     }
-    return min_work;
+    return min_work > 0 ? min_work : CB_SSD_AMX_MIN_DEFAULT;
 }
+static int64_t min_work_fast(void) { return cb_ssd_amx_min_work(0), min_work > 0 ? min_work : CB_SSD_AMX_MIN_FAST_DEFAULT; }
 
 void cb_ssd_gemm_amx(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                      int64_t ldc, bool accumulate, bool causal, int terms) {
@@ -130,7 +128,8 @@ void cb_ssd_gemm_amx(int m, int n, int k, const float *A, int64_t lda, const flo
     const int order = terms >= 6 ? 3 : terms >= 3 ? 2 : 1;
     const int Mp = (m + 31) & ~31, G = (n + 15) / 16;
     const int64_t S = (k + 31) / 32;
-    const size_t abytes = (size_t)Mp * (size_t)S * 32 * (size_t)order * 2, bbytes = (size_t)G * (size_t)S * (size_t)order * TILE_U32 * 4;
+    /* A is split one 32-row block at a time (its parts stay in L1 for the block's column pairs); B once */
+    const size_t abytes = (size_t)32 * (size_t)S * 32 * (size_t)order * 2, bbytes = (size_t)G * (size_t)S * (size_t)order * TILE_U32 * 4;
     uint8_t *buf = k > 0 ? buffer(abytes + bbytes) : NULL;
     if (!buf) { /* k = 0, or out of memory: the AVX-512 GEMM (same contract) */
         cb_ssd_gemm_avx512(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal);
@@ -138,42 +137,43 @@ void cb_ssd_gemm_amx(int m, int n, int k, const float *A, int64_t lda, const flo
     }
     uint16_t *act = (uint16_t *)buf;
     uint32_t *bt = (uint32_t *)(buf + abytes);
-    split_rows(m, A, lda, k, Mp, S, order, act);
-    if (causal) mask_diagonal(Mp, S, order, act);
     pack_b(k, n, B, ldb, S, order, bt);
     c_ctx c __attribute__((aligned(64)));
     c.Y = C, c.ldy = ldc, c.M = m, c.N = n;
-    const size_t ablock = (size_t)S * (size_t)order * TILE_U16, bgroup = (size_t)S * (size_t)order * TILE_U32;
+    const size_t bgroup = (size_t)S * (size_t)order * TILE_U32;
     tiles_on();
     for (int m0 = 0; m0 < Mp; m0 += 32) {
         const int ks = causal ? (int)CB_MIN(S, (int64_t)(m0 / 32 + 1)) : (int)S; /* k steps past the diagonal: zero */
-        const uint16_t *a0 = act + (size_t)(m0 / 16) * ablock;
+        for (int mb = 0; mb < 2; mb++) /* split_rows' tiles, without its OpenMP region: one thread per head */
+            for (int st = 0; st < ks; st++)
+                split_tile(m - m0, A + (int64_t)m0 * lda, lda, k, mb, 32 * st, order,
+                           act + (size_t)(mb * ks + st) * (size_t)order * TILE_U16);
+        if (causal) mask_diagonal(m0, ks, order, act);
+        const size_t ablock = (size_t)ks * (size_t)order * TILE_U16;
         for (int g = 0; g < G; g += 2) {
             const uint32_t *b0 = bt + (size_t)g * bgroup;
             const bool one = g + 1 >= G;
             switch (order) {
-            case 1: xblock(&c, m0, 16 * g, accumulate, one, a0, a0 + ablock, b0, b0 + bgroup, ks, 1); break;
-            case 2: xblock(&c, m0, 16 * g, accumulate, one, a0, a0 + ablock, b0, b0 + bgroup, ks, 2); break;
-            default: xblock(&c, m0, 16 * g, accumulate, one, a0, a0 + ablock, b0, b0 + bgroup, ks, 3); break;
+            case 1: xblock(&c, m0, 16 * g, accumulate, one, act, act + ablock, b0, b0 + bgroup, ks, 1); break;
+            case 2: xblock(&c, m0, 16 * g, accumulate, one, act, act + ablock, b0, b0 + bgroup, ks, 2); break;
+            default: xblock(&c, m0, 16 * g, accumulate, one, act, act + ablock, b0, b0 + bgroup, ks, 3); break;
             }
         }
     }
     _tile_release();
 }
 
-/* The ops' GEMM: on the tiles from the crossover in m·n·k up, else the AVX-512 one. */
-static inline void gemm(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                        int64_t ldc, bool accumulate, bool causal, int terms) {
-    if ((int64_t)m * n * k >= cb_ssd_amx_min_work(0)) cb_ssd_gemm_amx(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal, terms);
-    else cb_ssd_gemm_avx512(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal);
-}
+/* The ops' GEMMs: on the tiles from the crossover in m·n·k up, else the AVX-512 one. */
 static void gemm_exact(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                        int64_t ldc, bool accumulate, bool causal) {
-    gemm(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal, cb_ssd_amx_terms(0));
+    if ((int64_t)m * n * k >= cb_ssd_amx_min_work(0))
+        cb_ssd_gemm_amx(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal, cb_ssd_amx_terms(0));
+    else cb_ssd_gemm_avx512(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal);
 }
 static void gemm_fast(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                       int64_t ldc, bool accumulate, bool causal) {
-    gemm(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal, 1);
+    if ((int64_t)m * n * k >= min_work_fast()) cb_ssd_gemm_amx(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal, 1);
+    else cb_ssd_gemm_avx512(m, n, k, A, lda, B, ldb, C, ldc, accumulate, causal);
 }
 
 static const cb_ssd_ops amx_exact = { gemm_exact, cb_ssd_decay_mask_avx512, cb_ssd_transpose_avx512, cb_ssd_scale_rows_avx512,
