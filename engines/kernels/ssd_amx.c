@@ -111,16 +111,19 @@ int cb_ssd_amx_terms(int terms) {
     }
     return exact_terms;
 }
-static int64_t min_work; /* 0: not read yet (both modes' crossover from the defaults) */
+static int64_t min_work; /* 0: not read yet; −1: the defaults */
 int64_t cb_ssd_amx_min_work(int64_t mnk) {
-    if (mnk > 0) min_work = mnk;
+    if (mnk != 0) min_work = mnk > 0 ? mnk : -1;
     if (!min_work) {
         const char *e = getenv("CTXBENCH_SSD_AMX_MIN");
         min_work = e && atoll(e) > 0 ? atoll(e) : -1;
     }
     return min_work > 0 ? min_work : CB_SSD_AMX_MIN_DEFAULT;
 }
-static int64_t min_work_fast(void) { return cb_ssd_amx_min_work(0), min_work > 0 ? min_work : CB_SSD_AMX_MIN_FAST_DEFAULT; }
+static int64_t min_work_fast(void) {
+    (void)cb_ssd_amx_min_work(0);
+    return min_work > 0 ? min_work : CB_SSD_AMX_MIN_FAST_DEFAULT;
+}
 
 void cb_ssd_gemm_amx(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                      int64_t ldc, bool accumulate, bool causal, int terms) {

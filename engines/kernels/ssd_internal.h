@@ -64,7 +64,7 @@ const cb_ssd_ops *cb_ssd_ops_amx(bool fast);
 #define CB_SSD_AMX_TERMS_DEFAULT 6
 int cb_ssd_amx_terms(int terms);
 /* Smallest m·n·k on the tiles, exact mode (fast mode: CB_SSD_AMX_MIN_FAST_DEFAULT): > 0 sets it for both
- * modes, as does CTXBENCH_SSD_AMX_MIN; returns exact mode's value in force. */
+ * modes, as does CTXBENCH_SSD_AMX_MIN; < 0 restores the defaults; returns exact mode's value in force. */
 #define CB_SSD_AMX_MIN_DEFAULT (1 << 20)
 #define CB_SSD_AMX_MIN_FAST_DEFAULT (1 << 18)
 int64_t cb_ssd_amx_min_work(int64_t mnk);
