@@ -65,8 +65,8 @@ const cb_ssd_ops *cb_ssd_ops_amx(bool fast);
 int cb_ssd_amx_terms(int terms);
 /* Smallest m·n·k on the tiles, exact mode (fast mode: CB_SSD_AMX_MIN_FAST_DEFAULT): > 0 sets it for both
  * modes, as does CTXBENCH_SSD_AMX_MIN; < 0 restores the defaults; returns exact mode's value in force. */
-#define CB_SSD_AMX_MIN_DEFAULT (1 << 20)
-#define CB_SSD_AMX_MIN_FAST_DEFAULT (1 << 18)
+#define CB_SSD_AMX_MIN_DEFAULT (1 << 23)
+#define CB_SSD_AMX_MIN_FAST_DEFAULT (1 << 19)
 int64_t cb_ssd_amx_min_work(int64_t mnk);
 
 #endif
