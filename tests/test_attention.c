@@ -46,14 +46,15 @@ static void *make_cache(int64_t cap, int hd, cb_dtype t, float *kf, float *vf, v
     cache_ks = cache_vs = NULL;
     if (cb_kv_is_q8(t)) {
         cache_ks = calloc((size_t)cap, sizeof(float)), cache_vs = calloc((size_t)cap, sizeof(float));
-        uint8_t kc[CB_FLASH_MAX_HD];
+        uint8_t kc[CB_FLASH_MAX_HD], vq[CB_FLASH_MAX_HD];
         for (int64_t p = 0; p < cap; p++) {
             cache_ks[p] = cb_kv8_quantize_row(kf + p * hd, hd, t, kc);
-            cache_vs[p] = cb_kv8_quantize_row(vf + p * hd, hd, t, (uint8_t *)v + p * hd);
+            cache_vs[p] = cb_kv8_quantize_row(vf + p * hd, hd, t, vq);
             for (int d = 0; d < hd; d++) {
                 ((uint8_t *)k)[cb_kv_k_offset(p, d, hd, cap, t)] = kc[d];
+                ((uint8_t *)v)[cb_kv_v_offset(p, d, hd, cap, t)] = vq[d];
                 kf[p * hd + d] = cache_ks[p] * cb_kv8_code_value(kc[d], t);
-                vf[p * hd + d] = cache_vs[p] * cb_kv8_code_value(((uint8_t *)v)[p * hd + d], t);
+                vf[p * hd + d] = cache_vs[p] * cb_kv8_code_value(vq[d], t);
             }
         }
         *vout = v;
@@ -785,7 +786,7 @@ static void raw_fp8_cache(int64_t cap, int hd, uint8_t (*code)(int64_t, int, boo
         (*ks)[p] = sk * (0.002f + 0.00001f * (float)(p % 97)), (*vs)[p] = sk * (0.003f + 0.00001f * (float)(p % 89));
         for (int d = 0; d < hd; d++) {
             (*k)[cb_kv_k_offset(p, d, hd, cap, CB_F8_E4M3)] = code(p, d, true, arg);
-            (*v)[p * hd + d] = code(p, d, false, arg);
+            (*v)[cb_kv_v_offset(p, d, hd, cap, CB_F8_E4M3)] = code(p, d, false, arg);
         }
     }
 }

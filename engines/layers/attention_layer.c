@@ -201,10 +201,13 @@ static void put_row(cb_attn_layer *l, int seq, int h, int64_t pos, const float *
     char *kb = k_base(l, seq, h), *vb = v_base(l, seq, h);
     const int hd = l->hd;
     if (cb_kv_is_q8(l->kv_dtype)) {
-        uint8_t kc[CB_FLASH_MAX_HD];
+        uint8_t kc[CB_FLASH_MAX_HD], vc[CB_FLASH_MAX_HD];
         k_scales(l, seq, h)[pos] = cb_kv8_quantize_row(k, hd, l->kv_dtype, kc);
-        v_scales(l, seq, h)[pos] = cb_kv8_quantize_row(v, hd, l->kv_dtype, (uint8_t *)vb + pos * hd);
-        for (int d = 0; d < hd; d++) ((uint8_t *)kb)[cb_kv_k_offset(pos, d, hd, l->cap, l->kv_dtype)] = kc[d];
+        v_scales(l, seq, h)[pos] = cb_kv8_quantize_row(v, hd, l->kv_dtype, vc);
+        for (int d = 0; d < hd; d++) {
+            ((uint8_t *)kb)[cb_kv_k_offset(pos, d, hd, l->cap, l->kv_dtype)] = kc[d];
+            ((uint8_t *)vb)[cb_kv_v_offset(pos, d, hd, l->cap, l->kv_dtype)] = vc[d];
+        }
         return;
     }
     float kr[CB_FLASH_MAX_HD], vr[CB_FLASH_MAX_HD];
