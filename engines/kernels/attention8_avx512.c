@@ -73,6 +73,11 @@ static inline bool fp8_any_sub(const uint8_t *p, size_t n) {
     return k != 0;
 }
 
+/* A block's 64 scales: 4 lines. (Each line left to a demand miss stalls the loop for a DRAM latency.) */
+static inline __attribute__((always_inline)) void pf_scales(const float *p) {
+    for (int i = 0; i < CB_FLASH_BK; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
+}
+
 /* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0; pf: one line per head dim
  * prefetched (NULL: none). */
 static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int t0, int NT, const float *Q, int hd,
@@ -164,8 +169,7 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     /* the next block's V and scales are requested during this block's Q·Kᵀ, its K during P·V, so every
      * block finds its data in L1 (the call's first block is requested at entry) */
     const char *pfv = (const char *)vb + PF_AHEAD * bytes;
-    _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
-    _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
+    pf_scales(ks + PF_AHEAD * CB_FLASH_BK), pf_scales(vs + PF_AHEAD * CB_FLASH_BK);
     if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, pfv, fixk);
     else if (R == 2)
         for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, t, S, t0 ? NULL : pfv, fixk);
@@ -412,8 +416,7 @@ static void block_i8(int R, const int64_t *qpos, int hd, int64_t kb, int nb, con
                      float *O) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd;
     const char *pfv = (const char *)vb + PF_I8 * bytes;
-    _mm_prefetch((const char *)(ks + PF_I8 * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(ks + PF_I8 * CB_FLASH_BK + 32), _MM_HINT_T0);
-    _mm_prefetch((const char *)(vs + PF_I8 * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(vs + PF_I8 * CB_FLASH_BK + 32), _MM_HINT_T0);
+    pf_scales(ks + PF_I8 * CB_FLASH_BK), pf_scales(vs + PF_I8 * CB_FLASH_BK);
     /* the next block's V (hd/4 chunks × 256 bytes) is requested over the Q·Kᵀ passes */
     if (R <= 2) {
         if (R == 1) qk_i8(R, 0, 1, 0, 4, hd, kt0, ks, st, S, pfv, 4);
