@@ -218,6 +218,9 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
 #ifndef PF_I8
 #define PF_I8 1
 #endif
+#ifndef I8_SM_LINES
+#define I8_SM_LINES 16
+#endif
 #define I8_QMAX 8323072.0f /* 127 · 2^16: the balanced top digit stays within int8 */
 #define I8_PMAX 16777215.0f
 
@@ -322,7 +325,7 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
  * weight = punit·Pi with punit = c·max(vs)/PMAX. Masked keys get e = 0; alpha[r] as in softmax_block.
  * The planes hold 4 consecutive keys per dword: the group of 4 positions a V operand covers. */
 static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, const float *S, const float *vs,
-                              float *m, __m512 *lsum, float *alpha, i8_state *st) {
+                              float *m, __m512 *lsum, float *alpha, i8_state *st, const char *pf, int pf_per_r) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     __m512 w[4];
     for (int i = 0; i < 4; i++) w[i] = _mm512_loadu_ps(vs + 16 * i);
@@ -330,6 +333,7 @@ static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, co
     const float wf = vmax > 0.0f ? I8_PMAX / vmax : 0.0f;
     for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(w[i], _mm512_set1_ps(wf));
     for (int r = 0; r < R; r++) {
+        for (int u = 0; u < pf_per_r; u++) _mm_prefetch(pf + (size_t)(r * pf_per_r + u) * 64, _MM_HINT_T0);
         const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
         if (vis <= 0) {
             alpha[r] = 1.0f, st->punit[r] = 0.0f;
@@ -426,10 +430,14 @@ static void block_i8(int R, const int64_t *qpos, int hd, int64_t kb, int nb, con
         for (int t0 = 0, k = 0; t0 < 4; t0 += 2)
             for (int r0 = 0; r0 < R; r0 += 4, k++) qk_i8(R, r0, 4, t0, 2, hd, kt0, ks, st, S, pfv + (size_t)k * npf * 16 * hd, npf);
     }
-    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st);
-    const int ng = (nb + 3) / 4, passes = ((hd + 63) / 64) * ((R + 1) / 2); /* masked keys weigh 0 */
-    const int per_g = (int)((bytes / 64 + (size_t)passes * ng - 1) / ((size_t)passes * ng));
+    /* the next block's K: a share during the softmax (I8_SM_LINES per row: no memory request would be
+     * in flight there otherwise), the rest evenly over the P·V passes */
     const char *pf = (const char *)kt0 + PF_I8 * bytes, *pf_end = pf + bytes;
+    const int sm_per_r = (int)CB_MIN((size_t)I8_SM_LINES, bytes / 64 / (size_t)R);
+    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st, pf, sm_per_r);
+    pf += (size_t)64 * sm_per_r * R;
+    const int ng = (nb + 3) / 4, passes = ((hd + 63) / 64) * ((R + 1) / 2); /* masked keys weigh 0 */
+    const int per_g = (int)(((size_t)(pf_end - pf) / 64 + (size_t)passes * ng - 1) / ((size_t)passes * ng));
     for (int c0 = 0; c0 < hd; c0 += 64) {
         const int nu = CB_MIN(64, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += 2, pf += (size_t)64 * per_g * ng) {
