@@ -60,7 +60,7 @@ static int run_flash_decode(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(argv[i], "--no-vnni")) {
-            cb_kernels_set_vnni(false); /* int8: the fp32 loop instead of the VNNI one, to compare */
+            cb_kernels_set_vnni(false); /* int8: widened blocks through the f32 kernel instead of VNNI, to compare */
         } else {
             printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8] [--no-vnni]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
