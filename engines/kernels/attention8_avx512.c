@@ -1,8 +1,9 @@
 /* AVX-512 flash attention over an 8-bit KV cache (fp8 E4M3 / int8 codes with per-position fp32 scales;
  * layout and contract in attention.h).
  * Decode (<= DIRECT_MAX_ROWS rows, blocks whose 4 tiles are full): codes are widened to fp32 in registers
- * straight from the cache (fp8 by bit placement, stream16). A tile's 16 scores are Σ_d q_d·value(code) times the tile's 16 K scales; the
- * V scales are folded into the softmax weights (p_j·vs_j), so the inner loops are plain FMAs.
+ * straight from the cache (fp8 by bit placement, stream16; int8 takes the VNNI loop below). A tile's 16
+ * scores are Σ_d q_d·value(code) times the tile's 16 K scales; the V scales are folded into the softmax
+ * weights (p_j·vs_j), so the inner loops are plain FMAs.
  * Reads go in address order (K tiles one after another, V rows top to bottom) and the next data is
  * requested evenly over the arithmetic, as in the bf16 decode loop (attention_avx512.c explains why).
  * Prefill (more rows) and partial blocks: one block of 64 keys is widened and scaled into L1-resident
@@ -43,12 +44,11 @@ static inline __attribute__((always_inline)) __m512 ld16(const uint8_t *p, cb_dt
  * p · vs · 2^64 · value · 2^-120, so O is carried in units of 2^-56 inside the block (OUNIT). All
  * scalings are powers of two, far from fp32's range limits. */
 #define FP8_Q_SCALE 0x1p64f
-#define KUNIT(t) ((t) == CB_F8_E4M3 ? 0x1p56f : 1.0f)
-#define VUNIT(t) ((t) == CB_F8_E4M3 ? 0x1p64f : 1.0f)
-#define OUNIT(t) ((t) == CB_F8_E4M3 ? 0x1p-56f : 1.0f)
-static inline __attribute__((always_inline)) __m512 stream16(const uint8_t *p, cb_dtype t) {
+#define KUNIT 0x1p56f
+#define VUNIT 0x1p64f
+#define OUNIT 0x1p-56f
+static inline __attribute__((always_inline)) __m512 stream16(const uint8_t *p) {
     __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p));
-    if (t == CB_I8) return _mm512_cvtepi32_ps(v);
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(v, 20), _mm512_set1_epi32((int)0x87F00000u)));
 }
 /* An E4M3 subnormal code (exponent field 0, mantissa != 0) would land as an fp32 subnormal above, and on
@@ -61,8 +61,8 @@ static inline __attribute__((always_inline)) __m512 stream16(const uint8_t *p, c
 static inline __attribute__((always_inline)) __m512 stream16_fix(const uint8_t *p) {
     return cb_fp8_bits_fix(_mm512_slli_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)), 20));
 }
-static inline __attribute__((always_inline)) __m512 stream16x(const uint8_t *p, cb_dtype t, bool fix) {
-    return fix ? stream16_fix(p) : stream16(p, t);
+static inline __attribute__((always_inline)) __m512 stream16x(const uint8_t *p, bool fix) {
+    return fix ? stream16_fix(p) : stream16(p);
 }
 /* Whether n bytes (a multiple of 64) of fp8 codes hold an E4M3 subnormal: two byte tests per 64 codes. */
 static inline bool fp8_any_sub(const uint8_t *p, size_t n) {
@@ -81,13 +81,13 @@ static inline __attribute__((always_inline)) void pf_scales(const float *p) {
 /* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0; pf: one line per head dim
  * prefetched (NULL: none). */
 static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int t0, int NT, const float *Q, int hd,
-                                                      const uint8_t *kt0, const float *ks, cb_dtype t, float *S,
-                                                      const char *pf, bool fix) {
-    __m512 a[4][4];
-    const float *q[4];
-#pragma GCC unroll 4
+                                                      const uint8_t *kt0, const float *ks, float *S, const char *pf,
+                                                      bool fix) {
+    __m512 a[8][4]; /* NR·NT <= 16 */
+    const float *q[8];
+#pragma GCC unroll 8
     for (int i = 0; i < NR; i++) q[i] = Q + (size_t)CB_MIN(r0 + i, R - 1) * hd;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) a[i][j] = _mm512_setzero_ps();
@@ -97,8 +97,8 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
         __m512 kv[4];
         if (pf) _mm_prefetch(pf + (size_t)d * 64, _MM_HINT_T0);
 #pragma GCC unroll 4
-        for (int j = 0; j < NT; j++) kv[j] = stream16x(k + j * tile + (size_t)d * 16, t, fix);
-#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) kv[j] = stream16x(k + j * tile + (size_t)d * 16, fix);
+#pragma GCC unroll 8
         for (int i = 0; i < NR; i++) {
             const __m512 qb = _mm512_set1_ps(q[i][d]);
 #pragma GCC unroll 4
@@ -107,8 +107,8 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
     }
 #pragma GCC unroll 4
     for (int j = 0; j < NT; j++) {
-        const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(ks + 16 * (t0 + j)), _mm512_set1_ps(KUNIT(t)));
-#pragma GCC unroll 4
+        const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(ks + 16 * (t0 + j)), _mm512_set1_ps(KUNIT));
+#pragma GCC unroll 8
         for (int i = 0; i < NR; i++)
             if (r0 + i < R) _mm512_store_ps(S + (r0 + i) * CB_FLASH_BK + 16 * (t0 + j), _mm512_mul_ps(a[i][j], sc));
     }
@@ -117,18 +117,18 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
 /* O[r][c0 .. c0 + 16·NU) = O·alpha + Σ_j P[r][j]·V[j] for NR rows from r0 (P already holds p·vs);
  * prefetches pf_per_j lines per key from pf (NULL: none), never past pf_end. */
 static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int c0, int NU, int hd, int nb,
-                                                      const uint8_t *vb, cb_dtype t, const float *S,
-                                                      const float *alpha, float *O, const char *pf, int pf_per_j,
-                                                      const char *pf_end, bool fix) {
-    __m512 b[4][8];
-    const float *p[4];
-    int rr[4];
-    for (int i = 0; i < 4; i++) /* (only NR x NU are used; this keeps gcc's uninitialised-use analysis quiet) */
+                                                      const uint8_t *vb, const float *S, const float *alpha,
+                                                      float *O, const char *pf, int pf_per_j, const char *pf_end,
+                                                      bool fix) {
+    __m512 b[8][8]; /* NR·NU <= 16 */
+    const float *p[8];
+    int rr[8];
+    for (int i = 0; i < 8; i++) /* (only NR x NU are used; this keeps gcc's uninitialised-use analysis quiet) */
         for (int u = 0; u < 8; u++) b[i][u] = _mm512_setzero_ps();
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < NR; i++) {
         rr[i] = CB_MIN(r0 + i, R - 1), p[i] = S + rr[i] * CB_FLASH_BK;
-        const __m512 ab = _mm512_set1_ps(alpha[rr[i]] * OUNIT(t));
+        const __m512 ab = _mm512_set1_ps(alpha[rr[i]] * OUNIT);
 #pragma GCC unroll 8
         for (int u = 0; u < NU; u++) b[i][u] = _mm512_mul_ps(_mm512_loadu_ps(O + (size_t)rr[i] * hd + c0 + 16 * u), ab);
     }
@@ -139,28 +139,29 @@ static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int
             for (int u = 0; u < pf_per_j; u++, pf += 64)
                 if (pf < pf_end) _mm_prefetch(pf, _MM_HINT_T0);
 #pragma GCC unroll 8
-        for (int u = 0; u < NU; u++) vv[u] = stream16x(vr + 16 * u, t, fix);
-#pragma GCC unroll 4
+        for (int u = 0; u < NU; u++) vv[u] = stream16x(vr + 16 * u, fix);
+#pragma GCC unroll 8
         for (int i = 0; i < NR; i++) {
             const __m512 pb = _mm512_set1_ps(p[i][j]);
 #pragma GCC unroll 8
             for (int u = 0; u < NU; u++) b[i][u] = _mm512_fmadd_ps(pb, vv[u], b[i][u]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < NR; i++)
         if (r0 + i < R)
 #pragma GCC unroll 8
             for (int u = 0; u < NU; u++)
-                _mm512_storeu_ps(O + (size_t)(r0 + i) * hd + c0 + 16 * u, _mm512_mul_ps(b[i][u], _mm512_set1_ps(1.0f / OUNIT(t))));
+                _mm512_storeu_ps(O + (size_t)(r0 + i) * hd + c0 + 16 * u, _mm512_mul_ps(b[i][u], _mm512_set1_ps(1.0f / OUNIT)));
 }
 
-/* One block of 64 keys whose 4 tiles are full in memory, R <= DIRECT_MAX_ROWS. Q·Kᵀ: 4 tiles x 1, 2 or
- * 4 rows per pass (the first pass requests this block's V); P·V: R <= 2 rows x 128 columns or 4 rows x
- * 64 columns per pass (the passes request the next block's K). Later passes re-read from L1. */
+/* One block of 64 keys whose 4 tiles are full in memory, R <= DIRECT_MAX_ROWS. Q·Kᵀ: 4 tiles x 1 row,
+ * 2 tiles x 2, 4 or 8 rows per pass (the first pass requests this block's V); P·V: R <= 2 rows x 128
+ * columns, 4 rows x 64 or 8 rows x 32 per pass (the passes request the next block's K). Every row is in
+ * one pass, so each code is decoded once (docs/performance.md, "Flash decode: all rows in one pass"). */
 static inline __attribute__((always_inline)) void block8(int R, const float *Q, const int64_t *qpos, int hd,
                                                          int64_t kb, int nb, const uint8_t *kt0, const uint8_t *vb,
-                                                         const float *ks, const float *vs, cb_dtype t, float *S,
+                                                         const float *ks, const float *vs, float *S,
                                                          float *m, __m512 *lsum, float *alpha, float *O, bool fixk,
                                                          bool fixv) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd; /* of K (and of V) per block */
@@ -170,31 +171,35 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
      * block finds its data in L1 (the call's first block is requested at entry) */
     const char *pfv = (const char *)vb + PF_AHEAD * bytes;
     pf_scales(ks + PF_AHEAD * CB_FLASH_BK), pf_scales(vs + PF_AHEAD * CB_FLASH_BK);
-    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, pfv, fixk);
+    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, S, pfv, fixk);
     else if (R == 2)
-        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, t, S, t0 ? NULL : pfv, fixk);
-    else
-        for (int t0 = 0; t0 < 4; t0 += 2)
-            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, t, S, r0 || t0 ? NULL : pfv, fixk);
+        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, S, t0 ? NULL : pfv, fixk);
+    else if (R <= 4)
+        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 4, t0, 2, Q, hd, kt0, ks, S, t0 ? NULL : pfv, fixk);
+    else /* all rows in one pass: each code is decoded once */
+        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 8, t0, 2, Q, hd, kt0, ks, S, t0 ? NULL : pfv, fixk);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
-    const __m512 u = _mm512_set1_ps(fixv ? FP8_FIX_SCALE : VUNIT(t));
+    const __m512 u = _mm512_set1_ps(fixv ? FP8_FIX_SCALE : VUNIT);
     __m512 w[4];
     for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(_mm512_loadu_ps(vs + 16 * i), u);
     for (int r = 0; r < R; r++)
         for (int i = 0; i < 4; i++)
             _mm512_store_ps(S + r * CB_FLASH_BK + 16 * i, _mm512_mul_ps(_mm512_load_ps(S + r * CB_FLASH_BK + 16 * i), w[i]));
 
-    const int ncw = R <= 2 ? 128 : 64, nr = R <= 2 ? R : 4;
+    const int ncw = R <= 2 ? 128 : R <= 4 ? 64 : 32, nr = R <= 2 ? R : R <= 4 ? 4 : 8;
     const int passes = ((hd + ncw - 1) / ncw) * ((R + nr - 1) / nr);
     const int per_j = (int)((bytes / 64 + (size_t)passes * CB_FLASH_BK - 1) / ((size_t)passes * CB_FLASH_BK));
     const char *pf = (const char *)kt0 + PF_AHEAD * bytes, *pf_end = pf + bytes;
     for (int c0 = 0; c0 < hd; c0 += ncw) {
         const int nu = CB_MIN(ncw, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += nr, pf += (size_t)64 * per_j * CB_FLASH_BK) {
-#define PV(NR, NU) pv8(R, r0, NR, c0, NU, hd, nb, vb, t, S, alpha, O, pf, per_j, pf_end, fixv)
+#define PV(NR, NU) pv8(R, r0, NR, c0, NU, hd, nb, vb, S, alpha, O, pf, per_j, pf_end, fixv)
             if (R <= 2) {
                 if (R == 1) switch (nu) { case 8: PV(1, 8); break; case 4: PV(1, 4); break; default: PV(1, nu); }
                 else switch (nu) { case 8: PV(2, 8); break; case 4: PV(2, 4); break; default: PV(2, nu); }
+            } else if (R > 4) {
+                if (nu == 2) PV(8, 2);
+                else PV(8, 1);
             } else if (nu == 4) PV(4, 4);
             else PV(4, nu);
 #undef PV
@@ -552,7 +557,7 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
                 /* K and V decide apart: both decodes give products in the same units (2^-56), so a block
                  * whose subnormal codes are only in V (or only in K) pays the safe decode on that half */
                 const bool fk = fp8_any_sub(kt0, bytes), fv = fp8_any_sub(vb, bytes);
-#define B8(FK, FV) block8(R, FK ? Qf : Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_F8_E4M3, S, m, lsum, alpha, O, FK, FV)
+#define B8(FK, FV) block8(R, FK ? Qf : Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, S, m, lsum, alpha, O, FK, FV)
                 if (__builtin_expect(!fk && !fv, 1)) B8(false, false); /* constant flags: one loop body each */
                 else if (fk && fv) B8(true, true);
                 else if (fk) B8(true, false);
