@@ -83,11 +83,11 @@ static inline __attribute__((always_inline)) void pf_scales(const float *p) {
 static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int t0, int NT, const float *Q, int hd,
                                                       const uint8_t *kt0, const float *ks, float *S, const char *pf,
                                                       bool fix) {
-    __m512 a[8][4]; /* NR·NT <= 16 */
-    const float *q[8];
-#pragma GCC unroll 8
+    __m512 a[4][4];
+    const float *q[4];
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++) q[i] = Q + (size_t)CB_MIN(r0 + i, R - 1) * hd;
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) a[i][j] = _mm512_setzero_ps();
@@ -98,7 +98,7 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
         if (pf) _mm_prefetch(pf + (size_t)d * 64, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) kv[j] = stream16x(k + j * tile + (size_t)d * 16, fix);
-#pragma GCC unroll 8
+#pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             const __m512 qb = _mm512_set1_ps(q[i][d]);
 #pragma GCC unroll 4
@@ -108,7 +108,7 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
 #pragma GCC unroll 4
     for (int j = 0; j < NT; j++) {
         const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(ks + 16 * (t0 + j)), _mm512_set1_ps(KUNIT));
-#pragma GCC unroll 8
+#pragma GCC unroll 4
         for (int i = 0; i < NR; i++)
             if (r0 + i < R) _mm512_store_ps(S + (r0 + i) * CB_FLASH_BK + 16 * (t0 + j), _mm512_mul_ps(a[i][j], sc));
     }
@@ -120,12 +120,12 @@ static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int
                                                       const uint8_t *vb, const float *S, const float *alpha,
                                                       float *O, const char *pf, int pf_per_j, const char *pf_end,
                                                       bool fix) {
-    __m512 b[8][8]; /* NR·NU <= 16 */
-    const float *p[8];
-    int rr[8];
-    for (int i = 0; i < 8; i++) /* (only NR x NU are used; this keeps gcc's uninitialised-use analysis quiet) */
+    __m512 b[4][8];
+    const float *p[4];
+    int rr[4];
+    for (int i = 0; i < 4; i++) /* (only NR x NU are used; this keeps gcc's uninitialised-use analysis quiet) */
         for (int u = 0; u < 8; u++) b[i][u] = _mm512_setzero_ps();
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++) {
         rr[i] = CB_MIN(r0 + i, R - 1), p[i] = S + rr[i] * CB_FLASH_BK;
         const __m512 ab = _mm512_set1_ps(alpha[rr[i]] * OUNIT);
@@ -140,14 +140,14 @@ static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int
                 if (pf < pf_end) _mm_prefetch(pf, _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int u = 0; u < NU; u++) vv[u] = stream16x(vr + 16 * u, fix);
-#pragma GCC unroll 8
+#pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             const __m512 pb = _mm512_set1_ps(p[i][j]);
 #pragma GCC unroll 8
             for (int u = 0; u < NU; u++) b[i][u] = _mm512_fmadd_ps(pb, vv[u], b[i][u]);
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
         if (r0 + i < R)
 #pragma GCC unroll 8
@@ -155,10 +155,9 @@ static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int
                 _mm512_storeu_ps(O + (size_t)(r0 + i) * hd + c0 + 16 * u, _mm512_mul_ps(b[i][u], _mm512_set1_ps(1.0f / OUNIT)));
 }
 
-/* One block of 64 keys whose 4 tiles are full in memory, R <= DIRECT_MAX_ROWS. Q·Kᵀ: 4 tiles x 1 row,
- * 2 tiles x 2, 4 or 8 rows per pass (the first pass requests this block's V); P·V: R <= 2 rows x 128
- * columns, 4 rows x 64 or 8 rows x 32 per pass (the passes request the next block's K). Every row is in
- * one pass, so each code is decoded once (docs/performance.md, "Flash decode: all rows in one pass"). */
+/* One block of 64 keys whose 4 tiles are full in memory, R <= DIRECT_MAX_ROWS. Q·Kᵀ: 4 tiles x 1, 2 or
+ * 4 rows per pass (the first pass requests this block's V); P·V: R <= 2 rows x 128 columns or 4 rows x
+ * 64 columns per pass (the passes request the next block's K). Later passes re-read from L1. */
 static inline __attribute__((always_inline)) void block8(int R, const float *Q, const int64_t *qpos, int hd,
                                                          int64_t kb, int nb, const uint8_t *kt0, const uint8_t *vb,
                                                          const float *ks, const float *vs, float *S,
@@ -174,10 +173,9 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, S, pfv, fixk);
     else if (R == 2)
         for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, S, t0 ? NULL : pfv, fixk);
-    else if (R <= 4)
-        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 4, t0, 2, Q, hd, kt0, ks, S, t0 ? NULL : pfv, fixk);
-    else /* all rows in one pass: each code is decoded once */
-        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 8, t0, 2, Q, hd, kt0, ks, S, t0 ? NULL : pfv, fixk);
+    else
+        for (int t0 = 0; t0 < 4; t0 += 2)
+            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, S, r0 || t0 ? NULL : pfv, fixk);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
     const __m512 u = _mm512_set1_ps(fixv ? FP8_FIX_SCALE : VUNIT);
     __m512 w[4];
@@ -186,7 +184,7 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
         for (int i = 0; i < 4; i++)
             _mm512_store_ps(S + r * CB_FLASH_BK + 16 * i, _mm512_mul_ps(_mm512_load_ps(S + r * CB_FLASH_BK + 16 * i), w[i]));
 
-    const int ncw = R <= 2 ? 128 : R <= 4 ? 64 : 32, nr = R <= 2 ? R : R <= 4 ? 4 : 8;
+    const int ncw = R <= 2 ? 128 : 64, nr = R <= 2 ? R : 4;
     const int passes = ((hd + ncw - 1) / ncw) * ((R + nr - 1) / nr);
     const int per_j = (int)((bytes / 64 + (size_t)passes * CB_FLASH_BK - 1) / ((size_t)passes * CB_FLASH_BK));
     const char *pf = (const char *)kt0 + PF_AHEAD * bytes, *pf_end = pf + bytes;
@@ -197,9 +195,6 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
             if (R <= 2) {
                 if (R == 1) switch (nu) { case 8: PV(1, 8); break; case 4: PV(1, 4); break; default: PV(1, nu); }
                 else switch (nu) { case 8: PV(2, 8); break; case 4: PV(2, 4); break; default: PV(2, nu); }
-            } else if (R > 4) {
-                if (nu == 2) PV(8, 2);
-                else PV(8, 1);
             } else if (nu == 4) PV(4, 4);
             else PV(4, nu);
 #undef PV

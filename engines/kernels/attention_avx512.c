@@ -165,11 +165,11 @@ static inline __m512 bf_odd(__m512i x) { return _mm512_castsi512_ps(_mm512_and_s
  * 2p and 2p+1 of its 16 keys: the shift gives dim 2p, the and dim 2p+1. */
 static inline __attribute__((always_inline)) void qk_pairs(int R, int r0, int NR, int t0, int NT, const float *Q,
                                                            int hd, const char *kt0, float *S, const char *pf) {
-    __m512 e[8][4], o[8][4]; /* NR·NT <= 8 */
-    const float *q[8];
-#pragma GCC unroll 8
+    __m512 e[4][4], o[4][4];
+    const float *q[4];
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++) q[i] = Q + (size_t)CB_MIN(r0 + i, R - 1) * hd;
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) e[i][t] = o[i][t] = _mm512_setzero_ps();
@@ -185,14 +185,14 @@ static inline __attribute__((always_inline)) void qk_pairs(int R, int r0, int NR
             __m512i x = _mm512_loadu_si512(k + t * tile + (size_t)p * 64);
             ke[t] = bf_even(x), ko[t] = bf_odd(x);
         }
-#pragma GCC unroll 8
+#pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             const __m512 qe = _mm512_set1_ps(q[i][2 * p]), qo = _mm512_set1_ps(q[i][2 * p + 1]);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) e[i][t] = _mm512_fmadd_ps(qe, ke[t], e[i][t]), o[i][t] = _mm512_fmadd_ps(qo, ko[t], o[i][t]);
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++)
@@ -208,10 +208,10 @@ static inline __attribute__((always_inline)) void pv_pairs(int R, int r0, int NR
     const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    __m512 be[8][4], bo[8][4]; /* NR·NU <= 8 */
-    const float *p[8];
-    int rr[8];
-#pragma GCC unroll 8
+    __m512 be[4][4], bo[4][4];
+    const float *p[4];
+    int rr[4];
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++) {
         rr[i] = CB_MIN(r0 + i, R - 1), p[i] = S + rr[i] * CB_FLASH_BK;
         const __m512 ab = _mm512_set1_ps(alpha[rr[i]]);
@@ -235,14 +235,14 @@ static inline __attribute__((always_inline)) void pv_pairs(int R, int r0, int NR
             __m512i x = _mm512_loadu_si512(vr + 64 * u);
             ve[u] = bf_even(x), vo[u] = bf_odd(x);
         }
-#pragma GCC unroll 8
+#pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             const __m512 pb = _mm512_set1_ps(p[i][j]);
 #pragma GCC unroll 4
             for (int u = 0; u < NU; u++) be[i][u] = _mm512_fmadd_ps(pb, ve[u], be[i][u]), bo[i][u] = _mm512_fmadd_ps(pb, vo[u], bo[i][u]);
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
         if (r0 + i < R) {
             float *oi = O + (size_t)(r0 + i) * hd + c0;
@@ -255,23 +255,21 @@ static inline __attribute__((always_inline)) void pv_pairs(int R, int r0, int NR
 }
 
 /* One block of keys whose 4 tiles are full in memory, R <= DIRECT_MAX_ROWS rows, hd % 32 == 0.
- * Row groups: Q·Kᵀ 4 rows x 2 tiles (R == 1: 1 x 4, R == 2: 2 x 2, R > 4: 8 x 1); P·V 4 rows x 64
- * columns (R <= 2: R rows x 128 columns, R > 4: 8 x 32). All rows are in one group, so each K and V line
- * is loaded and widened once (docs/performance.md, "Flash decode: all rows in one pass"). */
+ * Row groups: Q·Kᵀ 4 rows x 2 tiles (R == 1: 1 x 4, R == 2: 2 x 2); P·V 4 rows x 64 columns (R <= 2:
+ * R rows x 128 columns). Groups after the first re-read K / V from L1. */
 static void block_bf16_pairs(int R, const float *Q, const int64_t *qpos, int hd, int64_t kb, int nb, const char *kt0,
                              const char *vb, float *S, float *m, __m512 *lsum, float *alpha, float *O) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd * 2; /* of K (and of V) per block */
     if (R == 1) qk_pairs(R, 0, 1, 0, 4, Q, hd, kt0, S, vb);
     else if (R == 2)
         for (int t = 0; t < 4; t += 2) qk_pairs(R, 0, 2, t, 2, Q, hd, kt0, S, vb);
-    else if (R <= 4)
-        for (int t = 0; t < 4; t += 2) qk_pairs(R, 0, 4, t, 2, Q, hd, kt0, S, vb);
-    else /* all rows in one pass: each K line is loaded and widened once */
-        for (int t = 0; t < 4; t++) qk_pairs(R, 0, 8, t, 1, Q, hd, kt0, S, vb);
+    else
+        for (int t = 0; t < 4; t += 2)
+            for (int r0 = 0; r0 < R; r0 += 4) qk_pairs(R, r0, 4, t, 2, Q, hd, kt0, S, r0 ? NULL : vb);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
 
     /* P·V passes; the next block's K (bytes/64 lines) is requested evenly over all of them */
-    const int ncw = R <= 2 ? 128 : R <= 4 ? 64 : 32, nr = R <= 2 ? R : R <= 4 ? 4 : 8;
+    const int ncw = R <= 2 ? 128 : 64, nr = R <= 2 ? R : 4;
     const int passes = ((hd + ncw - 1) / ncw) * ((R + nr - 1) / nr);
     const int per_j = (int)((bytes / 64 + (size_t)passes * CB_FLASH_BK - 1) / ((size_t)passes * CB_FLASH_BK));
     const char *pf = kt0 + bytes, *pf_end = pf + bytes;
@@ -281,7 +279,6 @@ static void block_bf16_pairs(int R, const float *Q, const int64_t *qpos, int hd,
 #define PV(NR, NU) pv_pairs(R, r0, NR, c0, NU, hd, nb, vb, S, alpha, O, pf, per_j, pf_end)
             if (R == 1) switch (nu) { case 4: PV(1, 4); break; case 3: PV(1, 3); break; case 2: PV(1, 2); break; default: PV(1, 1); }
             else if (R == 2) switch (nu) { case 4: PV(2, 4); break; case 3: PV(2, 3); break; case 2: PV(2, 2); break; default: PV(2, 1); }
-            else if (R > 4) PV(8, 1);
             else if (nu == 2) PV(4, 2);
             else PV(4, 1);
 #undef PV
