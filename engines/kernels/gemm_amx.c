@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../counters.h"
 #include "kernels_amx.h"
 #include "amx_internal.h"
 #include "tiles.h"
@@ -228,7 +229,10 @@ static void gemm_amx(int M, const float *X, int64_t ldx, const cb_weight *W, flo
         else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
         return;
     }
+    const bool top = !omp_in_parallel(); /* the profile's timers are the calling thread's */
+    long long t_split = top ? cb_ctr_ns() : 0;
     split_rows(M, X, ldx, K, Mp, S, j.parts, j.act);
+    if (top) cb_prof_lap(&t_split, CB_PROF_SPLIT);
     const int64_t ngroups = (N + 31) / 32;
     const int mblocks = Mp / 32;
     const double work = (double)M * (double)N * (double)K;
