@@ -150,6 +150,9 @@ void cb_conv1d_causal_avx512(int T, int C, int K, const float *x, int64_t ldx, c
         }
         __m512 bv = bias && bias->data ? load_vec(bias, c0, m) : _mm512_setzero_ps();
         for (int t = 0; t < T; t++) {
+            /* prefill walks a column block down rows ldx apart: the hardware prefetcher misses that stride,
+             * so each row's line would be a demand miss (docs/performance.md "where a chunk's time goes") */
+            _mm_prefetch((const char *)(x + (int64_t)(t + 8) * ldx + c0), _MM_HINT_T0);
             __m512 xt = _mm512_maskz_loadu_ps(m, x + (int64_t)t * ldx + c0);
             __m512 acc = bv;
             for (int k = 0; k < K - 1; k++) acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[k], h[k]));

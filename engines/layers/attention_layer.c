@@ -259,8 +259,7 @@ static void qkv(cb_attn_layer *l, int M, const float *x, const int *seqs, const 
 #pragma omp parallel for schedule(static) if (M > 1)
     for (int i = 0; i < M; i++) {
         if (l->rot > 0) {
-            cb_rope_apply(q + (int64_t)i * qd, l->H, l->hd, l->rot, l->inv_freq, pos[i]);
-            cb_rope_apply(k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
+            cb_rope_apply_qk(q + (int64_t)i * qd, l->H, k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
         }
         cache_put(l, seqs[i], pos[i], k + (int64_t)i * kd, v + (int64_t)i * kd);
     }
