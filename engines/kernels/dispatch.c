@@ -53,14 +53,23 @@ static bool any_amx(int M, int n, const cb_weight *const *W) {
         if (amx(M, W[i])) return true;
     return false;
 }
+static bool all_q8(int n, const cb_weight *const *W) {
+    for (int i = 0; i < n; i++)
+        if (!cb_dtype_is_q8(W[i]->dtype)) return false;
+    return n > 0;
+}
 void cb_matmul_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
                      const int64_t *ldy) {
+    if (all_q8(n, W)) { cb_matmul_q8_multi(M, X, ldx, n, W, Y, ldy); return; }
     if (avx512() && !any_q8(n, W) && !any_amx(M, n, W)) cb_matmul_multi_avx512(M, X, ldx, n, W, Y, ldy);
     else
         for (int i = 0; i < n; i++) cb_matmul(M, X, ldx, W[i], Y[i], ldy[i], false);
 }
 void cb_matmul_bf16_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
                           const int64_t *ldy) {
+    bool q8 = all_q8(n, W);
+    for (int i = 0; i < n && q8; i++) q8 = !amx8(M, W[i]);
+    if (q8) { cb_matmul_q8_fast_multi(M, X, ldx, n, W, Y, ldy); return; }
     if (avx512() && !any_q8(n, W) && !any_amx(M, n, W))
         cb_matmul_bf16_multi_avx512(M, X, ldx, n, W, Y, ldy, cb_kernels_path() >= CB_PATH_AVX512_BF16);
     else
