@@ -41,6 +41,15 @@ float *cb_bench_activations(int M, int K);
 /* The tile-resident AMX peak loop of the roofs (TDPBSSD if int8, else TDPBF16PS) on `threads` threads, best
  * of 5 repetitions after a warm-up, in GFLOP/s (GOP/s for int8). Only on the amx path (bench_tiles.c). */
 double cb_bench_tile_peak(bool int8, int threads);
+/* One short sample of that loop on `threads` threads (GFLOP/s, GOP/s for int8): a round-robin entry. */
+double cb_bench_tile_peak_sample(bool int8, int threads);
+/* Round-robin medians of nv variants (the VMs' tile throughput moves 2× within minutes, docs/performance.md
+ * "on the 2-core AMX VM", so variants and the peak are sampled side by side): run(ctx, v) once for each v with
+ * use[v] as a warm-up, then rounds of all of them plus one tile-peak sample (int8: TDPBSSD) on the current
+ * thread count — at least 3 rounds, more until `budget` seconds, at most 15. out[v]: median seconds (0 when
+ * unused); *peak: the median sample. Only on the amx path (bench_tiles.c). */
+void cb_bench_round_robin(int nv, void (*run)(void *ctx, int v), void *ctx, const bool *use, double budget, bool int8,
+                          double *out, double *peak);
 
 /* Machine peaks measured by the kernels section (0 until measured); engine sections can reuse them. */
 extern double cb_bench_fma_peak_1t, cb_bench_fma_peak_all, cb_bench_triad_1t, cb_bench_triad_all;

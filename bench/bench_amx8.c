@@ -45,16 +45,7 @@ static void run_one(void *p) {
 }
 
 
-/* One short sample of the TDPBSSD peak on the current thread count, GOP/s. */
-static double peak_sample(void) {
-    double f = 0, t0 = cb_bench_now();
-#pragma omp parallel reduction(+ : f)
-    {
-        int32_t s;
-        f += cb_roofs_amx_int8(20000, &s);
-    }
-    return f / (cb_bench_now() - t0) * 1e-9;
-}
+static void run_variant(void *ctx, int v) { run_one((run_args *)ctx + v); }
 
 typedef struct {
     int8_t *q, *xq;
@@ -115,23 +106,9 @@ static void gemm_table(int M, int threads, bool quick) {
         if (cb_onednn_matmul_make(&dn, "amx8", M, sh->N, sh->K, dnnl_s8, dnnl_s8, dnnl_s32, o.q, o.xq, dy)) use[V_DNNL] = false;
         run_args a[NV];
         for (int v = 0; v < NV; v++) a[v] = (run_args){ v, M, o.X, &o.w, &o.wt, &o.wb16, o.Y, &dn };
-        double t[NV][15], pk[15], med[NV];
-        for (int v = 0; v < NV; v++)
-            if (use[v]) run_one(&a[v]);
-        int n = 0;
-        const double budget = sh->K >= 4096 ? 3.0 : 1.0, start = cb_bench_now();
-        while (n < 15 && (n < 3 || cb_bench_now() - start < budget)) {
-            for (int v = 0; v < NV; v++) {
-                if (!use[v]) continue;
-                double t0 = cb_bench_now();
-                run_one(&a[v]);
-                t[v][n] = cb_bench_now() - t0;
-            }
-            pk[n] = peak_sample();
-            n++;
-        }
-        const double p = cb_bench_median_of(pk, n), fl = 2.0 * M * sh->N * (double)sh->K * 1e-9;
-        for (int v = 0; v < NV; v++) med[v] = use[v] ? cb_bench_median_of(t[v], n) : 0;
+        double med[NV], p;
+        cb_bench_round_robin(NV, run_variant, a, use, sh->K >= 4096 ? 3.0 : 1.0, true, med, &p);
+        const double fl = 2.0 * M * sh->N * (double)sh->K * 1e-9;
 #define GF(v) (med[v] > 0 ? fl / med[v] : 0)
 #define X_(v) (med[V_DNNL] > 0 && med[v] > 0 ? med[V_DNNL] / med[v] : 0)
         printf("%-11s %6d %6d | %5.0f | %9.0f | %8.0f %5.2f %3.0f%% | %8.0f %5.2f | %6.0f %5.2f | %8.0f %5.2f | %5.2f\n",

@@ -52,17 +52,6 @@ static void ap_run(void *p) {
 }
 
 
-/* one short tile-loop peak sample on `threads` threads, GFLOP/s (amx path only) */
-static double peak_sample(int threads) {
-    double f = 0, t0 = cb_bench_now();
-#pragma omp parallel num_threads(threads) reduction(+ : f)
-    {
-        float s;
-        f += cb_roofs_amx_bf16(20000, &s);
-    }
-    return f / (cb_bench_now() - t0) * 1e-9;
-}
-
 static int parse_list(const char *s, int64_t *out, int max) {
     int n = 0;
     char buf[256];
@@ -149,7 +138,7 @@ static int run_attn_prefill(int argc, char **argv) {
                     ap_run(&a);
                     t[p][rounds] = cb_bench_now() - t0;
                 }
-                if (amx) pk[rounds] = peak_sample(threads);
+                if (amx) pk[rounds] = cb_bench_tile_peak_sample(false, threads);
                 rounds++;
             }
             printf("%5d %6lld |", a.hd, (long long)a.depth);

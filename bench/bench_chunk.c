@@ -5,7 +5,8 @@
  * round, each repetition from the same synthetic state. docs/performance.md "AMX". Without AMX only the AVX-512 column runs.
  * --int8: int8 weights in fast mode instead (docs/performance.md "int8 weights on AMX"): the AVX-512 path
  * (VNNI), the amx path with the int8 GEMMs kept on VNNI (crossover out of reach: isolates the int8 GEMM from
- * the other kernels the amx path changes) and the amx path with the int8 GEMMs on AMX-INT8 (tile copies). */
+ * the other kernels the amx path changes) and the amx path with the int8 GEMMs on AMX-INT8 (tile copies).
+ * --fast: bf16 weights in fast mode (docs/performance.md "Mamba2 SSD on the tiles"). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static const char *const PNAME_BF16[NP] = { "avx512", "amx per-call", "amx tiles
 static const char *const PNAME_INT8[NP] = { "avx512", "amx int8-on-vnni", "amx-int8 tiles" };
 static const char *const *PNAME = PNAME_BF16;
 static bool int8_fast; /* --int8 */
+static bool bf16_fast; /* --fast: bf16 weights in fast mode */
 
 
 
@@ -50,7 +52,7 @@ static void time_chunks(const cb_model *m, const bool *use, int64_t depth, int n
         o.threads = threads;
         o.max_context = depth + n;
         o.tile_weights = p == P_TILES;
-        if (int8_fast) o.mode = CB_MODE_FAST;
+        if (int8_fast || bf16_fast) o.mode = CB_MODE_FAST;
         if (ops->create(m, &o, &e[p], &err)) {
             fprintf(stderr, "chunk: %s (%s): %s\n", m->name, PNAME[p], err.msg);
             e[p] = NULL;
@@ -117,10 +119,11 @@ static int run_chunk(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-per-call")) paths[P_PERCALL] = false;
         else if (!strcmp(argv[i], "--int8")) int8_fast = true, PNAME = PNAME_INT8;
+        else if (!strcmp(argv[i], "--fast")) bf16_fast = true;
         else {
             printf("ctxbench-bench chunk [--models a,b] [--depths 4K,16K] [--threads 2,16] [--reps N] [--no-per-call]"
-                   " [--int8]\n  (defaults: transformer-xs,bamba-xs,mamba2-xs; 4K; 2 threads; 2 repetitions; bf16 weights,"
-                   " exact mode;\n   --int8: int8 weights, fast mode)\n");
+                   " [--int8 | --fast]\n  (defaults: transformer-xs,bamba-xs,mamba2-xs; 4K; 2 threads; 2 repetitions; bf16 weights,"
+                   " exact mode;\n   --int8: int8 weights, fast mode; --fast: bf16 weights, fast mode)\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -135,7 +138,7 @@ static int run_chunk(int argc, char **argv) {
     printf("512-token chunk at synthetic depth, %s, bf16 KV: tokens/s (median of %d rounds after a "
            "warm-up round, paths interleaved);\nattn / ssd: ms per chunk in the flash attention / the chunked SSD (mean)\n"
            "%-15s %6s %3s | %8s %11s | %12s %5s | %9s %5s %11s\n",
-           int8_fast ? "fast mode, int8 weights" : "exact mode, bf16 weights", reps, "model", "depth", "thr", PNAME[0], "attn / ssd", PNAME[1], "x", PNAME[2], "x", "attn / ssd");
+           int8_fast ? "fast mode, int8 weights" : bf16_fast ? "fast mode, bf16 weights" : "exact mode, bf16 weights", reps, "model", "depth", "thr", PNAME[0], "attn / ssd", PNAME[1], "x", PNAME[2], "x", "attn / ssd");
     for (int a = 0; a < nm; a++) {
         cb_model m;
         cb_err err = { 0 };

@@ -60,7 +60,7 @@ static int run_flash_decode(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(argv[i], "--no-vnni")) {
-            cb_kernels_set_vnni(false); /* int8: the fp32 loop instead of the VNNI one, to compare */
+            cb_kernels_set_vnni(false); /* int8: widened blocks through the f32 kernel instead of VNNI, to compare */
         } else {
             printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8] [--no-vnni]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
@@ -88,12 +88,15 @@ static int run_flash_decode(int argc, char **argv) {
             a.ks[c] = malloc(sizeof(float) * (size_t)keys), a.vs[c] = malloc(sizeof(float) * (size_t)keys);
             if (!a.ks[c] || !a.vs[c]) { fprintf(stderr, "flash-decode: out of memory for scales\n"); return 1; }
             float x[CB_FLASH_MAX_HD], y[CB_FLASH_MAX_HD];
-            uint8_t kc[CB_FLASH_MAX_HD];
+            uint8_t kc[CB_FLASH_MAX_HD], vc[CB_FLASH_MAX_HD];
             for (int64_t p = 0; p < keys; p++) {
                 for (int d = 0; d < hd; d++) x[d] = 1.7f * cb_rng_uniform(&r), y[d] = cb_rng_uniform(&r);
                 a.ks[c][p] = cb_kv8_quantize_row(x, hd, dt, kc);
-                a.vs[c][p] = cb_kv8_quantize_row(y, hd, dt, (uint8_t *)a.v[c] + p * hd);
-                for (int d = 0; d < hd; d++) ((uint8_t *)a.k[c])[cb_kv_k_offset(p, d, hd, keys, dt)] = kc[d];
+                a.vs[c][p] = cb_kv8_quantize_row(y, hd, dt, vc);
+                for (int d = 0; d < hd; d++) {
+                    ((uint8_t *)a.k[c])[cb_kv_k_offset(p, d, hd, keys, dt)] = kc[d];
+                    ((uint8_t *)a.v[c])[cb_kv_v_offset(p, d, hd, keys, dt)] = vc[d];
+                }
             }
             continue;
         }

@@ -70,44 +70,40 @@ static void run_one(void *p) {
 }
 
 
-/* One short sample of the tile-loop peak on the current thread count, GFLOP/s (a round-robin entry). */
-static double peak_sample(void) {
+double cb_bench_tile_peak_sample(bool int8, int threads) {
     double f = 0, t0 = cb_bench_now();
-#pragma omp parallel reduction(+ : f)
+#pragma omp parallel num_threads(threads) reduction(+ : f)
     {
         float s;
-        f += cb_roofs_amx_bf16(20000, &s);
+        int32_t si;
+        f += int8 ? cb_roofs_amx_int8(20000, &si) : cb_roofs_amx_bf16(20000, &s);
     }
     return f / (cb_bench_now() - t0) * 1e-9;
 }
 
-/* Round-robin medians over the variants in `use` (≥ 3 rounds, more until `budget` seconds, max 15); *peak:
- * the median of a tile-loop peak sample taken in each round, so that % of peak is side by side too (the VMs'
- * throughput moves 2× within minutes: docs/performance.md "on the 2-core AMX VM"). */
-static void time_round_robin(run_args *a, const bool *use, double budget, double out[NV], double *peak) {
-    double t[NV][15], pk[15];
-    for (int v = 0; v < NV; v++)
-        if (use[v]) a[v].which = v, run_one(&a[v]);
+void cb_bench_round_robin(int nv, void (*run)(void *ctx, int v), void *ctx, const bool *use, double budget, bool int8,
+                          double *out, double *peak) {
+    enum { MAX_ROUNDS = 15 };
+    double t[nv][MAX_ROUNDS], pk[MAX_ROUNDS];
+    for (int v = 0; v < nv; v++)
+        if (use[v]) run(ctx, v);
     int n = 0;
-    double start = cb_bench_now();
-    while (n < 15 && (n < 3 || cb_bench_now() - start < budget)) {
-        for (int v = 0; v < NV; v++) {
+    const double start = cb_bench_now();
+    while (n < MAX_ROUNDS && (n < 3 || cb_bench_now() - start < budget)) {
+        for (int v = 0; v < nv; v++) {
             if (!use[v]) continue;
             double t0 = cb_bench_now();
-            run_one(&a[v]);
+            run(ctx, v);
             t[v][n] = cb_bench_now() - t0;
         }
-        pk[n] = peak_sample();
+        pk[n] = cb_bench_tile_peak_sample(int8, omp_get_max_threads());
         n++;
     }
     *peak = cb_bench_median_of(pk, n);
-    for (int v = 0; v < NV; v++) {
-        out[v] = 0;
-        if (!use[v]) continue;
-        out[v] = cb_bench_median_of(t[v], n);
-    }
+    for (int v = 0; v < nv; v++) out[v] = use[v] ? cb_bench_median_of(t[v], n) : 0;
 }
 
+static void run_variant(void *ctx, int v) { run_one((run_args *)ctx + v); }
 
 /* What bounds a GEMM on the tiles, 1 thread, the four loops interleaved (best of 7 each): the peak loop on
  * non-zero and on zero operands, and the peak loop with the tile loads of the GEMM's 2 × 2 block (4 per 4
@@ -175,7 +171,7 @@ static void gemm_table(int M, int threads, bool quick) {
         run_args a[NV];
         for (int v = 0; v < NV; v++) a[v] = (run_args){ v, M, o.X, o.wf, &o.w, &o.wt, o.Y, &dn };
         double t[NV], fl = 2.0 * M * sh->N * (double)sh->K * 1e-9, pk;
-        time_round_robin(a, use, ours_only ? 0.3 : sh->K >= 4096 ? 3.0 : 1.0, t, &pk);
+        cb_bench_round_robin(NV, run_variant, a, use, ours_only ? 0.3 : sh->K >= 4096 ? 3.0 : 1.0, false, t, &pk);
 #define GF(v) (t[v] > 0 ? fl / t[v] : 0)
 #define X_(v) (t[V_DNNL] > 0 && t[v] > 0 ? t[V_DNNL] / t[v] : 0)
         printf("%-11s %6d %6d | %5.0f | %11.0f | %8.0f %5.2f %3.0f%% | %9.0f %5.2f %3.0f%% | %8.0f %5.2f | %6.0f %5.2f | "

@@ -13,8 +13,8 @@ typedef struct {
     int threads;           /* OpenMP threads; 0 = all available */
     cb_mode mode;          /* exact: fp32 activations; fast: bf16 activations in GEMMs */
     cb_dtype kv_dtype;     /* KV cache storage: bf16 (default), f16, f32, fp8 or int8 (8-bit codes + scales) */
-    cb_dtype kv_round;     /* CB_F32 (default): none; fp8 / int8: an f32 cache holding each K/V row as its
-                            * 8-bit reconstruction (the dequantised twin that verify judges 8-bit caches by) */
+    cb_dtype kv_round;     /* CB_F32 (default): none; bf16 / f16 / fp8 / int8: an f32 cache holding each K/V row
+                            * as that dtype stores it (the rounded twin verify judges reduced caches by) */
     cb_dtype state_dtype;  /* conv state storage; SSM state is always f32 */
     int64_t max_context;   /* per sequence, tokens; caches sized for it at create */
     int max_batch;         /* sequences the engine holds at once (>= 1) */

@@ -46,14 +46,15 @@ static void *make_cache(int64_t cap, int hd, cb_dtype t, float *kf, float *vf, v
     cache_ks = cache_vs = NULL;
     if (cb_kv_is_q8(t)) {
         cache_ks = calloc((size_t)cap, sizeof(float)), cache_vs = calloc((size_t)cap, sizeof(float));
-        uint8_t kc[CB_FLASH_MAX_HD];
+        uint8_t kc[CB_FLASH_MAX_HD], vq[CB_FLASH_MAX_HD];
         for (int64_t p = 0; p < cap; p++) {
             cache_ks[p] = cb_kv8_quantize_row(kf + p * hd, hd, t, kc);
-            cache_vs[p] = cb_kv8_quantize_row(vf + p * hd, hd, t, (uint8_t *)v + p * hd);
+            cache_vs[p] = cb_kv8_quantize_row(vf + p * hd, hd, t, vq);
             for (int d = 0; d < hd; d++) {
                 ((uint8_t *)k)[cb_kv_k_offset(p, d, hd, cap, t)] = kc[d];
+                ((uint8_t *)v)[cb_kv_v_offset(p, d, hd, cap, t)] = vq[d];
                 kf[p * hd + d] = cache_ks[p] * cb_kv8_code_value(kc[d], t);
-                vf[p * hd + d] = cache_vs[p] * cb_kv8_code_value(((uint8_t *)v)[p * hd + d], t);
+                vf[p * hd + d] = cache_vs[p] * cb_kv8_code_value(vq[d], t);
             }
         }
         *vout = v;
@@ -579,13 +580,13 @@ Test(attention_layer, bf16_kv_close_to_f32) {
     free(x), free(y), free(ref), free_model(&m);
 }
 
-/* An 8-bit cache (prefill then decode, hd 128 so the AVX-512 decode loop runs) equals the same layer whose
- * f32 cache holds the 8-bit reconstruction (kv_round) to fp32 accuracy, and is within the quantisation
- * error of the f32 cache (but not equal to it: the codes really are 8-bit). */
-Test(attention_layer, q8_kv_equals_dequantised_twin) {
-    const cb_dtype ts[] = { CB_F8_E4M3, CB_I8 };
+/* A reduced cache (8-bit, bf16, f16; prefill then decode, hd 128 so the AVX-512 decode loop runs) equals
+ * the same layer whose f32 cache holds each row as that cache stores it (kv_round) to fp32 accuracy, and
+ * is within its rounding error of the f32 cache (but not equal to it: the rows really are reduced). */
+Test(attention_layer, reduced_kv_equals_rounded_twin) {
+    const cb_dtype ts[] = { CB_F8_E4M3, CB_I8, CB_BF16, CB_F16 };
     const int d = 64, T = 300;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 4; i++) {
         model m;
         make_model(&m, d, 4, 1, 128, 64, false, ts[i], 320, 1, 128);
         float *x = malloc(sizeof(float) * T * d), *y = malloc(sizeof(float) * T * d);
@@ -603,14 +604,15 @@ Test(attention_layer, q8_kv_equals_dequantised_twin) {
         run_layer(l, 0, d, T, 200, 128, x, y_f32);
         cb_attn_destroy(l);
         double e_twin = max_diff(y, y_twin, (size_t)T * d), e_f32 = max_diff(y, y_f32, (size_t)T * d);
-        cr_assert_lt(e_twin, 1e-5, "%s vs dequantised twin: rel diff %g", cb_dtype_name(ts[i]), e_twin);
-        cr_assert(e_f32 > 1e-4 && e_f32 < 0.1, "%s vs f32 cache: rel diff %g", cb_dtype_name(ts[i]), e_f32);
+        const double lo = ts[i] == CB_F16 ? 1e-6 : 1e-4; /* f16 keeps 11 bits */
+        cr_assert_lt(e_twin, 1e-5, "%s vs rounded twin: rel diff %g", cb_dtype_name(ts[i]), e_twin);
+        cr_assert(e_f32 > lo && e_f32 < 0.1, "%s vs f32 cache: rel diff %g", cb_dtype_name(ts[i]), e_f32);
         free(x), free(y), free(y_twin), free(y_f32), free_model(&m);
     }
 }
 
-/* kv_round is only meaningful on an f32 cache, with an 8-bit format. */
-Test(attention_layer, kv_round_needs_f32_and_8bit) {
+/* kv_round is only meaningful on an f32 cache, with a reduced format. */
+Test(attention_layer, kv_round_needs_f32_and_a_reduced_dtype) {
     model m;
     make_model(&m, 32, 4, 1, 32, 32, false, CB_BF16, 64, 1, 16);
     m.o.kv_round = CB_I8;
@@ -618,7 +620,10 @@ Test(attention_layer, kv_round_needs_f32_and_8bit) {
     cb_err err = { "" };
     cr_assert_eq(cb_attn_create(&m.cfg, &m.w, &m.o, &l, &err), -1);
     cr_assert(strstr(err.msg, "kv_round"), "%s", err.msg);
-    m.o.kv_dtype = CB_F32, m.o.kv_round = CB_BF16;
+    m.o.kv_dtype = CB_F16, m.o.kv_round = CB_BF16;
+    cr_assert_eq(cb_attn_create(&m.cfg, &m.w, &m.o, &l, &err), -1);
+    cr_assert(strstr(err.msg, "kv_round"), "%s", err.msg);
+    m.o.kv_dtype = CB_F32, m.o.kv_round = CB_I32;
     cr_assert_eq(cb_attn_create(&m.cfg, &m.w, &m.o, &l, &err), -1);
     free_model(&m);
 }
@@ -785,7 +790,7 @@ static void raw_fp8_cache(int64_t cap, int hd, uint8_t (*code)(int64_t, int, boo
         (*ks)[p] = sk * (0.002f + 0.00001f * (float)(p % 97)), (*vs)[p] = sk * (0.003f + 0.00001f * (float)(p % 89));
         for (int d = 0; d < hd; d++) {
             (*k)[cb_kv_k_offset(p, d, hd, cap, CB_F8_E4M3)] = code(p, d, true, arg);
-            (*v)[p * hd + d] = code(p, d, false, arg);
+            (*v)[cb_kv_v_offset(p, d, hd, cap, CB_F8_E4M3)] = code(p, d, false, arg);
         }
     }
 }

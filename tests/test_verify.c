@@ -2,23 +2,30 @@
  * runs it (`ctxbench verify`), over the prefill lengths, SSD chunk sizes, thread counts and batch
  * shapes each engine supports. Each case checks the exit status and the PASS line. */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void verify_ok(const char *args) {
+/* Runs `ctxbench verify args`; it must pass, and print a line holding `saying` when that is not NULL. */
+static void verify_ok_saying(const char *args, const char *saying) {
     const char *bin = getenv("CTXBENCH_BIN");
     if (!bin) bin = "build/ctxbench";
     char cmd[1024], line[1024], last[1024] = "";
+    bool said = saying == NULL;
     snprintf(cmd, sizeof cmd, "%s verify %s 2>&1", bin, args);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p, "cannot run %s", cmd);
-    while (fgets(line, sizeof line, p))
+    while (fgets(line, sizeof line, p)) {
         if (!strncmp(line, "verify: model_type=", 19)) snprintf(last, sizeof last, "%s", line);
+        if (saying && strstr(line, saying)) said = true;
+    }
     int st = pclose(p);
     cr_assert(strstr(last, "result=PASS") != NULL, "`ctxbench verify %s` did not pass: '%s'", args, last);
     cr_assert_eq(st, 0, "`ctxbench verify %s` exited with status %d", args, st);
+    cr_assert(said, "`ctxbench verify %s` never said '%s'", args, saying);
 }
+static void verify_ok(const char *args) { verify_ok_saying(args, NULL); }
 
 #define LLAMA "tests/fixtures/llama-tiny"
 #define MAMBA "tests/fixtures/mamba2-tiny"
@@ -130,6 +137,14 @@ Test(verify_kv8, llama_and_bamba_fp8_int8) {
     verify_ok(LLAMA " --kv-dtype int8 --batch 2 --prefill 120");
     verify_ok(BAMBA " --kv-dtype fp8 --threads 1");
     verify_ok(BAMBA " --kv-dtype int8 --prefill 20 --threads 2");
+}
+
+/* 16-bit caches in exact mode: judged against the same engine whose f32 cache holds each row rounded as
+ * the cache stores it (their rounding alone moves the logits by up to 0.02 on these fixtures, above 1e-3). */
+Test(verify_kv16, bf16_and_f16_against_rounded_twin) {
+    verify_ok_saying(LLAMA " --kv-dtype bf16 --batch 2 --prefill 120", "against its rounded f32 twin");
+    verify_ok_saying(BAMBA " --kv-dtype f16 --prefill 20 --threads 2", "against its rounded f32 twin");
+    verify_ok_saying("tests/fixtures/granite-tiny --kv-dtype bf16 --threads 1", "against its rounded f32 twin");
 }
 
 /* granite-tiny: granitemoehybrid, 4 routed experts top-2 + the shared expert, NoPE, muP multipliers. */

@@ -68,30 +68,32 @@ static inline __m512 bf16_hi_f32(__m512i b) { /* the high 16 bf16 of b as fp32 *
 }
 /* r − bf16(r), exact in fp32; 0 where r equals its bf16 (inf included) */
 static inline __m512 split_rest(__m512 r, __m512 bf) { return _mm512_maskz_sub_ps(_mm512_cmp_ps_mask(r, bf, _CMP_NEQ_UQ), r, bf); }
+/* One A tile: rows 16mb..16mb+15 of X, k..k+31, parts consecutive at dst (zeros past M and K). */
+static inline void split_tile(int M, const float *X, int64_t ldx, int64_t K, int mb, int64_t k, int parts,
+                              uint16_t *dst) {
+    const int64_t left = K - k;
+    const __mmask16 m0 = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    const __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+    for (int r = 0; r < 16; r++) {
+        const int m = 16 * mb + r;
+        __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+        if (m < M) {
+            const float *x = X + (int64_t)m * ldx + k;
+            lo = _mm512_maskz_loadu_ps(m0, x);
+            hi = _mm512_maskz_loadu_ps(m1, x + 16);
+        }
+        for (int p = 0; p < parts; p++) {
+            __m512i b = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* RNE; lo's 16 values in the low half */
+            _mm512_store_si512((__m512i *)(dst + (size_t)p * TILE_U16 + 32 * r), b);
+            if (p + 1 < parts) lo = split_rest(lo, bf16_lo_f32(b)), hi = split_rest(hi, bf16_hi_f32(b));
+        }
+    }
+}
 static inline void split_rows(int M, const float *X, int64_t ldx, int64_t K, int Mp, int64_t S, int parts, uint16_t *act) {
     const int64_t tiles = (int64_t)(Mp / 16) * S;
 #pragma omp parallel for schedule(static) if ((double)M * (double)K > 1e5)
-    for (int64_t t = 0; t < tiles; t++) {
-        const int mb = (int)(t / S);
-        const int64_t k = 32 * (t % S), left = K - k;
-        const __mmask16 m0 = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-        const __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
-        uint16_t *dst = act + (size_t)t * (size_t)parts * TILE_U16;
-        for (int r = 0; r < 16; r++) {
-            const int m = 16 * mb + r;
-            __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
-            if (m < M) {
-                const float *x = X + (int64_t)m * ldx + k;
-                lo = _mm512_maskz_loadu_ps(m0, x);
-                hi = _mm512_maskz_loadu_ps(m1, x + 16);
-            }
-            for (int p = 0; p < parts; p++) {
-                __m512i b = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* RNE; lo's 16 values in the low half */
-                _mm512_store_si512((__m512i *)(dst + (size_t)p * TILE_U16 + 32 * r), b);
-                if (p + 1 < parts) lo = split_rest(lo, bf16_lo_f32(b)), hi = split_rest(hi, bf16_hi_f32(b));
-            }
-        }
-    }
+    for (int64_t t = 0; t < tiles; t++)
+        split_tile(M, X, ldx, K, (int)(t / S), 32 * (t % S), parts, act + (size_t)t * (size_t)parts * TILE_U16);
 }
 
 /* ---- C tiles: in place in Y when whole, else through a scratch tile ---- */

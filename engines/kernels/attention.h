@@ -11,6 +11,11 @@
  * plus one fp32 scale per position for K (ks[cap]) and one for V (vs[cap]): K[pos][d] = ks[pos] ·
  * value(code), likewise V. The kernels apply ks to the 16 scores of a tile and fold vs into the softmax
  * weights, so codes are only ever widened in registers (or, for prefill, one 64-key block at a time).
+ * int8 with head_dim % 4 == 0 stores 4-byte groups instead, the operands of a byte dot product
+ * (vpdpbusd) as they lie in memory (docs/quantization.md, "int8 KV layout"):
+ *   K: each tile [head_dim/4][w][4] (dims 4c..4c+3 of a key side by side);
+ *   V: groups of 4 positions, each [head_dim][u] with u = min(4, cap - 4·group) (positions 4g..4g+3 of
+ *      one column side by side; only the last group of the capacity can be narrower).
  *
  * cb_attn_flash folds keys [k0, k1) into the online-softmax state of R query rows:
  *   Q [R][hd] fp32, already multiplied by 1/sqrt(hd); qpos[r]: row r may see key j iff j <= qpos[r];
@@ -37,13 +42,22 @@ typedef struct {
 
 /* Whether a cache of dtype t and head_dim hd uses the d-pair tiles. */
 static inline bool cb_kv_k_pairs(cb_dtype t, int hd) { return t == CB_BF16 && hd % 2 == 0; }
+/* Whether it uses the 4-byte groups (int8: K d-quads, V position-quads). */
+static inline bool cb_kv_quads(cb_dtype t, int hd) { return t == CB_I8 && hd % 4 == 0; }
 
 /* Offset (elements) of K[pos][d] in the tiled layout of a dtype-t cache. */
 static inline int64_t cb_kv_k_offset(int64_t pos, int d, int hd, int64_t cap, cb_dtype t) {
     int64_t tile = pos >> 4, base = tile * 16 * (int64_t)hd;
     int64_t w = cap - tile * 16 < 16 ? cap - tile * 16 : 16;
     if (cb_kv_k_pairs(t, hd)) return base + (int64_t)(d >> 1) * 2 * w + (pos & 15) * 2 + (d & 1);
+    if (cb_kv_quads(t, hd)) return base + (int64_t)(d >> 2) * 4 * w + (pos & 15) * 4 + (d & 3);
     return base + (int64_t)d * w + (pos & 15);
+}
+/* Offset (elements) of V[pos][d]: row-major, or the position-quads of an int8 cache. */
+static inline int64_t cb_kv_v_offset(int64_t pos, int d, int hd, int64_t cap, cb_dtype t) {
+    if (!cb_kv_quads(t, hd)) return pos * hd + d;
+    int64_t g = pos >> 2, u = cap - g * 4 < 4 ? cap - g * 4 : 4;
+    return g * 4 * (int64_t)hd + (int64_t)d * u + (pos & 3);
 }
 
 void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,

@@ -73,6 +73,11 @@ static inline bool fp8_any_sub(const uint8_t *p, size_t n) {
     return k != 0;
 }
 
+/* A block's 64 scales: 4 lines. (Each line left to a demand miss stalls the loop for a DRAM latency.) */
+static inline __attribute__((always_inline)) void pf_scales(const float *p) {
+    for (int i = 0; i < CB_FLASH_BK; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
+}
+
 /* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0; pf: one line per head dim
  * prefetched (NULL: none). */
 static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int t0, int NT, const float *Q, int hd,
@@ -164,8 +169,7 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     /* the next block's V and scales are requested during this block's Q·Kᵀ, its K during P·V, so every
      * block finds its data in L1 (the call's first block is requested at entry) */
     const char *pfv = (const char *)vb + PF_AHEAD * bytes;
-    _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(ks + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
-    _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(vs + PF_AHEAD * CB_FLASH_BK + 32), _MM_HINT_T0);
+    pf_scales(ks + PF_AHEAD * CB_FLASH_BK), pf_scales(vs + PF_AHEAD * CB_FLASH_BK);
     if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, t, S, pfv, fixk);
     else if (R == 2)
         for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, t, S, t0 ? NULL : pfv, fixk);
@@ -206,24 +210,25 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
  * two fp32 roundings, as small as the fp32 FMA chain's. vpdpbusd wants one unsigned operand: K's codes
  * are offset by 128 (xor 0x80) and 128·Σ_d plane_p,d is subtracted per row. Likewise P·V: the softmax
  * weights (times the V scales) of a block are held as 24-bit unsigned fixed point relative to the
- * block's largest, three unsigned bytes against V's signed codes. K tiles are [hd][16] bytes: 64 bytes
- * (dims d..d+3 of 16 keys) become 16 lanes of one key's 4 dims by a dword permute and a byte shuffle;
- * 4 V rows become lanes of 4 keys of one column by two rounds of unpacks, which leaves the 16 columns of
- * a 128-bit lane in the order 4k + i ↔ column 16L + 4k + i (O is kept in that order inside a call). */
-/* Prefetch distance in blocks (into L1) for this loop: two blocks ahead, as in the fp32 loop, streamed
- * ~25 % slower from DRAM at 1-2 rows than one block ahead (ctxbench-bench flash-decode); an extra L2
- * prefetch further ahead was slower still. */
+ * block's largest, three unsigned bytes against V's signed codes. The int8 cache stores K and V in
+ * 4-byte groups (attention.h): 64 bytes of a K tile are dims 4c..4c+3 of 16 keys, one key per lane, and
+ * 64 bytes of a V group are 16 columns of 4 keys, one column per lane, so both products take their
+ * operands straight from memory (docs/quantization.md, "int8 KV layout"). */
+/* Prefetch distance in blocks (into L1) for this loop: one block ahead (ctxbench-bench flash-decode). */
 #ifndef PF_I8
 #define PF_I8 1
+#endif
+#ifndef I8_SM_LINES
+#define I8_SM_LINES 16
 #endif
 #define I8_QMAX 8323072.0f /* 127 · 2^16: the balanced top digit stays within int8 */
 #define I8_PMAX 16777215.0f
 
 /* vpdpbusd through asm: with the intrinsic gcc copies each accumulator before and after the instruction
  * (it ties the destination badly in unrolled loops), doubling the loop's instructions. acc += Σ4 a_u8·b_s8;
- * _bc: b is one dword broadcast from memory (embedded broadcast, no register). */
-static inline __attribute__((always_inline)) __m512i dp(__m512i acc, __m512i a, __m512i b) {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+ * _bc: b is one dword broadcast from memory (embedded broadcast, no register); _m: b is 64 bytes in memory. */
+static inline __attribute__((always_inline)) __m512i dp_m(__m512i acc, __m512i a, const void *b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const __m512i *)b));
     return acc;
 }
 static inline __attribute__((always_inline)) __m512i dp_bc(__m512i acc, __m512i a, const int32_t *b) {
@@ -265,19 +270,14 @@ static bool i8_quantize_q(int R, const float *Q, int hd, i8_state *st) {
     return true;
 }
 
-/* 16 keys' dims 4c..4c+3 from a [hd][16] byte tile, one key per lane, offset to unsigned */
-static inline __attribute__((always_inline)) __m512i i8_kquad(const uint8_t *p, __m512i perm, __m512i shuf) {
-    const __m512i x = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm, _mm512_loadu_si512(p)), shuf);
-    return _mm512_xor_si512(x, _mm512_set1_epi8((char)0x80));
-}
-
+/* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0; pf: npf lines per 4-dim chunk
+ * requested from there (NULL: none). */
 static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, int t0, int NT, int hd,
                                                         const uint8_t *kt0, const float *ks, const i8_state *st,
                                                         float *S, const char *pf, int npf) {
     __m512i a[4][4][3];
     int rr[4];
-    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    const __m512i shuf = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    const __m512i off = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++) rr[i] = CB_MIN(r0 + i, R - 1);
 #pragma GCC unroll 4
@@ -294,7 +294,7 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
             for (int u = 0; u < 4; u++)
                 if (u < npf) _mm_prefetch(pf + ((size_t)c * npf + u) * 64, _MM_HINT_T0);
 #pragma GCC unroll 4
-        for (int j = 0; j < NT; j++) kx[j] = i8_kquad(k + j * tile + (size_t)c * 64, perm, shuf);
+        for (int j = 0; j < NT; j++) kx[j] = _mm512_xor_si512(_mm512_loadu_si512(k + j * tile + (size_t)c * 64), off);
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++)
 #pragma GCC unroll 3
@@ -322,9 +322,10 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
 /* The online-softmax step fused with the weights' quantisation. Row r's weights are p_j·vs_j with
  * p_j = exp(s_j − m_new) = c · e_j, e_j = exp(s_j − bmax), c = exp(bmax − m_new) (bmax: the block's
  * largest score), so e_j·vs_j / max(vs) <= 1 needs no second reduction: Pi_j = rne(e_j·vs_j·PMAX/max(vs)),
- * weight = punit·Pi with punit = c·max(vs)/PMAX. Masked keys get e = 0; alpha[r] as in softmax_block. */
+ * weight = punit·Pi with punit = c·max(vs)/PMAX. Masked keys get e = 0; alpha[r] as in softmax_block.
+ * The planes hold 4 consecutive keys per dword: the group of 4 positions a V operand covers. */
 static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, const float *S, const float *vs,
-                              float *m, __m512 *lsum, float *alpha, i8_state *st) {
+                              float *m, __m512 *lsum, float *alpha, i8_state *st, const char *pf, int pf_per_r) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     __m512 w[4];
     for (int i = 0; i < 4; i++) w[i] = _mm512_loadu_ps(vs + 16 * i);
@@ -332,6 +333,7 @@ static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, co
     const float wf = vmax > 0.0f ? I8_PMAX / vmax : 0.0f;
     for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(w[i], _mm512_set1_ps(wf));
     for (int r = 0; r < R; r++) {
+        for (int u = 0; u < pf_per_r; u++) _mm_prefetch(pf + (size_t)(r * pf_per_r + u) * 64, _MM_HINT_T0);
         const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
         if (vis <= 0) {
             alpha[r] = 1.0f, st->punit[r] = 0.0f;
@@ -365,43 +367,36 @@ static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, co
     }
 }
 
-/* Os[r][g·64 + 16k + 4L + i] (column c0 + 16L + 4k + i) = Os·alpha + Σ_j w_j·V[j] for NR <= 2 rows from
- * r0 and the 64-column group at c0 (nu 16-column lanes valid); ng groups of 4 keys. */
-static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, int c0, int nu, int hd, int ng,
+/* O[r][c0 .. c0 + 16·NU) = O·alpha + Σ_j w_j·V[j] for NR rows from r0 over ng groups of 4 keys; pf:
+ * pf_per_g lines per group requested from there (NULL: none), never past pf_end. */
+static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, int c0, int NU, int hd, int ng,
                                                         const uint8_t *vb, const i8_state *st, const float *alpha,
-                                                        float *Os, int hdp, const char *pf, int pf_per_g,
+                                                        float *O, const char *pf, int pf_per_g,
                                                         const char *pf_end) {
     __m512i a[2][4][3];
     int rr[2];
-    const __mmask64 mk = nu >= 4 ? ~(__mmask64)0 : (((__mmask64)1 << (16 * nu)) - 1);
 #pragma GCC unroll 2
     for (int i = 0; i < NR; i++) rr[i] = CB_MIN(r0 + i, R - 1);
 #pragma GCC unroll 2
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++)
+        for (int u = 0; u < NU; u++)
 #pragma GCC unroll 3
-            for (int p = 0; p < 3; p++) a[i][k][p] = _mm512_setzero_si512();
-    const uint8_t *v = vb + c0;
+            for (int p = 0; p < 3; p++) a[i][u][p] = _mm512_setzero_si512();
+    const uint8_t *v = vb + (size_t)c0 * 4;
     for (int g = 0; g < ng; g++, v += 4 * (size_t)hd) {
         if (pf) {
             for (int u = 0; u < 4; u++) /* pf_per_g <= 4 (hd <= 256) */
                 if (u < pf_per_g && pf + 64 * u < pf_end) _mm_prefetch(pf + 64 * u, _MM_HINT_T0);
             pf += 64 * pf_per_g;
         }
-        const __m512i A0 = _mm512_maskz_loadu_epi8(mk, v), A1 = _mm512_maskz_loadu_epi8(mk, v + hd);
-        const __m512i A2 = _mm512_maskz_loadu_epi8(mk, v + 2 * hd), A3 = _mm512_maskz_loadu_epi8(mk, v + 3 * hd);
-        const __m512i t01l = _mm512_unpacklo_epi8(A0, A1), t01h = _mm512_unpackhi_epi8(A0, A1);
-        const __m512i t23l = _mm512_unpacklo_epi8(A2, A3), t23h = _mm512_unpackhi_epi8(A2, A3);
-        const __m512i W[4] = { _mm512_unpacklo_epi16(t01l, t23l), _mm512_unpackhi_epi16(t01l, t23l),
-                               _mm512_unpacklo_epi16(t01h, t23h), _mm512_unpackhi_epi16(t01h, t23h) };
 #pragma GCC unroll 2
         for (int i = 0; i < NR; i++)
 #pragma GCC unroll 3
             for (int p = 0; p < 3; p++) {
                 const __m512i pb = _mm512_set1_epi32(st->p[p][rr[i]][g]);
 #pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) a[i][k][p] = dp(a[i][k][p], pb, W[k]);
+                for (int u = 0; u < NU; u++) a[i][u][p] = dp_m(a[i][u][p], pb, v + 64 * u);
             }
     }
 #pragma GCC unroll 2
@@ -409,43 +404,23 @@ static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, i
         if (r0 + i >= R) continue;
         const int r = r0 + i;
         const __m512 al = _mm512_set1_ps(alpha[r]), pu = _mm512_set1_ps(st->punit[r]);
-        float *o = Os + (size_t)r * hdp + c0;
+        float *o = O + (size_t)r * hd + c0;
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            const __m512 x = _mm512_add_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][k][2]), _mm512_set1_ps(65536.0f),
-                                                           _mm512_mul_ps(_mm512_cvtepi32_ps(a[i][k][1]), _mm512_set1_ps(256.0f))),
-                                           _mm512_cvtepi32_ps(a[i][k][0]));
-            _mm512_store_ps(o + 16 * k, _mm512_fmadd_ps(_mm512_load_ps(o + 16 * k), al, _mm512_mul_ps(x, pu)));
+        for (int u = 0; u < NU; u++) {
+            const __m512 x = _mm512_add_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][u][2]), _mm512_set1_ps(65536.0f),
+                                                           _mm512_mul_ps(_mm512_cvtepi32_ps(a[i][u][1]), _mm512_set1_ps(256.0f))),
+                                           _mm512_cvtepi32_ps(a[i][u][0]));
+            _mm512_storeu_ps(o + 16 * u, _mm512_fmadd_ps(_mm512_loadu_ps(o + 16 * u), al, _mm512_mul_ps(x, pu)));
         }
     }
 }
 
-/* A row's 64-column group ↔ its permuted form (see above): the 4 × 4 transpose of 128-bit lanes, its own
- * inverse. to_perm: O (nu valid 16-column lanes, the rest read as 0) → Os; else Os → O (nu lanes written). */
-static void i8_permute(float *O, float *Os, int nu, bool to_perm) {
-    __m512 x[4];
-    for (int i = 0; i < 4; i++)
-        x[i] = to_perm ? _mm512_maskz_loadu_ps(i < nu ? 0xffff : 0, O + 16 * i) : _mm512_load_ps(Os + 16 * i);
-    const __m512 t0 = _mm512_shuffle_f32x4(x[0], x[1], 0x44), t1 = _mm512_shuffle_f32x4(x[0], x[1], 0xEE);
-    const __m512 t2 = _mm512_shuffle_f32x4(x[2], x[3], 0x44), t3 = _mm512_shuffle_f32x4(x[2], x[3], 0xEE);
-    const __m512 y[4] = { _mm512_shuffle_f32x4(t0, t2, 0x88), _mm512_shuffle_f32x4(t0, t2, 0xDD),
-                          _mm512_shuffle_f32x4(t1, t3, 0x88), _mm512_shuffle_f32x4(t1, t3, 0xDD) };
-    for (int i = 0; i < 4; i++)
-        if (to_perm) _mm512_store_ps(Os + 16 * i, y[i]);
-        else if (i < nu) _mm512_storeu_ps(O + 16 * i, y[i]);
-}
-static void i8_permute_rows(int R, int hd, float *O, float *Os, int hdp, bool to_perm) {
-    for (int r = 0; r < R; r++)
-        for (int c0 = 0; c0 < hd; c0 += 64) i8_permute(O + (size_t)r * hd + c0, Os + (size_t)r * hdp + c0, CB_MIN(64, hd - c0) / 16, to_perm);
-}
-
 static void block_i8(int R, const int64_t *qpos, int hd, int64_t kb, int nb, const uint8_t *kt0, const uint8_t *vb,
                      const float *ks, const float *vs, i8_state *st, float *S, float *m, __m512 *lsum, float *alpha,
-                     float *Os, int hdp) {
+                     float *O) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd;
     const char *pfv = (const char *)vb + PF_I8 * bytes;
-    _mm_prefetch((const char *)(ks + PF_I8 * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(ks + PF_I8 * CB_FLASH_BK + 32), _MM_HINT_T0);
-    _mm_prefetch((const char *)(vs + PF_I8 * CB_FLASH_BK), _MM_HINT_T0), _mm_prefetch((const char *)(vs + PF_I8 * CB_FLASH_BK + 32), _MM_HINT_T0);
+    pf_scales(ks + PF_I8 * CB_FLASH_BK), pf_scales(vs + PF_I8 * CB_FLASH_BK);
     /* the next block's V (hd/4 chunks × 256 bytes) is requested over the Q·Kᵀ passes */
     if (R <= 2) {
         if (R == 1) qk_i8(R, 0, 1, 0, 4, hd, kt0, ks, st, S, pfv, 4);
@@ -455,25 +430,37 @@ static void block_i8(int R, const int64_t *qpos, int hd, int64_t kb, int nb, con
         for (int t0 = 0, k = 0; t0 < 4; t0 += 2)
             for (int r0 = 0; r0 < R; r0 += 4, k++) qk_i8(R, r0, 4, t0, 2, hd, kt0, ks, st, S, pfv + (size_t)k * npf * 16 * hd, npf);
     }
-    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st);
-    const int ng = (nb + 3) / 4, passes = ((hd + 63) / 64) * ((R + 1) / 2);
-    const int per_g = (int)((bytes / 64 + (size_t)passes * ng - 1) / ((size_t)passes * ng));
+    /* the next block's K: a share during the softmax (I8_SM_LINES per row: no memory request would be
+     * in flight there otherwise), the rest evenly over the P·V passes */
     const char *pf = (const char *)kt0 + PF_I8 * bytes, *pf_end = pf + bytes;
+    const int sm_per_r = (int)CB_MIN((size_t)I8_SM_LINES, bytes / 64 / (size_t)R);
+    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st, pf, sm_per_r);
+    pf += (size_t)64 * sm_per_r * R;
+    const int ng = (nb + 3) / 4, passes = ((hd + 63) / 64) * ((R + 1) / 2); /* masked keys weigh 0 */
+    const int per_g = (int)(((size_t)(pf_end - pf) / 64 + (size_t)passes * ng - 1) / ((size_t)passes * ng));
     for (int c0 = 0; c0 < hd; c0 += 64) {
         const int nu = CB_MIN(64, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += 2, pf += (size_t)64 * per_g * ng) {
-            if (R == 1) pv_i8(R, r0, 1, c0, nu, hd, ng, vb, st, alpha, Os, hdp, pf, per_g, pf_end);
-            else pv_i8(R, r0, 2, c0, nu, hd, ng, vb, st, alpha, Os, hdp, pf, per_g, pf_end);
+#define PV(NR, NU) pv_i8(R, r0, NR, c0, NU, hd, ng, vb, st, alpha, O, pf, per_g, pf_end)
+            if (R == 1) switch (nu) { case 4: PV(1, 4); break; case 3: PV(1, 3); break; case 2: PV(1, 2); break; default: PV(1, 1); }
+            else switch (nu) { case 4: PV(2, 4); break; case 3: PV(2, 3); break; case 2: PV(2, 2); break; default: PV(2, 1); }
+#undef PV
         }
     }
 }
 
+/* Byte i of each dword of x, sign-extended: one of the 4 keys (V) or dims (K) of an int8 4-byte group. */
+static inline __attribute__((always_inline)) __m512 i8_lane(__m512i x, int i) {
+    return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_sllv_epi32(x, _mm512_set1_epi32(24 - 8 * i)), 24));
+}
+
 /* Keys [kb, kb + nb) widened and scaled into fp32 tiles Kf [4][hd][16] (narrow or missing tiles padded
- * with zeros) and rows Vf [64][hd]: the layout of an f32 cache of capacity 64. */
+ * with zeros) and rows Vf [64][hd]: the layout of an f32 cache of capacity 64. int8 caches in 4-byte
+ * groups (attention.h) are regrouped here; their narrow last tile and group take the scalar route. */
 static void widen_block(const cb_kv_view *kv, int64_t kb, int nb, float *Kf, float *Vf) {
     const int hd = kv->hd, nt = (nb + 15) / 16;
     const float unit = UNIT(kv->dtype);
-    const bool fp8 = kv->dtype == CB_F8_E4M3;
+    const bool fp8 = kv->dtype == CB_F8_E4M3, quads = cb_kv_quads(kv->dtype, hd);
     for (int t = 0; t < 4; t++) {
         if (t >= nt) {
             for (int d = 0; d < hd; d++) _mm512_store_ps(Kf + (t * hd + d) * 16, _mm512_setzero_ps());
@@ -483,10 +470,35 @@ static void widen_block(const cb_kv_view *kv, int64_t kb, int nb, float *Kf, flo
         const __mmask16 mk = (__mmask16)((1u << w) - 1u);
         const uint8_t *src = (const uint8_t *)kv->k + cb_kv_k_offset(p0, 0, hd, kv->cap, kv->dtype);
         const __m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, kv->ks + p0), _mm512_set1_ps(unit));
-        for (int d = 0; d < hd; d++) {
-            __m128i b = _mm_maskz_loadu_epi8(mk, src + (size_t)d * w);
-            _mm512_store_ps(Kf + (t * hd + d) * 16, _mm512_mul_ps(fp8 ? dec16(b, CB_F8_E4M3) : dec16(b, CB_I8), sc));
+        if (quads && w == 16) {
+            for (int c = 0; c < hd / 4; c++) {
+                const __m512i x = _mm512_loadu_si512(src + (size_t)c * 64);
+                for (int i = 0; i < 4; i++) _mm512_store_ps(Kf + (t * hd + 4 * c + i) * 16, _mm512_mul_ps(i8_lane(x, i), sc));
+            }
+        } else if (quads) {
+            for (int d = 0; d < hd; d++)
+                for (int j = 0; j < 16; j++)
+                    Kf[(t * hd + d) * 16 + j] = j < w ? kv->ks[p0 + j] * (float)(int8_t)src[(d >> 2) * 4 * w + j * 4 + (d & 3)] : 0.0f;
+        } else
+            for (int d = 0; d < hd; d++) {
+                __m128i b = _mm_maskz_loadu_epi8(mk, src + (size_t)d * w);
+                _mm512_store_ps(Kf + (t * hd + d) * 16, _mm512_mul_ps(fp8 ? dec16(b, CB_F8_E4M3) : dec16(b, CB_I8), sc));
+            }
+    }
+    if (quads) {
+        int j = 0;
+        for (; j + 4 <= nb && kv->cap - (kb + j) >= 4; j += 4) { /* whole groups */
+            const uint8_t *src = (const uint8_t *)kv->v + (size_t)(kb + j) * hd;
+            for (int c = 0; c < hd; c += 16) {
+                const __m512i x = _mm512_loadu_si512(src + (size_t)c * 4);
+                for (int i = 0; i < 4; i++)
+                    _mm512_store_ps(Vf + (j + i) * hd + c, _mm512_mul_ps(i8_lane(x, i), _mm512_set1_ps(kv->vs[kb + j + i])));
+            }
         }
+        for (; j < nb; j++)
+            for (int c = 0; c < hd; c++)
+                Vf[j * hd + c] = kv->vs[kb + j] * (float)((const int8_t *)kv->v)[cb_kv_v_offset(kb + j, c, hd, kv->cap, CB_I8)];
+        return;
     }
     const uint8_t *src = (const uint8_t *)kv->v + (size_t)kb * hd;
     for (int j = 0; j < nb; j++) {
@@ -507,15 +519,14 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
     float S[DIRECT_MAX_ROWS * CB_FLASH_BK] __attribute__((aligned(64)));
     float alpha[DIRECT_MAX_ROWS + 4];
     __m512 lsum[DIRECT_MAX_ROWS];
-    const bool direct = R <= DIRECT_MAX_ROWS;
+    /* int8: integer dot products with VNNI (block_i8); without it (or with a row that is not finite) the
+     * int8 layout goes through widened blocks */
+    bool vi8 = R <= DIRECT_MAX_ROWS && kv->dtype == CB_I8 && cb_kernels_vnni();
+    i8_state st;
+    if (vi8) vi8 = i8_quantize_q(R, Q, hd, &st);
+    const bool direct = R <= DIRECT_MAX_ROWS && (vi8 || kv->dtype == CB_F8_E4M3);
     float Qs[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* fp8: Q · 2^64 (stream16) */
     float Qf[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* fp8: Q · 2^48 (stream16_fix) */
-    /* int8 with VNNI: integer dot products (block_i8); O is carried permuted in Os while those run */
-    bool vi8 = direct && kv->dtype == CB_I8 && cb_kernels_vnni(), scr = false;
-    i8_state st;
-    float Os[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64)));
-    const int hdp = (hd + 63) & ~63;
-    if (vi8) vi8 = i8_quantize_q(R, Q, hd, &st);
     if (direct && kv->dtype == CB_F8_E4M3)
         for (int i = 0; i < R * hd; i++) Qs[i] = Q[i] * FP8_Q_SCALE, Qf[i] = Q[i] * FP8_FIX_SCALE;
     if (direct)
@@ -535,9 +546,8 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
                         _mm_prefetch((const char *)(kv->ks + kb) + o, _MM_HINT_T0), _mm_prefetch((const char *)(kv->vs + kb) + o, _MM_HINT_T0);
                 }
             if (vi8) {
-                if (!scr) i8_permute_rows(R, hd, O, Os, hdp, true), scr = true;
-                block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, Os, hdp);
-            } else if (kv->dtype == CB_F8_E4M3) {
+                block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, O);
+            } else {
                 const size_t bytes = (size_t)CB_FLASH_BK * hd;
                 /* K and V decide apart: both decodes give products in the same units (2^-56), so a block
                  * whose subnormal codes are only in V (or only in K) pays the safe decode on that half */
@@ -548,11 +558,9 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
                 else if (fk) B8(true, false);
                 else B8(false, true);
 #undef B8
-            } else
-                block8(R, Q, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, CB_I8, S, m, lsum, alpha, O, false, false);
+            }
             continue;
         }
-        if (scr) i8_permute_rows(R, hd, O, Os, hdp, false), scr = false;
         /* one widened block through the f32 kernel, positions relative to kb */
         widen_block(kv, kb, nb, Kf, Vf);
         int64_t qp[CB_FLASH_MAX_ROWS];
@@ -564,7 +572,6 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
         if (direct)
             for (int r = 0; r < R; r++) lsum[r] = _mm512_mask_mov_ps(_mm512_setzero_ps(), 1, _mm512_set1_ps(l[r]));
     }
-    if (scr) i8_permute_rows(R, hd, O, Os, hdp, false);
     if (direct)
         for (int r = 0; r < R; r++) l[r] = _mm512_reduce_add_ps(lsum[r]);
 }

@@ -43,7 +43,7 @@ void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_v
             float *o = O + (int64_t)r * hd;
             for (int d = 0; d < hd; d++) {
                 float acc = o[d] * alpha;
-                for (int j = 0; j < vis; j++) acc += s[j] * kv_elem(kv->v, kv->dtype, (kb + j) * hd + d, kv->vs, kb + j);
+                for (int j = 0; j < vis; j++) acc += s[j] * kv_elem(kv->v, kv->dtype, cb_kv_v_offset(kb + j, d, hd, kv->cap, kv->dtype), kv->vs, kb + j);
                 o[d] = acc;
             }
         }

@@ -5,6 +5,8 @@
 #include "kernels_amx.h"
 #include "kernels_avx512.h"
 #include "gemm8.h"
+#include "ssd.h"
+#include "ssd_internal.h"
 #include "tiles.h"
 
 #include <stdlib.h>
@@ -99,4 +101,24 @@ void cb_conv1d_causal(int T, int C, int K, const float *x, int64_t ldx, const cb
                       float *state, float *y, int64_t ldy) {
     if (avx512()) cb_conv1d_causal_avx512(T, C, K, x, ldx, w, bias, state, y, ldy);
     else cb_conv1d_causal_ref(T, C, K, x, ldx, w, bias, state, y, ldy);
+}
+
+/* The chunked SSD: its GEMMs on the tiles on the amx path (docs/performance.md "Mamba2 SSD on the tiles"),
+ * the AVX-512 steps on avx512 and up, else the portable ones. Subnormals flushed for the call: kernels.h. */
+static const cb_ssd_ops *ssd_ops(bool fast) {
+    if (cb_kernels_path() == CB_PATH_AMX) return cb_ssd_ops_amx(fast);
+    return avx512() ? cb_ssd_ops_avx512() : cb_ssd_ops_ref();
+}
+static void ssd_chunked(const cb_ssd_head *h, int Q, float *ws, bool fast) {
+    const unsigned csr = cb_subnormals_flush_begin();
+    cb_ssd_chunked_with(h, Q, ws, ssd_ops(fast));
+    cb_subnormals_flush_end(csr);
+}
+void cb_ssd_chunked(const cb_ssd_head *h, int Q, float *ws) { ssd_chunked(h, Q, ws, false); }
+void cb_ssd_chunked_fast(const cb_ssd_head *h, int Q, float *ws) { ssd_chunked(h, Q, ws, true); }
+void cb_ssd_cb(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws) {
+    cb_ssd_cb_with(T, Q, N, B, C, ldbc, out, ws, ssd_ops(false));
+}
+void cb_ssd_cb_fast(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws) {
+    cb_ssd_cb_with(T, Q, N, B, C, ldbc, out, ws, ssd_ops(true));
 }

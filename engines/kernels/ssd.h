@@ -31,6 +31,9 @@ typedef struct {
 /* C·Bᵀ for every chunk of Q tokens of T (the layout cb_ssd_head.CB expects): out [ceil(T/Q)·Q·Q].
  * ws: N·Q floats. Rows of B and C are N values at stride ldbc. */
 void cb_ssd_cb(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws);
+/* Fast mode's variant (same contract): on the amx path the GEMM operands enter the tile products rounded to
+ * bf16 (one product instead of exact mode's split); every other path is cb_ssd_cb's. */
+void cb_ssd_cb_fast(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws);
 long long cb_ssd_cb_flops(int T, int Q, int N);
 
 /* Floats of workspace one cb_ssd_chunked_* call needs for chunk size Q (per concurrently running head). */
@@ -38,6 +41,9 @@ size_t cb_ssd_workspace_floats(int Q, int P, int N);
 
 /* Chunked SSD over T tokens in chunks of Q (last chunk may be partial). ws: cb_ssd_workspace_floats. */
 void cb_ssd_chunked(const cb_ssd_head *h, int Q, float *ws);
+/* Fast mode's variant (same contract): on the amx path the chunk GEMMs' operands (C, B, S, the masked C·Bᵀ,
+ * dt·x) enter the tile products rounded to bf16; every other path is cb_ssd_chunked's. */
+void cb_ssd_chunked_fast(const cb_ssd_head *h, int Q, float *ws);
 void cb_ssd_chunked_ref(const cb_ssd_head *h, int Q, float *ws);
 void cb_ssd_chunked_avx512(const cb_ssd_head *h, int Q, float *ws);
 

@@ -60,7 +60,7 @@ static inline __attribute__((always_inline)) void tile(const int R, int k, const
         for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, m[v], acc[r][v]); /* m[v] = 0 past nv */
 }
 
-static void gemm_avx512(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+void cb_ssd_gemm_avx512(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                         int64_t ldc, bool accumulate, bool causal) {
     for (int j0 = 0; j0 < n; j0 += 64) {
         int nc = CB_MIN(64, n - j0);
@@ -76,7 +76,7 @@ static void gemm_avx512(int m, int n, int k, const float *A, int64_t lda, const 
     }
 }
 
-static void decay_mask_avx512(int q, const float *a, const float *src, float *G, int64_t ldg) {
+void cb_ssd_decay_mask_avx512(int q, const float *a, const float *src, float *G, int64_t ldg) {
     const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     for (int i = 0; i < q; i++) {
         float *g = G + (int64_t)i * ldg;
@@ -101,7 +101,7 @@ static void decay_mask_avx512(int q, const float *a, const float *src, float *G,
 
 /* By gathering one column of 16 source rows per vector (the rows stay in L1 across the columns): the
  * scalar loop's transposed stores cost ~10 cycles per element at the chunk sizes used. */
-static void transpose_avx512(int m, int n, const float *src, int64_t lds, float *dst, int64_t ldd) {
+void cb_ssd_transpose_avx512(int m, int n, const float *src, int64_t lds, float *dst, int64_t ldd) {
     if ((int64_t)15 * lds > INT32_MAX / 4) { /* the gather's 32-bit byte offsets would overflow */
         cb_ssd_transpose_ref(m, n, src, lds, dst, ldd);
         return;
@@ -116,7 +116,7 @@ static void transpose_avx512(int m, int n, const float *src, int64_t lds, float 
     }
 }
 
-static void scale_rows_avx512(int m, int n, const float *s, int64_t lds, const float *src, int64_t ldsrc, float *dst,
+void cb_ssd_scale_rows_avx512(int m, int n, const float *s, int64_t lds, const float *src, int64_t ldsrc, float *dst,
                               int64_t lddst) {
     for (int i = 0; i < m; i++) {
         const __m512 d = _mm512_set1_ps(s[(int64_t)i * lds]);
@@ -127,7 +127,7 @@ static void scale_rows_avx512(int m, int n, const float *s, int64_t lds, const f
     }
 }
 
-static void skip_avx512(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy) {
+void cb_ssd_skip_avx512(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy) {
     const __m512 dv = _mm512_set1_ps(D);
     for (int i = 0; i < q; i++) {
         const __m512 e = _mm512_set1_ps(expf(a[i])); /* libm's expf, as the portable twin */
@@ -142,7 +142,7 @@ static void skip_avx512(int q, int P, const float *a, float D, const float *x, i
     }
 }
 
-static void scale_cols_avx512(int rows, int cols, const float *s, float *M) {
+void cb_ssd_scale_cols_avx512(int rows, int cols, const float *s, float *M) {
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols; j += 16) {
             __mmask16 m = tail_mask(cols - j);
@@ -151,7 +151,8 @@ static void scale_cols_avx512(int rows, int cols, const float *s, float *M) {
         }
 }
 
-static const cb_ssd_ops avx512_ops = { gemm_avx512, decay_mask_avx512, transpose_avx512, scale_rows_avx512, skip_avx512, scale_cols_avx512 };
+static const cb_ssd_ops avx512_ops = { cb_ssd_gemm_avx512, cb_ssd_decay_mask_avx512, cb_ssd_transpose_avx512,
+                                       cb_ssd_scale_rows_avx512, cb_ssd_skip_avx512, cb_ssd_scale_cols_avx512 };
 
 const cb_ssd_ops *cb_ssd_ops_avx512(void) { return &avx512_ops; }
 

@@ -35,6 +35,38 @@ void cb_ssd_scale_rows_ref(int m, int n, const float *s, int64_t lds, const floa
                            int64_t lddst);
 void cb_ssd_skip_ref(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy);
 void cb_ssd_scale_cols_ref(int rows, int cols, const float *s, float *M);
+const cb_ssd_ops *cb_ssd_ops_ref(void);
+/* C·Bᵀ of every chunk (cb_ssd_cb's contract) with ops' GEMM. */
+void cb_ssd_cb_with(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws,
+                    const cb_ssd_ops *ops);
+
+/* AVX-512 steps (ssd_avx512.c): the avx512 table, and the amx table's elementwise steps and small GEMMs. */
 const cb_ssd_ops *cb_ssd_ops_avx512(void);
+void cb_ssd_gemm_avx512(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                        int64_t ldc, bool accumulate, bool causal);
+void cb_ssd_decay_mask_avx512(int q, const float *a, const float *src, float *G, int64_t ldg);
+void cb_ssd_transpose_avx512(int m, int n, const float *src, int64_t lds, float *dst, int64_t ldd);
+void cb_ssd_scale_rows_avx512(int m, int n, const float *s, int64_t lds, const float *src, int64_t ldsrc, float *dst,
+                              int64_t lddst);
+void cb_ssd_skip_avx512(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy);
+void cb_ssd_scale_cols_avx512(int rows, int cols, const float *s, float *M);
+
+/* AMX (ssd_amx.c; the amx path only, through dispatch.c): the GEMM on the tiles, both operands split into bf16
+ * parts and summed over `terms` part products (1: bf16 operands, fast mode; 3: 2 parts each, ~2⁻¹⁶ relative
+ * per product; 6: 3 parts each, fp32-level). The table's GEMM takes the tiles from m·n·k ≥ the crossover
+ * (cb_ssd_amx_min_work) up, the AVX-512 GEMM below it; exact: cb_ssd_amx_terms() terms, fast: 1.
+ * docs/performance.md "Mamba2 SSD on the tiles". */
+void cb_ssd_gemm_amx(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                     int64_t ldc, bool accumulate, bool causal, int terms);
+const cb_ssd_ops *cb_ssd_ops_amx(bool fast);
+/* Exact mode's terms: 3 or 6 (or 1) sets it, anything else reads; default CB_SSD_AMX_TERMS_DEFAULT or
+ * CTXBENCH_SSD_AMX_TERMS. */
+#define CB_SSD_AMX_TERMS_DEFAULT 6
+int cb_ssd_amx_terms(int terms);
+/* Smallest m·n·k on the tiles, exact mode (fast mode: CB_SSD_AMX_MIN_FAST_DEFAULT): > 0 sets it for both
+ * modes, as does CTXBENCH_SSD_AMX_MIN; < 0 restores the defaults; returns exact mode's value in force. */
+#define CB_SSD_AMX_MIN_DEFAULT (1 << 23)
+#define CB_SSD_AMX_MIN_FAST_DEFAULT (1 << 19)
+int64_t cb_ssd_amx_min_work(int64_t mnk);
 
 #endif

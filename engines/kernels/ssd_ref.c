@@ -1,5 +1,6 @@
-/* Chunked SSD and the decode recurrence: the algorithm (shared by both paths, parameterised by its
- * GEMM-shaped steps), the portable twins of those steps, and the dispatchers. */
+/* Chunked SSD and the decode recurrence: the algorithm (shared by every path, parameterised by its
+ * GEMM-shaped steps), the portable twins of those steps, and the dispatchers of the decode step and silu
+ * (the chunked form's are in dispatch.c). */
 #include <math.h>
 #include <string.h>
 
@@ -129,16 +130,10 @@ void cb_ssd_chunked_with(const cb_ssd_head *h, int Q, float *ws, const cb_ssd_op
 
 void cb_ssd_chunked_ref(const cb_ssd_head *h, int Q, float *ws) { cb_ssd_chunked_with(h, Q, ws, &ref_ops); }
 
-/* Subnormals flushed for the call: kernels.h, cb_subnormals_flush_begin. */
-void cb_ssd_chunked(const cb_ssd_head *h, int Q, float *ws) {
-    const unsigned csr = cb_subnormals_flush_begin();
-    if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_chunked_avx512(h, Q, ws);
-    else cb_ssd_chunked_ref(h, Q, ws);
-    cb_subnormals_flush_end(csr);
-}
+const cb_ssd_ops *cb_ssd_ops_ref(void) { return &ref_ops; }
 
-void cb_ssd_cb(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws) {
-    const cb_ssd_ops *ops = cb_kernels_path() >= CB_PATH_AVX512 ? cb_ssd_ops_avx512() : &ref_ops;
+void cb_ssd_cb_with(int T, int Q, int N, const float *B, const float *C, int64_t ldbc, float *out, float *ws,
+                    const cb_ssd_ops *ops) {
     for (int c0 = 0; c0 < T; c0 += Q) {
         const int q = CB_MIN(Q, T - c0);
         for (int i = 0; i < q; i++)

@@ -98,8 +98,9 @@ int cb_attn_create(const cb_config *cfg, const cb_attn_weights *w, const cb_engi
         cb_err_set(err, "attention: KV cache dtype %s unsupported (f32, f16, bf16, fp8, int8)", cb_dtype_name(o->kv_dtype));
         return -1;
     }
-    if (o->kv_round != CB_F32 && !(cb_kv_is_q8(o->kv_round) && o->kv_dtype == CB_F32)) {
-        cb_err_set(err, "attention: kv_round %s needs an f32 cache and fp8 or int8 (got kv_dtype %s)",
+    if (o->kv_round != CB_F32 &&
+        !((cb_kv_is_q8(o->kv_round) || o->kv_round == CB_BF16 || o->kv_round == CB_F16) && o->kv_dtype == CB_F32)) {
+        cb_err_set(err, "attention: kv_round %s needs an f32 cache and bf16, f16, fp8 or int8 (got kv_dtype %s)",
                    cb_dtype_name(o->kv_round), cb_dtype_name(o->kv_dtype));
         return -1;
     }
@@ -195,23 +196,33 @@ static inline void store_elem(void *p, cb_dtype t, int64_t i, float x) {
     else if (t == CB_BF16) ((uint16_t *)p)[i] = cb_f32_to_bf16(x);
     else ((uint16_t *)p)[i] = cb_f32_to_f16(x);
 }
+/* x rounded as a cache of dtype t would store it (bf16/f16 round to nearest even; 8-bit: the row's
+ * reconstruction), kept in f32: the rounded twin verify judges reduced caches by. */
+static void round_row(float *x, int n, cb_dtype t) {
+    if (cb_kv_is_q8(t)) cb_kv8_round_row(x, n, t);
+    else if (t == CB_BF16) for (int i = 0; i < n; i++) x[i] = cb_bf16_to_f32(cb_f32_to_bf16(x[i]));
+    else if (t == CB_F16) for (int i = 0; i < n; i++) x[i] = cb_f16_to_f32(cb_f32_to_f16(x[i]));
+}
 /* k, v: [hd] of one (token, KV head), after RoPE: into position pos of the (seq, h) cache. 8-bit caches
- * get codes and scales; kv_round caches the 8-bit reconstruction in f32. */
+ * get codes and scales; kv_round caches the rounded rows in f32. */
 static void put_row(cb_attn_layer *l, int seq, int h, int64_t pos, const float *k, const float *v) {
     char *kb = k_base(l, seq, h), *vb = v_base(l, seq, h);
     const int hd = l->hd;
     if (cb_kv_is_q8(l->kv_dtype)) {
-        uint8_t kc[CB_FLASH_MAX_HD];
+        uint8_t kc[CB_FLASH_MAX_HD], vc[CB_FLASH_MAX_HD];
         k_scales(l, seq, h)[pos] = cb_kv8_quantize_row(k, hd, l->kv_dtype, kc);
-        v_scales(l, seq, h)[pos] = cb_kv8_quantize_row(v, hd, l->kv_dtype, (uint8_t *)vb + pos * hd);
-        for (int d = 0; d < hd; d++) ((uint8_t *)kb)[cb_kv_k_offset(pos, d, hd, l->cap, l->kv_dtype)] = kc[d];
+        v_scales(l, seq, h)[pos] = cb_kv8_quantize_row(v, hd, l->kv_dtype, vc);
+        for (int d = 0; d < hd; d++) {
+            ((uint8_t *)kb)[cb_kv_k_offset(pos, d, hd, l->cap, l->kv_dtype)] = kc[d];
+            ((uint8_t *)vb)[cb_kv_v_offset(pos, d, hd, l->cap, l->kv_dtype)] = vc[d];
+        }
         return;
     }
     float kr[CB_FLASH_MAX_HD], vr[CB_FLASH_MAX_HD];
-    if (cb_kv_is_q8(l->kv_round)) {
+    if (l->kv_round != CB_F32) {
         for (int d = 0; d < hd; d++) kr[d] = k[d], vr[d] = v[d];
-        cb_kv8_round_row(kr, hd, l->kv_round);
-        cb_kv8_round_row(vr, hd, l->kv_round);
+        round_row(kr, hd, l->kv_round);
+        round_row(vr, hd, l->kv_round);
         k = kr, v = vr;
     }
     for (int d = 0; d < hd; d++) {
@@ -399,7 +410,7 @@ void cb_attn_fill_synthetic(cb_attn_layer *l, int seq, int64_t depth, cb_rng *rn
         const int64_t c = it % nch;
         cb_rng r = { seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(it + 1)) };
         char *kb = k_base(l, seq, h), *vb = v_base(l, seq, h);
-        const bool rows = cb_kv_is_q8(l->kv_dtype) || cb_kv_is_q8(l->kv_round);
+        const bool rows = cb_kv_is_q8(l->kv_dtype) || l->kv_round != CB_F32;
         for (int64_t p = c * chunk; p < CB_MIN(depth, (c + 1) * chunk); p++) {
             if (rows) { /* the same draws, quantised a row at a time like appended tokens */
                 float kr[CB_FLASH_MAX_HD], vr[CB_FLASH_MAX_HD];

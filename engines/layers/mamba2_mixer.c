@@ -313,13 +313,13 @@ void cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *
         for (int i = 0; i < G * nch; i++) {
             int g = i / nch, c0 = (i % nch) * Q;
             const float *B = v.xbc + (int64_t)c0 * Cd + c->m_d_inner + (int64_t)g * N;
-            cb_ssd_cb(CB_MIN(Q, n - c0), Q, N, B, B + (int64_t)G * N, Cd, v.cb + (size_t)g * v.cb_group + (size_t)c0 * Q,
+            (l->mode == CB_MODE_FAST ? cb_ssd_cb_fast : cb_ssd_cb)(CB_MIN(Q, n - c0), Q, N, B, B + (int64_t)G * N, Cd, v.cb + (size_t)g * v.cb_group + (size_t)c0 * Q,
                       ws);
         }
 #pragma omp for schedule(static)
         for (int h = 0; h < H; h++) {
             cb_ssd_head hv = head_view(l, &v, h, 0, n, S, true);
-            cb_ssd_chunked(&hv, Q, ws);
+            (l->mode == CB_MODE_FAST ? cb_ssd_chunked_fast : cb_ssd_chunked)(&hv, Q, ws);
         }
     }
     cb_ctr.ssd_ns += cb_ctr_ns() - t_ssd;

@@ -47,9 +47,10 @@ static void usage(FILE *f) {
             "  --ssd-chunk C          Mamba2 SSD chunk size (default: the config's)\n"
             "  --prefill-chunk C      tokens per prefill step (default 512)\n"
             "  --kv-dtype f32|bf16|f16|fp8|int8  KV cache storage (default: f32 exact, bf16 fast). fp8/int8: codes\n"
-            "                         with per-token scales, judged against the same engine whose f32 cache holds\n"
-            "                         the 8-bit reconstruction (dequantised twin, same tolerances); the error\n"
-            "                         against the reference is printed, not judged\n"
+            "                         with per-token scales. In exact mode a cache other than f32 is judged\n"
+            "                         against the same engine whose f32 cache holds each row as that dtype\n"
+            "                         stores it (rounded twin, same tolerances); the error against the\n"
+            "                         reference is printed, not judged\n"
             "  --tol X                max |logit difference| accepted (default: the mode's)\n"
             "  --min-agree F          fast mode: least argmax agreement accepted, 0..1 (default: as --mode says)\n"
             "  --layers               also compare the residual stream after every layer (prefill)\n"
@@ -218,8 +219,9 @@ static int run_verify(const verify_args *a, cb_model *m, const cb_engine_ops *op
     return run_engine(a, &a->o, m, ops, ids, want, T, r, NULL, err);
 }
 
-/* Logits [T, vocab] of the 8-bit KV cache's twin: the same engine, same prefill / decode schedule, whose
- * f32 cache holds every K/V row as its 8-bit reconstruction (scale · value(code)). */
+/* Logits [T, vocab] of a reduced KV cache's twin: the same engine, same prefill / decode schedule, whose
+ * f32 cache holds every K/V row as the reduced cache stores it (bf16/f16 rounding, or the 8-bit
+ * reconstruction scale · value(code)). */
 static float *kv_twin_logits(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids, int T,
                              cb_err *err) {
     float *out = malloc((size_t)T * (size_t)m->cfg.vocab * sizeof(float));
@@ -254,16 +256,17 @@ static float *dequantised_logits(const verify_args *a, const cb_model *m, const 
     return out;
 }
 
-/* An 8-bit path (weights, or with kv the KV cache; parse_args allows one at a time): its distance to the
- * reference is printed, not judged; it is judged against its dequantised twin, whose logits are returned
- * (malloc'd; NULL with err on failure). */
-static float *eight_bit_twin(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids,
+/* A reduced path (8-bit weights, or with kv a KV cache other than f32; parse_args allows one 8-bit one at
+ * a time): its distance to the reference is printed, not judged; it is judged against its dequantised
+ * (rounded) twin, whose logits are returned (malloc'd; NULL with err on failure). */
+static float *reduced_twin(const verify_args *a, cb_model *m, const cb_engine_ops *ops, const int32_t *ids,
                              const float *ref_logits, int T, bool kv, cb_err *err) {
     const char *dt = cb_dtype_name(kv ? a->o.kv_dtype : a->wdt), *what = kv ? "KV cache" : "weights";
     verify_result q = { 0 };
     if (run_verify(a, m, ops, ids, ref_logits, T, &q, err) == 0)
-        printf("verify: %s %s vs reference (quantisation error, not judged): max_abs=%.3g argmax agreement "
-               "%.4f over %ld rows\n", dt, what, fmax(q.prefill_max, q.decode_max),
+        printf("verify: %s %s vs reference (%s error, not judged): max_abs=%.3g argmax agreement "
+               "%.4f over %ld rows\n", dt, what, kv && !cb_dtype_is_q8(a->o.kv_dtype) ? "rounding" : "quantisation",
+               fmax(q.prefill_max, q.decode_max),
                q.rows ? (double)q.argmax_agree / (double)q.rows : 0.0, q.rows);
     float *twin = kv ? kv_twin_logits(a, m, ops, ids, T, err) : dequantised_logits(a, m, ops, ids, T, err);
     if (!twin) {
@@ -272,7 +275,8 @@ static float *eight_bit_twin(const verify_args *a, cb_model *m, const cb_engine_
         cb_err_set(err, "dequantised %stwin: %s", kv ? "KV " : "", why);
         return NULL;
     }
-    printf("verify: judging the %s %s against its dequantised %s twin\n", dt, kv ? "KV cache" : "path", kv ? "f32" : "fp32");
+    printf("verify: judging the %s %s against its %s %s twin\n", dt, kv ? "KV cache" : "path",
+           kv && !cb_dtype_is_q8(a->o.kv_dtype) ? "rounded" : "dequantised", kv ? "f32" : "fp32");
     return twin;
 }
 
@@ -345,8 +349,12 @@ static int cmd_verify(int argc, char **argv) {
     verify_result r = { 0 };
     const float *want = ref.logits;
     float *twin = NULL;
-    if (cb_dtype_is_q8(a.wdt) || cb_dtype_is_q8(a.o.kv_dtype)) {
-        twin = eight_bit_twin(&a, &m, ops, ref.ids, ref.logits, T, cb_dtype_is_q8(a.o.kv_dtype), &err);
+    /* 8-bit weights are judged against their dequantised twin, which keeps the same cache dtype; with the
+     * stored weights, an exact-mode cache other than f32 against its rounded twin (fast mode's bar already
+     * allows for its bf16 cache) */
+    const bool kv_twin = !cb_dtype_is_q8(a.wdt) && a.o.mode == CB_MODE_EXACT && a.o.kv_dtype != CB_F32;
+    if (cb_dtype_is_q8(a.wdt) || kv_twin) {
+        twin = reduced_twin(&a, &m, ops, ref.ids, ref.logits, T, kv_twin, &err);
         if (!twin) {
             fprintf(stderr, "ctxbench verify: %s\n", err.msg);
             cb_verify_reference_close(&ref);

@@ -20,6 +20,21 @@ static void load_tile_config(void) {
     _tile_loadconfig(&cfg);
 }
 
+/* The prologue of both peak loops: tiles 0-3 (accumulators) zeroed, 4-7 loaded with the operand tiles
+ * ops, ops + 1 KiB, ... (each 16 rows of 64 bytes). */
+static void tiles_start(const void *ops) {
+    const char *o = ops;
+    load_tile_config();
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, o, 64);
+    _tile_loadd(5, o + 1024, 64);
+    _tile_loadd(6, o + 2048, 64);
+    _tile_loadd(7, o + 3072, 64);
+}
+
 /* kind 0: the peak loop (non-zero operands, no loads); 1-3: cb_roofs_amx_bf16_variant's kinds 0-2. */
 static double tile_loop(int kind, long iters, float *sum) {
     /* 8 tiles of non-zero operands (zeros could let the unit idle; kind 1 measures that): ±(1 + j/8)·2^-10 with
@@ -33,15 +48,7 @@ static double tile_loop(int kind, long iters, float *sum) {
             ops[t][i] = (uint16_t)(u >> 16); /* exact: v has 4 significant bits */
         }
     float out[256] __attribute__((aligned(64)));
-    load_tile_config();
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    _tile_loadd(4, ops[0], 64);
-    _tile_loadd(5, ops[1], 64);
-    _tile_loadd(6, ops[2], 64);
-    _tile_loadd(7, ops[3], 64);
+    tiles_start(ops);
     for (long it = 0; it < iters; it++) {
         const int t = (int)(it & 3) * 2; /* loaded operand tiles rotate through the 8 KiB buffer */
         if (kind >= 2) {
@@ -73,15 +80,7 @@ double cb_roofs_amx_int8(long iters, int32_t *sum) {
     for (int t = 0; t < 4; t++)
         for (int i = 0; i < 16 * 64; i++) ops[t][i] = (int8_t)((1 + (i + t) % 7) * (i % 2 ? 1 : -1));
     int32_t out[256] __attribute__((aligned(64)));
-    load_tile_config();
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    _tile_loadd(4, ops[0], 64);
-    _tile_loadd(5, ops[1], 64);
-    _tile_loadd(6, ops[2], 64);
-    _tile_loadd(7, ops[3], 64);
+    tiles_start(ops);
     for (long it = 0; it < iters; it++) {
         _tile_dpbssd(0, 4, 6);
         _tile_dpbssd(1, 4, 7);
