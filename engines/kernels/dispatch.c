@@ -61,8 +61,14 @@ static bool all_amx(int M, int n, const cb_weight *const *W) {
         if (!amx(M, W[i]) || W[i]->cols != W[0]->cols) return false;
     return n > 0;
 }
+static bool all_q8(int n, const cb_weight *const *W) {
+    for (int i = 0; i < n; i++)
+        if (!cb_dtype_is_q8(W[i]->dtype)) return false;
+    return n > 0;
+}
 void cb_matmul_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
                      const int64_t *ldy) {
+    if (all_q8(n, W)) { cb_matmul_q8_multi(M, X, ldx, n, W, Y, ldy); return; }
     if (all_amx(M, n, W)) cb_matmul_amx_multi(M, X, ldx, n, W, Y, ldy);
     else if (avx512() && !any_q8(n, W) && !any_amx(M, n, W)) cb_matmul_multi_avx512(M, X, ldx, n, W, Y, ldy);
     else
@@ -70,6 +76,9 @@ void cb_matmul_multi(int M, const float *X, int64_t ldx, int n, const cb_weight 
 }
 void cb_matmul_bf16_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
                           const int64_t *ldy) {
+    bool q8 = all_q8(n, W);
+    for (int i = 0; i < n && q8; i++) q8 = !amx8(M, W[i]);
+    if (q8) { cb_matmul_q8_fast_multi(M, X, ldx, n, W, Y, ldy); return; }
     if (all_amx(M, n, W)) cb_matmul_bf16_amx_multi(M, X, ldx, n, W, Y, ldy);
     else if (avx512() && !any_q8(n, W) && !any_amx(M, n, W))
         cb_matmul_bf16_multi_avx512(M, X, ldx, n, W, Y, ldy, cb_kernels_path() >= CB_PATH_AVX512_BF16);
