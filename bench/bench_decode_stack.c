@@ -1,6 +1,6 @@
 /* `decode-stack` section: the batch-1 GEMVs of a whole preset layer stack as decode runs them (per layer
- * q/k/v in one call, o, gate/up in one call, down; then the LM head), every layer its own bf16 weights so
- * they stream from DRAM, exact mode. GB/s = weight bytes / time, best and median of the repetitions, next
+ * q/k/v in one call, o, gate/up in one call, down; then the LM head), every layer its own weights (bf16, or
+ * quantised to fp8 / int8 as `run --weights-dtype` binds them) so they stream from DRAM, exact mode. GB/s = weight bytes / time, best and median of the repetitions, next
  * to triad probes taken before and after at the same thread count. docs/performance.md, "Batch-1 decode
  * at the bandwidth". */
 #include <omp.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engines/kernels/gemm8.h"
 #include "../engines/kernels/kernels.h"
 #include "../engines/model/model.h"
 #include "../harness/measure/roofs.h"
@@ -19,12 +20,22 @@ typedef struct {
     float *x, *y;
 } stack;
 
-static cb_weight mk(int64_t rows, int64_t cols, uint64_t seed) {
+/* bf16 weights, or those quantised per row to fp8 / int8 (codes and scales; the bf16 copy freed). */
+static cb_weight mk(int64_t rows, int64_t cols, uint64_t seed, cb_dtype dt) {
     uint16_t *p = cb_calloc((size_t)(rows * cols) * 2, NULL);
     if (!p) return (cb_weight){ 0 };
     cb_rng r = { seed };
     for (int64_t i = 0; i < rows * cols; i++) p[i] = cb_f32_to_bf16(0.05f * cb_rng_uniform(&r));
-    return (cb_weight){ .data = p, .dtype = CB_BF16, .rows = rows, .cols = cols };
+    if (dt == CB_BF16) return (cb_weight){ .data = p, .dtype = CB_BF16, .rows = rows, .cols = cols };
+    uint8_t *q = cb_calloc((size_t)(rows * cols), NULL);
+    float *sc = cb_calloc((size_t)rows * sizeof(float), NULL);
+    cb_err err = { "" };
+    if (!q || !sc || cb_quantize_rows(p, CB_BF16, rows, cols, dt, q, sc, &err)) {
+        cb_free(p), cb_free(q), cb_free(sc);
+        return (cb_weight){ 0 };
+    }
+    cb_free(p);
+    return (cb_weight){ .data = q, .dtype = dt, .rows = rows, .cols = cols, .scale = sc };
 }
 
 static void token(void *p) {
@@ -44,13 +55,16 @@ static void token(void *p) {
 }
 
 static int run_decode_stack(int argc, char **argv) {
-    const char *scale = argc > 1 ? argv[1] : "xs";
+    const char *scale = argc > 1 ? argv[1] : "xs", *dts = argc > 2 ? argv[2] : "bf16";
+    const cb_dtype dt = !strcmp(dts, "fp8") ? CB_F8_E4M3 : !strcmp(dts, "int8") ? CB_I8 : CB_BF16;
     stack s = { .L = 32, .vocab = 32000 };
     if (!strcmp(scale, "xs")) s.d = 512, s.kvd = 128, s.ff = 1792;
     else if (!strcmp(scale, "s")) s.d = 1024, s.kvd = 256, s.ff = 3584;
-    else {
-        printf("ctxbench-bench decode-stack [xs|s]   (the transformer preset's layer shapes; default xs)\n");
-        return strcmp(scale, "--help") ? 2 : 0;
+    else scale = NULL;
+    if (!scale || (dt == CB_BF16 && strcmp(dts, "bf16"))) {
+        printf("ctxbench-bench decode-stack [xs|s] [bf16|fp8|int8]   (the transformer preset's layer shapes and "
+               "weight dtype; default xs bf16)\n");
+        return scale && !strcmp(argv[1], "--help") ? 0 : 2;
     }
     const int64_t shp[7][2] = { { s.d, s.d }, { s.kvd, s.d }, { s.kvd, s.d }, { s.d, s.d },
                                 { s.ff, s.d }, { s.ff, s.d }, { s.d, s.ff } };
@@ -61,16 +75,16 @@ static int run_decode_stack(int argc, char **argv) {
     double bytes = 0;
     for (int l = 0; l < s.L; l++)
         for (int i = 0; i < 7; i++) {
-            s.w[7 * l + i] = mk(shp[i][0], shp[i][1], 1000 + 7 * (uint64_t)l + (uint64_t)i);
-            bytes += 2.0 * (double)(shp[i][0] * shp[i][1]);
+            s.w[7 * l + i] = mk(shp[i][0], shp[i][1], 1000 + 7 * (uint64_t)l + (uint64_t)i, dt);
+            bytes += (double)cb_weight_bytes(&s.w[7 * l + i]);
         }
-    s.w[7 * s.L] = mk(s.vocab, s.d, 999);
-    bytes += 2.0 * s.vocab * s.d;
+    s.w[7 * s.L] = mk(s.vocab, s.d, 999, dt);
+    bytes += (double)cb_weight_bytes(&s.w[7 * s.L]);
     for (int i = 0; i < 7 * s.L + 1; i++)
         if (!s.w[i].data) { fprintf(stderr, "decode-stack: cannot allocate the weights\n"); return 1; }
     for (int i = 0; i < s.ff; i++) s.x[i] = 0.01f * (float)(i % 13);
     printf("ctxbench decode-stack benchmark — kernel path %s, transformer-%s layer GEMVs, 32 layers + LM head, "
-           "%.0f MB of bf16 weights, M = 1, exact\n", cb_kpath_name(cb_kernels_path()), scale, bytes / 1e6);
+           "%.0f MB of %s weights, M = 1, exact\n", cb_kpath_name(cb_kernels_path()), scale, bytes / 1e6, dts);
     printf("threads | triad before | best ms   GB/s  %% | median ms   GB/s | triad after\n");
     const int T = omp_get_max_threads(), thr[2] = { 1, T };
     for (int ti = 0; ti < (T > 1 ? 2 : 1); ti++) {
@@ -94,11 +108,11 @@ static int run_decode_stack(int argc, char **argv) {
         fflush(stdout);
     }
     omp_set_num_threads(T);
-    for (int i = 0; i < 7 * s.L + 1; i++) cb_free((void *)s.w[i].data);
+    for (int i = 0; i < 7 * s.L + 1; i++) cb_free((void *)s.w[i].data), cb_free((void *)s.w[i].scale);
     free(s.w), free(s.x), free(s.y);
     return 0;
 }
 
 static const cb_bench_section decode_stack_section = {
-    "decode-stack", "batch-1 GEMVs of a preset's whole layer stack from DRAM vs the triad [xs|s]", run_decode_stack };
+    "decode-stack", "batch-1 GEMVs of a preset's whole layer stack from DRAM vs the triad [xs|s] [bf16|fp8|int8]", run_decode_stack };
 CB_REGISTER_BENCH(decode_stack_section)

@@ -222,6 +222,50 @@ Test(amx_gemm, dispatch_takes_tiles_from_the_crossover) {
     free_case(&c);
 }
 
+/* Several projections of one X (q/k/v, gate/up): one split and one region, the same bits as one call per
+ * weight, on awkward shapes, a weight with and one without a tile copy, 1 and 2 threads. */
+static void multi_same(bool fast, int M, int64_t K, int threads) {
+    const int64_t Ns[3] = { 47, 16, 130 };
+    gcase c[3];
+    cb_weight W[3];
+    uint32_t *tiles = NULL;
+    for (int i = 0; i < 3; i++) {
+        c[i] = make_case(M, Ns[i], K, 20 + (uint64_t)i);
+        W[i] = (cb_weight){ .data = c[i].w, .dtype = CB_BF16, .rows = Ns[i], .cols = K };
+    }
+    tiles = aligned_alloc(64, cb_tiles_bytes(Ns[2], K));
+    cb_tiles_pack(&W[2], tiles);
+    W[2].tiles = tiles;
+    const float *X = c[0].xbuf + 1; /* the same X for all three */
+    const cb_weight *Wp[3] = { &W[0], &W[1], &W[2] };
+    float *Y[3];
+    int64_t ld[3];
+    for (int i = 0; i < 3; i++) Y[i] = c[i].yt + 1, ld[i] = c[i].ldy;
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    (fast ? cb_matmul_bf16_amx_multi : cb_matmul_amx_multi)(M, X, c[0].ldx, 3, Wp, Y, ld);
+    for (int i = 0; i < 3; i++) (fast ? cb_matmul_bf16_amx : cb_matmul_amx)(M, X, c[0].ldx, &W[i], c[i].y + 1, c[i].ldy, false);
+    omp_set_num_threads(saved);
+    for (int i = 0; i < 3; i++)
+        for (int m = 0; m < M; m++)
+            for (int64_t n = 0; n < Ns[i]; n++)
+                cr_assert_eq(c[i].y[1 + m * c[i].ldy + n], c[i].yt[1 + m * c[i].ldy + n],
+                             "multi vs single differ: weight %d [%d,%ld] M=%d K=%ld threads %d", i, m, (long)n, M, (long)K, threads);
+    free(tiles);
+    for (int i = 0; i < 3; i++) free_case(&c[i]);
+}
+Test(amx_gemm, multi_equals_single_calls) {
+    need_amx();
+    const int Ms[] = { 1, 33, 200 };
+    const int64_t Ks[] = { 31, 65, 700 };
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int t = 1; t <= 2; t++) {
+                multi_same(false, Ms[a], Ks[b], t);
+                multi_same(true, Ms[a], Ks[b], t);
+            }
+}
+
 /* The fixtures through the amx path (crossover at M = 1 so every GEMM of the tiny models takes the tiles):
  * prefill and decode, batch 3, 1 and 2 threads, within the exact-mode bar. */
 static void verify_amx(const char *args) {

@@ -177,6 +177,64 @@ static void twins(bool fast) {
 Test(quant, gemm_exact_avx512_vs_portable) { twins(false); }
 Test(quant, gemm_fast_avx512_vs_portable) { twins(true); }
 
+/* Several weights of one K on the same activations in one call (q/k/v, gate/up at decode): each output bit
+ * for bit what one call per weight gives, on 1 and 2 threads, both formats, both modes, on the portable path
+ * and the AVX-512 one, sizes across the fork threshold and the tail, mixed fp8 / int8 in exact mode. */
+static void multi_case(bool fast, int M, const int64_t *rows, int n, int64_t K, const cb_dtype *fmt, uint64_t seed) {
+    qweight q[4];
+    const cb_weight *W[4];
+    float *Y[4], *Z[4];
+    int64_t ld[4];
+    cb_rng rng = { seed };
+    const int64_t ldx = K + 3;
+    float *X = malloc((size_t)M * ldx * sizeof(float));
+    for (int64_t i = 0; i < M * ldx; i++) X[i] = frand(&rng);
+    for (int i = 0; i < n; i++) {
+        q[i] = make_q(fmt[i], rows[i], K, seed + 13 * (uint64_t)i);
+        W[i] = &q[i].w, ld[i] = rows[i] + 2;
+        Z[i] = run(fast ? cb_matmul_q8_fast : cb_matmul_q8, M, X, ldx, W[i], 2, false);
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        for (int i = 0; i < n; i++) {
+            Y[i] = malloc((size_t)M * ld[i] * sizeof(float));
+            for (int64_t j = 0; j < M * ld[i]; j++) Y[i][j] = 0.25f;
+        }
+        omp_set_num_threads(threads);
+        (fast ? cb_matmul_q8_fast_multi : cb_matmul_q8_multi)(M, X, ldx, n, W, Y, ld);
+        omp_set_num_threads(2);
+        for (int i = 0; i < n; i++) {
+            for (int m = 0; m < M; m++)
+                for (int64_t r = 0; r < rows[i]; r++)
+                    cr_assert_eq(memcmp(&Y[i][m * ld[i] + r], &Z[i][m * (rows[i] + 3) + r], 4), 0,
+                                 "fast %d M %d weight %d row %lld K %lld threads %d: %g vs %g", fast, M, i, (long long)r,
+                                 (long long)K, threads, (double)Y[i][m * ld[i] + r], (double)Z[i][m * (rows[i] + 3) + r]);
+            free(Y[i]);
+        }
+    }
+    for (int i = 0; i < n; i++) free(Z[i]), free_q(&q[i]);
+    free(X);
+}
+
+Test(quant, multi_bit_identical_to_single_calls) {
+    const cb_kpath paths[2] = { CB_PATH_PORTABLE, cb_kernels_best_path() };
+    const int64_t small[3] = { 17, 5, 5 }, big[2] = { 300, 257 }, one[1] = { 65 };
+    const cb_dtype f8[3] = { CB_F8_E4M3, CB_F8_E4M3, CB_F8_E4M3 }, i8[3] = { CB_I8, CB_I8, CB_I8 },
+                   mix[2] = { CB_F8_E4M3, CB_I8 };
+    for (int p = 0; p < 2; p++) {
+        cr_assert_eq(cb_kernels_set_path(paths[p]), 0);
+        for (int fast = 0; fast <= 1; fast++)
+            for (int M = 1; M <= 5; M += 2) {
+                multi_case(fast, M, small, 3, 130, f8, 7);
+                multi_case(fast, M, small, 3, 130, i8, 8);
+                multi_case(fast, M, big, 2, 513, f8, 9); /* past the fork threshold */
+                multi_case(fast, M, big, 2, 513, i8, 10);
+                multi_case(fast, M, one, 1, 63, f8, 11);
+                if (!fast) multi_case(false, M, big, 2, 513, mix, 12);
+            }
+    }
+    cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
+}
+
 /* Every one of the 256 fp8 codes (NaN codes as 0) through the exact GEMV (M = 1..3, the weight-streaming
  * decode) and the panel GEMM (M = 17), in 64-code blocks with and without E4M3 subnormals and in the ragged
  * tail, against the portable twin bit for bit: activations in {-1, 0, 1} with at most 64 nonzero per row

@@ -143,6 +143,27 @@ static inline void c_unstage(c_ctx *c, int t, int m0, int64_t n0) {
         }                                                                                                              \
     } while (0)
 
+/* The 2 × 2 C tiles of a 32 × 32 block: tiles 0 / 2 hold columns n0..+15 of the two 16-row blocks, 1 / 3 the
+ * next 16 columns (skipped when two_n is false). */
+#define C_LOAD_2X2(two_n)                                                                                              \
+    do {                                                                                                               \
+        C_LOAD(0, 0, 0);                                                                                               \
+        C_LOAD(2, 1, 0);                                                                                               \
+        if (two_n) {                                                                                                   \
+            C_LOAD(1, 0, 1);                                                                                           \
+            C_LOAD(3, 1, 1);                                                                                           \
+        }                                                                                                              \
+    } while (0)
+#define C_STORE_2X2(two_n)                                                                                             \
+    do {                                                                                                               \
+        C_STORE(0, 0, 0);                                                                                              \
+        C_STORE(2, 1, 0);                                                                                              \
+        if (two_n) {                                                                                                   \
+            C_STORE(1, 0, 1);                                                                                          \
+            C_STORE(3, 1, 1);                                                                                          \
+        }                                                                                                              \
+    } while (0)
+
 /* One 32 × 32 block of C over ksteps 32-wide k steps. a0 / a1: the A tiles of the two 16-row blocks at the
  * first step (parts consecutive, steps parts·TILE_U16 apart); b0 (columns n0..+15) and b1 (n0+16..+31): the
  * B tiles of the first step, consecutive steps TILE_U32 apart. */
@@ -151,12 +172,7 @@ static inline __attribute__((always_inline)) void block32(c_ctx *c, int m0, int6
                                                           const uint32_t *b0, const uint32_t *b1, int ksteps,
                                                           const int parts) {
     const bool two_n = !skip_c1;
-    C_LOAD(0, 0, 0);
-    C_LOAD(2, 1, 0);
-    if (two_n) {
-        C_LOAD(1, 0, 1);
-        C_LOAD(3, 1, 1);
-    }
+    C_LOAD_2X2(two_n);
     for (int s = 0; s < ksteps; s++) {
         _tile_loadd(6, b0 + s * TILE_U32, 64);
         if (two_n) _tile_loadd(7, b1 + s * TILE_U32, 64);
@@ -169,11 +185,6 @@ static inline __attribute__((always_inline)) void block32(c_ctx *c, int m0, int6
             if (two_n) _tile_dpbf16ps(3, 5, 7);
         }
     }
-    C_STORE(0, 0, 0);
-    C_STORE(2, 1, 0);
-    if (two_n) {
-        C_STORE(1, 0, 1);
-        C_STORE(3, 1, 1);
-    }
+    C_STORE_2X2(two_n);
 }
 #endif

@@ -49,21 +49,38 @@ static bool any_q8(int n, const cb_weight *const *W) {
         if (cb_dtype_is_q8(W[i]->dtype)) return true;
     return false;
 }
-/* Prefill-sized M on the amx path: each weight on its own (the shared region is a decode-sized optimisation). */
+/* Prefill-sized M on the amx path: every weight on the tiles with one split of X (docs/performance.md
+ * "where a chunk's time goes"), else each weight on its own (the shared AVX-512 region is decode-sized). */
 static bool any_amx(int M, int n, const cb_weight *const *W) {
     for (int i = 0; i < n; i++)
         if (amx(M, W[i])) return true;
     return false;
 }
+static bool all_amx(int M, int n, const cb_weight *const *W) {
+    for (int i = 0; i < n; i++)
+        if (!amx(M, W[i]) || W[i]->cols != W[0]->cols) return false;
+    return n > 0;
+}
+static bool all_q8(int n, const cb_weight *const *W) {
+    for (int i = 0; i < n; i++)
+        if (!cb_dtype_is_q8(W[i]->dtype)) return false;
+    return n > 0;
+}
 void cb_matmul_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
                      const int64_t *ldy) {
-    if (avx512() && !any_q8(n, W) && !any_amx(M, n, W)) cb_matmul_multi_avx512(M, X, ldx, n, W, Y, ldy);
+    if (all_q8(n, W)) { cb_matmul_q8_multi(M, X, ldx, n, W, Y, ldy); return; }
+    if (all_amx(M, n, W)) cb_matmul_amx_multi(M, X, ldx, n, W, Y, ldy);
+    else if (avx512() && !any_q8(n, W) && !any_amx(M, n, W)) cb_matmul_multi_avx512(M, X, ldx, n, W, Y, ldy);
     else
         for (int i = 0; i < n; i++) cb_matmul(M, X, ldx, W[i], Y[i], ldy[i], false);
 }
 void cb_matmul_bf16_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
                           const int64_t *ldy) {
-    if (avx512() && !any_q8(n, W) && !any_amx(M, n, W))
+    bool q8 = all_q8(n, W);
+    for (int i = 0; i < n && q8; i++) q8 = !amx8(M, W[i]);
+    if (q8) { cb_matmul_q8_fast_multi(M, X, ldx, n, W, Y, ldy); return; }
+    if (all_amx(M, n, W)) cb_matmul_bf16_amx_multi(M, X, ldx, n, W, Y, ldy);
+    else if (avx512() && !any_q8(n, W) && !any_amx(M, n, W))
         cb_matmul_bf16_multi_avx512(M, X, ldx, n, W, Y, ldy, cb_kernels_path() >= CB_PATH_AVX512_BF16);
     else
         for (int i = 0; i < n; i++) cb_matmul_bf16(M, X, ldx, W[i], Y[i], ldy[i], false);

@@ -177,3 +177,19 @@ void cb_matmul_q8_fast(int M, const float *X, int64_t ldx, const cb_weight *W, f
     if (ok) cb_matmul_q8_fast_avx512(M, X, ldx, W, Y, ldy, accumulate);
     else cb_matmul_q8_fast_ref(M, X, ldx, W, Y, ldy, accumulate);
 }
+
+void cb_matmul_q8_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                        const int64_t *ldy) {
+    if (use_avx512()) cb_matmul_q8_multi_avx512(M, X, ldx, n, W, Y, ldy);
+    else
+        for (int i = 0; i < n; i++) cb_matmul_q8_ref(M, X, ldx, W[i], Y[i], ldy[i], false);
+}
+
+void cb_matmul_q8_fast_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                             const int64_t *ldy) {
+    bool ok = use_avx512(), vnni = __builtin_cpu_supports("avx512vnni");
+    for (int i = 0; i < n; i++) ok = ok && (W[i]->dtype == CB_F8_E4M3 || vnni);
+    if (ok) cb_matmul_q8_fast_multi_avx512(M, X, ldx, n, W, Y, ldy);
+    else
+        for (int i = 0; i < n; i++) cb_matmul_q8_fast(M, X, ldx, W[i], Y[i], ldy[i], false);
+}

@@ -41,6 +41,13 @@ void cb_matmul_q8_fast(int M, const float *X, int64_t ldx, const cb_weight *W, f
 void cb_matmul_q8_fast_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                            bool accumulate);
 
+/* The same over n weights with equal K on the same activations (q/k/v, gate/up), Y[i] (ld ldy[i]) written:
+ * each output exactly as one call per weight gives it; at decode sizes one parallel region for all of them. */
+void cb_matmul_q8_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                        const int64_t *ldy);
+void cb_matmul_q8_fast_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                             const int64_t *ldy);
+
 /* Dynamic per-row activation quantisation of the int8 fast path (shared by both twins so they agree bit
  * for bit): sx[m] = max_k |x_mk| / 127, xq = rne(x / sx) clamped to ±127; an all-zero row gets sx 0. */
 void cb_q8_quantize_activations(int M, const float *X, int64_t ldx, int64_t K, int8_t *xq, float *sx);
@@ -53,6 +60,10 @@ void cb_matmul_q8_avx512(int M, const float *X, int64_t ldx, const cb_weight *W,
                          bool accumulate);
 void cb_matmul_q8_fast_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                               bool accumulate); /* needs AVX512_VNNI for int8 */
+void cb_matmul_q8_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                               const int64_t *ldy);
+void cb_matmul_q8_fast_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W,
+                                    float *const *Y, const int64_t *ldy); /* needs AVX512_VNNI for int8 */
 /* M at or below which the AVX-512 exact path streams weights (decode); above, it decodes panels of W
  * and runs the fp32 GEMM on them (prefill). */
 #define CB_Q8_SKINNY_MAX 16

@@ -107,36 +107,86 @@ static void skinny_range(int M, const float *X, int64_t ldx, const cb_weight *W,
     }
 }
 
-/* The scaled activations, kept per thread (a decode calls this hundreds of times per token). */
+/* The prepared activations, kept per thread (a decode calls this hundreds of times per token). */
 static _Thread_local float *t_xs;
 static _Thread_local size_t t_xs_cap;
 
-static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
-    const bool fp8 = W->dtype == CB_F8_E4M3;
-    const int64_t N = W->rows, K = W->cols;
-    if (fp8) { /* the activations times 2^64 (see fp8_bits) */
-        const size_t need = (size_t)M * (size_t)K;
-        if (need > t_xs_cap) {
-            free(t_xs);
-            t_xs = malloc(need * sizeof(float) + 64);
-            if (!t_xs) abort(); /* M x K floats (M <= CB_Q8_SKINNY_MAX): out of memory */
-            t_xs_cap = need;
-        }
-        for (int m = 0; m < M; m++)
-            for (int64_t k = 0; k < K; k++) t_xs[m * K + k] = X[m * ldx + k] * FP8_X_SCALE;
-        X = t_xs, ldx = K;
+/* M rows of X as the fp8 weight stream wants them, into t_xs: times 2^64 (see fp8_bits), after rounding to
+ * bf16 in fast mode (both steps exact but the rounding, so identical to rounding first into a copy). */
+static const float *fp8_activations(int M, const float *X, int64_t ldx, int64_t K, bool round_bf16) {
+    const size_t need = (size_t)M * (size_t)K;
+    if (need > t_xs_cap) {
+        free(t_xs);
+        t_xs = malloc(need * sizeof(float) + 64);
+        if (!t_xs) abort(); /* M x K floats (M <= CB_Q8_SKINNY_MAX): out of memory */
+        t_xs_cap = need;
     }
+    for (int m = 0; m < M; m++)
+        for (int64_t k = 0; k < K; k++) {
+            const float x = X[m * ldx + k];
+            t_xs[m * K + k] = (round_bf16 ? cb_bf16_to_f32(cb_f32_to_bf16(x)) : x) * FP8_X_SCALE;
+        }
+    return t_xs;
+}
+
+/* Several 8-bit weights on the same activations (q/k/v, gate/up) in one parallel region, as the bf16 decode
+ * does (gemm_avx512.c, gemm_skinny_multi): their rows form one index space split statically over the
+ * threads, so each thread streams one contiguous range and the small projections cost no fork/join of their
+ * own. Each output element is computed by one thread with the same operations whatever the split. */
+#define Q8_MULTI_MAX 4
+typedef struct {
+    int M, n;
+    const float *X, *Xs; /* the activations as given, and scaled for fp8 (NULL when no weight is fp8) */
+    int64_t ldx, K;
+    const cb_weight *const *W;
+    float *const *Y;
+    const int64_t *ldy;
+    bool acc;
+    int64_t first[Q8_MULTI_MAX + 1]; /* prefix sums of the rows */
+} q8_multi;
+
+static void multi_slice(const q8_multi *a, int t, int T) {
+    const int64_t total = a->first[a->n], lo = total * t / T, hi = total * (t + 1) / T;
+    int i = 0;
+    while (i < a->n - 1 && lo >= a->first[i + 1]) i++;
+    if (lo < hi) { /* the in-loop prefetch runs PF_DIST ahead: request the first PF_DIST bytes now */
+        const cb_weight *w = a->W[i];
+        const char *p = (const char *)w->data + (size_t)(lo - a->first[i]) * (size_t)w->cols;
+        const size_t len = CB_MIN((size_t)PF_DIST, (size_t)(hi - lo) * (size_t)w->cols);
+        for (size_t o = 0; o < len; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    }
+    for (; i < a->n && a->first[i] < hi; i++) {
+        const int64_t r0 = CB_MAX(lo, a->first[i]) - a->first[i], r1 = CB_MIN(hi, a->first[i + 1]) - a->first[i];
+        if (r0 >= r1) continue;
+        const bool fp8 = a->W[i]->dtype == CB_F8_E4M3;
+        skinny_range(a->M, fp8 ? a->Xs : a->X, fp8 ? a->K : a->ldx, a->W[i], a->Y[i], a->ldy[i], a->acc, r0, r1);
+    }
+}
+
+static void skinny_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                         const int64_t *ldy, bool acc, bool round_bf16) {
+    q8_multi a = { .M = M, .n = n, .X = X, .ldx = ldx, .K = W[0]->cols, .W = W, .Y = Y, .ldy = ldy, .acc = acc };
+    bool any_fp8 = false;
+    for (int i = 0; i < n; i++) {
+        a.first[i + 1] = a.first[i] + W[i]->rows;
+        any_fp8 = any_fp8 || W[i]->dtype == CB_F8_E4M3;
+    }
+    if (any_fp8) a.Xs = fp8_activations(M, X, ldx, a.K, round_bf16);
     /* Inside a parallel region (the MoE decode's expert tiles) the caller's thread does the whole call: a
-     * nested team of one costs about as much as a small tile's arithmetic (docs/performance.md, "Granite"). */
-    if (cb_omp_nested()) {
-        skinny_range(M, X, ldx, W, Y, ldy, acc, 0, N);
+     * nested team of one costs about as much as a small tile's arithmetic (docs/performance.md, "Granite").
+     * Below ~1e5 codes a fork/join costs more than the split saves (the bf16 decode's threshold). */
+    const double work = (double)a.first[n] * (double)a.K * (double)CB_MIN(M, 4);
+    if (cb_omp_nested() || work <= 1e5) {
+        multi_slice(&a, 0, 1);
         return;
     }
 #pragma omp parallel
-    {
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-        skinny_range(M, X, ldx, W, Y, ldy, acc, N * t / T, N * (t + 1) / T);
-    }
+    multi_slice(&a, omp_get_thread_num(), omp_get_num_threads());
+}
+
+static void skinny(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc,
+                   bool round_bf16) {
+    skinny_multi(M, X, ldx, 1, &W, &Y, &ldy, acc, round_bf16);
 }
 
 /* Rows [n0, n0+nb) of W as unscaled code values in bf16 into P [nb, K]. Exact: an fp8 code value (x 256
@@ -186,7 +236,7 @@ static void panels(int M, const float *X, int64_t ldx, const cb_weight *W, float
 
 void cb_matmul_q8_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                          bool accumulate) {
-    if (M <= CB_Q8_SKINNY_MAX) skinny(M, X, ldx, W, Y, ldy, accumulate);
+    if (M <= CB_Q8_SKINNY_MAX) skinny(M, X, ldx, W, Y, ldy, accumulate, false);
     else panels(M, X, ldx, W, Y, ldy, accumulate, false);
 }
 
@@ -246,8 +296,44 @@ static CB_TARGET_VNNI int32_t dot_abs(const uint8_t *xa, const __mmask64 *neg, c
     return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
 }
 
-static void int8_vnni(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc) {
-    const int64_t N = W->rows, K = W->cols, KC = (K + 63) / 64;
+/* int8 fast decode (M < 4) over n weights of the same K on the same activations: the activations quantised
+ * once, the rows of all weights one index space split statically over the threads (as skinny_multi). */
+typedef struct {
+    int M, n;
+    const uint8_t *xa;    /* |xq|, M x K */
+    const __mmask64 *neg; /* sign bits of xq, M x KC */
+    const float *sx;
+    int64_t K, KC;
+    const cb_weight *const *W;
+    float *const *Y;
+    const int64_t *ldy;
+    bool acc;
+    int64_t first[Q8_MULTI_MAX + 1];
+} vnni_multi;
+
+static void vnni_slice(const vnni_multi *a, int t, int T) {
+    const int64_t total = a->first[a->n], lo = total * t / T, hi = total * (t + 1) / T, K = a->K;
+    const int64_t NB = 8; /* a block of weight rows stays in L1/L2 while every activation row passes */
+    for (int i = 0; i < a->n; i++) {
+        const int64_t r0 = CB_MAX(lo, a->first[i]) - a->first[i], r1 = CB_MIN(hi, a->first[i + 1]) - a->first[i];
+        const cb_weight *W = a->W[i];
+        for (int64_t n0 = r0; n0 < r1; n0 += NB) {
+            const int64_t cnt = CB_MIN(NB, r1 - n0);
+            for (int m = 0; m < a->M; m++)
+                for (int64_t j = 0; j < cnt; j++) {
+                    const int8_t *w = (const int8_t *)W->data + (size_t)(n0 + j) * (size_t)K;
+                    int32_t d = dot_abs(a->xa + (size_t)m * K, a->neg + m * a->KC, w, K);
+                    float v = (float)d * (a->sx[m] * W->scale[n0 + j]);
+                    float *y = &a->Y[i][m * a->ldy[i] + n0 + j];
+                    *y = a->acc ? *y + v : v;
+                }
+        }
+    }
+}
+
+static void int8_vnni(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                      const int64_t *ldy, bool acc) {
+    const int64_t K = W[0]->cols, KC = (K + 63) / 64;
     int8_t *xq = malloc((size_t)M * (size_t)K + 64);
     float *sx = malloc((size_t)M * sizeof(float) + 64);
     __mmask64 *neg = malloc((size_t)M * (size_t)KC * sizeof(__mmask64) + 64);
@@ -261,19 +347,14 @@ static void int8_vnni(int M, const float *X, int64_t ldx, const cb_weight *W, fl
             neg[m * KC + c] = _mm512_movepi8_mask(v) & mk;
             _mm512_mask_storeu_epi8(p, mk, _mm512_abs_epi8(v));
         }
-    const uint8_t *xa = (const uint8_t *)xq;
-    const int64_t NB = 8; /* a block of weight rows stays in L1/L2 while every activation row passes */
-#pragma omp parallel for schedule(static)
-    for (int64_t n0 = 0; n0 < N; n0 += NB) {
-        const int64_t cnt = CB_MIN(NB, N - n0);
-        for (int m = 0; m < M; m++)
-            for (int64_t j = 0; j < cnt; j++) {
-                const int8_t *w = (const int8_t *)W->data + (size_t)(n0 + j) * (size_t)K;
-                int32_t d = dot_abs(xa + (size_t)m * K, neg + m * KC, w, K);
-                float v = (float)d * (sx[m] * W->scale[n0 + j]);
-                float *y = &Y[m * ldy + n0 + j];
-                *y = acc ? *y + v : v;
-            }
+    vnni_multi a = { .M = M, .n = n, .xa = (const uint8_t *)xq, .neg = neg, .sx = sx, .K = K, .KC = KC, .W = W,
+                     .Y = Y, .ldy = ldy, .acc = acc };
+    for (int i = 0; i < n; i++) a.first[i + 1] = a.first[i] + W[i]->rows;
+    const double work = (double)a.first[n] * (double)K * (double)M;
+    if (cb_omp_nested() || work <= 1e5) vnni_slice(&a, 0, 1);
+    else {
+#pragma omp parallel
+        vnni_slice(&a, omp_get_thread_num(), omp_get_num_threads());
     }
     free(xq);
     free(sx);
@@ -354,15 +435,32 @@ static CB_TARGET_VNNI void int8_vnni_blocked(int M, const float *X, int64_t ldx,
 void cb_matmul_q8_fast_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                               bool accumulate) {
     if (W->dtype == CB_I8 && M >= 4) { int8_vnni_blocked(M, X, ldx, W, Y, ldy, accumulate); return; }
-    if (W->dtype == CB_I8) { int8_vnni(M, X, ldx, W, Y, ldy, accumulate); return; }
+    if (W->dtype == CB_I8) { int8_vnni(M, X, ldx, 1, &W, &Y, &ldy, accumulate); return; }
     if (M > CB_Q8_SKINNY_MAX) { panels(M, X, ldx, W, Y, ldy, accumulate, true); return; }
     /* fp8 decode: bf16-rounded activations through the exact weight-streaming kernel (same semantics as
      * vdpbf16ps with fp32 accumulation; decode is bandwidth-bound, the dot-product unit is not the limit). */
-    const int64_t K = W->cols;
-    float *xr = malloc((size_t)M * (size_t)K * sizeof(float) + 64);
-    if (!xr) abort();
-    for (int m = 0; m < M; m++)
-        for (int64_t k = 0; k < K; k++) xr[m * K + k] = cb_bf16_to_f32(cb_f32_to_bf16(X[m * ldx + k]));
-    skinny(M, xr, K, W, Y, ldy, accumulate);
-    free(xr);
+    skinny(M, X, ldx, W, Y, ldy, accumulate, true);
+}
+
+/* Decode-sized calls over several weights of the same K (gemm8.h); anything else one weight at a time. */
+static bool multi_ok(int M, int n, const cb_weight *const *W, cb_dtype only) {
+    if (M > CB_Q8_SKINNY_MAX || n < 1 || n > Q8_MULTI_MAX) return false;
+    for (int i = 0; i < n; i++)
+        if (W[i]->cols != W[0]->cols || !cb_dtype_is_q8(W[i]->dtype) || (only && W[i]->dtype != only)) return false;
+    return true;
+}
+
+void cb_matmul_q8_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                               const int64_t *ldy) {
+    if (multi_ok(M, n, W, 0)) skinny_multi(M, X, ldx, n, W, Y, ldy, false, false);
+    else
+        for (int i = 0; i < n; i++) cb_matmul_q8_avx512(M, X, ldx, W[i], Y[i], ldy[i], false);
+}
+
+void cb_matmul_q8_fast_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W,
+                                    float *const *Y, const int64_t *ldy) {
+    if (multi_ok(M, n, W, CB_F8_E4M3)) skinny_multi(M, X, ldx, n, W, Y, ldy, false, true);
+    else if (M < 4 && multi_ok(M, n, W, CB_I8)) int8_vnni(M, X, ldx, n, W, Y, ldy, false);
+    else
+        for (int i = 0; i < n; i++) cb_matmul_q8_fast_avx512(M, X, ldx, W[i], Y[i], ldy[i], false);
 }

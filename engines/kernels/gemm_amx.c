@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../counters.h"
 #include "kernels_amx.h"
 #include "amx_internal.h"
 #include "tiles.h"
@@ -210,53 +211,85 @@ int cb_matmul_amx_split(int parts) {
 }
 static int exact_parts(void) { return cb_matmul_amx_split(0); }
 
-static void gemm_amx(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate,
-                     bool exact) {
-    const int64_t N = W->rows, K = W->cols;
-    if (M <= 0 || N <= 0) return;
+/* nw weights of the same K on one X: the split once, shared by all of them (q/k/v, gate/up), and one
+ * parallel region in which each thread takes its slice of every weight in turn (no join between them:
+ * the outputs are disjoint). Each weight's slices and K order are those of a call of its own, so the
+ * results are bit-identical to nw separate calls. */
+static void gemm_amx_n(int M, const float *X, int64_t ldx, int nw, const cb_weight *const *W, float *const *Y,
+                       const int64_t *ldy, bool accumulate, bool exact) {
+    if (M <= 0 || nw <= 0) return;
+    const int64_t K = W[0]->cols;
     if (K <= 0) {
         if (!accumulate)
-            for (int m = 0; m < M; m++) memset(Y + m * ldy, 0, (size_t)N * sizeof(float));
+            for (int i = 0; i < nw; i++)
+                for (int m = 0; m < M; m++) memset(Y[i] + m * ldy[i], 0, (size_t)W[i]->rows * sizeof(float));
         return;
     }
     const int Mp = (M + 31) & ~31;
     const int64_t S = (K + 31) / 32;
-    gemm_job j = { .W = W, .M = M, .Mp = Mp, .parts = exact ? exact_parts() : 1, .S = S, .Y = Y, .ldy = ldy,
-                   .accumulate = accumulate, .bl = tune() };
-    if (!(j.act = act_buffer((size_t)Mp * (size_t)S * 32 * (size_t)j.parts))) { /* out of memory: the portable twin */
-        if (exact) cb_matmul_ref(M, X, ldx, W, Y, ldy, accumulate);
-        else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
+    const int parts = exact ? exact_parts() : 1;
+    uint16_t *act = act_buffer((size_t)Mp * (size_t)S * 32 * (size_t)parts);
+    if (!act) { /* out of memory: the portable twin */
+        for (int i = 0; i < nw; i++) {
+            if (exact) cb_matmul_ref(M, X, ldx, W[i], Y[i], ldy[i], accumulate);
+            else cb_matmul_bf16_ref(M, X, ldx, W[i], Y[i], ldy[i], accumulate);
+        }
         return;
     }
-    split_rows(M, X, ldx, K, Mp, S, j.parts, j.act);
-    const int64_t ngroups = (N + 31) / 32;
+    const bool top = !omp_in_parallel(); /* the profile's timers are the calling thread's */
+    long long t_split = top ? cb_ctr_ns() : 0;
+    split_rows(M, X, ldx, K, Mp, S, parts, act);
+    if (top) cb_prof_lap(&t_split, CB_PROF_SPLIT);
     const int mblocks = Mp / 32;
-    const double work = (double)M * (double)N * (double)K;
-    const size_t pack_bytes = (size_t)j.bl.nc * (size_t)j.bl.kc * 2;
+    const blocking bl = tune();
+    double work = 0;
+    bool any_untiled = false;
+    for (int i = 0; i < nw; i++) work += (double)M * (double)W[i]->rows * (double)K, any_untiled |= !W[i]->tiles;
+    const size_t pack_bytes = (size_t)bl.nc * (size_t)bl.kc * 2;
 #pragma omp parallel if (work > 4e6)
     {
         const int T = omp_get_num_threads(), t = omp_get_thread_num();
-        int tn, tm;
-        thread_grid(T, ngroups, mblocks, &tn, &tm);
-        const int ti = t % tn, tj = t / tn;
-        if (tj < tm) {
+        if (any_untiled && t_pack_cap < pack_bytes) {
+            free(t_pack);
+            t_pack = aligned_alloc(64, pack_bytes);
+            t_pack_cap = t_pack ? pack_bytes : 0;
+        }
+        bool on = false;
+        for (int i = 0; i < nw; i++) {
+            const int64_t N = W[i]->rows, ngroups = (N + 31) / 32;
+            if (N <= 0) continue;
+            gemm_job j = { .W = W[i], .act = act, .M = M, .Mp = Mp, .parts = parts, .S = S, .Y = Y[i],
+                           .ldy = ldy[i], .accumulate = accumulate, .bl = bl };
+            int tn, tm;
+            thread_grid(T, ngroups, mblocks, &tn, &tm);
+            const int ti = t % tn, tj = t / tn;
+            if (tj >= tm) continue;
             int64_t na = ngroups * ti / tn * 32, nb = CB_MIN(N, ngroups * (ti + 1) / tn * 32);
             int ma = mblocks * tj / tm * 32, mb = mblocks * (tj + 1) / tm * 32;
-            if (!W->tiles && t_pack_cap < pack_bytes) {
-                free(t_pack);
-                t_pack = aligned_alloc(64, pack_bytes);
-                t_pack_cap = t_pack ? pack_bytes : 0;
+            if (na >= nb || ma >= mb) continue;
+            if (!W[i]->tiles && !t_pack) {
+                slice_fallback(&j, X, ldx, ma, mb, na, nb);
+                continue;
             }
-            if (na < nb && ma < mb) {
-                if (!W->tiles && !t_pack) slice_fallback(&j, X, ldx, ma, mb, na, nb);
-                else {
-                    tiles_on();
-                    gemm_slice(&j, t_pack, ma, mb, na, nb);
-                    _tile_release();
-                }
-            }
+            if (!on) tiles_on(), on = true;
+            gemm_slice(&j, t_pack, ma, mb, na, nb);
         }
+        if (on) _tile_release();
     }
+}
+
+static void gemm_amx(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate,
+                     bool exact) {
+    gemm_amx_n(M, X, ldx, 1, &W, &Y, &ldy, accumulate, exact);
+}
+
+void cb_matmul_amx_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                         const int64_t *ldy) {
+    gemm_amx_n(M, X, ldx, n, W, Y, ldy, false, true);
+}
+void cb_matmul_bf16_amx_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                              const int64_t *ldy) {
+    gemm_amx_n(M, X, ldx, n, W, Y, ldy, false, false);
 }
 
 void cb_matmul_amx(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {

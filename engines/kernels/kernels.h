@@ -94,6 +94,9 @@ void cb_add_ref(int64_t n, float *y, const float *a);
 void cb_rope_inv_freq(const cb_rope *r, double *inv_freq);
 /* Rotate n_heads heads of head_dim (stride between heads head_dim) of one token at position pos. */
 void cb_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const double *inv_freq, int64_t pos);
+/* The same for a token's nq query heads and nk key heads, the angles computed once for both. */
+void cb_rope_apply_qk(float *q, int nq, float *k, int nk, int head_dim, int rot_dim, const double *inv_freq,
+                      int64_t pos);
 
 /* ---- Causal depthwise conv1d with carried state ----
  * x [T, C] (row stride ldx), w [C, K], bias [C] or NULL, state [C, K-1] holding the previous K-1 inputs

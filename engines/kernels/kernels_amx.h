@@ -15,6 +15,12 @@ int cb_matmul_amx_split(int parts);
 /* Fast mode: activations rounded to bf16, one tile product. */
 void cb_matmul_bf16_amx(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                         bool accumulate);
+/* n projections of one X (all W[i]->cols equal, each amx-supported): Y[i] = X · W[i]ᵀ, bit-identical to n
+ * calls of the above, with the split made once and one parallel region (q/k/v, gate/up at prefill). */
+void cb_matmul_amx_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                         const int64_t *ldy);
+void cb_matmul_bf16_amx_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                              const int64_t *ldy);
 /* Smallest M that dispatch sends to the tiles (below it the AVX-512 kernels win); m > 0 sets it (benches,
  * tests), as does CTXBENCH_AMX_MIN_M in the environment. Returns the value in force. */
 #define CB_AMX_MIN_M_DEFAULT 32

@@ -1,6 +1,7 @@
 /* AVX-512 row / elementwise kernels: twins of ops_ref.c (same contracts, see kernels.h). */
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels_avx512.h"
 #include "vexp_avx512.h"
@@ -104,9 +105,56 @@ void cb_add_bias_avx512(int M, float *Y, int64_t ldy, const cb_weight *bias) {
 /* Same operation order as the ref (bias, then taps oldest first, mul then add — no FMA), so results match it
  * bit for bit. 16 channels per vector; the K−1 history values live in registers. */
 #define CONV_KMAX 8
+#define CONV_ROWS_MIN 16 /* from this many tokens up the conv runs row-major (conv_rows below) */
+
+/* Prefill: tokens outer, channels inner, so x and y stream row by row (a column block walked down rows ldx
+ * apart defeats the hardware prefetcher: docs/performance.md "Exact mode on the tiles: where a chunk's time
+ * goes"). The history of row t is rows t−K+1..t−1 of x itself, or of the state for the first K−1 rows (the
+ * state transposed once into hist, K−1 rows of C). The taps, weights transposed once into wt [K][C], are
+ * summed in the ref's order, so the results are bit-identical to it. */
+static void conv_rows(int T, int C, int K, const float *x, int64_t ldx, const cb_weight *w, const cb_weight *bias,
+                      float *state, float *y, int64_t ldy) {
+    float *wt = malloc(sizeof(float) * (size_t)K * (size_t)C), *hist = malloc(sizeof(float) * (size_t)CB_MAX(K - 1, 1) * (size_t)C),
+          *bv = calloc((size_t)C, sizeof(float));
+    if (!wt || !hist || !bv) {
+        free(wt), free(hist), free(bv);
+        cb_conv1d_causal_ref(T, C, K, x, ldx, w, bias, state, y, ldy);
+        return;
+    }
+    for (int c = 0; c < C; c++) {
+        for (int k = 0; k < K; k++) wt[(size_t)k * C + c] = cb_load_f32(w->data, w->dtype, (size_t)c * K + (size_t)k);
+        for (int k = 0; k < K - 1; k++) hist[(size_t)k * C + c] = state[(int64_t)c * (K - 1) + k];
+        if (bias && bias->data) bv[c] = cb_load_f32(bias->data, bias->dtype, (size_t)c);
+    }
+#pragma omp parallel for schedule(static) if ((int64_t)T * C > (1 << 15))
+    for (int t = 0; t < T; t++) {
+        const float *src[CONV_KMAX]; /* tap k of row t: row t − (K−1) + k of x, or of hist below row 0 */
+        for (int k = 0; k < K; k++) {
+            int r = t - (K - 1) + k;
+            src[k] = r >= 0 ? x + (int64_t)r * ldx : hist + (size_t)(r + K - 1) * C;
+        }
+        float *yr = y + (int64_t)t * ldy;
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            __mmask16 m = tail_mask(C - c0);
+            __m512 acc = _mm512_maskz_loadu_ps(m, bv + c0);
+            for (int k = 0; k < K; k++)
+                acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, wt + (size_t)k * C + c0),
+                                                       _mm512_maskz_loadu_ps(m, src[k] + c0)));
+            _mm512_mask_storeu_ps(yr + c0, m, acc);
+        }
+    }
+    /* the new state: the last K−1 inputs, oldest first (T ≥ CONV_ROWS_MIN > K−1, so all from x) */
+    for (int c = 0; c < C; c++)
+        for (int k = 0; k < K - 1; k++) state[(int64_t)c * (K - 1) + k] = x[(int64_t)(T - (K - 1) + k) * ldx + c];
+    free(wt), free(hist), free(bv);
+}
+
 void cb_conv1d_causal_avx512(int T, int C, int K, const float *x, int64_t ldx, const cb_weight *w,
                              const cb_weight *bias, float *state, float *y, int64_t ldy) {
     if (K < 1 || K > CONV_KMAX) return cb_conv1d_causal_ref(T, C, K, x, ldx, w, bias, state, y, ldy);
+    /* row-major reads rows of x it has already passed: only when y does not overwrite them */
+    const bool apart = y + (int64_t)(T - 1) * ldy + C <= x || x + (int64_t)(T - 1) * ldx + C <= y;
+    if (T >= CONV_ROWS_MIN && apart) return conv_rows(T, C, K, x, ldx, w, bias, state, y, ldy);
     int nb = (C + 15) / 16;
 #pragma omp parallel for schedule(static) if ((int64_t)T * C > (1 << 15))
     for (int b = 0; b < nb; b++) {

@@ -122,14 +122,7 @@ void cb_rope_inv_freq(const cb_rope *r, double *inv_freq) {
     }
 }
 
-void cb_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const double *inv_freq, int64_t pos) {
-    int half = rot_dim / 2;
-    float c[half > 0 ? half : 1], s[half > 0 ? half : 1];
-    for (int i = 0; i < half; i++) {
-        double a = (double)pos * inv_freq[i];
-        c[i] = (float)cos(a);
-        s[i] = (float)sin(a);
-    }
+static void rope_heads(float *x, int n_heads, int head_dim, int half, const float *c, const float *s) {
     for (int h = 0; h < n_heads; h++) {
         float *v = x + (int64_t)h * head_dim;
         for (int i = 0; i < half; i++) {
@@ -138,6 +131,23 @@ void cb_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const doubl
             v[i + half] = b * c[i] + a * s[i];
         }
     }
+}
+
+void cb_rope_apply_qk(float *q, int nq, float *k, int nk, int head_dim, int rot_dim, const double *inv_freq,
+                      int64_t pos) {
+    int half = rot_dim / 2;
+    float c[half > 0 ? half : 1], s[half > 0 ? half : 1];
+    for (int i = 0; i < half; i++) {
+        double a = (double)pos * inv_freq[i];
+        c[i] = (float)cos(a);
+        s[i] = (float)sin(a);
+    }
+    rope_heads(q, nq, head_dim, half, c, s);
+    rope_heads(k, nk, head_dim, half, c, s);
+}
+
+void cb_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const double *inv_freq, int64_t pos) {
+    cb_rope_apply_qk(x, n_heads, NULL, 0, head_dim, rot_dim, inv_freq, pos);
 }
 
 void cb_conv1d_causal_ref(int T, int C, int K, const float *x, int64_t ldx, const cb_weight *w,

@@ -63,12 +63,7 @@ static inline __attribute__((always_inline)) void xblock(c_ctx *c, int m0, int64
                                                          const uint16_t *a0, const uint16_t *a1, const uint32_t *b0,
                                                          const uint32_t *b1, int ks, const int order) {
     const bool two_n = !skip_c1;
-    C_LOAD(0, 0, 0);
-    C_LOAD(2, 1, 0);
-    if (two_n) {
-        C_LOAD(1, 0, 1);
-        C_LOAD(3, 1, 1);
-    }
+    C_LOAD_2X2(two_n);
     for (int s = 0; s < ks; s++)
         for (int pb = 0; pb < order; pb++) {
             _tile_loadd(6, b0 + (s * order + pb) * TILE_U32, 64);
@@ -82,12 +77,7 @@ static inline __attribute__((always_inline)) void xblock(c_ctx *c, int m0, int64
                 if (two_n) _tile_dpbf16ps(3, 5, 7);
             }
         }
-    C_STORE(0, 0, 0);
-    C_STORE(2, 1, 0);
-    if (two_n) {
-        C_STORE(1, 0, 1);
-        C_STORE(3, 1, 1);
-    }
+    C_STORE_2X2(two_n);
 }
 
 static _Thread_local void *t_buf;

@@ -253,15 +253,17 @@ static void qkv(cb_attn_layer *l, int M, const float *x, const int *seqs, const 
     const cb_weight *W[3] = { &l->w.q, &l->w.k, &l->w.v }, *B[3] = { &l->w.q_b, &l->w.k_b, &l->w.v_b };
     float *const Y[3] = { q, k, v };
     const int64_t ld[3] = { qd, kd, kd };
+    long long t = cb_ctr_ns();
     cb_linear_multi(l->mode, M, x, l->d, 3, W, B, Y, ld);
+    cb_prof_lap(&t, CB_PROF_QKV);
 #pragma omp parallel for schedule(static) if (M > 1)
     for (int i = 0; i < M; i++) {
         if (l->rot > 0) {
-            cb_rope_apply(q + (int64_t)i * qd, l->H, l->hd, l->rot, l->inv_freq, pos[i]);
-            cb_rope_apply(k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
+            cb_rope_apply_qk(q + (int64_t)i * qd, l->H, k + (int64_t)i * kd, l->KV, l->hd, l->rot, l->inv_freq, pos[i]);
         }
         cache_put(l, seqs[i], pos[i], k + (int64_t)i * kd, v + (int64_t)i * kd);
     }
+    cb_prof_lap(&t, CB_PROF_ROPE_KV);
 }
 
 static void count_kv_written(const cb_attn_layer *l, int M) {
@@ -281,7 +283,8 @@ void cb_attn_prefill(cb_attn_layer *l, int seq, int64_t len, const float *x, int
     const int gs = G, bq = CB_MAX(1, CB_FLASH_MAX_ROWS / gs), nqb = (n + bq - 1) / bq;
     const int items = KV * nqb;
     const float scale = l->scale;
-    const long long t_attn = cb_ctr_ns();
+    long long t_attn = cb_ctr_ns();
+    const long long t_attn0 = t_attn;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int it = 0; it < items; it++) {
         const int h = it / nqb, i0 = (it % nqb) * bq, nq = CB_MIN(bq, n - i0), R = gs * nq;
@@ -308,8 +311,10 @@ void cb_attn_prefill(cb_attn_layer *l, int seq, int64_t len, const float *x, int
                 for (int d = 0; d < hd; d++) dst[d] = O[r * hd + d] * inv;
             }
     }
-    cb_ctr.attention_ns += cb_ctr_ns() - t_attn;
+    cb_ctr.attention_ns += cb_ctr_ns() - t_attn0;
+    cb_prof_lap(&t_attn, CB_PROF_ATTN);
     cb_linear(l->mode, n, att, qd, &l->w.o, &l->w.o_b, out, l->d);
+    cb_prof_lap(&t_attn, CB_PROF_O);
 
     count_kv_written(l, n);
     long long kv_read = 0;

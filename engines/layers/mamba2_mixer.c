@@ -259,14 +259,17 @@ static void post_proj(cb_mamba_layer *l, int n, const scratch_views *v) {
 static void gate_norm_out(cb_mamba_layer *l, int n, const scratch_views *v, float *out) {
     const cb_config *c = l->cfg;
     const int Di = c->m_d_inner, R = c->m_in_proj_rows;
+    long long t = cb_ctr_ns();
 #pragma omp parallel for schedule(static) if (n > 4)
-    for (int t = 0; t < n; t++) {
-        float *y = v->y + (int64_t)t * Di;
-        const float *z = v->zx + (int64_t)t * R;
+    for (int r = 0; r < n; r++) {
+        float *y = v->y + (int64_t)r * Di;
+        const float *z = v->zx + (int64_t)r * R;
         cb_silu_mul(Di, z, y, y);
     }
     cb_rmsnorm(n, Di, v->y, Di, &l->w.norm, c->eps, v->y, Di);
+    cb_prof_lap(&t, CB_PROF_GATE_NORM);
     cb_linear(l->mode, n, v->y, Di, &l->w.out_proj, c->m_proj_bias ? &l->w.out_proj_b : NULL, out, c->d_model);
+    cb_prof_lap(&t, CB_PROF_OUT_PROJ);
 }
 
 static cb_ssd_head head_view(const cb_mamba_layer *l, const scratch_views *v, int h, int t0, int T, float *S,
@@ -296,9 +299,12 @@ void cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *
     const cb_config *c = l->cfg;
     if (n == 0) return;
     scratch_views v = views(l);
+    long long t = cb_ctr_ns();
     in_projection(l, n, x, v.zx);
+    cb_prof_lap(&t, CB_PROF_IN_PROJ);
     conv_rows(l, seq, &v, 0, n);
     post_proj(l, n, &v);
+    cb_prof_lap(&t, CB_PROF_CONV);
     float *S = ssm_of(l, seq);
     const int H = c->m_heads, G = c->m_groups, N = c->m_state, Cd = c->m_conv_dim, Q = CB_MIN(l->chunk, l->rows);
     const int nch = (n + Q - 1) / Q;
@@ -323,6 +329,7 @@ void cb_mamba_prefill(cb_mamba_layer *l, int seq, const float *x, int n, float *
         }
     }
     cb_ctr.ssd_ns += cb_ctr_ns() - t_ssd;
+    cb_prof_lap(&t, CB_PROF_SSD);
     gate_norm_out(l, n, &v, out);
     count(l, n, 1,
           (long long)H * cb_ssd_chunked_flops(n, Q, c->m_head_dim, N, true) + (long long)G * cb_ssd_cb_flops(n, Q, N));

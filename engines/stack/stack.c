@@ -254,11 +254,13 @@ static int check_tokens(const cb_engine *s, const int32_t *tokens, int n, cb_err
 /* logits[n, vocab] of the last n rows of x: final norm, LM head. */
 static void head(cb_engine *s, int n, const float *x, float *logits) {
     const cb_config *c = &s->cfg;
+    long long t = cb_ctr_ns();
     cb_rmsnorm(n, c->d_model, x, c->d_model, &s->m->final_norm, c->eps, s->h, c->d_model);
     cb_linear(s->o.mode, n, s->h, c->d_model, &s->m->lm_head, NULL, logits, c->vocab);
     const float div = multiplier(c->logits_scaling); /* granitemoehybrid's logits_scaling */
     if (div != 1.0f)
         for (int64_t i = 0; i < (int64_t)n * c->vocab; i++) logits[i] /= div;
+    cb_prof_lap(&t, CB_PROF_OTHER);
 }
 
 /* x += mixer(norm(x)) for layer i. seqs == NULL: prefill of n tokens of sequence `seq`; else a decode
@@ -266,7 +268,9 @@ static void head(cb_engine *s, int n, const float *x, float *logits) {
 static void mixer_step(cb_engine *s, int i, int seq, const int *seqs, const int64_t *pos, int n) {
     const cb_config *c = &s->cfg;
     const int d = c->d_model;
+    long long t = cb_ctr_ns();
     cb_rmsnorm(n, d, s->x, d, &s->lw[i].in_norm, c->eps, s->h, d);
+    cb_prof_lap(&t, CB_PROF_NORM);
     if (c->mixer[i] == CB_MIXER_ATTENTION) {
         if (seqs) cb_attn_decode(s->attn[i], n, seqs, pos, s->h, s->y);
         else cb_attn_prefill(s->attn[i], seq, s->len[seq], s->h, n, s->y);
@@ -274,7 +278,9 @@ static void mixer_step(cb_engine *s, int i, int seq, const int *seqs, const int6
         if (seqs) cb_mamba_decode(s->mamba[i], n, seqs, s->h, s->y);
         else cb_mamba_prefill(s->mamba[i], seq, s->h, n, s->y);
     }
+    t = cb_ctr_ns();
     add_residual((int64_t)n * d, s->x, s->y, multiplier(c->residual_multiplier));
+    cb_prof_lap(&t, CB_PROF_RESIDUAL);
 }
 
 /* x += feed_forward(norm(x)) for layer i, the family's kind: the SwiGLU MLP (granitemoehybrid's shared
@@ -285,13 +291,18 @@ static void ff_step(cb_engine *s, int i, int n) {
     const int d = c->d_model;
     switch (s->fam->ff) {
     case CB_FF_NONE: return;
-    case CB_FF_SWIGLU:
+    case CB_FF_SWIGLU: {
+        long long t = cb_ctr_ns();
         cb_rmsnorm(n, d, s->x, d, &lw->ff_norm, c->eps, s->h, d);
+        cb_prof_lap(&t, CB_PROF_NORM);
         cb_mlp_forward(c, &lw->mlp, s->o.mode, n, s->h, s->y, cb_scratch_get());
         if (c->n_experts > 0) cb_moe_forward(c, &lw->moe, s->o.mode, n, s->h, s->y, cb_scratch_get());
         break;
     }
+    }
+    long long t = cb_ctr_ns();
     add_residual((int64_t)n * d, s->x, s->y, multiplier(c->residual_multiplier));
+    cb_prof_lap(&t, CB_PROF_RESIDUAL);
 }
 
 /* x[n, d] through every layer; a prefill's residual stream is captured when asked (verify --layers). */
@@ -323,7 +334,9 @@ int cb_stack_prefill(cb_engine *s, int seq, const int32_t *tokens, int n, float 
     if (check_tokens(s, tokens, n, err)) return -1;
     for (int start = 0; start < n; start += s->o.prefill_chunk) {
         int r = CB_MIN(s->o.prefill_chunk, n - start);
+        long long t = cb_ctr_ns();
         embed_rows(s, tokens + start, r, s->x);
+        cb_prof_lap(&t, CB_PROF_OTHER);
         if (s->capture) memcpy(s->capture + (size_t)start * d, s->x, (size_t)r * d * sizeof(float));
         run_layers(s, seq, NULL, NULL, r, (size_t)start, (size_t)n);
         s->len[seq] += r;
