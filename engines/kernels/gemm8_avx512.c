@@ -146,16 +146,22 @@ typedef struct {
     int64_t first[Q8_MULTI_MAX + 1]; /* prefix sums of the rows */
 } q8_multi;
 
-static void multi_slice(const q8_multi *a, int t, int T) {
-    const int64_t total = a->first[a->n], lo = total * t / T, hi = total * (t + 1) / T;
+/* A thread's rows [lo, hi) of n weights (prefix sums `first`): the in-loop prefetch runs PF_DIST ahead, so
+ * request the first PF_DIST bytes now. Returns the weight that row lo belongs to. */
+static int prefetch_slice_start(int n, const cb_weight *const *W, const int64_t *first, int64_t lo, int64_t hi) {
     int i = 0;
-    while (i < a->n - 1 && lo >= a->first[i + 1]) i++;
-    if (lo < hi) { /* the in-loop prefetch runs PF_DIST ahead: request the first PF_DIST bytes now */
-        const cb_weight *w = a->W[i];
-        const char *p = (const char *)w->data + (size_t)(lo - a->first[i]) * (size_t)w->cols;
-        const size_t len = CB_MIN((size_t)PF_DIST, (size_t)(hi - lo) * (size_t)w->cols);
+    while (i < n - 1 && lo >= first[i + 1]) i++;
+    if (lo < hi) {
+        const char *p = (const char *)W[i]->data + (size_t)(lo - first[i]) * (size_t)W[i]->cols;
+        const size_t len = CB_MIN((size_t)PF_DIST, (size_t)(hi - lo) * (size_t)W[i]->cols);
         for (size_t o = 0; o < len; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
     }
+    return i;
+}
+
+static void multi_slice(const q8_multi *a, int t, int T) {
+    const int64_t total = a->first[a->n], lo = total * t / T, hi = total * (t + 1) / T;
+    int i = prefetch_slice_start(a->n, a->W, a->first, lo, hi);
     for (; i < a->n && a->first[i] < hi; i++) {
         const int64_t r0 = CB_MAX(lo, a->first[i]) - a->first[i], r1 = CB_MIN(hi, a->first[i + 1]) - a->first[i];
         if (r0 >= r1) continue;
@@ -291,6 +297,7 @@ static CB_TARGET_VNNI int32_t dot_abs(const uint8_t *xa, const __mmask64 *neg, c
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
     for (; k + 256 <= K; k += 256, c += 4) {
+        for (int i = 0; i < 256; i += 64) _mm_prefetch((const char *)w + k + i + PF_DIST, _MM_HINT_T0);
         a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xa + k), signed_w(w + k, neg[c], all));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(xa + k + 64), signed_w(w + k + 64, neg[c + 1], all));
         a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(xa + k + 128), signed_w(w + k + 128, neg[c + 2], all));
@@ -313,6 +320,8 @@ static CB_TARGET_VNNI void dot_abs3(const uint8_t *xa, const __mmask64 *neg, con
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
     for (; k + 128 <= K; k += 128, c += 2) { /* two independent chains per plane: vpdpbusd latency */
+        _mm_prefetch((const char *)w + k + PF_DIST, _MM_HINT_T0); /* as dot_q8: the Intel cores need it */
+        _mm_prefetch((const char *)w + k + 64 + PF_DIST, _MM_HINT_T0);
         const __m512i v = signed_w(w + k, neg[c], all), u = signed_w(w + k + 64, neg[c + 1], all);
         a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xa + k), v);
         a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(x1 + k), v);
@@ -356,7 +365,7 @@ static void vnni_slice(const vnni_multi *a, int t, int T) {
     const int64_t total = a->first[a->n], lo = total * t / T, hi = total * (t + 1) / T, K = a->K;
     const int64_t NB = 8; /* a block of weight rows stays in L1/L2 while every activation row passes */
     const int planes = a->exact ? 3 : 1;
-    for (int i = 0; i < a->n; i++) {
+    for (int i = prefetch_slice_start(a->n, a->W, a->first, lo, hi); i < a->n; i++) {
         const int64_t r0 = CB_MAX(lo, a->first[i]) - a->first[i], r1 = CB_MIN(hi, a->first[i + 1]) - a->first[i];
         const cb_weight *W = a->W[i];
         for (int64_t n0 = r0; n0 < r1; n0 += NB) {
