@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../counters.h"
 #include "../kernels/kernels.h"
 #include "linear.h"
 
@@ -181,15 +182,16 @@ void cb_moe_forward(const cb_config *cfg, const cb_moe_weights *w, cb_mode mode,
     if (E == 0 || n < 1) return;
     moe_scratch s = { 0 }; /* layout() fills it; zeroed so -O3 sees no uninitialised read */
     layout(cfg, n, scratch, &s);
+    long long t = cb_ctr_ns();
     cb_linear(CB_MODE_EXACT, n, x, d, &w->router, NULL, s.logits, E); /* exact in either mode: docs/engines.md */
     for (int r = 0; r < n; r++) cb_moe_route(E, k, s.logits + (size_t)r * E, s.idx + (size_t)r * k, s.gate + (size_t)r * k);
     group_by_expert(E, k, n, s.idx, s.gate, s.start, s.member, s.mgate);
-    if (n <= GROUPED_MAX_ROWS) {
-        run_grouped(cfg, w, mode, n, x, out, &s);
-        return;
-    }
-    for (int e = 0; e < E; e++) {
-        int cnt = s.start[e + 1] - s.start[e];
-        if (cnt > 0) run_expert(cfg, w, mode, e, cnt, s.member + s.start[e], s.mgate + s.start[e], x, out, &s);
-    }
+    cb_prof_lap(&t, CB_PROF_ROUTER);
+    if (n <= GROUPED_MAX_ROWS) run_grouped(cfg, w, mode, n, x, out, &s);
+    else
+        for (int e = 0; e < E; e++) {
+            int cnt = s.start[e + 1] - s.start[e];
+            if (cnt > 0) run_expert(cfg, w, mode, e, cnt, s.member + s.start[e], s.mgate + s.start[e], x, out, &s);
+        }
+    cb_prof_lap(&t, CB_PROF_EXPERTS);
 }
