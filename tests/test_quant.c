@@ -139,10 +139,11 @@ static const int MS[] = { 1, 3, 17, 40 };
 static const int64_t NS[] = { 1, 17, 65 };
 static const int64_t KS[] = { 1, 15, 63, 130, 257 };
 
-static void twins(bool fast) {
+static void twins(bool fast, bool vnni) {
     if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
-    if (fast && !__builtin_cpu_supports("avx512vnni")) cr_skip_test("CPU lacks AVX512_VNNI");
+    if ((fast || vnni) && !__builtin_cpu_supports("avx512vnni")) cr_skip_test("CPU lacks AVX512_VNNI");
     cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
+    cb_kernels_set_vnni(vnni);
     cb_dtype fmts[] = { CB_F8_E4M3, CB_I8 };
     cb_rng rng = { 11 };
     for (int f = 0; f < 2; f++)
@@ -172,10 +173,48 @@ static void twins(bool fast) {
                         }
                     free(yr); free(y1); free(y2); free(X); free_q(&q);
                 }
+    cb_kernels_set_vnni(true);
 }
 
-Test(quant, gemm_exact_avx512_vs_portable) { twins(false); }
-Test(quant, gemm_fast_avx512_vs_portable) { twins(true); }
+/* Exact mode: int8 decode on VNNI (24-bit fixed-point activations) and the fp32 loop a CPU without VNNI
+ * takes; fast mode's int8 needs VNNI on this path. */
+Test(quant, gemm_exact_avx512_vs_portable) { twins(false, true); }
+Test(quant, gemm_exact_avx512_no_vnni_vs_portable) { twins(false, false); }
+Test(quant, gemm_fast_avx512_vs_portable) { twins(true, true); }
+
+/* The fixed-point int8 decode on rows the format cannot hold: a NaN or an infinity sends the call to the fp32
+ * loop (bit-identical to VNNI off, the NaN propagated); an all-zero row gives zeros; a row spanning 2^40
+ * stays within the twins' bound (its small elements fall below 2^-24 of the largest). */
+Test(quant, gemm_exact_int8_fixed_point_edges) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512 || !__builtin_cpu_supports("avx512vnni"))
+        cr_skip_test("CPU lacks AVX-512 with VNNI");
+    cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
+    const int M = 3;
+    const int64_t N = 17, K = 130;
+    qweight q = make_q(CB_I8, N, K, 77);
+    float X[3 * 130];
+    cb_rng rng = { 5 };
+    for (int i = 0; i < M * K; i++) X[i] = frand(&rng);
+    for (int64_t k = 0; k < K; k++) X[K + k] = 0.0f;                       /* row 1: zeros */
+    for (int64_t k = 0; k < K; k++) X[2 * K + k] = ldexpf(X[2 * K + k], (int)(k % 41)); /* row 2: 2^0 .. 2^40 */
+    float *yv = run(cb_matmul_q8_avx512, M, X, K, &q.w, 2, false), *yr = run(cb_matmul_q8_ref, M, X, K, &q.w, 2, false);
+    for (int m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double mag = 0.25;
+            for (int64_t k = 0; k < K; k++) mag += fabs(X[m * K + k] * q.wf[n * K + k]) * 1.1;
+            float a = yv[m * (N + 3) + n], b = yr[m * (N + 3) + n];
+            if (m == 1) cr_assert_eq(a, 0.0f, "zero row: %g", (double)a);
+            cr_assert_leq(fabs(a - b), 1e-6 * mag, "row %d out %lld: %g vs %g", m, (long long)n, (double)a, (double)b);
+        }
+    X[5] = NAN, X[2 * K + 7] = INFINITY;
+    float *y1 = run(cb_matmul_q8_avx512, M, X, K, &q.w, 2, false);
+    cb_kernels_set_vnni(false);
+    float *y0 = run(cb_matmul_q8_avx512, M, X, K, &q.w, 2, false);
+    cb_kernels_set_vnni(true);
+    cr_assert_eq(memcmp(y1, y0, (size_t)M * (N + 3) * sizeof(float)), 0, "NaN / inf rows: VNNI on and off differ");
+    cr_assert(isnan(y1[0]), "the NaN reaches the output");
+    free(yv); free(yr); free(y1); free(y0); free_q(&q);
+}
 
 /* Several weights of one K on the same activations in one call (q/k/v, gate/up at decode): each output bit
  * for bit what one call per weight gives, on 1 and 2 threads, both formats, both modes, on the portable path

@@ -26,7 +26,9 @@ int cb_quantize_rows(const void *src, cb_dtype src_dtype, int64_t rows, int64_t 
                      float *scale, cb_err *err);
 
 /* Exact-ish mode: Y[M, N] (+)= X[M, K] · (scale ⊙ Q)ᵀ with fp32 activations, 8-bit codes decoded exactly
- * in registers, fp32 accumulation, scale applied once per output: y = scale[n] · Σ_k x_k q_nk.
+ * in registers, fp32 accumulation, scale applied once per output: y = scale[n] · Σ_k x_k q_nk. int8 decode
+ * on VNNI instead rounds each activation row to 24-bit fixed point and sums exactly in integers
+ * (docs/quantization.md, "int8 weights in exact mode").
  * W->dtype must be CB_F8_E4M3 or CB_I8 with W->scale set. Deterministic for any thread count. */
 void cb_matmul_q8(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate);
 void cb_matmul_q8_ref(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,

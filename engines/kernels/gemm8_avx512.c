@@ -2,7 +2,8 @@
  * Decode (M <= CB_Q8_SKINNY_MAX): weight-streaming dot products, each weight row read from memory once
  * (it stays in L1 for the other activation rows), codes decoded to fp32 in registers: fp8 by placing the
  * code's bits in an fp32 against activations scaled by 2^64 (fp8_bits; fp8_bits_fix for blocks with E4M3
- * subnormals), int8 through sign extension. Prefill: panels of W decoded once to fp32 (exact) and
+ * subnormals), int8 through sign extension — or, on VNNI, as three vpdpbusd byte planes of 24-bit
+ * fixed-point activations (int8_vnni, exact). Prefill: panels of W decoded once to fp32 (exact) and
  * as exact bf16 panels handed to the GEMMs of kernels.h (cb_matmul exact, cb_matmul_bf16 fast), scale
  * applied in the epilogue.
  * int8 fast path: |xq| (u8) × ±w (s8) with vpdpbusd for decode, (xq + 128) (u8) × w (s8) minus 128·Σw in
@@ -234,9 +235,15 @@ static void panels(int M, const float *X, int64_t ldx, const cb_weight *W, float
     free(T);
 }
 
+static bool int8_fix24(int M, int n, const cb_weight *const *W);
+static bool fix24_fits(int M, int64_t K);
+static void int8_vnni(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                      const int64_t *ldy, bool acc, bool exact);
+
 void cb_matmul_q8_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                          bool accumulate) {
-    if (M <= CB_Q8_SKINNY_MAX) skinny(M, X, ldx, W, Y, ldy, accumulate, false);
+    if (int8_fix24(M, 1, &W)) int8_vnni(M, X, ldx, 1, &W, &Y, &ldy, accumulate, true);
+    else if (M <= CB_Q8_SKINNY_MAX) skinny(M, X, ldx, W, Y, ldy, accumulate, false);
     else panels(M, X, ldx, W, Y, ldy, accumulate, false);
 }
 
@@ -296,13 +303,47 @@ static CB_TARGET_VNNI int32_t dot_abs(const uint8_t *xa, const __mmask64 *neg, c
     return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
 }
 
-/* int8 fast decode (M < 4) over n weights of the same K on the same activations: the activations quantised
- * once, the rows of all weights one index space split statically over the threads (as skinny_multi). */
+/* The exact-mode twin over three byte planes of a 24-bit |x| (planes K bytes apart: low, middle, high byte):
+ * the weight bytes are loaded and sign-flipped once for all three. Each plane's sum is exact in int32
+ * (|sum| <= 255 · 127 · K < 2^31 for K <= Q8_FIX_MAX_K). */
+static CB_TARGET_VNNI void dot_abs3(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K,
+                                    int32_t d[3]) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, b0 = a0, b1 = a0, b2 = a0;
+    const uint8_t *x1 = xa + K, *x2 = xa + 2 * K;
+    int64_t k = 0, c = 0;
+    const __mmask64 all = ~(__mmask64)0;
+    for (; k + 128 <= K; k += 128, c += 2) { /* two independent chains per plane: vpdpbusd latency */
+        const __m512i v = signed_w(w + k, neg[c], all), u = signed_w(w + k + 64, neg[c + 1], all);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xa + k), v);
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(x1 + k), v);
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(x2 + k), v);
+        b0 = _mm512_dpbusd_epi32(b0, _mm512_loadu_si512(xa + k + 64), u);
+        b1 = _mm512_dpbusd_epi32(b1, _mm512_loadu_si512(x1 + k + 64), u);
+        b2 = _mm512_dpbusd_epi32(b2, _mm512_loadu_si512(x2 + k + 64), u);
+    }
+    for (; k < K; k += 64, c++) {
+        const __mmask64 mk = tail64(K - k);
+        const __m512i v = signed_w(w + k, neg[c], mk);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_maskz_loadu_epi8(mk, xa + k), v);
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_maskz_loadu_epi8(mk, x1 + k), v);
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_maskz_loadu_epi8(mk, x2 + k), v);
+    }
+    d[0] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, b0));
+    d[1] = _mm512_reduce_add_epi32(_mm512_add_epi32(a1, b1));
+    d[2] = _mm512_reduce_add_epi32(_mm512_add_epi32(a2, b2));
+}
+
+/* int8 decode (M <= CB_Q8_SKINNY_MAX) over n weights of the same K on the same activations, on VNNI: the
+ * activations prepared once, the rows of all weights one index space split statically over the threads (as
+ * skinny_multi). Fast mode: one plane, |xq| of the dynamically quantised row. Exact mode: three planes of
+ * the row in 24-bit fixed point (docs/quantization.md, "int8 weights in exact mode"). */
 typedef struct {
     int M, n;
-    const uint8_t *xa;    /* |xq|, M x K */
-    const __mmask64 *neg; /* sign bits of xq, M x KC */
-    const float *sx;
+    bool exact;           /* three planes per row and sxd, else one plane and sx */
+    const uint8_t *xa;    /* |x| as bytes, M x planes x K */
+    const __mmask64 *neg; /* sign bits of x, M x KC */
+    const float *sx;      /* fast: the row's int8 scale */
+    const double *sxd;    /* exact: the row's fixed-point unit */
     int64_t K, KC;
     const cb_weight *const *W;
     float *const *Y;
@@ -314,6 +355,7 @@ typedef struct {
 static void vnni_slice(const vnni_multi *a, int t, int T) {
     const int64_t total = a->first[a->n], lo = total * t / T, hi = total * (t + 1) / T, K = a->K;
     const int64_t NB = 8; /* a block of weight rows stays in L1/L2 while every activation row passes */
+    const int planes = a->exact ? 3 : 1;
     for (int i = 0; i < a->n; i++) {
         const int64_t r0 = CB_MAX(lo, a->first[i]) - a->first[i], r1 = CB_MIN(hi, a->first[i + 1]) - a->first[i];
         const cb_weight *W = a->W[i];
@@ -322,8 +364,15 @@ static void vnni_slice(const vnni_multi *a, int t, int T) {
             for (int m = 0; m < a->M; m++)
                 for (int64_t j = 0; j < cnt; j++) {
                     const int8_t *w = (const int8_t *)W->data + (size_t)(n0 + j) * (size_t)K;
-                    int32_t d = dot_abs(a->xa + (size_t)m * K, a->neg + m * a->KC, w, K);
-                    float v = (float)d * (a->sx[m] * W->scale[n0 + j]);
+                    const uint8_t *xa = a->xa + (size_t)m * (size_t)planes * (size_t)K;
+                    float v;
+                    if (a->exact) { /* the planes recombined exactly (< 2^47), one rounding to fp32 at the end */
+                        int32_t d[3];
+                        dot_abs3(xa, a->neg + m * a->KC, w, K, d);
+                        const int64_t s = (int64_t)d[2] * 65536 + (int64_t)d[1] * 256 + d[0];
+                        v = (float)((double)s * (a->sxd[m] * (double)W->scale[n0 + j]));
+                    } else
+                        v = (float)dot_abs(xa, a->neg + m * a->KC, w, K) * (a->sx[m] * W->scale[n0 + j]);
                     float *y = &a->Y[i][m * a->ldy[i] + n0 + j];
                     *y = a->acc ? *y + v : v;
                 }
@@ -331,24 +380,74 @@ static void vnni_slice(const vnni_multi *a, int t, int T) {
     }
 }
 
-static void int8_vnni(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
-                      const int64_t *ldy, bool acc) {
-    const int64_t K = W[0]->cols, KC = (K + 63) / 64;
-    int8_t *xq = malloc((size_t)M * (size_t)K + 64);
-    float *sx = malloc((size_t)M * sizeof(float) + 64);
-    __mmask64 *neg = malloc((size_t)M * (size_t)KC * sizeof(__mmask64) + 64);
-    if (!xq || !sx || !neg) abort();
-    cb_q8_quantize_activations(M, X, ldx, K, xq, sx);
-    for (int m = 0; m < M; m++) /* |xq| in place, sign bits as masks */
-        for (int64_t c = 0; c < KC; c++) {
-            int8_t *p = xq + (size_t)m * K + c * 64;
-            __mmask64 mk = tail64(K - c * 64);
-            __m512i v = _mm512_maskz_loadu_epi8(mk, p);
-            neg[m * KC + c] = _mm512_movepi8_mask(v) & mk;
-            _mm512_mask_storeu_epi8(p, mk, _mm512_abs_epi8(v));
+/* Exact mode's activation row for dot_abs3: |x| · (2^24 − 1) / max|x| rounded to nearest (in double, so
+ * the only rounding is this one) as three byte planes, the signs as masks, the unit max|x| / (2^24 − 1).
+ * false when the row holds a NaN or an infinity (the caller then takes the fp32 loop, which propagates it). */
+static bool fix24_row(const float *x, int64_t K, int64_t KC, uint8_t *xa, __mmask64 *neg, double *unit) {
+    __m512 am = _mm512_setzero_ps();
+    const __m512 abs = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __mmask16 bad = 0;
+    for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        const __m512 v = _mm512_and_ps(_mm512_maskz_loadu_ps(mk, x + k), abs);
+        bad |= _mm512_cmp_ps_mask(v, _mm512_set1_ps(__builtin_inff()), _CMP_NLT_UQ); /* NaN or ±inf */
+        am = _mm512_max_ps(v, am);
+    }
+    if (bad) return false;
+    const double amax = (double)_mm512_reduce_max_ps(am), top = 16777215.0;
+    *unit = amax / top;
+    const __m512d c = _mm512_set1_pd(amax > 0 ? top / amax : 0.0), cap = _mm512_set1_pd(top);
+    for (int64_t k = 0; k < KC * 64; k += 16) {
+        const __mmask16 mk = k >= K ? 0 : K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        const __m512 v = _mm512_and_ps(_mm512_maskz_loadu_ps(mk, x + k), abs);
+        const __m512d lo = _mm512_min_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), c), cap);
+        const __m512d hi = _mm512_min_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), c), cap);
+        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(lo)), _mm512_cvtpd_epi32(hi), 1);
+        if (k < K) { /* the planes are K bytes long; positions past K are never read unmasked */
+            _mm_mask_storeu_epi8(xa + k, mk, _mm512_cvtepi32_epi8(q));
+            _mm_mask_storeu_epi8(xa + K + k, mk, _mm512_cvtepi32_epi8(_mm512_srli_epi32(q, 8)));
+            _mm_mask_storeu_epi8(xa + 2 * K + k, mk, _mm512_cvtepi32_epi8(_mm512_srli_epi32(q, 16)));
         }
-    vnni_multi a = { .M = M, .n = n, .xa = (const uint8_t *)xq, .neg = neg, .sx = sx, .K = K, .KC = KC, .W = W,
-                     .Y = Y, .ldy = ldy, .acc = acc };
+        if (k % 64 == 0) neg[k / 64] = 0;
+        const __mmask64 s = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mk, x + k), _mm512_setzero_ps(), _CMP_LT_OQ);
+        neg[k / 64] |= (__mmask64)s << (k % 64);
+    }
+    return true;
+}
+
+/* Largest K whose per-plane int32 sums cannot overflow (255 · 127 · K < 2^31). */
+#define Q8_FIX_MAX_K 65536
+
+static void int8_vnni(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
+                      const int64_t *ldy, bool acc, bool exact) {
+    const int64_t K = W[0]->cols, KC = (K + 63) / 64;
+    const int planes = exact ? 3 : 1;
+    uint8_t *xa = malloc((size_t)M * (size_t)planes * (size_t)K + 64);
+    float *sx = malloc((size_t)M * sizeof(float) + 64);
+    double *sxd = malloc((size_t)M * sizeof(double) + 64);
+    __mmask64 *neg = malloc((size_t)M * (size_t)KC * sizeof(__mmask64) + 64);
+    if (!xa || !sx || !sxd || !neg) abort();
+    if (exact) {
+        for (int m = 0; m < M; m++)
+            if (!fix24_row(X + m * ldx, K, KC, xa + (size_t)m * 3 * (size_t)K, neg + m * KC, &sxd[m])) {
+                free(xa); free(sx); free(sxd); free(neg);
+                skinny_multi(M, X, ldx, n, W, Y, ldy, acc, false);
+                return;
+            }
+    } else {
+        int8_t *xq = (int8_t *)xa;
+        cb_q8_quantize_activations(M, X, ldx, K, xq, sx);
+        for (int m = 0; m < M; m++) /* |xq| in place, sign bits as masks */
+            for (int64_t c = 0; c < KC; c++) {
+                int8_t *p = xq + (size_t)m * K + c * 64;
+                __mmask64 mk = tail64(K - c * 64);
+                __m512i v = _mm512_maskz_loadu_epi8(mk, p);
+                neg[m * KC + c] = _mm512_movepi8_mask(v) & mk;
+                _mm512_mask_storeu_epi8(p, mk, _mm512_abs_epi8(v));
+            }
+    }
+    vnni_multi a = { .M = M, .n = n, .exact = exact, .xa = xa, .neg = neg, .sx = sx, .sxd = sxd, .K = K, .KC = KC,
+                     .W = W, .Y = Y, .ldy = ldy, .acc = acc };
     for (int i = 0; i < n; i++) a.first[i + 1] = a.first[i] + W[i]->rows;
     const double work = (double)a.first[n] * (double)K * (double)M;
     if (cb_omp_nested() || work <= 1e5) vnni_slice(&a, 0, 1);
@@ -356,9 +455,19 @@ static void int8_vnni(int M, const float *X, int64_t ldx, int n, const cb_weight
 #pragma omp parallel
         vnni_slice(&a, omp_get_thread_num(), omp_get_num_threads());
     }
-    free(xq);
+    free(xa);
     free(sx);
+    free(sxd);
     free(neg);
+}
+
+/* Exact int8 decode takes the fixed-point VNNI loop where the CPU has it (cb_kernels_vnni) and K fits. */
+static bool fix24_fits(int M, int64_t K) { return M <= CB_Q8_SKINNY_MAX && K <= Q8_FIX_MAX_K && cb_kernels_vnni(); }
+static bool int8_fix24(int M, int n, const cb_weight *const *W) {
+    if (!fix24_fits(M, W[0]->cols)) return false;
+    for (int i = 0; i < n; i++)
+        if (W[i]->dtype != CB_I8 || W[i]->cols != W[0]->cols) return false;
+    return true;
 }
 
 /* Prefill (M >= 4): xu = xq + 128 as the unsigned operand against the signed weights, corrected by
@@ -435,7 +544,7 @@ static CB_TARGET_VNNI void int8_vnni_blocked(int M, const float *X, int64_t ldx,
 void cb_matmul_q8_fast_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                               bool accumulate) {
     if (W->dtype == CB_I8 && M >= 4) { int8_vnni_blocked(M, X, ldx, W, Y, ldy, accumulate); return; }
-    if (W->dtype == CB_I8) { int8_vnni(M, X, ldx, 1, &W, &Y, &ldy, accumulate); return; }
+    if (W->dtype == CB_I8) { int8_vnni(M, X, ldx, 1, &W, &Y, &ldy, accumulate, false); return; }
     if (M > CB_Q8_SKINNY_MAX) { panels(M, X, ldx, W, Y, ldy, accumulate, true); return; }
     /* fp8 decode: bf16-rounded activations through the exact weight-streaming kernel (same semantics as
      * vdpbf16ps with fp32 accumulation; decode is bandwidth-bound, the dot-product unit is not the limit). */
@@ -452,7 +561,10 @@ static bool multi_ok(int M, int n, const cb_weight *const *W, cb_dtype only) {
 
 void cb_matmul_q8_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
                                const int64_t *ldy) {
-    if (multi_ok(M, n, W, 0)) skinny_multi(M, X, ldx, n, W, Y, ldy, false, false);
+    bool any_i8 = false; /* the fp32 loop for int8 only where a single call would take it too */
+    for (int i = 0; i < n; i++) any_i8 = any_i8 || W[i]->dtype == CB_I8;
+    if (multi_ok(M, n, W, CB_I8) && int8_fix24(M, n, W)) int8_vnni(M, X, ldx, n, W, Y, ldy, false, true);
+    else if (multi_ok(M, n, W, 0) && !(any_i8 && fix24_fits(M, W[0]->cols))) skinny_multi(M, X, ldx, n, W, Y, ldy, false, false);
     else
         for (int i = 0; i < n; i++) cb_matmul_q8_avx512(M, X, ldx, W[i], Y[i], ldy[i], false);
 }
@@ -460,7 +572,7 @@ void cb_matmul_q8_multi_avx512(int M, const float *X, int64_t ldx, int n, const 
 void cb_matmul_q8_fast_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W,
                                     float *const *Y, const int64_t *ldy) {
     if (multi_ok(M, n, W, CB_F8_E4M3)) skinny_multi(M, X, ldx, n, W, Y, ldy, false, true);
-    else if (M < 4 && multi_ok(M, n, W, CB_I8)) int8_vnni(M, X, ldx, n, W, Y, ldy, false);
+    else if (M < 4 && multi_ok(M, n, W, CB_I8)) int8_vnni(M, X, ldx, n, W, Y, ldy, false, false);
     else
         for (int i = 0; i < n; i++) cb_matmul_q8_fast_avx512(M, X, ldx, W[i], Y[i], ldy[i], false);
 }
