@@ -27,7 +27,7 @@ static inline long long cb_ctr_ns(void) {
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Where a prefill's wall time goes, per part of a layer (docs/performance.md "Exact mode on the tiles: where a
+/* Where a prefill's (or a decode's) wall time goes, per part of a layer (docs/performance.md "Exact mode on the tiles: where a
  * chunk's time goes"): ns taken by the calling thread around each step, outside parallel regions, so the
  * parts of one prefill add up to (nearly) its wall time. Not exported through PAPI: bench/ and tests read
  * them. CB_PROF_SPLIT is inside the GEMM parts (the fp32 -> bf16 part split of the tile GEMMs' A). */
@@ -46,6 +46,8 @@ typedef enum {
     CB_PROF_SSD,       /* the chunked SSD (C·Bᵀ and the scan) */
     CB_PROF_GATE_NORM, /* Mamba2 y · silu(z), its RMSNorm */
     CB_PROF_OUT_PROJ,  /* Mamba2 out_proj */
+    CB_PROF_ROUTER,    /* MoE router logits, top-k and the grouping by expert */
+    CB_PROF_EXPERTS,   /* MoE routed experts: gather, gate|up, silu * up, down, the gate-weighted sum */
     CB_PROF_OTHER,     /* embedding, LM head */
     CB_PROF_SPLIT,     /* of the GEMM parts above: the tile GEMMs' activation split */
     CB_PROF_N

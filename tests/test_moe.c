@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "../engines/counters.h"
+#include "../engines/kernels/gemm8.h"
 #include "../engines/kernels/kernels.h"
+#include "../engines/layers/linear.h"
 #include "../engines/layers/moe.h"
 
 typedef struct {
@@ -139,6 +141,77 @@ Test(moe, rows_and_threads_do_not_change_a_row) {
     omp_set_num_threads(saved);
     free(x), free(all), free(one);
     free_model(&m);
+}
+
+/* The experts' weights quantised per row to 8 bits (the buffers replace the bf16 ones in m->buf). */
+static void quantize_experts(moe_model *m, cb_dtype to) {
+    cb_weight *w[2] = { &m->w.experts_in, &m->w.experts_out };
+    for (int i = 0; i < 2; i++) {
+        uint8_t *q = malloc((size_t)(w[i]->rows * w[i]->cols));
+        float *sc = malloc(sizeof(float) * (size_t)w[i]->rows);
+        cb_err err = { "" };
+        cr_assert_eq(cb_quantize_rows(w[i]->data, CB_BF16, w[i]->rows, w[i]->cols, to, q, sc, &err), 0, "%s", err.msg);
+        free(m->buf[1 + i]);
+        m->buf[1 + i] = (uint16_t *)(void *)q;
+        w[i]->data = q, w[i]->dtype = to, w[i]->scale = sc;
+    }
+}
+
+/* One token through whole-matrix calls per chosen expert, in ascending expert order: what the decode's row
+ * tiles must reproduce bit for bit, however many tiles the thread count makes. */
+static void one_token_per_expert(const moe_model *m, cb_mode mode, const float *x, float *out) {
+    const cb_config *c = &m->cfg;
+    const int d = c->d_model, E = c->n_experts, k = c->top_k, f = c->d_ff_expert;
+    float *logits = malloc(sizeof(float) * E), *gate = malloc(sizeof(float) * k), *h = malloc(sizeof(float) * 2 * f),
+          *y = malloc(sizeof(float) * d);
+    int *idx = malloc(sizeof(int) * k);
+    cb_linear(CB_MODE_EXACT, 1, x, d, &m->w.router, NULL, logits, E);
+    cb_moe_route(E, k, logits, idx, gate);
+    memset(out, 0, sizeof(float) * (size_t)d);
+    for (int e = 0; e < E; e++)
+        for (int j = 0; j < k; j++) {
+            if (idx[j] != e) continue;
+            cb_weight gu, dn;
+            cb_moe_expert(c, &m->w, e, &gu, &dn);
+            cb_linear(mode, 1, x, d, &gu, NULL, h, 2 * f);
+            cb_silu_mul(f, h, h + f, h);
+            cb_linear(mode, 1, h, 2 * f, &dn, NULL, y, d);
+            for (int i = 0; i < d; i++) out[i] += gate[j] * y[i];
+        }
+    free(logits), free(gate), free(h), free(y), free(idx);
+}
+
+/* Decode splits the chosen experts' projections into row tiles sized from the thread count (none of a
+ * multiple of 16 rows here: d = 100, 2 ff = 152, so the last tile is short). */
+Test(moe, decode_tiles_bit_identical_to_whole_expert_calls) {
+    const cb_dtype dts[3] = { CB_BF16, CB_F8_E4M3, CB_I8 };
+    const int threads[4] = { 1, 2, 3, 7 };
+    int saved = omp_get_max_threads();
+    for (int di = 0; di < 3; di++)
+        for (int mi = 0; mi < 2; mi++) {
+            const cb_mode mode = mi ? CB_MODE_FAST : CB_MODE_EXACT;
+            moe_model m;
+            make_model(&m, 100, 12, 4, 76, 21 + di);
+            if (dts[di] != CB_BF16) quantize_experts(&m, dts[di]);
+            const int d = m.cfg.d_model;
+            float *x = rand_rows(3, d, 4 + di), *want = malloc(sizeof(float) * d), *got = malloc(sizeof(float) * d);
+            for (int r = 0; r < 3; r++) {
+                omp_set_num_threads(1);
+                one_token_per_expert(&m, mode, x + (size_t)r * d, want);
+                for (int t = 0; t < 4; t++) {
+                    omp_set_num_threads(threads[t]);
+                    forward(&m, mode, 1, x + (size_t)r * d, got);
+                    for (int j = 0; j < d; j++)
+                        cr_assert(memcmp(&got[j], &want[j], sizeof(float)) == 0,
+                                  "%s %s, token %d, %d threads, col %d: tiles %.9g, whole experts %.9g",
+                                  cb_dtype_name(dts[di]), mi ? "fast" : "exact", r, threads[t], j, got[j], want[j]);
+                }
+            }
+            omp_set_num_threads(saved);
+            free(x), free(want), free(got);
+            if (dts[di] != CB_BF16) free((void *)m.w.experts_in.scale), free((void *)m.w.experts_out.scale);
+            free_model(&m);
+        }
 }
 
 Test(moe, route_picks_top_k_and_softmaxes_them) {

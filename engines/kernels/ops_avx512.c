@@ -50,17 +50,25 @@ void cb_rmsnorm_avx512(int rows, int n, const float *x, int64_t ldx, const cb_we
     }
 }
 
+static inline void silu_mul16(int64_t n, int64_t i, const float *gate, const float *up, float *out) {
+    __mmask16 m = tail_mask(n - i);
+    __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
+    __m512 e = cb_exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, u));
+}
+
 void cb_silu_mul_avx512(int64_t n, const float *gate, const float *up, float *out) {
     int64_t nb = (n + 15) / 16;
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t i = b * 16;
-        __mmask16 m = tail_mask(n - i);
-        __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
-        __m512 e = cb_exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
-        __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, u));
+    /* Decode-sized calls (a layer's d_ff, an expert's ff per slot) never enter an OpenMP region: even one
+     * serialised by `if` costs about a microsecond, more than the arithmetic (docs/performance.md,
+     * "Granite 4.0-H: MoE decode on Zen 4"). */
+    if (n <= (1 << 16)) {
+        for (int64_t b = 0; b < nb; b++) silu_mul16(n, b * 16, gate, up, out);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < nb; b++) silu_mul16(n, b * 16, gate, up, out);
 }
 
 void cb_softmax_avx512(int n, float *x) {

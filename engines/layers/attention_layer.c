@@ -331,6 +331,7 @@ void cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const int64_t 
     const int wave_cap = CB_MAX(DECODE_WAVE_ITEMS, l->max_batch * KV);
     float *run = part + (size_t)wave_cap * G * (hd + 2); /* [batch][H][hd + 2]: O, M, L */
     qkv(l, batch, x, seqs, pos, q, k, v);
+    long long t = cb_ctr_ns();
 
     const float scale = l->scale;
     int64_t max_parts = 0;
@@ -395,7 +396,9 @@ void cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const int64_t 
         float *dst = att + (int64_t)(bh / H) * qd + (int64_t)(bh % H) * hd;
         for (int d = 0; d < hd; d++) dst[d] = rr[d] * inv;
     }
+    cb_prof_lap(&t, CB_PROF_ATTN);
     cb_linear(l->mode, batch, att, qd, &l->w.o, &l->w.o_b, out, l->d);
+    cb_prof_lap(&t, CB_PROF_O);
     long long ctx_sum = 0;
     for (int b = 0; b < batch; b++) ctx_sum += pos[b] + 1;
     count_kv_written(l, batch);

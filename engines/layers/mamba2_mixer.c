@@ -358,10 +358,13 @@ static void prefetch_conv(const cb_mamba_layer *l, int batch, const int *seqs) {
 void cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float *x, float *out) {
     const cb_config *c = l->cfg;
     scratch_views v = views(l);
+    long long t = cb_ctr_ns();
     prefetch_conv(l, batch, seqs);
     in_projection(l, batch, x, v.zx);
+    cb_prof_lap(&t, CB_PROF_IN_PROJ);
     for (int b = 0; b < batch; b++) conv_rows(l, seqs[b], &v, b, 1);
     post_proj(l, batch, &v);
+    cb_prof_lap(&t, CB_PROF_CONV);
     const int H = c->m_heads;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < batch * H; i++) {
@@ -369,6 +372,7 @@ void cb_mamba_decode(cb_mamba_layer *l, int batch, const int *seqs, const float 
         cb_ssd_head hv = head_view(l, &v, h, b, 1, ssm_of(l, seqs[b]), false);
         cb_ssd_step(&hv);
     }
+    cb_prof_lap(&t, CB_PROF_SSD);
     gate_norm_out(l, batch, &v, out);
     count(l, batch, batch, 4LL * batch * H * c->m_head_dim * c->m_state);
 }

@@ -2,8 +2,10 @@
 #include "moe.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
+#include "../counters.h"
 #include "../kernels/kernels.h"
 #include "linear.h"
 
@@ -12,11 +14,17 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; } /* keep every r
 /* Calls of at most this many rows (decodes) run every chosen expert in one parallel region of row tiles,
  * each tile a single-threaded cb_matmul on a row view; bigger calls (prefill chunks) run one GEMM per
  * expert, parallel inside. Small experts (H-Tiny's are 0.75-1.5 MB in fp8) would otherwise pay a
- * fork/join per projection per expert. TILE: rows per work item (a multiple of every GEMV's row block). */
+ * fork/join per projection per expert. Tiles: as few as give every thread about TILES_PER_THREAD of them,
+ * at most TILE_MAX_ROWS rows each, their row counts multiples of TILE_ALIGN (a multiple of every GEMV's
+ * row block, so each output element is computed as one whole-matrix call computes it, whatever the tiling).
+ * Each tile costs a kernel call and a cold start of its weight stream: on one Zen 4 thread 256-row tiles
+ * read 4 % slower than whole projections (docs/performance.md, "Granite 4.0-H: MoE decode on Zen 4"). */
 #ifndef GROUPED_MAX_ROWS
 #define GROUPED_MAX_ROWS 16
 #endif
-#define TILE 256
+#define TILE_ALIGN 16
+#define TILE_MAX_ROWS 1024
+#define TILES_PER_THREAD 2
 
 /* Rows of the gathered input / gate|up / output buffers: one expert's rows, or all slots of a grouped call. */
 static size_t slot_rows(const cb_config *c, int n) {
@@ -119,11 +127,21 @@ static void run_expert(const cb_config *c, const cb_moe_weights *w, cb_mode mode
 /* A work item of the grouped path: rows [r0, r0 + nr) of expert e's projection. */
 typedef struct { int e, r0, nr; } tile;
 
-static int make_tiles(const int *start, int E, int rows, tile *t) {
+/* Rows per tile for a projection of `rows` rows in each of `used` experts, on `threads` threads. */
+static int tile_rows(int rows, int used, int threads) {
+    const int64_t want = ((int64_t)rows * used / (TILES_PER_THREAD * threads) + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
+    return (int)CB_MAX(TILE_ALIGN, CB_MIN(TILE_MAX_ROWS, want));
+}
+
+/* The tiles of one projection of every used expert: each projection in at most ceil(rows / tr) tiles of
+ * nearly equal height (multiples of TILE_ALIGN, the last one takes the rest). */
+static int make_tiles(const int *start, int E, int rows, int tr, tile *t) {
+    const int per = (rows + tr - 1) / tr;
+    const int h = CB_MIN(rows, ((rows + per - 1) / per + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN);
     int n = 0;
     for (int e = 0; e < E; e++)
         if (start[e + 1] > start[e])
-            for (int r0 = 0; r0 < rows; r0 += TILE) t[n++] = (tile){ e, r0, CB_MIN(TILE, rows - r0) };
+            for (int r0 = 0; r0 < rows; r0 += h) t[n++] = (tile){ e, r0, CB_MIN(h, rows - r0) };
     return n;
 }
 
@@ -146,8 +164,11 @@ static void run_grouped(const cb_config *c, const cb_moe_weights *w, cb_mode mod
                         const moe_scratch *s) {
     const int E = c->n_experts, d = c->d_model, f = c->d_ff_expert, slots = n * c->top_k;
     for (int i = 0; i < slots; i++) memcpy(s->xe + (size_t)i * d, x + (size_t)s->member[i] * d, sizeof(float) * (size_t)d);
-    tile tgu[E * ((2 * f + TILE - 1) / TILE)], tdn[E * ((d + TILE - 1) / TILE)];
-    const int ngu = make_tiles(s->start, E, 2 * f, tgu), ndn = make_tiles(s->start, E, d, tdn);
+    int used = 0;
+    for (int e = 0; e < E; e++) used += s->start[e + 1] > s->start[e];
+    const int T = omp_get_max_threads(), trg = tile_rows(2 * f, used, T), trd = tile_rows(d, used, T);
+    tile tgu[used * ((2 * f + trg - 1) / trg)], tdn[used * ((d + trd - 1) / trd)];
+    const int ngu = make_tiles(s->start, E, 2 * f, trg, tgu), ndn = make_tiles(s->start, E, d, trd, tdn);
 #pragma omp parallel
     {
 #pragma omp for schedule(dynamic, 1)
@@ -181,15 +202,16 @@ void cb_moe_forward(const cb_config *cfg, const cb_moe_weights *w, cb_mode mode,
     if (E == 0 || n < 1) return;
     moe_scratch s = { 0 }; /* layout() fills it; zeroed so -O3 sees no uninitialised read */
     layout(cfg, n, scratch, &s);
+    long long t = cb_ctr_ns();
     cb_linear(CB_MODE_EXACT, n, x, d, &w->router, NULL, s.logits, E); /* exact in either mode: docs/engines.md */
     for (int r = 0; r < n; r++) cb_moe_route(E, k, s.logits + (size_t)r * E, s.idx + (size_t)r * k, s.gate + (size_t)r * k);
     group_by_expert(E, k, n, s.idx, s.gate, s.start, s.member, s.mgate);
-    if (n <= GROUPED_MAX_ROWS) {
-        run_grouped(cfg, w, mode, n, x, out, &s);
-        return;
-    }
-    for (int e = 0; e < E; e++) {
-        int cnt = s.start[e + 1] - s.start[e];
-        if (cnt > 0) run_expert(cfg, w, mode, e, cnt, s.member + s.start[e], s.mgate + s.start[e], x, out, &s);
-    }
+    cb_prof_lap(&t, CB_PROF_ROUTER);
+    if (n <= GROUPED_MAX_ROWS) run_grouped(cfg, w, mode, n, x, out, &s);
+    else
+        for (int e = 0; e < E; e++) {
+            int cnt = s.start[e + 1] - s.start[e];
+            if (cnt > 0) run_expert(cfg, w, mode, e, cnt, s.member + s.start[e], s.mgate + s.start[e], x, out, &s);
+        }
+    cb_prof_lap(&t, CB_PROF_EXPERTS);
 }
