@@ -274,6 +274,59 @@ Test(quant, multi_bit_identical_to_single_calls) {
     cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
 }
 
+/* The decode GEMVs take 4 weight rows per pass (docs/performance.md, "8-bit GEMV, several rows per pass"):
+ * each output bit for bit what the same kernel gives for that row alone (a 1-row weight), for row counts
+ * that leave 1, 2 or 3 rows over in a thread's slice, on 1 and 2 threads (K large enough that 2 threads do
+ * split the rows), fp8 with E4M3 subnormals in some rows' blocks, int8 on VNNI (both modes) and through the
+ * fp32 loop (exact mode, VNNI off), ragged K tails. */
+Test(quant, rows_per_pass_bit_identical_to_single_rows) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
+    const bool vnni = __builtin_cpu_supports("avx512vnni");
+    cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
+    static const int64_t ns[] = { 1, 3, 5, 17 }, ks[] = { 63, 130, 512, 33400, 100100 };
+    cb_rng rng = { 31 };
+    for (int variant = 0; variant < 5; variant++) { /* fp8 exact, fp8 fast, int8 exact VNNI / fp32, int8 fast */
+        const bool fp8 = variant < 2, fast = variant == 1 || variant == 4, use_vnni = variant != 3;
+        if (!fp8 && use_vnni && !vnni) continue; /* the fp32 loop (variant 3) is still covered */
+        cb_kernels_set_vnni(use_vnni);
+        gemm_fn f = fast ? cb_matmul_q8_fast_avx512 : cb_matmul_q8_avx512;
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+            for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
+                const int64_t N = ns[a], K = ks[b];
+                if (N * K > 600000) continue; /* the large K only for the few rows that need it to fork */
+                qweight q = make_q(fp8 ? CB_F8_E4M3 : CB_I8, N, K, 500 + a * 11 + b);
+                if (fp8)
+                    for (int64_t n = 1; n < N; n += 3) q.q[n * K + (n * 37) % K] = (uint8_t)(0x80 * (n & 1) | 3);
+                for (int M = 1; M <= 3; M++) {
+                    float *X = malloc((size_t)(M * K) * sizeof(float));
+                    for (int64_t i = 0; i < M * K; i++) X[i] = frand(&rng);
+                    const bool acc = (M + b) % 2;
+                    float *ys = malloc((size_t)(M * N) * sizeof(float));
+                    for (int64_t n = 0; n < N; n++) {
+                        cb_weight w1 = { .data = q.q + n * K, .dtype = q.w.dtype, .rows = 1, .cols = K,
+                                         .scale = q.s + n };
+                        float *y = run(f, M, X, K, &w1, 1, acc);
+                        for (int m = 0; m < M; m++) ys[m * N + n] = y[m * 4];
+                        free(y);
+                    }
+                    for (int threads = 1; threads <= 2; threads++) {
+                        float *y = run(f, M, X, K, &q.w, threads, acc);
+                        for (int m = 0; m < M; m++)
+                            for (int64_t n = 0; n < N; n++)
+                                cr_assert_eq(memcmp(&y[m * (N + 3) + n], &ys[m * N + n], 4), 0,
+                                             "variant %d N %lld K %lld M %d threads %d row %lld: %a vs %a alone",
+                                             variant, (long long)N, (long long)K, M, threads, (long long)n,
+                                             (double)y[m * (N + 3) + n], (double)ys[m * N + n]);
+                        free(y);
+                    }
+                    free(ys), free(X);
+                }
+                free_q(&q);
+            }
+    }
+    cb_kernels_set_vnni(true);
+}
+
 /* Every one of the 256 fp8 codes (NaN codes as 0) through the exact GEMV (M = 1..3, the weight-streaming
  * decode) and the panel GEMM (M = 17), in 64-code blocks with and without E4M3 subnormals and in the ragged
  * tail, against the portable twin bit for bit: activations in {-1, 0, 1} with at most 64 nonzero per row
