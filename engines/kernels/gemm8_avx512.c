@@ -84,51 +84,69 @@ static inline __attribute__((always_inline)) __m128 sum4(__m512 a, __m512 b, __m
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, z));
 }
 
+/* One row's 64 codes p[0..64) against x0..x3 into its 4 accumulators (named variables, not an array,
+ * so that they stay in registers once inlined). */
+static inline __attribute__((always_inline)) void q8_step(__m512 *a0, __m512 *a1, __m512 *a2, __m512 *a3, __m512 x0,
+                                                          __m512 x1, __m512 x2, __m512 x3, const uint8_t *p, bool fp8) {
+    _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
+    if (!fp8) {
+        *a0 = _mm512_fmadd_ps(x0, i8_stream(p, 0xffff), *a0);
+        *a1 = _mm512_fmadd_ps(x1, i8_stream(p + 16, 0xffff), *a1);
+        *a2 = _mm512_fmadd_ps(x2, i8_stream(p + 32, 0xffff), *a2);
+        *a3 = _mm512_fmadd_ps(x3, i8_stream(p + 48, 0xffff), *a3);
+    } else if (__builtin_expect(cb_fp8_sub64(_mm512_loadu_si512(p)) == 0, 1)) {
+        *a0 = _mm512_fmadd_ps(x0, fp8_bits(p, 0xffff), *a0);
+        *a1 = _mm512_fmadd_ps(x1, fp8_bits(p + 16, 0xffff), *a1);
+        *a2 = _mm512_fmadd_ps(x2, fp8_bits(p + 32, 0xffff), *a2);
+        *a3 = _mm512_fmadd_ps(x3, fp8_bits(p + 48, 0xffff), *a3);
+    } else { /* this row's 64 codes hold an E4M3 subnormal */
+        const __m512 fx = _mm512_set1_ps(FP8_FIX_X);
+        *a0 = _mm512_fmadd_ps(_mm512_mul_ps(x0, fx), fp8_bits_fix(p, 0xffff), *a0);
+        *a1 = _mm512_fmadd_ps(_mm512_mul_ps(x1, fx), fp8_bits_fix(p + 16, 0xffff), *a1);
+        *a2 = _mm512_fmadd_ps(_mm512_mul_ps(x2, fx), fp8_bits_fix(p + 32, 0xffff), *a2);
+        *a3 = _mm512_fmadd_ps(_mm512_mul_ps(x3, fx), fp8_bits_fix(p + 48, 0xffff), *a3);
+    }
+}
+/* The tail's 16 codes or fewer (mk): fp8 always through the subnormal-safe decode. */
+static inline __attribute__((always_inline)) __m512 q8_tail(__m512 a, __m512 xv, const uint8_t *p, __mmask16 mk,
+                                                            bool fp8) {
+    return fp8 ? _mm512_fmadd_ps(_mm512_mul_ps(xv, _mm512_set1_ps(FP8_FIX_X)), fp8_bits_fix(p, mk), a)
+               : _mm512_fmadd_ps(xv, i8_stream(p, mk), a);
+}
+
 /* Rows w, w + K, ... w + (R-1)·K against x into out[0..R). */
 static inline __attribute__((always_inline)) void dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8,
                                                          int R, float out[4]) {
-    __m512 a[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
-    const __m512 fx = _mm512_set1_ps(FP8_FIX_X);
+    const __m512 z = _mm512_setzero_ps();
+    __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+    __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+    const uint8_t *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
     int64_t k = 0;
     for (; k + 64 <= K; k += 64) {
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16),
                      x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + r * K + k;
-            _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
-            if (!fp8) {
-                a[r][0] = _mm512_fmadd_ps(x0, i8_stream(p, 0xffff), a[r][0]);
-                a[r][1] = _mm512_fmadd_ps(x1, i8_stream(p + 16, 0xffff), a[r][1]);
-                a[r][2] = _mm512_fmadd_ps(x2, i8_stream(p + 32, 0xffff), a[r][2]);
-                a[r][3] = _mm512_fmadd_ps(x3, i8_stream(p + 48, 0xffff), a[r][3]);
-            } else if (__builtin_expect(cb_fp8_sub64(_mm512_loadu_si512(p)) == 0, 1)) {
-                a[r][0] = _mm512_fmadd_ps(x0, fp8_bits(p, 0xffff), a[r][0]);
-                a[r][1] = _mm512_fmadd_ps(x1, fp8_bits(p + 16, 0xffff), a[r][1]);
-                a[r][2] = _mm512_fmadd_ps(x2, fp8_bits(p + 32, 0xffff), a[r][2]);
-                a[r][3] = _mm512_fmadd_ps(x3, fp8_bits(p + 48, 0xffff), a[r][3]);
-            } else { /* this row's 64 codes hold an E4M3 subnormal */
-                a[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(x0, fx), fp8_bits_fix(p, 0xffff), a[r][0]);
-                a[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(x1, fx), fp8_bits_fix(p + 16, 0xffff), a[r][1]);
-                a[r][2] = _mm512_fmadd_ps(_mm512_mul_ps(x2, fx), fp8_bits_fix(p + 32, 0xffff), a[r][2]);
-                a[r][3] = _mm512_fmadd_ps(_mm512_mul_ps(x3, fx), fp8_bits_fix(p + 48, 0xffff), a[r][3]);
-            }
-        }
+        q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, fp8);
+        if (R > 1) q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, fp8);
+        if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, fp8);
+        if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, fp8);
     }
-    for (; k < K; k += 16) { /* the tail: fp8 always through the subnormal-safe decode */
-        __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+    for (; k < K; k += 16) {
+        const __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
         const __m512 xv = _mm512_maskz_loadu_ps(mk, x + k);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-            a[r][0] = fp8 ? _mm512_fmadd_ps(_mm512_mul_ps(xv, fx), fp8_bits_fix(w + r * K + k, mk), a[r][0])
-                          : _mm512_fmadd_ps(xv, i8_stream(w + r * K + k, mk), a[r][0]);
+        a00 = q8_tail(a00, xv, w + k, mk, fp8);
+        if (R > 1) a10 = q8_tail(a10, xv, w1 + k, mk, fp8);
+        if (R > 2) a20 = q8_tail(a20, xv, w2 + k, mk, fp8);
+        if (R > 3) a30 = q8_tail(a30, xv, w3 + k, mk, fp8);
     }
-    __m512 t[4];
-    for (int r = 0; r < 4; r++) t[r] = _mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3]));
-    if (R == 1) out[0] = _mm512_reduce_add_ps(t[0]);
-    else _mm_storeu_ps(out, sum4(t[0], t[1], t[2], t[3], false));
+    const __m512 t0 = _mm512_add_ps(_mm512_add_ps(a00, a01), _mm512_add_ps(a02, a03));
+    if (R == 1) {
+        out[0] = _mm512_reduce_add_ps(t0);
+        return;
+    }
+    const __m512 t1 = _mm512_add_ps(_mm512_add_ps(a10, a11), _mm512_add_ps(a12, a13)),
+                 t2 = _mm512_add_ps(_mm512_add_ps(a20, a21), _mm512_add_ps(a22, a23)),
+                 t3 = _mm512_add_ps(_mm512_add_ps(a30, a31), _mm512_add_ps(a32, a33));
+    _mm_storeu_ps(out, sum4(t0, t1, t2, t3, false));
 }
 
 /* dot_q8 with R and the format as constants. */
@@ -350,93 +368,119 @@ static inline __m512i signed_w(const int8_t *w, __mmask64 neg, __mmask64 mk) {
  * caller that runs without the feature). */
 #define VNNI_INLINE __attribute__((target("avx512vnni"), always_inline))
 
+/* One row's 64 codes with |xq| (x) into its accumulator. */
+static inline VNNI_INLINE __m512i abs_step(__m512i a, __m512i x, const int8_t *p, __mmask64 neg, __mmask64 mk) {
+    return _mm512_dpbusd_epi32(a, x, signed_w(p, neg, mk));
+}
 /* Fast mode's dot products of rows w, w + K, ... w + (R-1)·K (R <= 4, as dot_q8) with |xq|: out[0..R). */
-static inline VNNI_INLINE void
-dot_abs(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K, int R, int32_t out[4]) {
-    __m512i a[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_si512();
+static inline VNNI_INLINE void dot_abs(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K, int R,
+                                       int32_t out[4]) {
+    const __m512i z = _mm512_setzero_si512();
+    __m512i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+    __m512i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+    const int8_t *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
     for (; k + 256 <= K; k += 256, c += 4) {
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < 256; i += 64) _mm_prefetch((const char *)w + r * K + k + i + PF_DIST, _MM_HINT_T0);
         const __m512i x0 = _mm512_loadu_si512(xa + k), x1 = _mm512_loadu_si512(xa + k + 64),
                       x2 = _mm512_loadu_si512(xa + k + 128), x3 = _mm512_loadu_si512(xa + k + 192);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const int8_t *p = w + r * K + k;
-            for (int i = 0; i < 256; i += 64) _mm_prefetch((const char *)p + i + PF_DIST, _MM_HINT_T0);
-            a[r][0] = _mm512_dpbusd_epi32(a[r][0], x0, signed_w(p, neg[c], all));
-            a[r][1] = _mm512_dpbusd_epi32(a[r][1], x1, signed_w(p + 64, neg[c + 1], all));
-            a[r][2] = _mm512_dpbusd_epi32(a[r][2], x2, signed_w(p + 128, neg[c + 2], all));
-            a[r][3] = _mm512_dpbusd_epi32(a[r][3], x3, signed_w(p + 192, neg[c + 3], all));
+        const __mmask64 n0 = neg[c], n1 = neg[c + 1], n2 = neg[c + 2], n3 = neg[c + 3];
+        a00 = abs_step(a00, x0, w + k, n0, all), a01 = abs_step(a01, x1, w + k + 64, n1, all);
+        a02 = abs_step(a02, x2, w + k + 128, n2, all), a03 = abs_step(a03, x3, w + k + 192, n3, all);
+        if (R > 1) {
+            a10 = abs_step(a10, x0, w1 + k, n0, all), a11 = abs_step(a11, x1, w1 + k + 64, n1, all);
+            a12 = abs_step(a12, x2, w1 + k + 128, n2, all), a13 = abs_step(a13, x3, w1 + k + 192, n3, all);
+        }
+        if (R > 2) {
+            a20 = abs_step(a20, x0, w2 + k, n0, all), a21 = abs_step(a21, x1, w2 + k + 64, n1, all);
+            a22 = abs_step(a22, x2, w2 + k + 128, n2, all), a23 = abs_step(a23, x3, w2 + k + 192, n3, all);
+        }
+        if (R > 3) {
+            a30 = abs_step(a30, x0, w3 + k, n0, all), a31 = abs_step(a31, x1, w3 + k + 64, n1, all);
+            a32 = abs_step(a32, x2, w3 + k + 128, n2, all), a33 = abs_step(a33, x3, w3 + k + 192, n3, all);
         }
     }
     for (; k < K; k += 64, c++) {
         const __mmask64 mk = tail64(K - k);
         const __m512i xv = _mm512_maskz_loadu_epi8(mk, xa + k);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) a[r][0] = _mm512_dpbusd_epi32(a[r][0], xv, signed_w(w + r * K + k, neg[c], mk));
+        a00 = abs_step(a00, xv, w + k, neg[c], mk);
+        if (R > 1) a10 = abs_step(a10, xv, w1 + k, neg[c], mk);
+        if (R > 2) a20 = abs_step(a20, xv, w2 + k, neg[c], mk);
+        if (R > 3) a30 = abs_step(a30, xv, w3 + k, neg[c], mk);
     }
-    __m512i t[4];
-    for (int r = 0; r < 4; r++)
-        t[r] = _mm512_add_epi32(_mm512_add_epi32(a[r][0], a[r][1]), _mm512_add_epi32(a[r][2], a[r][3]));
-    if (R == 1) out[0] = _mm512_reduce_add_epi32(t[0]);
-    else _mm_storeu_si128((__m128i *)out, _mm_castps_si128(sum4(_mm512_castsi512_ps(t[0]), _mm512_castsi512_ps(t[1]),
-                                                                 _mm512_castsi512_ps(t[2]), _mm512_castsi512_ps(t[3]), true)));
+    const __m512i t0 = _mm512_add_epi32(_mm512_add_epi32(a00, a01), _mm512_add_epi32(a02, a03));
+    if (R == 1) {
+        out[0] = _mm512_reduce_add_epi32(t0);
+        return;
+    }
+    const __m512i t1 = _mm512_add_epi32(_mm512_add_epi32(a10, a11), _mm512_add_epi32(a12, a13)),
+                  t2 = _mm512_add_epi32(_mm512_add_epi32(a20, a21), _mm512_add_epi32(a22, a23)),
+                  t3 = _mm512_add_epi32(_mm512_add_epi32(a30, a31), _mm512_add_epi32(a32, a33));
+    _mm_storeu_si128((__m128i *)out, _mm_castps_si128(sum4(_mm512_castsi512_ps(t0), _mm512_castsi512_ps(t1),
+                                                           _mm512_castsi512_ps(t2), _mm512_castsi512_ps(t3), true)));
 }
 
-/* The exact-mode twin over three byte planes of a 24-bit |x| (planes K bytes apart: low, middle, high byte):
- * each row's weight bytes are loaded and sign-flipped once for all three; d[r][plane]. Each plane's sum is
- * exact in int32 (|sum| <= 255 · 127 · K < 2^31 for K <= Q8_FIX_MAX_K), so the chains may be split any way:
- * two per plane for a lone row (vpdpbusd latency), one when R rows give independent chains anyway. */
-static inline VNNI_INLINE void
-dot_abs3(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K, int R, int32_t d[4][3]) {
-    const int CH = R == 1 ? 2 : 1;
-    __m512i a[4][2][3];
-    for (int r = 0; r < 4; r++)
-        for (int h = 0; h < 2; h++)
-            for (int q = 0; q < 3; q++) a[r][h][q] = _mm512_setzero_si512();
+/* One row's 64 codes against the three planes y0..y2: its weight bytes loaded and sign-flipped once. */
+static inline VNNI_INLINE void abs3_step(__m512i *a0, __m512i *a1, __m512i *a2, __m512i y0, __m512i y1, __m512i y2,
+                                         const int8_t *p, __mmask64 neg, __mmask64 mk) {
+    const __m512i v = signed_w(p, neg, mk);
+    *a0 = _mm512_dpbusd_epi32(*a0, y0, v);
+    *a1 = _mm512_dpbusd_epi32(*a1, y1, v);
+    *a2 = _mm512_dpbusd_epi32(*a2, y2, v);
+}
+/* The sums of row r's plane accumulators into d[r][0..3) for R rows: sum4 per plane. */
+static inline VNNI_INLINE void abs3_sums(int R, const __m512i t[4][3], int32_t d[4][3]) {
+    if (R == 1) {
+        for (int q = 0; q < 3; q++) d[0][q] = _mm512_reduce_add_epi32(t[0][q]);
+        return;
+    }
+    for (int q = 0; q < 3; q++) {
+        int32_t s[4];
+        _mm_storeu_si128((__m128i *)s, _mm_castps_si128(sum4(_mm512_castsi512_ps(t[0][q]), _mm512_castsi512_ps(t[1][q]),
+                                                             _mm512_castsi512_ps(t[2][q]), _mm512_castsi512_ps(t[3][q]),
+                                                             true)));
+        for (int r = 0; r < R; r++) d[r][q] = s[r];
+    }
+}
+
+/* The exact-mode twin over three byte planes of a 24-bit |x| (planes K bytes apart: low, middle, high byte),
+ * rows w .. w + (R-1)·K into d[r][plane]. Each plane's sum is exact in int32 (|sum| <= 255 · 127 · K < 2^31
+ * for K <= Q8_FIX_MAX_K), so the chains may be split any way: two per plane for a lone row (vpdpbusd
+ * latency), one per plane when R rows give independent chains anyway. */
+static inline VNNI_INLINE void dot_abs3(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K, int R,
+                                        int32_t d[4][3]) {
+    const __m512i z = _mm512_setzero_si512();
+    __m512i a00 = z, a01 = z, a02 = z, a10 = z, a11 = z, a12 = z, a20 = z, a21 = z, a22 = z, a30 = z, a31 = z,
+            a32 = z;
+    __m512i b00 = z, b01 = z, b02 = z; /* the second chain of a lone row */
     const uint8_t *x1 = xa + K, *x2 = xa + 2 * K;
+    const int8_t *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
-    for (; k + 64 * CH <= K; k += 64 * CH, c += CH)
-#pragma GCC unroll 2
-        for (int h = 0; h < CH; h++) {
-            const int64_t kh = k + 64 * h;
-            const __m512i y0 = _mm512_loadu_si512(xa + kh), y1 = _mm512_loadu_si512(x1 + kh),
-                          y2 = _mm512_loadu_si512(x2 + kh);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                const int8_t *p = w + r * K + kh;
-                _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0); /* as dot_q8: the Intel cores need it */
-                const __m512i v = signed_w(p, neg[c + h], all);
-                a[r][h][0] = _mm512_dpbusd_epi32(a[r][h][0], y0, v);
-                a[r][h][1] = _mm512_dpbusd_epi32(a[r][h][1], y1, v);
-                a[r][h][2] = _mm512_dpbusd_epi32(a[r][h][2], y2, v);
-            }
+    if (R == 1)
+        for (; k + 128 <= K; k += 128, c += 2) {
+            _mm_prefetch((const char *)w + k + PF_DIST, _MM_HINT_T0); /* as dot_q8: the Intel cores need it */
+            _mm_prefetch((const char *)w + k + 64 + PF_DIST, _MM_HINT_T0);
+            abs3_step(&a00, &a01, &a02, _mm512_loadu_si512(xa + k), _mm512_loadu_si512(x1 + k),
+                      _mm512_loadu_si512(x2 + k), w + k, neg[c], all);
+            abs3_step(&b00, &b01, &b02, _mm512_loadu_si512(xa + k + 64), _mm512_loadu_si512(x1 + k + 64),
+                      _mm512_loadu_si512(x2 + k + 64), w + k + 64, neg[c + 1], all);
         }
     for (; k < K; k += 64, c++) {
         const __mmask64 mk = tail64(K - k);
+        for (int r = 0; r < R; r++) _mm_prefetch((const char *)w + r * K + k + PF_DIST, _MM_HINT_T0);
         const __m512i y0 = _mm512_maskz_loadu_epi8(mk, xa + k), y1 = _mm512_maskz_loadu_epi8(mk, x1 + k),
                       y2 = _mm512_maskz_loadu_epi8(mk, x2 + k);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const __m512i v = signed_w(w + r * K + k, neg[c], mk);
-            a[r][0][0] = _mm512_dpbusd_epi32(a[r][0][0], y0, v);
-            a[r][0][1] = _mm512_dpbusd_epi32(a[r][0][1], y1, v);
-            a[r][0][2] = _mm512_dpbusd_epi32(a[r][0][2], y2, v);
-        }
+        abs3_step(&a00, &a01, &a02, y0, y1, y2, w + k, neg[c], mk);
+        if (R > 1) abs3_step(&a10, &a11, &a12, y0, y1, y2, w1 + k, neg[c], mk);
+        if (R > 2) abs3_step(&a20, &a21, &a22, y0, y1, y2, w2 + k, neg[c], mk);
+        if (R > 3) abs3_step(&a30, &a31, &a32, y0, y1, y2, w3 + k, neg[c], mk);
     }
-    for (int q = 0; q < 3; q++) {
-        __m512 t[4];
-        for (int r = 0; r < 4; r++) t[r] = _mm512_castsi512_ps(_mm512_add_epi32(a[r][0][q], a[r][1][q]));
-        if (R == 1) d[0][q] = _mm512_reduce_add_epi32(_mm512_castps_si512(t[0]));
-        else {
-            int32_t s[4];
-            _mm_storeu_si128((__m128i *)s, _mm_castps_si128(sum4(t[0], t[1], t[2], t[3], true)));
-            for (int r = 0; r < R; r++) d[r][q] = s[r];
-        }
-    }
+    const __m512i t[4][3] = { { _mm512_add_epi32(a00, b00), _mm512_add_epi32(a01, b01), _mm512_add_epi32(a02, b02) },
+                              { a10, a11, a12 }, { a20, a21, a22 }, { a30, a31, a32 } };
+    abs3_sums(R, t, d);
 }
 
 /* Fast mode (one plane: out) or exact mode (three: d) for R rows, R a constant in each case. */
