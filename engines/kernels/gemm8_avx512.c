@@ -85,11 +85,16 @@ static inline __attribute__((always_inline)) __m128 sum4(__m512 a, __m512 b, __m
 }
 
 /* One row's 64 codes p[0..64) against x0..x3 into its 4 accumulators (named variables, not an array,
- * so that they stay in registers once inlined). */
+ * so that they stay in registers once inlined); clean: fp8 codes known to hold no subnormal. */
 static inline __attribute__((always_inline)) void q8_step(__m512 *a0, __m512 *a1, __m512 *a2, __m512 *a3, __m512 x0,
-                                                          __m512 x1, __m512 x2, __m512 x3, const uint8_t *p, bool fp8) {
+                                                          __m512 x1, __m512 x2, __m512 x3, const uint8_t *p, bool fp8, bool clean) {
     _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
-    if (!fp8) {
+    if (clean) {
+        *a0 = _mm512_fmadd_ps(x0, fp8_bits(p, 0xffff), *a0);
+        *a1 = _mm512_fmadd_ps(x1, fp8_bits(p + 16, 0xffff), *a1);
+        *a2 = _mm512_fmadd_ps(x2, fp8_bits(p + 32, 0xffff), *a2);
+        *a3 = _mm512_fmadd_ps(x3, fp8_bits(p + 48, 0xffff), *a3);
+    } else if (!fp8) {
         *a0 = _mm512_fmadd_ps(x0, i8_stream(p, 0xffff), *a0);
         *a1 = _mm512_fmadd_ps(x1, i8_stream(p + 16, 0xffff), *a1);
         *a2 = _mm512_fmadd_ps(x2, i8_stream(p + 32, 0xffff), *a2);
@@ -120,15 +125,27 @@ static inline __attribute__((always_inline)) void dot_q8(const float *x, const u
     const __m512 z = _mm512_setzero_ps();
     __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
     __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-    const uint8_t *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
+    const uint8_t *w1 = w + (R > 1) * K, *w2 = w + (R > 2) * 2 * K, *w3 = w + (R > 3) * 3 * K; /* past R: w */
     int64_t k = 0;
     for (; k + 64 <= K; k += 64) {
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16),
                      x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
-        q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, fp8);
-        if (R > 1) q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, fp8);
-        if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, fp8);
-        if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, fp8);
+        if (fp8 && R > 1) { /* one test and branch for the R rows' blocks when none holds a subnormal */
+            uint64_t sub = cb_fp8_sub64(_mm512_loadu_si512(w + k)) | cb_fp8_sub64(_mm512_loadu_si512(w1 + k));
+            if (R > 2) sub |= cb_fp8_sub64(_mm512_loadu_si512(w2 + k));
+            if (R > 3) sub |= cb_fp8_sub64(_mm512_loadu_si512(w3 + k));
+            if (__builtin_expect(sub == 0, 1)) {
+                q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, false, true);
+                q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, false, true);
+                if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, false, true);
+                if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, false, true);
+                continue;
+            }
+        }
+        q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, fp8, false);
+        if (R > 1) q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, fp8, false);
+        if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, fp8, false);
+        if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, fp8, false);
     }
     for (; k < K; k += 16) {
         const __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
@@ -378,7 +395,7 @@ static inline VNNI_INLINE void dot_abs(const uint8_t *xa, const __mmask64 *neg, 
     const __m512i z = _mm512_setzero_si512();
     __m512i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
     __m512i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-    const int8_t *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
+    const int8_t *w1 = w + (R > 1) * K, *w2 = w + (R > 2) * 2 * K, *w3 = w + (R > 3) * 3 * K;
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
     for (; k + 256 <= K; k += 256, c += 4) {
@@ -456,7 +473,7 @@ static inline VNNI_INLINE void dot_abs3(const uint8_t *xa, const __mmask64 *neg,
             a32 = z;
     __m512i b00 = z, b01 = z, b02 = z; /* the second chain of a lone row */
     const uint8_t *x1 = xa + K, *x2 = xa + 2 * K;
-    const int8_t *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
+    const int8_t *w1 = w + (R > 1) * K, *w2 = w + (R > 2) * 2 * K, *w3 = w + (R > 3) * 3 * K;
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
     if (R == 1)
