@@ -84,11 +84,18 @@ static inline __attribute__((always_inline)) __m128 sum4(__m512 a, __m512 b, __m
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, z));
 }
 
+/* The software prefetch of R rows w.. (R·K contiguous bytes) read k codes per row at a time in steps of
+ * `lines` cache lines per row: PF_DIST ahead of the group's start plus R·k, i.e. along the group's bytes in
+ * address order as for one row, not PF_DIST ahead in each row (that is R interleaved streams, which read
+ * from DRAM at ~10 against ~16 GB/s on Zen 4: docs/performance.md, "8-bit GEMV, several rows per pass"). */
+static inline __attribute__((always_inline)) void rows_prefetch(const void *w, int64_t k, int R, int lines) {
+    for (int i = 0; i < R * lines; i++) _mm_prefetch((const char *)w + PF_DIST + R * k + 64 * i, _MM_HINT_T0);
+}
+
 /* One row's 64 codes p[0..64) against x0..x3 into its 4 accumulators (named variables, not an array,
  * so that they stay in registers once inlined); clean: fp8 codes known to hold no subnormal. */
 static inline __attribute__((always_inline)) void q8_step(__m512 *a0, __m512 *a1, __m512 *a2, __m512 *a3, __m512 x0,
                                                           __m512 x1, __m512 x2, __m512 x3, const uint8_t *p, bool fp8, bool clean) {
-    _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
     if (clean) {
         *a0 = _mm512_fmadd_ps(x0, fp8_bits(p, 0xffff), *a0);
         *a1 = _mm512_fmadd_ps(x1, fp8_bits(p + 16, 0xffff), *a1);
@@ -128,6 +135,7 @@ static inline __attribute__((always_inline)) void dot_q8(const float *x, const u
     const uint8_t *w1 = w + (R > 1) * K, *w2 = w + (R > 2) * 2 * K, *w3 = w + (R > 3) * 3 * K; /* past R: w */
     int64_t k = 0;
     for (; k + 64 <= K; k += 64) {
+        rows_prefetch(w, k, R, 1);
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16),
                      x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
         if (fp8 && R > 1) { /* one test and branch for the R rows' blocks when none holds a subnormal */
@@ -399,8 +407,7 @@ static inline VNNI_INLINE void dot_abs(const uint8_t *xa, const __mmask64 *neg, 
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
     for (; k + 256 <= K; k += 256, c += 4) {
-        for (int r = 0; r < R; r++)
-            for (int i = 0; i < 256; i += 64) _mm_prefetch((const char *)w + r * K + k + i + PF_DIST, _MM_HINT_T0);
+        rows_prefetch(w, k, R, 4);
         const __m512i x0 = _mm512_loadu_si512(xa + k), x1 = _mm512_loadu_si512(xa + k + 64),
                       x2 = _mm512_loadu_si512(xa + k + 128), x3 = _mm512_loadu_si512(xa + k + 192);
         const __mmask64 n0 = neg[c], n1 = neg[c + 1], n2 = neg[c + 2], n3 = neg[c + 3];
@@ -487,7 +494,7 @@ static inline VNNI_INLINE void dot_abs3(const uint8_t *xa, const __mmask64 *neg,
         }
     for (; k < K; k += 64, c++) {
         const __mmask64 mk = tail64(K - k);
-        for (int r = 0; r < R; r++) _mm_prefetch((const char *)w + r * K + k + PF_DIST, _MM_HINT_T0);
+        rows_prefetch(w, k, R, 1);
         const __m512i y0 = _mm512_maskz_loadu_epi8(mk, xa + k), y1 = _mm512_maskz_loadu_epi8(mk, x1 + k),
                       y2 = _mm512_maskz_loadu_epi8(mk, x2 + k);
         abs3_step(&a00, &a01, &a02, y0, y1, y2, w + k, neg[c], mk);
