@@ -84,34 +84,34 @@ static inline __attribute__((always_inline)) __m128 sum4(__m512 a, __m512 b, __m
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, z));
 }
 
-/* The software prefetch of R rows w.. (R·K contiguous bytes) read k codes per row at a time in steps of
- * `lines` cache lines per row: PF_DIST ahead of the group's start plus R·k, i.e. along the group's bytes in
- * address order as for one row, not PF_DIST ahead in each row (that is R interleaved streams, which read
- * from DRAM at ~10 against ~16 GB/s on Zen 4: docs/performance.md, "8-bit GEMV, several rows per pass"). */
-static inline __attribute__((always_inline)) void rows_prefetch(const void *w, int64_t k, int R, int lines) {
-    for (int i = 0; i < R * lines; i++) _mm_prefetch((const char *)w + PF_DIST + R * k + 64 * i, _MM_HINT_T0);
+/* The software prefetch for R rows w.. (R·K contiguous bytes) read k codes per row at a time, `lines` cache
+ * lines per row per step: R·lines lines in address order, R·k past a point ahead of the group's start, as
+ * one row's stream would be. That point is PF_DIST ahead, or the next group when the group is longer (so
+ * no line of the group itself is requested late). PF_DIST ahead in each row instead (R interleaved
+ * streams) read DRAM at ~10 against ~16 GB/s: docs/performance.md, "8-bit GEMV, several rows per pass". */
+static inline __attribute__((always_inline)) void rows_prefetch(const void *w, int64_t K, int64_t k, int R,
+                                                                int lines) {
+    const int64_t ahead = R == 1 ? PF_DIST : CB_MAX((int64_t)PF_DIST, R * K);
+    for (int i = 0; i < R * lines; i++) _mm_prefetch((const char *)w + ahead + R * k + 64 * i, _MM_HINT_T0);
 }
 
 /* One row's 64 codes p[0..64) against x0..x3 into its 4 accumulators (named variables, not an array,
- * so that they stay in registers once inlined); clean: fp8 codes known to hold no subnormal. */
+ * so that they stay in registers once inlined); fp8 codes through fp8_bits when `clean` (the block holds
+ * no E4M3 subnormal), else fp8_bits_fix. */
 static inline __attribute__((always_inline)) void q8_step(__m512 *a0, __m512 *a1, __m512 *a2, __m512 *a3, __m512 x0,
-                                                          __m512 x1, __m512 x2, __m512 x3, const uint8_t *p, bool fp8, bool clean) {
-    if (clean) {
-        *a0 = _mm512_fmadd_ps(x0, fp8_bits(p, 0xffff), *a0);
-        *a1 = _mm512_fmadd_ps(x1, fp8_bits(p + 16, 0xffff), *a1);
-        *a2 = _mm512_fmadd_ps(x2, fp8_bits(p + 32, 0xffff), *a2);
-        *a3 = _mm512_fmadd_ps(x3, fp8_bits(p + 48, 0xffff), *a3);
-    } else if (!fp8) {
+                                                          __m512 x1, __m512 x2, __m512 x3, const uint8_t *p, bool fp8,
+                                                          bool clean) {
+    if (!fp8) {
         *a0 = _mm512_fmadd_ps(x0, i8_stream(p, 0xffff), *a0);
         *a1 = _mm512_fmadd_ps(x1, i8_stream(p + 16, 0xffff), *a1);
         *a2 = _mm512_fmadd_ps(x2, i8_stream(p + 32, 0xffff), *a2);
         *a3 = _mm512_fmadd_ps(x3, i8_stream(p + 48, 0xffff), *a3);
-    } else if (__builtin_expect(cb_fp8_sub64(_mm512_loadu_si512(p)) == 0, 1)) {
+    } else if (clean) {
         *a0 = _mm512_fmadd_ps(x0, fp8_bits(p, 0xffff), *a0);
         *a1 = _mm512_fmadd_ps(x1, fp8_bits(p + 16, 0xffff), *a1);
         *a2 = _mm512_fmadd_ps(x2, fp8_bits(p + 32, 0xffff), *a2);
         *a3 = _mm512_fmadd_ps(x3, fp8_bits(p + 48, 0xffff), *a3);
-    } else { /* this row's 64 codes hold an E4M3 subnormal */
+    } else {
         const __m512 fx = _mm512_set1_ps(FP8_FIX_X);
         *a0 = _mm512_fmadd_ps(_mm512_mul_ps(x0, fx), fp8_bits_fix(p, 0xffff), *a0);
         *a1 = _mm512_fmadd_ps(_mm512_mul_ps(x1, fx), fp8_bits_fix(p + 16, 0xffff), *a1);
@@ -135,25 +135,28 @@ static inline __attribute__((always_inline)) void dot_q8(const float *x, const u
     const uint8_t *w1 = w + (R > 1) * K, *w2 = w + (R > 2) * 2 * K, *w3 = w + (R > 3) * 3 * K; /* past R: w */
     int64_t k = 0;
     for (; k + 64 <= K; k += 64) {
-        rows_prefetch(w, k, R, 1);
+        rows_prefetch(w, K, k, R, 1);
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16),
                      x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
-        if (fp8 && R > 1) { /* one test and branch for the R rows' blocks when none holds a subnormal */
-            uint64_t sub = cb_fp8_sub64(_mm512_loadu_si512(w + k)) | cb_fp8_sub64(_mm512_loadu_si512(w1 + k));
-            if (R > 2) sub |= cb_fp8_sub64(_mm512_loadu_si512(w2 + k));
-            if (R > 3) sub |= cb_fp8_sub64(_mm512_loadu_si512(w3 + k));
-            if (__builtin_expect(sub == 0, 1)) {
-                q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, false, true);
-                q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, false, true);
-                if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, false, true);
-                if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, false, true);
-                continue;
-            }
+        /* each row's 64 codes tested for E4M3 subnormals; one branch for the R rows when none holds one */
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (fp8) {
+            s0 = cb_fp8_sub64(_mm512_loadu_si512(w + k));
+            if (R > 1) s1 = cb_fp8_sub64(_mm512_loadu_si512(w1 + k));
+            if (R > 2) s2 = cb_fp8_sub64(_mm512_loadu_si512(w2 + k));
+            if (R > 3) s3 = cb_fp8_sub64(_mm512_loadu_si512(w3 + k));
         }
-        q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, fp8, false);
-        if (R > 1) q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, fp8, false);
-        if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, fp8, false);
-        if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, fp8, false);
+        if (!fp8 || __builtin_expect((s0 | s1 | s2 | s3) == 0, 1)) {
+            q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, fp8, true);
+            if (R > 1) q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, fp8, true);
+            if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, fp8, true);
+            if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, fp8, true);
+        } else {
+            q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, true, s0 == 0);
+            if (R > 1) q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, true, s1 == 0);
+            if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, true, s2 == 0);
+            if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, true, s3 == 0);
+        }
     }
     for (; k < K; k += 16) {
         const __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
@@ -407,7 +410,7 @@ static inline VNNI_INLINE void dot_abs(const uint8_t *xa, const __mmask64 *neg, 
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
     for (; k + 256 <= K; k += 256, c += 4) {
-        rows_prefetch(w, k, R, 4);
+        rows_prefetch(w, K, k, R, 4);
         const __m512i x0 = _mm512_loadu_si512(xa + k), x1 = _mm512_loadu_si512(xa + k + 64),
                       x2 = _mm512_loadu_si512(xa + k + 128), x3 = _mm512_loadu_si512(xa + k + 192);
         const __mmask64 n0 = neg[c], n1 = neg[c + 1], n2 = neg[c + 2], n3 = neg[c + 3];
@@ -485,8 +488,7 @@ static inline VNNI_INLINE void dot_abs3(const uint8_t *xa, const __mmask64 *neg,
     const __mmask64 all = ~(__mmask64)0;
     if (R == 1)
         for (; k + 128 <= K; k += 128, c += 2) {
-            _mm_prefetch((const char *)w + k + PF_DIST, _MM_HINT_T0); /* as dot_q8: the Intel cores need it */
-            _mm_prefetch((const char *)w + k + 64 + PF_DIST, _MM_HINT_T0);
+            rows_prefetch(w, K, k, 1, 2); /* as dot_q8: the Intel cores need it */
             abs3_step(&a00, &a01, &a02, _mm512_loadu_si512(xa + k), _mm512_loadu_si512(x1 + k),
                       _mm512_loadu_si512(x2 + k), w + k, neg[c], all);
             abs3_step(&b00, &b01, &b02, _mm512_loadu_si512(xa + k + 64), _mm512_loadu_si512(x1 + k + 64),
@@ -494,7 +496,7 @@ static inline VNNI_INLINE void dot_abs3(const uint8_t *xa, const __mmask64 *neg,
         }
     for (; k < K; k += 64, c++) {
         const __mmask64 mk = tail64(K - k);
-        rows_prefetch(w, k, R, 1);
+        rows_prefetch(w, K, k, R, 1);
         const __m512i y0 = _mm512_maskz_loadu_epi8(mk, xa + k), y1 = _mm512_maskz_loadu_epi8(mk, x1 + k),
                       y2 = _mm512_maskz_loadu_epi8(mk, x2 + k);
         abs3_step(&a00, &a01, &a02, y0, y1, y2, w + k, neg[c], mk);
