@@ -126,6 +126,25 @@ static inline __attribute__((always_inline)) __m512 q8_tail(__m512 a, __m512 xv,
                : _mm512_fmadd_ps(xv, i8_stream(p, mk), a);
 }
 
+/* Row r's 4 accumulators ar0..ar3 (fp32 lanes, or int32 when i32) added as (ar0 + ar1) + (ar2 + ar3), then
+ * summed: out[0..R) (floats or int32s). */
+static inline __attribute__((always_inline)) void finish_rows(int R, bool i32, __m512 a00, __m512 a01, __m512 a02,
+                                                              __m512 a03, __m512 a10, __m512 a11, __m512 a12,
+                                                              __m512 a13, __m512 a20, __m512 a21, __m512 a22,
+                                                              __m512 a23, __m512 a30, __m512 a31, __m512 a32,
+                                                              __m512 a33, void *out) {
+    const __m512 t0 = add_lanes(add_lanes(a00, a01, i32), add_lanes(a02, a03, i32), i32);
+    if (R == 1) {
+        if (i32) *(int32_t *)out = _mm512_reduce_add_epi32(_mm512_castps_si512(t0));
+        else *(float *)out = _mm512_reduce_add_ps(t0);
+        return;
+    }
+    const __m512 t1 = add_lanes(add_lanes(a10, a11, i32), add_lanes(a12, a13, i32), i32),
+                 t2 = add_lanes(add_lanes(a20, a21, i32), add_lanes(a22, a23, i32), i32),
+                 t3 = add_lanes(add_lanes(a30, a31, i32), add_lanes(a32, a33, i32), i32);
+    _mm_storeu_ps((float *)out, sum4(t0, t1, t2, t3, i32));
+}
+
 /* Rows w, w + K, ... w + (R-1)·K against x into out[0..R). */
 static inline __attribute__((always_inline)) void dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8,
                                                          int R, float out[4]) {
@@ -166,15 +185,7 @@ static inline __attribute__((always_inline)) void dot_q8(const float *x, const u
         if (R > 2) a20 = q8_tail(a20, xv, w2 + k, mk, fp8);
         if (R > 3) a30 = q8_tail(a30, xv, w3 + k, mk, fp8);
     }
-    const __m512 t0 = _mm512_add_ps(_mm512_add_ps(a00, a01), _mm512_add_ps(a02, a03));
-    if (R == 1) {
-        out[0] = _mm512_reduce_add_ps(t0);
-        return;
-    }
-    const __m512 t1 = _mm512_add_ps(_mm512_add_ps(a10, a11), _mm512_add_ps(a12, a13)),
-                 t2 = _mm512_add_ps(_mm512_add_ps(a20, a21), _mm512_add_ps(a22, a23)),
-                 t3 = _mm512_add_ps(_mm512_add_ps(a30, a31), _mm512_add_ps(a32, a33));
-    _mm_storeu_ps(out, sum4(t0, t1, t2, t3, false));
+    finish_rows(R, false, a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33, out);
 }
 
 /* dot_q8 with R and the format as constants. */
@@ -437,16 +448,10 @@ static inline VNNI_INLINE void dot_abs(const uint8_t *xa, const __mmask64 *neg, 
         if (R > 2) a20 = abs_step(a20, xv, w2 + k, neg[c], mk);
         if (R > 3) a30 = abs_step(a30, xv, w3 + k, neg[c], mk);
     }
-    const __m512i t0 = _mm512_add_epi32(_mm512_add_epi32(a00, a01), _mm512_add_epi32(a02, a03));
-    if (R == 1) {
-        out[0] = _mm512_reduce_add_epi32(t0);
-        return;
-    }
-    const __m512i t1 = _mm512_add_epi32(_mm512_add_epi32(a10, a11), _mm512_add_epi32(a12, a13)),
-                  t2 = _mm512_add_epi32(_mm512_add_epi32(a20, a21), _mm512_add_epi32(a22, a23)),
-                  t3 = _mm512_add_epi32(_mm512_add_epi32(a30, a31), _mm512_add_epi32(a32, a33));
-    _mm_storeu_si128((__m128i *)out, _mm_castps_si128(sum4(_mm512_castsi512_ps(t0), _mm512_castsi512_ps(t1),
-                                                           _mm512_castsi512_ps(t2), _mm512_castsi512_ps(t3), true)));
+#define F(v) _mm512_castsi512_ps(v)
+    finish_rows(R, true, F(a00), F(a01), F(a02), F(a03), F(a10), F(a11), F(a12), F(a13), F(a20), F(a21), F(a22), F(a23),
+                F(a30), F(a31), F(a32), F(a33), out);
+#undef F
 }
 
 /* One row's 64 codes against the three planes y0..y2: its weight bytes loaded and sign-flipped once. */
