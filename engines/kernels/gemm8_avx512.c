@@ -60,12 +60,12 @@ static inline __m512 i8_stream(const uint8_t *p, __mmask16 mk) {
 #define PF_DIST 4096
 #endif
 
-/* Several weight rows per pass (R <= 4): per row a GEMV pays ~6 ns for the reduction, the epilogue and the
- * loop start (docs/performance.md, "Granite 4.0-H"), a large share of a K = 256 or 512 row; R rows share the
- * activation loads and one reduction tree. Each row keeps its own accumulators and sum order: sum4 finishes
- * 4 rows in exactly _mm512_reduce_add_ps's order (gcc's avx512fintrin.h: upper 256 + lower 256 bits, upper
- * 128 + lower 128, lanes {2,3} + {0,1}, lane 1 + lane 0), so each row's bits are those of one row at a time.
- * docs/performance.md, "8-bit GEMV, several rows per pass". */
+/* Several weight rows per pass (R <= 4) for the int8 decode on VNNI (dot_abs, dot_abs3): per row it paid
+ * 3 reductions and the epilogue, a large share of a K = 256 or 512 row; R rows share the activation loads,
+ * the sign masks and one reduction tree. sum4 finishes 4 rows in exactly _mm512_reduce_add_ps's order (gcc's
+ * avx512fintrin.h: upper 256 + lower 256 bits, upper 128 + lower 128, lanes {2,3} + {0,1}, lane 1 + lane 0),
+ * so fp32 rows would keep their bits too; the fp32 loop (dot_q8) stays at one row per pass, where 4 rows did
+ * not pay on Zen 4 (docs/performance.md, "8-bit GEMV, several rows per pass"). */
 static inline __attribute__((always_inline)) __m512 add_lanes(__m512 x, __m512 y, bool i32) {
     return i32 ? _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(x), _mm512_castps_si512(y)))
                : _mm512_add_ps(x, y);
@@ -95,37 +95,6 @@ static inline __attribute__((always_inline)) void rows_prefetch(const void *w, i
     for (int i = 0; i < R * lines; i++) _mm_prefetch((const char *)w + ahead + R * k + 64 * i, _MM_HINT_T0);
 }
 
-/* One row's 64 codes p[0..64) against x0..x3 into its 4 accumulators (named variables, not an array,
- * so that they stay in registers once inlined); fp8 codes through fp8_bits when `clean` (the block holds
- * no E4M3 subnormal), else fp8_bits_fix. */
-static inline __attribute__((always_inline)) void q8_step(__m512 *a0, __m512 *a1, __m512 *a2, __m512 *a3, __m512 x0,
-                                                          __m512 x1, __m512 x2, __m512 x3, const uint8_t *p, bool fp8,
-                                                          bool clean) {
-    if (!fp8) {
-        *a0 = _mm512_fmadd_ps(x0, i8_stream(p, 0xffff), *a0);
-        *a1 = _mm512_fmadd_ps(x1, i8_stream(p + 16, 0xffff), *a1);
-        *a2 = _mm512_fmadd_ps(x2, i8_stream(p + 32, 0xffff), *a2);
-        *a3 = _mm512_fmadd_ps(x3, i8_stream(p + 48, 0xffff), *a3);
-    } else if (clean) {
-        *a0 = _mm512_fmadd_ps(x0, fp8_bits(p, 0xffff), *a0);
-        *a1 = _mm512_fmadd_ps(x1, fp8_bits(p + 16, 0xffff), *a1);
-        *a2 = _mm512_fmadd_ps(x2, fp8_bits(p + 32, 0xffff), *a2);
-        *a3 = _mm512_fmadd_ps(x3, fp8_bits(p + 48, 0xffff), *a3);
-    } else {
-        const __m512 fx = _mm512_set1_ps(FP8_FIX_X);
-        *a0 = _mm512_fmadd_ps(_mm512_mul_ps(x0, fx), fp8_bits_fix(p, 0xffff), *a0);
-        *a1 = _mm512_fmadd_ps(_mm512_mul_ps(x1, fx), fp8_bits_fix(p + 16, 0xffff), *a1);
-        *a2 = _mm512_fmadd_ps(_mm512_mul_ps(x2, fx), fp8_bits_fix(p + 32, 0xffff), *a2);
-        *a3 = _mm512_fmadd_ps(_mm512_mul_ps(x3, fx), fp8_bits_fix(p + 48, 0xffff), *a3);
-    }
-}
-/* The tail's 16 codes or fewer (mk): fp8 always through the subnormal-safe decode. */
-static inline __attribute__((always_inline)) __m512 q8_tail(__m512 a, __m512 xv, const uint8_t *p, __mmask16 mk,
-                                                            bool fp8) {
-    return fp8 ? _mm512_fmadd_ps(_mm512_mul_ps(xv, _mm512_set1_ps(FP8_FIX_X)), fp8_bits_fix(p, mk), a)
-               : _mm512_fmadd_ps(xv, i8_stream(p, mk), a);
-}
-
 /* Row r's 4 accumulators ar0..ar3 (fp32 lanes, or int32 when i32) added as (ar0 + ar1) + (ar2 + ar3), then
  * summed: out[0..R) (floats or int32s). */
 static inline __attribute__((always_inline)) void finish_rows(int R, bool i32, __m512 a00, __m512 a01, __m512 a02,
@@ -145,80 +114,50 @@ static inline __attribute__((always_inline)) void finish_rows(int R, bool i32, _
     _mm_storeu_ps((float *)out, sum4(t0, t1, t2, t3, i32));
 }
 
-/* 64 fp8 codes without an E4M3 subnormal (the common case). */
-static inline __attribute__((always_inline)) bool clean64(const uint8_t *p) {
-    return __builtin_expect(cb_fp8_sub64(_mm512_loadu_si512(p)) == 0, 1);
-}
-
-/* Rows w, w + K, ... w + (R-1)·K against x into out[0..R). */
-static inline __attribute__((always_inline)) void dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8,
-                                                         int R, float out[4]) {
-    const __m512 z = _mm512_setzero_ps();
-    __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-    __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-    const uint8_t *w1 = w + (R > 1) * K, *w2 = w + (R > 2) * 2 * K, *w3 = w + (R > 3) * 3 * K; /* past R: w */
+static inline __attribute__((always_inline)) float dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const __m512 fx = _mm512_set1_ps(FP8_FIX_X);
     int64_t k = 0;
     for (; k + 64 <= K; k += 64) {
-        rows_prefetch(w, K, k, R, 1);
-        const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16),
-                     x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
-        /* each row's 64 codes tested for E4M3 subnormals: one branch for the R rows when none holds one
-         * (testing once and keeping the R results for the rows' own branches was 8 % slower at K = 256) */
-        if (fp8 && R > 1) {
-            uint64_t sub = cb_fp8_sub64(_mm512_loadu_si512(w + k)) | cb_fp8_sub64(_mm512_loadu_si512(w1 + k));
-            if (R > 2) sub |= cb_fp8_sub64(_mm512_loadu_si512(w2 + k));
-            if (R > 3) sub |= cb_fp8_sub64(_mm512_loadu_si512(w3 + k));
-            if (__builtin_expect(sub == 0, 1)) {
-                q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, true, true);
-                q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, true, true);
-                if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, true, true);
-                if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, true, true);
-                continue;
-            }
+        _mm_prefetch((const char *)w + k + PF_DIST, _MM_HINT_T0);
+        if (!fp8) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), i8_stream(w + k, 0xffff), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), i8_stream(w + k + 16, 0xffff), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), i8_stream(w + k + 32, 0xffff), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), i8_stream(w + k + 48, 0xffff), a3);
+        } else if (__builtin_expect(cb_fp8_sub64(_mm512_loadu_si512(w + k)) == 0, 1)) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), fp8_bits(w + k, 0xffff), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), fp8_bits(w + k + 16, 0xffff), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), fp8_bits(w + k + 32, 0xffff), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), fp8_bits(w + k + 48, 0xffff), a3);
+        } else {
+            a0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k), fx), fp8_bits_fix(w + k, 0xffff), a0);
+            a1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k + 16), fx), fp8_bits_fix(w + k + 16, 0xffff), a1);
+            a2 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k + 32), fx), fp8_bits_fix(w + k + 32, 0xffff), a2);
+            a3 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k + 48), fx), fp8_bits_fix(w + k + 48, 0xffff), a3);
         }
-        q8_step(&a00, &a01, &a02, &a03, x0, x1, x2, x3, w + k, fp8, !fp8 || clean64(w + k));
-        if (R > 1) q8_step(&a10, &a11, &a12, &a13, x0, x1, x2, x3, w1 + k, fp8, !fp8 || clean64(w1 + k));
-        if (R > 2) q8_step(&a20, &a21, &a22, &a23, x0, x1, x2, x3, w2 + k, fp8, !fp8 || clean64(w2 + k));
-        if (R > 3) q8_step(&a30, &a31, &a32, &a33, x0, x1, x2, x3, w3 + k, fp8, !fp8 || clean64(w3 + k));
     }
-    for (; k < K; k += 16) {
-        const __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+    for (; k < K; k += 16) { /* the tail: fp8 always through the subnormal-safe decode */
+        __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
         const __m512 xv = _mm512_maskz_loadu_ps(mk, x + k);
-        a00 = q8_tail(a00, xv, w + k, mk, fp8);
-        if (R > 1) a10 = q8_tail(a10, xv, w1 + k, mk, fp8);
-        if (R > 2) a20 = q8_tail(a20, xv, w2 + k, mk, fp8);
-        if (R > 3) a30 = q8_tail(a30, xv, w3 + k, mk, fp8);
+        a0 = fp8 ? _mm512_fmadd_ps(_mm512_mul_ps(xv, fx), fp8_bits_fix(w + k, mk), a0)
+                 : _mm512_fmadd_ps(xv, i8_stream(w + k, mk), a0);
     }
-    finish_rows(R, false, a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33, out);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-/* dot_q8 with R and the format as constants. */
-static inline __attribute__((always_inline)) void dot_q8_rows(const float *x, const uint8_t *w, int64_t K,
-                                                              bool fp8, int R, float out[4]) {
-    switch (R) {
-    case 1: fp8 ? dot_q8(x, w, K, true, 1, out) : dot_q8(x, w, K, false, 1, out); break;
-    case 2: fp8 ? dot_q8(x, w, K, true, 2, out) : dot_q8(x, w, K, false, 2, out); break;
-    case 3: fp8 ? dot_q8(x, w, K, true, 3, out) : dot_q8(x, w, K, false, 3, out); break;
-    default: fp8 ? dot_q8(x, w, K, true, 4, out) : dot_q8(x, w, K, false, 4, out); break;
-    }
-}
-
-/* Rows [n0, n1) of W for all M activation rows (X already scaled for fp8), 4 rows per pass. */
+/* Rows [n0, n1) of W for all M activation rows (X already scaled for fp8). */
 static void skinny_range(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool acc,
                          int64_t n0, int64_t n1) {
     const bool fp8 = W->dtype == CB_F8_E4M3;
     const float unit = fp8 ? FP8_UNIT : 1.0f;
     const int64_t K = W->cols;
-    for (int64_t n = n0; n < n1; n += 4) {
-        const int R = (int)CB_MIN(4, n1 - n);
+    for (int64_t n = n0; n < n1; n++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)n * (size_t)K;
+        const float s = W->scale[n] * unit;
         for (int m = 0; m < M; m++) {
-            float d[4];
-            dot_q8_rows(X + m * ldx, w, K, fp8, R, d);
-            for (int r = 0; r < R; r++) {
-                const float v = (W->scale[n + r] * unit) * d[r];
-                Y[m * ldy + n + r] = acc ? Y[m * ldy + n + r] + v : v;
-            }
+            float v = s * (fp8 ? dot_q8(X + m * ldx, w, K, true) : dot_q8(X + m * ldx, w, K, false));
+            Y[m * ldy + n] = acc ? Y[m * ldy + n] + v : v;
         }
     }
 }
