@@ -274,11 +274,11 @@ Test(quant, multi_bit_identical_to_single_calls) {
     cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0);
 }
 
-/* The decode GEMVs take 4 weight rows per pass (docs/performance.md, "8-bit GEMV, several rows per pass"):
- * each output bit for bit what the same kernel gives for that row alone (a 1-row weight), for row counts
- * that leave 1, 2 or 3 rows over in a thread's slice, on 1 and 2 threads (K large enough that 2 threads do
- * split the rows), fp8 with E4M3 subnormals in some rows' blocks, int8 on VNNI (both modes) and through the
- * fp32 loop (exact mode, VNNI off), ragged K tails. */
+/* The int8 decode on VNNI takes 4 weight rows per pass (docs/performance.md, "8-bit GEMV, several rows per
+ * pass"), the fp32 loop one: each output bit for bit what the same kernel gives for that row alone (a 1-row
+ * weight), for row counts that leave 1, 2 or 3 rows over in a thread's slice, on 1 and 2 threads (K large
+ * enough that 2 threads do split the rows), int8 on VNNI (both modes), and fp8 with E4M3 subnormals in some
+ * rows' blocks and int8 through the fp32 loop (exact mode, VNNI off), ragged K tails. */
 Test(quant, rows_per_pass_bit_identical_to_single_rows) {
     if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
     const bool vnni = __builtin_cpu_supports("avx512vnni");
