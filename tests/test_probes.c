@@ -180,6 +180,10 @@ Test(probes, info_command_reports_kernel_path_and_perf_event) {
     char *out = run_capture(cmd, &st);
     cr_assert_eq(st, 0, "ctxbench info exited with %d:\n%s", st, out);
     cr_assert(strstr(out, "kernel path:"), "%s", out);
+    if (cb_kernels_best_path() >= CB_PATH_AVX512)
+        cr_assert(strstr(out, __builtin_cpu_supports("avx512vnni") ? "8-bit decode:   int8 weights and int8 KV on AVX512-VNNI"
+                                                                   : "8-bit decode:   no AVX512-VNNI"),
+                  "%s", out);
     cr_assert(strstr(out, "perf_event"), "%s", out);
     cr_assert(strstr(out, "sde:::ctxbench::flops"), "%s", out);
     cr_assert(strstr(out, "PAPI:"), "%s", out);

@@ -164,6 +164,18 @@ static inline void c_unstage(c_ctx *c, int t, int m0, int64_t n0) {
         }                                                                                                              \
     } while (0)
 
+/* The four products of a 2 × 2 block for one A tile pair (rows 0..15 from pa0, 16..31 from pa1) against the
+ * B tiles already in tiles 6 (and 7 when two_n). */
+#define DP_2X2(two_n, pa0, pa1)                                                                                        \
+    do {                                                                                                               \
+        _tile_loadd(4, pa0, 64);                                                                                       \
+        _tile_dpbf16ps(0, 4, 6);                                                                                       \
+        if (two_n) _tile_dpbf16ps(1, 4, 7);                                                                            \
+        _tile_loadd(5, pa1, 64);                                                                                       \
+        _tile_dpbf16ps(2, 5, 6);                                                                                       \
+        if (two_n) _tile_dpbf16ps(3, 5, 7);                                                                            \
+    } while (0)
+
 /* One 32 × 32 block of C over ksteps 32-wide k steps. a0 / a1: the A tiles of the two 16-row blocks at the
  * first step (parts consecutive, steps parts·TILE_U16 apart); b0 (columns n0..+15) and b1 (n0+16..+31): the
  * B tiles of the first step, consecutive steps TILE_U32 apart. */
@@ -176,14 +188,7 @@ static inline __attribute__((always_inline)) void block32(c_ctx *c, int m0, int6
     for (int s = 0; s < ksteps; s++) {
         _tile_loadd(6, b0 + s * TILE_U32, 64);
         if (two_n) _tile_loadd(7, b1 + s * TILE_U32, 64);
-        for (int p = 0; p < parts; p++) {
-            _tile_loadd(4, a0 + (s * parts + p) * TILE_U16, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            if (two_n) _tile_dpbf16ps(1, 4, 7);
-            _tile_loadd(5, a1 + (s * parts + p) * TILE_U16, 64);
-            _tile_dpbf16ps(2, 5, 6);
-            if (two_n) _tile_dpbf16ps(3, 5, 7);
-        }
+        for (int p = 0; p < parts; p++) DP_2X2(two_n, a0 + (s * parts + p) * TILE_U16, a1 + (s * parts + p) * TILE_U16);
     }
     C_STORE_2X2(two_n);
 }

@@ -201,20 +201,31 @@ static void pack_x_f32(const float *X, int64_t ldx, int mr, int64_t k0, int kc, 
     }
 }
 
+/* The MR x 32 C block of both microkernels (fp32 FMA, vdpbf16ps): loaded (or zeroed) into registers before the
+ * k loop, its first mr rows stored after it, columns masked by m0 / m1. */
+#define UKR_C_LOAD(c)                                                                                              \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                                        \
+        if (load && i < mr) {                                                                                      \
+            c[i][0] = _mm512_maskz_loadu_ps(m0, C + i * ldc);                                                      \
+            c[i][1] = _mm512_maskz_loadu_ps(m1, C + i * ldc + 16);                                                 \
+        } else {                                                                                                   \
+            c[i][0] = _mm512_setzero_ps();                                                                         \
+            c[i][1] = _mm512_setzero_ps();                                                                         \
+        }                                                                                                          \
+    }
+#define UKR_C_STORE(c)                                                                                             \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                                        \
+        if (i < mr) {                                                                                              \
+            _mm512_mask_storeu_ps(C + i * ldc, m0, c[i][0]);                                                       \
+            _mm512_mask_storeu_ps(C + i * ldc + 16, m1, c[i][1]);                                                  \
+        }                                                                                                          \
+    }
+
 static inline __attribute__((always_inline)) void ukr_f32(int kc, const float *restrict A, const float *restrict B,
                                                           float *C, int64_t ldc, int mr, __mmask16 m0, __mmask16 m1,
                                                           bool load) {
     __m512 c[MR][2];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        if (load && i < mr) {
-            c[i][0] = _mm512_maskz_loadu_ps(m0, C + i * ldc);
-            c[i][1] = _mm512_maskz_loadu_ps(m1, C + i * ldc + 16);
-        } else {
-            c[i][0] = _mm512_setzero_ps();
-            c[i][1] = _mm512_setzero_ps();
-        }
-    }
+    UKR_C_LOAD(c);
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
 #pragma GCC unroll 16
@@ -226,13 +237,7 @@ static inline __attribute__((always_inline)) void ukr_f32(int kc, const float *r
         A += MR;
         B += NR;
     }
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        if (i < mr) {
-            _mm512_mask_storeu_ps(C + i * ldc, m0, c[i][0]);
-            _mm512_mask_storeu_ps(C + i * ldc + 16, m1, c[i][1]);
-        }
-    }
+    UKR_C_STORE(c);
 }
 
 /* ================= blocked GEMM, bf16 pairs + vdpbf16ps ================= */
@@ -324,16 +329,7 @@ static CB_TARGET_BF16 void ukr_bf16(int kp, const uint32_t *restrict A,
                                                            const uint32_t *restrict B, float *C, int64_t ldc, int mr,
                                                            __mmask16 m0, __mmask16 m1, bool load) {
     __m512 c[MR][2];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        if (load && i < mr) {
-            c[i][0] = _mm512_maskz_loadu_ps(m0, C + i * ldc);
-            c[i][1] = _mm512_maskz_loadu_ps(m1, C + i * ldc + 16);
-        } else {
-            c[i][0] = _mm512_setzero_ps();
-            c[i][1] = _mm512_setzero_ps();
-        }
-    }
+    UKR_C_LOAD(c);
     for (int p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(B), b1 = (__m512bh)_mm512_load_si512(B + 16);
 #pragma GCC unroll 16
@@ -345,13 +341,7 @@ static CB_TARGET_BF16 void ukr_bf16(int kp, const uint32_t *restrict A,
         A += MR;
         B += NR;
     }
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        if (i < mr) {
-            _mm512_mask_storeu_ps(C + i * ldc, m0, c[i][0]);
-            _mm512_mask_storeu_ps(C + i * ldc + 16, m1, c[i][1]);
-        }
-    }
+    UKR_C_STORE(c);
 }
 
 static inline __mmask16 lane_mask(int valid) {

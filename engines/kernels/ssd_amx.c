@@ -68,14 +68,8 @@ static inline __attribute__((always_inline)) void xblock(c_ctx *c, int m0, int64
         for (int pb = 0; pb < order; pb++) {
             _tile_loadd(6, b0 + (s * order + pb) * TILE_U32, 64);
             if (two_n) _tile_loadd(7, b1 + (s * order + pb) * TILE_U32, 64);
-            for (int pa = 0; pa < order - pb; pa++) {
-                _tile_loadd(4, a0 + (s * order + pa) * TILE_U16, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                if (two_n) _tile_dpbf16ps(1, 4, 7);
-                _tile_loadd(5, a1 + (s * order + pa) * TILE_U16, 64);
-                _tile_dpbf16ps(2, 5, 6);
-                if (two_n) _tile_dpbf16ps(3, 5, 7);
-            }
+            for (int pa = 0; pa < order - pb; pa++)
+                DP_2X2(two_n, a0 + (s * order + pa) * TILE_U16, a1 + (s * order + pa) * TILE_U16);
         }
     C_STORE_2X2(two_n);
 }
