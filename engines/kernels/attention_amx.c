@@ -19,6 +19,7 @@
 #include "attention.h"
 #include "flash_softmax_avx512.h"
 #include "kernels_amx.h"
+#include "thread_scratch.h"
 
 #define PARTS 3 /* exact mode; fast mode: 1 */
 #define MAX_PAIRS (CB_FLASH_MAX_HD / 2)
@@ -33,7 +34,7 @@ typedef struct {
     float alpha[CB_FLASH_MAX_ROWS];
 } flash_buf;
 
-static _Thread_local flash_buf *t_buf;
+static _Thread_local cb_tscratch t_buf;
 
 /* V rows [kb, kb + nb) -> B tiles: row r of step s holds keys 32s + 2r, 32s + 2r + 1 of 16 dims (low half
  * first); keys past nb are zero. One 64-byte row of each key in, two interleaved 64-byte rows out. */
@@ -224,11 +225,11 @@ static inline __attribute__((always_inline)) void flash(int R, const float *Q, c
 
 void cb_attn_flash_amx(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                        float *m, float *l, float *O, bool fast) {
-    if (!t_buf) t_buf = aligned_alloc(64, sizeof(flash_buf));
-    if (!t_buf) { /* out of memory: the AVX-512 kernel (same contract; exact in both modes) */
+    flash_buf *buf = cb_tscratch_get(&t_buf, sizeof(flash_buf));
+    if (!buf) { /* out of memory: the AVX-512 kernel (same contract; exact in both modes) */
         cb_attn_flash_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
         return;
     }
-    if (fast) flash(R, Q, qpos, kv, k0, k1, m, l, O, t_buf, 1);
-    else flash(R, Q, qpos, kv, k0, k1, m, l, O, t_buf, PARTS);
+    if (fast) flash(R, Q, qpos, kv, k0, k1, m, l, O, buf, 1);
+    else flash(R, Q, qpos, kv, k0, k1, m, l, O, buf, PARTS);
 }

@@ -22,6 +22,7 @@
 #include "gemm8.h"
 #include "kernels_amx.h"
 #include "tiles.h"
+#include "thread_scratch.h"
 
 #define NC 256          /* columns per slice */
 #define KCS 16          /* 64-wide k steps per K block */
@@ -161,17 +162,8 @@ static void slice8(const job8 *j, int32_t *ci, uint32_t *pack, int64_t na, int64
 
 /* Per-thread buffers, kept across calls (a prefill makes hundreds of these calls). */
 /* 0: A tiles, 1: row scales (the caller's), 2: a row's codes, 3: C tiles, 4: B pack (each thread's) */
-static _Thread_local void *t_buf[5];
-static _Thread_local size_t t_cap[5];
-static void *tbuf(int i, size_t bytes) {
-    bytes = (bytes + 63) & ~(size_t)63;
-    if (bytes > t_cap[i]) {
-        free(t_buf[i]);
-        t_buf[i] = aligned_alloc(64, bytes);
-        t_cap[i] = t_buf[i] ? bytes : 0;
-    }
-    return t_buf[i];
-}
+static _Thread_local cb_tscratch t_buf[5];
+static void *tbuf(int i, size_t bytes) { return cb_tscratch_get(&t_buf[i], bytes); }
 
 /* Row m quantised (cb_q8_quantize_row_avx512: cb_q8_quantize_activations' numbers) into its tile rows;
  * q: K bytes of scratch. Padding rows and the k tail are zeros. */

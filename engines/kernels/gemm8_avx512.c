@@ -16,6 +16,7 @@
 #include "fp8_avx512.h"
 #include "gemm8.h"
 #include "kernels_avx512.h"
+#include "thread_scratch.h"
 
 static inline __m512 dec16(const uint8_t *p, __mmask16 mk, bool fp8) {
     __m128i b = _mm_maskz_loadu_epi8(mk, p);
@@ -163,25 +164,19 @@ static void skinny_range(int M, const float *X, int64_t ldx, const cb_weight *W,
 }
 
 /* The prepared activations, kept per thread (a decode calls this hundreds of times per token). */
-static _Thread_local float *t_xs;
-static _Thread_local size_t t_xs_cap;
+static _Thread_local cb_tscratch t_xs;
 
-/* M rows of X as the fp8 weight stream wants them, into t_xs: times 2^64 (see fp8_bits), after rounding to
+/* M rows of X as the fp8 weight stream wants them, into the thread's t_xs: times 2^64 (see fp8_bits), after rounding to
  * bf16 in fast mode (both steps exact but the rounding, so identical to rounding first into a copy). */
 static const float *fp8_activations(int M, const float *X, int64_t ldx, int64_t K, bool round_bf16) {
-    const size_t need = (size_t)M * (size_t)K;
-    if (need > t_xs_cap) {
-        free(t_xs);
-        t_xs = malloc(need * sizeof(float) + 64);
-        if (!t_xs) abort(); /* M x K floats (M <= CB_Q8_SKINNY_MAX): out of memory */
-        t_xs_cap = need;
-    }
+    float *xs = cb_tscratch_get(&t_xs, (size_t)M * (size_t)K * sizeof(float) + 64);
+    if (!xs) abort(); /* M x K floats (M <= CB_Q8_SKINNY_MAX): out of memory */
     for (int m = 0; m < M; m++)
         for (int64_t k = 0; k < K; k++) {
             const float x = X[m * ldx + k];
-            t_xs[m * K + k] = (round_bf16 ? cb_bf16_to_f32(cb_f32_to_bf16(x)) : x) * FP8_X_SCALE;
+            xs[m * K + k] = (round_bf16 ? cb_bf16_to_f32(cb_f32_to_bf16(x)) : x) * FP8_X_SCALE;
         }
-    return t_xs;
+    return xs;
 }
 
 /* Several 8-bit weights on the same activations (q/k/v, gate/up) in one parallel region, as the bf16 decode

@@ -27,6 +27,7 @@
 #include "kernels_amx.h"
 #include "amx_internal.h"
 #include "tiles.h"
+#include "thread_scratch.h"
 
 /* Blocking (docs/performance.md "AMX", "Tuning" and "on the 2-core AMX VM"): K in blocks of KC = 1024, so
  * the C tiles of a 32 × 32 block are loaded and stored once per 1024 k (smaller blocks, which keep A in L1,
@@ -166,8 +167,7 @@ static void slice_fallback(const gemm_job *j, const float *X, int64_t ldx, int m
     else cb_matmul_bf16_ref(rows, X + (int64_t)ma * ldx, ldx, &sub, y, j->ldy, j->accumulate);
 }
 
-static _Thread_local uint32_t *t_pack;
-static _Thread_local size_t t_pack_cap;
+static _Thread_local cb_tscratch t_pack;
 
 /* Threads as a tn × tm grid over (32-column groups, 32-row blocks): least work on the busiest thread first,
  * then least operand traffic (each thread reads its rows of A and its columns of W once per K block). */
@@ -185,18 +185,9 @@ static void thread_grid(int T, int64_t ngroups, int mblocks, int *tn, int *tm) {
     }
 }
 
-static _Thread_local uint16_t *t_act;
-static _Thread_local size_t t_act_cap;
+static _Thread_local cb_tscratch t_act;
 
-static uint16_t *act_buffer(size_t elems) {
-    size_t bytes = elems * 2;
-    if (bytes > t_act_cap) {
-        free(t_act);
-        t_act = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-        t_act_cap = t_act ? bytes : 0;
-    }
-    return t_act;
-}
+static uint16_t *act_buffer(size_t elems) { return cb_tscratch_get(&t_act, elems * 2); }
 
 /* Exact mode's split: 3 parts by default (x to fp32 precision: the AVX-512 kernel's numbers up to
  * summation order); CTXBENCH_AMX_SPLIT=2 trades ~2⁻¹⁷ relative per product for a third fewer tile products. */
@@ -249,11 +240,7 @@ static void gemm_amx_n(int M, const float *X, int64_t ldx, int nw, const cb_weig
 #pragma omp parallel if (work > 4e6)
     {
         const int T = omp_get_num_threads(), t = omp_get_thread_num();
-        if (any_untiled && t_pack_cap < pack_bytes) {
-            free(t_pack);
-            t_pack = aligned_alloc(64, pack_bytes);
-            t_pack_cap = t_pack ? pack_bytes : 0;
-        }
+        uint32_t *pack = any_untiled ? cb_tscratch_get(&t_pack, pack_bytes) : t_pack.p;
         bool on = false;
         for (int i = 0; i < nw; i++) {
             const int64_t N = W[i]->rows, ngroups = (N + 31) / 32;
@@ -267,12 +254,12 @@ static void gemm_amx_n(int M, const float *X, int64_t ldx, int nw, const cb_weig
             int64_t na = ngroups * ti / tn * 32, nb = CB_MIN(N, ngroups * (ti + 1) / tn * 32);
             int ma = mblocks * tj / tm * 32, mb = mblocks * (tj + 1) / tm * 32;
             if (na >= nb || ma >= mb) continue;
-            if (!W[i]->tiles && !t_pack) {
+            if (!W[i]->tiles && !pack) {
                 slice_fallback(&j, X, ldx, ma, mb, na, nb);
                 continue;
             }
             if (!on) tiles_on(), on = true;
-            gemm_slice(&j, t_pack, ma, mb, na, nb);
+            gemm_slice(&j, pack, ma, mb, na, nb);
         }
         if (on) _tile_release();
     }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "kernels_avx512.h"
+#include "thread_scratch.h"
 
 #ifndef MR
 #define MR 12
@@ -43,12 +44,11 @@ bool cb_matmul_avx512_supports(const cb_weight *W) {
 }
 
 /* ---- per-thread packing buffers (grown once, reused across calls) ---- */
-static _Thread_local float *t_wbuf;
+static _Thread_local cb_tscratch t_wbuf;
 
 static bool thread_buffers(float **wb) {
-    if (!t_wbuf) t_wbuf = aligned_alloc(64, (size_t)KC * NC * sizeof(float));
-    *wb = t_wbuf;
-    return t_wbuf != NULL;
+    *wb = cb_tscratch_get(&t_wbuf, (size_t)KC * NC * sizeof(float));
+    return *wb != NULL;
 }
 
 /* fp32 -> bf16 (RNE, as cb_f32_to_bf16 for finite values), 16 lanes, result in the low 16 bits. */
@@ -351,8 +351,7 @@ static inline __mmask16 lane_mask(int valid) {
 /* Packed X for the whole call (all M rows, all K), shared by the threads: packed once, read by every N block.
  * Layout per KC block starting at column pc: tile t at pc·Mpad + t·kc·MR floats (u32 pairs: pc/2·Mpad + t·kp·MR).
  * Owned by the calling thread, grown as needed. */
-static _Thread_local void *t_xall;
-static _Thread_local size_t t_xall_cap;
+static _Thread_local cb_tscratch t_xall;
 
 /* mode 0: exact fp32; 1: fp32 FMAs on bf16-rounded operands; 2: vdpbf16ps. */
 static void gemm_blocked(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate,
@@ -362,17 +361,12 @@ static void gemm_blocked(int M, const float *X, int64_t ldx, const cb_weight *W,
     int Mt = (M + MR - 1) / MR;
     int64_t Mpad = (int64_t)Mt * MR, npc = (K + KC - 1) / KC;
     size_t xbytes = (size_t)Mpad * (size_t)(K + 1) * sizeof(float);
-    if (xbytes > t_xall_cap) {
-        free(t_xall);
-        t_xall = aligned_alloc(64, (xbytes + 63) & ~(size_t)63);
-        t_xall_cap = t_xall ? xbytes : 0;
-    }
-    if (!t_xall) { /* out of memory: portable path, same contract */
+    float *xall = cb_tscratch_get(&t_xall, xbytes);
+    if (!xall) { /* out of memory: portable path, same contract */
         if (mode == 0) cb_matmul_ref(M, X, ldx, W, Y, ldy, accumulate);
         else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
         return;
     }
-    float *xall = t_xall;
     bool par = (double)M * (double)N * (double)K > 2e6 && ntiles > 1;
 #pragma omp parallel if (par)
     {
@@ -572,28 +566,23 @@ int cb_matmul_avx512_gemv_rows(int order) {
     return gemv_rows = __builtin_cpu_is("amd") ? 1 : 0;
 }
 
-static _Thread_local float *t_xsplit;
-static _Thread_local size_t t_xsplit_cap;
+static _Thread_local cb_tscratch t_xsplit;
 
 static const float *split_x(const float *x, int64_t K) {
     const int64_t Kp = (K + 31) & ~(int64_t)31;
     const size_t bytes = (size_t)Kp * sizeof(float);
-    if (bytes > t_xsplit_cap) {
-        free(t_xsplit);
-        t_xsplit = aligned_alloc(64, bytes);
-        t_xsplit_cap = t_xsplit ? bytes : 0;
-    }
-    if (!t_xsplit) return NULL;
+    float *xs = cb_tscratch_get(&t_xsplit, bytes);
+    if (!xs) return NULL;
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     for (int64_t k = 0; k < K; k += 32) {
         const int64_t rem = K - k;
         const __mmask32 m = rem >= 32 ? 0xffffffffu : (__mmask32)((1u << rem) - 1);
         __m512 a = _mm512_maskz_loadu_ps((__mmask16)m, x + k), b = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), x + k + 16);
-        _mm512_store_ps(t_xsplit + k, _mm512_permutex2var_ps(a, ev, b));
-        _mm512_store_ps(t_xsplit + k + 16, _mm512_permutex2var_ps(a, od, b));
+        _mm512_store_ps(xs + k, _mm512_permutex2var_ps(a, ev, b));
+        _mm512_store_ps(xs + k + 16, _mm512_permutex2var_ps(a, od, b));
     }
-    return t_xsplit;
+    return xs;
 }
 
 static inline float row_bf16_split(int64_t K, const float *xsp, const uint16_t *w, int64_t pf) {
@@ -784,25 +773,20 @@ void cb_matmul_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, fl
 }
 
 /* Fast mode rounds the (few) activation rows to bf16 once per call, into a buffer kept per thread. */
-static _Thread_local void *t_xs;
-static _Thread_local size_t t_xs_cap;
+static _Thread_local cb_tscratch t_xs;
 
 static void *round_rows(int M, const float *X, int64_t ldx, int64_t K, bool use_dpbf16, int64_t *lds) {
     *lds = (K + 31) & ~(int64_t)31;
     size_t bytes = (size_t)M * (size_t)*lds * (use_dpbf16 ? 2 : 4);
-    if (bytes > t_xs_cap) {
-        free(t_xs);
-        t_xs = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-        t_xs_cap = t_xs ? bytes : 0;
-    }
-    if (!t_xs) return NULL;
+    void *xs = cb_tscratch_get(&t_xs, bytes);
+    if (!xs) return NULL;
     for (int m = 0; m < M; m++)
         for (int64_t k = 0; k < *lds; k++) {
             uint16_t b = k < K ? cb_f32_to_bf16(X[m * ldx + k]) : 0;
-            if (use_dpbf16) ((uint16_t *)t_xs)[m * *lds + k] = b;
-            else ((float *)t_xs)[m * *lds + k] = cb_bf16_to_f32(b);
+            if (use_dpbf16) ((uint16_t *)xs)[m * *lds + k] = b;
+            else ((float *)xs)[m * *lds + k] = cb_bf16_to_f32(b);
         }
-    return t_xs;
+    return xs;
 }
 
 void cb_matmul_bf16_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,

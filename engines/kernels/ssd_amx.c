@@ -14,6 +14,7 @@
 #include "amx_internal.h"
 #include "kernels_amx.h"
 #include "ssd_internal.h"
+#include "thread_scratch.h"
 
 /* ---- the B operand: fp32 [k × n] rows -> bf16 pair tiles, parts consecutive ----
  * Tile (g, s, p) — columns 16g..16g+15, k 32s..32s+31, part p — at bt + ((g·S + s)·parts + p)·TILE_U32; row r
@@ -74,16 +75,8 @@ static inline __attribute__((always_inline)) void xblock(c_ctx *c, int m0, int64
     C_STORE_2X2(two_n);
 }
 
-static _Thread_local void *t_buf;
-static _Thread_local size_t t_cap;
-static void *buffer(size_t bytes) {
-    if (bytes > t_cap) {
-        free(t_buf);
-        t_buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-        t_cap = t_buf ? bytes : 0;
-    }
-    return t_buf;
-}
+static _Thread_local cb_tscratch t_buf;
+static void *buffer(size_t bytes) { return cb_tscratch_get(&t_buf, bytes); }
 
 static int exact_terms; /* 0: not read yet */
 int cb_ssd_amx_terms(int terms) {
