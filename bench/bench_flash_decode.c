@@ -48,6 +48,7 @@ static int run_flash_decode(int argc, char **argv) {
     int64_t keys = 32768;
     int hd = 128;
     cb_dtype dt = CB_BF16;
+    bool resident = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--keys") && i + 1 < argc) {
             if (cb_parse_size(argv[++i], &keys) || keys < PART) { fprintf(stderr, "flash-decode: --keys must be >= 1K\n"); return 2; }
@@ -59,10 +60,12 @@ static int run_flash_decode(int argc, char **argv) {
                 fprintf(stderr, "flash-decode: --dtype must be bf16, f16, f32, fp8 or int8\n");
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--resident")) {
+            resident = true; /* one cache per thread, read again and again: the loop's compute bound */
         } else if (!strcmp(argv[i], "--no-vnni")) {
             cb_kernels_set_vnni(false); /* int8: widened blocks through the f32 kernel instead of VNNI, to compare */
         } else {
-            printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8] [--no-vnni]\n");
+            printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8] [--no-vnni] [--resident]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -71,7 +74,7 @@ static int run_flash_decode(int argc, char **argv) {
     const bool q8 = cb_kv_is_q8(dt);
     const size_t read = 2 * bytes + (q8 ? 2 * (size_t)keys * sizeof(float) : 0); /* per cache and pass */
     /* enough caches that the whole set (≥ 512 MiB) comes from DRAM, a multiple of the thread count */
-    int caches = (int)CB_MAX((int64_t)T, (int64_t)((512u << 20) / (2 * bytes)));
+    int caches = resident ? T : (int)CB_MAX((int64_t)T, (int64_t)((512u << 20) / (2 * bytes)));
     caches = (caches + T - 1) / T * T;
     fd_args a = { .hd = hd, .keys = keys, .dt = dt, .caches = caches };
     a.k = calloc((size_t)caches, sizeof *a.k), a.v = calloc((size_t)caches, sizeof *a.v);
@@ -107,10 +110,12 @@ static int run_flash_decode(int argc, char **argv) {
             else ((uint16_t *)a.k[c])[j] = cb_f32_to_f16(x), ((uint16_t *)a.v[c])[j] = cb_f32_to_f16(y);
         }
     }
+    const char *pf_why;
+    const bool pf_l2 = cb_kernels_prefetch_l2(&pf_why);
     printf("ctxbench flash-decode benchmark — kernel path %s%s, %s KV, head_dim %d, %lld keys per cache, %d caches "
-           "(%.0f MiB), calls of %d keys\n", cb_kpath_name(cb_kernels_path()),
+           "(%.0f MiB%s), calls of %d keys, prefetch into %s (%s)\n", cb_kpath_name(cb_kernels_path()),
            dt == CB_I8 ? (cb_kernels_vnni() ? " (int8 dot products: VNNI)" : " (int8: fp32 loop)") : "", cb_dtype_name(dt), hd, (long long)keys,
-           caches, (double)read * caches / 1048576, PART);
+           caches, (double)read * caches / 1048576, resident ? ", cache-resident" : "", PART, pf_l2 ? "L2" : "L1", pf_why);
     printf("threads | triad GB/s |  rows:      1         2         4         8   (GB/s of K+V, %% of the larger triad) | triad after\n");
     int thr[2] = { 1, T };
     for (int ti = 0; ti < (T > 1 ? 2 : 1); ti++) {

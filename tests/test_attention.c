@@ -859,3 +859,39 @@ Test(attention_kernel, fp8_subnormal_codes_bit_identical) {
     }
     cb_kernels_set_path(cb_kernels_best_path());
 }
+
+/* Where the decode loops prefetch (L1 or L2, kernels.h cb_kernels_prefetch_l2) must not move a bit: every
+ * decode loop (bf16 pairs, fp8, int8 on VNNI and without) at every row count, over a split call whose blocks
+ * include a partial one and a narrow last tile, both ways. */
+Test(attention_kernel, decode_prefetch_target_changes_no_bit) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip("no AVX-512");
+    const int hd = 128;
+    const int64_t cap = 1003, nk = 1000, split = 448;
+    const cb_dtype ts[] = { CB_BF16, CB_F8_E4M3, CB_I8, CB_I8 };
+    float *kf = malloc(sizeof(float) * cap * hd), *vf = malloc(sizeof(float) * cap * hd);
+    float Q[8 * 128], O[2][8 * 128], m[2][8], l[2][8];
+    int64_t qp[8];
+    fill(Q, sizeof Q / sizeof *Q, 17, 0.5f);
+    for (int c = 0; c < 4; c++) {
+        cb_kernels_set_vnni(c != 3); /* the last case: int8 through the fp32 loop */
+        fill(kf, (size_t)cap * hd, 18 + c, 2.0f), fill(vf, (size_t)cap * hd, 22 + c, 1.0f);
+        void *vc, *kc = make_cache(cap, hd, ts[c], kf, vf, &vc);
+        cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = ts[c], .hd = hd, .cap = cap };
+        for (int R = 1; R <= 8; R++) {
+            for (int p = 0; p < 2; p++) {
+                cb_kernels_set_prefetch_l2(p);
+                memset(O[p], 0, sizeof O[p]);
+                for (int r = 0; r < R; r++) m[p][r] = -INFINITY, l[p][r] = 0, qp[r] = nk - 1 - r;
+                cb_attn_flash(R, Q, qp, &kv, 0, split, m[p], l[p], O[p]);
+                cb_attn_flash(R, Q, qp, &kv, split, nk, m[p], l[p], O[p]);
+            }
+            cr_assert_eq(memcmp(m[0], m[1], sizeof(float) * R), 0, "%s case %d R %d: running max differs", cb_dtype_name(ts[c]), c, R);
+            cr_assert_eq(memcmp(l[0], l[1], sizeof(float) * R), 0, "%s case %d R %d: running sum differs", cb_dtype_name(ts[c]), c, R);
+            cr_assert_eq(memcmp(O[0], O[1], sizeof(float) * R * hd), 0, "%s case %d R %d: outputs differ", cb_dtype_name(ts[c]), c, R);
+        }
+        free(kc), free(vc), free(cache_ks), free(cache_vs);
+    }
+    cb_kernels_set_prefetch_l2(-1);
+    cb_kernels_set_vnni(true);
+    free(kf), free(vf);
+}

@@ -42,6 +42,12 @@ Test(probes, machine_fields_plausible) {
     cr_assert_eq(m.date_utc[19], 'Z');
     /* the flags list only holds what cpuinfo says: avx512f present iff the kernels may use AVX-512 */
     if (strcmp(m.kernel_path, "portable") != 0) cr_assert(strstr(m.cpu_flags, "avx512f"), "flags: %s", m.cpu_flags);
+    /* the decode kernels' run-time choices (runs.decode_prefetch, runs.gemv_order): empty only on the portable path */
+    const bool simd = strcmp(m.kernel_path, "portable") != 0;
+    cr_assert(simd ? !strcmp(m.decode_prefetch, cb_kernels_prefetch_l2(NULL) ? "l2" : "l1") : !m.decode_prefetch[0],
+              "decode prefetch: '%s'", m.decode_prefetch);
+    cr_assert(simd ? !strcmp(m.gemv_order, "rows") || !strcmp(m.gemv_order, "blocks") : !m.gemv_order[0],
+              "gemv order: '%s'", m.gemv_order);
 }
 
 Test(probes, peak_rss_grows_and_resets) {
@@ -212,6 +218,19 @@ Test(probes, info_command_reports_kernel_path_and_perf_event) {
     out = run_capture(cmd, &st);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "an unknown path must exit 1: %d\n%s", st, out);
     cr_assert(strstr(out, "CTXBENCH_KERNELS='avx9000' is not a kernel path"), "%s", out);
+    free(out);
+
+    /* the decode prefetch target: forced either way, and an unknown value is an error naming the variable */
+    snprintf(cmd, sizeof cmd, "CTXBENCH_PREFETCH=l1 %s info 2>&1", ctxbench_bin());
+    out = run_capture(cmd, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    if (cb_kernels_best_path() >= CB_PATH_AVX512)
+        cr_assert(strstr(out, "decode prefetch: flash-decode K/V into L1 (CTXBENCH_PREFETCH=l1"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "CTXBENCH_PREFETCH=l3 %s info 2>&1", ctxbench_bin());
+    out = run_capture(cmd, &st);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "an unknown prefetch target must exit 1: %d\n%s", st, out);
+    cr_assert(strstr(out, "CTXBENCH_PREFETCH='l3' is not a prefetch target (expected l1|l2)"), "%s", out);
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s info --bogus 2>&1", ctxbench_bin());

@@ -167,12 +167,13 @@ Test(store, migrates_version_1) {
     cr_assert_eq(cb_store_exec(db, "SELECT run_id, ctx_lo, kl FROM ppl_buckets; SELECT compare_dtype FROM ppl_runs", &err), 0,
                  "%s", err.msg);
     sqlite3_stmt *s;
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT peak_gflops, roof_fma_gflops IS NULL, roof_label IS NULL FROM runs", -1,
-                                    &s, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT peak_gflops, roof_fma_gflops IS NULL, roof_label IS NULL,"
+                                        " decode_prefetch IS NULL AND gemv_order IS NULL FROM runs", -1, &s, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
     cr_assert_float_eq(sqlite3_column_double(s, 0), 123.0, 1e-12);
     cr_assert_eq(sqlite3_column_int(s, 1), 1);
     cr_assert_eq(sqlite3_column_int(s, 2), 1);
+    cr_assert_eq(sqlite3_column_int(s, 3), 1, "a version-1 run has no recorded decode choices");
     sqlite3_finalize(s);
     cr_assert_eq(sqlite3_prepare_v2(db, "SELECT engine, ssd_share IS NULL, triad_near_gbps IS NULL, pct_triad_near IS NULL"
                                         " FROM rates", -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));

@@ -74,15 +74,15 @@ static inline bool fp8_any_sub(const uint8_t *p, size_t n) {
 }
 
 /* A block's 64 scales: 4 lines. (Each line left to a demand miss stalls the loop for a DRAM latency.) */
-static inline __attribute__((always_inline)) void pf_scales(const float *p) {
-    for (int i = 0; i < CB_FLASH_BK; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
+static inline __attribute__((always_inline)) void pf_scales(const float *p, bool l2) {
+    for (int i = 0; i < CB_FLASH_BK; i += 16) PF_TO(p + i, l2);
 }
 
 /* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0; pf: one line per head dim
  * prefetched (NULL: none). */
 static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int t0, int NT, const float *Q, int hd,
                                                       const uint8_t *kt0, const float *ks, float *S, const char *pf,
-                                                      bool fix) {
+                                                      bool fix, bool l2) {
     __m512 a[4][4];
     const float *q[4];
 #pragma GCC unroll 4
@@ -95,7 +95,7 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
     const uint8_t *k = kt0 + (size_t)t0 * tile;
     for (int d = 0; d < hd; d++) {
         __m512 kv[4];
-        if (pf) _mm_prefetch(pf + (size_t)d * 64, _MM_HINT_T0);
+        if (pf) PF_TO(pf + (size_t)d * 64, l2);
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) kv[j] = stream16x(k + j * tile + (size_t)d * 16, fix);
 #pragma GCC unroll 4
@@ -119,7 +119,7 @@ static inline __attribute__((always_inline)) void qk8(int R, int r0, int NR, int
 static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int c0, int NU, int hd, int nb,
                                                       const uint8_t *vb, const float *S, const float *alpha,
                                                       float *O, const char *pf, int pf_per_j, const char *pf_end,
-                                                      bool fix) {
+                                                      bool fix, bool l2) {
     __m512 b[4][8];
     const float *p[4];
     int rr[4];
@@ -137,7 +137,7 @@ static inline __attribute__((always_inline)) void pv8(int R, int r0, int NR, int
         __m512 vv[8] = { _mm512_setzero_ps() };
         if (pf)
             for (int u = 0; u < pf_per_j; u++, pf += 64)
-                if (pf < pf_end) _mm_prefetch(pf, _MM_HINT_T0);
+                if (pf < pf_end) PF_TO(pf, l2);
 #pragma GCC unroll 8
         for (int u = 0; u < NU; u++) vv[u] = stream16x(vr + 16 * u, fix);
 #pragma GCC unroll 4
@@ -162,20 +162,20 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
                                                          int64_t kb, int nb, const uint8_t *kt0, const uint8_t *vb,
                                                          const float *ks, const float *vs, float *S,
                                                          float *m, __m512 *lsum, float *alpha, float *O, bool fixk,
-                                                         bool fixv) {
+                                                         bool fixv, bool l2) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd; /* of K (and of V) per block */
     /* K tiles two at a time, each read in address order (the hardware prefetcher follows two streams, not
      * four 2 KiB apart; as block_bf16_pairs in attention_avx512.c) */
     /* the next block's V and scales are requested during this block's Q·Kᵀ, its K during P·V, so every
      * block finds its data in L1 (the call's first block is requested at entry) */
     const char *pfv = (const char *)vb + PF_AHEAD * bytes;
-    pf_scales(ks + PF_AHEAD * CB_FLASH_BK), pf_scales(vs + PF_AHEAD * CB_FLASH_BK);
-    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, S, pfv, fixk);
+    pf_scales(ks + PF_AHEAD * CB_FLASH_BK, l2), pf_scales(vs + PF_AHEAD * CB_FLASH_BK, l2);
+    if (R == 1) qk8(R, 0, 1, 0, 4, Q, hd, kt0, ks, S, pfv, fixk, l2);
     else if (R == 2)
-        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, S, t0 ? NULL : pfv, fixk);
+        for (int t0 = 0; t0 < 4; t0 += 2) qk8(R, 0, 2, t0, 2, Q, hd, kt0, ks, S, t0 ? NULL : pfv, fixk, l2);
     else
         for (int t0 = 0; t0 < 4; t0 += 2)
-            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, S, r0 || t0 ? NULL : pfv, fixk);
+            for (int r0 = 0; r0 < R; r0 += 4) qk8(R, r0, 4, t0, 2, Q, hd, kt0, ks, S, r0 || t0 ? NULL : pfv, fixk, l2);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
     const __m512 u = _mm512_set1_ps(fixv ? FP8_FIX_SCALE : VUNIT);
     __m512 w[4];
@@ -191,7 +191,7 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
     for (int c0 = 0; c0 < hd; c0 += ncw) {
         const int nu = CB_MIN(ncw, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += nr, pf += (size_t)64 * per_j * CB_FLASH_BK) {
-#define PV(NR, NU) pv8(R, r0, NR, c0, NU, hd, nb, vb, S, alpha, O, pf, per_j, pf_end, fixv)
+#define PV(NR, NU) pv8(R, r0, NR, c0, NU, hd, nb, vb, S, alpha, O, pf, per_j, pf_end, fixv, l2)
             if (R <= 2) {
                 if (R == 1) switch (nu) { case 8: PV(1, 8); break; case 4: PV(1, 4); break; default: PV(1, nu); }
                 else switch (nu) { case 8: PV(2, 8); break; case 4: PV(2, 4); break; default: PV(2, nu); }
@@ -274,7 +274,7 @@ static bool i8_quantize_q(int R, const float *Q, int hd, i8_state *st) {
  * requested from there (NULL: none). */
 static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, int t0, int NT, int hd,
                                                         const uint8_t *kt0, const float *ks, const i8_state *st,
-                                                        float *S, const char *pf, int npf) {
+                                                        float *S, const char *pf, int npf, bool l2) {
     __m512i a[4][4][3];
     int rr[4];
     const __m512i off = _mm512_set1_epi8((char)0x80);
@@ -292,7 +292,7 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
         __m512i kx[4];
         if (pf) /* npf lines per chunk: 1, 2 or 4 */
             for (int u = 0; u < 4; u++)
-                if (u < npf) _mm_prefetch(pf + ((size_t)c * npf + u) * 64, _MM_HINT_T0);
+                if (u < npf) PF_TO(pf + ((size_t)c * npf + u) * 64, l2);
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) kx[j] = _mm512_xor_si512(_mm512_loadu_si512(k + j * tile + (size_t)c * 64), off);
 #pragma GCC unroll 4
@@ -324,8 +324,10 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
  * largest score), so e_j·vs_j / max(vs) <= 1 needs no second reduction: Pi_j = rne(e_j·vs_j·PMAX/max(vs)),
  * weight = punit·Pi with punit = c·max(vs)/PMAX. Masked keys get e = 0; alpha[r] as in softmax_block.
  * The planes hold 4 consecutive keys per dword: the group of 4 positions a V operand covers. */
-static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, const float *S, const float *vs,
-                              float *m, __m512 *lsum, float *alpha, i8_state *st, const char *pf, int pf_per_r) {
+static inline __attribute__((always_inline)) void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb,
+                                                             const float *S, const float *vs, float *m, __m512 *lsum,
+                                                             float *alpha, i8_state *st, const char *pf, int pf_per_r,
+                                                             bool l2) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     __m512 w[4];
     for (int i = 0; i < 4; i++) w[i] = _mm512_loadu_ps(vs + 16 * i);
@@ -333,7 +335,7 @@ static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, co
     const float wf = vmax > 0.0f ? I8_PMAX / vmax : 0.0f;
     for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(w[i], _mm512_set1_ps(wf));
     for (int r = 0; r < R; r++) {
-        for (int u = 0; u < pf_per_r; u++) _mm_prefetch(pf + (size_t)(r * pf_per_r + u) * 64, _MM_HINT_T0);
+        for (int u = 0; u < pf_per_r; u++) PF_TO(pf + (size_t)(r * pf_per_r + u) * 64, l2);
         const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
         if (vis <= 0) {
             alpha[r] = 1.0f, st->punit[r] = 0.0f;
@@ -372,7 +374,7 @@ static inline void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb, co
 static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, int c0, int NU, int hd, int ng,
                                                         const uint8_t *vb, const i8_state *st, const float *alpha,
                                                         float *O, const char *pf, int pf_per_g,
-                                                        const char *pf_end) {
+                                                        const char *pf_end, bool l2) {
     __m512i a[2][4][3];
     int rr[2];
 #pragma GCC unroll 2
@@ -387,7 +389,7 @@ static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, i
     for (int g = 0; g < ng; g++, v += 4 * (size_t)hd) {
         if (pf) {
             for (int u = 0; u < 4; u++) /* pf_per_g <= 4 (hd <= 256) */
-                if (u < pf_per_g && pf + 64 * u < pf_end) _mm_prefetch(pf + 64 * u, _MM_HINT_T0);
+                if (u < pf_per_g && pf + 64 * u < pf_end) PF_TO(pf + 64 * u, l2);
             pf += 64 * pf_per_g;
         }
 #pragma GCC unroll 2
@@ -415,33 +417,34 @@ static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, i
     }
 }
 
-static void block_i8(int R, const int64_t *qpos, int hd, int64_t kb, int nb, const uint8_t *kt0, const uint8_t *vb,
-                     const float *ks, const float *vs, i8_state *st, float *S, float *m, __m512 *lsum, float *alpha,
-                     float *O) {
+static inline __attribute__((always_inline)) void block_i8(int R, const int64_t *qpos, int hd, int64_t kb, int nb,
+                                                           const uint8_t *kt0, const uint8_t *vb, const float *ks,
+                                                           const float *vs, i8_state *st, float *S, float *m,
+                                                           __m512 *lsum, float *alpha, float *O, bool l2) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd;
     const char *pfv = (const char *)vb + PF_I8 * bytes;
-    pf_scales(ks + PF_I8 * CB_FLASH_BK), pf_scales(vs + PF_I8 * CB_FLASH_BK);
+    pf_scales(ks + PF_I8 * CB_FLASH_BK, l2), pf_scales(vs + PF_I8 * CB_FLASH_BK, l2);
     /* the next block's V (hd/4 chunks × 256 bytes) is requested over the Q·Kᵀ passes */
     if (R <= 2) {
-        if (R == 1) qk_i8(R, 0, 1, 0, 4, hd, kt0, ks, st, S, pfv, 4);
-        else qk_i8(R, 0, 2, 0, 4, hd, kt0, ks, st, S, pfv, 4);
+        if (R == 1) qk_i8(R, 0, 1, 0, 4, hd, kt0, ks, st, S, pfv, 4, l2);
+        else qk_i8(R, 0, 2, 0, 4, hd, kt0, ks, st, S, pfv, 4, l2);
     } else { /* 2 or 4 passes, each requesting its share of the next V */
         const int npf = R <= 4 ? 2 : 1;
         for (int t0 = 0, k = 0; t0 < 4; t0 += 2)
-            for (int r0 = 0; r0 < R; r0 += 4, k++) qk_i8(R, r0, 4, t0, 2, hd, kt0, ks, st, S, pfv + (size_t)k * npf * 16 * hd, npf);
+            for (int r0 = 0; r0 < R; r0 += 4, k++) qk_i8(R, r0, 4, t0, 2, hd, kt0, ks, st, S, pfv + (size_t)k * npf * 16 * hd, npf, l2);
     }
     /* the next block's K: a share during the softmax (I8_SM_LINES per row: no memory request would be
      * in flight there otherwise), the rest evenly over the P·V passes */
     const char *pf = (const char *)kt0 + PF_I8 * bytes, *pf_end = pf + bytes;
     const int sm_per_r = (int)CB_MIN((size_t)I8_SM_LINES, bytes / 64 / (size_t)R);
-    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st, pf, sm_per_r);
+    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st, pf, sm_per_r, l2);
     pf += (size_t)64 * sm_per_r * R;
     const int ng = (nb + 3) / 4, passes = ((hd + 63) / 64) * ((R + 1) / 2); /* masked keys weigh 0 */
     const int per_g = (int)(((size_t)(pf_end - pf) / 64 + (size_t)passes * ng - 1) / ((size_t)passes * ng));
     for (int c0 = 0; c0 < hd; c0 += 64) {
         const int nu = CB_MIN(64, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += 2, pf += (size_t)64 * per_g * ng) {
-#define PV(NR, NU) pv_i8(R, r0, NR, c0, NU, hd, ng, vb, st, alpha, O, pf, per_g, pf_end)
+#define PV(NR, NU) pv_i8(R, r0, NR, c0, NU, hd, ng, vb, st, alpha, O, pf, per_g, pf_end, l2)
             if (R == 1) switch (nu) { case 4: PV(1, 4); break; case 3: PV(1, 3); break; case 2: PV(1, 2); break; default: PV(1, 1); }
             else switch (nu) { case 4: PV(2, 4); break; case 3: PV(2, 3); break; case 2: PV(2, 2); break; default: PV(2, 1); }
 #undef PV
@@ -525,6 +528,7 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
     i8_state st;
     if (vi8) vi8 = i8_quantize_q(R, Q, hd, &st);
     const bool direct = R <= DIRECT_MAX_ROWS && (vi8 || kv->dtype == CB_F8_E4M3);
+    const bool l2 = direct && cb_kernels_prefetch_l2(NULL); /* constant in the common blocks' loops */
     float Qs[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* fp8: Q · 2^64 (stream16) */
     float Qf[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* fp8: Q · 2^48 (stream16_fix) */
     if (direct && kv->dtype == CB_F8_E4M3)
@@ -541,19 +545,23 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
             const uint8_t *vb = (const uint8_t *)kv->v + (size_t)kb * hd;
             if (kb == k0) /* the first block: K, V and scales */
                 for (size_t o = 0; o < (size_t)PF_AHEAD * CB_FLASH_BK * hd; o += 64) {
-                    _mm_prefetch((const char *)kt0 + o, _MM_HINT_T0), _mm_prefetch((const char *)vb + o, _MM_HINT_T0);
+                    PF_TO(kt0 + o, l2), PF_TO(vb + o, l2);
                     if (o < PF_AHEAD * CB_FLASH_BK * sizeof(float))
-                        _mm_prefetch((const char *)(kv->ks + kb) + o, _MM_HINT_T0), _mm_prefetch((const char *)(kv->vs + kb) + o, _MM_HINT_T0);
+                        PF_TO((const char *)(kv->ks + kb) + o, l2), PF_TO((const char *)(kv->vs + kb) + o, l2);
                 }
             if (vi8) {
-                block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, O);
+                if (l2) block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, O, true);
+                else block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, O, false);
             } else {
                 const size_t bytes = (size_t)CB_FLASH_BK * hd;
                 /* K and V decide apart: both decodes give products in the same units (2^-56), so a block
                  * whose subnormal codes are only in V (or only in K) pays the safe decode on that half */
                 const bool fk = fp8_any_sub(kt0, bytes), fv = fp8_any_sub(vb, bytes);
-#define B8(FK, FV) block8(R, FK ? Qf : Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, S, m, lsum, alpha, O, FK, FV)
-                if (__builtin_expect(!fk && !fv, 1)) B8(false, false); /* constant flags: one loop body each */
+#define B8(FK, FV) block8(R, FK ? Qf : Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, S, m, lsum, alpha, O, FK, FV, l2)
+                if (__builtin_expect(!fk && !fv, 1)) { /* constant flags: one loop body each */
+                    if (l2) block8(R, Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, S, m, lsum, alpha, O, false, false, true);
+                    else block8(R, Qs, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, S, m, lsum, alpha, O, false, false, false);
+                }
                 else if (fk && fv) B8(true, true);
                 else if (fk) B8(true, false);
                 else B8(false, true);

@@ -9,6 +9,7 @@
 
 #include "attention.h"
 #include "flash_softmax_avx512.h"
+#include "kernels.h"
 
 /* Decode over an f32 / f16 cache (few rows): K/V prefetch distance in blocks of CB_FLASH_BK keys, and the
  * cache level it targets. Measured on transformer-xs (hd 128: 32 KiB of K+V per block): 1 block into L1 beat
@@ -164,7 +165,7 @@ static inline __m512 bf_odd(__m512i x) { return _mm512_castsi512_ps(_mm512_and_s
  * odd dims apart); pf: NT lines prefetched per step (NULL: none). A 64-byte load of a pair tile holds dims
  * 2p and 2p+1 of its 16 keys: the shift gives dim 2p, the and dim 2p+1. */
 static inline __attribute__((always_inline)) void qk_pairs(int R, int r0, int NR, int t0, int NT, const float *Q,
-                                                           int hd, const char *kt0, float *S, const char *pf) {
+                                                           int hd, const char *kt0, float *S, const char *pf, bool l2) {
     __m512 e[4][4], o[4][4];
     const float *q[4];
 #pragma GCC unroll 4
@@ -179,7 +180,7 @@ static inline __attribute__((always_inline)) void qk_pairs(int R, int r0, int NR
         __m512 ke[4], ko[4];
         if (pf)
 #pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) _mm_prefetch(pf + (size_t)((t0 + t) * (hd / 2) + p) * 64, _MM_HINT_T0);
+            for (int t = 0; t < NT; t++) PF_TO(pf + (size_t)((t0 + t) * (hd / 2) + p) * 64, l2);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             __m512i x = _mm512_loadu_si512(k + t * tile + (size_t)p * 64);
@@ -203,7 +204,7 @@ static inline __attribute__((always_inline)) void qk_pairs(int R, int r0, int NR
  * prefetches pf_per_j lines from pf + 64·pf_per_j·j per step (pf NULL: none). */
 static inline __attribute__((always_inline)) void pv_pairs(int R, int r0, int NR, int c0, int NU, int hd, int nb,
                                                            const char *vb, const float *S, const float *alpha, float *O,
-                                                           const char *pf, int pf_per_j, const char *pf_end) {
+                                                           const char *pf, int pf_per_j, const char *pf_end, bool l2) {
     const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -229,7 +230,7 @@ static inline __attribute__((always_inline)) void pv_pairs(int R, int r0, int NR
         __m512 ve[4], vo[4];
         if (pf)
             for (int u = 0; u < pf_per_j; u++, pf += 64)
-                if (pf < pf_end) _mm_prefetch(pf, _MM_HINT_T0);
+                if (pf < pf_end) PF_TO(pf, l2);
 #pragma GCC unroll 4
         for (int u = 0; u < NU; u++) {
             __m512i x = _mm512_loadu_si512(vr + 64 * u);
@@ -257,15 +258,17 @@ static inline __attribute__((always_inline)) void pv_pairs(int R, int r0, int NR
 /* One block of keys whose 4 tiles are full in memory, R <= DIRECT_MAX_ROWS rows, hd % 32 == 0.
  * Row groups: Q·Kᵀ 4 rows x 2 tiles (R == 1: 1 x 4, R == 2: 2 x 2); P·V 4 rows x 64 columns (R <= 2:
  * R rows x 128 columns). Groups after the first re-read K / V from L1. */
-static void block_bf16_pairs(int R, const float *Q, const int64_t *qpos, int hd, int64_t kb, int nb, const char *kt0,
-                             const char *vb, float *S, float *m, __m512 *lsum, float *alpha, float *O) {
+static inline __attribute__((always_inline)) void block_bf16_pairs(int R, const float *Q, const int64_t *qpos, int hd,
+                                                                   int64_t kb, int nb, const char *kt0, const char *vb,
+                                                                   float *S, float *m, __m512 *lsum, float *alpha,
+                                                                   float *O, bool l2) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd * 2; /* of K (and of V) per block */
-    if (R == 1) qk_pairs(R, 0, 1, 0, 4, Q, hd, kt0, S, vb);
+    if (R == 1) qk_pairs(R, 0, 1, 0, 4, Q, hd, kt0, S, vb, l2);
     else if (R == 2)
-        for (int t = 0; t < 4; t += 2) qk_pairs(R, 0, 2, t, 2, Q, hd, kt0, S, vb);
+        for (int t = 0; t < 4; t += 2) qk_pairs(R, 0, 2, t, 2, Q, hd, kt0, S, vb, l2);
     else
         for (int t = 0; t < 4; t += 2)
-            for (int r0 = 0; r0 < R; r0 += 4) qk_pairs(R, r0, 4, t, 2, Q, hd, kt0, S, r0 ? NULL : vb);
+            for (int r0 = 0; r0 < R; r0 += 4) qk_pairs(R, r0, 4, t, 2, Q, hd, kt0, S, r0 ? NULL : vb, l2);
     softmax_block(R, qpos, kb, nb, S, m, lsum, alpha);
 
     /* P·V passes; the next block's K (bytes/64 lines) is requested evenly over all of them */
@@ -276,7 +279,7 @@ static void block_bf16_pairs(int R, const float *Q, const int64_t *qpos, int hd,
     for (int c0 = 0; c0 < hd; c0 += ncw) {
         const int nu = CB_MIN(ncw, hd - c0) / 32;
         for (int r0 = 0; r0 < R; r0 += nr, pf += (size_t)64 * per_j * CB_FLASH_BK) {
-#define PV(NR, NU) pv_pairs(R, r0, NR, c0, NU, hd, nb, vb, S, alpha, O, pf, per_j, pf_end)
+#define PV(NR, NU) pv_pairs(R, r0, NR, c0, NU, hd, nb, vb, S, alpha, O, pf, per_j, pf_end, l2)
             if (R == 1) switch (nu) { case 4: PV(1, 4); break; case 3: PV(1, 3); break; case 2: PV(1, 2); break; default: PV(1, 1); }
             else if (R == 2) switch (nu) { case 4: PV(2, 4); break; case 3: PV(2, 3); break; case 2: PV(2, 2); break; default: PV(2, 1); }
             else if (nu == 2) PV(4, 2);
@@ -303,6 +306,7 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
     for (int r = 0; r < R; r++) lsum[r] = _mm512_mask_mov_ps(_mm512_setzero_ps(), 1, _mm512_set1_ps(l[r]));
     const bool kpairs = cb_kv_k_pairs(kv->dtype, hd);  /* K tiles in d-pairs (attention.h) */
     const bool pairs = R <= DIRECT_MAX_ROWS && kpairs && hd % 32 == 0;
+    const bool l2 = pairs && cb_kernels_prefetch_l2(NULL);
 
     for (int64_t kb = k0; kb < k1; kb += CB_FLASH_BK) {
         const int nb = (int)CB_MIN((int64_t)CB_FLASH_BK, k1 - kb), nt = (nb + 15) / 16;
@@ -315,7 +319,8 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
             for (int t = 0; t < 4; t++) kt[t] = (const char *)kv->k + (size_t)cb_kv_k_offset(kb + 16 * t, 0, hd, kv->cap, kv->dtype) * es;
             const char *vb = (const char *)kv->v + (size_t)kb * hd * es;
             if (pairs) {
-                block_bf16_pairs(R, Q, qpos, hd, kb, nb, kt[0], vb, S, m, lsum, alpha, O);
+                if (l2) block_bf16_pairs(R, Q, qpos, hd, kb, nb, kt[0], vb, S, m, lsum, alpha, O, true);
+                else block_bf16_pairs(R, Q, qpos, hd, kb, nb, kt[0], vb, S, m, lsum, alpha, O, false);
                 continue;
             }
             /* Few rows keep this loop close to memory-bound: the K tiles and V rows of the block PF_BLOCKS

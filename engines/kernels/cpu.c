@@ -108,7 +108,47 @@ int cb_kernels_set_path(cb_kpath p) {
     return 0;
 }
 
+static int prefetch_forced = -1;
+void cb_kernels_set_prefetch_l2(int on) { prefetch_forced = on < 0 ? -1 : on != 0; }
+
+static bool prefetch_env(bool *l2) {
+    const char *env = getenv("CTXBENCH_PREFETCH");
+    if (!env || !*env) return false;
+    if (!strcmp(env, "l1")) *l2 = false;
+    else if (!strcmp(env, "l2")) *l2 = true;
+    else return false;
+    return true;
+}
+
+bool cb_kernels_prefetch_l2(const char **why) {
+    static int dflt = -1; /* not thread-safe to fill, but every thread computes the same value */
+    static char reason[96];
+    bool l2;
+    if (prefetch_forced >= 0) {
+        if (why) *why = "forced by the caller";
+        return prefetch_forced;
+    }
+    if (dflt < 0 && prefetch_env(&l2)) { /* read once: the flash loops ask on every call */
+        dflt = l2;
+        snprintf(reason, sizeof reason, "CTXBENCH_PREFETCH=%s", l2 ? "l2" : "l1");
+    }
+    if (dflt < 0) {
+        const long l1d = sysconf(_SC_LEVEL1_DCACHE_SIZE); /* glibc reads it from CPUID; <= 0: unknown */
+        dflt = l1d > 0 && l1d <= 32 * 1024;
+        if (l1d > 0) snprintf(reason, sizeof reason, "default for a %ld KiB L1 data cache: L2 up to 32 KiB, L1 above", l1d / 1024);
+        else snprintf(reason, sizeof reason, "default: L1 (the L1 data cache size is unknown)");
+    }
+    if (why) *why = reason;
+    return dflt;
+}
+
 int cb_kernels_check_env(char *why, size_t n) {
+    const char *pf = getenv("CTXBENCH_PREFETCH");
+    bool l2;
+    if (pf && *pf && !prefetch_env(&l2)) {
+        snprintf(why, n, "CTXBENCH_PREFETCH='%s' is not a prefetch target (expected l1|l2)", pf);
+        return -1;
+    }
     const char *env = getenv("CTXBENCH_KERNELS");
     if (!env || !*env) return 0;
     cb_kpath p, best = cb_kernels_best_path();

@@ -1,5 +1,5 @@
 /* The online-softmax step of the AVX-512 flash kernels (attention_avx512.c, attention8_avx512.c), shared so
- * both caches' kernels round alike (and attention_amx.c). Include only from *_avx512.c and *_amx.c files. */
+ * both caches' kernels round alike (and attention_amx.c), and their prefetch target. Include only from *_avx512.c and *_amx.c files. */
 #ifndef CB_FLASH_SOFTMAX_AVX512_H
 #define CB_FLASH_SOFTMAX_AVX512_H
 
@@ -8,6 +8,10 @@
 
 #include "attention.h"
 #include "vexp_avx512.h"
+
+/* A software prefetch of the decode loops into L2 (l2) or L1, as cb_kernels_prefetch_l2() chose (kernels.h);
+ * l2 is a constant in the hot loops' instantiations, as the hint operand must be after inlining. */
+#define PF_TO(p, l2) ((l2) ? _mm_prefetch((const char *)(p), _MM_HINT_T1) : _mm_prefetch((const char *)(p), _MM_HINT_T0))
 
 /* Online-softmax update of every row; P overwrites S; masked keys get p = 0; alpha[r] = rescale of row r.
  * The running sum stays a 16-lane vector per row (lsum) for the whole call: no horizontal add per block. */

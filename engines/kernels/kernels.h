@@ -52,8 +52,15 @@ bool cb_kernels_vnni(void);
 void cb_kernels_set_vnni(bool on);
 const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx512" | "avx512-bf16" | "amx" */
 int cb_kernels_parse_path(const char *s, cb_kpath *p); /* a CTXBENCH_KERNELS value; -1 if unknown */
-/* 0 when CTXBENCH_KERNELS is unset or names a path this CPU runs; else -1 with the reason in why. */
+/* 0 when CTXBENCH_KERNELS is unset or names a path this CPU runs and CTXBENCH_PREFETCH is unset or
+ * l1|l2; else -1 with the reason in why. */
 int cb_kernels_check_env(char *why, size_t n);
+/* Where the flash-decode loops' software prefetches put the next K/V data: true = L2 (prefetcht1), false =
+ * L1 (prefetcht0). Default: L2 when the L1 data cache is at most 32 KiB, where a block's K, V and the
+ * lines in flight do not fit in L1 together (docs/performance.md, "Flash decode: prefetch into L1 or L2");
+ * CTXBENCH_PREFETCH=l1|l2 overrides. why (may be NULL) gets the reason. Same numbers either way. */
+bool cb_kernels_prefetch_l2(const char **why);
+void cb_kernels_set_prefetch_l2(int on); /* 1 / 0 force (benchmarks, tests), -1 back to the default */
 
 /* ---- GEMM: Y[M, N] (+)= X[M, K] · Wᵀ, W = cb_weight [N rows, K cols] in f32 / f16 / bf16 (fp32
  * accumulation; weights widened exactly). ldx / ldy are row strides in elements. M = 1 is a GEMV;

@@ -64,6 +64,10 @@ static void print_kernel_path(const cb_machine *m) {
         printf("batch-1 GEMV:   %s (%s; same numbers either way)\n",
                cb_matmul_avx512_gemv_rows(-1) ? "each weight row start to end" : "blocks of 4 rows interleaved",
                o && *o ? "CTXBENCH_GEMV_ORDER" : "default for this CPU vendor: rows on AMD, blocks elsewhere");
+        const char *pf_why;
+        const bool pf_l2 = cb_kernels_prefetch_l2(&pf_why);
+        printf("decode prefetch: flash-decode K/V into %s (%s; CTXBENCH_PREFETCH=l1|l2; same numbers either way)\n",
+               pf_l2 ? "L2" : "L1", pf_why);
         /* which loop the 8-bit decode takes (docs/quantization.md): VNNI or the slower fp32 loop */
         printf("8-bit decode:   %s\n",
                cb_kernels_vnni() ? "int8 weights and int8 KV on AVX512-VNNI vpdpbusd (exact mode: 24-bit fixed-point "

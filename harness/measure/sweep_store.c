@@ -33,8 +33,8 @@ static int64_t insert_run(sqlite3 *db, const cb_sweep_store *c, const cb_sweep_o
                       " mem_available_bytes, kernel_path, papi_version, papi_components, os, hostname,"
                       " memory_budget_bytes, time_budget_point, time_budget_run, peak_gflops, peak_gbps, peak_source,"
                       " roof_threads, roof_fma_gflops_1t, roof_fma_gflops, roof_triad_gbps_1t, roof_triad_gbps,"
-                      " roof_label, roof_note, roof_amx_gflops_1t, roof_amx_gflops)"
-                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                      " roof_label, roof_note, roof_amx_gflops_1t, roof_amx_gflops, decode_prefetch, gemv_order)"
+                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) { cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db)); return -1; }
     char shard[32];
@@ -79,6 +79,8 @@ static int64_t insert_run(sqlite3 *db, const cb_sweep_store *c, const cb_sweep_o
         sqlite3_bind_null(s, i++);
         sqlite3_bind_null(s, i++);
     }
+    if (m->decode_prefetch[0]) bind_text(s, i++, m->decode_prefetch); else sqlite3_bind_null(s, i++);
+    if (m->gemv_order[0]) bind_text(s, i++, m->gemv_order); else sqlite3_bind_null(s, i++);
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) { cb_err_set(err, "sqlite: %s", sqlite3_errmsg(db)); return -1; }

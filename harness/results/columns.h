@@ -17,7 +17,7 @@
 
 /* The schema version (PRAGMA user_version): the newest `since` below, or of store.c's migrations of the
  * other tables. */
-#define CB_SCHEMA_VERSION 10
+#define CB_SCHEMA_VERSION 11
 
 /* X(name, decl, since, kind, has_value, value, doc) */
 #define CB_POINT_COLUMNS(X)                                                                                            \

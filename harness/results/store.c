@@ -95,11 +95,17 @@ static const char schema_v8_amx_roof[] =
     "ALTER TABLE runs ADD COLUMN roof_amx_gflops_1t REAL;\n"
     "ALTER TABLE runs ADD COLUMN roof_amx_gflops REAL;\n";
 
+/* Version 11: the run-time choices of the decode kernels that change speed but not the numbers (kernels.h:
+ * where the flash-decode loops prefetch, the batch-1 GEMV's row order). */
+static const char schema_v11_decode_choices[] =
+    "ALTER TABLE runs ADD COLUMN decode_prefetch TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN gemv_order TEXT;\n";
+
 /* Going to version v runs the other tables' SQL of v (if any), then the points columns of v
  * (results/columns.h). Views are not migrated: results/views.c. */
 static const struct { int version; const char *sql; } migrations[] = {
     { 1, schema_v1 }, { 2, schema_v2_ppl }, { 3, schema_v3_roofs }, { 6, schema_v6_ppl_kv }, { 7, schema_v7_peers },
-    { 8, schema_v8_amx_roof },
+    { 8, schema_v8_amx_roof }, { 11, schema_v11_decode_choices },
 };
 
 char *cb_store_schema_v1_sql(void) {
