@@ -152,7 +152,9 @@ static inline __attribute__((always_inline)) void block(int R, const float *Q, c
  *  - prefetch pacing: requests for the next data must be spread over all the arithmetic; a burst in one
  *    phase leaves memory idle in the others. Q·Kᵀ of block b requests V of block b (used right after),
  *    P·V of block b requests K of block b+1, evenly per step, so ~16 KiB are in flight at any time (more
- *    overflows the 48 KiB L1, and prefetch hints for L2 measured no better on this core).
+ *    overflows the 48 KiB L1, and prefetch hints for L2 measured no better on this core). With a 32 KiB L1
+ *    (Zen 4) a block's K, V and those lines do not fit together: there the requests go to L2 (PF_TO,
+ *    cb_kernels_prefetch_l2; docs/performance.md, "Flash decode: prefetch into L1 or L2").
  *  - widening: bf16 K tiles store dims d, d+1 of each key side by side (attention.h), so a 64-byte load
  *    gives dim d of 16 keys with one shift and dim d+1 with one and, against scalar q_d, q_d+1; a 64-byte
  *    load of a V row gives its even and its odd columns, and O is kept in that split order within a
