@@ -91,7 +91,7 @@ static void fill(uint8_t *q, float *scale, int64_t N, int64_t K, int every, uint
 
 static int run(int argc, char **argv) {
     int64_t N = 8192, K = 2048;
-    bool fp8_only = false;
+    bool fp8_only = false, resident = false;
     if (argc > 1 && !strcmp(argv[1], "--count")) {
         for (int i = 2; i < argc; i++)
             if (count_preset(argv[i])) return 1;
@@ -101,12 +101,13 @@ static int run(int argc, char **argv) {
         if (!strcmp(argv[i], "--n") && i + 1 < argc) N = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--k") && i + 1 < argc) K = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--fp8")) fp8_only = true;
+        else if (!strcmp(argv[i], "--resident")) resident = true; /* one matrix, read again and again from cache */
         else {
-            printf("ctxbench-bench gemv8 [--n N (8192)] [--k K (2048)] [--fp8 (fp8 rows only)] | --count PRESET...\n");
+            printf("ctxbench-bench gemv8 [--n N (8192)] [--k K (2048)] [--fp8 (fp8 rows only)] [--resident] | --count PRESET...\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
-    const int nmat = (int)CB_MAX(2, (512ll << 20) / (N * K)); /* >= 512 MiB of codes: from DRAM */
+    const int nmat = resident ? 1 : (int)CB_MAX(2, (512ll << 20) / (N * K)); /* >= 512 MiB of codes: from DRAM */
     struct { const char *name; cb_dtype dt; int every; } v[] = {
         { "bf16", CB_BF16, 0 },           { "int8", CB_I8, 0 },
         { "fp8 clean", CB_F8_E4M3, 0 },   { "fp8 as quantised", CB_F8_E4M3, -1 },
