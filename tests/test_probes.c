@@ -179,6 +179,17 @@ static const char *ctxbench_bin(void) {
     return b && *b ? b : "build/ctxbench";
 }
 
+/* `ENV ctxbench info ARGS` exits with code and prints want (may be ""). */
+static void info_exits(const char *env, const char *args, int code, const char *want) {
+    char cmd[1024];
+    int st;
+    snprintf(cmd, sizeof cmd, "%s %s info %s 2>&1", env, ctxbench_bin(), args);
+    char *out = run_capture(cmd, &st);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == code, "%s: exit %d expected, status %d\n%s", cmd, code, st, out);
+    cr_assert(strstr(out, want), "%s: '%s' expected in\n%s", cmd, want, out);
+    free(out);
+}
+
 Test(probes, info_command_reports_kernel_path_and_perf_event) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s info 2>&1", ctxbench_bin());
@@ -214,29 +225,12 @@ Test(probes, info_command_reports_kernel_path_and_perf_event) {
         cr_assert(strstr(out, "kernel path:    amx"), "%s", out);
     }
     free(out);
-    snprintf(cmd, sizeof cmd, "CTXBENCH_KERNELS=avx9000 %s info 2>&1", ctxbench_bin());
-    out = run_capture(cmd, &st);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "an unknown path must exit 1: %d\n%s", st, out);
-    cr_assert(strstr(out, "CTXBENCH_KERNELS='avx9000' is not a kernel path"), "%s", out);
-    free(out);
-
+    info_exits("CTXBENCH_KERNELS=avx9000", "", 1, "CTXBENCH_KERNELS='avx9000' is not a kernel path");
     /* the decode prefetch target: forced either way, and an unknown value is an error naming the variable */
-    snprintf(cmd, sizeof cmd, "CTXBENCH_PREFETCH=l1 %s info 2>&1", ctxbench_bin());
-    out = run_capture(cmd, &st);
-    cr_assert_eq(st, 0, "%s", out);
-    if (cb_kernels_best_path() >= CB_PATH_AVX512)
-        cr_assert(strstr(out, "decode prefetch: flash-decode K/V into L1 (CTXBENCH_PREFETCH=l1"), "%s", out);
-    free(out);
-    snprintf(cmd, sizeof cmd, "CTXBENCH_PREFETCH=l3 %s info 2>&1", ctxbench_bin());
-    out = run_capture(cmd, &st);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "an unknown prefetch target must exit 1: %d\n%s", st, out);
-    cr_assert(strstr(out, "CTXBENCH_PREFETCH='l3' is not a prefetch target (expected l1|l2)"), "%s", out);
-    free(out);
-
-    snprintf(cmd, sizeof cmd, "%s info --bogus 2>&1", ctxbench_bin());
-    out = run_capture(cmd, &st);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "unknown flag must exit 2: %d\n%s", st, out);
-    free(out);
+    info_exits("CTXBENCH_PREFETCH=l1", "", 0,
+               cb_kernels_best_path() >= CB_PATH_AVX512 ? "decode prefetch: flash-decode K/V into L1 (CTXBENCH_PREFETCH=l1" : "");
+    info_exits("CTXBENCH_PREFETCH=l3", "", 1, "CTXBENCH_PREFETCH='l3' is not a prefetch target (expected l1|l2)");
+    info_exits("", "--bogus", 2, ""); /* an unknown flag */
     snprintf(cmd, sizeof cmd, "%s info --help 2>&1", ctxbench_bin());
     out = run_capture(cmd, &st);
     cr_assert_eq(st, 0);
