@@ -230,6 +230,7 @@ Test(probes, info_command_reports_kernel_path_and_perf_event) {
     info_exits("CTXBENCH_PREFETCH=l1", "", 0,
                cb_kernels_best_path() >= CB_PATH_AVX512 ? "decode prefetch: flash-decode K/V into L1 (CTXBENCH_PREFETCH=l1" : "");
     info_exits("CTXBENCH_PREFETCH=l3", "", 1, "CTXBENCH_PREFETCH='l3' is not a prefetch target (expected l1|l2)");
+    info_exits("CTXBENCH_GEMV_ORDER=diagonal", "", 1, "CTXBENCH_GEMV_ORDER='diagonal' is not a GEMV order (expected rows|blocks)");
     info_exits("", "--bogus", 2, ""); /* an unknown flag */
     snprintf(cmd, sizeof cmd, "%s info --help 2>&1", ctxbench_bin());
     out = run_capture(cmd, &st);

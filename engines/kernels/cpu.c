@@ -149,6 +149,11 @@ int cb_kernels_check_env(char *why, size_t n) {
         snprintf(why, n, "CTXBENCH_PREFETCH='%s' is not a prefetch target (expected l1|l2)", pf);
         return -1;
     }
+    const char *go = getenv("CTXBENCH_GEMV_ORDER");
+    if (go && *go && strcmp(go, "rows") && strcmp(go, "blocks")) {
+        snprintf(why, n, "CTXBENCH_GEMV_ORDER='%s' is not a GEMV order (expected rows|blocks)", go);
+        return -1;
+    }
     const char *env = getenv("CTXBENCH_KERNELS");
     if (!env || !*env) return 0;
     cb_kpath p, best = cb_kernels_best_path();

@@ -52,8 +52,8 @@ bool cb_kernels_vnni(void);
 void cb_kernels_set_vnni(bool on);
 const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx512" | "avx512-bf16" | "amx" */
 int cb_kernels_parse_path(const char *s, cb_kpath *p); /* a CTXBENCH_KERNELS value; -1 if unknown */
-/* 0 when CTXBENCH_KERNELS is unset or names a path this CPU runs and CTXBENCH_PREFETCH is unset or
- * l1|l2; else -1 with the reason in why. */
+/* 0 when CTXBENCH_KERNELS is unset or names a path this CPU runs, CTXBENCH_PREFETCH is unset or l1|l2 and
+ * CTXBENCH_GEMV_ORDER is unset or rows|blocks; else -1 with the reason in why. */
 int cb_kernels_check_env(char *why, size_t n);
 /* Where the flash-decode loops' software prefetches put the next K/V data: true = L2 (prefetcht1), false =
  * L1 (prefetcht0). Default: L2 when the L1 data cache is at most 32 KiB, where a block's K, V and the
