@@ -14,6 +14,7 @@
 #include "../engines/layers/moe.h"
 #include "../engines/model/presets.h"
 #include "../harness/measure/roofs.h"
+#include "../engines/kernels/kernels.h"
 #include "bench.h"
 
 /* Bytes one token reads from the routed experts (k of them per MoE layer), the router and the shared expert. */
@@ -80,8 +81,9 @@ static int run_decode_profile(int argc, char **argv) {
     const double read = (double)(cb_ctr.weight_bytes + cb_ctr.kv_bytes_read - b0) / tokens;
     const double after = cb_roofs_triad_probe(o.threads, 0.3, &err), roof = CB_MAX(before, after);
     printf("decode-profile %s %s depth %lld, %d threads, %d tokens: %.3f ms/token, %.1f MB read/token = %.1f GB/s, "
-           "triad %.1f / %.1f GB/s (%.0f %%)\n", name, dts, (long long)depth, o.threads, tokens, sec * 1e3, read / 1e6,
-           read / sec / 1e9, before, after, roof > 0 ? 100 * read / sec / 1e9 / roof : 0.0);
+           "triad %.1f / %.1f GB/s (%.0f %%), flash-decode prefetch into %s\n", name, dts, (long long)depth, o.threads,
+           tokens, sec * 1e3, read / 1e6, read / sec / 1e9, before, after,
+           roof > 0 ? 100 * read / sec / 1e9 / roof : 0.0, cb_kernels_prefetch_l2(NULL) ? "L2" : "L1");
     double sum = 0;
     for (int k = 0; k < CB_PROF_N; k++) {
         const double ms = (double)(cb_prof_ns[k] - p0[k]) * 1e-6 / tokens;
