@@ -2,6 +2,7 @@
  * permission to use tile state), the path it allows, and the CTXBENCH_KERNELS override. Every kernel
  * entry point asks cb_kernels_path() (through dispatch.c); see docs/performance.md "Kernel paths". */
 #include <cpuid.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,26 +121,33 @@ static bool prefetch_env(bool *l2) {
     return true;
 }
 
-bool cb_kernels_prefetch_l2(const char **why) {
-    static int dflt = -1; /* not thread-safe to fill, but every thread computes the same value */
-    static char reason[96];
+/* The default (or CTXBENCH_PREFETCH), filled once: the flash loops ask on every call, from every thread. */
+static pthread_once_t prefetch_once = PTHREAD_ONCE_INIT;
+static bool prefetch_default;
+static char prefetch_reason[96];
+static void prefetch_init(void) {
     bool l2;
+    if (prefetch_env(&l2)) {
+        prefetch_default = l2;
+        snprintf(prefetch_reason, sizeof prefetch_reason, "CTXBENCH_PREFETCH=%s", l2 ? "l2" : "l1");
+        return;
+    }
+    const long l1d = sysconf(_SC_LEVEL1_DCACHE_SIZE); /* glibc reads it from CPUID; <= 0: unknown */
+    prefetch_default = l1d > 0 && l1d <= 32 * 1024;
+    if (l1d > 0)
+        snprintf(prefetch_reason, sizeof prefetch_reason, "default for a %ld KiB L1 data cache: L2 up to 32 KiB, L1 above",
+                 l1d / 1024);
+    else snprintf(prefetch_reason, sizeof prefetch_reason, "default: L1 (the L1 data cache size is unknown)");
+}
+
+bool cb_kernels_prefetch_l2(const char **why) {
     if (prefetch_forced >= 0) {
         if (why) *why = "forced by the caller";
         return prefetch_forced;
     }
-    if (dflt < 0 && prefetch_env(&l2)) { /* read once: the flash loops ask on every call */
-        dflt = l2;
-        snprintf(reason, sizeof reason, "CTXBENCH_PREFETCH=%s", l2 ? "l2" : "l1");
-    }
-    if (dflt < 0) {
-        const long l1d = sysconf(_SC_LEVEL1_DCACHE_SIZE); /* glibc reads it from CPUID; <= 0: unknown */
-        dflt = l1d > 0 && l1d <= 32 * 1024;
-        if (l1d > 0) snprintf(reason, sizeof reason, "default for a %ld KiB L1 data cache: L2 up to 32 KiB, L1 above", l1d / 1024);
-        else snprintf(reason, sizeof reason, "default: L1 (the L1 data cache size is unknown)");
-    }
-    if (why) *why = reason;
-    return dflt;
+    pthread_once(&prefetch_once, prefetch_init);
+    if (why) *why = prefetch_reason;
+    return prefetch_default;
 }
 
 int cb_kernels_check_env(char *why, size_t n) {
