@@ -1,6 +1,6 @@
 /* `decode-profile` section: where the wall time of a batch-1 decode token of a preset goes, per part of the
- * layers (the engines' timers, counters.h cb_prof_part), at a synthetic depth, exact mode, bf16 KV, on the
- * current thread count. For a model with routed experts it also gives the bytes the router and the k chosen
+ * layers (the engines' timers, counters.h cb_prof_part), at a synthetic depth, exact (or fast) mode, a bf16
+ * (or the named 8-bit) KV cache, on the current thread count. For a model with routed experts it also gives the bytes the router and the k chosen
  * experts read per token and their GB/s, and the same for the whole MoE layer (router + shared expert + k
  * experts), against the larger of two triad probes taken before and after (the MoE decode target,
  * docs/performance.md "Granite 4.0-H: MoE decode on Zen 4"). */
@@ -36,10 +36,12 @@ static int run_decode_profile(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : "granite-xs", *dts = argc > 2 ? argv[2] : "bf16";
     const int64_t depth = argc > 3 ? atoll(argv[3]) : 4096;
     const int tokens = argc > 4 ? atoi(argv[4]) : 64;
+    const char *kvs = argc > 5 ? argv[5] : "bf16", *mode = argc > 6 ? argv[6] : "exact";
     const cb_dtype dt = !strcmp(dts, "fp8") ? CB_F8_E4M3 : !strcmp(dts, "int8") ? CB_I8 : CB_BF16;
-    if ((dt == CB_BF16 && strcmp(dts, "bf16")) || depth < 1 || tokens < 1) {
-        printf("ctxbench-bench decode-profile [PRESET] [bf16|fp8|int8] [DEPTH] [TOKENS]   (default granite-xs bf16 "
-               "4096 64)\n");
+    const cb_dtype kvt = !strcmp(kvs, "fp8") ? CB_F8_E4M3 : !strcmp(kvs, "int8") ? CB_I8 : CB_BF16;
+    if ((dt == CB_BF16 && strcmp(dts, "bf16")) || (kvt == CB_BF16 && strcmp(kvs, "bf16")) || (strcmp(mode, "exact") && strcmp(mode, "fast")) || depth < 1 || tokens < 1) {
+        printf("ctxbench-bench decode-profile [PRESET] [bf16|fp8|int8] [DEPTH] [TOKENS] [KV: bf16|fp8|int8] [exact|fast]   "
+               "(default granite-xs bf16 4096 64 bf16 exact)\n");
         return 2;
     }
     cb_model m;
@@ -52,6 +54,8 @@ static int run_decode_profile(int argc, char **argv) {
     cb_engine_opts o;
     cb_engine_opts_default(&o);
     o.threads = omp_get_max_threads();
+    o.kv_dtype = kvt;
+    o.mode = strcmp(mode, "fast") ? CB_MODE_EXACT : CB_MODE_FAST;
     o.max_context = depth + tokens + 8; /* the warm-up tokens too */
     cb_engine *e = NULL;
     if (!ops || ops->create(&m, &o, &e, &err) || ops->fill_synthetic(e, 0, depth, 1, &err)) {
@@ -80,8 +84,8 @@ static int run_decode_profile(int argc, char **argv) {
     const double sec = (cb_bench_now() - t0) / tokens;
     const double read = (double)(cb_ctr.weight_bytes + cb_ctr.kv_bytes_read - b0) / tokens;
     const double after = cb_roofs_triad_probe(o.threads, 0.3, &err), roof = CB_MAX(before, after);
-    printf("decode-profile %s %s depth %lld, %d threads, %d tokens: %.3f ms/token, %.1f MB read/token = %.1f GB/s, "
-           "triad %.1f / %.1f GB/s (%.0f %%), flash-decode prefetch into %s\n", name, dts, (long long)depth, o.threads,
+    printf("decode-profile %s %s, %s KV, %s mode, depth %lld, %d threads, %d tokens: %.3f ms/token, %.1f MB read/token = %.1f GB/s, "
+           "triad %.1f / %.1f GB/s (%.0f %%), flash-decode prefetch into %s\n", name, dts, kvs, mode, (long long)depth, o.threads,
            tokens, sec * 1e3, read / 1e6, read / sec / 1e9, before, after,
            roof > 0 ? 100 * read / sec / 1e9 / roof : 0.0, cb_kernels_prefetch_l2(NULL) ? "L2" : "L1");
     double sum = 0;
@@ -112,6 +116,6 @@ static int run_decode_profile(int argc, char **argv) {
 }
 
 static const cb_bench_section decode_profile_section = {
-    "decode-profile", "batch-1 decode of a preset at a depth, ms per part of the layers [PRESET] [bf16|fp8|int8] [DEPTH] [TOKENS]",
+    "decode-profile", "batch-1 decode of a preset at a depth, ms per part of the layers [PRESET] [bf16|fp8|int8] [DEPTH] [TOKENS] [KV] [MODE]",
     run_decode_profile };
 CB_REGISTER_BENCH(decode_profile_section)

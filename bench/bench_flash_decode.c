@@ -21,6 +21,7 @@
 
 typedef struct {
     int R, hd, threads, caches;
+    bool fast; /* fast mode's kernel (cb_attn_flash_fast) */
     int64_t keys;
     cb_dtype dt;
     char **k, **v; /* caches[i]: K tiles / V rows of `keys` positions */
@@ -39,7 +40,7 @@ static void fd_run(void *p) {
         for (int64_t p0 = 0; p0 < a->keys; p0 += PART) {
             for (int r = 0; r < a->R; r++) m[r] = -INFINITY, l[r] = 0, qp[r] = a->keys - 1;
             memset(O, 0, sizeof(float) * (size_t)a->R * a->hd);
-            cb_attn_flash(a->R, a->Q, qp, &kv, p0, CB_MIN(a->keys, p0 + PART), m, l, O);
+            (a->fast ? cb_attn_flash_fast : cb_attn_flash)(a->R, a->Q, qp, &kv, p0, CB_MIN(a->keys, p0 + PART), m, l, O);
         }
     }
 }
@@ -48,7 +49,7 @@ static int run_flash_decode(int argc, char **argv) {
     int64_t keys = 32768;
     int hd = 128;
     cb_dtype dt = CB_BF16;
-    bool resident = false;
+    bool resident = false, fast = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--keys") && i + 1 < argc) {
             if (cb_parse_size(argv[++i], &keys) || keys < PART) { fprintf(stderr, "flash-decode: --keys must be >= 1K\n"); return 2; }
@@ -62,10 +63,12 @@ static int run_flash_decode(int argc, char **argv) {
             }
         } else if (!strcmp(argv[i], "--resident")) {
             resident = true; /* one cache per thread, read again and again: the loop's compute bound */
+        } else if (!strcmp(argv[i], "--fast")) {
+            fast = true;
         } else if (!strcmp(argv[i], "--no-vnni")) {
             cb_kernels_set_vnni(false); /* int8: widened blocks through the f32 kernel instead of VNNI, to compare */
         } else {
-            printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8] [--no-vnni] [--resident]\n");
+            printf("ctxbench-bench flash-decode [--keys N (32K)] [--hd D (128)] [--dtype bf16|f16|f32|fp8|int8] [--no-vnni] [--resident] [--fast]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -76,7 +79,7 @@ static int run_flash_decode(int argc, char **argv) {
     /* enough caches that the whole set (≥ 512 MiB) comes from DRAM, a multiple of the thread count */
     int caches = resident ? T : (int)CB_MAX((int64_t)T, (int64_t)((512u << 20) / (2 * bytes)));
     caches = (caches + T - 1) / T * T;
-    fd_args a = { .hd = hd, .keys = keys, .dt = dt, .caches = caches };
+    fd_args a = { .hd = hd, .keys = keys, .dt = dt, .caches = caches, .fast = fast };
     a.k = calloc((size_t)caches, sizeof *a.k), a.v = calloc((size_t)caches, sizeof *a.v);
     a.Q = malloc(sizeof(float) * CB_FLASH_MAX_ROWS * (size_t)hd);
     if (q8) a.ks = calloc((size_t)caches, sizeof *a.ks), a.vs = calloc((size_t)caches, sizeof *a.vs);
@@ -112,9 +115,9 @@ static int run_flash_decode(int argc, char **argv) {
     }
     const char *pf_why;
     const bool pf_l2 = cb_kernels_prefetch_l2(&pf_why);
-    printf("ctxbench flash-decode benchmark — kernel path %s%s, %s KV, head_dim %d, %lld keys per cache, %d caches "
+    printf("ctxbench flash-decode benchmark — kernel path %s%s, %s mode, %s KV, head_dim %d, %lld keys per cache, %d caches "
            "(%.0f MiB%s), calls of %d keys, prefetch into %s (%s)\n", cb_kpath_name(cb_kernels_path()),
-           dt == CB_I8 ? (cb_kernels_vnni() ? " (int8 dot products: VNNI)" : " (int8: fp32 loop)") : "", cb_dtype_name(dt), hd, (long long)keys,
+           dt == CB_I8 ? (cb_kernels_vnni() ? " (int8 dot products: VNNI)" : " (int8: fp32 loop)") : "", fast ? "fast" : "exact", cb_dtype_name(dt), hd, (long long)keys,
            caches, (double)read * caches / 1048576, resident ? ", cache-resident" : "", PART, pf_l2 ? "L2" : "L1", pf_why);
     printf("threads | triad GB/s |  rows:      1         2         4         8   (GB/s of K+V, %% of the larger triad) | triad after\n");
     int thr[2] = { 1, T };
@@ -141,6 +144,6 @@ static int run_flash_decode(int argc, char **argv) {
 }
 
 static const cb_bench_section flash_decode_section = {
-    "flash-decode", "decode attention from DRAM vs the triad, 1 and all threads [--keys N --hd D --dtype T --no-vnni]",
+    "flash-decode", "decode attention from DRAM vs the triad, 1 and all threads [--keys N --hd D --dtype T --no-vnni --resident --fast]",
     run_flash_decode };
 CB_REGISTER_BENCH(flash_decode_section)

@@ -1,4 +1,4 @@
-/* `gemv8` section: the batch-1 GEMV over 8-bit weights (cb_matmul at M = 1, exact mode, the decode path)
+/* `gemv8` section: the batch-1 GEMV over 8-bit weights (cb_matmul at M = 1, exact mode, the decode path; --fast: cb_matmul_bf16)
  * streaming from DRAM, on 1 thread and on all threads, for weights whose fp8 codes contain a given share
  * of E4M3 subnormals (zero exponent field: 0x01..0x07, 0x81..0x87), next to bf16 and int8 weights of the
  * same shape. GB/s = codes + scales / median time, with the triad probed before and after each row.
@@ -62,13 +62,14 @@ static int count_preset(const char *name) {
 
 typedef struct {
     int nmat;
+    bool fast; /* fast mode's GEMV (cb_matmul_bf16) */
     cb_weight *w;
     float *x, *y;
 } gv_args;
 
 static void gv_run(void *p) {
     gv_args *a = p;
-    for (int i = 0; i < a->nmat; i++) cb_matmul(1, a->x, a->w[i].cols, &a->w[i], a->y, a->w[i].rows, false);
+    for (int i = 0; i < a->nmat; i++) (a->fast ? cb_matmul_bf16 : cb_matmul)(1, a->x, a->w[i].cols, &a->w[i], a->y, a->w[i].rows, false);
 }
 
 /* Codes of a row of uniform weights quantised as cb_quantize_rows does, then every `every`-th code (0: none)
@@ -91,7 +92,7 @@ static void fill(uint8_t *q, float *scale, int64_t N, int64_t K, int every, uint
 
 static int run(int argc, char **argv) {
     int64_t N = 8192, K = 2048;
-    bool fp8_only = false, resident = false;
+    bool fp8_only = false, resident = false, fast = false;
     if (argc > 1 && !strcmp(argv[1], "--count")) {
         for (int i = 2; i < argc; i++)
             if (count_preset(argv[i])) return 1;
@@ -102,8 +103,9 @@ static int run(int argc, char **argv) {
         else if (!strcmp(argv[i], "--k") && i + 1 < argc) K = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--fp8")) fp8_only = true;
         else if (!strcmp(argv[i], "--resident")) resident = true; /* one matrix, read again and again from cache */
+        else if (!strcmp(argv[i], "--fast")) fast = true;
         else {
-            printf("ctxbench-bench gemv8 [--n N (8192)] [--k K (2048)] [--fp8 (fp8 rows only)] [--resident] | --count PRESET...\n");
+            printf("ctxbench-bench gemv8 [--n N (8192)] [--k K (2048)] [--fp8 (fp8 rows only)] [--resident] [--fast] | --count PRESET...\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -114,12 +116,12 @@ static int run(int argc, char **argv) {
         { "fp8 1/4096 sub", CB_F8_E4M3, 4096 }, { "fp8 1/256 sub", CB_F8_E4M3, 256 },
         { "fp8 all sub", CB_F8_E4M3, 1 },
     };
-    gv_args a = { .nmat = nmat };
+    gv_args a = { .nmat = nmat, .fast = fast };
     a.w = calloc((size_t)nmat, sizeof *a.w);
     a.x = cb_bench_activations(1, (int)K);
     a.y = malloc(sizeof(float) * (size_t)N);
-    printf("ctxbench gemv8 benchmark — kernel path %s, M = 1, %d matrices of %lld x %lld, exact mode\n",
-           cb_kpath_name(cb_kernels_path()), nmat, (long long)N, (long long)K);
+    printf("ctxbench gemv8 benchmark — kernel path %s, M = 1, %d matrices of %lld x %lld, %s mode\n",
+           cb_kpath_name(cb_kernels_path()), nmat, (long long)N, (long long)K, fast ? "fast" : "exact");
     printf("%-18s | threads | triad GB/s | GB/s  %% triad | triad after\n", "weights");
     for (size_t vi = 0; vi < sizeof v / sizeof v[0]; vi++) {
         if (fp8_only && v[vi].dt != CB_F8_E4M3) continue;

@@ -338,6 +338,46 @@ Test(attention_kernel, int8_vnni_matches_fp32_loop) {
     free(kf), free(vf), free(kc), free(vc), free(cache_ks), free(cache_vs);
 }
 
+/* Fast mode over an int8 cache on VNNI: Q and the softmax weights in 16-bit fixed point (two byte planes).
+ * Against the fp32 loop on the same cache (as above): within 1e-3 of the row's largest output and 1e-3 in
+ * the running max and sum (16-bit rounding of the row's largest element: ~2^-16 relative per term), and not
+ * bit-identical to exact mode's three planes, so the fast loop is the one that ran. */
+Test(attention_kernel, int8_vnni_fast_mode_two_planes_within_bound) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512 || !cb_cpu()->avx512vnni) cr_skip("no AVX-512 VNNI on this CPU");
+    const int hd = 128, R = 8;
+    const int64_t nk = 1000, cap = 1003;
+    float *kf = malloc(sizeof(float) * cap * hd), *vf = malloc(sizeof(float) * cap * hd);
+    float Q[8 * 128], O[3][8 * 128], m[3][8], l[3][8];
+    fill(kf, (size_t)cap * hd, 5, 2.0f), fill(vf, (size_t)cap * hd, 6, 1.0f), fill(Q, sizeof Q / sizeof *Q, 7, 0.4f);
+    for (int d = 0; d < hd; d++) Q[6 * hd + d] *= 30.0f, Q[7 * hd + d] *= 1e-6f;
+    void *vc, *kc = make_cache(cap, hd, CB_I8, kf, vf, &vc);
+    cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = CB_I8, .hd = hd, .cap = cap };
+    int64_t qp[8];
+    for (int r = 0; r < R; r++) qp[r] = r == 5 ? 100 : nk - 1 - r;
+    for (int v = 0; v < 3; v++) { /* 0: fp32 loop, 1: VNNI exact, 2: VNNI fast */
+        cb_kernels_set_vnni(v > 0);
+        for (int r = 0; r < R; r++) m[v][r] = -INFINITY, l[v][r] = 0;
+        memset(O[v], 0, sizeof O[v]);
+        (v == 2 ? cb_attn_flash_fast : cb_attn_flash)(R, Q, qp, &kv, 0, 512, m[v], l[v], O[v]);
+        (v == 2 ? cb_attn_flash_fast : cb_attn_flash)(R, Q, qp, &kv, 512, nk, m[v], l[v], O[v]);
+    }
+    cb_kernels_set_vnni(true);
+    double worst = 0;
+    for (int r = 0; r < R; r++) {
+        cr_assert(fabsf(m[2][r] - m[0][r]) <= 1e-3f * fmaxf(1.0f, fabsf(m[0][r])), "row %d max %g vs %g", r, m[2][r], m[0][r]);
+        cr_assert(fabsf(l[2][r] - l[0][r]) <= 1e-3f * l[0][r], "row %d sum %g vs %g", r, l[2][r], l[0][r]);
+        float mag = 0;
+        for (int d = 0; d < hd; d++) mag = fmaxf(mag, fabsf(O[0][r * hd + d] / l[0][r]));
+        for (int d = 0; d < hd; d++) {
+            const float a = O[2][r * hd + d] / l[2][r], b = O[0][r * hd + d] / l[0][r];
+            cr_assert(fabsf(a - b) <= 1e-3f * mag, "row %d dim %d: %g vs %g", r, d, a, b);
+        }
+    }
+    for (size_t i = 0; i < (size_t)R * hd; i++) worst = fmax(worst, fabs((double)O[2][i] - (double)O[1][i]));
+    cr_assert_gt(worst, 0.0, "fast mode gave exact mode's bits: the two-plane loop did not run");
+    free(kf), free(vf), free(kc), free(vc), free(cache_ks), free(cache_vs);
+}
+
 /* ---------- layer level ---------- */
 
 typedef struct {

@@ -64,7 +64,8 @@ void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view 
                    float *m, float *l, float *O);
 /* Fast mode's variant (same contract): on the amx path, over a bf16 cache, Q and the softmax weights P enter
  * the tile products rounded to bf16 (one tile product each instead of three; l sums the rounded weights, so
- * each output stays a convex combination of V rows); every other path is cb_attn_flash's. */
+ * each output stays a convex combination of V rows); over an int8 cache with VNNI, decode holds Q and P in
+ * 16-bit fixed point (two byte planes instead of three); every other path is cb_attn_flash's. */
 void cb_attn_flash_fast(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                         float *m, float *l, float *O);
 void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
@@ -72,7 +73,7 @@ void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_v
 /* AVX-512 twins: require hd % 16 == 0 (the dispatcher falls back to the ref otherwise); _q8_ for 8-bit
  * caches (attention8_avx512.c), the other for f32 / f16 / bf16. */
 void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
-                             int64_t k1, float *m, float *l, float *O);
+                             int64_t k1, float *m, float *l, float *O, bool fast);
 void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
                           int64_t k1, float *m, float *l, float *O);
 /* AMX twin (attention_amx.c): bf16 caches with hd % 32 == 0, on the amx path only; the dispatcher sends it

@@ -221,14 +221,20 @@ static inline __attribute__((always_inline)) void block8(int R, const float *Q, 
 #ifndef I8_SM_LINES
 #define I8_SM_LINES 16
 #endif
-#define I8_QMAX 8323072.0f /* 127 · 2^16: the balanced top digit stays within int8 */
-#define I8_PMAX 16777215.0f
+/* Planes per operand: exact mode 3 (24-bit fixed point); fast mode 2 (16 bits: still finer than the bf16
+ * rounding fast mode applies elsewhere; docs/quantization.md, "int8 KV in fast mode"). */
+#define I8_PLANES_EXACT 3
+#define I8_PLANES_FAST 2
+/* 127 · 2^(8·(np − 1)): the balanced top digit stays within int8; the weights' largest: 2^(8·np) − 1 */
+static inline float i8_qmax(int np) { return np == 3 ? 8323072.0f : 32512.0f; }
+static inline float i8_pmax(int np) { return np == 3 ? 16777215.0f : 65535.0f; }
 
 /* vpdpbusd through asm: with the intrinsic gcc copies each accumulator before and after the instruction
  * (it ties the destination badly in unrolled loops), doubling the loop's instructions. acc += Σ4 a_u8·b_s8;
- * _bc: b is one dword broadcast from memory (embedded broadcast, no register); _m: b is 64 bytes in memory. */
-static inline __attribute__((always_inline)) __m512i dp_m(__m512i acc, __m512i a, const void *b) {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const __m512i *)b));
+ * _bc: b is one dword broadcast from memory (embedded broadcast, no register); _r: b in a register (P·V loads
+ * each 64 bytes of V once for all rows and planes: a memory operand per instruction was 9 % slower on Zen 4). */
+static inline __attribute__((always_inline)) __m512i dp_r(__m512i acc, __m512i a, __m512i b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
     return acc;
 }
 static inline __attribute__((always_inline)) __m512i dp_bc(__m512i acc, __m512i a, const int32_t *b) {
@@ -244,35 +250,39 @@ typedef struct {
     float punit[DIRECT_MAX_ROWS];                       /* weight = punit · Pi */
 } i8_state;
 
-/* false when a row is not finite (the caller then takes the fp32 loop, which propagates it) */
-static bool i8_quantize_q(int R, const float *Q, int hd, i8_state *st) {
+/* false when a row is not finite (the caller then takes the fp32 loop, which propagates it); np planes */
+static bool i8_quantize_q(int R, const float *Q, int hd, int np, i8_state *st) {
+    const float qmax = i8_qmax(np);
     for (int r = 0; r < R; r++) {
         const float *q = Q + (size_t)r * hd;
         __m512 mx = _mm512_setzero_ps();
         for (int d = 0; d < hd; d += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(q + d)));
         const float amax = _mm512_reduce_max_ps(mx);
         if (!isfinite(amax)) return false;
-        const __m512 G = _mm512_set1_ps(amax > 0.0f ? I8_QMAX / amax : 0.0f);
-        st->qinv[r] = amax > 0.0f ? amax / I8_QMAX : 0.0f;
+        const __m512 G = _mm512_set1_ps(amax > 0.0f ? qmax / amax : 0.0f);
+        st->qinv[r] = amax > 0.0f ? amax / qmax : 0.0f;
         __m512i c[3] = { _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512() };
         for (int d = 0; d < hd; d += 16) {
-            const __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(q + d), G)); /* rne */
-            const __m512i lo = _mm512_srai_epi32(_mm512_slli_epi32(qi, 24), 24), q1 = _mm512_srai_epi32(_mm512_sub_epi32(qi, lo), 8);
-            const __m512i mi = _mm512_srai_epi32(_mm512_slli_epi32(q1, 24), 24), hi = _mm512_srai_epi32(_mm512_sub_epi32(q1, mi), 8);
-            const __m512i dig[3] = { lo, mi, hi };
-            for (int p = 0; p < 3; p++) {
+            __m512i x = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(q + d), G)); /* rne */
+            __m512i dig[3];
+            for (int p = 0; p < np - 1; p++) { /* balanced digits: the low byte sign-extended, the rest carried up */
+                dig[p] = _mm512_srai_epi32(_mm512_slli_epi32(x, 24), 24);
+                x = _mm512_srai_epi32(_mm512_sub_epi32(x, dig[p]), 8);
+            }
+            dig[np - 1] = x;
+            for (int p = 0; p < np; p++) {
                 _mm_storeu_si128((__m128i *)((int8_t *)st->q[p][r] + d), _mm512_cvtepi32_epi8(dig[p]));
                 c[p] = _mm512_add_epi32(c[p], dig[p]);
             }
         }
-        for (int p = 0; p < 3; p++) st->corr[p][r] = 128 * _mm512_reduce_add_epi32(c[p]);
+        for (int p = 0; p < np; p++) st->corr[p][r] = 128 * _mm512_reduce_add_epi32(c[p]);
     }
     return true;
 }
 
 /* S[r][16 t ..] for NR rows from r0 (clamped to R - 1) and NT tiles from t0; pf: npf lines per 4-dim chunk
  * requested from there (NULL: none). */
-static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, int t0, int NT, int hd,
+static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, int t0, int NT, int hd, int NP,
                                                         const uint8_t *kt0, const float *ks, const i8_state *st,
                                                         float *S, const char *pf, int npf, bool l2) {
     __m512i a[4][4][3];
@@ -285,7 +295,7 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++)
 #pragma GCC unroll 3
-            for (int p = 0; p < 3; p++) a[i][j][p] = _mm512_setzero_si512();
+            for (int p = 0; p < NP; p++) a[i][j][p] = _mm512_setzero_si512();
     const size_t tile = (size_t)hd * 16;
     const uint8_t *k = kt0 + (size_t)t0 * tile;
     for (int c = 0; c < hd / 4; c++) {
@@ -298,7 +308,7 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++)
 #pragma GCC unroll 3
-            for (int p = 0; p < 3; p++)
+            for (int p = 0; p < NP; p++)
 #pragma GCC unroll 4
                 for (int j = 0; j < NT; j++) a[i][j][p] = dp_bc(a[i][j][p], kx[j], &st->q[p][rr[i]][c]);
     }
@@ -309,10 +319,14 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
         const __m512 qinv = _mm512_set1_ps(st->qinv[r]);
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) {
-            const __m512 h2 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[i][j][2], _mm512_set1_epi32(st->corr[2][r])));
             const __m512 h1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[i][j][1], _mm512_set1_epi32(st->corr[1][r])));
             const __m512 h0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[i][j][0], _mm512_set1_epi32(st->corr[0][r])));
-            __m512 s = _mm512_add_ps(_mm512_fmadd_ps(h2, _mm512_set1_ps(65536.0f), _mm512_mul_ps(h1, _mm512_set1_ps(256.0f))), h0);
+            __m512 s;
+            if (NP == 3) {
+                const __m512 h2 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[i][j][2], _mm512_set1_epi32(st->corr[2][r])));
+                s = _mm512_add_ps(_mm512_fmadd_ps(h2, _mm512_set1_ps(65536.0f), _mm512_mul_ps(h1, _mm512_set1_ps(256.0f))), h0);
+            } else
+                s = _mm512_fmadd_ps(h1, _mm512_set1_ps(256.0f), h0);
             s = _mm512_mul_ps(s, _mm512_mul_ps(qinv, _mm512_loadu_ps(ks + 16 * (t0 + j))));
             _mm512_store_ps(S + r * CB_FLASH_BK + 16 * (t0 + j), s);
         }
@@ -327,19 +341,20 @@ static inline __attribute__((always_inline)) void qk_i8(int R, int r0, int NR, i
 static inline __attribute__((always_inline)) void softmax_i8(int R, const int64_t *qpos, int64_t kb, int nb,
                                                              const float *S, const float *vs, float *m, __m512 *lsum,
                                                              float *alpha, i8_state *st, const char *pf, int pf_per_r,
-                                                             bool l2) {
+                                                             int NP, bool l2) {
+    const float pmax = i8_pmax(NP);
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     __m512 w[4];
     for (int i = 0; i < 4; i++) w[i] = _mm512_loadu_ps(vs + 16 * i);
     const float vmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(w[0], w[1]), _mm512_max_ps(w[2], w[3])));
-    const float wf = vmax > 0.0f ? I8_PMAX / vmax : 0.0f;
+    const float wf = vmax > 0.0f ? pmax / vmax : 0.0f;
     for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(w[i], _mm512_set1_ps(wf));
     for (int r = 0; r < R; r++) {
         for (int u = 0; u < pf_per_r; u++) PF_TO(pf + (size_t)(r * pf_per_r + u) * 64, l2);
         const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
         if (vis <= 0) {
             alpha[r] = 1.0f, st->punit[r] = 0.0f;
-            for (int p = 0; p < 3; p++) _mm512_storeu_si512(st->p[p][r], _mm512_setzero_si512());
+            for (int p = 0; p < NP; p++) _mm512_storeu_si512(st->p[p][r], _mm512_setzero_si512());
             continue;
         }
         const float *sr = S + r * CB_FLASH_BK;
@@ -357,21 +372,21 @@ static inline __attribute__((always_inline)) void softmax_i8(int R, const int64_
         for (int i = 0; i < 4; i++) {
             const __m512 e = cb_exp512(_mm512_sub_ps(x[i], bb));
             sum = _mm512_add_ps(sum, e);
-            const __m512i pi = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(e, w[i])), _mm512_set1_epi32((int)I8_PMAX));
+            const __m512i pi = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(e, w[i])), _mm512_set1_epi32((int)pmax));
             _mm_storeu_si128((__m128i *)&st->p[0][r][4 * i], _mm512_cvtepi32_epi8(pi));
             _mm_storeu_si128((__m128i *)&st->p[1][r][4 * i], _mm512_cvtepi32_epi8(_mm512_srli_epi32(pi, 8)));
-            _mm_storeu_si128((__m128i *)&st->p[2][r][4 * i], _mm512_cvtepi32_epi8(_mm512_srli_epi32(pi, 16)));
+            if (NP == 3) _mm_storeu_si128((__m128i *)&st->p[2][r][4 * i], _mm512_cvtepi32_epi8(_mm512_srli_epi32(pi, 16)));
         }
         const float a = _mm512_cvtss_f32(ac), c = _mm512_cvtss_f32(_mm512_permutexvar_ps(_mm512_set1_epi32(1), ac));
         lsum[r] = _mm512_fmadd_ps(lsum[r], _mm512_set1_ps(a), _mm512_mul_ps(sum, _mm512_set1_ps(c)));
-        st->punit[r] = vmax > 0.0f ? c * (vmax / I8_PMAX) : 0.0f;
+        st->punit[r] = vmax > 0.0f ? c * (vmax / pmax) : 0.0f;
         m[r] = m_new, alpha[r] = a;
     }
 }
 
 /* O[r][c0 .. c0 + 16·NU) = O·alpha + Σ_j w_j·V[j] for NR rows from r0 over ng groups of 4 keys; pf:
  * pf_per_g lines per group requested from there (NULL: none), never past pf_end. */
-static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, int c0, int NU, int hd, int ng,
+static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, int c0, int NU, int hd, int ng, int NP,
                                                         const uint8_t *vb, const i8_state *st, const float *alpha,
                                                         float *O, const char *pf, int pf_per_g,
                                                         const char *pf_end, bool l2) {
@@ -384,7 +399,7 @@ static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, i
 #pragma GCC unroll 4
         for (int u = 0; u < NU; u++)
 #pragma GCC unroll 3
-            for (int p = 0; p < 3; p++) a[i][u][p] = _mm512_setzero_si512();
+            for (int p = 0; p < NP; p++) a[i][u][p] = _mm512_setzero_si512();
     const uint8_t *v = vb + (size_t)c0 * 4;
     for (int g = 0; g < ng; g++, v += 4 * (size_t)hd) {
         if (pf) {
@@ -392,13 +407,16 @@ static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, i
                 if (u < pf_per_g && pf + 64 * u < pf_end) PF_TO(pf + 64 * u, l2);
             pf += 64 * pf_per_g;
         }
+        __m512i vx[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < NU; u++) vx[u] = _mm512_loadu_si512(v + 64 * u);
 #pragma GCC unroll 2
         for (int i = 0; i < NR; i++)
 #pragma GCC unroll 3
-            for (int p = 0; p < 3; p++) {
+            for (int p = 0; p < NP; p++) {
                 const __m512i pb = _mm512_set1_epi32(st->p[p][rr[i]][g]);
 #pragma GCC unroll 4
-                for (int u = 0; u < NU; u++) a[i][u][p] = dp_m(a[i][u][p], pb, v + 64 * u);
+                for (int u = 0; u < NU; u++) a[i][u][p] = dp_r(a[i][u][p], pb, vx[u]);
             }
     }
 #pragma GCC unroll 2
@@ -409,9 +427,10 @@ static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, i
         float *o = O + (size_t)r * hd + c0;
 #pragma GCC unroll 4
         for (int u = 0; u < NU; u++) {
-            const __m512 x = _mm512_add_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][u][2]), _mm512_set1_ps(65536.0f),
-                                                           _mm512_mul_ps(_mm512_cvtepi32_ps(a[i][u][1]), _mm512_set1_ps(256.0f))),
-                                           _mm512_cvtepi32_ps(a[i][u][0]));
+            const __m512 x = NP == 3 ? _mm512_add_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][u][2]), _mm512_set1_ps(65536.0f),
+                                                                     _mm512_mul_ps(_mm512_cvtepi32_ps(a[i][u][1]), _mm512_set1_ps(256.0f))),
+                                                     _mm512_cvtepi32_ps(a[i][u][0]))
+                                     : _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][u][1]), _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(a[i][u][0]));
             _mm512_storeu_ps(o + 16 * u, _mm512_fmadd_ps(_mm512_loadu_ps(o + 16 * u), al, _mm512_mul_ps(x, pu)));
         }
     }
@@ -420,31 +439,31 @@ static inline __attribute__((always_inline)) void pv_i8(int R, int r0, int NR, i
 static inline __attribute__((always_inline)) void block_i8(int R, const int64_t *qpos, int hd, int64_t kb, int nb,
                                                            const uint8_t *kt0, const uint8_t *vb, const float *ks,
                                                            const float *vs, i8_state *st, float *S, float *m,
-                                                           __m512 *lsum, float *alpha, float *O, bool l2) {
+                                                           __m512 *lsum, float *alpha, float *O, int NP, bool l2) {
     const size_t bytes = (size_t)CB_FLASH_BK * hd;
     const char *pfv = (const char *)vb + PF_I8 * bytes;
     pf_scales(ks + PF_I8 * CB_FLASH_BK, l2), pf_scales(vs + PF_I8 * CB_FLASH_BK, l2);
     /* the next block's V (hd/4 chunks × 256 bytes) is requested over the Q·Kᵀ passes */
     if (R <= 2) {
-        if (R == 1) qk_i8(R, 0, 1, 0, 4, hd, kt0, ks, st, S, pfv, 4, l2);
-        else qk_i8(R, 0, 2, 0, 4, hd, kt0, ks, st, S, pfv, 4, l2);
+        if (R == 1) qk_i8(R, 0, 1, 0, 4, hd, NP, kt0, ks, st, S, pfv, 4, l2);
+        else qk_i8(R, 0, 2, 0, 4, hd, NP, kt0, ks, st, S, pfv, 4, l2);
     } else { /* 2 or 4 passes, each requesting its share of the next V */
         const int npf = R <= 4 ? 2 : 1;
         for (int t0 = 0, k = 0; t0 < 4; t0 += 2)
-            for (int r0 = 0; r0 < R; r0 += 4, k++) qk_i8(R, r0, 4, t0, 2, hd, kt0, ks, st, S, pfv + (size_t)k * npf * 16 * hd, npf, l2);
+            for (int r0 = 0; r0 < R; r0 += 4, k++) qk_i8(R, r0, 4, t0, 2, hd, NP, kt0, ks, st, S, pfv + (size_t)k * npf * 16 * hd, npf, l2);
     }
     /* the next block's K: a share during the softmax (I8_SM_LINES per row: no memory request would be
      * in flight there otherwise), the rest evenly over the P·V passes */
     const char *pf = (const char *)kt0 + PF_I8 * bytes, *pf_end = pf + bytes;
     const int sm_per_r = (int)CB_MIN((size_t)I8_SM_LINES, bytes / 64 / (size_t)R);
-    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st, pf, sm_per_r, l2);
+    softmax_i8(R, qpos, kb, nb, S, vs, m, lsum, alpha, st, pf, sm_per_r, NP, l2);
     pf += (size_t)64 * sm_per_r * R;
     const int ng = (nb + 3) / 4, passes = ((hd + 63) / 64) * ((R + 1) / 2); /* masked keys weigh 0 */
     const int per_g = (int)(((size_t)(pf_end - pf) / 64 + (size_t)passes * ng - 1) / ((size_t)passes * ng));
     for (int c0 = 0; c0 < hd; c0 += 64) {
         const int nu = CB_MIN(64, hd - c0) / 16;
         for (int r0 = 0; r0 < R; r0 += 2, pf += (size_t)64 * per_g * ng) {
-#define PV(NR, NU) pv_i8(R, r0, NR, c0, NU, hd, ng, vb, st, alpha, O, pf, per_g, pf_end, l2)
+#define PV(NR, NU) pv_i8(R, r0, NR, c0, NU, hd, ng, NP, vb, st, alpha, O, pf, per_g, pf_end, l2)
             if (R == 1) switch (nu) { case 4: PV(1, 4); break; case 3: PV(1, 3); break; case 2: PV(1, 2); break; default: PV(1, 1); }
             else switch (nu) { case 4: PV(2, 4); break; case 3: PV(2, 3); break; case 2: PV(2, 2); break; default: PV(2, 1); }
 #undef PV
@@ -514,7 +533,7 @@ static void widen_block(const cb_kv_view *kv, int64_t kb, int nb, float *Kf, flo
 }
 
 void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
-                             int64_t k1, float *m, float *l, float *O) {
+                             int64_t k1, float *m, float *l, float *O, bool fast) {
     const int hd = kv->hd;
     const int64_t full_end = kv->cap & ~(int64_t)15; /* tiles before this are 16 wide */
     float Kf[4 * CB_FLASH_MAX_HD * 16] __attribute__((aligned(64)));
@@ -526,7 +545,8 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
      * int8 layout goes through widened blocks */
     bool vi8 = R <= DIRECT_MAX_ROWS && kv->dtype == CB_I8 && cb_kernels_vnni();
     i8_state st;
-    if (vi8) vi8 = i8_quantize_q(R, Q, hd, &st);
+    const int np = fast ? I8_PLANES_FAST : I8_PLANES_EXACT;
+    if (vi8) vi8 = i8_quantize_q(R, Q, hd, np, &st);
     const bool direct = R <= DIRECT_MAX_ROWS && (vi8 || kv->dtype == CB_F8_E4M3);
     const bool l2 = direct && cb_kernels_prefetch_l2(NULL); /* constant in the common blocks' loops */
     float Qs[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(64))); /* fp8: Q · 2^64 (stream16) */
@@ -550,8 +570,11 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
                         PF_TO((const char *)(kv->ks + kb) + o, l2), PF_TO((const char *)(kv->vs + kb) + o, l2);
                 }
             if (vi8) {
-                if (l2) block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, O, true);
-                else block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, O, false);
+#define BI8(NP, L2) block_i8(R, qpos, hd, kb, nb, kt0, vb, kv->ks + kb, kv->vs + kb, &st, S, m, lsum, alpha, O, NP, L2)
+                if (np == I8_PLANES_EXACT) { if (l2) BI8(I8_PLANES_EXACT, true); else BI8(I8_PLANES_EXACT, false); }
+                else if (l2) BI8(I8_PLANES_FAST, true);
+                else BI8(I8_PLANES_FAST, false);
+#undef BI8
             } else {
                 const size_t bytes = (size_t)CB_FLASH_BK * hd;
                 /* K and V decide apart: both decodes give products in the same units (2^-56), so a block

@@ -58,7 +58,7 @@ static void flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *
     if (cb_kernels_path() == CB_PATH_AMX && kv->dtype == CB_BF16 && kv->hd % 32 == 0 && R >= CB_ATTN_AMX_MIN_ROWS)
         cb_attn_flash_amx(R, Q, qpos, kv, k0, k1, m, l, O, fast);
     else if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0 && cb_kv_is_q8(kv->dtype))
-        cb_attn_flash_q8_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
+        cb_attn_flash_q8_avx512(R, Q, qpos, kv, k0, k1, m, l, O, fast);
     else if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0)
         cb_attn_flash_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
     else

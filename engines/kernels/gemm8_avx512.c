@@ -61,7 +61,7 @@ static inline __m512 i8_stream(const uint8_t *p, __mmask16 mk) {
 #define PF_DIST 4096
 #endif
 
-/* Several weight rows per pass (R <= 4) for the int8 decode on VNNI (dot_abs, dot_abs3): per row it paid
+/* Several weight rows per pass (R <= 4) for the int8 decode on VNNI (dot_abs3): per row it paid
  * 3 reductions and the epilogue, a large share of a K = 256 or 512 row; R rows share the activation loads,
  * the sign masks and one reduction tree. sum4 finishes 4 rows in exactly _mm512_reduce_add_ps's order (gcc's
  * avx512fintrin.h: upper 256 + lower 256 bits, upper 128 + lower 128, lanes {2,3} + {0,1}, lane 1 + lane 0),
@@ -94,25 +94,6 @@ static inline __attribute__((always_inline)) void rows_prefetch(const void *w, i
                                                                 int lines) {
     const int64_t ahead = R == 1 ? PF_DIST : CB_MAX((int64_t)PF_DIST, R * K);
     for (int i = 0; i < R * lines; i++) _mm_prefetch((const char *)w + ahead + R * k + 64 * i, _MM_HINT_T0);
-}
-
-/* Row r's 4 accumulators ar0..ar3 (fp32 lanes, or int32 when i32) added as (ar0 + ar1) + (ar2 + ar3), then
- * summed: out[0..R) (floats or int32s). */
-static inline __attribute__((always_inline)) void finish_rows(int R, bool i32, __m512 a00, __m512 a01, __m512 a02,
-                                                              __m512 a03, __m512 a10, __m512 a11, __m512 a12,
-                                                              __m512 a13, __m512 a20, __m512 a21, __m512 a22,
-                                                              __m512 a23, __m512 a30, __m512 a31, __m512 a32,
-                                                              __m512 a33, void *out) {
-    const __m512 t0 = add_lanes(add_lanes(a00, a01, i32), add_lanes(a02, a03, i32), i32);
-    if (R == 1) {
-        if (i32) *(int32_t *)out = _mm512_reduce_add_epi32(_mm512_castps_si512(t0));
-        else *(float *)out = _mm512_reduce_add_ps(t0);
-        return;
-    }
-    const __m512 t1 = add_lanes(add_lanes(a10, a11, i32), add_lanes(a12, a13, i32), i32),
-                 t2 = add_lanes(add_lanes(a20, a21, i32), add_lanes(a22, a23, i32), i32),
-                 t3 = add_lanes(add_lanes(a30, a31, i32), add_lanes(a32, a33, i32), i32);
-    _mm_storeu_ps((float *)out, sum4(t0, t1, t2, t3, i32));
 }
 
 static inline __attribute__((always_inline)) float dot_q8(const float *x, const uint8_t *w, int64_t K, bool fp8) {
@@ -345,68 +326,21 @@ static inline __m512i signed_w(const int8_t *w, __mmask64 neg, __mmask64 mk) {
  * caller that runs without the feature). */
 #define VNNI_INLINE __attribute__((target("avx512vnni"), always_inline))
 
-/* One row's 64 codes with |xq| (x) into its accumulator. */
-static inline VNNI_INLINE __m512i abs_step(__m512i a, __m512i x, const int8_t *p, __mmask64 neg, __mmask64 mk) {
-    return _mm512_dpbusd_epi32(a, x, signed_w(p, neg, mk));
-}
-/* Fast mode's dot products of rows w, w + K, ... w + (R-1)·K (R <= 4, as dot_q8) with |xq|: out[0..R). */
-static inline VNNI_INLINE void dot_abs(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K, int R,
-                                       int32_t out[4]) {
-    const __m512i z = _mm512_setzero_si512();
-    __m512i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-    __m512i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-    const int8_t *w1 = w + (R > 1) * K, *w2 = w + (R > 2) * 2 * K, *w3 = w + (R > 3) * 3 * K;
-    int64_t k = 0, c = 0;
-    const __mmask64 all = ~(__mmask64)0;
-    for (; k + 256 <= K; k += 256, c += 4) {
-        rows_prefetch(w, K, k, R, 4);
-        const __m512i x0 = _mm512_loadu_si512(xa + k), x1 = _mm512_loadu_si512(xa + k + 64),
-                      x2 = _mm512_loadu_si512(xa + k + 128), x3 = _mm512_loadu_si512(xa + k + 192);
-        const __mmask64 n0 = neg[c], n1 = neg[c + 1], n2 = neg[c + 2], n3 = neg[c + 3];
-        a00 = abs_step(a00, x0, w + k, n0, all), a01 = abs_step(a01, x1, w + k + 64, n1, all);
-        a02 = abs_step(a02, x2, w + k + 128, n2, all), a03 = abs_step(a03, x3, w + k + 192, n3, all);
-        if (R > 1) {
-            a10 = abs_step(a10, x0, w1 + k, n0, all), a11 = abs_step(a11, x1, w1 + k + 64, n1, all);
-            a12 = abs_step(a12, x2, w1 + k + 128, n2, all), a13 = abs_step(a13, x3, w1 + k + 192, n3, all);
-        }
-        if (R > 2) {
-            a20 = abs_step(a20, x0, w2 + k, n0, all), a21 = abs_step(a21, x1, w2 + k + 64, n1, all);
-            a22 = abs_step(a22, x2, w2 + k + 128, n2, all), a23 = abs_step(a23, x3, w2 + k + 192, n3, all);
-        }
-        if (R > 3) {
-            a30 = abs_step(a30, x0, w3 + k, n0, all), a31 = abs_step(a31, x1, w3 + k + 64, n1, all);
-            a32 = abs_step(a32, x2, w3 + k + 128, n2, all), a33 = abs_step(a33, x3, w3 + k + 192, n3, all);
-        }
-    }
-    for (; k < K; k += 64, c++) {
-        const __mmask64 mk = tail64(K - k);
-        const __m512i xv = _mm512_maskz_loadu_epi8(mk, xa + k);
-        a00 = abs_step(a00, xv, w + k, neg[c], mk);
-        if (R > 1) a10 = abs_step(a10, xv, w1 + k, neg[c], mk);
-        if (R > 2) a20 = abs_step(a20, xv, w2 + k, neg[c], mk);
-        if (R > 3) a30 = abs_step(a30, xv, w3 + k, neg[c], mk);
-    }
-#define F(v) _mm512_castsi512_ps(v)
-    finish_rows(R, true, F(a00), F(a01), F(a02), F(a03), F(a10), F(a11), F(a12), F(a13), F(a20), F(a21), F(a22), F(a23),
-                F(a30), F(a31), F(a32), F(a33), out);
-#undef F
-}
-
-/* One row's 64 codes against the three planes y0..y2: its weight bytes loaded and sign-flipped once. */
+/* One row's 64 codes against the NP planes y0..: its weight bytes loaded and sign-flipped once. */
 static inline VNNI_INLINE void abs3_step(__m512i *a0, __m512i *a1, __m512i *a2, __m512i y0, __m512i y1, __m512i y2,
-                                         const int8_t *p, __mmask64 neg, __mmask64 mk) {
+                                         const int8_t *p, __mmask64 neg, __mmask64 mk, int NP) {
     const __m512i v = signed_w(p, neg, mk);
     *a0 = _mm512_dpbusd_epi32(*a0, y0, v);
-    *a1 = _mm512_dpbusd_epi32(*a1, y1, v);
-    *a2 = _mm512_dpbusd_epi32(*a2, y2, v);
+    if (NP > 1) *a1 = _mm512_dpbusd_epi32(*a1, y1, v);
+    if (NP > 2) *a2 = _mm512_dpbusd_epi32(*a2, y2, v);
 }
-/* The sums of row r's plane accumulators into d[r][0..3) for R rows: sum4 per plane. */
-static inline VNNI_INLINE void abs3_sums(int R, const __m512i t[4][3], int32_t d[4][3]) {
+/* The sums of row r's plane accumulators into d[r][0..NP) for R rows: sum4 per plane. */
+static inline VNNI_INLINE void abs3_sums(int R, int NP, const __m512i t[4][3], int32_t d[4][3]) {
     if (R == 1) {
-        for (int q = 0; q < 3; q++) d[0][q] = _mm512_reduce_add_epi32(t[0][q]);
+        for (int q = 0; q < NP; q++) d[0][q] = _mm512_reduce_add_epi32(t[0][q]);
         return;
     }
-    for (int q = 0; q < 3; q++) {
+    for (int q = 0; q < NP; q++) {
         int32_t s[4];
         _mm_storeu_si128((__m128i *)s, _mm_castps_si128(sum4(_mm512_castsi512_ps(t[0][q]), _mm512_castsi512_ps(t[1][q]),
                                                              _mm512_castsi512_ps(t[2][q]), _mm512_castsi512_ps(t[3][q]),
@@ -415,17 +349,19 @@ static inline VNNI_INLINE void abs3_sums(int R, const __m512i t[4][3], int32_t d
     }
 }
 
-/* The exact-mode twin over three byte planes of a 24-bit |x| (planes K bytes apart: low, middle, high byte),
- * rows w .. w + (R-1)·K into d[r][plane]. Each plane's sum is exact in int32 (|sum| <= 255 · 127 · K < 2^31
+/* Dot products over NP byte planes of |x| (planes K bytes apart: low, middle, high byte): exact mode's three
+ * of a 24-bit |x|, fast mode's one of |xq|; rows w .. w + (R-1)·K into d[r][plane]. One loop for both: a
+ * separate fast-mode loop of 256 codes per row per step streamed DRAM at half this one's rate on Zen 4 (11
+ * against 23-27 GB/s, `ctxbench-bench gemv8 --fast`; docs/performance.md, "8-bit GEMV in fast mode"). Each plane's sum is exact in int32 (|sum| <= 255 · 127 · K < 2^31
  * for K <= Q8_FIX_MAX_K), so the chains may be split any way: two per plane for a lone row (vpdpbusd
  * latency), one per plane when R rows give independent chains anyway. */
 static inline VNNI_INLINE void dot_abs3(const uint8_t *xa, const __mmask64 *neg, const int8_t *w, int64_t K, int R,
-                                        int32_t d[4][3]) {
+                                        int NP, int32_t d[4][3]) {
     const __m512i z = _mm512_setzero_si512();
     __m512i a00 = z, a01 = z, a02 = z, a10 = z, a11 = z, a12 = z, a20 = z, a21 = z, a22 = z, a30 = z, a31 = z,
             a32 = z;
     __m512i b00 = z, b01 = z, b02 = z; /* the second chain of a lone row */
-    const uint8_t *x1 = xa + K, *x2 = xa + 2 * K;
+    const uint8_t *x1 = xa + (NP > 1) * K, *x2 = xa + (NP > 2) * 2 * K;
     const int8_t *w1 = w + (R > 1) * K, *w2 = w + (R > 2) * 2 * K, *w3 = w + (R > 3) * 3 * K;
     int64_t k = 0, c = 0;
     const __mmask64 all = ~(__mmask64)0;
@@ -433,33 +369,33 @@ static inline VNNI_INLINE void dot_abs3(const uint8_t *xa, const __mmask64 *neg,
         for (; k + 128 <= K; k += 128, c += 2) {
             rows_prefetch(w, K, k, 1, 2); /* as dot_q8: the Intel cores need it */
             abs3_step(&a00, &a01, &a02, _mm512_loadu_si512(xa + k), _mm512_loadu_si512(x1 + k),
-                      _mm512_loadu_si512(x2 + k), w + k, neg[c], all);
+                      _mm512_loadu_si512(x2 + k), w + k, neg[c], all, NP);
             abs3_step(&b00, &b01, &b02, _mm512_loadu_si512(xa + k + 64), _mm512_loadu_si512(x1 + k + 64),
-                      _mm512_loadu_si512(x2 + k + 64), w + k + 64, neg[c + 1], all);
+                      _mm512_loadu_si512(x2 + k + 64), w + k + 64, neg[c + 1], all, NP);
         }
     for (; k < K; k += 64, c++) {
         const __mmask64 mk = tail64(K - k);
         rows_prefetch(w, K, k, R, 1);
         const __m512i y0 = _mm512_maskz_loadu_epi8(mk, xa + k), y1 = _mm512_maskz_loadu_epi8(mk, x1 + k),
                       y2 = _mm512_maskz_loadu_epi8(mk, x2 + k);
-        abs3_step(&a00, &a01, &a02, y0, y1, y2, w + k, neg[c], mk);
-        if (R > 1) abs3_step(&a10, &a11, &a12, y0, y1, y2, w1 + k, neg[c], mk);
-        if (R > 2) abs3_step(&a20, &a21, &a22, y0, y1, y2, w2 + k, neg[c], mk);
-        if (R > 3) abs3_step(&a30, &a31, &a32, y0, y1, y2, w3 + k, neg[c], mk);
+        abs3_step(&a00, &a01, &a02, y0, y1, y2, w + k, neg[c], mk, NP);
+        if (R > 1) abs3_step(&a10, &a11, &a12, y0, y1, y2, w1 + k, neg[c], mk, NP);
+        if (R > 2) abs3_step(&a20, &a21, &a22, y0, y1, y2, w2 + k, neg[c], mk, NP);
+        if (R > 3) abs3_step(&a30, &a31, &a32, y0, y1, y2, w3 + k, neg[c], mk, NP);
     }
     const __m512i t[4][3] = { { _mm512_add_epi32(a00, b00), _mm512_add_epi32(a01, b01), _mm512_add_epi32(a02, b02) },
                               { a10, a11, a12 }, { a20, a21, a22 }, { a30, a31, a32 } };
-    abs3_sums(R, t, d);
+    abs3_sums(R, NP, t, d);
 }
 
 /* Fast mode (one plane: out) or exact mode (three: d) for R rows, R a constant in each case. */
 static CB_TARGET_VNNI void dot_vnni_rows(bool exact, const uint8_t *xa, const __mmask64 *neg, const int8_t *w,
-                                         int64_t K, int R, int32_t out[4], int32_t d[4][3]) {
+                                         int64_t K, int R, int32_t d[4][3]) {
     switch (R) {
-    case 1: exact ? dot_abs3(xa, neg, w, K, 1, d) : dot_abs(xa, neg, w, K, 1, out); break;
-    case 2: exact ? dot_abs3(xa, neg, w, K, 2, d) : dot_abs(xa, neg, w, K, 2, out); break;
-    case 3: exact ? dot_abs3(xa, neg, w, K, 3, d) : dot_abs(xa, neg, w, K, 3, out); break;
-    default: exact ? dot_abs3(xa, neg, w, K, 4, d) : dot_abs(xa, neg, w, K, 4, out); break;
+    case 1: exact ? dot_abs3(xa, neg, w, K, 1, 3, d) : dot_abs3(xa, neg, w, K, 1, 1, d); break;
+    case 2: exact ? dot_abs3(xa, neg, w, K, 2, 3, d) : dot_abs3(xa, neg, w, K, 2, 1, d); break;
+    case 3: exact ? dot_abs3(xa, neg, w, K, 3, 3, d) : dot_abs3(xa, neg, w, K, 3, 1, d); break;
+    default: exact ? dot_abs3(xa, neg, w, K, 4, 3, d) : dot_abs3(xa, neg, w, K, 4, 1, d); break;
     }
 }
 
@@ -496,8 +432,8 @@ static void vnni_slice(const vnni_multi *a, int t, int T) {
                     const int R = (int)CB_MIN(4, cnt - j0);
                     const int8_t *w = (const int8_t *)W->data + (size_t)(n0 + j0) * (size_t)K;
                     const uint8_t *xa = a->xa + (size_t)m * (size_t)planes * (size_t)K;
-                    int32_t s1[4], d[4][3];
-                    dot_vnni_rows(a->exact, xa, a->neg + m * a->KC, w, K, R, s1, d);
+                    int32_t d[4][3];
+                    dot_vnni_rows(a->exact, xa, a->neg + m * a->KC, w, K, R, d);
                     for (int r = 0; r < R; r++) {
                         const int64_t j = j0 + r;
                         float v;
@@ -505,7 +441,7 @@ static void vnni_slice(const vnni_multi *a, int t, int T) {
                             const int64_t s = (int64_t)d[r][2] * 65536 + (int64_t)d[r][1] * 256 + d[r][0];
                             v = (float)((double)s * (a->sxd[m] * (double)W->scale[n0 + j]));
                         } else
-                            v = (float)s1[r] * (a->sx[m] * W->scale[n0 + j]);
+                            v = (float)d[r][0] * (a->sx[m] * W->scale[n0 + j]);
                         float *y = &a->Y[i][m * a->ldy[i] + n0 + j];
                         *y = a->acc ? *y + v : v;
                     }

@@ -366,7 +366,7 @@ void cb_attn_decode(cb_attn_layer *l, int batch, const int *seqs, const int64_t 
             }
             memset(O, 0, sizeof(float) * (size_t)G * hd);
             cb_kv_view kv = kv_view(l, seqs[b], h);
-            cb_attn_flash(G, Q, qp, &kv, p * DECODE_PART, CB_MIN(ctx, (p + 1) * DECODE_PART), m, s, O);
+            (l->mode == CB_MODE_FAST ? cb_attn_flash_fast : cb_attn_flash)(G, Q, qp, &kv, p * DECODE_PART, CB_MIN(ctx, (p + 1) * DECODE_PART), m, s, O);
             for (int g = 0; g < G; g++) {
                 memcpy(pt + (size_t)g * (hd + 2), O + g * hd, sizeof(float) * (size_t)hd);
                 pt[(size_t)g * (hd + 2) + hd] = m[g];
