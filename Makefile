@@ -1,4 +1,5 @@
-# ctxbench build. Portable code is compiled for baseline x86-64; files named *_avx512.c are compiled
+# ctxbench build. Portable code is compiled for baseline x86-64; *_avx2.c with the avx2 gate's ISA (AVX2,
+# FMA, F16C, BMI2: CPUs without AVX-512, docs/performance.md "Kernel paths"); files named *_avx512.c are compiled
 # with exactly the ISA of the avx512 gate in engines/kernels/cpu.c (AVX-512 F/BW/VL/DQ, FMA, F16C, BMI2):
 # their few AVX512-BF16 and VNNI functions say so with a target attribute (CB_TARGET_BF16/_VNNI in
 # kernels_avx512.h) and run only after cb_cpu() found that feature; *_amx.c adds BF16 + AMX, which the
@@ -18,6 +19,7 @@ OPT     ?= -O2
 SAN     ?=
 CFLAGS_COMMON = -std=c17 $(OPT) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -fno-math-errno \
                 -fno-strict-aliasing -MMD -MP $(SAN)
+AVX2_FLAGS    = -mavx2 -mfma -mf16c -mbmi2
 AVX512_FLAGS  = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c -mbmi2
 AMX_FLAGS     = $(AVX512_FLAGS) -mavx512bf16 -mamx-tile -mamx-bf16 -mamx-int8
 LDLIBS  = -fopenmp -ljansson -lsqlite3 -lpapi -lsde -lm -lpthread -ldl -lyaml $(SAN)
@@ -42,6 +44,10 @@ all:
 
 deps:
 	@scripts/install-deps.sh
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(AVX2_FLAGS) -c $< -o $@
 
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)

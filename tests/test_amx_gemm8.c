@@ -179,10 +179,9 @@ Test(tiles8, pack_layout_awkward_shapes) {
         }
 }
 
-/* The AVX-512 row quantiser is cb_q8_quantize_activations bit for bit: ragged K, an all-zero row, ±0, NaN,
+/* The AVX-512 and AVX2 row quantisers are cb_q8_quantize_activations bit for bit: ragged K, an all-zero row, ±0, NaN,
  * ±inf, subnormals, values that round to ±127.5 before the clamp, ties (x / sx = k + 0.5). */
-Test(quant_row, avx512_bit_identical_to_portable) {
-    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
+static void row_quantiser_vs_portable(void (*row)(const float *, int64_t, int8_t *, float *)) {
     cb_rng r = { 3 };
     const int64_t ks[] = { 1, 15, 16, 17, 63, 64, 65, 333 };
     for (size_t a = 0; a < 8; a++)
@@ -206,13 +205,21 @@ Test(quant_row, avx512_bit_identical_to_portable) {
             float s0, s1;
             q1[K] = 0x55;
             cb_q8_quantize_activations(1, x, K, K, q0, &s0);
-            cb_q8_quantize_row_avx512(x, K, q1, &s1);
+            row(x, K, q1, &s1);
             cr_assert_eq(memcmp(&s0, &s1, sizeof s0), 0, "K=%ld kind %d: scale %g vs %g", (long)K, kind, (double)s0,
                          (double)s1);
             cr_assert_eq(memcmp(q0, q1, (size_t)K), 0, "K=%ld kind %d: codes differ", (long)K, kind);
             cr_assert_eq(q1[K], 0x55, "wrote past K");
             free(x), free(q0), free(q1);
         }
+}
+Test(quant_row, avx512_bit_identical_to_portable) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
+    row_quantiser_vs_portable(cb_q8_quantize_row_avx512);
+}
+Test(quant_row, avx2_bit_identical_to_portable) {
+    if (cb_kernels_best_path() < CB_PATH_AVX2) cr_skip_test("CPU lacks AVX2");
+    row_quantiser_vs_portable(cb_q8_quantize_row_avx2);
 }
 
 /* Whole engines, int8 weights, fast mode, amx path: every int8 GEMM on the tiles (crossover 1, with the

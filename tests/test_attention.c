@@ -935,3 +935,133 @@ Test(attention_kernel, decode_prefetch_target_changes_no_bit) {
     cb_kernels_set_vnni(true);
     free(kf), free(vf);
 }
+
+/* ---------- AVX2 kernel (CPUs without AVX-512) ---------- */
+
+/* Every cache dtype against the naive double softmax on the AVX2 path: decode row counts (1, 3, 8) and
+ * prefill-sized ones (17, 20), head sizes with hd % 16 == 8 (40, 72) beside 64 and 128, key counts off the
+ * 16-key tiles, capacities past the keys and equal to them (narrow last tile, int8's narrow last group). */
+Test(attention_avx2, every_dtype_vs_naive_double) {
+    if (cb_kernels_best_path() < CB_PATH_AVX2) cr_skip_test("no AVX2 on this CPU");
+    cr_assert_eq(cb_kernels_set_path(CB_PATH_AVX2), 0);
+    const cb_dtype ts[] = { CB_F32, CB_F16, CB_BF16, CB_F8_E4M3, CB_I8 };
+    const int hds[] = { 64, 128, 72, 40 };
+    const int cases[][4] = { /* G, nq, depth, cap_extra */
+                             { 1, 1, 213, 70 }, { 3, 1, 250, 0 },  { 8, 1, 301, 13 }, { 1, 17, 130, 3 },
+                             { 4, 5, 77, 0 },   { 17, 1, 90, 40 }, { 2, 3, 0, 0 },    { 1, 1, 0, 5 } };
+    for (int t = 0; t < 5; t++)
+        for (int h = 0; h < 4; h++)
+            for (int c = 0; c < 8; c++) {
+                double e = kernel_case(cases[c][0], cases[c][1], cases[c][2], hds[h], ts[t], cases[c][3]);
+                cr_assert_lt(e, 2e-6, "avx2 %s hd %d G %d nq %d depth %d: rel err %g", cb_dtype_name(ts[t]), hds[h],
+                             cases[c][0], cases[c][1], cases[c][2], e);
+            }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+/* Decode over many blocks (the in-place loops with their prefetches) for every row count up to 8. Over
+ * 3000 keys fp32's own error is ~2e-6 (the portable twin's too): held to the portable twin's, with slack. */
+Test(attention_avx2, long_decode_rows_vs_naive_double) {
+    if (cb_kernels_best_path() < CB_PATH_AVX2) cr_skip_test("no AVX2 on this CPU");
+    cr_assert_eq(cb_kernels_set_path(CB_PATH_AVX2), 0);
+    const cb_dtype ts[] = { CB_F32, CB_F16, CB_BF16, CB_F8_E4M3, CB_I8 };
+    for (int t = 0; t < 5; t++)
+        for (int R = 1; R <= 8; R++) {
+            double e = kernel_case(R, 1, 3000 + 7 * R, 128, ts[t], 9);
+            cb_kernels_set_path(CB_PATH_PORTABLE);
+            double ep = kernel_case(R, 1, 3000 + 7 * R, 128, ts[t], 9);
+            cb_kernels_set_path(CB_PATH_AVX2);
+            cr_assert_lt(e, fmax(2e-6, 1.5 * ep), "avx2 %s rows %d: rel err %g (portable %g)", cb_dtype_name(ts[t]), R, e, ep);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+/* The AVX2 kernel against its portable twin on identical inputs, the online state carried across two
+ * calls split at a multiple of 16 that is not one of 64 (so the second call's blocks straddle the first's),
+ * the first call starting past 0, the last key off the tiles, a capacity off the tiles, causal rows of
+ * which some see none of the second call's keys and one none of either call's (m, l, O untouched: the
+ * portable twin's bits). Fast mode is the exact kernel on this path: the same bits. */
+Test(attention_avx2, matches_portable_twin_across_split_calls) {
+    if (cb_kernels_best_path() < CB_PATH_AVX2) cr_skip_test("no AVX2 on this CPU");
+    const cb_dtype ts[] = { CB_F32, CB_F16, CB_BF16, CB_F8_E4M3, CB_I8 };
+    const int rows[] = { 1, 3, 8, 17 };
+    const int hds[] = { 64, 128, 72 };
+    const int64_t cap = 1003, first = 112, split = 592, nk = 999;
+    float *kf = malloc(sizeof(float) * cap * 128), *vf = malloc(sizeof(float) * cap * 128);
+    static float Q[17 * 128], O[3][17 * 128];
+    float m[3][17], l[3][17];
+    int64_t qp[17];
+    fill(Q, 17 * 128, 23, 0.3f);
+    for (int hi = 0; hi < 3; hi++)
+        for (int ti = 0; ti < 5; ti++)
+            for (int ri = 0; ri < 4; ri++) {
+                const int R = rows[ri], hd = hds[hi];
+                fill(kf, (size_t)cap * hd, 21 + hi, 1.7f);
+                fill(vf, (size_t)cap * hd, 22 + hi, 1.0f);
+                void *vc, *kc = make_cache(cap, hd, ts[ti], kf, vf, &vc);
+                cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = ts[ti], .hd = hd, .cap = cap };
+                for (int r = 0; r < R; r++) /* the last rows see everything; row 1 sees only the first call; row 2 none */
+                    qp[r] = r == 2 && R > 2 ? first - 1 : r == 1 ? split - 40 : nk - 1 - (R - 1 - r);
+                for (int p = 0; p < 3; p++) { /* 0: portable, 1: avx2, 2: avx2 fast */
+                    cb_kernels_set_path(p ? CB_PATH_AVX2 : CB_PATH_PORTABLE);
+                    for (int i = 0; i < R * hd; i++) O[p][i] = 0.25f;
+                    for (int r = 0; r < R; r++) m[p][r] = -INFINITY, l[p][r] = 0;
+                    void (*f)(int, const float *, const int64_t *, const cb_kv_view *, int64_t, int64_t, float *, float *,
+                              float *) = p == 2 ? cb_attn_flash_fast : cb_attn_flash;
+                    f(R, Q, qp, &kv, first, split, m[p], l[p], O[p]);
+                    f(R, Q, qp, &kv, split, nk, m[p], l[p], O[p]);
+                }
+                for (int r = 0; r < R; r++) {
+                    if (l[0][r] == 0) {
+                        cr_assert(l[1][r] == 0 && m[1][r] == -INFINITY, "%s hd %d R %d row %d: touched", cb_dtype_name(ts[ti]), hd, R, r);
+                        cr_assert_eq(memcmp(O[0] + r * hd, O[1] + r * hd, sizeof(float) * hd), 0, "row %d: O touched", r);
+                        continue;
+                    }
+                    cr_assert_lt(fabsf(m[0][r] - m[1][r]), 1e-5f * fmaxf(1.0f, fabsf(m[0][r])), "%s hd %d R %d row %d: m",
+                                 cb_dtype_name(ts[ti]), hd, R, r);
+                    cr_assert_lt(fabsf(l[0][r] - l[1][r]) / l[0][r], 1e-5f, "%s hd %d R %d row %d: l %g vs %g",
+                                 cb_dtype_name(ts[ti]), hd, R, r, (double)l[0][r], (double)l[1][r]);
+                }
+                double e = max_diff(O[1], O[0], (size_t)R * hd);
+                cr_assert_lt(e, 1e-5, "%s hd %d R %d: rel diff %g", cb_dtype_name(ts[ti]), hd, R, e);
+                cr_assert_eq(memcmp(m[1], m[2], sizeof(float) * R), 0, "%s hd %d R %d: fast m differs", cb_dtype_name(ts[ti]), hd, R);
+                cr_assert_eq(memcmp(l[1], l[2], sizeof(float) * R), 0, "%s hd %d R %d: fast l differs", cb_dtype_name(ts[ti]), hd, R);
+                cr_assert_eq(memcmp(O[1], O[2], sizeof(float) * R * hd), 0, "%s hd %d R %d: fast O differs", cb_dtype_name(ts[ti]), hd, R);
+                free(kc), free(vc), free(cache_ks), free(cache_vs);
+            }
+    cb_kernels_set_path(cb_kernels_best_path());
+    free(kf), free(vf);
+}
+
+/* fp8 codes widened through f16 on the AVX2 path: caches with E4M3 subnormal codes and with all 256 codes
+ * (NaN codes as 0), decode and prefill row counts, split calls, against the portable twin. */
+Test(attention_avx2, fp8_subnormal_and_every_code_vs_portable) {
+    if (cb_kernels_best_path() < CB_PATH_AVX2) cr_skip_test("no AVX2 on this CPU");
+    const int64_t cap = 1000, split = 448, nk = 990;
+    static float Q[17 * 128], O[2][17 * 128];
+    float m[2][17], l[2][17];
+    int64_t qp[17];
+    fill(Q, 17 * 128, 31, 0.5f);
+    for (int hd = 64; hd <= 128; hd += 64)
+        for (int c = 0; c < 2; c++) {
+            uint8_t *k, *v;
+            float *ks, *vs;
+            raw_fp8_cache(cap, hd, c ? every_code : sub_code, NULL, 1.0f, &k, &v, &ks, &vs);
+            cb_kv_view kv = { .k = k, .v = v, .ks = ks, .vs = vs, .dtype = CB_F8_E4M3, .hd = hd, .cap = cap };
+            for (int R = 1; R <= 17; R += 8) {
+                for (int p = 0; p < 2; p++) {
+                    cb_kernels_set_path(p ? CB_PATH_AVX2 : CB_PATH_PORTABLE);
+                    memset(O[p], 0, sizeof O[p]);
+                    for (int r = 0; r < R; r++) m[p][r] = -INFINITY, l[p][r] = 0, qp[r] = nk - 1 - (R - 1 - r);
+                    cb_attn_flash(R, Q, qp, &kv, 0, split, m[p], l[p], O[p]);
+                    cb_attn_flash(R, Q, qp, &kv, split, nk, m[p], l[p], O[p]);
+                }
+                double e = max_diff(O[1], O[0], (size_t)R * hd);
+                cr_assert_lt(e, 1e-5, "cache %d hd %d R %d: vs portable %g", c, hd, R, e);
+                for (int r = 0; r < R; r++)
+                    cr_assert_lt(fabsf(l[0][r] - l[1][r]) / l[0][r], 1e-5f, "cache %d hd %d R %d row %d: l", c, hd, R, r);
+            }
+            free(k), free(v), free(ks), free(vs);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+}

@@ -271,8 +271,8 @@ static float gemv_model(cb_dtype dt, const float *x, const float *w, int64_t K) 
     return reduce16(e);
 }
 
-static void gemv_order_pinned(int order) {
-    need_path(CB_PATH_AVX512);
+static void gemv_order_pinned_on(cb_kpath path, int order) {
+    need_path(path);
     cb_matmul_avx512_gemv_rows(order);
     const int64_t shapes[][2] = { { 64, 512 }, { 37, 45 }, { 130, 1792 }, { 5, 31 }, { 300, 100 } };
     for (int d = 0; d < 3; d++)
@@ -291,9 +291,89 @@ static void gemv_order_pinned(int order) {
     cb_kernels_set_path(cb_kernels_best_path());
     cb_matmul_avx512_gemv_rows(-1);
 }
+static void gemv_order_pinned(int order) { gemv_order_pinned_on(CB_PATH_AVX512, order); }
 /* both orders (rows start to end, blocks of 4 interleaved) give these same bits */
 Test(kernels_gemm, decode_gemv_order_is_pinned_rows) { gemv_order_pinned(1); }
 Test(kernels_gemm, decode_gemv_order_is_pinned_blocks) { gemv_order_pinned(0); }
+
+/* The AVX2 path: vs double like the AVX-512 sweeps, 1 vs 2 threads, multi vs single calls, and the order of
+ * operations pinned to the AVX-512 skinny kernels' (batch-1 model above; M > 1 in blocks of 4 rows, exact
+ * bf16 with one accumulator per lane except in a block of one row). */
+Test(kernels_gemm, avx2_exact_vs_double) { gemm_sweep(CB_PATH_AVX2, false, 0); }
+Test(kernels_gemm, avx2_fast_vs_double) { gemm_sweep(CB_PATH_AVX2, true, 0); }
+Test(kernels_gemm, avx2_threads_identical) {
+    threads_identical(false, CB_PATH_AVX2, 0, 70);
+    threads_identical(false, CB_PATH_AVX2, 0, 1);
+    threads_identical(true, CB_PATH_AVX2, 0, 70);
+    threads_identical(true, CB_PATH_AVX2, 0, 5);
+}
+Test(kernels_gemm, avx2_multi_same_as_single_calls) {
+    const int64_t N3[] = { 129, 33, 33 }, K3[] = { 515, 515, 515 }, Kmix[] = { 515, 257, 515 };
+    const int Ms[] = { 1, 3, 5, 60 };
+    for (int d = 0; d < 3; d++)
+        for (size_t a = 0; a < sizeof Ms / sizeof Ms[0]; a++) {
+            multi_case(CB_PATH_AVX2, false, Ms[a], N3, K3, 3, WDT[d]);
+            multi_case(CB_PATH_AVX2, true, Ms[a], N3, K3, 3, WDT[d]);
+        }
+    multi_case(CB_PATH_AVX2, false, 1, N3, Kmix, 3, CB_BF16);
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+Test(kernels_gemm, avx2_decode_gemv_order_is_pinned) { gemv_order_pinned_on(CB_PATH_AVX2, 1); }
+
+/* M > 1 on the skinny kernels: rows in blocks of 4; exact bf16 puts even and odd columns of a lane into
+ * one accumulator (a block of one row: two, as at M = 1). */
+static float gemv_model_block(cb_dtype dt, const float *x, const float *w, int64_t K, bool one_row) {
+    if (dt != CB_BF16 || one_row) return gemv_model(dt, x, w, K);
+    float e[16] = { 0 };
+    for (int64_t k = 0; k < K; k += 32)
+        for (int i = 0; i < 16; i++) {
+            if (k + 2 * i < K) e[i] = fmaf(x[k + 2 * i], w[k + 2 * i], e[i]);
+            if (k + 2 * i + 1 < K) e[i] = fmaf(x[k + 2 * i + 1], w[k + 2 * i + 1], e[i]);
+        }
+    return reduce16(e);
+}
+Test(kernels_gemm, avx2_skinny_blocks_order_is_pinned) {
+    need_path(CB_PATH_AVX2);
+    const int64_t N = 37, K = 515;
+    for (int d = 0; d < 3; d++)
+        for (int M = 2; M <= 9; M++) {
+            test_weight t = make_weight(WDT[d], N, K, 500 + (uint64_t)M);
+            float *x = make_floats((size_t)(M * K), 600 + (uint64_t)M), *y = malloc(sizeof(float) * (size_t)(M * N));
+            cb_matmul(M, x, K, &t.w, y, N, false);
+            for (int m = 0; m < M; m++) {
+                const bool one_row = m / 4 * 4 + 1 == M; /* the last block holds this row alone */
+                for (int64_t n = 0; n < N; n++) {
+                    float want = gemv_model_block(WDT[d], x + m * K, t.wf + n * K, K, one_row);
+                    cr_assert(y[m * N + n] == want, "%s M %d row %d col %lld: %.9g, model %.9g", cb_dtype_name(WDT[d]), M,
+                              m, (long long)n, (double)y[m * N + n], (double)want);
+                }
+            }
+            free(x), free(y), free_weight(&t);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
+
+/* Where AVX-512 runs too: the two paths give the same bits over the AVX-512 skinny range (exact mode). */
+Test(kernels_gemm, avx2_same_bits_as_avx512_skinny) {
+    need_path(CB_PATH_AVX512);
+    const int Ms[] = { 1, 2, 3, 5, 17, 48 };
+    for (int d = 0; d < 3; d++)
+        for (size_t a = 0; a < sizeof Ms / sizeof Ms[0]; a++) {
+            const int M = Ms[a];
+            const int64_t N = 131, K = 1027;
+            test_weight t = make_weight(WDT[d], N, K, 70 + (uint64_t)M);
+            float *x = make_floats((size_t)(M * K), 80 + (uint64_t)M);
+            float *y2 = malloc(sizeof(float) * (size_t)(M * N)), *y5 = malloc(sizeof(float) * (size_t)(M * N));
+            cr_assert_eq(cb_kernels_set_path(CB_PATH_AVX512), 0);
+            cb_matmul(M, x, K, &t.w, y5, N, false);
+            cr_assert_eq(cb_kernels_set_path(CB_PATH_AVX2), 0);
+            cb_matmul(M, x, K, &t.w, y2, N, false);
+            cr_assert_eq(memcmp(y2, y5, sizeof(float) * (size_t)(M * N)), 0, "%s M %d: avx2 and avx512 differ",
+                         cb_dtype_name(WDT[d]), M);
+            free(x), free(y2), free(y5), free_weight(&t);
+        }
+    cb_kernels_set_path(cb_kernels_best_path());
+}
 
 Test(kernels_ops, rmsnorm_vs_ref) {
     need_path(CB_PATH_AVX512);

@@ -26,7 +26,7 @@ Test(probes, machine_fields_plausible) {
     cr_assert_gt(m.mem_total_bytes, 64 * MiB);
     cr_assert_gt(m.mem_available_bytes, 0);
     cr_assert_leq(m.mem_available_bytes, m.mem_total_bytes);
-    cr_assert(!strcmp(m.kernel_path, "portable") || !strcmp(m.kernel_path, "avx512") ||
+    cr_assert(!strcmp(m.kernel_path, "portable") || !strcmp(m.kernel_path, "avx2") || !strcmp(m.kernel_path, "avx512") ||
                   !strcmp(m.kernel_path, "avx512-bf16") || !strcmp(m.kernel_path, "amx"),
               "kernel path: %s", m.kernel_path);
     cr_assert(m.compiler[0] && m.cflags[0] && m.git_commit[0]);
@@ -40,8 +40,10 @@ Test(probes, machine_fields_plausible) {
     cr_assert_eq(strlen(m.date_utc), 20, "date: %s", m.date_utc);
     cr_assert_eq(m.date_utc[10], 'T');
     cr_assert_eq(m.date_utc[19], 'Z');
-    /* the flags list only holds what cpuinfo says: avx512f present iff the kernels may use AVX-512 */
-    if (strcmp(m.kernel_path, "portable") != 0) cr_assert(strstr(m.cpu_flags, "avx512f"), "flags: %s", m.cpu_flags);
+    /* the flags list only holds what cpuinfo says: avx512f present iff the kernels may use AVX-512, avx2 on
+     * the avx2 path */
+    if (strcmp(m.kernel_path, "portable") != 0)
+        cr_assert(strstr(m.cpu_flags, strcmp(m.kernel_path, "avx2") ? "avx512f" : "avx2"), "flags: %s", m.cpu_flags);
     /* the decode kernels' run-time choices (runs.decode_prefetch, runs.gemv_order): empty only on the portable path */
     const bool simd = strcmp(m.kernel_path, "portable") != 0;
     cr_assert(simd ? !strcmp(m.decode_prefetch, cb_kernels_prefetch_l2(NULL) ? "l2" : "l1") : !m.decode_prefetch[0],

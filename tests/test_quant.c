@@ -552,3 +552,240 @@ Test(quant, quantized_bind_layouts) {
     cr_assert_eq(cb_quantized_bind(&m, &w, NULL, "x.weight", &out, &e), -1);
     cb_model_quant_release(&m);
 }
+
+/* ---- AVX2 path (CPUs without AVX-512): the same contracts against the portable twins ---- */
+
+#include "../engines/kernels/kernels_avx2.h"
+
+static bool avx2_begin(void) {
+    if (cb_kernels_best_path() < CB_PATH_AVX2) return false;
+    cr_assert_eq(cb_kernels_set_path(CB_PATH_AVX2), 0);
+    return true;
+}
+static void avx2_end(void) { cr_assert_eq(cb_kernels_set_path(cb_kernels_best_path()), 0); }
+
+/* Both formats against the portable twin on ragged sizes across the decode (M <= 16) and panel (M > 16)
+ * kernels: within the reassociation bound (fast int8: bit for bit), 1 and 2 threads bit-identical,
+ * accumulate on and off. A NaN in one activation row of the fast int8 case reaches the quantiser of both
+ * twins alike. */
+static void avx2_twins(bool fast) {
+    if (!avx2_begin()) cr_skip_test("no AVX2 on this CPU");
+    static const int ms[] = { 1, 2, 3, 5, 17, 64 };
+    static const int64_t ns[] = { 1, 19, 67 }, ks[] = { 1, 7, 31, 33, 100, 513 };
+    const cb_dtype fmts[] = { CB_F8_E4M3, CB_I8 };
+    cb_rng rng = { 41 };
+    gemm_fn ref = fast ? cb_matmul_q8_fast_ref : cb_matmul_q8_ref, f = fast ? cb_matmul_q8_fast_avx2 : cb_matmul_q8_avx2;
+    for (int fi = 0; fi < 2; fi++)
+        for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+                for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
+                    const int M = ms[a];
+                    const int64_t N = ns[b], K = ks[c], ldx = K + 3;
+                    qweight q = make_q(fmts[fi], N, K, 900 + a * 37 + b * 11 + c);
+                    float *X = malloc((size_t)(M * ldx) * sizeof(float));
+                    for (int64_t i = 0; i < M * ldx; i++) X[i] = frand(&rng) * (float)(1 + i % 3);
+                    const bool exact_int = fast && fmts[fi] == CB_I8;
+                    if (exact_int && M > 1) X[ldx + K / 2] = NAN;
+                    for (int acc = 0; acc < 2; acc++) {
+                        float *yr = run(ref, M, X, ldx, &q.w, 2, acc);
+                        float *y1 = run(f, M, X, ldx, &q.w, 1, acc);
+                        float *y2 = run(f, M, X, ldx, &q.w, 2, acc);
+                        for (int m = 0; m < M; m++)
+                            for (int64_t n = 0; n < N; n++) {
+                                const int64_t i = m * (N + 3) + n;
+                                cr_assert_eq(memcmp(&y1[i], &y2[i], 4), 0, "fmt %d M %d N %lld K %lld: 1 vs 2 threads",
+                                             fi, M, (long long)N, (long long)K);
+                                if (exact_int) {
+                                    cr_assert_eq(memcmp(&y1[i], &yr[i], 4), 0, "int8 fast M %d N %lld K %lld: %a vs %a",
+                                                 M, (long long)N, (long long)K, (double)y1[i], (double)yr[i]);
+                                    continue;
+                                }
+                                double mag = 0.25;
+                                for (int64_t k = 0; k < K; k++) mag += fabs(X[m * ldx + k] * q.wf[n * K + k]) * 1.1;
+                                cr_assert_leq(fabs(y1[i] - yr[i]), 1e-6 * mag, "fmt %d fast %d M %d N %lld K %lld acc %d: %g vs %g",
+                                              fi, fast, M, (long long)N, (long long)K, acc, (double)y1[i], (double)yr[i]);
+                            }
+                        for (int64_t n = N; n < N + 3; n++) cr_assert_eq(y1[n], 0.25f, "wrote past N");
+                        free(yr), free(y1), free(y2);
+                    }
+                    free(X), free_q(&q);
+                }
+    avx2_end();
+}
+
+Test(quant, avx2_exact_vs_portable) { avx2_twins(false); }
+Test(quant, avx2_fast_vs_portable) { avx2_twins(true); }
+
+/* Fast int8 on shapes with K past a few cache lines and rows that fork: bit for bit the portable twin, through
+ * the public entry point (the dispatch to the AVX2 kernel), activations of widely different magnitudes. */
+Test(quant, avx2_fast_int8_bit_identical) {
+    if (!avx2_begin()) cr_skip_test("no AVX2 on this CPU");
+    static const int ms[] = { 1, 4, 16, 33 };
+    static const int64_t ks[] = { 64, 4099 };
+    cb_rng rng = { 43 };
+    for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+        for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
+            const int M = ms[a];
+            const int64_t N = 301, K = ks[c];
+            qweight q = make_q(CB_I8, N, K, 70 + a + c);
+            float *X = malloc((size_t)(M * K) * sizeof(float));
+            for (int64_t i = 0; i < M * K; i++) X[i] = ldexpf(frand(&rng), (int)(i % 23) - 11);
+            float *yr = run(cb_matmul_q8_fast_ref, M, X, K, &q.w, 2, false);
+            for (int threads = 1; threads <= 2; threads++) {
+                float *y = run(cb_matmul_q8_fast, M, X, K, &q.w, threads, false);
+                cr_assert_eq(memcmp(y, yr, (size_t)M * (size_t)(N + 3) * sizeof(float)), 0,
+                             "M %d K %lld threads %d: not bit-identical to the portable twin", M, (long long)K, threads);
+                free(y);
+            }
+            free(yr), free(X), free_q(&q);
+        }
+    avx2_end();
+}
+
+/* Every fp8 code (NaN codes as 0) decoded exactly: a K = 1 weight against x = 1 gives the code's value
+ * times its scale exactly (subnormals and ±448 included), then the mixed-code matrix of
+ * fp8_every_code_exact_vs_portable whose partial sums are exact in any order, bit for bit the portable twin,
+ * on the decode and the panel kernels, both modes (x in {-1, 0, 1} is unchanged by the bf16 rounding). */
+Test(quant, avx2_fp8_every_code_exact) {
+    if (!avx2_begin()) cr_skip_test("no AVX2 on this CPU");
+    uint8_t codes[256];
+    float ones[64 * 1];
+    for (int c = 0; c < 256; c++) codes[c] = fp8_code_ok((uint64_t)c);
+    for (int i = 0; i < 64; i++) ones[i] = 1.0f;
+    float sc[256];
+    for (int c = 0; c < 256; c++) sc[c] = 1.0f;
+    cb_weight w1 = { .data = codes, .dtype = CB_F8_E4M3, .rows = 256, .cols = 1, .scale = sc };
+    for (int M = 1; M <= 17; M += 16)
+        for (int fast = 0; fast < 2; fast++) {
+            float *y = run(fast ? cb_matmul_q8_fast_avx2 : cb_matmul_q8_avx2, M, ones, 1, &w1, 2, false);
+            for (int m = 0; m < M; m++)
+                for (int c = 0; c < 256; c++)
+                    cr_assert_eq(y[m * 259 + c], cb_fp8_to_f32(codes[c]), "M %d fast %d code %#x: %a", M, fast, codes[c],
+                                 (double)y[m * 259 + c]); /* -0 sums to +0, as in the twin */
+            cr_assert_eq(y[0x7e], 448.0f);
+            cr_assert_eq(y[0xfe], -448.0f);
+            cr_assert_eq(y[0x01], 0x1p-9f);
+            free(y);
+        }
+    const int64_t N = 256 + 64, K = 64 * 4 + 21;
+    uint8_t *q = malloc((size_t)(N * K));
+    float *s = malloc(sizeof(float) * (size_t)N);
+    cb_rng rng = { 3 };
+    for (int64_t n = 0; n < N; n++) {
+        s[n] = 0.75f + 0.001f * (float)n;
+        for (int64_t k = 0; k < K; k++)
+            q[n * K + k] = n < 256 ? fp8_code_ok((uint64_t)n)
+                         : n < 256 + 32 ? fp8_code_ok(cb_rng_next(&rng))
+                                        : (uint8_t)(cb_rng_next(&rng) & 0x87); /* subnormals and zeros */
+    }
+    cb_weight w = { .data = q, .dtype = CB_F8_E4M3, .rows = N, .cols = K, .scale = s };
+    const int Ms[] = { 1, 2, 3, 17, 64 };
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++) {
+        const int M = Ms[mi];
+        float *X = calloc((size_t)(M * K), sizeof(float));
+        for (int m = 0; m < M; m++)
+            for (int j = 0; j < 64; j++) X[m * K + (int64_t)(cb_rng_next(&rng) % (uint64_t)K)] = (cb_rng_next(&rng) & 1) ? 1.0f : -1.0f;
+        X[0] = 1.0f, X[K - 1] = -1.0f;
+        for (int fast = 0; fast < 2; fast++) { /* accumulate in fast mode only, to take both */
+            float *yr = run(cb_matmul_q8_ref, M, X, K, &w, 2, fast);
+            float *y1 = run(fast ? cb_matmul_q8_fast_avx2 : cb_matmul_q8_avx2, M, X, K, &w, 1, fast);
+            float *y2 = run(fast ? cb_matmul_q8_fast_avx2 : cb_matmul_q8_avx2, M, X, K, &w, 2, fast);
+            cr_assert_eq(memcmp(y1, yr, (size_t)M * (size_t)(N + 3) * sizeof(float)), 0, "M %d fast %d: vs portable", M, fast);
+            cr_assert_eq(memcmp(y1, y2, (size_t)M * (size_t)(N + 3) * sizeof(float)), 0, "M %d fast %d: 1 vs 2 threads", M, fast);
+            free(yr), free(y1), free(y2);
+        }
+        free(X);
+    }
+    free(q), free(s);
+    avx2_end();
+}
+
+/* The multi entry points on the AVX2 path: each output bit for bit what one call per weight gives, 1 and 2
+ * threads, both modes, fp8 / int8 / mixed, sizes across the fork threshold and the panel kernels. */
+Test(quant, avx2_multi_bit_identical_to_single_calls) {
+    if (!avx2_begin()) cr_skip_test("no AVX2 on this CPU");
+    const int64_t small[3] = { 17, 5, 5 }, big[2] = { 300, 257 }, one[1] = { 65 }, four[4] = { 40, 9, 9, 33 };
+    const cb_dtype f8[4] = { CB_F8_E4M3, CB_F8_E4M3, CB_F8_E4M3, CB_F8_E4M3 }, i8[4] = { CB_I8, CB_I8, CB_I8, CB_I8 },
+                   mix[4] = { CB_F8_E4M3, CB_I8, CB_I8, CB_F8_E4M3 };
+    static const int ms[] = { 1, 2, 3, 5, 17 };
+    for (int fast = 0; fast <= 1; fast++)
+        for (size_t a = 0; a < sizeof ms / sizeof *ms; a++) {
+            const int M = ms[a];
+            multi_case(fast, M, small, 3, 130, f8, 7);
+            multi_case(fast, M, small, 3, 33, i8, 8);
+            multi_case(fast, M, big, 2, 513, f8, 9);
+            multi_case(fast, M, big, 2, 513, i8, 10);
+            multi_case(fast, M, one, 1, 7, f8, 11);
+            multi_case(fast, M, big, 2, 513, mix, 12);
+            multi_case(fast, M, four, 4, 100, mix, 13);
+        }
+    avx2_end();
+}
+
+/* On a CPU with AVX-512 the AVX2 decode keeps the AVX-512 fp32 loop's order of operations: fp8 (both modes)
+ * and int8 exact with VNNI off give the same bits on both paths. */
+Test(quant, avx2_decode_same_bits_as_avx512) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("CPU lacks AVX-512");
+    cb_kernels_set_vnni(false);
+    cb_rng rng = { 47 };
+    static const int64_t ks[] = { 7, 100, 513 };
+    for (int v = 0; v < 3; v++) { /* fp8 exact, fp8 fast, int8 exact */
+        const bool fast = v == 1;
+        for (size_t c = 0; c < sizeof ks / sizeof *ks; c++)
+            for (int M = 1; M <= 16; M += 15) {
+                const int64_t N = 67, K = ks[c];
+                qweight q = make_q(v < 2 ? CB_F8_E4M3 : CB_I8, N, K, 60 + c);
+                float *X = malloc((size_t)(M * K) * sizeof(float));
+                for (int64_t i = 0; i < M * K; i++) X[i] = frand(&rng);
+                cr_assert_eq(cb_kernels_set_path(CB_PATH_AVX512), 0);
+                float *ya = run(fast ? cb_matmul_q8_fast_avx512 : cb_matmul_q8_avx512, M, X, K, &q.w, 2, false);
+                cr_assert_eq(cb_kernels_set_path(CB_PATH_AVX2), 0);
+                float *yb = run(fast ? cb_matmul_q8_fast_avx2 : cb_matmul_q8_avx2, M, X, K, &q.w, 2, false);
+                cr_assert_eq(memcmp(ya, yb, (size_t)M * (size_t)(N + 3) * sizeof(float)), 0, "variant %d K %lld M %d", v,
+                             (long long)K, M);
+                free(ya), free(yb), free(X), free_q(&q);
+            }
+    }
+    cb_kernels_set_vnni(true);
+    avx2_end();
+}
+
+/* The subnormal-safe fp8 decode of the AVX2 stream against the clean one, as fp8_many_subnormals_bit_identical:
+ * codes with E4M3 subnormals in most 64-code blocks vs the same weights as codes 2^6 times larger (all normal)
+ * with the scales divided by 2^6 give the same bits, both modes, decode and multi-row sizes. */
+Test(quant, avx2_fp8_subnormal_blocks_bit_identical) {
+    if (!avx2_begin()) cr_skip_test("no AVX2 on this CPU");
+    const int64_t N = 40, K = 64 * 5 + 7;
+    uint8_t *qs = malloc((size_t)(N * K)), *qn = malloc((size_t)(N * K));
+    float *ss = malloc(sizeof(float) * (size_t)N), *sn = malloc(sizeof(float) * (size_t)N);
+    cb_rng rng = { 23 };
+    for (int64_t n = 0; n < N; n++) {
+        ss[n] = 0.5f + frand(&rng) * 0.25f, sn[n] = ss[n] * 0x1p-6f;
+        const int every = (int)(n % 5) * 40 + 1; /* 1 in 1, 41, 81, ... codes subnormal: clean blocks too */
+        for (int64_t k = 0; k < K; k++) {
+            uint64_t r = cb_rng_next(&rng);
+            uint8_t c = (k % every == 0) ? (uint8_t)((r >> 8 & 0x80) | (1 + r % 7)) : (uint8_t)((r >> 8 & 0x80) | (1 + r % 71));
+            qs[n * K + k] = c, qn[n * K + k] = cb_f32_to_fp8(cb_fp8_to_f32(c) * 0x1p6f);
+        }
+    }
+    cb_weight ws = { .data = qs, .dtype = CB_F8_E4M3, .rows = N, .cols = K, .scale = ss };
+    cb_weight wn = { .data = qn, .dtype = CB_F8_E4M3, .rows = N, .cols = K, .scale = sn };
+    for (int M = 1; M <= 4; M += 3)
+        for (int fast = 0; fast < 2; fast++) {
+            gemm_fn f = fast ? cb_matmul_q8_fast_avx2 : cb_matmul_q8_avx2;
+            float *X = malloc(sizeof(float) * (size_t)(M * K));
+            for (int64_t i = 0; i < M * K; i++) X[i] = frand(&rng) * (float)(1 + i % 7);
+            float *y1 = run(f, M, X, K, &ws, 2, false), *y2 = run(f, M, X, K, &wn, 2, false);
+            float *yr = run(fast ? cb_matmul_q8_fast_ref : cb_matmul_q8_ref, M, X, K, &ws, 2, false);
+            for (int m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) {
+                    const int64_t i = m * (N + 3) + n;
+                    cr_assert_eq(memcmp(&y1[i], &y2[i], 4), 0, "M %d fast %d row %lld: %a vs %a", M, fast, (long long)n,
+                                 (double)y1[i], (double)y2[i]);
+                    cr_assert_leq(fabsf(y1[i] - yr[i]), 1e-5f * (1.0f + fabsf(yr[i])), "vs portable");
+                }
+            free(X), free(y1), free(y2), free(yr);
+        }
+    free(qs), free(qn), free(ss), free(sn);
+    avx2_end();
+}

@@ -102,9 +102,9 @@ static void check(int T, int H, int P, int N, int G, float a_log_hi, float dt_lo
     double *yr = malloc(sizeof(double) * ny), *Sr = malloc(sizeof(double) * ns);
     float *y = malloc(sizeof(float) * ny), *S = malloc(sizeof(float) * ns);
     recurrence(&c, yr, Sr);
-    const cb_kpath paths[] = { CB_PATH_PORTABLE, CB_PATH_AVX512 };
-    for (int pi = 0; pi < 2; pi++) {
-        if (cb_kernels_set_path(paths[pi])) continue; /* CPU without AVX-512: portable only */
+    const cb_kpath paths[] = { CB_PATH_PORTABLE, CB_PATH_AVX2, CB_PATH_AVX512 };
+    for (int pi = 0; pi < 3; pi++) {
+        if (cb_kernels_set_path(paths[pi])) continue; /* a path this CPU lacks */
         for (int shared = 0; shared <= (step ? 0 : 1); shared++) {
             run_chunked(&c, Q, split, y, S, step, shared);
             double ey = max_rel(y, yr, ny), es = max_rel(S, Sr, ns);
@@ -150,6 +150,27 @@ Test(ssd, continues_state_across_calls) {
 Test(ssd, decode_step_matches_recurrence) {
     check(40, 4, 16, 32, 2, 1.0f, 0.01f, 0.5f, 1, 1, true, 61);
     check(40, 2, 20, 24, 1, 1.0f, 0.01f, 0.5f, 1, 1, true, 62); /* N not a multiple of 16 */
+}
+
+/* The AVX2 decode step is the AVX-512 one on 8-lane halves: the same bits, N a multiple of 16 or not. */
+Test(ssd, decode_step_avx2_same_bits_as_avx512) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("no AVX-512 here to compare the AVX2 step with");
+    const int Ns[] = { 16, 24, 128, 5 };
+    for (int i = 0; i < 4; i++) {
+        ssd_case c = make_case(1, 1, 8, Ns[i], 1, 1.0f, 0.01f, 0.5f, 70 + (uint64_t)i);
+        const size_t ns = (size_t)8 * Ns[i];
+        float *S2 = malloc(ns * 4), *S5 = malloc(ns * 4), y2[8], y5[8];
+        for (size_t k = 0; k < ns; k++) S2[k] = S5[k] = (float)((int)(k * 37 % 101) - 50) * 0.01f;
+        cb_ssd_head h = { .T = 1, .P = 8, .N = Ns[i], .x = c.x, .ldx = 8, .B = c.bc, .C = c.bc + Ns[i],
+                          .ldbc = 2 * Ns[i], .dt = c.dt, .lddt = 1, .A = -1.5f, .D = 0.25f, .y = y2, .ldy = 8, .S = S2 };
+        cb_ssd_step_avx2(&h);
+        h.y = y5, h.S = S5;
+        cb_ssd_step_avx512(&h);
+        cr_assert_eq(memcmp(S2, S5, ns * 4), 0, "N %d: state differs", Ns[i]);
+        cr_assert_eq(memcmp(y2, y5, sizeof y2), 0, "N %d: y differs", Ns[i]);
+        free(S2), free(S5);
+        free_case(&c);
+    }
 }
 
 Test(ssd, silu_paths_agree) {

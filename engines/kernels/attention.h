@@ -76,6 +76,11 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
                              int64_t k1, float *m, float *l, float *O, bool fast);
 void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
                           int64_t k1, float *m, float *l, float *O);
+/* AVX2 twin (attention_avx2.c), for CPUs without AVX-512: every cache dtype and layout above, hd % 8 == 0
+ * (the dispatcher falls back to the ref otherwise); fp32 arithmetic throughout (8-bit codes widened in
+ * registers, scales applied as the ref applies them), so fast and exact give the same numbers here. */
+void cb_attn_flash_avx2(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                        float *m, float *l, float *O);
 /* AMX twin (attention_amx.c): bf16 caches with hd % 32 == 0, on the amx path only; the dispatcher sends it
  * blocks of at least CB_ATTN_AMX_MIN_ROWS rows (prefill; decode's few rows stay on AVX-512); fast: Q and P
  * rounded to bf16 (cb_attn_flash_fast), else split into exact parts. */

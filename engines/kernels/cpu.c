@@ -51,15 +51,17 @@ const cb_cpu_features *cb_cpu(void) {
     if (feat_done) return &feat;
     cb_cpu_features f = { 0 };
     unsigned a, b, c, d, b7 = 0, c7 = 0, d7 = 0, a71 = 0;
-    bool osxsave = false, zmm_os = false;
+    bool osxsave = false, zmm_os = false, ymm_os = false;
     if (__get_cpuid(1, &a, &b, &c, &d)) {
         f.fma = c >> 12 & 1;
         f.f16c = c >> 29 & 1;
         osxsave = c >> 27 & 1;
         zmm_os = osxsave && (xgetbv0() & 0xe6) == 0xe6; /* SSE, AVX, opmask, ZMM state enabled */
+        ymm_os = osxsave && (xgetbv0() & 0x6) == 0x6;   /* SSE, AVX state enabled */
     }
     if (__get_cpuid_count(7, 0, &a, &b7, &c7, &d7)) {
         f.bmi2 = b7 >> 8 & 1;
+        f.avx2 = ymm_os && (b7 >> 5 & 1);
         f.avx512f = zmm_os && (b7 >> 16 & 1);
         f.avx512dq = zmm_os && (b7 >> 17 & 1);
         f.avx512bw = zmm_os && (b7 >> 30 & 1);
@@ -68,6 +70,7 @@ const cb_cpu_features *cb_cpu(void) {
         if (__get_cpuid_count(7, 1, &a71, &b, &c, &d)) f.avx512bf16 = zmm_os && (a71 >> 5 & 1);
     }
     probe_amx(&f, d7, osxsave);
+    f.avx2 = f.avx2 && f.fma && f.f16c && f.bmi2;
     f.avx512 = f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c && f.bmi2;
     feat = f;
     feat_done = true;
@@ -80,13 +83,14 @@ void cb_kernels_set_vnni(bool on) { vnni_off = !on; }
 
 cb_kpath cb_kernels_best_path(void) {
     const cb_cpu_features *f = cb_cpu();
-    if (!f->avx512) return CB_PATH_PORTABLE;
+    if (!f->avx512) return f->avx2 ? CB_PATH_AVX2 : CB_PATH_PORTABLE;
     if (!f->avx512bf16) return CB_PATH_AVX512;
     return f->amx_bf16 && f->amx_os ? CB_PATH_AMX : CB_PATH_AVX512_BF16;
 }
 
 const char *cb_kpath_name(cb_kpath p) {
     switch (p) {
+    case CB_PATH_AVX2: return "avx2";
     case CB_PATH_AVX512: return "avx512";
     case CB_PATH_AVX512_BF16: return "avx512-bf16";
     case CB_PATH_AMX: return "amx";
@@ -96,6 +100,7 @@ const char *cb_kpath_name(cb_kpath p) {
 
 int cb_kernels_parse_path(const char *s, cb_kpath *p) {
     if (!strcmp(s, "portable")) *p = CB_PATH_PORTABLE;
+    else if (!strcmp(s, "avx2")) *p = CB_PATH_AVX2;
     else if (!strcmp(s, "avx512")) *p = CB_PATH_AVX512;
     else if (!strcmp(s, "avx512bf16") || !strcmp(s, "avx512-bf16")) *p = CB_PATH_AVX512_BF16;
     else if (!strcmp(s, "amx")) *p = CB_PATH_AMX;
@@ -166,7 +171,7 @@ int cb_kernels_check_env(char *why, size_t n) {
     if (!env || !*env) return 0;
     cb_kpath p, best = cb_kernels_best_path();
     if (cb_kernels_parse_path(env, &p) != 0) {
-        snprintf(why, n, "CTXBENCH_KERNELS='%s' is not a kernel path (expected portable|avx512|avx512bf16|amx)", env);
+        snprintf(why, n, "CTXBENCH_KERNELS='%s' is not a kernel path (expected portable|avx2|avx512|avx512bf16|amx)", env);
         return -1;
     }
     if (p > best) {
@@ -188,7 +193,10 @@ cb_kpath cb_kernels_path(void) {
     const char *env = getenv("CTXBENCH_KERNELS");
     if (env && *env) cb_kernels_parse_path(env, &p);
     if (p == CB_PATH_PORTABLE && best == CB_PATH_PORTABLE)
-        fprintf(stderr, "ctxbench: this CPU has no AVX-512; running the portable kernels (slower)\n");
+        fprintf(stderr, "ctxbench: this CPU has neither AVX-512 nor AVX2; running the portable kernels (slower)\n");
+    else if (p == CB_PATH_AVX2 && best == CB_PATH_AVX2)
+        fprintf(stderr, "ctxbench: this CPU has no AVX-512; running the AVX2 kernels (slower than AVX-512 would be; "
+                        "no AMX, no VNNI)\n");
     selected = (int)p;
     return p;
 }

@@ -1,8 +1,10 @@
 /* Public kernel entry points: pick the AMX implementation for prefill-sized GEMMs on bf16 weights when the
- * selected path is amx, else the AVX-512 one when the path allows it, else the portable twin. AVX-512
+ * selected path is amx, else the AVX-512 one when the path allows it, else the AVX2 one, else the portable
+ * twin. AVX-512
  * implementations are declared in kernels_avx512.h, AMX ones in kernels_amx.h. */
 #include "kernels.h"
 #include "kernels_amx.h"
+#include "kernels_avx2.h"
 #include "kernels_avx512.h"
 #include "gemm8.h"
 #include "ssd.h"
@@ -13,6 +15,7 @@
 #include <string.h>
 
 static inline bool avx512(void) { return cb_kernels_path() >= CB_PATH_AVX512; }
+static inline bool avx2(void) { return cb_kernels_path() >= CB_PATH_AVX2; }
 /* Tiles pay from the measured crossover in M up (docs/performance.md "AMX"). */
 static inline bool amx(int M, const cb_weight *W) {
     return cb_kernels_path() == CB_PATH_AMX && M >= cb_matmul_amx_min_m(0) && cb_matmul_amx_supports(W);
@@ -33,6 +36,7 @@ void cb_matmul(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y,
     if (cb_dtype_is_q8(W->dtype)) { cb_matmul_q8(M, X, ldx, W, Y, ldy, accumulate); return; }
     if (amx(M, W)) cb_matmul_amx(M, X, ldx, W, Y, ldy, accumulate);
     else if (avx512() && cb_matmul_avx512_supports(W)) cb_matmul_avx512(M, X, ldx, W, Y, ldy, accumulate);
+    else if (avx2() && cb_matmul_avx2_supports(W)) cb_matmul_avx2(M, X, ldx, W, Y, ldy, accumulate);
     else cb_matmul_ref(M, X, ldx, W, Y, ldy, accumulate);
 }
 /* On AVX-512 without BF16 the same rounding (bf16 operands, fp32 accumulation) runs on fp32 FMAs. */
@@ -42,6 +46,7 @@ void cb_matmul_bf16(int M, const float *X, int64_t ldx, const cb_weight *W, floa
     if (amx(M, W)) cb_matmul_bf16_amx(M, X, ldx, W, Y, ldy, accumulate);
     else if (avx512() && cb_matmul_avx512_supports(W))
         cb_matmul_bf16_avx512(M, X, ldx, W, Y, ldy, accumulate, cb_kernels_path() >= CB_PATH_AVX512_BF16);
+    else if (avx2() && cb_matmul_avx2_supports(W)) cb_matmul_bf16_avx2(M, X, ldx, W, Y, ldy, accumulate);
     else cb_matmul_bf16_ref(M, X, ldx, W, Y, ldy, accumulate);
 }
 static bool any_q8(int n, const cb_weight *const *W) {
@@ -71,6 +76,7 @@ void cb_matmul_multi(int M, const float *X, int64_t ldx, int n, const cb_weight 
     if (all_q8(n, W)) { cb_matmul_q8_multi(M, X, ldx, n, W, Y, ldy); return; }
     if (all_amx(M, n, W)) cb_matmul_amx_multi(M, X, ldx, n, W, Y, ldy);
     else if (avx512() && !any_q8(n, W) && !any_amx(M, n, W)) cb_matmul_multi_avx512(M, X, ldx, n, W, Y, ldy);
+    else if (avx2() && !avx512() && !any_q8(n, W)) cb_matmul_multi_avx2(M, X, ldx, n, W, Y, ldy);
     else
         for (int i = 0; i < n; i++) cb_matmul(M, X, ldx, W[i], Y[i], ldy[i], false);
 }
@@ -82,6 +88,7 @@ void cb_matmul_bf16_multi(int M, const float *X, int64_t ldx, int n, const cb_we
     if (all_amx(M, n, W)) cb_matmul_bf16_amx_multi(M, X, ldx, n, W, Y, ldy);
     else if (avx512() && !any_q8(n, W) && !any_amx(M, n, W))
         cb_matmul_bf16_multi_avx512(M, X, ldx, n, W, Y, ldy, cb_kernels_path() >= CB_PATH_AVX512_BF16);
+    else if (avx2() && !avx512() && !any_q8(n, W)) cb_matmul_bf16_multi_avx2(M, X, ldx, n, W, Y, ldy);
     else
         for (int i = 0; i < n; i++) cb_matmul_bf16(M, X, ldx, W[i], Y[i], ldy[i], false);
 }

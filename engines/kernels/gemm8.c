@@ -1,6 +1,7 @@
 /* 8-bit weight formats: exact fp8 E4M3 / int8 conversions, per-row quantisation, the portable 8-bit
  * GEMM twins and the dispatch to the AVX-512 ones (gemm8_avx512.c). */
 #include "gemm8.h"
+#include "kernels_avx2.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -165,22 +166,27 @@ void cb_matmul_q8_fast_ref(int M, const float *X, int64_t ldx, const cb_weight *
 }
 
 static inline bool use_avx512(void) { return cb_kernels_path() >= CB_PATH_AVX512; }
+static inline bool use_avx2(void) { return cb_kernels_path() >= CB_PATH_AVX2; }
 
 void cb_matmul_q8(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy, bool accumulate) {
     if (use_avx512()) cb_matmul_q8_avx512(M, X, ldx, W, Y, ldy, accumulate);
+    else if (use_avx2()) cb_matmul_q8_avx2(M, X, ldx, W, Y, ldy, accumulate);
     else cb_matmul_q8_ref(M, X, ldx, W, Y, ldy, accumulate);
 }
 
+/* int8 fast on AVX-512 needs VNNI; without it the AVX2 integer loop gives the same bits. */
 void cb_matmul_q8_fast(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                        bool accumulate) {
     bool ok = use_avx512() && (W->dtype == CB_F8_E4M3 || __builtin_cpu_supports("avx512vnni"));
     if (ok) cb_matmul_q8_fast_avx512(M, X, ldx, W, Y, ldy, accumulate);
+    else if (use_avx2()) cb_matmul_q8_fast_avx2(M, X, ldx, W, Y, ldy, accumulate);
     else cb_matmul_q8_fast_ref(M, X, ldx, W, Y, ldy, accumulate);
 }
 
 void cb_matmul_q8_multi(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W, float *const *Y,
                         const int64_t *ldy) {
     if (use_avx512()) cb_matmul_q8_multi_avx512(M, X, ldx, n, W, Y, ldy);
+    else if (use_avx2()) cb_matmul_q8_multi_avx2(M, X, ldx, n, W, Y, ldy);
     else
         for (int i = 0; i < n; i++) cb_matmul_q8_ref(M, X, ldx, W[i], Y[i], ldy[i], false);
 }
@@ -190,6 +196,7 @@ void cb_matmul_q8_fast_multi(int M, const float *X, int64_t ldx, int n, const cb
     bool ok = use_avx512(), vnni = __builtin_cpu_supports("avx512vnni");
     for (int i = 0; i < n; i++) ok = ok && (W[i]->dtype == CB_F8_E4M3 || vnni);
     if (ok) cb_matmul_q8_fast_multi_avx512(M, X, ldx, n, W, Y, ldy);
+    else if (use_avx2() && !use_avx512()) cb_matmul_q8_fast_multi_avx2(M, X, ldx, n, W, Y, ldy);
     else
         for (int i = 0; i < n; i++) cb_matmul_q8_fast(M, X, ldx, W[i], Y[i], ldy[i], false);
 }

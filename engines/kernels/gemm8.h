@@ -57,6 +57,9 @@ void cb_q8_quantize_activations(int M, const float *X, int64_t ldx, int64_t K, i
 /* The same for one row on AVX-512 (gemm8_avx512.c), bit-identical: K codes into xq, the row's scale into sx. */
 void cb_q8_quantize_row_avx512(const float *x, int64_t K, int8_t *xq, float *sx);
 
+/* The same on AVX2 (gemm8_avx2.c), bit-identical. */
+void cb_q8_quantize_row_avx2(const float *x, int64_t K, int8_t *xq, float *sx);
+
 /* AVX-512 implementations (gemm8_avx512.c; call only when cb_kernels_path() >= CB_PATH_AVX512). */
 void cb_matmul_q8_avx512(int M, const float *X, int64_t ldx, const cb_weight *W, float *Y, int64_t ldy,
                          bool accumulate);

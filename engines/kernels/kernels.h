@@ -1,7 +1,8 @@
 /* Compute kernels shared by every engine. Each has a portable C reference twin (`*_ref`) that tests
  * compare against; the public entry point dispatches at run time to the AVX-512 (or AVX512-BF16) code
- * when CPUID reports it, and prefill-sized GEMMs to AMX tiles where the CPU and OS allow them.
- * CTXBENCH_KERNELS=portable|avx512|avx512bf16|amx forces a path the CPU supports (tests, benches).
+ * when CPUID reports it, to the AVX2 code on CPUs without AVX-512, and prefill-sized GEMMs to AMX tiles
+ * where the CPU and OS allow them.
+ * CTXBENCH_KERNELS=portable|avx2|avx512|avx512bf16|amx forces a path the CPU supports (tests, benches).
  *
  * Determinism: every output element is produced by the same sequence of operations whatever the
  * OpenMP thread count (reductions are never split across threads), so 1 and N threads agree. */
@@ -29,12 +30,14 @@ static inline unsigned cb_subnormals_flush_begin(void) {
 static inline void cb_subnormals_flush_end(unsigned csr) { _mm_setcsr((csr & ~0x3fu) | (_mm_getcsr() & 0x3fu)); }
 
 /* Ordered: each path includes the ones before it (AMX runs the AVX512-BF16 kernels where tiles do not pay). */
-typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX512, CB_PATH_AVX512_BF16, CB_PATH_AMX } cb_kpath;
+typedef enum { CB_PATH_PORTABLE = 0, CB_PATH_AVX2, CB_PATH_AVX512, CB_PATH_AVX512_BF16, CB_PATH_AMX } cb_kpath;
 
 /* What the CPU (and, for AMX, the OS) allows: filled once from CPUID (engines/kernels/cpu.c). */
 typedef struct {
     bool fma, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16;
     bool f16c, bmi2;
+    bool avx2;                         /* AVX2 + FMA + F16C + BMI2, YMM state enabled by the OS: the ISA *_avx2.c
+                                        * files are compiled for (Makefile AVX2_FLAGS) */
     bool avx512;                       /* f + bw + vl + dq + fma + f16c + bmi2, ZMM state enabled by the OS: the
                                         * ISA *_avx512.c files are compiled for (Makefile AVX512_FLAGS) */
     bool amx_tile, amx_bf16, amx_int8; /* CPUID bits */
@@ -50,7 +53,7 @@ int cb_kernels_set_path(cb_kpath p);      /* -1 if the CPU cannot run it */
  * off (false takes the fp32 loops, which give the same results to fp32 rounding) */
 bool cb_kernels_vnni(void);
 void cb_kernels_set_vnni(bool on);
-const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx512" | "avx512-bf16" | "amx" */
+const char *cb_kpath_name(cb_kpath p);    /* "portable" | "avx2" | "avx512" | "avx512-bf16" | "amx" */
 int cb_kernels_parse_path(const char *s, cb_kpath *p); /* a CTXBENCH_KERNELS value; -1 if unknown */
 /* 0 when CTXBENCH_KERNELS is unset or names a path this CPU runs, CTXBENCH_PREFETCH is unset or l1|l2 and
  * CTXBENCH_GEMV_ORDER is unset or rows|blocks; else -1 with the reason in why. */

@@ -51,6 +51,7 @@ void cb_ssd_chunked_avx512(const cb_ssd_head *h, int Q, float *ws);
 void cb_ssd_step(const cb_ssd_head *h);
 void cb_ssd_step_ref(const cb_ssd_head *h);
 void cb_ssd_step_avx512(const cb_ssd_head *h);
+void cb_ssd_step_avx2(const cb_ssd_head *h); /* the AVX-512 step's bits on 8-lane halves */
 
 /* x ← silu(x) in place (the activation after the conv, before the SSD). */
 void cb_ssd_silu(int64_t n, float *x);

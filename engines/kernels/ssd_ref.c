@@ -160,6 +160,7 @@ void cb_ssd_step_ref(const cb_ssd_head *h) {
 void cb_ssd_step(const cb_ssd_head *h) {
     const unsigned csr = cb_subnormals_flush_begin();
     if (cb_kernels_path() >= CB_PATH_AVX512) cb_ssd_step_avx512(h);
+    else if (cb_kernels_path() >= CB_PATH_AVX2) cb_ssd_step_avx2(h);
     else cb_ssd_step_ref(h);
     cb_subnormals_flush_end(csr);
 }

@@ -44,7 +44,10 @@ static void print_kernel_path(const cb_machine *m) {
             strncat(missing, need[i], sizeof missing - strlen(missing) - 1);
         }
     if (best == CB_PATH_PORTABLE)
-        printf("  CPUID:        lacks%s: only the portable C kernels can run (correct, slower)\n", missing);
+        printf("  CPUID:        lacks%s and AVX2: only the portable C kernels can run (correct, slower)\n", missing);
+    else if (best == CB_PATH_AVX2)
+        printf("  CPUID:        lacks%s: AVX2 + FMA + F16C kernels (GEMV, GEMM, attention, 8-bit weights);\n"
+               "                the other kernels (norms, SSD, conv) run their portable twins\n", missing);
     else if (best == CB_PATH_AVX512)
         printf("  CPUID:        avx512f/bw/vl/dq + fma + f16c + bmi2, no avx512_bf16: AVX-512 fp32 kernels; fast (bf16)\n"
                "                mode falls back to its portable twin\n");
@@ -57,9 +60,19 @@ static void print_kernel_path(const cb_machine *m) {
         printf("  why:          CTXBENCH_KERNELS=%s is set (the best this CPU allows is %s)\n", env, cb_kpath_name(best));
     else
         printf("  why:          the best path CPUID allows (CTXBENCH_KERNELS unset)\n");
-    printf("  note:         a CPU without AVX-512 runs the portable kernels; CTXBENCH_KERNELS=portable|avx512|\n"
-           "                avx512bf16|amx forces a path this CPU supports (any other value is an error)\n");
-    if (cb_kernels_path() != CB_PATH_PORTABLE) {
+    printf("  note:         a CPU without AVX-512 runs the AVX2 kernels, one without AVX2 the portable ones;\n"
+           "                CTXBENCH_KERNELS=portable|avx2|avx512|avx512bf16|amx forces a path this CPU supports\n"
+           "                (any other value is an error)\n");
+    if (cb_kernels_path() == CB_PATH_AVX2) {
+        const char *pf_why;
+        const bool pf_l2 = cb_kernels_prefetch_l2(&pf_why);
+        printf("batch-1 GEMV:   each weight row start to end (the AVX-512 rows order, same numbers)\n"
+               "decode prefetch: flash-decode K/V into %s (%s; CTXBENCH_PREFETCH=l1|l2; same numbers either way)\n"
+               "8-bit decode:   int8 weights: fp32 loop in exact mode, vpmaddubsw integer sums in fast mode; fp8 by\n"
+               "                bit placement + fp32 FMA; 8-bit KV through the fp32 flash loop\n",
+               pf_l2 ? "L2" : "L1", pf_why);
+    }
+    if (cb_kernels_path() >= CB_PATH_AVX512) {
         const char *o = getenv("CTXBENCH_GEMV_ORDER");
         printf("batch-1 GEMV:   %s (%s; same numbers either way)\n",
                cb_matmul_avx512_gemv_rows(-1) ? "each weight row start to end" : "blocks of 4 rows interleaved",

@@ -133,9 +133,11 @@ void cb_machine_collect(cb_machine *m, int threads_used) {
     m->mem_total_bytes = cb_proc_kb_bytes("/proc/meminfo", "MemTotal");
     m->mem_available_bytes = cb_proc_kb_bytes("/proc/meminfo", "MemAvailable");
     copy_str(m->kernel_path, sizeof m->kernel_path, cb_kpath_name(cb_kernels_path()));
-    if (cb_kernels_path() != CB_PATH_PORTABLE) {
+    if (cb_kernels_path() >= CB_PATH_AVX2) {
         copy_str(m->decode_prefetch, sizeof m->decode_prefetch, cb_kernels_prefetch_l2(NULL) ? "l2" : "l1");
-        copy_str(m->gemv_order, sizeof m->gemv_order, cb_matmul_avx512_gemv_rows(-1) ? "rows" : "blocks");
+        /* the AVX2 GEMV always reads rows start to end */
+        const bool rows = cb_kernels_path() == CB_PATH_AVX2 || cb_matmul_avx512_gemv_rows(-1);
+        copy_str(m->gemv_order, sizeof m->gemv_order, rows ? "rows" : "blocks");
     }
     copy_str(m->compiler, sizeof m->compiler, cb_build_compiler);
     copy_str(m->cflags, sizeof m->cflags, cb_build_cflags);

@@ -13,7 +13,7 @@ typedef struct {
     int64_t mem_total_bytes, mem_available_bytes;
     char kernel_path[32];     /* cb_kpath_name(cb_kernels_path()) */
     char decode_prefetch[8];  /* "l1" / "l2": cb_kernels_prefetch_l2(); "" on the portable path (no prefetches) */
-    char gemv_order[8];       /* "rows" / "blocks": the batch-1 GEMV order; "" on the portable path */
+    char gemv_order[8];       /* "rows" / "blocks": the batch-1 GEMV order (avx2: always rows); "" on the portable path */
     char compiler[128];       /* __VERSION__ */
     char cflags[256];         /* build flags (from the Makefile via -D) */
     char git_commit[64];      /* from the build, "-dirty" suffix if modified; "unknown" outside git */

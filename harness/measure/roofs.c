@@ -1,4 +1,4 @@
-/* Roof measurement (see roofs.h): the FMA loop of the kernel path (AVX-512 or the portable twin) on 1 and
+/* Roof measurement (see roofs.h): the FMA loop of the kernel path (AVX-512, AVX2 or the portable twin) on 1 and
  * on N threads, then the triad on 1 and on N threads, each repeated until its share of the time budget is
  * spent; the best repetition is the roof. */
 #include "roofs.h"
@@ -15,7 +15,7 @@ _Static_assert(3 * TRIAD_N * (long)sizeof(float) == CB_ROOFS_TRIAD_BYTES, "roofs
 
 typedef struct {
     int threads;
-    bool avx512;
+    bool avx512, avx2;
     float *a, *b, *c;
     long n;      /* triad elements */
     double work; /* flops or bytes of one repetition */
@@ -23,11 +23,13 @@ typedef struct {
 
 static void run_fma(roof_job *j) {
     double f = 0;
-    const bool avx512 = j->avx512;
+    const bool avx512 = j->avx512, avx2 = j->avx2;
 #pragma omp parallel num_threads(j->threads) reduction(+ : f)
     {
         float s;
-        f += avx512 ? cb_roofs_fma_avx512(FMA_ITERS, &s) : cb_roofs_fma_ref(FMA_ITERS, &s);
+        f += avx512 ? cb_roofs_fma_avx512(FMA_ITERS, &s)
+             : avx2 ? cb_roofs_fma_avx2(FMA_ITERS, &s)
+                    : cb_roofs_fma_ref(FMA_ITERS, &s);
     }
     j->work = f;
 }
@@ -86,9 +88,9 @@ static int triad_arrays(roof_job *j, int threads, const char *who, cb_err *err) 
 int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
     double t0 = cb_now_seconds();
     if (threads <= 0) threads = omp_get_max_threads();
-    roof_job j = { .avx512 = cb_kernels_path() != CB_PATH_PORTABLE };
+    roof_job j = { .avx512 = cb_kernels_path() >= CB_PATH_AVX512, .avx2 = cb_kernels_path() == CB_PATH_AVX2 };
     out->threads = threads;
-    out->loop = j.avx512 ? "avx512" : "portable";
+    out->loop = j.avx512 ? "avx512" : j.avx2 ? "avx2" : "portable";
     if (triad_arrays(&j, threads, "roofs", err)) return -1;
     const bool amx = cb_kernels_path() == CB_PATH_AMX;
     double share = seconds / (amx ? 6 : 4);

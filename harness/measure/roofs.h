@@ -14,7 +14,7 @@ typedef struct {
     double triad_gbps_1t, triad_gbps;  /* GB/s (12 bytes per element, the STREAM convention) */
     double amx_gflops_1t, amx_gflops;  /* AMX-BF16 tile peak, GFLOP/s; 0 unless the kernel path is amx */
     double seconds;                    /* wall time the measurement took */
-    const char *loop;                  /* "avx512" | "portable": the FMA loop that ran */
+    const char *loop;                  /* "avx512" | "avx2" | "portable": the FMA loop that ran */
 } cb_roofs;
 
 /* Measure, spending about `seconds` (at least 3 repetitions of each of the four figures — six on the amx
@@ -35,6 +35,8 @@ double cb_roofs_triad_probe(int threads, double seconds, cb_err *err);
  * Return the flops executed; *sum = the sum of the final lanes (for the twin test). */
 double cb_roofs_fma_avx512(long iters, float *sum);
 double cb_roofs_fma_ref(long iters, float *sum);
+/* The same chains on 8 lanes (roofs_avx2.c; avx2 path): iters × 12 × 8 lanes, half the twin's flops. */
+double cb_roofs_fma_avx2(long iters, float *sum);
 /* The AMX-BF16 loop (roofs_amx.c; amx path only): iters × 4 independent TDPBF16PS, tile-resident. */
 double cb_roofs_amx_bf16(long iters, float *sum);
 /* Variants of that loop for the amx bench (what bounds a GEMM on the tiles; docs/performance.md "on the 2-core

@@ -1,0 +1,613 @@
+/* AVX2 flash-attention block kernel (contract in attention.h) for CPUs without AVX-512: every cache dtype
+ * and layout, hd % 8 == 0, fp32 arithmetic throughout.
+ * Per block of 64 keys: S = Q·Kᵀ with K tiles read as 8-key vectors (16 keys = two __m256 per head dim),
+ * one broadcast of q per row and dim, 8 accumulators per pass (1 row x 4 tiles, 2 x 2 or 4 x 1: AVX2 has
+ * 16 ymm registers); online softmax with an 8-lane exp; then O = O·α + P·V with rows x 8-column vectors
+ * in registers. 8-bit caches: a tile's scores are scaled by its keys' ks once, vs is folded into the
+ * softmax weights, so the inner loops stay plain FMAs on codes widened in registers.
+ * Decode (<= DIRECT_MAX_ROWS rows, blocks whose 4 tiles are full) reads the cache in place, with the next
+ * blocks requested by software prefetch spread over the arithmetic; prefill-sized row counts and blocks
+ * touching a narrow last tile first widen the block into fp32 buffers (reused by every row). */
+#include <immintrin.h>
+#include <math.h>
+
+#include "attention.h"
+#include "kernels.h"
+#include "kv8.h"
+
+#define AI static inline __attribute__((always_inline))
+
+/* Decode row counts read the cache in place; more rows amortise one widening of the block. */
+#define DIRECT_MAX_ROWS 8
+/* Software prefetch distance in blocks of CB_FLASH_BK keys: on Zen 3 (32 KiB L1, prefetch into L2) 1 to 4
+ * measured alike within the noise of ctxbench-bench flash-decode, none 15-40 % slower. */
+#ifndef PF_AHEAD
+#define PF_AHEAD 2
+#endif
+
+/* Cache layouts, a compile-time constant in every hot loop: f32 / f16 / fp8 K in plain tiles [hd][16],
+ * bf16 K in d-pair tiles, int8 in 4-byte groups (hd % 8 == 0 makes these the only ones that reach here). */
+typedef enum { L_F32, L_F16, L_BF16, L_FP8, L_I8 } lay;
+
+/* head dims per K step: one 32-byte load of a pair tile holds 2 dims of 8 keys, of a quad tile 4 */
+AI int k_step(lay L) { return L == L_BF16 ? 2 : L == L_I8 ? 4 : 1; }
+AI size_t el_size(lay L) { return L == L_F32 ? 4 : (L == L_F16 || L == L_BF16) ? 2 : 1; }
+/* what the decodes below give per unit of code value: fp8 via f16 is value / 256, int8 via the top byte
+ * of a dword is value · 2^24; the scales carry the inverse (powers of two: exact) */
+AI float code_unit(lay L) { return L == L_FP8 ? 256.0f : L == L_I8 ? 0x1p-24f : 1.0f; }
+
+/* ---- widening: 8 values as fp32 ---- */
+AI __m256 f16x8(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+AI __m256 bf16x8(const void *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+/* E4M3 s.eeee.mmm placed in an f16 as s.0eeee.mmm0000000 is value / 256 exactly, subnormal codes included
+ * (the f16 widening is exact and gives fp32 normals, which the flushed MXCSR leaves alone) */
+AI __m256 fp8x8(const void *p) {
+    __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)p));
+    w = _mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16((short)0xBF80));
+    return _mm256_cvtph_ps(w);
+}
+/* byte i of each dword as a signed value · 2^24 (top byte of an int32: exact in fp32) */
+AI __m256 i8lane(__m256i x, int i) {
+    const __m256i hi = _mm256_set1_epi32((int)0xFF000000u);
+    __m256i y;
+    switch (i) {
+    case 0: y = _mm256_slli_epi32(x, 24); break;
+    case 1: y = _mm256_and_si256(_mm256_slli_epi32(x, 16), hi); break;
+    case 2: y = _mm256_and_si256(_mm256_slli_epi32(x, 8), hi); break;
+    default: y = _mm256_and_si256(x, hi); break;
+    }
+    return _mm256_cvtepi32_ps(y);
+}
+
+/* bytes of one K step (k_step dims of 16 keys) and of one V column vector (8 columns; int8: of 4 keys) */
+AI size_t k_step_bytes(lay L) { return L == L_F32 || L == L_BF16 || L == L_I8 ? 64 : L == L_F16 ? 32 : 16; }
+AI size_t v_vec_bytes(lay L) { return L == L_I8 ? 32 : 8 * el_size(L); }
+
+/* Keys 8h..8h+7, dim dd of the K step at k (a full 16-key tile). */
+AI __m256 kvec(lay L, const char *k, int dd, int h) {
+    switch (L) {
+    case L_F32: return _mm256_loadu_ps((const float *)k + 8 * h);
+    case L_F16: return f16x8(k + 16 * h);
+    case L_FP8: return fp8x8(k + 8 * h);
+    case L_BF16: { /* [16][2]: low halves dim 2s, high halves dim 2s+1 */
+        __m256i x = _mm256_loadu_si256((const __m256i *)(k + 32 * h));
+        return _mm256_castsi256_ps(dd ? _mm256_and_si256(x, _mm256_set1_epi32((int)0xFFFF0000u)) : _mm256_slli_epi32(x, 16));
+    }
+    default: /* [16][4] */
+        return i8lane(_mm256_loadu_si256((const __m256i *)(k + 32 * h)), dd);
+    }
+}
+
+/* 8 columns from v: of one V row (row-major layouts), or of key jj of an int8 position-quad. */
+AI __m256 vvec(lay L, const char *v, int jj) {
+    switch (L) {
+    case L_F32: return _mm256_loadu_ps((const float *)v);
+    case L_F16: return f16x8(v);
+    case L_BF16: return bf16x8(v);
+    case L_FP8: return fp8x8(v);
+    default: return i8lane(_mm256_loadu_si256((const __m256i *)v), jj);
+    }
+}
+
+/* ---- 8-lane exp and reductions ---- */
+/* exp(x): the polynomial and Cody–Waite split of vexp_avx512.h; 2^n built in the exponent field, n
+ * clamped to -127, where the field 0 gives exactly 0 (-inf and large negative arguments; results below
+ * 2^-126 would be flushed anyway). NaN propagates (min/max return their second operand on NaN). */
+static inline __m256 vexp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-100.0f), _mm256_min_ps(_mm256_set1_ps(88.3f), x));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_max_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(-127));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23)));
+}
+static inline float hmax8(__m256 v) {
+    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_max_ss(x, _mm_shuffle_ps(x, x, 1)));
+}
+static inline float hsum8(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
+}
+
+/* ---- software prefetch, paced: `per` lines per inner step from p until end (per 0: none) ---- */
+typedef struct {
+    const char *p, *end;
+    int per;
+    bool l2;
+} pfq;
+AI void pf_step(pfq *f) {
+    if (f->l2)
+        for (int i = 0; i < f->per && f->p < f->end; i++, f->p += 64) _mm_prefetch(f->p, _MM_HINT_T1);
+    else
+        for (int i = 0; i < f->per && f->p < f->end; i++, f->p += 64) _mm_prefetch(f->p, _MM_HINT_T0);
+}
+static inline void pf_range(const void *p, size_t n, bool l2) {
+    for (size_t o = 0; o < n; o += 64) {
+        if (l2) _mm_prefetch((const char *)p + o, _MM_HINT_T1);
+        else _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+    }
+}
+
+/* ---- S = Q·Kᵀ ---- */
+/* An empty asm that "changes" p: loads through it after this are not merged with earlier ones (gcc
+ * otherwise keeps every 32-byte K load of a step live across the step's dims and spills them). */
+#define FRESH(p) __asm__("" : "+r"(p))
+
+/* S[r0 + i][16 (t0 + t) ..] for rows r0..r0+NR-1 and NT full tiles from t0 of the block at kt (tiles
+ * tstride bytes apart); sc: the block's 64 key scales (8-bit), times unit. When the step's broadcasts of q
+ * and the accumulators fit in 12 registers, each 32-byte load serves every dim it holds; else each dim
+ * loads again (L1 hits). */
+AI void qk(lay L, int r0, int NR, int t0, int NT, const float *Q, int hd, const char *kt, size_t tstride,
+           const float *sc, float unit, float *S, pfq *pf) {
+    __m256 a[4][4][2];
+    const int sd = k_step(L);
+    const bool once = NR * sd + 2 * NR * NT <= 12;
+    const float *q = Q + (size_t)r0 * hd;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) a[i][t][0] = a[i][t][1] = _mm256_setzero_ps();
+    pfq f = *pf; /* in registers for the loop */
+    const char *k = kt + (size_t)t0 * tstride;
+    for (int d = 0; d < hd; d += sd, k += k_step_bytes(L)) {
+        pf_step(&f);
+        if (once) {
+            __m256 qb[4][4];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+                for (int dd = 0; dd < sd; dd++) qb[i][dd] = _mm256_broadcast_ss(q + (size_t)i * hd + d + dd);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++)
+#pragma GCC unroll 4
+                    for (int dd = 0; dd < sd; dd++) {
+                        const __m256 kv = kvec(L, k + t * tstride, dd, h);
+#pragma GCC unroll 4
+                        for (int i = 0; i < NR; i++) a[i][t][h] = _mm256_fmadd_ps(qb[i][dd], kv, a[i][t][h]);
+                    }
+            continue;
+        }
+#pragma GCC unroll 4
+        for (int dd = 0; dd < sd; dd++) {
+            const char *kk = k;
+            FRESH(kk);
+            __m256 qb[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) qb[i] = _mm256_broadcast_ss(q + (size_t)i * hd + d + dd);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    const __m256 kv = kvec(L, kk + t * tstride, dd, h);
+#pragma GCC unroll 4
+                    for (int i = 0; i < NR; i++) a[i][t][h] = _mm256_fmadd_ps(qb[i], kv, a[i][t][h]);
+                }
+        }
+    }
+    *pf = f;
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const int col = 16 * (t0 + t) + 8 * h;
+            const __m256 f = sc ? _mm256_mul_ps(_mm256_loadu_ps(sc + col), _mm256_set1_ps(unit)) : _mm256_set1_ps(1.0f);
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) _mm256_store_ps(S + (r0 + i) * CB_FLASH_BK + col, sc ? _mm256_mul_ps(a[i][t][h], f) : a[i][t][h]);
+        }
+}
+
+/* Q·Kᵀ calls for a group of nr rows (1 x 4 tiles, 2 x 2, or nr x 1: 8 accumulators or fewer). */
+static inline int qk_calls(int nr) { return nr == 1 ? 1 : nr == 2 ? 2 : 4; }
+AI void qk_group(lay L, int r0, int nr, const float *Q, int hd, const char *kt, size_t tstride, const float *sc,
+                 float unit, float *S, pfq *pf) {
+    switch (nr) {
+    case 1: qk(L, r0, 1, 0, 4, Q, hd, kt, tstride, sc, unit, S, pf); break;
+    case 2:
+        for (int t = 0; t < 4; t += 2) qk(L, r0, 2, t, 2, Q, hd, kt, tstride, sc, unit, S, pf);
+        break;
+    case 3:
+        for (int t = 0; t < 4; t++) qk(L, r0, 3, t, 1, Q, hd, kt, tstride, sc, unit, S, pf);
+        break;
+    default:
+        for (int t = 0; t < 4; t++) qk(L, r0, 4, t, 1, Q, hd, kt, tstride, sc, unit, S, pf);
+    }
+}
+
+/* ---- online softmax ---- */
+/* Every row's update over the block's S (P overwrites it; masked keys and keys past nb get 0); alpha[r]:
+ * rescale of row r; w (8-bit caches): the keys' vs times the decode unit, folded into P after the sum. The
+ * running sum stays an 8-lane vector per row for the whole call. */
+static inline void softmax(int R, const int64_t *qpos, int64_t kb, int nb, float *S, const float *w, float *m,
+                           __m256 *lsum, float *alpha) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int r = 0; r < R; r++) {
+        const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
+        float *s = S + r * CB_FLASH_BK;
+        if (vis <= 0) {
+            alpha[r] = 1.0f;
+            for (int k = 0; k < CB_FLASH_BK; k += 8) _mm256_store_ps(s + k, _mm256_setzero_ps());
+            continue;
+        }
+        __m256 x[8], mx = ninf;
+        const __m256i vv = _mm256_set1_epi32((int)vis);
+        for (int k = 0; k < 8; k++) {
+            x[k] = _mm256_load_ps(s + 8 * k);
+            if (vis < CB_FLASH_BK) /* masked keys -> -inf: out of the max, exp gives 0 */
+                x[k] = _mm256_blendv_ps(ninf, x[k], _mm256_castsi256_ps(_mm256_cmpgt_epi32(vv, _mm256_add_epi32(idx, _mm256_set1_epi32(8 * k)))));
+            mx = _mm256_max_ps(mx, x[k]);
+        }
+        const float m_new = fmaxf(m[r], hmax8(mx));
+        const __m256 mb = _mm256_set1_ps(m_new);
+        const __m256 av = vexp8(_mm256_sub_ps(_mm256_set1_ps(m[r]), mb));
+        for (int k = 0; k < 8; k++) x[k] = vexp8(_mm256_sub_ps(x[k], mb));
+        const __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x[0], x[1]), _mm256_add_ps(x[2], x[3])),
+                                         _mm256_add_ps(_mm256_add_ps(x[4], x[5]), _mm256_add_ps(x[6], x[7])));
+        lsum[r] = _mm256_fmadd_ps(lsum[r], av, sum);
+        for (int k = 0; k < 8; k++) _mm256_store_ps(s + 8 * k, w ? _mm256_mul_ps(x[k], _mm256_loadu_ps(w + 8 * k)) : x[k]);
+        m[r] = m_new;
+        alpha[r] = _mm256_cvtss_f32(av);
+    }
+}
+
+/* ---- O = O·α + P·V ---- */
+/* O[r][c0 .. c0 + 8·NU) for rows r0..r0+NR-1 over nb keys (int8 quads: whole groups of 4, the weights
+ * past nb being 0). */
+AI void pv(lay L, int r0, int NR, int c0, int NU, int hd, int nb, const char *vb, const float *S,
+           const float *alpha, float *O, pfq *pf) {
+    __m256 b[4][8];
+    const float *p = S + r0 * CB_FLASH_BK;
+    float *o = O + (size_t)r0 * hd + c0;
+    pfq f = *pf; /* in registers for the loop */
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) {
+        const __m256 ab = _mm256_set1_ps(alpha[r0 + i]);
+#pragma GCC unroll 8
+        for (int u = 0; u < NU; u++) b[i][u] = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)i * hd + 8 * u), ab);
+    }
+    if (L == L_I8) { /* a group: 4 keys x hd columns, 32 bytes per 8 columns */
+        const char *v = vb + (size_t)c0 * 4;
+        for (int j = 0; j < nb; j += 4, v += (size_t)4 * hd, p += 4) {
+            pf_step(&f);
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; jj++) {
+                __m256 pb[4];
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) pb[i] = _mm256_broadcast_ss(p + i * CB_FLASH_BK + jj);
+#pragma GCC unroll 8
+                for (int u = 0; u < NU; u++) {
+                    const __m256 x = vvec(L, v + 32 * u, jj);
+#pragma GCC unroll 4
+                    for (int i = 0; i < NR; i++) b[i][u] = _mm256_fmadd_ps(pb[i], x, b[i][u]);
+                }
+            }
+        }
+    } else {
+        const size_t row = (size_t)hd * el_size(L);
+        const char *v = vb + (size_t)c0 * el_size(L);
+        for (int j = 0; j < nb; j++, v += row, p++) {
+            pf_step(&f);
+            __m256 pb[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) pb[i] = _mm256_broadcast_ss(p + i * CB_FLASH_BK);
+#pragma GCC unroll 8
+            for (int u = 0; u < NU; u++) {
+                const __m256 x = vvec(L, v + u * v_vec_bytes(L), 0);
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) b[i][u] = _mm256_fmadd_ps(pb[i], x, b[i][u]);
+            }
+        }
+    }
+    *pf = f;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 8
+        for (int u = 0; u < NU; u++) _mm256_storeu_ps(o + (size_t)i * hd + 8 * u, b[i][u]);
+}
+
+/* P·V over a bf16 V, 16 columns per 32-byte load: the shift gives the even columns, the and the odd ones
+ * (one instruction per 8 values instead of a widening and a shift), so within a pass O is held split
+ * into even and odd columns. O[r][c0 .. c0 + 16·NU) for rows r0..r0+NR-1. */
+AI void pv_bf16(int r0, int NR, int c0, int NU, int hd, int nb, const char *vb, const float *S, const float *alpha,
+                float *O, pfq *pf) {
+    __m256 be[4][4], bo[4][4];
+    const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000u);
+    const float *p = S + r0 * CB_FLASH_BK;
+    float *o = O + (size_t)r0 * hd + c0;
+    pfq f = *pf; /* in registers for the loop */
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) {
+        const __m256 ab = _mm256_set1_ps(alpha[r0 + i]);
+#pragma GCC unroll 4
+        for (int u = 0; u < NU; u++) {
+            const __m256 n0 = _mm256_loadu_ps(o + (size_t)i * hd + 16 * u), n1 = _mm256_loadu_ps(o + (size_t)i * hd + 16 * u + 8);
+            /* [0 2 8 10 | 4 6 12 14] -> [0 2 4 6 8 10 12 14]; likewise the odd columns */
+            be[i][u] = _mm256_mul_ps(_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(n0, n1, 0x88)), 0xD8)), ab);
+            bo[i][u] = _mm256_mul_ps(_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(n0, n1, 0xDD)), 0xD8)), ab);
+        }
+    }
+    const char *v = vb + (size_t)c0 * 2;
+    for (int j = 0; j < nb; j++, v += (size_t)hd * 2, p++) {
+        pf_step(&f);
+        __m256 pb[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) pb[i] = _mm256_broadcast_ss(p + i * CB_FLASH_BK);
+#pragma GCC unroll 4
+        for (int u = 0; u < NU; u++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(v + 32 * u));
+            const __m256 e = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16)), od = _mm256_castsi256_ps(_mm256_and_si256(x, hi));
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) be[i][u] = _mm256_fmadd_ps(pb[i], e, be[i][u]), bo[i][u] = _mm256_fmadd_ps(pb[i], od, bo[i][u]);
+        }
+    }
+    *pf = f;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int u = 0; u < NU; u++) {
+            const __m256 lo = _mm256_unpacklo_ps(be[i][u], bo[i][u]), up = _mm256_unpackhi_ps(be[i][u], bo[i][u]);
+            _mm256_storeu_ps(o + (size_t)i * hd + 16 * u, _mm256_permute2f128_ps(lo, up, 0x20));
+            _mm256_storeu_ps(o + (size_t)i * hd + 16 * u + 8, _mm256_permute2f128_ps(lo, up, 0x31));
+        }
+}
+
+/* the widest register block for nr rows and nv column vectors left: 8 / 4 / 3 / 2 vectors (12 or fewer
+ * accumulators plus the weights' broadcasts), then powers of two */
+static inline int pv_width(int nr, int nv) {
+    const int mx = nr == 1 ? 8 : nr == 2 ? 4 : nr == 3 ? 3 : 2;
+    if (nv >= mx) return mx;
+    return nv >= 4 ? 4 : nv >= 2 ? 2 : 1;
+}
+/* bf16: 16-column units (2 accumulators each): 4 / 2 / 1 / 1 per pass for 1 / 2 / 3 / 4 rows */
+static inline int pv_bf16_width(int nr, int nu) {
+    const int mx = nr == 1 ? 4 : nr == 2 ? 2 : 1;
+    return nu >= mx ? mx : nu >= 2 ? 2 : 1;
+}
+AI int pv_calls(lay L, int nr, int nv) {
+    int n = 0;
+    if (L == L_BF16) {
+        for (int c = 0; c < nv / 2; c += pv_bf16_width(nr, nv / 2 - c)) n++;
+        return n + nv % 2;
+    }
+    for (int c = 0; c < nv; c += pv_width(nr, nv - c)) n++;
+    return n;
+}
+AI void pv_group(lay L, int r0, int nr, int hd, int nb, const char *vb, const float *S, const float *alpha, float *O,
+                 pfq *pf) {
+    int c = 0;
+    const int nv = hd / 8;
+    if (L == L_BF16) {
+        for (; c + 2 <= nv;) {
+            const int nu = pv_bf16_width(nr, (nv - c) / 2);
+#define PVB(NR, NU) pv_bf16(r0, NR, 8 * c, NU, hd, nb, vb, S, alpha, O, pf)
+            switch (nr * 16 + nu) {
+            case 0x14: PVB(1, 4); break;
+            case 0x12: PVB(1, 2); break;
+            case 0x11: PVB(1, 1); break;
+            case 0x22: PVB(2, 2); break;
+            case 0x21: PVB(2, 1); break;
+            case 0x31: PVB(3, 1); break;
+            default: PVB(4, 1); break;
+            }
+#undef PVB
+            c += 2 * nu;
+        }
+    }
+    for (; c < nv;) {
+        const int nu = pv_width(nr, nv - c);
+#define PV(NR, NU) pv(L, r0, NR, 8 * c, NU, hd, nb, vb, S, alpha, O, pf)
+        switch (nr * 16 + nu) {
+        case 0x18: PV(1, 8); break;
+        case 0x14: PV(1, 4); break;
+        case 0x12: PV(1, 2); break;
+        case 0x11: PV(1, 1); break;
+        case 0x24: PV(2, 4); break;
+        case 0x22: PV(2, 2); break;
+        case 0x21: PV(2, 1); break;
+        case 0x33: PV(3, 3); break;
+        case 0x32: PV(3, 2); break;
+        case 0x31: PV(3, 1); break;
+        case 0x42: PV(4, 2); break;
+        default: PV(4, 1); break;
+        }
+#undef PV
+        c += nu;
+    }
+}
+
+/* One out-of-line copy of the row-group loops per layout: inlined into the block loop, gcc's register
+ * allocation of the whole function spilled the hot loops' pointers and loads. */
+#define GROUPS(LL, name)                                                                                           \
+    static __attribute__((noinline)) void qk_group_##name(int r0, int nr, const float *Q, int hd, const char *kt, \
+                                                          size_t tstride, const float *sc, float *S, pfq *pf) {    \
+        qk_group(LL, r0, nr, Q, hd, kt, tstride, sc, code_unit(LL), S, pf);                                       \
+    }                                                                                                              \
+    static __attribute__((noinline)) void pv_group_##name(int r0, int nr, int hd, int nb, const char *vb,         \
+                                                          const float *S, const float *alpha, float *O, pfq *pf) { \
+        pv_group(LL, r0, nr, hd, nb, vb, S, alpha, O, pf);                                                        \
+    }
+GROUPS(L_F32, f32)
+GROUPS(L_F16, f16)
+GROUPS(L_BF16, bf16)
+GROUPS(L_FP8, fp8)
+GROUPS(L_I8, i8)
+#undef GROUPS
+
+AI void qk_rows(lay L, int r0, int nr, const float *Q, int hd, const char *kt, size_t tstride, const float *sc,
+                float *S, pfq *pf) {
+    switch (L) {
+    case L_F32: qk_group_f32(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
+    case L_F16: qk_group_f16(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
+    case L_BF16: qk_group_bf16(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
+    case L_FP8: qk_group_fp8(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
+    default: qk_group_i8(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
+    }
+}
+AI void pv_rows(lay L, int r0, int nr, int hd, int nb, const char *vb, const float *S, const float *alpha, float *O,
+                pfq *pf) {
+    switch (L) {
+    case L_F32: pv_group_f32(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
+    case L_F16: pv_group_f16(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
+    case L_BF16: pv_group_bf16(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
+    case L_FP8: pv_group_fp8(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
+    default: pv_group_i8(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
+    }
+}
+
+/* ---- one block ---- */
+/* Keys [kb, kb + nb) whose 4 tiles are full in memory at kt (tstride bytes apart), V at vb; ks / vs: the
+ * block's 64 scales of an 8-bit cache (NULL otherwise). pfv / pfk: the data to request meanwhile,
+ * pfv_bytes during Q·Kᵀ and pfk_bytes during P·V (0: none). */
+AI void block(lay L, int R, const float *Q, const int64_t *qpos, int hd, int64_t kb, int nb, const char *kt,
+              size_t tstride, const char *vb, const float *ks, const float *vs, float *S, float *m, __m256 *lsum,
+              float *alpha, float *O, const char *pfk, size_t pfk_bytes, const char *pfv, size_t pfv_bytes,
+              bool l2) {
+    const int sd = k_step(L), nv = hd / 8;
+    int nqk = 0, npv = 0;
+    for (int r0 = 0; r0 < R; r0 += 4) nqk += qk_calls(CB_MIN(4, R - r0)), npv += pv_calls(L, CB_MIN(4, R - r0), nv);
+    const int nj = L == L_I8 ? (nb + 3) / 4 : nb; /* P·V steps per pass */
+    pfq fv = { pfv, pfv + pfv_bytes, 0, l2 }, fk = { pfk, pfk + pfk_bytes, 0, l2 };
+    if (pfv_bytes) fv.per = (int)((pfv_bytes / 64 + (size_t)nqk * (hd / sd) - 1) / ((size_t)nqk * (hd / sd)));
+    if (pfk_bytes) fk.per = (int)((pfk_bytes / 64 + (size_t)npv * nj - 1) / ((size_t)npv * nj));
+    for (int r0 = 0; r0 < R; r0 += 4) qk_rows(L, r0, CB_MIN(4, R - r0), Q, hd, kt, tstride, ks, S, &fv);
+    float w[CB_FLASH_BK] __attribute__((aligned(32)));
+    if (vs)
+        for (int j = 0; j < CB_FLASH_BK; j++) w[j] = j < nb ? vs[j] * code_unit(L) : 0.0f;
+    softmax(R, qpos, kb, nb, S, vs ? w : NULL, m, lsum, alpha);
+    for (int r0 = 0; r0 < R; r0 += 4) pv_rows(L, r0, CB_MIN(4, R - r0), hd, nb, vb, S, alpha, O, &fk);
+}
+
+/* A widened block (fp32 tiles and rows, scales applied) or an f32 cache read in place: one copy of the
+ * f32 loops for every dtype. */
+static __attribute__((noinline)) void block_f32(int R, const float *Q, const int64_t *qpos, int hd, int64_t kb,
+                                                int nb, const char *kt, size_t tstride, const char *vb, float *S,
+                                                float *m, __m256 *lsum, float *alpha, float *O) {
+    block(L_F32, R, Q, qpos, hd, kb, nb, kt, tstride, vb, NULL, NULL, S, m, lsum, alpha, O, kt, 0, vb, 0, false);
+}
+
+/* One element of the cache as the portable kernel reads it (narrow tiles and groups). */
+static float elem(const cb_kv_view *kv, const void *base, int64_t off, const float *sc, int64_t pos) {
+    switch (kv->dtype) {
+    case CB_F8_E4M3:
+    case CB_I8: return sc[pos] * cb_kv8_code_value(((const uint8_t *)base)[off], kv->dtype);
+    case CB_BF16: return cb_bf16_to_f32(((const uint16_t *)base)[off]);
+    case CB_F16: return cb_f16_to_f32(((const uint16_t *)base)[off]);
+    default: return ((const float *)base)[off];
+    }
+}
+
+/* Keys [kb, kb + nb) as an f32 cache of capacity 64: Kf [4][hd][16] (missing tiles zero), Vf [64][hd];
+ * 8-bit values are scale · value, as the portable kernel forms them. */
+AI void widen(lay L, const cb_kv_view *kv, int64_t kb, int nb, float *Kf, float *Vf) {
+    const int hd = kv->hd, sd = k_step(L), nt = (nb + 15) / 16;
+    const size_t es = el_size(L);
+    const bool q8 = L == L_FP8 || L == L_I8;
+    for (int t = 0; t < 4; t++) {
+        float *kf = Kf + (size_t)t * hd * 16;
+        const int64_t p0 = kb + 16 * t, w = CB_MIN((int64_t)16, kv->cap - p0);
+        if (t >= nt) {
+            for (int i = 0; i < hd * 16; i += 8) _mm256_store_ps(kf + i, _mm256_setzero_ps());
+        } else if (w == 16) {
+            const char *tb = (const char *)kv->k + (size_t)cb_kv_k_offset(p0, 0, hd, kv->cap, kv->dtype) * es;
+            __m256 f[2] = { _mm256_set1_ps(1.0f), _mm256_set1_ps(1.0f) };
+            if (q8)
+                for (int h = 0; h < 2; h++) f[h] = _mm256_mul_ps(_mm256_loadu_ps(kv->ks + p0 + 8 * h), _mm256_set1_ps(code_unit(L)));
+            for (int s = 0; s < hd / sd; s++)
+#pragma GCC unroll 4
+                for (int dd = 0; dd < sd; dd++)
+                    for (int h = 0; h < 2; h++)
+                        {
+                        const __m256 x = kvec(L, tb + s * k_step_bytes(L), dd, h);
+                        _mm256_store_ps(kf + (s * sd + dd) * 16 + 8 * h, q8 ? _mm256_mul_ps(x, f[h]) : x);
+                    }
+        } else
+            for (int d = 0; d < hd; d++)
+                for (int j = 0; j < 16; j++)
+                    kf[d * 16 + j] = j < w ? elem(kv, kv->k, cb_kv_k_offset(p0 + j, d, hd, kv->cap, kv->dtype), kv->ks, p0 + j) : 0.0f;
+    }
+    const char *vb = (const char *)kv->v + (size_t)kb * hd * es;
+    for (int j = 0; j < nb; j++) {
+        float *vf = Vf + (size_t)j * hd;
+        if (L == L_I8 && ((kb + j) | 3) >= kv->cap) { /* a narrow last group */
+            for (int c = 0; c < hd; c++) vf[c] = elem(kv, kv->v, cb_kv_v_offset(kb + j, c, hd, kv->cap, kv->dtype), kv->vs, kb + j);
+            continue;
+        }
+        const __m256 f = _mm256_set1_ps(q8 ? kv->vs[kb + j] * code_unit(L) : 1.0f);
+        const char *v = L == L_I8 ? vb + (size_t)(j >> 2) * 4 * hd : vb + (size_t)j * hd * es;
+        for (int c = 0; c < hd; c += 8) {
+            const __m256 x = vvec(L, v + (size_t)c / 8 * v_vec_bytes(L), j & 3);
+            _mm256_store_ps(vf + c, q8 ? _mm256_mul_ps(x, f) : x);
+        }
+    }
+}
+
+AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+              float *m, float *l, float *O) {
+    const int hd = kv->hd;
+    const size_t es = el_size(L), tstride = (size_t)16 * hd * es, bytes = (size_t)CB_FLASH_BK * hd * es;
+    const int64_t full_end = kv->cap & ~(int64_t)15; /* tiles before this are 16 wide */
+    const bool q8 = L == L_FP8 || L == L_I8;
+    const bool direct = R <= DIRECT_MAX_ROWS || L == L_F32;
+    const bool l2 = direct && cb_kernels_prefetch_l2(NULL);
+    float S[CB_FLASH_MAX_ROWS * CB_FLASH_BK] __attribute__((aligned(32)));
+    float alpha[CB_FLASH_MAX_ROWS];
+    __m256 lsum[CB_FLASH_MAX_ROWS];
+    for (int r = 0; r < R; r++) lsum[r] = _mm256_setr_ps(l[r], 0, 0, 0, 0, 0, 0, 0);
+    for (int64_t kb = k0; kb < k1; kb += CB_FLASH_BK) {
+        const int nb = (int)CB_MIN((int64_t)CB_FLASH_BK, k1 - kb);
+        bool any = false; /* rows that see at least one key of this block */
+        for (int r = 0; r < R; r++) any |= qpos[r] >= kb;
+        if (!any) continue;
+        if (direct && kb + CB_FLASH_BK <= full_end) {
+            const char *kt = (const char *)kv->k + (size_t)cb_kv_k_offset(kb, 0, hd, kv->cap, kv->dtype) * es;
+            const char *vb = (const char *)kv->v + (size_t)kb * hd * es;
+            const float *ks = q8 ? kv->ks + kb : NULL, *vs = q8 ? kv->vs + kb : NULL;
+            if (L == L_F32) {
+                block_f32(R, Q, qpos, hd, kb, nb, kt, tstride, vb, S, m, lsum, alpha, O);
+                continue;
+            }
+            /* The block PF_AHEAD ahead is requested evenly over this block's arithmetic (V during Q·Kᵀ,
+             * K during P·V): a burst stalls the core on full miss queues (a burst of two blocks at every
+             * call's entry cost a quarter of the time). At entry only the blocks between this one (left to
+             * demand misses) and that one. Prefetches past k1 or the cache end never fault. */
+            if (kb == k0 && PF_AHEAD > 1) {
+                pf_range(kt + bytes, (PF_AHEAD - 1) * bytes, l2), pf_range(vb + bytes, (PF_AHEAD - 1) * bytes, l2);
+                if (q8) pf_range(ks, PF_AHEAD * CB_FLASH_BK * sizeof(float), l2), pf_range(vs, PF_AHEAD * CB_FLASH_BK * sizeof(float), l2);
+            }
+            if (q8 && PF_AHEAD) pf_range(ks + PF_AHEAD * CB_FLASH_BK, CB_FLASH_BK * sizeof(float), l2), pf_range(vs + PF_AHEAD * CB_FLASH_BK, CB_FLASH_BK * sizeof(float), l2);
+            block(L, R, Q, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
+                  PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
+            continue;
+        }
+        float Kf[4 * CB_FLASH_MAX_HD * 16] __attribute__((aligned(32)));
+        float Vf[CB_FLASH_BK * CB_FLASH_MAX_HD] __attribute__((aligned(32)));
+        widen(L, kv, kb, nb, Kf, Vf);
+        block_f32(R, Q, qpos, hd, kb, nb, (const char *)Kf, (size_t)16 * hd * sizeof(float), (const char *)Vf, S, m, lsum, alpha, O);
+    }
+    for (int r = 0; r < R; r++) l[r] = hsum8(lsum[r]);
+}
+
+void cb_attn_flash_avx2(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
+                        float *m, float *l, float *O) {
+    switch (kv->dtype) {
+    case CB_F16: flash(L_F16, R, Q, qpos, kv, k0, k1, m, l, O); break;
+    case CB_BF16: flash(L_BF16, R, Q, qpos, kv, k0, k1, m, l, O); break;
+    case CB_F8_E4M3: flash(L_FP8, R, Q, qpos, kv, k0, k1, m, l, O); break;
+    case CB_I8: flash(L_I8, R, Q, qpos, kv, k0, k1, m, l, O); break;
+    default: flash(L_F32, R, Q, qpos, kv, k0, k1, m, l, O); break;
+    }
+}
