@@ -4,6 +4,7 @@
 #include "kernels_avx2.h"
 
 #include <math.h>
+#include <xmmintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +164,18 @@ void cb_matmul_q8_fast_ref(int M, const float *X, int64_t ldx, const cb_weight *
     }
     free(xq);
     free(sx);
+}
+
+int cb_q8_prefetch_slice_start(int n, const cb_weight *const *W, const int64_t *first, int64_t lo, int64_t hi,
+                               size_t dist) {
+    int i = 0;
+    while (i < n - 1 && lo >= first[i + 1]) i++;
+    if (lo < hi) {
+        const char *p = (const char *)W[i]->data + (size_t)(lo - first[i]) * (size_t)W[i]->cols;
+        const size_t len = CB_MIN(dist, (size_t)(hi - lo) * (size_t)W[i]->cols);
+        for (size_t o = 0; o < len; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    }
+    return i;
 }
 
 static inline bool use_avx512(void) { return cb_kernels_path() >= CB_PATH_AVX512; }

@@ -69,6 +69,12 @@ void cb_matmul_q8_multi_avx512(int M, const float *X, int64_t ldx, int n, const 
                                const int64_t *ldy);
 void cb_matmul_q8_fast_multi_avx512(int M, const float *X, int64_t ldx, int n, const cb_weight *const *W,
                                     float *const *Y, const int64_t *ldy); /* needs AVX512_VNNI for int8 */
+/* A thread's rows [lo, hi) of n 8-bit weights (prefix sums of their rows in `first`) in the decode kernels:
+ * their loops prefetch `dist` bytes ahead, so the first `dist` bytes of the slice are requested here.
+ * Returns the weight that row lo belongs to. */
+int cb_q8_prefetch_slice_start(int n, const cb_weight *const *W, const int64_t *first, int64_t lo, int64_t hi,
+                               size_t dist);
+
 /* M at or below which the AVX-512 exact path streams weights (decode); above, it decodes panels of W
  * and runs the fp32 GEMM on them (prefill). */
 #define CB_Q8_SKINNY_MAX 16

@@ -176,17 +176,9 @@ typedef struct {
     int64_t first[Q8_MULTI_MAX + 1]; /* prefix sums of the rows */
 } q8_multi;
 
-/* A thread's rows [lo, hi) of n weights (prefix sums `first`): the in-loop prefetch runs PF_DIST ahead, so
- * request the first PF_DIST bytes now. Returns the weight that row lo belongs to. */
-static int prefetch_slice_start(int n, const cb_weight *const *W, const int64_t *first, int64_t lo, int64_t hi) {
-    int i = 0;
-    while (i < n - 1 && lo >= first[i + 1]) i++;
-    if (lo < hi) {
-        const char *p = (const char *)W[i]->data + (size_t)(lo - first[i]) * (size_t)W[i]->cols;
-        const size_t len = CB_MIN((size_t)PF_DIST, (size_t)(hi - lo) * (size_t)W[i]->cols);
-        for (size_t o = 0; o < len; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-    }
-    return i;
+static inline int prefetch_slice_start(int n, const cb_weight *const *W, const int64_t *first, int64_t lo,
+                                       int64_t hi) {
+    return cb_q8_prefetch_slice_start(n, W, first, lo, hi, PF_DIST);
 }
 
 static void multi_slice(const q8_multi *a, int t, int T) {
