@@ -99,10 +99,6 @@ static struct {
 } acct;
 static pthread_mutex_t acct_lock = PTHREAD_MUTEX_INITIALIZER;
 #define DRY_MIN ((size_t)1 << 20)
-/* Blocks of at least a huge page (KV caches, weights, states) start on a 2 MiB boundary and ask for huge
- * pages, which THP set to "madvise" otherwise withholds: streamed at batch-1 decode, 4 KiB pages cost a
- * TLB walk per page and stop the hardware prefetchers at every page (docs/performance.md, "Huge pages"). */
-#define HUGE_PAGE ((size_t)2 << 20)
 
 void cb_alloc_count_start(bool dry) {
     pthread_mutex_lock(&acct_lock);
@@ -132,10 +128,8 @@ static void *alloc_block(cb_alloc_cat cat, size_t bytes, bool *mapped, cb_err *e
         p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) p = NULL;
         else *mapped = true;
-    } else if (posix_memalign(&p, rounded >= HUGE_PAGE ? HUGE_PAGE : 64, rounded) != 0) {
+    } else if (posix_memalign(&p, 64, rounded) != 0) {
         p = NULL;
-    } else if (rounded >= HUGE_PAGE) {
-        (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: without THP the block stays in 4 KiB pages */
     }
     if (!p) {
         cb_err_set(err, "out of memory allocating %zu bytes", bytes);

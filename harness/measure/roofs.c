@@ -71,12 +71,11 @@ static double best_rate(void (*fn)(roof_job *), roof_job *j, double budget) {
 /* The triad arrays, first touched by the threads that will stream them; -1 with err (naming `who`). */
 static int triad_arrays(roof_job *j, int threads, const char *who, cb_err *err) {
     j->n = TRIAD_N;
-    /* through cb_alloc: the page size of the KV caches and weights the probe is set against */
-    j->a = cb_alloc(sizeof(float) * (size_t)TRIAD_N, NULL);
-    j->b = cb_alloc(sizeof(float) * (size_t)TRIAD_N, NULL);
-    j->c = cb_alloc(sizeof(float) * (size_t)TRIAD_N, NULL);
+    j->a = malloc(sizeof(float) * (size_t)TRIAD_N);
+    j->b = malloc(sizeof(float) * (size_t)TRIAD_N);
+    j->c = malloc(sizeof(float) * (size_t)TRIAD_N);
     if (!j->a || !j->b || !j->c) {
-        cb_free(j->a), cb_free(j->b), cb_free(j->c);
+        free(j->a), free(j->b), free(j->c);
         cb_err_set(err, "%s: cannot allocate the triad arrays (3 x %ld MiB)", who, TRIAD_N * 4 >> 20);
         return -1;
     }
@@ -110,7 +109,7 @@ int cb_roofs_measure(int threads, double seconds, cb_roofs *out, cb_err *err) {
     out->triad_gbps_1t = best_rate(run_triad, &j, share);
     j.threads = threads;
     out->triad_gbps = best_rate(run_triad, &j, share);
-    cb_free(j.a), cb_free(j.b), cb_free(j.c);
+    free(j.a), free(j.b), free(j.c);
     out->seconds = cb_now_seconds() - t0;
     return 0;
 }
@@ -119,6 +118,6 @@ double cb_roofs_triad_probe(int threads, double seconds, cb_err *err) {
     roof_job j = { .threads = threads > 0 ? threads : omp_get_max_threads() };
     if (triad_arrays(&j, j.threads, "bandwidth probe", err)) return -1;
     double gbps = best_rate(run_triad, &j, seconds);
-    cb_free(j.a), cb_free(j.b), cb_free(j.c);
+    free(j.a), free(j.b), free(j.c);
     return gbps;
 }
