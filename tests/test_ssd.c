@@ -197,9 +197,7 @@ static void fill(float *v, size_t n, unsigned seed) {
         v[i] = (float)((int)(seed >> 8) % 20001 - 10000) * 1e-3f;
     }
 }
-Test(ssd, elementwise_steps_bit_identical_to_the_twins) {
-    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("no AVX-512 here: only the portable steps exist");
-    const cb_ssd_ops *v = cb_ssd_ops_avx512();
+static void elementwise_vs_twins(const cb_ssd_ops *v, const char *path) {
     const int shapes[][2] = { { 1, 1 }, { 15, 17 }, { 16, 16 }, { 33, 128 }, { 100, 64 }, { 256, 16 }, { 7, 200 } };
     enum { CAP = 300 * 300 };
     static float src[CAP], s[CAP], a[CAP], b[CAP], c[CAP], d[CAP];
@@ -211,20 +209,20 @@ Test(ssd, elementwise_steps_bit_identical_to_the_twins) {
         memset(a, 0x5a, sizeof a), memset(b, 0x5a, sizeof b);
         cb_ssd_transpose_ref(m, n, src, lds, a, ldd);
         v->transpose(m, n, src, lds, b, ldd);
-        cr_assert_eq(memcmp(a, b, sizeof a), 0, "transpose %dx%d", m, n);
+        cr_assert_eq(memcmp(a, b, sizeof a), 0, "%s transpose %dx%d", path, m, n);
         memset(a, 0x5a, sizeof a), memset(b, 0x5a, sizeof b);
         cb_ssd_scale_rows_ref(m, n, s, 3, src, lds, a, n + 1);
         v->scale_rows(m, n, s, 3, src, lds, b, n + 1);
-        cr_assert_eq(memcmp(a, b, sizeof a), 0, "scale_rows %dx%d", m, n);
+        cr_assert_eq(memcmp(a, b, sizeof a), 0, "%s scale_rows %dx%d", path, m, n);
         for (int i = 0; i < m; i++) c[i] = -0.01f * (float)i; /* a_i as the chunk's cumulative decay */
         memcpy(a, s, sizeof a), memcpy(b, s, sizeof b);
         cb_ssd_skip_ref(m, n, c, 0.75f, src, lds, a, n + 2);
         v->skip(m, n, c, 0.75f, src, lds, b, n + 2);
-        cr_assert_eq(memcmp(a, b, sizeof a), 0, "skip %dx%d", m, n);
+        cr_assert_eq(memcmp(a, b, sizeof a), 0, "%s skip %dx%d", path, m, n);
         memcpy(a, src, sizeof a), memcpy(b, src, sizeof b);
         cb_ssd_scale_cols_ref(m, n, s, a);
         v->scale_cols(m, n, s, b);
-        cr_assert_eq(memcmp(a, b, sizeof a), 0, "scale_cols %dx%d", m, n);
+        cr_assert_eq(memcmp(a, b, sizeof a), 0, "%s scale_cols %dx%d", path, m, n);
         if (m == n || k == 3) { /* decay_mask (square q x q): zeros above the diagonal exactly, exps within ulps */
             int q = m;
             for (int i = 0; i < q; i++) d[i] = -0.05f * (float)i;
@@ -234,9 +232,49 @@ Test(ssd, elementwise_steps_bit_identical_to_the_twins) {
             for (int i = 0; i < q; i++)
                 for (int j = 0; j < q; j++) {
                     float x = a[i * (q + 1) + j], y = b[i * (q + 1) + j];
-                    cr_assert(j > i ? x == 0 && y == 0 : fabsf(x - y) <= 1e-6f * fabsf(x) + 1e-30f, /* cb_exp512 vs expf: a few ulps */
-                              "decay_mask q=%d [%d][%d]: %g vs %g", q, i, j, (double)x, (double)y);
+                    cr_assert(j > i ? x == 0 && y == 0 : fabsf(x - y) <= 1e-6f * fabsf(x) + 1e-30f, /* vector exp vs expf: a few ulps */
+                              "%s decay_mask q=%d [%d][%d]: %g vs %g", path, q, i, j, (double)x, (double)y);
                 }
+        }
+    }
+}
+
+Test(ssd, elementwise_steps_bit_identical_to_the_twins) {
+    const bool avx2 = cb_kernels_best_path() >= CB_PATH_AVX2, avx512 = cb_kernels_best_path() >= CB_PATH_AVX512;
+    if (!avx2) cr_skip_test("no AVX2 here: only the portable steps exist");
+    elementwise_vs_twins(cb_ssd_ops_avx2(), "avx2");
+    if (avx512) elementwise_vs_twins(cb_ssd_ops_avx512(), "avx512");
+}
+
+/* The AVX2 chunked steps give the AVX-512 ones' bits: the GEMM (one FMA per k in k order per output, ragged
+ * shapes, causal, accumulate) and the decay mask under the kernels' flushed MXCSR (dispatch.c runs the SSD so). */
+Test(ssd, chunked_steps_avx2_same_bits_as_avx512) {
+    if (cb_kernels_best_path() < CB_PATH_AVX512) cr_skip_test("no AVX-512 here: nothing to compare the AVX2 steps with");
+    const cb_ssd_ops *v2 = cb_ssd_ops_avx2(), *v5 = cb_ssd_ops_avx512();
+    const int shapes[][3] = { { 1, 1, 1 }, { 5, 7, 3 }, { 6, 16, 6 }, { 13, 33, 13 }, { 64, 64, 64 }, { 100, 128, 100 }, { 256, 64, 256 } };
+    enum { CAP = 300 * 300 };
+    static float A[CAP], B[CAP], c2[CAP], c5[CAP], a[300];
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2];
+        for (int causal = 0; causal <= 1; causal++)
+            for (int acc = 0; acc <= 1; acc++) {
+                fill(A, CAP, 3u + (unsigned)t), fill(B, CAP, 5u + (unsigned)t), fill(c2, CAP, 11u), memcpy(c5, c2, sizeof c5);
+                if (causal) /* the causal contract: A is zero beyond the diagonal */
+                    for (int i = 0; i < m; i++)
+                        for (int l = i + 1; l < k; l++) A[i * (k + 1) + l] = 0.0f;
+                v2->gemm(m, n, k, A, k + 1, B, n + 2, c2, n + 3, acc, causal);
+                v5->gemm(m, n, k, A, k + 1, B, n + 2, c5, n + 3, acc, causal);
+                cr_assert_eq(memcmp(c2, c5, sizeof c2), 0, "gemm %dx%dx%d causal=%d accumulate=%d", m, n, k, causal, acc);
+            }
+        if (m == k) {
+            const int q = m;
+            for (int i = 0; i < q; i++) a[i] = -0.7f * (float)i; /* down to exp(-180): 0 under the flush */
+            memset(c2, 0x5a, sizeof c2), memset(c5, 0x5a, sizeof c5);
+            const unsigned csr = cb_subnormals_flush_begin();
+            v2->decay_mask(q, a, B, c2, q + 1);
+            v5->decay_mask(q, a, B, c5, q + 1);
+            cb_subnormals_flush_end(csr);
+            cr_assert_eq(memcmp(c2, c5, sizeof c2), 0, "decay_mask q=%d", q);
         }
     }
 }

@@ -14,6 +14,7 @@
 #include "attention.h"
 #include "kernels.h"
 #include "kv8.h"
+#include "vexp_avx2.h"
 
 #define AI static inline __attribute__((always_inline))
 
@@ -91,25 +92,7 @@ AI __m256 vvec(lay L, const char *v, int jj) {
     }
 }
 
-/* ---- 8-lane exp and reductions ---- */
-/* exp(x): the polynomial and Cody–Waite split of vexp_avx512.h; 2^n built in the exponent field, n
- * clamped to -127, where the field 0 gives exactly 0 (-inf and large negative arguments; results below
- * 2^-126 would be flushed anyway). NaN propagates (min/max return their second operand on NaN). */
-static inline __m256 vexp8(__m256 x) {
-    x = _mm256_max_ps(_mm256_set1_ps(-100.0f), _mm256_min_ps(_mm256_set1_ps(88.3f), x));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_max_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(-127));
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23)));
-}
+/* ---- reductions (the exp: vexp_avx2.h) ---- */
 static inline float hmax8(__m256 v) {
     __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     x = _mm_max_ps(x, _mm_movehl_ps(x, x));
@@ -253,8 +236,8 @@ static inline void softmax(int R, const int64_t *qpos, int64_t kb, int nb, float
         }
         const float m_new = fmaxf(m[r], hmax8(mx));
         const __m256 mb = _mm256_set1_ps(m_new);
-        const __m256 av = vexp8(_mm256_sub_ps(_mm256_set1_ps(m[r]), mb));
-        for (int k = 0; k < 8; k++) x[k] = vexp8(_mm256_sub_ps(x[k], mb));
+        const __m256 av = cb_exp256(_mm256_sub_ps(_mm256_set1_ps(m[r]), mb));
+        for (int k = 0; k < 8; k++) x[k] = cb_exp256(_mm256_sub_ps(x[k], mb));
         const __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x[0], x[1]), _mm256_add_ps(x[2], x[3])),
                                          _mm256_add_ps(_mm256_add_ps(x[4], x[5]), _mm256_add_ps(x[6], x[7])));
         lsum[r] = _mm256_fmadd_ps(lsum[r], av, sum);

@@ -119,10 +119,10 @@ void cb_conv1d_causal(int T, int C, int K, const float *x, int64_t ldx, const cb
 }
 
 /* The chunked SSD: its GEMMs on the tiles on the amx path (docs/performance.md "Mamba2 SSD on the tiles"),
- * the AVX-512 steps on avx512 and up, else the portable ones. Subnormals flushed for the call: kernels.h. */
+ * the AVX-512 steps on avx512 and up, the AVX2 ones on avx2, else the portable ones. Subnormals flushed for the call: kernels.h. */
 static const cb_ssd_ops *ssd_ops(bool fast) {
     if (cb_kernels_path() == CB_PATH_AMX) return cb_ssd_ops_amx(fast);
-    return avx512() ? cb_ssd_ops_avx512() : cb_ssd_ops_ref();
+    return avx512() ? cb_ssd_ops_avx512() : avx2() ? cb_ssd_ops_avx2() : cb_ssd_ops_ref();
 }
 static void ssd_chunked(const cb_ssd_head *h, int Q, float *ws, bool fast) {
     const unsigned csr = cb_subnormals_flush_begin();

@@ -51,6 +51,12 @@ void cb_ssd_scale_rows_avx512(int m, int n, const float *s, int64_t lds, const f
 void cb_ssd_skip_avx512(int q, int P, const float *a, float D, const float *x, int64_t ldx, float *y, int64_t ldy);
 void cb_ssd_scale_cols_avx512(int rows, int cols, const float *s, float *M);
 
+/* AVX2 steps (ssd_avx2.c): the avx2 table; each gives the AVX-512 step's bits (the decay mask under the
+ * kernels' flushed MXCSR, as dispatch runs it). */
+const cb_ssd_ops *cb_ssd_ops_avx2(void);
+void cb_ssd_gemm_avx2(int m, int n, int k, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                      int64_t ldc, bool accumulate, bool causal);
+
 /* AMX (ssd_amx.c; the amx path only, through dispatch.c): the GEMM on the tiles, both operands split into bf16
  * parts and summed over `terms` part products (1: bf16 operands, fast mode; 3: 2 parts each, ~2⁻¹⁶ relative
  * per product; 6: 3 parts each, fp32-level). The table's GEMM takes the tiles from m·n·k ≥ the crossover

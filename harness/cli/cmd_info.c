@@ -46,8 +46,8 @@ static void print_kernel_path(const cb_machine *m) {
     if (best == CB_PATH_PORTABLE)
         printf("  CPUID:        lacks%s and AVX2: only the portable C kernels can run (correct, slower)\n", missing);
     else if (best == CB_PATH_AVX2)
-        printf("  CPUID:        lacks%s: AVX2 + FMA + F16C kernels (GEMV, GEMM, attention, 8-bit weights);\n"
-               "                the other kernels (norms, SSD, conv) run their portable twins\n", missing);
+        printf("  CPUID:        lacks%s: AVX2 + FMA + F16C kernels (GEMV, GEMM, attention, 8-bit weights, SSD);\n"
+               "                norms, SiLU, softmax and conv1d run their portable twins\n", missing);
     else if (best == CB_PATH_AVX512)
         printf("  CPUID:        avx512f/bw/vl/dq + fma + f16c + bmi2, no avx512_bf16: AVX-512 fp32 kernels; fast (bf16)\n"
                "                mode falls back to its portable twin\n");
