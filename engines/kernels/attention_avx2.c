@@ -127,13 +127,15 @@ static inline void pf_range(const void *p, size_t n, bool l2) {
 /* An empty asm that "changes" p: loads through it after this are not merged with earlier ones (gcc
  * otherwise keeps every 32-byte K load of a step live across the step's dims and spills them). */
 #define FRESH(p) __asm__("" : "+r"(p))
+/* acc += v * the 8 floats at p, the load folded into the FMA (gcc otherwise loads into a register first) */
+#define FMA_MEM(acc, v, p) __asm__("vfmadd231ps %2, %1, %0" : "+x"(acc) : "x"(v), "m"(*(const __m256 *)(p)))
 
 /* S[r0 + i][16 (t0 + t) ..] for rows r0..r0+NR-1 and NT full tiles from t0 of the block at kt (tiles
  * tstride bytes apart); sc: the block's 64 key scales (8-bit), times unit. When the step's broadcasts of q
  * and the accumulators fit in 12 registers, each 32-byte load serves every dim it holds; else each dim
  * loads again (L1 hits). */
-AI void qk(lay L, int r0, int NR, int t0, int NT, const float *Q, int hd, const char *kt, size_t tstride,
-           const float *sc, float unit, float *S, pfq *pf) {
+AI void qk(lay L, int r0, int NR, int t0, int NT, const float *Q, const float *QB, int hd, const char *kt,
+           size_t tstride, const float *sc, float unit, float *S, pfq *pf) {
     __m256 a[4][4][2];
     const int sd = k_step(L);
     const bool once = NR * sd + 2 * NR * NT <= 12;
@@ -162,6 +164,24 @@ AI void qk(lay L, int r0, int NR, int t0, int NT, const float *Q, int hd, const 
 #pragma GCC unroll 4
                         for (int i = 0; i < NR; i++) a[i][t][h] = _mm256_fmadd_ps(qb[i][dd], kv, a[i][t][h]);
                     }
+            continue;
+        }
+        if (QB) { /* q pre-broadcast (see flash): each FMA reads it from L1, no register per row */
+#pragma GCC unroll 4
+            for (int dd = 0; dd < sd; dd++) {
+                const char *kk = k;
+                FRESH(kk);
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++) {
+                        const __m256 kv = kvec(L, kk + t * tstride, dd, h);
+                        const float *qp = QB + ((size_t)r0 * hd + d + dd) * 8;
+                        FRESH(qp);
+#pragma GCC unroll 4
+                        for (int i = 0; i < NR; i++) FMA_MEM(a[i][t][h], kv, qp + (size_t)i * hd * 8);
+                    }
+            }
             continue;
         }
 #pragma GCC unroll 4
@@ -195,18 +215,18 @@ AI void qk(lay L, int r0, int NR, int t0, int NT, const float *Q, int hd, const 
 
 /* Q·Kᵀ calls for a group of nr rows (1 x 4 tiles, 2 x 2, or nr x 1: 8 accumulators or fewer). */
 static inline int qk_calls(int nr) { return nr == 1 ? 1 : nr == 2 ? 2 : 4; }
-AI void qk_group(lay L, int r0, int nr, const float *Q, int hd, const char *kt, size_t tstride, const float *sc,
-                 float unit, float *S, pfq *pf) {
+AI void qk_group(lay L, int r0, int nr, const float *Q, const float *QB, int hd, const char *kt, size_t tstride,
+                 const float *sc, float unit, float *S, pfq *pf) {
     switch (nr) {
-    case 1: qk(L, r0, 1, 0, 4, Q, hd, kt, tstride, sc, unit, S, pf); break;
+    case 1: qk(L, r0, 1, 0, 4, Q, QB, hd, kt, tstride, sc, unit, S, pf); break;
     case 2:
-        for (int t = 0; t < 4; t += 2) qk(L, r0, 2, t, 2, Q, hd, kt, tstride, sc, unit, S, pf);
+        for (int t = 0; t < 4; t += 2) qk(L, r0, 2, t, 2, Q, QB, hd, kt, tstride, sc, unit, S, pf);
         break;
     case 3:
-        for (int t = 0; t < 4; t++) qk(L, r0, 3, t, 1, Q, hd, kt, tstride, sc, unit, S, pf);
+        for (int t = 0; t < 4; t++) qk(L, r0, 3, t, 1, Q, QB, hd, kt, tstride, sc, unit, S, pf);
         break;
     default:
-        for (int t = 0; t < 4; t++) qk(L, r0, 4, t, 1, Q, hd, kt, tstride, sc, unit, S, pf);
+        for (int t = 0; t < 4; t++) qk(L, r0, 4, t, 1, Q, QB, hd, kt, tstride, sc, unit, S, pf);
     }
 }
 
@@ -415,9 +435,10 @@ AI void pv_group(lay L, int r0, int nr, int hd, int nb, const char *vb, const fl
 /* One out-of-line copy of the row-group loops per layout: inlined into the block loop, gcc's register
  * allocation of the whole function spilled the hot loops' pointers and loads. */
 #define GROUPS(LL, name)                                                                                           \
-    static __attribute__((noinline)) void qk_group_##name(int r0, int nr, const float *Q, int hd, const char *kt, \
-                                                          size_t tstride, const float *sc, float *S, pfq *pf) {    \
-        qk_group(LL, r0, nr, Q, hd, kt, tstride, sc, code_unit(LL), S, pf);                                       \
+    static __attribute__((noinline)) void qk_group_##name(int r0, int nr, const float *Q, const float *QB, int hd, \
+                                                          const char *kt, size_t tstride, const float *sc, float *S, \
+                                                          pfq *pf) {                                                 \
+        qk_group(LL, r0, nr, Q, QB, hd, kt, tstride, sc, code_unit(LL), S, pf);                                   \
     }                                                                                                              \
     static __attribute__((noinline)) void pv_group_##name(int r0, int nr, int hd, int nb, const char *vb,         \
                                                           const float *S, const float *alpha, float *O, pfq *pf) { \
@@ -430,14 +451,14 @@ GROUPS(L_FP8, fp8)
 GROUPS(L_I8, i8)
 #undef GROUPS
 
-AI void qk_rows(lay L, int r0, int nr, const float *Q, int hd, const char *kt, size_t tstride, const float *sc,
-                float *S, pfq *pf) {
+AI void qk_rows(lay L, int r0, int nr, const float *Q, const float *QB, int hd, const char *kt, size_t tstride,
+                const float *sc, float *S, pfq *pf) {
     switch (L) {
-    case L_F32: qk_group_f32(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
-    case L_F16: qk_group_f16(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
-    case L_BF16: qk_group_bf16(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
-    case L_FP8: qk_group_fp8(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
-    default: qk_group_i8(r0, nr, Q, hd, kt, tstride, sc, S, pf); break;
+    case L_F32: qk_group_f32(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
+    case L_F16: qk_group_f16(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
+    case L_BF16: qk_group_bf16(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
+    case L_FP8: qk_group_fp8(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
+    default: qk_group_i8(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
     }
 }
 AI void pv_rows(lay L, int r0, int nr, int hd, int nb, const char *vb, const float *S, const float *alpha, float *O,
@@ -453,12 +474,12 @@ AI void pv_rows(lay L, int r0, int nr, int hd, int nb, const char *vb, const flo
 
 /* ---- one block ---- */
 /* Keys [kb, kb + nb) whose 4 tiles are full in memory at kt (tstride bytes apart), V at vb; ks / vs: the
- * block's 64 scales of an 8-bit cache (NULL otherwise). pfv / pfk: the data to request meanwhile,
+ * block's 64 scales of an 8-bit cache (NULL otherwise); QB: Q pre-broadcast (flash) or NULL. pfv / pfk: the data to request meanwhile,
  * pfv_bytes during Q·Kᵀ and pfk_bytes during P·V (0: none). */
-AI void block(lay L, int R, const float *Q, const int64_t *qpos, int hd, int64_t kb, int nb, const char *kt,
-              size_t tstride, const char *vb, const float *ks, const float *vs, float *S, float *m, __m256 *lsum,
-              float *alpha, float *O, const char *pfk, size_t pfk_bytes, const char *pfv, size_t pfv_bytes,
-              bool l2) {
+AI void block(lay L, int R, const float *Q, const float *QB, const int64_t *qpos, int hd, int64_t kb, int nb,
+              const char *kt, size_t tstride, const char *vb, const float *ks, const float *vs, float *S, float *m,
+              __m256 *lsum, float *alpha, float *O, const char *pfk, size_t pfk_bytes, const char *pfv,
+              size_t pfv_bytes, bool l2) {
     const int sd = k_step(L), nv = hd / 8;
     int nqk = 0, npv = 0;
     for (int r0 = 0; r0 < R; r0 += 4) nqk += qk_calls(CB_MIN(4, R - r0)), npv += pv_calls(L, CB_MIN(4, R - r0), nv);
@@ -466,7 +487,7 @@ AI void block(lay L, int R, const float *Q, const int64_t *qpos, int hd, int64_t
     pfq fv = { pfv, pfv + pfv_bytes, 0, l2 }, fk = { pfk, pfk + pfk_bytes, 0, l2 };
     if (pfv_bytes) fv.per = (int)((pfv_bytes / 64 + (size_t)nqk * (hd / sd) - 1) / ((size_t)nqk * (hd / sd)));
     if (pfk_bytes) fk.per = (int)((pfk_bytes / 64 + (size_t)npv * nj - 1) / ((size_t)npv * nj));
-    for (int r0 = 0; r0 < R; r0 += 4) qk_rows(L, r0, CB_MIN(4, R - r0), Q, hd, kt, tstride, ks, S, &fv);
+    for (int r0 = 0; r0 < R; r0 += 4) qk_rows(L, r0, CB_MIN(4, R - r0), Q, QB, hd, kt, tstride, ks, S, &fv);
     float w[CB_FLASH_BK] __attribute__((aligned(32)));
     if (vs)
         for (int j = 0; j < CB_FLASH_BK; j++) w[j] = j < nb ? vs[j] * code_unit(L) : 0.0f;
@@ -479,7 +500,7 @@ AI void block(lay L, int R, const float *Q, const int64_t *qpos, int hd, int64_t
 static __attribute__((noinline)) void block_f32(int R, const float *Q, const int64_t *qpos, int hd, int64_t kb,
                                                 int nb, const char *kt, size_t tstride, const char *vb, float *S,
                                                 float *m, __m256 *lsum, float *alpha, float *O) {
-    block(L_F32, R, Q, qpos, hd, kb, nb, kt, tstride, vb, NULL, NULL, S, m, lsum, alpha, O, kt, 0, vb, 0, false);
+    block(L_F32, R, Q, NULL, qpos, hd, kb, nb, kt, tstride, vb, NULL, NULL, S, m, lsum, alpha, O, kt, 0, vb, 0, false);
 }
 
 /* One element of the cache as the portable kernel reads it (narrow tiles and groups). */
@@ -550,6 +571,15 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
     float alpha[CB_FLASH_MAX_ROWS];
     __m256 lsum[CB_FLASH_MAX_ROWS];
     for (int r = 0; r < R; r++) lsum[r] = _mm256_setr_ps(l[r], 0, 0, 0, 0, 0, 0, 0);
+    /* int8 from 2 rows: Q broadcast once per call, [R][hd][8], read by memory-operand FMAs (qk): with a step's
+     * 4 dims, the broadcasts, the accumulators and the mask gcc spilled an accumulator, whose store and reload
+     * lengthened its FMA chain (Q·Kᵀ 16.4 -> 13.0 ns per key at 4 rows in L2 on Zen 3, the same bits) */
+    float QBb[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD * 8] __attribute__((aligned(32)));
+    const float *QB = NULL;
+    if (direct && L == L_I8 && R >= 2) {
+        for (int i = 0; i < R * hd; i++) _mm256_store_ps(QBb + (size_t)i * 8, _mm256_set1_ps(Q[i]));
+        QB = QBb;
+    }
     for (int64_t kb = k0; kb < k1; kb += CB_FLASH_BK) {
         const int nb = (int)CB_MIN((int64_t)CB_FLASH_BK, k1 - kb);
         bool any = false; /* rows that see at least one key of this block */
@@ -572,7 +602,7 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
                 if (q8) pf_range(ks, PF_AHEAD * CB_FLASH_BK * sizeof(float), l2), pf_range(vs, PF_AHEAD * CB_FLASH_BK * sizeof(float), l2);
             }
             if (q8 && PF_AHEAD) pf_range(ks + PF_AHEAD * CB_FLASH_BK, CB_FLASH_BK * sizeof(float), l2), pf_range(vs + PF_AHEAD * CB_FLASH_BK, CB_FLASH_BK * sizeof(float), l2);
-            block(L, R, Q, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
+            block(L, R, Q, QB, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
                   PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
             continue;
         }
