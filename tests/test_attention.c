@@ -1033,6 +1033,46 @@ Test(attention_avx2, matches_portable_twin_across_split_calls) {
     free(kf), free(vf);
 }
 
+/* Rows decoded together give each row's bits alone, on the AVX2 path: every output is the same chain of
+ * products in the same order whatever the row grouping, while the loops differ (one row: each K load serves
+ * every dim it holds; int8 from 2 rows: Q pre-broadcast and memory-operand FMAs). Every cache dtype, R = 2..8,
+ * a split call with a partial block and a narrow last tile. */
+Test(attention_avx2, rows_together_same_bits_as_each_row_alone) {
+    if (cb_kernels_best_path() < CB_PATH_AVX2) cr_skip_test("no AVX2 on this CPU");
+    cr_assert_eq(cb_kernels_set_path(CB_PATH_AVX2), 0);
+    const int hd = 128;
+    const int64_t cap = 1003, nk = 1000, split = 448;
+    const cb_dtype ts[] = { CB_F32, CB_F16, CB_BF16, CB_F8_E4M3, CB_I8 };
+    float *kf = malloc(sizeof(float) * cap * hd), *vf = malloc(sizeof(float) * cap * hd);
+    float Q[8 * 128], O[8 * 128], O1[128], m[8], l[8], m1, l1;
+    int64_t qp[8];
+    fill(Q, sizeof Q / sizeof *Q, 31, 0.5f);
+    for (int c = 0; c < 5; c++) {
+        fill(kf, (size_t)cap * hd, 32 + c, 2.0f), fill(vf, (size_t)cap * hd, 37 + c, 1.0f);
+        void *vc, *kc = make_cache(cap, hd, ts[c], kf, vf, &vc);
+        cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = ts[c], .hd = hd, .cap = cap };
+        for (int R = 2; R <= 8; R++) {
+            memset(O, 0, sizeof O);
+            for (int r = 0; r < R; r++) m[r] = -INFINITY, l[r] = 0, qp[r] = nk - 1 - 5 * r;
+            cb_attn_flash(R, Q, qp, &kv, 0, split, m, l, O);
+            cb_attn_flash(R, Q, qp, &kv, split, nk, m, l, O);
+            for (int r = 0; r < R; r++) {
+                memset(O1, 0, sizeof O1);
+                m1 = -INFINITY, l1 = 0;
+                cb_attn_flash(1, Q + r * hd, &qp[r], &kv, 0, split, &m1, &l1, O1);
+                cb_attn_flash(1, Q + r * hd, &qp[r], &kv, split, nk, &m1, &l1, O1);
+                cr_assert(m1 == m[r] && l1 == l[r], "%s R %d row %d: m %g / %g, l %g / %g", cb_dtype_name(ts[c]), R, r,
+                          (double)m[r], (double)m1, (double)l[r], (double)l1);
+                cr_assert_eq(memcmp(O + r * hd, O1, sizeof O1), 0, "%s R %d row %d: output differs from the row alone",
+                             cb_dtype_name(ts[c]), R, r);
+            }
+        }
+        free(kc), free(vc), free(cache_ks), free(cache_vs);
+    }
+    cb_kernels_set_path(cb_kernels_best_path());
+    free(kf), free(vf);
+}
+
 /* fp8 codes widened through f16 on the AVX2 path: caches with E4M3 subnormal codes and with all 256 codes
  * (NaN codes as 0), decode and prefill row counts, split calls, against the portable twin. */
 Test(attention_avx2, fp8_subnormal_and_every_code_vs_portable) {
