@@ -556,6 +556,7 @@ Test(quant, quantized_bind_layouts) {
 /* ---- AVX2 path (CPUs without AVX-512): the same contracts against the portable twins ---- */
 
 #include "../engines/kernels/kernels_avx2.h"
+#include <immintrin.h>
 
 static bool avx2_begin(void) {
     if (cb_kernels_best_path() < CB_PATH_AVX2) return false;
@@ -753,8 +754,7 @@ Test(quant, avx2_decode_same_bits_as_avx512) {
 /* The subnormal-safe fp8 decode of the AVX2 stream against the clean one, as fp8_many_subnormals_bit_identical:
  * codes with E4M3 subnormals in most 64-code blocks vs the same weights as codes 2^6 times larger (all normal)
  * with the scales divided by 2^6 give the same bits, both modes, decode and multi-row sizes. */
-Test(quant, avx2_fp8_subnormal_blocks_bit_identical) {
-    if (!avx2_begin()) cr_skip_test("no AVX2 on this CPU");
+static void avx2_fp8_subnormal_blocks(void) {
     const int64_t N = 40, K = 64 * 5 + 7;
     uint8_t *qs = malloc((size_t)(N * K)), *qn = malloc((size_t)(N * K));
     float *ss = malloc(sizeof(float) * (size_t)N), *sn = malloc(sizeof(float) * (size_t)N);
@@ -787,5 +787,45 @@ Test(quant, avx2_fp8_subnormal_blocks_bit_identical) {
             free(X), free(y1), free(y2), free(yr);
         }
     free(qs), free(qn), free(ss), free(sn);
+}
+Test(quant, avx2_fp8_subnormal_blocks_bit_identical) {
+    if (!avx2_begin()) cr_skip_test("no AVX2 on this CPU");
+    avx2_fp8_subnormal_blocks();
+    avx2_end();
+}
+
+/* The per-block subnormal test skipped (as on a core whose FMAs take subnormal inputs at full rate): the
+ * codes placed as fp32 subnormals give the same bits as the test's f16 decode, and as the all-normal codes
+ * 2^6 larger. Under DAZ the test runs whatever was forced, since a subnormal weight would then read as 0. */
+Test(quant, avx2_fp8_subnormal_test_skipped_same_bits) {
+    if (!avx2_begin()) cr_skip_test("no AVX2 on this CPU");
+    cb_q8_avx2_force_fp8_subnormal_test(0);
+    cr_assert(!cb_q8_avx2_fp8_subnormal_test(NULL), "forced off with DAZ off: the test must be skipped");
+    avx2_fp8_subnormal_blocks();
+    cb_q8_avx2_force_fp8_subnormal_test(1);
+    cr_assert(cb_q8_avx2_fp8_subnormal_test(NULL));
+    avx2_fp8_subnormal_blocks();
+    const int64_t N = 9, K = 200;
+    uint8_t q[9 * 200];
+    float sc[9], x[200];
+    cb_rng rng = { 29 };
+    for (int64_t i = 0; i < N * K; i++) q[i] = (uint8_t)(cb_rng_next(&rng) & 0x87); /* subnormals and zeros */
+    for (int64_t n = 0; n < N; n++) sc[n] = 1.0f + 0.125f * (float)n;
+    for (int64_t k = 0; k < K; k++) x[k] = frand(&rng);
+    const cb_weight w = { .data = q, .dtype = CB_F8_E4M3, .rows = N, .cols = K, .scale = sc };
+    float *yr = run(cb_matmul_q8_avx2, 1, x, K, &w, 1, false);
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x40u); /* DAZ on the calling thread, which runs the whole 1-thread call */
+    cb_q8_avx2_force_fp8_subnormal_test(0);
+    const bool on = cb_q8_avx2_fp8_subnormal_test(NULL);
+    float *yd = run(cb_matmul_q8_avx2, 1, x, K, &w, 1, false);
+    _mm_setcsr(csr);
+    cb_q8_avx2_force_fp8_subnormal_test(-1);
+    cr_assert(on, "DAZ on: the subnormal test must run even when forced off");
+    cr_assert_eq(memcmp(yr, yd, sizeof(float) * (size_t)N), 0, "DAZ on: not the bits of DAZ off");
+    bool nonzero = false;
+    for (int64_t n = 0; n < N; n++) nonzero = nonzero || yr[n] != 0.0f;
+    cr_assert(nonzero, "subnormal weights summed to zero everywhere");
+    free(yr), free(yd);
     avx2_end();
 }
