@@ -64,8 +64,9 @@ void cb_attn_flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view 
                    float *m, float *l, float *O);
 /* Fast mode's variant (same contract): on the amx path, over a bf16 cache, Q and the softmax weights P enter
  * the tile products rounded to bf16 (one tile product each instead of three; l sums the rounded weights, so
- * each output stays a convex combination of V rows); over an int8 cache with VNNI, decode holds Q and P in
- * 16-bit fixed point (two byte planes instead of three); every other path is cb_attn_flash's. */
+ * each output stays a convex combination of V rows); over an int8 cache, decode holds Q and P in 16-bit
+ * fixed point (with VNNI: two byte planes instead of three; on the avx2 path: vpmaddwd, P in 15 bits);
+ * every other path is cb_attn_flash's. */
 void cb_attn_flash_fast(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                         float *m, float *l, float *O);
 void cb_attn_flash_ref(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
@@ -77,10 +78,11 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
 void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0,
                           int64_t k1, float *m, float *l, float *O);
 /* AVX2 twin (attention_avx2.c), for CPUs without AVX-512: every cache dtype and layout above, hd % 8 == 0
- * (the dispatcher falls back to the ref otherwise); fp32 arithmetic throughout (8-bit codes widened in
- * registers, scales applied as the ref applies them), so fast and exact give the same numbers here. */
+ * (the dispatcher falls back to the ref otherwise); fp32 arithmetic (8-bit codes widened in registers,
+ * scales applied as the ref applies them), except fast mode's decode over an int8 cache, which holds Q and
+ * P in 16-bit fixed point and sums with vpmaddwd; every other dtype gives the same numbers in both modes. */
 void cb_attn_flash_avx2(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
-                        float *m, float *l, float *O);
+                        float *m, float *l, float *O, bool fast);
 /* AMX twin (attention_amx.c): bf16 caches with hd % 32 == 0, on the amx path only; the dispatcher sends it
  * blocks of at least CB_ATTN_AMX_MIN_ROWS rows (prefill; decode's few rows stay on AVX-512); fast: Q and P
  * rounded to bf16 (cb_attn_flash_fast), else split into exact parts. */

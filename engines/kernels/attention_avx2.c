@@ -9,7 +9,9 @@
  * blocks requested by software prefetch spread over the arithmetic; prefill-sized row counts and blocks
  * touching a narrow last tile first widen the block into fp32 buffers (reused by every row). */
 #include <immintrin.h>
+#include <float.h>
 #include <math.h>
+#include <string.h>
 
 #include "attention.h"
 #include "kernels.h"
@@ -559,8 +561,273 @@ AI void widen(lay L, const cb_kv_view *kv, int64_t kb, int nb, float *Kf, float 
     }
 }
 
+/* ---- int8 cache in fast mode: 16-bit integer dot products (vpmaddwd) ----
+ * Without VNNI, the fp32 loop above widens every code (shift, and, convert) and spends one FMA per 8
+ * products. Fast mode instead holds each query row as 16-bit fixed point, Qi = rne(q · 32512 / max|q|) (the
+ * VNNI fast loop's Qi, so a score here is the VNNI fast score bit for bit), and each block's softmax
+ * weights (times the V scales) as 15-bit fixed point relative to the block's largest, Pi <= 32767. A code
+ * needs no conversion: in a 16-bit lane (x << 8) >> 8 is its low byte and x >> 8 its high byte, sign-
+ * extended, so a 32-byte load gives 16 even and 16 odd bytes in two instructions, and one vpmaddwd adds 16
+ * products of two pairs into 8 int32 lanes, exactly (|Σ| < 2^31 for hd <= 256). Of a K tile's 4-byte group
+ * (dims 4c..4c+3 of one key) the even bytes are dims 4c and 4c+2, the odd ones 4c+1 and 4c+3, so the two
+ * vpmaddwd against (Qi_4c, Qi_4c+2) and (Qi_4c+1, Qi_4c+3) sum one key's 4 dims per lane, keys in order;
+ * of a V position-quad (4 keys of one column) they are keys 0, 2 and 1, 3 against the weights' pairs.
+ * docs/quantization.md, "int8 KV in fast mode". */
+#define I8F_QMAX 32512.0f
+#define I8F_PMAX 32767.0f
+typedef struct {
+    int32_t qe[DIRECT_MAX_ROWS][CB_FLASH_MAX_HD / 4][8] __attribute__((aligned(32))); /* (Qi_4c, Qi_4c+2) x 8 */
+    int32_t qo[DIRECT_MAX_ROWS][CB_FLASH_MAX_HD / 4][8] __attribute__((aligned(32))); /* (Qi_4c+1, Qi_4c+3) */
+    int32_t pe[DIRECT_MAX_ROWS][CB_FLASH_BK / 4][8] __attribute__((aligned(32)));     /* (Pi_4g, Pi_4g+2) x 8 */
+    int32_t po[DIRECT_MAX_ROWS][CB_FLASH_BK / 4][8] __attribute__((aligned(32)));     /* (Pi_4g+1, Pi_4g+3) */
+    float qinv[DIRECT_MAX_ROWS]; /* max|q| / 32512 */
+    float punit[DIRECT_MAX_ROWS]; /* a weight is punit · Pi */
+} i8f_state;
+
+AI __m256i even16(__m256i x) { return _mm256_srai_epi16(_mm256_slli_epi16(x, 8), 8); }
+AI __m256i odd16(__m256i x) { return _mm256_srai_epi16(x, 8); }
+
+/* Per 128-bit lane of 4 int32 (dims or keys 0..3): words 0, 2, 1, 3 -> dword 0 the even pair, 1 the odd. */
+AI __m256i pairs16(__m256i x) {
+    return _mm256_shuffle_epi8(x, _mm256_setr_epi8(0, 1, 8, 9, 4, 5, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                   0, 1, 8, 9, 4, 5, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
+}
+/* The pairs of 8 values (two groups of 4) as four 32-byte broadcast patterns at e[0], o[0], e[1], o[1]. */
+AI void store_pairs(__m256i x, int32_t (*e)[8], int32_t (*o)[8]) {
+    const __m256i p = pairs16(x);
+    const __m128i lo = _mm256_castsi256_si128(p), hi = _mm256_extracti128_si256(p, 1);
+    _mm256_store_si256((__m256i *)e[0], _mm256_broadcastd_epi32(lo));
+    _mm256_store_si256((__m256i *)o[0], _mm256_broadcastd_epi32(_mm_srli_si128(lo, 4)));
+    _mm256_store_si256((__m256i *)e[1], _mm256_broadcastd_epi32(hi));
+    _mm256_store_si256((__m256i *)o[1], _mm256_broadcastd_epi32(_mm_srli_si128(hi, 4)));
+}
+
+/* false when a row is not finite (the fp32 loop then runs, and propagates it) */
+static bool i8f_quantize_q(int R, const float *Q, int hd, i8f_state *st) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(FLT_MAX);
+    for (int r = 0; r < R; r++) {
+        const float *q = Q + (size_t)r * hd;
+        __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 8) {
+            const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(q + d));
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ)); /* inf or nan */
+            mx = _mm256_max_ps(mx, a);
+        }
+        if (_mm256_movemask_ps(bad)) return false;
+        const float amax = hmax8(mx);
+        const __m256 G = _mm256_set1_ps(amax > 0.0f ? I8F_QMAX / amax : 0.0f);
+        st->qinv[r] = amax > 0.0f ? amax / I8F_QMAX : 0.0f;
+        for (int d = 0; d < hd; d += 8) /* rne, as the VNNI loop's cvtps2dq */
+            store_pairs(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(q + d), G)), &st->qe[r][d / 4], &st->qo[r][d / 4]);
+    }
+    return true;
+}
+
+/* S[r][8 (u0 + u) ..] for NR rows from r0 and NU 8-key units from u0 (unit u: keys 8u..8u+7, half a tile) */
+AI void qk_i8f(int r0, int NR, int u0, int NU, int hd, const char *kt, size_t tstride, const float *ks,
+               const i8f_state *st, float *S, pfq *pf) {
+    __m256i a[4][8];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 8
+        for (int u = 0; u < NU; u++) a[i][u] = _mm256_setzero_si256();
+    pfq f = *pf;
+    for (int c = 0; c < hd / 4; c++) {
+        pf_step(&f);
+#pragma GCC unroll 8
+        for (int u = 0; u < NU; u++) {
+            const int uu = u0 + u;
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(kt + (size_t)(uu >> 1) * tstride + (size_t)c * 64 + 32 * (uu & 1)));
+            const __m256i e = even16(x), o = odd16(x);
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++)
+                a[i][u] = _mm256_add_epi32(a[i][u], _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_load_si256((const __m256i *)st->qe[r0 + i][c])),
+                                                                     _mm256_madd_epi16(o, _mm256_load_si256((const __m256i *)st->qo[r0 + i][c]))));
+        }
+    }
+    *pf = f;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) {
+        const __m256 qinv = _mm256_set1_ps(st->qinv[r0 + i]);
+#pragma GCC unroll 8
+        for (int u = 0; u < NU; u++) {
+            const int col = 8 * (u0 + u);
+            _mm256_store_ps(S + (r0 + i) * CB_FLASH_BK + col,
+                            _mm256_mul_ps(_mm256_cvtepi32_ps(a[i][u]), _mm256_mul_ps(qinv, _mm256_loadu_ps(ks + col))));
+        }
+    }
+}
+
+/* The online-softmax step fused with the weights' quantisation (as the VNNI loop's): p_j = c · e_j with
+ * e_j = exp(s_j − bmax) <= 1 and c = exp(bmax − m_new), so Pi_j = rne(e_j · vs_j · PMAX / max vs) <= PMAX
+ * needs no second pass; weight = punit · Pi, punit = c · max vs / PMAX; l sums the unrounded c · e_j. */
+static inline void softmax_i8f(int R, const int64_t *qpos, int64_t kb, int nb, const float *S, const float *vs,
+                               float *m, __m256 *lsum, float *alpha, i8f_state *st) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 vm = _mm256_setzero_ps(); /* the largest V scale of the visible keys (scales are > 0 or 0) */
+    for (int k = 0; k < 8; k++) {
+        const __m256 x = _mm256_loadu_ps(vs + 8 * k);
+        vm = _mm256_max_ps(vm, nb < CB_FLASH_BK ? _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nb), _mm256_add_epi32(idx, _mm256_set1_epi32(8 * k))))) : x);
+    }
+    const float vmax = hmax8(vm);
+    const __m256 wf = _mm256_set1_ps(vmax > 0.0f ? I8F_PMAX / vmax : 0.0f);
+    for (int r = 0; r < R; r++) {
+        const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
+        if (vis <= 0) {
+            alpha[r] = 1.0f, st->punit[r] = 0.0f;
+            memset(st->pe[r], 0, sizeof st->pe[r]), memset(st->po[r], 0, sizeof st->po[r]);
+            continue;
+        }
+        const float *s = S + r * CB_FLASH_BK;
+        __m256 x[8], mx = ninf;
+        const __m256i vv = _mm256_set1_epi32((int)vis);
+        for (int k = 0; k < 8; k++) {
+            x[k] = _mm256_load_ps(s + 8 * k);
+            if (vis < CB_FLASH_BK)
+                x[k] = _mm256_blendv_ps(ninf, x[k], _mm256_castsi256_ps(_mm256_cmpgt_epi32(vv, _mm256_add_epi32(idx, _mm256_set1_epi32(8 * k)))));
+            mx = _mm256_max_ps(mx, x[k]);
+        }
+        const float bmax = hmax8(mx), m_new = fmaxf(m[r], bmax);
+        /* lane 0: alpha = exp(m_old − m_new), lane 1: c = exp(bmax − m_new) */
+        const __m256 ac = cb_exp256(_mm256_sub_ps(_mm256_setr_ps(m[r], bmax, 0, 0, 0, 0, 0, 0), _mm256_set1_ps(m_new)));
+        const float a = _mm256_cvtss_f32(ac), cc = _mm256_cvtss_f32(_mm256_permutevar8x32_ps(ac, _mm256_set1_epi32(1)));
+        const __m256 bb = _mm256_set1_ps(bmax);
+        __m256 sum = _mm256_setzero_ps();
+        for (int k = 0; k < 8; k++) {
+            const __m256 e = cb_exp256(_mm256_sub_ps(x[k], bb));
+            sum = _mm256_add_ps(sum, e);
+            const __m256i pi = _mm256_cvtps_epi32(_mm256_mul_ps(e, _mm256_mul_ps(_mm256_loadu_ps(vs + 8 * k), wf)));
+            store_pairs(_mm256_min_epi32(pi, _mm256_set1_epi32((int)I8F_PMAX)), &st->pe[r][2 * k], &st->po[r][2 * k]);
+        }
+        lsum[r] = _mm256_fmadd_ps(lsum[r], _mm256_set1_ps(a), _mm256_mul_ps(sum, _mm256_set1_ps(cc)));
+        st->punit[r] = vmax > 0.0f ? cc * (vmax / I8F_PMAX) : 0.0f;
+        m[r] = m_new, alpha[r] = a;
+    }
+}
+
+/* O[r][c0 .. c0 + 8·NU) = O·alpha + Σ_j w_j·V[j] for NR rows from r0 over the block's 16 groups */
+AI void pv_i8f(int r0, int NR, int c0, int NU, int hd, const char *vb, const i8f_state *st, const float *alpha,
+               float *O, pfq *pf) {
+    __m256i a[4][8];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 8
+        for (int u = 0; u < NU; u++) a[i][u] = _mm256_setzero_si256();
+    pfq f = *pf;
+    const char *v = vb + (size_t)c0 * 4;
+    for (int g = 0; g < CB_FLASH_BK / 4; g++, v += (size_t)4 * hd) {
+        pf_step(&f);
+#pragma GCC unroll 8
+        for (int u = 0; u < NU; u++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(v + 32 * u));
+            const __m256i e = even16(x), o = odd16(x);
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++)
+                a[i][u] = _mm256_add_epi32(a[i][u], _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_load_si256((const __m256i *)st->pe[r0 + i][g])),
+                                                                     _mm256_madd_epi16(o, _mm256_load_si256((const __m256i *)st->po[r0 + i][g]))));
+        }
+    }
+    *pf = f;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) {
+        const __m256 al = _mm256_set1_ps(alpha[r0 + i]), pu = _mm256_set1_ps(st->punit[r0 + i]);
+        float *o = O + (size_t)(r0 + i) * hd + c0;
+#pragma GCC unroll 8
+        for (int u = 0; u < NU; u++)
+            _mm256_storeu_ps(o + 8 * u, _mm256_fmadd_ps(_mm256_loadu_ps(o + 8 * u), al, _mm256_mul_ps(_mm256_cvtepi32_ps(a[i][u]), pu)));
+    }
+}
+
+/* Register blocks (rows x 8-key or 8-column units; powers of two): Q·Kᵀ 1 x 8, 2 x 4, 3 or 4 x 2 (8 int32
+ * accumulators or fewer); P·V likewise. Rows go in groups of I8F_ROWS. */
+#ifndef I8F_ROWS
+#define I8F_ROWS 4
+#endif
+#ifndef I8F_QK_W
+#define I8F_QK_W 8, 4, 2, 2
+#endif
+#ifndef I8F_PV_W
+#define I8F_PV_W 8, 4, 2, 2
+#endif
+static const int i8f_qk_w[4] = { I8F_QK_W }, i8f_pv_w[4] = { I8F_PV_W };
+AI int i8f_qk_width(int nr) { return i8f_qk_w[nr - 1]; }
+AI int i8f_pv_width(int nr) { return i8f_pv_w[nr - 1]; }
+static __attribute__((noinline)) void qk_rows_i8f(int r0, int nr, int hd, const char *kt, size_t tstride,
+                                                  const float *ks, const i8f_state *st, float *S, pfq *pf) {
+    const int w = i8f_qk_width(nr);
+    for (int u0 = 0; u0 < 8; u0 += w) {
+#define QKF(NR)                                                                                                    \
+    switch (w) {                                                                                                   \
+    case 8: qk_i8f(r0, NR, u0, 8, hd, kt, tstride, ks, st, S, pf); break;                                          \
+    case 4: qk_i8f(r0, NR, u0, 4, hd, kt, tstride, ks, st, S, pf); break;                                          \
+    case 2: qk_i8f(r0, NR, u0, 2, hd, kt, tstride, ks, st, S, pf); break;                                          \
+    default: qk_i8f(r0, NR, u0, 1, hd, kt, tstride, ks, st, S, pf); break;                                         \
+    }
+        switch (nr) {
+        case 1: QKF(1); break;
+        case 2: QKF(2); break;
+        case 3: QKF(3); break;
+        default: QKF(4); break;
+        }
+#undef QKF
+    }
+}
+static __attribute__((noinline)) void pv_rows_i8f(int r0, int nr, int hd, const char *vb, const i8f_state *st,
+                                                  const float *alpha, float *O, pfq *pf) {
+    const int nv = hd / 8;
+    for (int c = 0; c < nv;) {
+        int nu = i8f_pv_width(nr);
+        while (nu > nv - c) nu /= 2;
+#define PVF(NR, NU) pv_i8f(r0, NR, 8 * c, NU, hd, vb, st, alpha, O, pf)
+#define PVN(NR)                                                                                                    \
+    switch (nu) {                                                                                                  \
+    case 8: PVF(NR, 8); break;                                                                                     \
+    case 4: PVF(NR, 4); break;                                                                                     \
+    case 2: PVF(NR, 2); break;                                                                                     \
+    default: PVF(NR, 1); break;                                                                                    \
+    }
+        switch (nr) {
+        case 1: PVN(1); break;
+        case 2: PVN(2); break;
+        case 3: PVN(3); break;
+        default: PVN(4); break;
+        }
+#undef PVN
+#undef PVF
+        c += nu;
+    }
+}
+AI int pv_calls_i8f(int nr, int nv) {
+    int n = 0;
+    for (int c = 0; c < nv; n++) {
+        int nu = i8f_pv_width(nr);
+        while (nu > nv - c) nu /= 2;
+        c += nu;
+    }
+    return n;
+}
+
+/* One block of an int8 cache in fast mode (full tiles at kt, nb keys visible); prefetch as block(). */
+static void block_i8f(int R, const int64_t *qpos, int hd, int64_t kb, int nb, const char *kt, size_t tstride,
+                      const char *vb, const float *ks, const float *vs, i8f_state *st, float *S, float *m,
+                      __m256 *lsum, float *alpha, float *O, const char *pfk, size_t pfk_bytes, const char *pfv,
+                      size_t pfv_bytes, bool l2) {
+    int nqk = 0, npv = 0;
+    for (int r0 = 0; r0 < R; r0 += I8F_ROWS) {
+        const int nr = CB_MIN(I8F_ROWS, R - r0);
+        nqk += 8 / i8f_qk_width(nr), npv += pv_calls_i8f(nr, hd / 8);
+    }
+    pfq fv = { pfv, pfv + pfv_bytes, 0, l2 }, fk = { pfk, pfk + pfk_bytes, 0, l2 };
+    if (pfv_bytes) fv.per = (int)((pfv_bytes / 64 + (size_t)nqk * (hd / 4) - 1) / ((size_t)nqk * (hd / 4)));
+    if (pfk_bytes) fk.per = (int)((pfk_bytes / 64 + (size_t)npv * (CB_FLASH_BK / 4) - 1) / ((size_t)npv * (CB_FLASH_BK / 4)));
+    for (int r0 = 0; r0 < R; r0 += I8F_ROWS) qk_rows_i8f(r0, CB_MIN(I8F_ROWS, R - r0), hd, kt, tstride, ks, st, S, &fv);
+    softmax_i8f(R, qpos, kb, nb, S, vs, m, lsum, alpha, st);
+    for (int r0 = 0; r0 < R; r0 += I8F_ROWS) pv_rows_i8f(r0, CB_MIN(I8F_ROWS, R - r0), hd, vb, st, alpha, O, &fk);
+}
+
 AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
-              float *m, float *l, float *O) {
+              float *m, float *l, float *O, bool fast) {
     const int hd = kv->hd;
     const size_t es = el_size(L), tstride = (size_t)16 * hd * es, bytes = (size_t)CB_FLASH_BK * hd * es;
     const int64_t full_end = kv->cap & ~(int64_t)15; /* tiles before this are 16 wide */
@@ -576,7 +843,10 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
      * lengthened its FMA chain (Q·Kᵀ 16.4 -> 13.0 ns per key at 4 rows in L2 on Zen 3, the same bits) */
     float QBb[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD * 8] __attribute__((aligned(32)));
     const float *QB = NULL;
-    if (direct && L == L_I8 && R >= 2) {
+    /* int8 in fast mode: the 16-bit integer loop (i8f_state) for decode row counts and finite rows */
+    static _Thread_local i8f_state st; /* 40 KiB: off the stack of OpenMP workers */
+    const bool i8f = L == L_I8 && fast && R <= DIRECT_MAX_ROWS && i8f_quantize_q(R, Q, hd, &st);
+    if (direct && L == L_I8 && R >= 2 && !i8f) {
         for (int i = 0; i < R * hd; i++) _mm256_store_ps(QBb + (size_t)i * 8, _mm256_set1_ps(Q[i]));
         QB = QBb;
     }
@@ -602,8 +872,12 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
                 if (q8) pf_range(ks, PF_AHEAD * CB_FLASH_BK * sizeof(float), l2), pf_range(vs, PF_AHEAD * CB_FLASH_BK * sizeof(float), l2);
             }
             if (q8 && PF_AHEAD) pf_range(ks + PF_AHEAD * CB_FLASH_BK, CB_FLASH_BK * sizeof(float), l2), pf_range(vs + PF_AHEAD * CB_FLASH_BK, CB_FLASH_BK * sizeof(float), l2);
-            block(L, R, Q, QB, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
-                  PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
+            if (i8f)
+                block_i8f(R, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, &st, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
+                          PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
+            else
+                block(L, R, Q, QB, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
+                      PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
             continue;
         }
         float Kf[4 * CB_FLASH_MAX_HD * 16] __attribute__((aligned(32)));
@@ -615,12 +889,12 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
 }
 
 void cb_attn_flash_avx2(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
-                        float *m, float *l, float *O) {
+                        float *m, float *l, float *O, bool fast) {
     switch (kv->dtype) {
-    case CB_F16: flash(L_F16, R, Q, qpos, kv, k0, k1, m, l, O); break;
-    case CB_BF16: flash(L_BF16, R, Q, qpos, kv, k0, k1, m, l, O); break;
-    case CB_F8_E4M3: flash(L_FP8, R, Q, qpos, kv, k0, k1, m, l, O); break;
-    case CB_I8: flash(L_I8, R, Q, qpos, kv, k0, k1, m, l, O); break;
-    default: flash(L_F32, R, Q, qpos, kv, k0, k1, m, l, O); break;
+    case CB_F16: flash(L_F16, R, Q, qpos, kv, k0, k1, m, l, O, false); break;
+    case CB_BF16: flash(L_BF16, R, Q, qpos, kv, k0, k1, m, l, O, false); break;
+    case CB_F8_E4M3: flash(L_FP8, R, Q, qpos, kv, k0, k1, m, l, O, false); break;
+    case CB_I8: flash(L_I8, R, Q, qpos, kv, k0, k1, m, l, O, fast); break;
+    default: flash(L_F32, R, Q, qpos, kv, k0, k1, m, l, O, false); break;
     }
 }

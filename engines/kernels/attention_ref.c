@@ -62,7 +62,7 @@ static void flash(int R, const float *Q, const int64_t *qpos, const cb_kv_view *
     else if (cb_kernels_path() >= CB_PATH_AVX512 && kv->hd % 16 == 0)
         cb_attn_flash_avx512(R, Q, qpos, kv, k0, k1, m, l, O);
     else if (cb_kernels_path() >= CB_PATH_AVX2 && kv->hd % 8 == 0)
-        cb_attn_flash_avx2(R, Q, qpos, kv, k0, k1, m, l, O);
+        cb_attn_flash_avx2(R, Q, qpos, kv, k0, k1, m, l, O, fast);
     else
         cb_attn_flash_ref(R, Q, qpos, kv, k0, k1, m, l, O);
     cb_subnormals_flush_end(csr);
