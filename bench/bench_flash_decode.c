@@ -115,9 +115,13 @@ static int run_flash_decode(int argc, char **argv) {
     }
     const char *pf_why;
     const bool pf_l2 = cb_kernels_prefetch_l2(&pf_why);
+    const char *i8_loop = " (int8: fp32 loop)";
+    if (dt != CB_I8) i8_loop = "";
+    else if (cb_kernels_path() == CB_PATH_AVX2) i8_loop = fast ? " (int8: vpmaddwd, 16-bit Q and P)" : " (int8: fp32 loop)";
+    else if (cb_kernels_vnni()) i8_loop = " (int8 dot products: VNNI)";
     printf("ctxbench flash-decode benchmark — kernel path %s%s, %s mode, %s KV, head_dim %d, %lld keys per cache, %d caches "
            "(%.0f MiB%s), calls of %d keys, prefetch into %s (%s)\n", cb_kpath_name(cb_kernels_path()),
-           dt == CB_I8 ? (cb_kernels_vnni() ? " (int8 dot products: VNNI)" : " (int8: fp32 loop)") : "", fast ? "fast" : "exact", cb_dtype_name(dt), hd, (long long)keys,
+           i8_loop, fast ? "fast" : "exact", cb_dtype_name(dt), hd, (long long)keys,
            caches, (double)read * caches / 1048576, resident ? ", cache-resident" : "", PART, pf_l2 ? "L2" : "L1", pf_why);
     printf("threads | triad GB/s |  rows:      1         2         4         8   (GB/s of K+V, %% of the larger triad) | triad after\n");
     int thr[2] = { 1, T };
