@@ -10,6 +10,7 @@
 
 #include "../engines/counters.h"
 #include "../engines/kernels/attention.h"
+#include "../engines/kernels/kernels_avx2.h"
 #include "../engines/kernels/kernels.h"
 #include "../engines/kernels/gemm8.h"
 #include "../engines/kernels/kv8.h"
@@ -1051,6 +1052,60 @@ Test(attention_avx2, matches_portable_twin_across_split_calls) {
             }
     cb_kernels_set_path(cb_kernels_best_path());
     free(kf), free(vf);
+}
+
+/* fp8 on the AVX2 path has two decodes of the cache: through f16, and (where subnormal FMA inputs cost
+ * nothing, DAZ off for the call) by bit placement against Q · 2^64. Forced either way they give the same bits:
+ * caches of subnormal-heavy codes, of every code, and of quantised values, 1..8 rows, split calls with a
+ * partial block; both against the portable twin; the caller's MXCSR (DAZ and FTZ on, as every kernel call
+ * runs) comes back unchanged. */
+Test(attention_avx2, fp8_placed_decode_same_bits_as_f16_route) {
+    if (cb_kernels_best_path() < CB_PATH_AVX2) cr_skip_test("no AVX2 on this CPU");
+    const int hds[] = { 64, 128 };
+    const int64_t cap = 1000, split = 448, nk = 990;
+    float Q[8 * 128], O[2][8 * 128], m[2][8], l[2][8], Op[8 * 128], mp[8], lp[8];
+    int64_t qp[8];
+    fill(Q, 8 * 128, 31, 0.5f);
+    float *kf = malloc(sizeof(float) * cap * 128), *vf = malloc(sizeof(float) * cap * 128);
+    for (int hi = 0; hi < 2; hi++) {
+        const int hd = hds[hi];
+        uint8_t *k[3], *v[3];
+        float *ks[3], *vs[3];
+        raw_fp8_cache(cap, hd, sub_code, NULL, 1.0f, &k[0], &v[0], &ks[0], &vs[0]);
+        raw_fp8_cache(cap, hd, every_code, NULL, 1.0f, &k[1], &v[1], &ks[1], &vs[1]);
+        fill(kf, (size_t)cap * hd, 41 + hi, 1.7f), fill(vf, (size_t)cap * hd, 43 + hi, 1.0f);
+        void *vc, *kc = make_cache(cap, hd, CB_F8_E4M3, kf, vf, &vc);
+        k[2] = kc, v[2] = vc, ks[2] = cache_ks, vs[2] = cache_vs;
+        for (int c = 0; c < 3; c++)
+            for (int R = 1; R <= 8; R++) {
+                cb_kv_view kv = { .k = k[c], .v = v[c], .ks = ks[c], .vs = vs[c], .dtype = CB_F8_E4M3, .hd = hd, .cap = cap };
+                for (int r = 0; r < R; r++) qp[r] = nk - 1 - (R - 1 - r);
+                for (int f = 0; f < 3; f++) { /* 0: placed, 1: through f16, 2: portable */
+                    float *o = f < 2 ? O[f] : Op, *mm = f < 2 ? m[f] : mp, *ll = f < 2 ? l[f] : lp;
+                    cb_kernels_set_path(f < 2 ? CB_PATH_AVX2 : CB_PATH_PORTABLE);
+                    cb_q8_avx2_force_fp8_subnormal_test(f == 1);
+                    memset(o, 0, sizeof(float) * 8 * 128);
+                    for (int r = 0; r < R; r++) mm[r] = -INFINITY, ll[r] = 0;
+                    const unsigned csr = _mm_getcsr();
+                    _mm_setcsr(csr | 0x8040u);
+                    const unsigned before = _mm_getcsr() & ~0x3fu;
+                    cb_attn_flash(R, Q, qp, &kv, 0, split, mm, ll, o);
+                    cb_attn_flash(R, Q, qp, &kv, split, nk, mm, ll, o);
+                    const unsigned after = _mm_getcsr() & ~0x3fu;
+                    _mm_setcsr(csr);
+                    cr_assert_eq(after, before, "cache %d hd %d R %d decode %d: MXCSR %#x -> %#x", c, hd, R, f, before, after);
+                }
+                cb_q8_avx2_force_fp8_subnormal_test(-1);
+                cr_assert_eq(memcmp(m[0], m[1], sizeof(float) * R), 0, "cache %d hd %d R %d: running max differs", c, hd, R);
+                cr_assert_eq(memcmp(l[0], l[1], sizeof(float) * R), 0, "cache %d hd %d R %d: running sum differs", c, hd, R);
+                cr_assert_eq(memcmp(O[0], O[1], sizeof(float) * R * hd), 0, "cache %d hd %d R %d: outputs differ", c, hd, R);
+                double e = max_diff(O[0], Op, (size_t)R * hd);
+                cr_assert_lt(e, 1e-5, "cache %d hd %d R %d: vs portable %g", c, hd, R, e);
+            }
+        for (int c = 0; c < 3; c++) free(k[c]), free(v[c]), free(ks[c]), free(vs[c]);
+    }
+    free(kf), free(vf);
+    cb_kernels_set_path(cb_kernels_best_path());
 }
 
 /* Rows decoded together give each row's bits alone, on the AVX2 path: every output is the same chain of

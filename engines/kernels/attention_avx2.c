@@ -15,6 +15,7 @@
 
 #include "attention.h"
 #include "kernels.h"
+#include "kernels_avx2.h"
 #include "kv8.h"
 #include "vexp_avx2.h"
 
@@ -29,15 +30,26 @@
 #endif
 
 /* Cache layouts, a compile-time constant in every hot loop: f32 / f16 / fp8 K in plain tiles [hd][16],
- * bf16 K in d-pair tiles, int8 in 4-byte groups (hd % 8 == 0 makes these the only ones that reach here). */
-typedef enum { L_F32, L_F16, L_BF16, L_FP8, L_I8 } lay;
+ * bf16 K in d-pair tiles, int8 in 4-byte groups (hd % 8 == 0 makes these the only ones that reach here).
+ * fp8 has two decodes of the same layout: L_FP8 through f16, L_FP8P by bit placement (fp8p8 below). */
+typedef enum { L_F32, L_F16, L_BF16, L_FP8, L_FP8P, L_I8 } lay;
 
 /* head dims per K step: one 32-byte load of a pair tile holds 2 dims of 8 keys, of a quad tile 4 */
 AI int k_step(lay L) { return L == L_BF16 ? 2 : L == L_I8 ? 4 : 1; }
 AI size_t el_size(lay L) { return L == L_F32 ? 4 : (L == L_F16 || L == L_BF16) ? 2 : 1; }
 /* what the decodes below give per unit of code value: fp8 via f16 is value / 256, int8 via the top byte
- * of a dword is value · 2^24; the scales carry the inverse (powers of two: exact) */
-AI float code_unit(lay L) { return L == L_FP8 ? 256.0f : L == L_I8 ? 0x1p-24f : 1.0f; }
+ * of a dword is value · 2^24; the scales carry the inverse (powers of two: exact). Placed fp8 is value ·
+ * 2^-120, against queries scaled by 2^96 (FP8P_Q) so that products stay normal: a score's sum is
+ * Σ q·value · 2^-24 (K unit 2^24), and with the V scales times 2^96 (v_unit) the P·V products are
+ * p·vs·value · 2^-24, so pv() holds O · 2^-24 for the block (FP8P_O). Every product is the f16 route's
+ * times a power of two, so both give the same bits while nothing leaves fp32's normal range: |q| < 2^30
+ * (checked per call) and V scales < 2^31 (per block; else that block takes the f16 route). */
+#define FP8P_Q 0x1p96f
+#define FP8P_O 0x1p-24f
+#define FP8P_QMAX 0x1p30f
+#define FP8P_VSMAX 0x1p31f
+AI float code_unit(lay L) { return L == L_FP8 ? 256.0f : L == L_FP8P ? 0x1p24f : L == L_I8 ? 0x1p-24f : 1.0f; }
+AI float v_unit(lay L) { return L == L_FP8P ? 0x1p96f : code_unit(L); }
 
 /* ---- widening: 8 values as fp32 ---- */
 AI __m256 f16x8(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
@@ -50,6 +62,13 @@ AI __m256 fp8x8(const void *p) {
     __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)p));
     w = _mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16((short)0xBF80));
     return _mm256_cvtph_ps(w);
+}
+/* E4M3 placed in an fp32 (sign-extend, shift by 20, keep sign and code bits): value · 2^-120 exactly, the
+ * subnormal codes as fp32 subnormals. Only with DAZ off, on a core whose FMAs take subnormal inputs at
+ * full rate (cb_attn_flash_avx2 decides). */
+AI __m256 fp8p8(const void *p) {
+    const __m256i v = _mm256_slli_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)), 20);
+    return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0x87F00000u)));
 }
 /* byte i of each dword as a signed value · 2^24 (top byte of an int32: exact in fp32) */
 AI __m256 i8lane(__m256i x, int i) {
@@ -74,6 +93,7 @@ AI __m256 kvec(lay L, const char *k, int dd, int h) {
     case L_F32: return _mm256_loadu_ps((const float *)k + 8 * h);
     case L_F16: return f16x8(k + 16 * h);
     case L_FP8: return fp8x8(k + 8 * h);
+    case L_FP8P: return fp8p8(k + 8 * h);
     case L_BF16: { /* [16][2]: low halves dim 2s, high halves dim 2s+1 */
         __m256i x = _mm256_loadu_si256((const __m256i *)(k + 32 * h));
         return _mm256_castsi256_ps(dd ? _mm256_and_si256(x, _mm256_set1_epi32((int)0xFFFF0000u)) : _mm256_slli_epi32(x, 16));
@@ -90,6 +110,7 @@ AI __m256 vvec(lay L, const char *v, int jj) {
     case L_F16: return f16x8(v);
     case L_BF16: return bf16x8(v);
     case L_FP8: return fp8x8(v);
+    case L_FP8P: return fp8p8(v);
     default: return i8lane(_mm256_loadu_si256((const __m256i *)v), jj);
     }
 }
@@ -282,7 +303,10 @@ AI void pv(lay L, int r0, int NR, int c0, int NU, int hd, int nb, const char *vb
     for (int i = 0; i < NR; i++) {
         const __m256 ab = _mm256_set1_ps(alpha[r0 + i]);
 #pragma GCC unroll 8
-        for (int u = 0; u < NU; u++) b[i][u] = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)i * hd + 8 * u), ab);
+        for (int u = 0; u < NU; u++) {
+            b[i][u] = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)i * hd + 8 * u), ab);
+            if (L == L_FP8P) b[i][u] = _mm256_mul_ps(b[i][u], _mm256_set1_ps(FP8P_O));
+        }
     }
     if (L == L_I8) { /* a group: 4 keys x hd columns, 32 bytes per 8 columns */
         const char *v = vb + (size_t)c0 * 4;
@@ -321,7 +345,8 @@ AI void pv(lay L, int r0, int NR, int c0, int NU, int hd, int nb, const char *vb
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 8
-        for (int u = 0; u < NU; u++) _mm256_storeu_ps(o + (size_t)i * hd + 8 * u, b[i][u]);
+        for (int u = 0; u < NU; u++)
+            _mm256_storeu_ps(o + (size_t)i * hd + 8 * u, L == L_FP8P ? _mm256_mul_ps(b[i][u], _mm256_set1_ps(1.0f / FP8P_O)) : b[i][u]);
 }
 
 /* P·V over a bf16 V, 16 columns per 32-byte load: the shift gives the even columns, the and the odd ones
@@ -450,6 +475,7 @@ GROUPS(L_F32, f32)
 GROUPS(L_F16, f16)
 GROUPS(L_BF16, bf16)
 GROUPS(L_FP8, fp8)
+GROUPS(L_FP8P, fp8p)
 GROUPS(L_I8, i8)
 #undef GROUPS
 
@@ -460,6 +486,7 @@ AI void qk_rows(lay L, int r0, int nr, const float *Q, const float *QB, int hd, 
     case L_F16: qk_group_f16(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
     case L_BF16: qk_group_bf16(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
     case L_FP8: qk_group_fp8(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
+    case L_FP8P: qk_group_fp8p(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
     default: qk_group_i8(r0, nr, Q, QB, hd, kt, tstride, sc, S, pf); break;
     }
 }
@@ -470,6 +497,7 @@ AI void pv_rows(lay L, int r0, int nr, int hd, int nb, const char *vb, const flo
     case L_F16: pv_group_f16(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
     case L_BF16: pv_group_bf16(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
     case L_FP8: pv_group_fp8(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
+    case L_FP8P: pv_group_fp8p(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
     default: pv_group_i8(r0, nr, hd, nb, vb, S, alpha, O, pf); break;
     }
 }
@@ -492,7 +520,7 @@ AI void block(lay L, int R, const float *Q, const float *QB, const int64_t *qpos
     for (int r0 = 0; r0 < R; r0 += 4) qk_rows(L, r0, CB_MIN(4, R - r0), Q, QB, hd, kt, tstride, ks, S, &fv);
     float w[CB_FLASH_BK] __attribute__((aligned(32)));
     if (vs)
-        for (int j = 0; j < CB_FLASH_BK; j++) w[j] = j < nb ? vs[j] * code_unit(L) : 0.0f;
+        for (int j = 0; j < CB_FLASH_BK; j++) w[j] = j < nb ? vs[j] * v_unit(L) : 0.0f;
     softmax(R, qpos, kb, nb, S, vs ? w : NULL, m, lsum, alpha);
     for (int r0 = 0; r0 < R; r0 += 4) pv_rows(L, r0, CB_MIN(4, R - r0), hd, nb, vb, S, alpha, O, &fk);
 }
@@ -826,12 +854,19 @@ static void block_i8f(int R, const int64_t *qpos, int hd, int64_t kb, int nb, co
     for (int r0 = 0; r0 < R; r0 += I8F_ROWS) pv_rows_i8f(r0, CB_MIN(I8F_ROWS, R - r0), hd, vb, st, alpha, O, &fk);
 }
 
+/* Whether the n scales at vs are all below lim (NaN: no). */
+static inline bool vs_below(const float *vs, int n, float lim) {
+    bool ok = true;
+    for (int j = 0; j < n; j++) ok &= vs[j] < lim;
+    return ok;
+}
+
 AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
               float *m, float *l, float *O, bool fast) {
     const int hd = kv->hd;
     const size_t es = el_size(L), tstride = (size_t)16 * hd * es, bytes = (size_t)CB_FLASH_BK * hd * es;
     const int64_t full_end = kv->cap & ~(int64_t)15; /* tiles before this are 16 wide */
-    const bool q8 = L == L_FP8 || L == L_I8;
+    const bool q8 = L == L_FP8 || L == L_FP8P || L == L_I8;
     const bool direct = R <= DIRECT_MAX_ROWS || L == L_F32;
     const bool l2 = direct && cb_kernels_prefetch_l2(NULL);
     float S[CB_FLASH_MAX_ROWS * CB_FLASH_BK] __attribute__((aligned(32)));
@@ -843,6 +878,9 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
      * lengthened its FMA chain (Q·Kᵀ 16.4 -> 13.0 ns per key at 4 rows in L2 on Zen 3, the same bits) */
     float QBb[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD * 8] __attribute__((aligned(32)));
     const float *QB = NULL;
+    float Qp[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(32))); /* placed fp8: Q · 2^96 */
+    if (L == L_FP8P)
+        for (int i = 0; i < R * hd; i++) Qp[i] = Q[i] * FP8P_Q;
     /* int8 in fast mode: the 16-bit integer loop (i8f_state) for decode row counts and finite rows */
     static _Thread_local i8f_state st; /* 40 KiB: off the stack of OpenMP workers */
     const bool i8f = L == L_I8 && fast && R <= DIRECT_MAX_ROWS && i8f_quantize_q(R, Q, hd, &st);
@@ -875,17 +913,30 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
             if (i8f)
                 block_i8f(R, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, &st, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
                           PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
+            else if (L == L_FP8P && !vs_below(vs, nb, FP8P_VSMAX))
+                block(L_FP8, R, Q, QB, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
+                      PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
             else
-                block(L, R, Q, QB, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
+                block(L, R, L == L_FP8P ? Qp : Q, QB, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
                       PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
             continue;
         }
         float Kf[4 * CB_FLASH_MAX_HD * 16] __attribute__((aligned(32)));
         float Vf[CB_FLASH_BK * CB_FLASH_MAX_HD] __attribute__((aligned(32)));
-        widen(L, kv, kb, nb, Kf, Vf);
+        widen(L == L_FP8P ? L_FP8 : L, kv, kb, nb, Kf, Vf); /* the same values through f16 */
         block_f32(R, Q, qpos, hd, kb, nb, (const char *)Kf, (size_t)16 * hd * sizeof(float), (const char *)Vf, S, m, lsum, alpha, O);
     }
     for (int r = 0; r < R; r++) l[r] = hsum8(lsum[r]);
+}
+
+/* Placed fp8 needs DAZ off (a placed subnormal code would read as 0) and pays only where subnormal FMA
+ * inputs cost nothing: the avx2 GEMV's probe (cb_q8_avx2_fp8_subnormal_test, which also forces either way);
+ * queries below 2^30 keep Q · 2^96 finite. FTZ stays on. docs/quantization.md, "Subnormal codes". */
+static bool fp8_placed_ok(int R, const float *Q, int hd) {
+    if (cb_q8_avx2_fp8_subnormal_test(NULL)) return false;
+    for (int i = 0; i < R * hd; i++)
+        if (!(fabsf(Q[i]) < FP8P_QMAX)) return false;
+    return true;
 }
 
 void cb_attn_flash_avx2(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
@@ -893,7 +944,17 @@ void cb_attn_flash_avx2(int R, const float *Q, const int64_t *qpos, const cb_kv_
     switch (kv->dtype) {
     case CB_F16: flash(L_F16, R, Q, qpos, kv, k0, k1, m, l, O, false); break;
     case CB_BF16: flash(L_BF16, R, Q, qpos, kv, k0, k1, m, l, O, false); break;
-    case CB_F8_E4M3: flash(L_FP8, R, Q, qpos, kv, k0, k1, m, l, O, false); break;
+    case CB_F8_E4M3: {
+        const unsigned csr = _mm_getcsr();
+        _mm_setcsr(csr & ~0x40u); /* DAZ off; the caller's MXCSR comes back below, the flags raised kept */
+        if (R <= DIRECT_MAX_ROWS && fp8_placed_ok(R, Q, kv->hd)) flash(L_FP8P, R, Q, qpos, kv, k0, k1, m, l, O, false);
+        else {
+            _mm_setcsr(csr);
+            flash(L_FP8, R, Q, qpos, kv, k0, k1, m, l, O, false);
+        }
+        _mm_setcsr((csr & ~0x3fu) | (_mm_getcsr() & 0x3fu));
+        break;
+    }
     case CB_I8: flash(L_I8, R, Q, qpos, kv, k0, k1, m, l, O, fast); break;
     default: flash(L_F32, R, Q, qpos, kv, k0, k1, m, l, O, false); break;
     }

@@ -34,7 +34,8 @@ void cb_matmul_q8_fast_multi_avx2(int M, const float *X, int64_t ldx, int n, con
 /* Whether the fp8 decode tests each 64 codes for E4M3 subnormals (true) or places them as fp32 subnormals
  * unchecked (false: this core's FMAs took subnormal inputs at the normal rate in a one-time probe, whose best
  * times on a normal and a subnormal operand go to probe_ns when non-NULL, and MXCSR's DAZ is off). Both
- * loops give the same bits. The force call (tests): -1 as probed, 0 skip, 1 test; DAZ on always tests. */
+ * loops give the same bits. The force call (tests): -1 as probed, 0 skip, 1 test; DAZ on always tests.
+ * The avx2 flash decode over an fp8 cache asks it with DAZ off for its choice of decode (attention_avx2.c). */
 bool cb_q8_avx2_fp8_subnormal_test(double probe_ns[2]);
 void cb_q8_avx2_force_fp8_subnormal_test(int mode);
 

@@ -72,8 +72,9 @@ static void print_kernel_path(const cb_machine *m) {
         printf("batch-1 GEMV:   each weight row start to end (the AVX-512 rows order, same numbers)\n"
                "decode prefetch: flash-decode K/V into %s (%s; CTXBENCH_PREFETCH=l1|l2; same numbers either way)\n"
                "8-bit decode:   int8 weights: fp32 loop in exact mode, vpmaddubsw integer sums in fast mode; fp8 by\n"
-               "                bit placement + fp32 FMA; 8-bit KV through the fp32 flash loop, except int8 KV\n"
-               "                in fast mode: 16-bit Q and P, vpmaddwd integer sums\n"
+               "                bit placement + fp32 FMA; 8-bit KV through the fp32 flash loop (fp8 decode by bit\n"
+               "                placement where subnormals are free, below; else through f16), except int8 KV in\n"
+               "                fast mode: 16-bit Q and P, vpmaddwd integer sums\n"
                "fp8 subnormals: %s (probe: 2048 FMAs on a normal weight %.0f ns, on a subnormal %.0f ns;\n"
                "                same numbers either way)\n",
                pf_l2 ? "L2" : "L1", pf_why,
