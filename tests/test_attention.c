@@ -1031,6 +1031,7 @@ Test(attention_avx2, matches_portable_twin_across_split_calls) {
                     for (int r = 0; r < R; r++) {
                         if (l[1][r] == 0) {
                             cr_assert(l[2][r] == 0 && m[2][r] == -INFINITY, "int8 fast hd %d R %d row %d: touched", hd, R, r);
+                            cr_assert_eq(memcmp(O[2] + r * hd, O[1] + r * hd, sizeof(float) * hd), 0, "int8 fast row %d: O touched", r);
                             continue;
                         }
                         cr_assert_leq(fabsf(m[2][r] - m[1][r]), 1e-3f * fmaxf(1.0f, fabsf(m[1][r])), "int8 fast hd %d R %d row %d: m", hd, R, r);
@@ -1055,14 +1056,16 @@ Test(attention_avx2, matches_portable_twin_across_split_calls) {
 }
 
 /* fp8 on the AVX2 path has two decodes of the cache: through f16, and (where subnormal FMA inputs cost
- * nothing, DAZ off for the call) by bit placement against Q · 2^64. Forced either way they give the same bits:
- * caches of subnormal-heavy codes, of every code, and of quantised values, 1..8 rows, split calls with a
- * partial block; both against the portable twin; the caller's MXCSR (DAZ and FTZ on, as every kernel call
- * runs) comes back unchanged. */
+ * nothing, DAZ off for the call) by bit placement against Q · 2^96. Forced either way they give the same bits:
+ * caches of subnormal-heavy codes, of every code, and of quantised values, 1..8 rows, calls split at a
+ * multiple of 16 that is not one of 64 (blocks of fewer than 64 keys read in place), a row that sees none of
+ * the second call's keys and one that sees none of either (O untouched); both against the portable twin;
+ * the caller's MXCSR (DAZ and FTZ on, as every kernel call runs) comes back unchanged; the placed route
+ * ran (its call count) when forced, and not when the test is forced on. */
 Test(attention_avx2, fp8_placed_decode_same_bits_as_f16_route) {
     if (cb_kernels_best_path() < CB_PATH_AVX2) cr_skip_test("no AVX2 on this CPU");
     const int hds[] = { 64, 128 };
-    const int64_t cap = 1000, split = 448, nk = 990;
+    const int64_t cap = 1000, split = 592, nk = 990;
     float Q[8 * 128], O[2][8 * 128], m[2][8], l[2][8], Op[8 * 128], mp[8], lp[8];
     int64_t qp[8];
     fill(Q, 8 * 128, 31, 0.5f);
@@ -1079,13 +1082,15 @@ Test(attention_avx2, fp8_placed_decode_same_bits_as_f16_route) {
         for (int c = 0; c < 3; c++)
             for (int R = 1; R <= 8; R++) {
                 cb_kv_view kv = { .k = k[c], .v = v[c], .ks = ks[c], .vs = vs[c], .dtype = CB_F8_E4M3, .hd = hd, .cap = cap };
-                for (int r = 0; r < R; r++) qp[r] = nk - 1 - (R - 1 - r);
+                for (int r = 0; r < R; r++) /* row 1: not the second call's keys; row 2: no key at all */
+                    qp[r] = r == 1 ? split - 40 : r == 2 && R > 3 ? -1 : nk - 1 - (R - 1 - r);
                 for (int f = 0; f < 3; f++) { /* 0: placed, 1: through f16, 2: portable */
                     float *o = f < 2 ? O[f] : Op, *mm = f < 2 ? m[f] : mp, *ll = f < 2 ? l[f] : lp;
                     cb_kernels_set_path(f < 2 ? CB_PATH_AVX2 : CB_PATH_PORTABLE);
                     cb_q8_avx2_force_fp8_subnormal_test(f == 1);
-                    memset(o, 0, sizeof(float) * 8 * 128);
+                    for (int i = 0; i < 8 * 128; i++) o[i] = 0.25f;
                     for (int r = 0; r < R; r++) mm[r] = -INFINITY, ll[r] = 0;
+                    const uint64_t calls = cb_attn_avx2_fp8_placed_calls();
                     const unsigned csr = _mm_getcsr();
                     _mm_setcsr(csr | 0x8040u);
                     const unsigned before = _mm_getcsr() & ~0x3fu;
@@ -1094,7 +1099,11 @@ Test(attention_avx2, fp8_placed_decode_same_bits_as_f16_route) {
                     const unsigned after = _mm_getcsr() & ~0x3fu;
                     _mm_setcsr(csr);
                     cr_assert_eq(after, before, "cache %d hd %d R %d decode %d: MXCSR %#x -> %#x", c, hd, R, f, before, after);
+                    if (f < 2)
+                        cr_assert_eq(cb_attn_avx2_fp8_placed_calls() - calls, f == 0 ? 2u : 0u, "cache %d hd %d R %d decode %d: placed calls", c, hd, R, f);
                 }
+                if (R > 3)
+                    for (int d = 0; d < hd; d++) cr_assert(O[0][2 * hd + d] == 0.25f, "cache %d hd %d R %d: unseen row touched", c, hd, R);
                 cb_q8_avx2_force_fp8_subnormal_test(-1);
                 cr_assert_eq(memcmp(m[0], m[1], sizeof(float) * R), 0, "cache %d hd %d R %d: running max differs", c, hd, R);
                 cr_assert_eq(memcmp(l[0], l[1], sizeof(float) * R), 0, "cache %d hd %d R %d: running sum differs", c, hd, R);

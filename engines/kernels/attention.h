@@ -83,6 +83,9 @@ void cb_attn_flash_avx512(int R, const float *Q, const int64_t *qpos, const cb_k
  * P in 16-bit fixed point and sums with vpmaddwd; every other dtype gives the same numbers in both modes. */
 void cb_attn_flash_avx2(int R, const float *Q, const int64_t *qpos, const cb_kv_view *kv, int64_t k0, int64_t k1,
                         float *m, float *l, float *O, bool fast);
+/* How many of its calls took the fp8 decode by bit placement (docs/quantization.md, "Subnormal codes"): the
+ * two fp8 routes give the same bits, so tests ask this which one ran. */
+uint64_t cb_attn_avx2_fp8_placed_calls(void);
 /* AMX twin (attention_amx.c): bf16 caches with hd % 32 == 0, on the amx path only; the dispatcher sends it
  * blocks of at least CB_ATTN_AMX_MIN_ROWS rows (prefill; decode's few rows stay on AVX-512); fast: Q and P
  * rounded to bf16 (cb_attn_flash_fast), else split into exact parts. */

@@ -1,5 +1,5 @@
 /* AVX2 flash-attention block kernel (contract in attention.h) for CPUs without AVX-512: every cache dtype
- * and layout, hd % 8 == 0, fp32 arithmetic throughout.
+ * and layout, hd % 8 == 0, fp32 arithmetic (except fast mode's int8 decode: integer sums, section below).
  * Per block of 64 keys: S = Q·Kᵀ with K tiles read as 8-key vectors (16 keys = two __m256 per head dim),
  * one broadcast of q per row and dim, 8 accumulators per pass (1 row x 4 tiles, 2 x 2 or 4 x 1: AVX2 has
  * 16 ymm registers); online softmax with an 8-lane exp; then O = O·α + P·V with rows x 8-column vectors
@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "attention.h"
@@ -40,16 +41,24 @@ AI size_t el_size(lay L) { return L == L_F32 ? 4 : (L == L_F16 || L == L_BF16) ?
 /* what the decodes below give per unit of code value: fp8 via f16 is value / 256, int8 via the top byte
  * of a dword is value · 2^24; the scales carry the inverse (powers of two: exact). Placed fp8 is value ·
  * 2^-120, against queries scaled by 2^96 (FP8P_Q) so that products stay normal: a score's sum is
- * Σ q·value · 2^-24 (K unit 2^24), and with the V scales times 2^96 (v_unit) the P·V products are
- * p·vs·value · 2^-24, so pv() holds O · 2^-24 for the block (FP8P_O). Every product is the f16 route's
- * times a power of two, so both give the same bits while nothing leaves fp32's normal range: |q| < 2^30
- * (checked per call) and V scales < 2^31 (per block; else that block takes the f16 route). */
+ * Σ q·value · 2^-24 (K unit 2^24); the V scales times 2^120 (v_unit) make the P·V products p·vs·value,
+ * O's own units. Every product is the f16 route's times a power of two, so both give the same bits while
+ * nothing leaves fp32's range: |q| < 2^30 (checked per call), V scales < 2^7 and K scales < 2^100 (per
+ * block; else that block takes the f16 route). Only values that small differ: scores' sums below 2^-102
+ * (FTZ flushes them here, below 2^-126 there) and weights below 2^-134, which the f16 route flushes and
+ * which move an output only where it is below ~2^-100. Subnormal q and scales are read as 0, as DAZ reads
+ * them on the f16 route. */
 #define FP8P_Q 0x1p96f
-#define FP8P_O 0x1p-24f
 #define FP8P_QMAX 0x1p30f
-#define FP8P_VSMAX 0x1p31f
+#define FP8P_VSMAX 0x1p7f
+#define FP8P_KSMAX 0x1p100f
 AI float code_unit(lay L) { return L == L_FP8 ? 256.0f : L == L_FP8P ? 0x1p24f : L == L_I8 ? 0x1p-24f : 1.0f; }
-AI float v_unit(lay L) { return L == L_FP8P ? 0x1p96f : code_unit(L); }
+AI float v_unit(lay L) { return L == L_FP8P ? 0x1p120f : code_unit(L); }
+/* x, or 0 where x is subnormal (what DAZ reads) */
+AI __m256 daz8(__m256 x) {
+    return _mm256_and_ps(x, _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(FLT_MIN), _CMP_NLT_UQ));
+}
+AI float daz1(float x) { return fabsf(x) < FLT_MIN ? 0.0f : x; }
 
 /* ---- widening: 8 values as fp32 ---- */
 AI __m256 f16x8(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
@@ -230,7 +239,8 @@ AI void qk(lay L, int r0, int NR, int t0, int NT, const float *Q, const float *Q
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const int col = 16 * (t0 + t) + 8 * h;
-            const __m256 f = sc ? _mm256_mul_ps(_mm256_loadu_ps(sc + col), _mm256_set1_ps(unit)) : _mm256_set1_ps(1.0f);
+            const __m256 sv = sc ? _mm256_loadu_ps(sc + col) : _mm256_set1_ps(1.0f);
+            const __m256 f = sc ? _mm256_mul_ps(L == L_FP8P ? daz8(sv) : sv, _mm256_set1_ps(unit)) : sv;
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) _mm256_store_ps(S + (r0 + i) * CB_FLASH_BK + col, sc ? _mm256_mul_ps(a[i][t][h], f) : a[i][t][h]);
         }
@@ -303,10 +313,7 @@ AI void pv(lay L, int r0, int NR, int c0, int NU, int hd, int nb, const char *vb
     for (int i = 0; i < NR; i++) {
         const __m256 ab = _mm256_set1_ps(alpha[r0 + i]);
 #pragma GCC unroll 8
-        for (int u = 0; u < NU; u++) {
-            b[i][u] = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)i * hd + 8 * u), ab);
-            if (L == L_FP8P) b[i][u] = _mm256_mul_ps(b[i][u], _mm256_set1_ps(FP8P_O));
-        }
+        for (int u = 0; u < NU; u++) b[i][u] = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)i * hd + 8 * u), ab);
     }
     if (L == L_I8) { /* a group: 4 keys x hd columns, 32 bytes per 8 columns */
         const char *v = vb + (size_t)c0 * 4;
@@ -346,7 +353,7 @@ AI void pv(lay L, int r0, int NR, int c0, int NU, int hd, int nb, const char *vb
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 8
         for (int u = 0; u < NU; u++)
-            _mm256_storeu_ps(o + (size_t)i * hd + 8 * u, L == L_FP8P ? _mm256_mul_ps(b[i][u], _mm256_set1_ps(1.0f / FP8P_O)) : b[i][u]);
+            _mm256_storeu_ps(o + (size_t)i * hd + 8 * u, b[i][u]);
 }
 
 /* P·V over a bf16 V, 16 columns per 32-byte load: the shift gives the even columns, the and the odd ones
@@ -520,7 +527,7 @@ AI void block(lay L, int R, const float *Q, const float *QB, const int64_t *qpos
     for (int r0 = 0; r0 < R; r0 += 4) qk_rows(L, r0, CB_MIN(4, R - r0), Q, QB, hd, kt, tstride, ks, S, &fv);
     float w[CB_FLASH_BK] __attribute__((aligned(32)));
     if (vs)
-        for (int j = 0; j < CB_FLASH_BK; j++) w[j] = j < nb ? vs[j] * v_unit(L) : 0.0f;
+        for (int j = 0; j < CB_FLASH_BK; j++) w[j] = j < nb ? (L == L_FP8P ? daz1(vs[j]) : vs[j]) * v_unit(L) : 0.0f;
     softmax(R, qpos, kb, nb, S, vs ? w : NULL, m, lsum, alpha);
     for (int r0 = 0; r0 < R; r0 += 4) pv_rows(L, r0, CB_MIN(4, R - r0), hd, nb, vb, S, alpha, O, &fk);
 }
@@ -593,7 +600,7 @@ AI void widen(lay L, const cb_kv_view *kv, int64_t kb, int nb, float *Kf, float 
  * Without VNNI, the fp32 loop above widens every code (shift, and, convert) and spends one FMA per 8
  * products. Fast mode instead holds each query row as 16-bit fixed point, Qi = rne(q · 32512 / max|q|) (the
  * VNNI fast loop's Qi, so a score here is the VNNI fast score bit for bit), and each block's softmax
- * weights (times the V scales) as 15-bit fixed point relative to the block's largest, Pi <= 32767. A code
+ * weights (times the V scales) as 15-bit fixed point, Pi = rne(e·vs·32767 / max vs) <= 32767 (e <= 1). A code
  * needs no conversion: in a 16-bit lane (x << 8) >> 8 is its low byte and x >> 8 its high byte, sign-
  * extended, so a 32-byte load gives 16 even and 16 odd bytes in two instructions, and one vpmaddwd adds 16
  * products of two pairs into 8 int32 lanes, exactly (|Σ| < 2^31 for hd <= 256). Of a K tile's 4-byte group
@@ -725,7 +732,9 @@ static inline void softmax_i8f(int R, const int64_t *qpos, int64_t kb, int nb, c
         for (int k = 0; k < 8; k++) {
             const __m256 e = cb_exp256(_mm256_sub_ps(x[k], bb));
             sum = _mm256_add_ps(sum, e);
-            const __m256i pi = _mm256_cvtps_epi32(_mm256_mul_ps(e, _mm256_mul_ps(_mm256_loadu_ps(vs + 8 * k), wf)));
+            __m256 v = _mm256_loadu_ps(vs + 8 * k); /* past nb: 0 (e is 0 there too) */
+            if (nb < CB_FLASH_BK) v = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nb), _mm256_add_epi32(idx, _mm256_set1_epi32(8 * k)))));
+            const __m256i pi = _mm256_cvtps_epi32(_mm256_mul_ps(e, _mm256_mul_ps(v, wf)));
             store_pairs(_mm256_min_epi32(pi, _mm256_set1_epi32((int)I8F_PMAX)), &st->pe[r][2 * k], &st->po[r][2 * k]);
         }
         lsum[r] = _mm256_fmadd_ps(lsum[r], _mm256_set1_ps(a), _mm256_mul_ps(sum, _mm256_set1_ps(cc)));
@@ -854,10 +863,10 @@ static void block_i8f(int R, const int64_t *qpos, int hd, int64_t kb, int nb, co
     for (int r0 = 0; r0 < R; r0 += I8F_ROWS) pv_rows_i8f(r0, CB_MIN(I8F_ROWS, R - r0), hd, vb, st, alpha, O, &fk);
 }
 
-/* Whether the n scales at vs are all below lim (NaN: no). */
-static inline bool vs_below(const float *vs, int n, float lim) {
+/* Whether the n scales at x are all below lim (NaN: no). */
+static inline bool all_below(const float *x, int n, float lim) {
     bool ok = true;
-    for (int j = 0; j < n; j++) ok &= vs[j] < lim;
+    for (int j = 0; j < n; j++) ok &= x[j] < lim;
     return ok;
 }
 
@@ -880,9 +889,9 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
     const float *QB = NULL;
     float Qp[DIRECT_MAX_ROWS * CB_FLASH_MAX_HD] __attribute__((aligned(32))); /* placed fp8: Q · 2^96 */
     if (L == L_FP8P)
-        for (int i = 0; i < R * hd; i++) Qp[i] = Q[i] * FP8P_Q;
+        for (int i = 0; i < R * hd; i++) Qp[i] = daz1(Q[i]) * FP8P_Q;
     /* int8 in fast mode: the 16-bit integer loop (i8f_state) for decode row counts and finite rows */
-    static _Thread_local i8f_state st; /* 40 KiB: off the stack of OpenMP workers */
+    static _Thread_local i8f_state st; /* 40 KiB, one per thread, not in this frame */
     const bool i8f = L == L_I8 && fast && R <= DIRECT_MAX_ROWS && i8f_quantize_q(R, Q, hd, &st);
     if (direct && L == L_I8 && R >= 2 && !i8f) {
         for (int i = 0; i < R * hd; i++) _mm256_store_ps(QBb + (size_t)i * 8, _mm256_set1_ps(Q[i]));
@@ -910,10 +919,10 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
                 if (q8) pf_range(ks, PF_AHEAD * CB_FLASH_BK * sizeof(float), l2), pf_range(vs, PF_AHEAD * CB_FLASH_BK * sizeof(float), l2);
             }
             if (q8 && PF_AHEAD) pf_range(ks + PF_AHEAD * CB_FLASH_BK, CB_FLASH_BK * sizeof(float), l2), pf_range(vs + PF_AHEAD * CB_FLASH_BK, CB_FLASH_BK * sizeof(float), l2);
-            if (i8f)
+            if (i8f && all_below(vs, nb, FLT_MAX)) /* a NaN or inf V scale: the fp32 loop propagates it */
                 block_i8f(R, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, &st, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
                           PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
-            else if (L == L_FP8P && !vs_below(vs, nb, FP8P_VSMAX))
+            else if (L == L_FP8P && !(all_below(vs, nb, FP8P_VSMAX) && all_below(ks, nb, FP8P_KSMAX)))
                 block(L_FP8, R, Q, QB, qpos, hd, kb, nb, kt, tstride, vb, ks, vs, S, m, lsum, alpha, O, kt + PF_AHEAD * bytes,
                       PF_AHEAD ? bytes : 0, vb + PF_AHEAD * bytes, PF_AHEAD ? bytes : 0, l2);
             else
@@ -932,6 +941,8 @@ AI void flash(lay L, int R, const float *Q, const int64_t *qpos, const cb_kv_vie
 /* Placed fp8 needs DAZ off (a placed subnormal code would read as 0) and pays only where subnormal FMA
  * inputs cost nothing: the avx2 GEMV's probe (cb_q8_avx2_fp8_subnormal_test, which also forces either way);
  * queries below 2^30 keep Q · 2^96 finite. FTZ stays on. docs/quantization.md, "Subnormal codes". */
+static _Atomic uint64_t fp8_placed_calls;
+uint64_t cb_attn_avx2_fp8_placed_calls(void) { return atomic_load_explicit(&fp8_placed_calls, memory_order_relaxed); }
 static bool fp8_placed_ok(int R, const float *Q, int hd) {
     if (cb_q8_avx2_fp8_subnormal_test(NULL)) return false;
     for (int i = 0; i < R * hd; i++)
@@ -947,8 +958,10 @@ void cb_attn_flash_avx2(int R, const float *Q, const int64_t *qpos, const cb_kv_
     case CB_F8_E4M3: {
         const unsigned csr = _mm_getcsr();
         _mm_setcsr(csr & ~0x40u); /* DAZ off; the caller's MXCSR comes back below, the flags raised kept */
-        if (R <= DIRECT_MAX_ROWS && fp8_placed_ok(R, Q, kv->hd)) flash(L_FP8P, R, Q, qpos, kv, k0, k1, m, l, O, false);
-        else {
+        if (R <= DIRECT_MAX_ROWS && fp8_placed_ok(R, Q, kv->hd)) {
+            atomic_fetch_add_explicit(&fp8_placed_calls, 1, memory_order_relaxed);
+            flash(L_FP8P, R, Q, qpos, kv, k0, k1, m, l, O, false);
+        } else {
             _mm_setcsr(csr);
             flash(L_FP8, R, Q, qpos, kv, k0, k1, m, l, O, false);
         }
