@@ -621,6 +621,11 @@ typedef struct {
 
 AI __m256i even16(__m256i x) { return _mm256_srai_epi16(_mm256_slli_epi16(x, 8), 8); }
 AI __m256i odd16(__m256i x) { return _mm256_srai_epi16(x, 8); }
+/* acc + the 16-bit pair products of the even codes e with the pairs at pe and of the odd codes o with po */
+AI __m256i madd_even_odd(__m256i acc, __m256i e, __m256i o, const int32_t *pe, const int32_t *po) {
+    return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_load_si256((const __m256i *)pe)),
+                                                  _mm256_madd_epi16(o, _mm256_load_si256((const __m256i *)po))));
+}
 
 /* Per 128-bit lane of 4 int32 (dims or keys 0..3): words 0, 2, 1, 3 -> dword 0 the even pair, 1 the odd. */
 AI __m256i pairs16(__m256i x) {
@@ -658,29 +663,36 @@ static bool i8f_quantize_q(int R, const float *Q, int hd, i8f_state *st) {
     return true;
 }
 
-/* S[r][8 (u0 + u) ..] for NR rows from r0 and NU 8-key units from u0 (unit u: keys 8u..8u+7, half a tile) */
-AI void qk_i8f(int r0, int NR, int u0, int NU, int hd, const char *kt, size_t tstride, const float *ks,
-               const i8f_state *st, float *S, pfq *pf) {
-    __m256i a[4][8];
+/* The one integer loop of both products: a[i][u] += the pair products of the codes of unit u0 + u at step t
+ * (32 bytes at base + (uu >> 1)·T + 32·(uu & 1) + t·step) with row i's patterns at pe/po + i·rs + 8t, for n
+ * steps (Q·Kᵀ: units are 8-key halves of the K tiles, T the tile stride, a step 4 dims; P·V: units are
+ * 8 columns, T = 64, a step one group of 4 keys). */
+AI void madd_units(int NR, int NU, int u0, int n, const char *base, size_t T, size_t step, const int32_t *pe,
+                   const int32_t *po, size_t rs, __m256i a[4][8], pfq *pf) {
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 8
         for (int u = 0; u < NU; u++) a[i][u] = _mm256_setzero_si256();
     pfq f = *pf;
-    for (int c = 0; c < hd / 4; c++) {
+    for (int t = 0; t < n; t++, base += step, pe += 8, po += 8) {
         pf_step(&f);
 #pragma GCC unroll 8
         for (int u = 0; u < NU; u++) {
             const int uu = u0 + u;
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(kt + (size_t)(uu >> 1) * tstride + (size_t)c * 64 + 32 * (uu & 1)));
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(base + (size_t)(uu >> 1) * T + 32 * (uu & 1)));
             const __m256i e = even16(x), o = odd16(x);
 #pragma GCC unroll 4
-            for (int i = 0; i < NR; i++)
-                a[i][u] = _mm256_add_epi32(a[i][u], _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_load_si256((const __m256i *)st->qe[r0 + i][c])),
-                                                                     _mm256_madd_epi16(o, _mm256_load_si256((const __m256i *)st->qo[r0 + i][c]))));
+            for (int i = 0; i < NR; i++) a[i][u] = madd_even_odd(a[i][u], e, o, pe + i * rs, po + i * rs);
         }
     }
     *pf = f;
+}
+
+/* S[r][8 (u0 + u) ..] for NR rows from r0 and NU 8-key units from u0 (unit u: keys 8u..8u+7, half a tile) */
+AI void qk_i8f(int r0, int NR, int u0, int NU, int hd, const char *kt, size_t tstride, const float *ks,
+               const i8f_state *st, float *S, pfq *pf) {
+    __m256i a[4][8];
+    madd_units(NR, NU, u0, hd / 4, kt, tstride, 64, st->qe[r0][0], st->qo[r0][0], CB_FLASH_MAX_HD / 4 * 8, a, pf);
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++) {
         const __m256 qinv = _mm256_set1_ps(st->qinv[r0 + i]);
@@ -747,25 +759,8 @@ static inline void softmax_i8f(int R, const int64_t *qpos, int64_t kb, int nb, c
 AI void pv_i8f(int r0, int NR, int c0, int NU, int hd, const char *vb, const i8f_state *st, const float *alpha,
                float *O, pfq *pf) {
     __m256i a[4][8];
-#pragma GCC unroll 4
-    for (int i = 0; i < NR; i++)
-#pragma GCC unroll 8
-        for (int u = 0; u < NU; u++) a[i][u] = _mm256_setzero_si256();
-    pfq f = *pf;
-    const char *v = vb + (size_t)c0 * 4;
-    for (int g = 0; g < CB_FLASH_BK / 4; g++, v += (size_t)4 * hd) {
-        pf_step(&f);
-#pragma GCC unroll 8
-        for (int u = 0; u < NU; u++) {
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(v + 32 * u));
-            const __m256i e = even16(x), o = odd16(x);
-#pragma GCC unroll 4
-            for (int i = 0; i < NR; i++)
-                a[i][u] = _mm256_add_epi32(a[i][u], _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_load_si256((const __m256i *)st->pe[r0 + i][g])),
-                                                                     _mm256_madd_epi16(o, _mm256_load_si256((const __m256i *)st->po[r0 + i][g]))));
-        }
-    }
-    *pf = f;
+    madd_units(NR, NU, 0, CB_FLASH_BK / 4, vb + (size_t)c0 * 4, 64, (size_t)4 * hd, st->pe[r0][0], st->po[r0][0],
+               CB_FLASH_BK / 4 * 8, a, pf);
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++) {
         const __m256 al = _mm256_set1_ps(alpha[r0 + i]), pu = _mm256_set1_ps(st->punit[r0 + i]);
