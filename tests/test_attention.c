@@ -937,6 +937,133 @@ Test(attention_kernel, decode_prefetch_target_changes_no_bit) {
     free(kf), free(vf);
 }
 
+/* A call over keys [k0, k1) reads nothing of the cache at k1 or after (the positions a decode has not
+ * written yet, or that an earlier sequence left): with those positions poisoned (NaN scales and values,
+ * arbitrary codes) every path gives the bits it gives over a zeroed tail, in exact and fast mode, for
+ * decode row counts and a prefill-sized one, a last block of 40 keys and one of 1. */
+static void poison_tail(const cb_kv_view *kv, int64_t from) {
+    const int hd = kv->hd;
+    float *ks = (float *)kv->ks, *vs = (float *)kv->vs; /* the test's own calloc'd scales */
+    char *kc = (char *)kv->k, *vc = (char *)kv->v;
+    cb_rng g = { 99 };
+    for (int64_t p = from; p < kv->cap; p++) {
+        if (cb_kv_is_q8(kv->dtype)) ks[p] = vs[p] = NAN;
+        for (int d = 0; d < hd; d++) {
+            const int64_t ko = cb_kv_k_offset(p, d, hd, kv->cap, kv->dtype), vo = cb_kv_v_offset(p, d, hd, kv->cap, kv->dtype);
+            switch (kv->dtype) {
+            case CB_F32: ((float *)kc)[ko] = ((float *)vc)[vo] = NAN; break;
+            case CB_BF16: case CB_F16: ((uint16_t *)kc)[ko] = ((uint16_t *)vc)[vo] = 0x7FFF; break;
+            default: /* 8-bit: any code, NaN codes of fp8 included */
+                ((uint8_t *)kc)[ko] = (uint8_t)(cb_rng_next(&g) >> 24), ((uint8_t *)vc)[vo] = (uint8_t)(cb_rng_next(&g) >> 24);
+            }
+        }
+    }
+}
+Test(attention_kernel, keys_past_the_call_never_read) {
+    enum { HD = 128, NR = 5 };
+    const int Rs[NR] = { 1, 2, 4, 8, 17 };
+    const int64_t cap = 1088, ends[] = { 1000, 961 };
+    const cb_dtype ts[] = { CB_F32, CB_BF16, CB_F16, CB_F8_E4M3, CB_I8 };
+    float *kf = malloc(sizeof(float) * cap * HD), *vf = malloc(sizeof(float) * cap * HD);
+    static float Q[17 * HD], O[2][NR][17 * HD], m[2][NR][17], l[2][NR][17];
+    int64_t qp[17];
+    fill(Q, sizeof Q / sizeof *Q, 31, 0.5f);
+    int runs = 0;
+    for (cb_kpath path = CB_PATH_PORTABLE; path <= CB_PATH_AMX; path++) {
+        if (cb_kernels_set_path(path) != 0) continue;
+        for (int t = 0; t < 5; t++)
+            for (int novnni = 0; novnni < 2; novnni++) {
+                if (novnni && (ts[t] != CB_I8 || path < CB_PATH_AVX512)) continue;
+                cb_kernels_set_vnni(!novnni);
+                for (int e = 0; e < 2; e++) {
+                    const int64_t nk = ends[e];
+                    fill(kf, (size_t)cap * HD, 32 + t, 2.0f), fill(vf, (size_t)cap * HD, 37 + t, 1.0f);
+                    for (int64_t p = nk; p < cap; p++)
+                        for (int d = 0; d < HD; d++) kf[p * HD + d] = vf[p * HD + d] = 0.0f;
+                    void *vc, *kc = make_cache(cap, HD, ts[t], kf, vf, &vc);
+                    cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = ts[t], .hd = HD, .cap = cap };
+                    for (int fast = 0; fast < 2; fast++) {
+                        for (int v = 0; v < 2; v++) { /* v = 0: the zeroed tail; 1: poisoned (kept for the next mode) */
+                            if (v) poison_tail(&kv, nk);
+                            for (int ri = 0; ri < NR; ri++) {
+                                const int R = Rs[ri];
+                                memset(O[v][ri], 0, sizeof O[v][ri]);
+                                for (int r = 0; r < R; r++) m[v][ri][r] = -INFINITY, l[v][ri][r] = 0, qp[r] = nk - 1 - r % 3;
+                                (fast ? cb_attn_flash_fast : cb_attn_flash)(R, Q, qp, &kv, 0, 448, m[v][ri], l[v][ri], O[v][ri]);
+                                (fast ? cb_attn_flash_fast : cb_attn_flash)(R, Q, qp, &kv, 448, nk, m[v][ri], l[v][ri], O[v][ri]);
+                            }
+                            if (v && fast == 0) { /* fast mode's clean run needs the zeroed tail back */
+                                free(kc), free(vc), free(cache_ks), free(cache_vs);
+                                fill(kf, (size_t)cap * HD, 32 + t, 2.0f), fill(vf, (size_t)cap * HD, 37 + t, 1.0f);
+                                for (int64_t p = nk; p < cap; p++)
+                                    for (int d = 0; d < HD; d++) kf[p * HD + d] = vf[p * HD + d] = 0.0f;
+                                kc = make_cache(cap, HD, ts[t], kf, vf, &vc);
+                                kv = (cb_kv_view){ .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = ts[t], .hd = HD, .cap = cap };
+                            }
+                        }
+                        for (int ri = 0; ri < NR; ri++) {
+                            const int R = Rs[ri];
+                            const char *at = cb_kpath_name(path), *dt = cb_dtype_name(ts[t]), *md = fast ? "fast" : "exact";
+                            const char *nv = novnni ? " (VNNI off)" : "";
+                            cr_assert_eq(memcmp(m[0][ri], m[1][ri], sizeof(float) * R), 0, "%s %s%s %s R %d k1 %lld: running max differs", at, dt, nv, md, R, (long long)nk);
+                            cr_assert_eq(memcmp(l[0][ri], l[1][ri], sizeof(float) * R), 0, "%s %s%s %s R %d k1 %lld: running sum differs", at, dt, nv, md, R, (long long)nk);
+                            cr_assert_eq(memcmp(O[0][ri], O[1][ri], sizeof(float) * R * HD), 0, "%s %s%s %s R %d k1 %lld: outputs differ", at, dt, nv, md, R, (long long)nk);
+                            for (int i = 0; i < R * HD; i++)
+                                cr_assert(isfinite(O[0][ri][i]), "%s %s%s %s R %d: a non-finite output", at, dt, nv, md, R);
+                            runs++;
+                        }
+                    }
+                    free(kc), free(vc), free(cache_ks), free(cache_vs);
+                }
+            }
+    }
+    cb_kernels_set_vnni(true);
+    cb_kernels_set_path(cb_kernels_best_path());
+    cr_assert_gt(runs, 0);
+    free(kf), free(vf);
+}
+
+/* An infinite V scale among the keys a row sees (an 8-bit cache written from a row holding inf) reaches
+ * that row's output on every path and in both modes, as the portable kernel's scale · value does: no
+ * path drops the block silently. */
+Test(attention_kernel, infinite_v_scale_reaches_the_output) {
+    enum { HD = 128 };
+    const int64_t cap = 1024, nk = 1000, bad = 700;
+    const cb_dtype ts[] = { CB_F8_E4M3, CB_I8 };
+    float *kf = malloc(sizeof(float) * cap * HD), *vf = malloc(sizeof(float) * cap * HD);
+    static float Q[8 * HD], O[8 * HD];
+    float m[8], l[8];
+    int64_t qp[8];
+    fill(Q, sizeof Q / sizeof *Q, 41, 0.5f);
+    int runs = 0;
+    for (cb_kpath path = CB_PATH_PORTABLE; path <= CB_PATH_AMX; path++) {
+        if (cb_kernels_set_path(path) != 0) continue;
+        for (int t = 0; t < 2; t++) {
+            fill(kf, (size_t)cap * HD, 42 + t, 2.0f), fill(vf, (size_t)cap * HD, 44 + t, 1.0f);
+            void *vc, *kc = make_cache(cap, HD, ts[t], kf, vf, &vc);
+            cache_vs[bad] = INFINITY;
+            cb_kv_view kv = { .k = kc, .v = vc, .ks = cache_ks, .vs = cache_vs, .dtype = ts[t], .hd = HD, .cap = cap };
+            for (int fast = 0; fast < 2; fast++)
+                for (int R = 1; R <= 8; R *= 2) {
+                    memset(O, 0, sizeof O);
+                    for (int r = 0; r < R; r++) m[r] = -INFINITY, l[r] = 0, qp[r] = nk - 1 - r;
+                    (fast ? cb_attn_flash_fast : cb_attn_flash)(R, Q, qp, &kv, 0, nk, m, l, O);
+                    for (int r = 0; r < R; r++) {
+                        bool nonfinite = false;
+                        for (int d = 0; d < HD; d++) nonfinite |= !isfinite(O[r * HD + d]);
+                        cr_assert(nonfinite, "%s %s %s R %d: row %d's output is finite", cb_kpath_name(path),
+                                  cb_dtype_name(ts[t]), fast ? "fast" : "exact", R, r);
+                    }
+                    runs++;
+                }
+            free(kc), free(vc), free(cache_ks), free(cache_vs);
+        }
+    }
+    cb_kernels_set_path(cb_kernels_best_path());
+    cr_assert_gt(runs, 0);
+    free(kf), free(vf);
+}
+
 /* ---------- AVX2 kernel (CPUs without AVX-512) ---------- */
 
 /* Every cache dtype against the naive double softmax on the AVX2 path: decode row counts (1, 3, 8) and

@@ -22,7 +22,10 @@
  *   m[r] (running max, -INF initially), l[r] (running sum), O[R][hd] (unnormalised output).
  * Keys are visited in blocks of CB_FLASH_BK starting at k0 (k0 must be a multiple of 16), always in the
  * same order, so every result is independent of how callers spread work over threads.
- * Rows that see no key of [k0, k1) are left unchanged. R <= CB_FLASH_MAX_ROWS, hd <= CB_FLASH_MAX_HD. */
+ * Rows that see no key of [k0, k1) are left unchanged. Positions at k1 and after (not written yet, or left
+ * by an earlier sequence) may hold anything, NaN scales included: no result depends on them. A non-finite
+ * value or 8-bit scale among the keys reaches the rows that see it, on every path.
+ * R <= CB_FLASH_MAX_ROWS, hd <= CB_FLASH_MAX_HD. */
 #ifndef CB_KERNELS_ATTENTION_H
 #define CB_KERNELS_ATTENTION_H
 

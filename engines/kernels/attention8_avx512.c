@@ -250,6 +250,13 @@ typedef struct {
     float punit[DIRECT_MAX_ROWS];                       /* weight = punit · Pi */
 } i8_state;
 
+/* whether the n scales at x are all finite (NaN: no) */
+static inline bool finite_scales(const float *x, int n) {
+    bool ok = true;
+    for (int j = 0; j < n; j++) ok &= x[j] < INFINITY && x[j] > -INFINITY;
+    return ok;
+}
+
 /* false when a row is not finite (the caller then takes the fp32 loop, which propagates it); np planes */
 static bool i8_quantize_q(int R, const float *Q, int hd, int np, i8_state *st) {
     const float qmax = i8_qmax(np);
@@ -344,8 +351,12 @@ static inline __attribute__((always_inline)) void softmax_i8(int R, const int64_
                                                              int NP, bool l2) {
     const float pmax = i8_pmax(NP);
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    /* the V scales of the call's keys; past nb 0 (positions after k1: not written yet, or left by an earlier
+     * sequence, so their scales may be anything; a larger one would coarsen P's fixed point, a NaN drop
+     * the block) */
+    const uint64_t in = nb < CB_FLASH_BK ? (1ull << nb) - 1ull : ~0ull;
     __m512 w[4];
-    for (int i = 0; i < 4; i++) w[i] = _mm512_loadu_ps(vs + 16 * i);
+    for (int i = 0; i < 4; i++) w[i] = _mm512_maskz_loadu_ps((__mmask16)(in >> (16 * i)), vs + 16 * i);
     const float vmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(w[0], w[1]), _mm512_max_ps(w[2], w[3])));
     const float wf = vmax > 0.0f ? pmax / vmax : 0.0f;
     for (int i = 0; i < 4; i++) w[i] = _mm512_mul_ps(w[i], _mm512_set1_ps(wf));
@@ -560,7 +571,9 @@ void cb_attn_flash_q8_avx512(int R, const float *Q, const int64_t *qpos, const c
         int any = 0; /* rows that see at least one key of this block */
         for (int r = 0; r < R; r++) any |= qpos[r] >= kb;
         if (!any) continue;
-        if (direct && kb + CB_FLASH_BK <= full_end) {
+        /* a non-finite V scale among the keys would void the weights' fixed point (the block's largest
+         * scale): that block goes through the fp32 kernel, which propagates it */
+        if (direct && kb + CB_FLASH_BK <= full_end && (!vi8 || finite_scales(kv->vs + kb, nb))) {
             const uint8_t *kt0 = (const uint8_t *)kv->k + cb_kv_k_offset(kb, 0, hd, kv->cap, kv->dtype);
             const uint8_t *vb = (const uint8_t *)kv->v + (size_t)kb * hd;
             if (kb == k0) /* the first block: K, V and scales */
