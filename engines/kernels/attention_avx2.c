@@ -611,10 +611,10 @@ AI void widen(lay L, const cb_kv_view *kv, int64_t kb, int nb, float *Kf, float 
 #define I8F_QMAX 32512.0f
 #define I8F_PMAX 32767.0f
 typedef struct {
-    int32_t qe[DIRECT_MAX_ROWS][CB_FLASH_MAX_HD / 4][8] __attribute__((aligned(32))); /* (Qi_4c, Qi_4c+2) x 8 */
-    int32_t qo[DIRECT_MAX_ROWS][CB_FLASH_MAX_HD / 4][8] __attribute__((aligned(32))); /* (Qi_4c+1, Qi_4c+3) */
-    int32_t pe[DIRECT_MAX_ROWS][CB_FLASH_BK / 4][8] __attribute__((aligned(32)));     /* (Pi_4g, Pi_4g+2) x 8 */
-    int32_t po[DIRECT_MAX_ROWS][CB_FLASH_BK / 4][8] __attribute__((aligned(32)));     /* (Pi_4g+1, Pi_4g+3) */
+    /* per quad c of dims (group g of keys): [4c] the pair (Qi_4c, Qi_4c+2), [4c+1] (Qi_4c+1, Qi_4c+3), two
+     * dwords unused (pairs16's layout, stored whole); the products broadcast each pair from here */
+    int32_t q[DIRECT_MAX_ROWS][CB_FLASH_MAX_HD] __attribute__((aligned(32)));
+    int32_t p[DIRECT_MAX_ROWS][CB_FLASH_BK] __attribute__((aligned(32)));
     float qinv[DIRECT_MAX_ROWS]; /* max|q| / 32512 */
     float punit[DIRECT_MAX_ROWS]; /* a weight is punit · Pi */
 } i8f_state;
@@ -623,23 +623,14 @@ AI __m256i even16(__m256i x) { return _mm256_srai_epi16(_mm256_slli_epi16(x, 8),
 AI __m256i odd16(__m256i x) { return _mm256_srai_epi16(x, 8); }
 /* acc + the 16-bit pair products of the even codes e with the pairs at pe and of the odd codes o with po */
 AI __m256i madd_even_odd(__m256i acc, __m256i e, __m256i o, const int32_t *pe, const int32_t *po) {
-    return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_load_si256((const __m256i *)pe)),
-                                                  _mm256_madd_epi16(o, _mm256_load_si256((const __m256i *)po))));
+    return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_set1_epi32(*pe)),
+                                                  _mm256_madd_epi16(o, _mm256_set1_epi32(*po))));
 }
 
 /* Per 128-bit lane of 4 int32 (dims or keys 0..3): words 0, 2, 1, 3 -> dword 0 the even pair, 1 the odd. */
 AI __m256i pairs16(__m256i x) {
     return _mm256_shuffle_epi8(x, _mm256_setr_epi8(0, 1, 8, 9, 4, 5, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
                                                    0, 1, 8, 9, 4, 5, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
-}
-/* The pairs of 8 values (two groups of 4) as four 32-byte broadcast patterns at e[0], o[0], e[1], o[1]. */
-AI void store_pairs(__m256i x, int32_t (*e)[8], int32_t (*o)[8]) {
-    const __m256i p = pairs16(x);
-    const __m128i lo = _mm256_castsi256_si128(p), hi = _mm256_extracti128_si256(p, 1);
-    _mm256_store_si256((__m256i *)e[0], _mm256_broadcastd_epi32(lo));
-    _mm256_store_si256((__m256i *)o[0], _mm256_broadcastd_epi32(_mm_srli_si128(lo, 4)));
-    _mm256_store_si256((__m256i *)e[1], _mm256_broadcastd_epi32(hi));
-    _mm256_store_si256((__m256i *)o[1], _mm256_broadcastd_epi32(_mm_srli_si128(hi, 4)));
 }
 
 /* false when a row is not finite (the fp32 loop then runs, and propagates it) */
@@ -658,13 +649,13 @@ static bool i8f_quantize_q(int R, const float *Q, int hd, i8f_state *st) {
         const __m256 G = _mm256_set1_ps(amax > 0.0f ? I8F_QMAX / amax : 0.0f);
         st->qinv[r] = amax > 0.0f ? amax / I8F_QMAX : 0.0f;
         for (int d = 0; d < hd; d += 8) /* rne, as the VNNI loop's cvtps2dq */
-            store_pairs(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(q + d), G)), &st->qe[r][d / 4], &st->qo[r][d / 4]);
+            _mm256_store_si256((__m256i *)&st->q[r][d], pairs16(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(q + d), G))));
     }
     return true;
 }
 
 /* The one integer loop of both products: a[i][u] += the pair products of the codes of unit u0 + u at step t
- * (32 bytes at base + (uu >> 1)·T + 32·(uu & 1) + t·step) with row i's patterns at pe/po + i·rs + 8t, for n
+ * (32 bytes at base + (uu >> 1)·T + 32·(uu & 1) + t·step) with row i's pairs at pe/po + i·rs + 4t (broadcast), for n
  * steps (Q·Kᵀ: units are 8-key halves of the K tiles, T the tile stride, a step 4 dims; P·V: units are
  * 8 columns, T = 64, a step one group of 4 keys). */
 AI void madd_units(int NR, int NU, int u0, int n, const char *base, size_t T, size_t step, const int32_t *pe,
@@ -674,7 +665,7 @@ AI void madd_units(int NR, int NU, int u0, int n, const char *base, size_t T, si
 #pragma GCC unroll 8
         for (int u = 0; u < NU; u++) a[i][u] = _mm256_setzero_si256();
     pfq f = *pf;
-    for (int t = 0; t < n; t++, base += step, pe += 8, po += 8) {
+    for (int t = 0; t < n; t++, base += step, pe += 4, po += 4) {
         pf_step(&f);
 #pragma GCC unroll 8
         for (int u = 0; u < NU; u++) {
@@ -692,7 +683,7 @@ AI void madd_units(int NR, int NU, int u0, int n, const char *base, size_t T, si
 AI void qk_i8f(int r0, int NR, int u0, int NU, int hd, const char *kt, size_t tstride, const float *ks,
                const i8f_state *st, float *S, pfq *pf) {
     __m256i a[4][8];
-    madd_units(NR, NU, u0, hd / 4, kt, tstride, 64, st->qe[r0][0], st->qo[r0][0], CB_FLASH_MAX_HD / 4 * 8, a, pf);
+    madd_units(NR, NU, u0, hd / 4, kt, tstride, 64, st->q[r0], st->q[r0] + 1, CB_FLASH_MAX_HD, a, pf);
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++) {
         const __m256 qinv = _mm256_set1_ps(st->qinv[r0 + i]);
@@ -723,7 +714,7 @@ static inline void softmax_i8f(int R, const int64_t *qpos, int64_t kb, int nb, c
         const int64_t vis = CB_MIN((int64_t)nb, qpos[r] - kb + 1);
         if (vis <= 0) {
             alpha[r] = 1.0f, st->punit[r] = 0.0f;
-            memset(st->pe[r], 0, sizeof st->pe[r]), memset(st->po[r], 0, sizeof st->po[r]);
+            memset(st->p[r], 0, sizeof st->p[r]);
             continue;
         }
         const float *s = S + r * CB_FLASH_BK;
@@ -747,7 +738,7 @@ static inline void softmax_i8f(int R, const int64_t *qpos, int64_t kb, int nb, c
             __m256 v = _mm256_loadu_ps(vs + 8 * k); /* past nb: 0 (e is 0 there too) */
             if (nb < CB_FLASH_BK) v = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nb), _mm256_add_epi32(idx, _mm256_set1_epi32(8 * k)))));
             const __m256i pi = _mm256_cvtps_epi32(_mm256_mul_ps(e, _mm256_mul_ps(v, wf)));
-            store_pairs(_mm256_min_epi32(pi, _mm256_set1_epi32((int)I8F_PMAX)), &st->pe[r][2 * k], &st->po[r][2 * k]);
+            _mm256_store_si256((__m256i *)&st->p[r][8 * k], pairs16(_mm256_min_epi32(pi, _mm256_set1_epi32((int)I8F_PMAX))));
         }
         lsum[r] = _mm256_fmadd_ps(lsum[r], _mm256_set1_ps(a), _mm256_mul_ps(sum, _mm256_set1_ps(cc)));
         st->punit[r] = vmax > 0.0f ? cc * (vmax / I8F_PMAX) : 0.0f;
@@ -759,8 +750,7 @@ static inline void softmax_i8f(int R, const int64_t *qpos, int64_t kb, int nb, c
 AI void pv_i8f(int r0, int NR, int c0, int NU, int hd, const char *vb, const i8f_state *st, const float *alpha,
                float *O, pfq *pf) {
     __m256i a[4][8];
-    madd_units(NR, NU, 0, CB_FLASH_BK / 4, vb + (size_t)c0 * 4, 64, (size_t)4 * hd, st->pe[r0][0], st->po[r0][0],
-               CB_FLASH_BK / 4 * 8, a, pf);
+    madd_units(NR, NU, 0, CB_FLASH_BK / 4, vb + (size_t)c0 * 4, 64, (size_t)4 * hd, st->p[r0], st->p[r0] + 1, CB_FLASH_BK, a, pf);
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++) {
         const __m256 al = _mm256_set1_ps(alpha[r0 + i]), pu = _mm256_set1_ps(st->punit[r0 + i]);
