@@ -938,8 +938,8 @@ Test(attention_kernel, decode_prefetch_target_changes_no_bit) {
 }
 
 /* A call over keys [k0, k1) reads nothing of the cache at k1 or after (the positions a decode has not
- * written yet, or that an earlier sequence left): with those positions poisoned (NaN scales and values,
- * arbitrary codes) every path gives the bits it gives over a zeroed tail, in exact and fast mode, for
+ * written yet, or that an earlier sequence left): with those positions poisoned (NaN and huge scales, NaN
+ * values, arbitrary codes) every path gives the bits it gives over a zeroed tail, in exact and fast mode, for
  * decode row counts and a prefill-sized one, a last block of 40 keys and one of 1. */
 static void poison_tail(const cb_kv_view *kv, int64_t from) {
     const int hd = kv->hd;
@@ -947,7 +947,7 @@ static void poison_tail(const cb_kv_view *kv, int64_t from) {
     char *kc = (char *)kv->k, *vc = (char *)kv->v;
     cb_rng g = { 99 };
     for (int64_t p = from; p < kv->cap; p++) {
-        if (cb_kv_is_q8(kv->dtype)) ks[p] = vs[p] = NAN;
+        if (cb_kv_is_q8(kv->dtype)) ks[p] = vs[p] = p & 1 ? 1e30f : NAN; /* huge: a max taken over them shows */
         for (int d = 0; d < hd; d++) {
             const int64_t ko = cb_kv_k_offset(p, d, hd, kv->cap, kv->dtype), vo = cb_kv_v_offset(p, d, hd, kv->cap, kv->dtype);
             switch (kv->dtype) {
